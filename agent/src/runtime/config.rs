@@ -1,0 +1,230 @@
+//! The worker configuration (`worker.properties`) and what the runtime derives from it per task: Kafka client
+//! configurations and converters, with Kafka Connect's precedence (connector overrides worker).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use sluice_connectors::{ConfigMap, Converter, registry};
+
+use super::{TaskError, TaskKey};
+
+const DEFAULT_OFFSET_FLUSH_INTERVAL_MS: u64 = 60_000;
+const DEFAULT_SHUTDOWN_TIMEOUT_MS: u64 = 5_000;
+/// Kafka Connect's default converter: JSON with the schema envelope.
+const DEFAULT_CONVERTER: &str = "org.apache.kafka.connect.json.JsonConverter";
+
+/// Java client keys that librdkafka does not know; passing them would make client creation fail, so they are
+/// dropped (with a debug log) instead of failing a worker file written for Kafka Connect.
+const JAVA_ONLY_CLIENT_KEYS: &[&str] = &[
+    "key.serializer",
+    "value.serializer",
+    "key.deserializer",
+    "value.deserializer",
+    "buffer.memory",
+    "max.block.ms",
+    "interceptor.classes",
+    "metric.reporters",
+    "partitioner.class",
+    "sasl.jaas.config",
+    "default.api.timeout.ms",
+    "request.timeout.ms.config",
+];
+
+/// Top-level worker keys that Kafka Connect also applies to every client it creates.
+const SHARED_CLIENT_KEYS: &[&str] = &[
+    "security.protocol",
+    "ssl.ca.location",
+    "ssl.certificate.location",
+    "ssl.key.location",
+    "ssl.key.password",
+    "sasl.mechanism",
+    "sasl.mechanisms",
+    "sasl.username",
+    "sasl.password",
+    "client.dns.lookup",
+];
+
+/// The parsed `worker.properties`.
+#[derive(Debug, Clone)]
+pub(crate) struct WorkerConfig {
+    pub raw: BTreeMap<String, String>,
+    pub bootstrap_servers: String,
+    /// How often source offsets are reported and sink offsets flushed and committed.
+    pub offset_flush_interval: Duration,
+    /// How long a stopping task may take to drain in-flight records before it is cut off.
+    pub shutdown_timeout: Duration,
+}
+
+impl WorkerConfig {
+    pub fn from_properties(raw: BTreeMap<String, String>) -> Result<Self, crate::AgentError> {
+        let millis = |key: &str, default: u64| -> Result<Duration, crate::AgentError> {
+            match raw.get(key).map(|v| v.trim()) {
+                None | Some("") => Ok(Duration::from_millis(default)),
+                Some(v) => v.parse::<u64>().map(Duration::from_millis).map_err(|_| crate::AgentError::WorkerConfig {
+                    key: key.to_string(),
+                    message: format!("expected a number of milliseconds, got `{v}`"),
+                }),
+            }
+        };
+        let offset_flush_interval = millis("offset.flush.interval.ms", DEFAULT_OFFSET_FLUSH_INTERVAL_MS)?;
+        let shutdown_timeout = millis("task.shutdown.graceful.timeout.ms", DEFAULT_SHUTDOWN_TIMEOUT_MS)?;
+        if offset_flush_interval.is_zero() {
+            return Err(crate::AgentError::WorkerConfig {
+                key: "offset.flush.interval.ms".into(),
+                message: "must be greater than 0".into(),
+            });
+        }
+        let bootstrap_servers =
+            raw.get("bootstrap.servers").map(|s| s.trim().to_string()).unwrap_or_else(|| "localhost:9092".to_string());
+        Ok(WorkerConfig { raw, bootstrap_servers, offset_flush_interval, shutdown_timeout })
+    }
+
+    /// The producer of a source task: Kafka Connect's safe defaults, then worker `producer.*`, then the connector's
+    /// `producer.override.*`.
+    pub fn producer_config(&self, connector_config: &ConfigMap, id: &TaskKey) -> ClientConfig {
+        let mut cfg = ClientConfig::new();
+        cfg.set("bootstrap.servers", &self.bootstrap_servers)
+            .set("client.id", format!("connector-producer-{}-{}", id.connector, id.task))
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            .set("max.in.flight.requests.per.connection", "5")
+            .set("linger.ms", "5");
+        self.apply_client_keys(&mut cfg, connector_config, "producer.");
+        cfg
+    }
+
+    /// The consumer of a sink task, in the group `connect-<connector>` that fences zombie sink tasks.
+    pub fn consumer_config(&self, connector_config: &ConfigMap, id: &TaskKey) -> ClientConfig {
+        let mut cfg = ClientConfig::new();
+        cfg.set("bootstrap.servers", &self.bootstrap_servers)
+            .set("client.id", format!("connector-consumer-{}-{}", id.connector, id.task))
+            .set("group.id", format!("connect-{}", id.connector))
+            .set("auto.offset.reset", "earliest");
+        self.apply_client_keys(&mut cfg, connector_config, "consumer.");
+        // Offsets are committed only after the sink task flushed; never let the client commit on its own.
+        cfg.set("enable.auto.commit", "false").set("enable.auto.offset.store", "false");
+        cfg
+    }
+
+    fn apply_client_keys(&self, cfg: &mut ClientConfig, connector_config: &ConfigMap, prefix: &str) {
+        let mut set = |key: &str, value: &str| {
+            if JAVA_ONLY_CLIENT_KEYS.contains(&key) {
+                tracing::debug!(key, "ignoring a Java-only client setting");
+            } else {
+                cfg.set(key, value);
+            }
+        };
+        for key in SHARED_CLIENT_KEYS {
+            if let Some(value) = self.raw.get(*key) {
+                set(key, value);
+            }
+        }
+        for (key, value) in &self.raw {
+            if let Some(client_key) = key.strip_prefix(prefix) {
+                set(client_key, value);
+            }
+        }
+        let override_prefix = format!("{prefix}override.");
+        for (key, value) in connector_config {
+            if let Some(client_key) = key.strip_prefix(&override_prefix) {
+                set(client_key, value);
+            }
+        }
+    }
+
+    /// The key or value converter of a task: the connector's `key.converter`/`value.converter` wins over the
+    /// worker's; the sub-configuration (`<prefix>.*`, prefix stripped) comes from whichever side named the class.
+    pub fn converter(&self, connector_config: &ConfigMap, is_key: bool) -> Result<Box<dyn Converter>, TaskError> {
+        let key = if is_key { "key.converter" } else { "value.converter" };
+        let (class, sub_config) = match (connector_config.get(key), self.raw.get(key)) {
+            (Some(class), _) => (class.trim().to_string(), sub_config(connector_config, key)),
+            (None, Some(class)) => (class.trim().to_string(), sub_config(&self.raw, key)),
+            (None, None) => {
+                let mut defaults = ConfigMap::new();
+                defaults.insert("schemas.enable".into(), "true".into());
+                (DEFAULT_CONVERTER.to_string(), defaults)
+            }
+        };
+        if registry::converter(&class).is_none() {
+            return Err(TaskError::UnknownConverter { key: key.to_string(), class });
+        }
+        registry::new_converter(&class, &sub_config, is_key).map_err(|source| TaskError::ConverterConfig {
+            key: key.to_string(),
+            class,
+            source,
+        })
+    }
+}
+
+fn sub_config(config: &BTreeMap<String, String>, key: &str) -> ConfigMap {
+    let prefix = format!("{key}.");
+    config.iter().filter_map(|(k, v)| k.strip_prefix(&prefix).map(|sub| (sub.to_string(), v.clone()))).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn id() -> TaskKey {
+        TaskKey { connector: "local-file-source".into(), task: 0 }
+    }
+
+    #[test]
+    fn defaults() {
+        let worker = WorkerConfig::from_properties(BTreeMap::new()).expect("valid");
+        assert_eq!(worker.offset_flush_interval, Duration::from_secs(60));
+        assert_eq!(worker.shutdown_timeout, Duration::from_secs(5));
+        assert_eq!(worker.bootstrap_servers, "localhost:9092");
+    }
+
+    #[test]
+    fn rejects_a_bad_interval() {
+        let err = WorkerConfig::from_properties(map(&[("offset.flush.interval.ms", "soon")])).unwrap_err();
+        assert!(err.to_string().contains("offset.flush.interval.ms"), "{err}");
+    }
+
+    #[test]
+    fn producer_precedence_defaults_worker_connector() {
+        let worker = WorkerConfig::from_properties(map(&[
+            ("bootstrap.servers", "k1:9092"),
+            ("producer.linger.ms", "20"),
+            ("producer.compression.type", "lz4"),
+            ("producer.key.serializer", "org.Whatever"),
+            ("consumer.fetch.min.bytes", "7"),
+            ("security.protocol", "PLAINTEXT"),
+        ]))
+        .expect("valid");
+        let connector = map(&[("producer.override.compression.type", "zstd")]);
+        let cfg = worker.producer_config(&connector, &id());
+        assert_eq!(cfg.get("bootstrap.servers"), Some("k1:9092"));
+        assert_eq!(cfg.get("acks"), Some("all"));
+        assert_eq!(cfg.get("linger.ms"), Some("20"));
+        assert_eq!(cfg.get("compression.type"), Some("zstd"));
+        assert_eq!(cfg.get("security.protocol"), Some("PLAINTEXT"));
+        assert_eq!(cfg.get("key.serializer"), None);
+        assert_eq!(cfg.get("fetch.min.bytes"), None);
+        assert_eq!(cfg.get("client.id"), Some("connector-producer-local-file-source-0"));
+    }
+
+    #[test]
+    fn consumer_never_auto_commits() {
+        let worker =
+            WorkerConfig::from_properties(map(&[("consumer.enable.auto.commit", "true")])).expect("valid");
+        let cfg = worker.consumer_config(&ConfigMap::new(), &id());
+        assert_eq!(cfg.get("enable.auto.commit"), Some("false"));
+        assert_eq!(cfg.get("group.id"), Some("connect-local-file-source"));
+        assert_eq!(cfg.get("auto.offset.reset"), Some("earliest"));
+    }
+
+    #[test]
+    fn converter_sub_config_comes_from_the_side_that_named_the_class() {
+        let worker = map(&[("value.converter", "W"), ("value.converter.schemas.enable", "false"), ("x", "y")]);
+        assert_eq!(sub_config(&worker, "value.converter"), map(&[("schemas.enable", "false")]));
+        assert!(sub_config(&worker, "key.converter").is_empty());
+    }
+}

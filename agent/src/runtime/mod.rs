@@ -1,0 +1,276 @@
+//! The task runtime: every assigned task runs as its own tokio task (a source loop or a sink loop), is steered by the
+//! session through a [`watch`] channel and reports state changes and source offsets back through an mpsc channel.
+
+pub(crate) mod config;
+pub(crate) mod offsets;
+pub(crate) mod sink;
+pub(crate) mod source;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sluice_connectors::ConnectError;
+use sluice_proto::agent::{SourceOffset, TaskAssignment, TaskState};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::{Instrument, error, info_span, warn};
+
+pub(crate) use config::WorkerConfig;
+
+use crate::metrics::Metrics;
+
+/// Identity of a task: connector name and task number, like Kafka Connect's `ConnectorTaskId`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct TaskKey {
+    pub connector: String,
+    pub task: u32,
+}
+
+impl fmt::Display for TaskKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.connector, self.task)
+    }
+}
+
+/// What the session wants a task to do. A `watch` keeps only the latest wish, which is all a task needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Control {
+    Run,
+    Pause,
+    Stop(StopMode),
+}
+
+/// How a task stops; decides whether it may still report offsets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StopMode {
+    /// Agent shutdown (or target state STOPPED): drain in-flight records, commit offsets, then stop.
+    Graceful,
+    /// The task moved away or got a new epoch: reports with this epoch would be rejected, so commit nothing more
+    /// to the control plane (sinks still flush and commit to their consumer group, which the group generation
+    /// fences).
+    Revoked,
+    /// The agent's lease may have expired and the task may already run elsewhere: stop at once, commit nothing.
+    Fenced,
+}
+
+/// A report from a task to the session.
+#[derive(Debug)]
+pub(crate) struct TaskEvent {
+    pub id: TaskKey,
+    pub epoch: u64,
+    pub kind: TaskEventKind,
+}
+
+#[derive(Debug)]
+pub(crate) enum TaskEventKind {
+    State { state: TaskState, trace: String },
+    /// Latest acknowledged offsets per source partition since the previous report.
+    Offsets(Vec<SourceOffset>),
+    /// The task's future finished (after stopping or failing).
+    Exited,
+}
+
+/// The session's side of a running task.
+pub(crate) struct TaskHandle {
+    pub control: watch::Sender<Control>,
+    pub join: JoinHandle<()>,
+}
+
+impl TaskHandle {
+    pub fn send(&self, control: Control) {
+        // An error only means the task already exited, which is what any control wants eventually.
+        let _ = self.control.send(control);
+    }
+}
+
+/// Everything a source or sink loop needs; built once per task start.
+pub(crate) struct TaskContext {
+    pub id: TaskKey,
+    pub epoch: u64,
+    pub assignment: TaskAssignment,
+    pub worker: Arc<WorkerConfig>,
+    pub events: mpsc::UnboundedSender<TaskEvent>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl TaskContext {
+    fn emit(&self, kind: TaskEventKind) {
+        let _ = self.events.send(TaskEvent { id: self.id.clone(), epoch: self.epoch, kind });
+    }
+
+    pub fn report_state(&self, state: TaskState) {
+        self.emit(TaskEventKind::State { state, trace: String::new() });
+    }
+
+    pub fn report_offsets(&self, offsets: Vec<SourceOffset>) {
+        if !offsets.is_empty() {
+            self.emit(TaskEventKind::Offsets(offsets));
+        }
+    }
+
+    /// The connector's configuration as the user wrote it.
+    pub fn connector_config(&self) -> sluice_connectors::ConfigMap {
+        self.assignment.connector_config.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    /// The task configuration: the connector's configuration overlaid with the task split's keys.
+    pub fn task_config(&self) -> sluice_connectors::ConfigMap {
+        let mut config = self.connector_config();
+        config.extend(self.assignment.task_config.iter().map(|(k, v)| (k.clone(), v.clone())));
+        config
+    }
+
+    pub fn connector_class(&self) -> Result<&str, TaskError> {
+        self.assignment
+            .connector_config
+            .get("connector.class")
+            .map(String::as_str)
+            .ok_or_else(|| TaskError::Config { key: "connector.class".into(), message: "missing".into() })
+    }
+}
+
+/// Why a task failed. The `Display` and source chain become the `trace` of its FAILED status.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum TaskError {
+    #[error("invalid configuration for `{key}`: {message}")]
+    Config { key: String, message: String },
+    #[error("unknown connector class `{0}`")]
+    UnknownConnector(String),
+    #[error("connector `{class}` cannot run a {kind} task")]
+    WrongType { class: String, kind: &'static str },
+    #[error("unknown converter class `{class}` for `{key}`")]
+    UnknownConverter { key: String, class: String },
+    #[error("failed to configure converter `{class}` for `{key}`")]
+    ConverterConfig {
+        key: String,
+        class: String,
+        #[source]
+        source: ConnectError,
+    },
+    #[error("{context}")]
+    Connector {
+        context: &'static str,
+        #[source]
+        source: ConnectError,
+    },
+    #[error("Failed to convert record {what}")]
+    Convert {
+        what: String,
+        #[source]
+        source: ConnectError,
+    },
+    #[error("{context}")]
+    Kafka {
+        context: String,
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+}
+
+impl TaskError {
+    pub fn connector(context: &'static str) -> impl FnOnce(ConnectError) -> TaskError {
+        move |source| TaskError::Connector { context, source }
+    }
+
+    pub fn kafka(context: impl Into<String>) -> impl FnOnce(rdkafka::error::KafkaError) -> TaskError {
+        let context = context.into();
+        move |source| TaskError::Kafka { context, source }
+    }
+
+    /// The readable cause chain, one cause per line, as Kafka Connect shows in a FAILED task's `trace`.
+    pub fn trace(&self) -> String {
+        let mut out = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            out.push_str("\nCaused by: ");
+            out.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        out
+    }
+}
+
+/// Whether `errors.tolerance=all` asks to skip records that fail conversion instead of failing the task.
+pub(crate) fn tolerates_record_errors(ctx: &TaskContext) -> bool {
+    ctx.assignment.connector_config.get("errors.tolerance").is_some_and(|v| v.trim().eq_ignore_ascii_case("all"))
+}
+
+/// Starts a task. When `predecessor` is the same task's previous incarnation (epoch change), the new one starts
+/// only after the old one exited (or after the graceful timeout), so two copies never poll side by side for long.
+pub(crate) fn spawn_task(
+    assignment: TaskAssignment,
+    initial: Control,
+    worker: Arc<WorkerConfig>,
+    events: mpsc::UnboundedSender<TaskEvent>,
+    metrics: Arc<Metrics>,
+    predecessor: Option<JoinHandle<()>>,
+) -> TaskHandle {
+    let id = TaskKey {
+        connector: assignment.id.as_ref().map(|t| t.connector.clone()).unwrap_or_default(),
+        task: assignment.id.as_ref().map(|t| t.task).unwrap_or_default(),
+    };
+    let epoch = assignment.epoch;
+    let (control_tx, control_rx) = watch::channel(initial);
+    let span = info_span!("task", connector = %id.connector, task = id.task, epoch);
+    let ctx = TaskContext { id, epoch, assignment, worker, events, metrics };
+    let join = tokio::spawn(
+        async move {
+            if let Some(previous) = predecessor {
+                wait_or_abort(previous, ctx.worker.shutdown_timeout).await;
+            }
+            let kind = ctx.assignment.connector_type.clone();
+            let result = match kind.as_str() {
+                "source" => source::run(&ctx, control_rx).await,
+                "sink" => sink::run(&ctx, control_rx).await,
+                other => Err(TaskError::Config {
+                    key: "connector_type".into(),
+                    message: format!("expected `source` or `sink`, got `{other}`"),
+                }),
+            };
+            if let Err(err) = result {
+                let trace = err.trace();
+                error!(error = %trace, "task failed");
+                ctx.emit(TaskEventKind::State { state: TaskState::Failed, trace });
+            }
+            ctx.emit(TaskEventKind::Exited);
+        }
+        .instrument(span),
+    );
+    TaskHandle { control: control_tx, join }
+}
+
+/// Waits for a task to finish; aborts it when it overstays `grace` (a connector stuck in `poll` or `stop`).
+pub(crate) async fn wait_or_abort(mut join: JoinHandle<()>, grace: Duration) {
+    if tokio::time::timeout(grace, &mut join).await.is_err() {
+        warn!(grace_ms = grace.as_millis() as u64, "task did not stop in time, aborting it");
+        join.abort();
+        let _ = join.await;
+    }
+}
+
+/// Waits until the session asks the task to stop; a dropped sender (session gone) counts as fenced.
+pub(crate) async fn stop_requested(control: &mut watch::Receiver<Control>) -> StopMode {
+    loop {
+        if let Control::Stop(mode) = *control.borrow_and_update() {
+            return mode;
+        }
+        if control.changed().await.is_err() {
+            return StopMode::Fenced;
+        }
+    }
+}
+
+/// The current wish; a dropped sender counts as fenced.
+pub(crate) fn current_control(control: &mut watch::Receiver<Control>) -> Control {
+    if control.has_changed().is_err() {
+        return Control::Stop(StopMode::Fenced);
+    }
+    *control.borrow_and_update()
+}
+
+/// Waits for the next change of the wish (the caller re-reads it with [`current_control`]).
+/// A dropped sender resolves at once; the caller then reads Fenced and exits.
+pub(crate) async fn control_changed(control: &mut watch::Receiver<Control>) {
+    let _ = control.changed().await;
+}

@@ -1,0 +1,22 @@
+//! The Sluice connector API and the built-in plugins.
+//!
+//! Modelled on Kafka Connect's: a [`Connector`] validates its configuration and splits the work into task
+//! configurations; a [`SourceTask`] polls [`SourceRecord`]s that carry a source partition and offset; a
+//! [`SinkTask`] receives [`SinkRecord`]s and flushes them. Converters turn schema'd [`Value`]s into bytes and back.
+//! Every plugin is registered in one explicit table, [`registry`], by class name and by Kafka Connect's aliases.
+
+pub mod config;
+pub mod connector;
+pub mod converter;
+pub mod error;
+pub mod file;
+pub mod record;
+pub mod registry;
+
+pub use config::{ConfigDef, ConfigInfos, ConfigKey, ConfigMap, ConfigType, Importance};
+pub use connector::{
+    Connector, ConnectorType, SinkTask, SinkTaskContext, SourceTask, SourceTaskContext, TopicPartition,
+};
+pub use converter::Converter;
+pub use error::ConnectError;
+pub use record::{Field, Schema, SchemaType, SinkRecord, SourceRecord, Value};

@@ -1,0 +1,708 @@
+//! The one explicit table of every built-in plugin: connectors, converters (and later transforms and predicates),
+//! looked up by class name and by Kafka Connect's aliases, plus full validation of a connector configuration.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::config::{
+    ConfigDef, ConfigInfo, ConfigInfos, ConfigKey, ConfigMap, ConfigType, ConfigValueInfo, DefaultValue, Importance,
+    Validator, Width, invalid_value, parse_list,
+};
+use crate::connector::{Connector, ConnectorType};
+use crate::converter::{ByteArrayConverter, Converter, JsonConverter, StringConverter};
+use crate::error::ConnectError;
+use crate::file::{FileStreamSinkConnector, FileStreamSourceConnector};
+
+/// An entry of `GET /connector-plugins`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PluginInfo {
+    pub class: String,
+    /// source, sink, converter, header_converter, transformation, predicate.
+    #[serde(rename = "type")]
+    pub plugin_type: String,
+    pub version: String,
+}
+
+/// The version every built-in plugin reports: they ship with this crate.
+pub const PLUGIN_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// A connector plugin of the table: its canonical class, Kafka Connect's aliases (simple name and simple name
+/// without the `Connector` suffix) and its constructor.
+struct ConnectorEntry {
+    class: &'static str,
+    aliases: &'static [&'static str],
+    connector_type: ConnectorType,
+    build: fn() -> Arc<dyn Connector>,
+}
+
+/// A converter plugin of the table; aliases are the simple name and the simple name without `Converter`, as Kafka
+/// Connect computes them.
+struct ConverterEntry {
+    class: &'static str,
+    aliases: &'static [&'static str],
+    build: fn() -> Box<dyn Converter>,
+}
+
+/// Every built-in connector. Adding a connector means adding a line here.
+const CONNECTORS: &[ConnectorEntry] = &[
+    ConnectorEntry {
+        class: "org.apache.kafka.connect.file.FileStreamSourceConnector",
+        aliases: &["FileStreamSource", "FileStreamSourceConnector"],
+        connector_type: ConnectorType::Source,
+        build: || Arc::new(FileStreamSourceConnector),
+    },
+    ConnectorEntry {
+        class: "org.apache.kafka.connect.file.FileStreamSinkConnector",
+        aliases: &["FileStreamSink", "FileStreamSinkConnector"],
+        connector_type: ConnectorType::Sink,
+        build: || Arc::new(FileStreamSinkConnector),
+    },
+];
+
+/// Every built-in converter.
+const CONVERTERS: &[ConverterEntry] = &[
+    ConverterEntry {
+        class: "org.apache.kafka.connect.storage.StringConverter",
+        aliases: &["StringConverter", "String"],
+        build: || Box::new(StringConverter::default()),
+    },
+    ConverterEntry {
+        class: "org.apache.kafka.connect.converters.ByteArrayConverter",
+        aliases: &["ByteArrayConverter", "ByteArray"],
+        build: || Box::new(ByteArrayConverter),
+    },
+    ConverterEntry {
+        class: "org.apache.kafka.connect.json.JsonConverter",
+        aliases: &["JsonConverter", "Json"],
+        build: || Box::new(JsonConverter::default()),
+    },
+];
+
+/// Header converters, with their aliases. The runtime renders headers itself for now, so these are only names.
+const HEADER_CONVERTERS: &[(&str, &[&str])] =
+    &[("org.apache.kafka.connect.storage.SimpleHeaderConverter", &["SimpleHeaderConverter", "Simple"])];
+
+fn find_connector(class_or_alias: &str) -> Option<&'static ConnectorEntry> {
+    let name = class_or_alias.trim();
+    CONNECTORS.iter().find(|e| e.class == name || e.aliases.contains(&name))
+}
+
+fn find_converter(class_or_alias: &str) -> Option<&'static ConverterEntry> {
+    let name = class_or_alias.trim();
+    CONVERTERS.iter().find(|e| e.class == name || e.aliases.contains(&name))
+}
+
+/// Whether a class or alias names a header converter (a plain converter can serve as one in Kafka Connect too).
+fn is_header_converter(class_or_alias: &str) -> bool {
+    let name = class_or_alias.trim();
+    find_converter(name).is_some() || HEADER_CONVERTERS.iter().any(|(class, aliases)| *class == name || aliases.contains(&name))
+}
+
+/// The connector plugin for a class name or alias (`FileStreamSource`, `FileStreamSourceConnector`,
+/// `org.apache.kafka.connect.file.FileStreamSourceConnector`).
+pub fn connector(class_or_alias: &str) -> Option<Arc<dyn Connector>> {
+    find_connector(class_or_alias).map(|e| (e.build)())
+}
+
+/// The canonical class names of every connector plugin, for error messages that list what is known.
+pub fn connector_class_names() -> Vec<&'static str> {
+    CONNECTORS.iter().map(|e| e.class).collect()
+}
+
+/// The type of the connector a configuration names in `connector.class`, if that class is known.
+pub fn connector_type_of(config: &ConfigMap) -> Option<ConnectorType> {
+    config.get(CONNECTOR_CLASS).and_then(|class| find_connector(class)).map(|e| e.connector_type)
+}
+
+/// All plugins sorted by class; connectors only unless `include_all`.
+pub fn plugins(include_all: bool) -> Vec<PluginInfo> {
+    let info = |class: &str, plugin_type: &str| PluginInfo {
+        class: class.to_string(),
+        plugin_type: plugin_type.to_string(),
+        version: PLUGIN_VERSION.to_string(),
+    };
+    let mut out: Vec<PluginInfo> = CONNECTORS.iter().map(|e| info(e.class, e.connector_type.as_str())).collect();
+    if include_all {
+        out.extend(CONVERTERS.iter().map(|e| info(e.class, "converter")));
+        out.extend(HEADER_CONVERTERS.iter().map(|(class, _)| info(class, "header_converter")));
+    }
+    out.sort_by(|a, b| a.class.cmp(&b.class).then_with(|| a.plugin_type.cmp(&b.plugin_type)));
+    out
+}
+
+/// A new, unconfigured converter for a class name or alias (`org.apache.kafka.connect.storage.StringConverter`,
+/// `JsonConverter`, ...).
+pub fn converter(class: &str) -> Option<Box<dyn Converter>> {
+    find_converter(class).map(|e| (e.build)())
+}
+
+/// A configured converter: `config` holds the converter's own keys with the `key.converter.`/`value.converter.`
+/// prefix stripped. An unknown class is a configuration error on `key.converter`/`value.converter`.
+pub fn new_converter(class: &str, config: &ConfigMap, is_key: bool) -> Result<Box<dyn Converter>, ConnectError> {
+    let key = if is_key { KEY_CONVERTER } else { VALUE_CONVERTER };
+    let mut converter =
+        converter(class).ok_or_else(|| ConnectError::config(key, format!("Class {} could not be found.", class.trim())))?;
+    converter.configure(config, is_key)?;
+    Ok(converter)
+}
+
+const NAME: &str = "name";
+const CONNECTOR_CLASS: &str = "connector.class";
+const KEY_CONVERTER: &str = "key.converter";
+const VALUE_CONVERTER: &str = "value.converter";
+const HEADER_CONVERTER: &str = "header.converter";
+const TRANSFORMS: &str = "transforms";
+const PREDICATES: &str = "predicates";
+const TOPICS: &str = "topics";
+const TOPICS_REGEX: &str = "topics.regex";
+const DLQ_TOPIC: &str = "errors.deadletterqueue.topic.name";
+
+const COMMON_GROUP: &str = "Common";
+const TRANSFORMS_GROUP: &str = "Transforms";
+const PREDICATES_GROUP: &str = "Predicates";
+const ERROR_GROUP: &str = "Error Handling";
+const TOPIC_CREATION_GROUP: &str = "Topic Creation";
+const EXACTLY_ONCE_SUPPORT_GROUP: &str = "Exactly Once Support";
+const OFFSETS_TOPIC_GROUP: &str = "offsets";
+
+/// The keys every connector has, whatever its type, in Kafka Connect's order (`ConnectorConfig.configDef()`).
+fn base_config_def() -> ConfigDef {
+    let common = |key: ConfigKey, order, width, display| key.in_group(COMMON_GROUP, order, width, display);
+    let errors = |key: ConfigKey, order, display| key.in_group(ERROR_GROUP, order, Width::Medium, display);
+    let value = |v: &str| DefaultValue::Value(v.to_string());
+    ConfigDef::new()
+        .define(common(
+            ConfigKey::new(NAME, ConfigType::String, DefaultValue::Required, Importance::High,
+                "Globally unique name to use for this connector.")
+                .with_validator(Validator::NonEmptyStringWithoutControlChars),
+            1, Width::Medium, "Connector name",
+        ))
+        .define(common(
+            ConfigKey::new(CONNECTOR_CLASS, ConfigType::String, DefaultValue::Required, Importance::High,
+                "Name or alias of the class for this connector. Must be a subclass of org.apache.kafka.connect.connector.Connector. If the connector is org.apache.kafka.connect.file.FileStreamSinkConnector, you can either specify this full name,  or use \"FileStreamSink\" or \"FileStreamSinkConnector\" to make the configuration a bit shorter"),
+            2, Width::Long, "Connector class",
+        ))
+        .define(common(
+            ConfigKey::new("tasks.max", ConfigType::Int, value("1"), Importance::High,
+                "Maximum number of tasks to use for this connector.")
+                .with_validator(Validator::AtLeast(1)),
+            3, Width::Short, "Tasks max",
+        ))
+        .define(common(
+            ConfigKey::new("tasks.max.enforce", ConfigType::Boolean, value("true"), Importance::Low,
+                "(Deprecated) Whether to enforce that the tasks.max property is respected by the connector. By default, connectors that generate too many tasks will fail, and existing sets of tasks that exceed the tasks.max property will also be failed. If this property is set to false, then connectors will be allowed to generate more than the maximum number of tasks, and existing sets of tasks that exceed the tasks.max property will be allowed to run. This property is deprecated and will be removed in an upcoming major release."),
+            4, Width::Short, "Enforce tasks max",
+        ))
+        .define(common(
+            ConfigKey::new(KEY_CONVERTER, ConfigType::Class, DefaultValue::Null, Importance::Low,
+                concat!("Converter class used to convert between Kafka Connect format and the serialized form that is written to Kafka.",
+                    " This controls the format of the keys in messages written to or read from Kafka, and since this is independent of connectors it allows any connector to work with any serialization format. Examples of common formats include JSON and Avro.")),
+            5, Width::Short, "Key converter class",
+        ))
+        .define(common(
+            ConfigKey::new(VALUE_CONVERTER, ConfigType::Class, DefaultValue::Null, Importance::Low,
+                concat!("Converter class used to convert between Kafka Connect format and the serialized form that is written to Kafka.",
+                    " This controls the format of the values in messages written to or read from Kafka, and since this is independent of connectors it allows any connector to work with any serialization format. Examples of common formats include JSON and Avro.")),
+            6, Width::Short, "Value converter class",
+        ))
+        .define(common(
+            ConfigKey::new(HEADER_CONVERTER, ConfigType::Class, DefaultValue::Null, Importance::Low,
+                "HeaderConverter class used to convert between Kafka Connect format and the serialized form that is written to Kafka. This controls the format of the header values in messages written to or read from Kafka, and since this is independent of connectors it allows any connector to work with any serialization format. Examples of common formats include JSON and Avro. By default, the SimpleHeaderConverter is used to serialize header values to strings and deserialize them by inferring the schemas."),
+            7, Width::Short, "Header converter class",
+        ))
+        .define(
+            ConfigKey::new(TRANSFORMS, ConfigType::List, value(""), Importance::Low,
+                "Aliases for the transformations to be applied to records.")
+                .in_group(TRANSFORMS_GROUP, 8, Width::Long, "Transforms"),
+        )
+        .define(
+            ConfigKey::new(PREDICATES, ConfigType::List, value(""), Importance::Low,
+                "Aliases for predicates used by transformations.")
+                .in_group(PREDICATES_GROUP, 9, Width::Long, "Predicates"),
+        )
+        .define(common(
+            ConfigKey::new("config.action.reload", ConfigType::String, value("restart"), Importance::Low,
+                "The action that Connect should take on the connector when changes in external configuration providers result in a change in the connector's configuration properties. A value of 'none' indicates that Connect will do nothing. A value of 'restart' indicates that Connect should restart/reload the connector with the updated configuration properties.The restart may actually be scheduled in the future if the external configuration provider indicates that a configuration value will expire in the future.")
+                .with_validator(Validator::OneOf(vec!["none", "restart"])),
+            10, Width::Medium, "Reload Action",
+        ))
+        .define(errors(
+            ConfigKey::new("errors.retry.timeout", ConfigType::Long, value("0"), Importance::Medium,
+                "The maximum duration in milliseconds that a failed operation will be reattempted. The default is 0, which means no retries will be attempted. Use -1 for infinite retries."),
+            1, "Retry Timeout for Errors",
+        ))
+        .define(errors(
+            ConfigKey::new("errors.retry.delay.max.ms", ConfigType::Long, value("60000"), Importance::Medium,
+                "The maximum duration in milliseconds between consecutive retry attempts. Jitter will be added to the delay once this limit is reached to prevent thundering herd issues."),
+            2, "Maximum Delay Between Retries for Errors",
+        ))
+        .define(errors(
+            ConfigKey::new("errors.tolerance", ConfigType::String, value("none"), Importance::Medium,
+                "Behavior for tolerating errors during connector operation. 'none' is the default value and signals that any error will result in an immediate connector task failure; 'all' changes the behavior to skip over problematic records.")
+                .with_validator(Validator::OneOf(vec!["none", "all"])),
+            3, "Error Tolerance",
+        ))
+        .define(errors(
+            ConfigKey::new("errors.log.enable", ConfigType::Boolean, value("false"), Importance::Medium,
+                "If true, write each error and the details of the failed operation and problematic record to the Connect application log. This is 'false' by default, so that only errors that are not tolerated are reported."),
+            4, "Log Errors",
+        ))
+        .define(errors(
+            ConfigKey::new("errors.log.include.messages", ConfigType::Boolean, value("false"), Importance::Medium,
+                "Whether to include in the log the Connect record that resulted in a failure. For sink records, the topic, partition, offset, and timestamp will be logged. For source records, the key and value (and their schemas), all headers, and the timestamp, Kafka topic, Kafka partition, source partition, and source offset will be logged. This is 'false' by default, which will prevent record keys, values, and headers from being written to log files."),
+            5, "Log Error Details",
+        ))
+}
+
+/// The sink-only keys (`SinkConnectorConfig`).
+fn sink_config_def(def: ConfigDef) -> ConfigDef {
+    let value = |v: &str| DefaultValue::Value(v.to_string());
+    def.define(
+        ConfigKey::new(TOPICS, ConfigType::List, value(""), Importance::High, "List of topics to consume, separated by commas")
+            .in_group(COMMON_GROUP, 4, Width::Long, "Topics"),
+    )
+    .define(
+        ConfigKey::new(TOPICS_REGEX, ConfigType::String, value(""), Importance::High,
+            "Regular expression giving topics to consume. Under the hood, the regex is compiled to a <code>java.util.regex.Pattern</code>. Only one of topics or topics.regex should be specified.")
+            .in_group(COMMON_GROUP, 4, Width::Long, "Topics regex"),
+    )
+    .define(
+        ConfigKey::new(DLQ_TOPIC, ConfigType::String, value(""), Importance::Medium,
+            "The name of the topic to be used as the dead letter queue (DLQ) for messages that result in an error when processed by this sink connector, or its transformations or converters. The topic name is blank by default, which means that no messages are to be recorded in the DLQ.")
+            .in_group(ERROR_GROUP, 6, Width::Medium, "Dead Letter Queue Topic Name"),
+    )
+    .define(
+        ConfigKey::new("errors.deadletterqueue.topic.replication.factor", ConfigType::Short, value("3"), Importance::Medium,
+            "Replication factor used to create the dead letter queue topic when it doesn't already exist.")
+            .in_group(ERROR_GROUP, 7, Width::Medium, "Dead Letter Queue Topic Replication Factor"),
+    )
+    .define(
+        ConfigKey::new("errors.deadletterqueue.context.headers.enable", ConfigType::Boolean, value("false"), Importance::Medium,
+            "If true, add headers containing error context to the messages written to the dead letter queue. To avoid clashing with headers from the original record, all error context header keys, all error context header keys will start with <code>__connect.errors.</code>")
+            .in_group(ERROR_GROUP, 8, Width::Medium, "Enable Error Context Headers"),
+    )
+}
+
+/// The source-only keys (`SourceConnectorConfig`): topic creation, exactly-once support and the offsets topic.
+fn source_config_def(def: ConfigDef) -> ConfigDef {
+    let value = |v: &str| DefaultValue::Value(v.to_string());
+    def.define(
+        ConfigKey::new("topic.creation.groups", ConfigType::List, value(""), Importance::Low,
+            "Groups of configurations for topics created by source connectors")
+            .in_group(TOPIC_CREATION_GROUP, 1, Width::Long, "Topic Creation Groups"),
+    )
+    .define(
+        ConfigKey::new("exactly.once.support", ConfigType::String, value("requested"), Importance::Medium,
+            "Permitted values are requested, required. If set to \"required\", forces a preflight check for the connector to ensure that it can provide exactly-once semantics with the given configuration. Some connectors may be capable of providing exactly-once semantics but not signal to Connect that they support this; in that case, documentation for the connector should be consulted carefully before creating it, and the value for this property should be set to \"requested\". Additionally, if the value is set to \"required\" but the worker that performs preflight validation does not have exactly-once support enabled for source connectors, requests to create or validate the connector will fail.")
+            .with_validator(Validator::OneOf(vec!["requested", "required"]))
+            .in_group(EXACTLY_ONCE_SUPPORT_GROUP, 1, Width::Short, "Exactly once support"),
+    )
+    .define(
+        ConfigKey::new("transaction.boundary", ConfigType::String, value("poll"), Importance::Medium,
+            "Permitted values are: poll, interval, connector. If set to 'poll', a new producer transaction will be started and committed for every batch of records that each task from this connector provides to Connect. If set to 'connector', relies on connector-defined transaction boundaries; note that not all connectors are capable of defining their own transaction boundaries, and in that case, attempts to instantiate a connector with this value will fail. Finally, if set to 'interval', commits transactions only after a user-defined time interval has passed.")
+            .with_validator(Validator::OneOf(vec!["poll", "interval", "connector"]))
+            .in_group(EXACTLY_ONCE_SUPPORT_GROUP, 2, Width::Short, "Transaction Boundary"),
+    )
+    .define(
+        ConfigKey::new("transaction.boundary.interval.ms", ConfigType::Long, DefaultValue::Null, Importance::Low,
+            "If 'transaction.boundary' is set to 'interval', determines the interval for producer transaction commits by connector tasks. If unset, defaults to the value of the worker-level 'offset.flush.interval.ms' property. It has no effect if a different transaction.boundary is specified.")
+            .with_validator(Validator::AtLeast(0))
+            .in_group(EXACTLY_ONCE_SUPPORT_GROUP, 3, Width::Short, "Transaction boundary interval"),
+    )
+    .define(
+        ConfigKey::new("offsets.storage.topic", ConfigType::String, DefaultValue::Null, Importance::Low,
+            "The name of a separate offsets topic to use for this connector. If empty or not specified, the worker’s global offsets topic name will be used. If specified, the offsets topic will be created if it does not already exist on the Kafka cluster targeted by this connector (which may be different from the one used for the worker's global offsets topic if the bootstrap.servers property of the connector's producer has been overridden from the worker's). Only applicable in distributed mode; in standalone mode, setting this property will have no effect.")
+            .in_group(OFFSETS_TOPIC_GROUP, 1, Width::Long, "Offsets topic"),
+    )
+}
+
+/// The keys every connector has (`name`, `connector.class`, `tasks.max`, converters, `transforms`, `predicates`,
+/// `errors.*`, and for sinks `topics`/`topics.regex`).
+pub fn common_config_def(connector_type: ConnectorType) -> ConfigDef {
+    match connector_type {
+        ConnectorType::Source => source_config_def(base_config_def()),
+        ConnectorType::Sink => sink_config_def(base_config_def()),
+    }
+}
+
+/// The "known connector plugins" part of the unknown-class error: every class with its aliases.
+fn known_connectors_text() -> String {
+    CONNECTORS
+        .iter()
+        .map(|e| format!("{} (aliases: {})", e.class, e.aliases.join(", ")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Validates a whole connector configuration (common keys and the plugin's own keys) and returns every problem at
+/// once, as Kafka Connect's validate endpoint does. An unknown or missing `connector.class` is reported as an error
+/// on that key naming the known plugins.
+pub fn validate(config: &ConfigMap) -> ConfigInfos {
+    let class = config.get(CONNECTOR_CLASS);
+    let plugin = class.and_then(|c| connector(c));
+    let mut keys: Vec<ConfigKey> = match &plugin {
+        Some(p) => common_config_def(p.connector_type()).keys,
+        None => base_config_def().keys,
+    };
+    if let Some(p) = &plugin {
+        // A plugin key that shadows a common one would be listed twice; the common definition wins.
+        let plugin_keys = p.config_def().keys.into_iter().filter(|k| !keys.iter().any(|c| c.name == k.name));
+        let plugin_keys: Vec<_> = plugin_keys.collect();
+        keys.extend(plugin_keys);
+    }
+
+    let mut configs: Vec<ConfigInfo> = keys
+        .iter()
+        .map(|key| ConfigInfo { definition: Some(key.info()), value: key.validate_value(config.get(key.name).map(String::as_str)) })
+        .collect();
+    let undefined = config.iter().filter(|(k, _)| !keys.iter().any(|key| key.name == k.as_str()));
+    configs.extend(undefined.map(|(k, v)| ConfigInfo {
+        definition: None,
+        value: ConfigValueInfo {
+            name: k.clone(),
+            value: Some(v.clone()),
+            recommended_values: Vec::new(),
+            errors: Vec::new(),
+            visible: true,
+        },
+    }));
+
+    let mut extra: Vec<(String, String)> = Vec::new();
+    match (class, &plugin) {
+        (Some(class), None) => extra.push((
+            CONNECTOR_CLASS.to_string(),
+            format!(
+                "Failed to find any class that implements Connector and which name matches {}; known connector plugins: {}",
+                class.trim(),
+                known_connectors_text()
+            ),
+        )),
+        // A missing class is already reported as a missing required key.
+        (None, _) => {}
+        (Some(_), Some(p)) => {
+            if p.connector_type() == ConnectorType::Sink {
+                extra.extend(validate_sink_topics(config));
+            }
+            extra.extend(p.validate_extra(config));
+        }
+    }
+    extra.extend(validate_converters(config));
+    extra.extend(validate_aliases(config, TRANSFORMS));
+    extra.extend(validate_aliases(config, PREDICATES));
+
+    for (key, message) in extra {
+        match configs.iter_mut().find(|c| c.value.name == key) {
+            Some(info) => info.value.errors.push(message),
+            None => configs.push(ConfigInfo {
+                definition: None,
+                value: ConfigValueInfo {
+                    name: key.clone(),
+                    value: config.get(&key).cloned(),
+                    recommended_values: Vec::new(),
+                    errors: vec![message],
+                    visible: true,
+                },
+            }),
+        }
+    }
+
+    let mut groups: Vec<String> = Vec::new();
+    for group in keys.iter().filter_map(|k| k.group) {
+        if !groups.iter().any(|g| g == group) {
+            groups.push(group.to_string());
+        }
+    }
+    let error_count = configs.iter().map(|c| c.value.errors.len()).sum();
+    ConfigInfos { name: class.cloned().unwrap_or_default(), error_count, groups, configs }
+}
+
+/// Kafka Connect's `SinkConnectorConfig.validate`: exactly one of `topics`/`topics.regex`, and the DLQ topic may not
+/// be one of the consumed topics.
+fn validate_sink_topics(config: &ConfigMap) -> Vec<(String, String)> {
+    let given = |key: &str| config.get(key).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let topics = given(TOPICS);
+    let regex = given(TOPICS_REGEX);
+    let mut errors = Vec::new();
+    let both_or_none = match (topics, regex) {
+        (Some(_), Some(_)) => Some("topics and topics.regex are mutually exclusive options, but both are set.".to_string()),
+        (None, None) => Some("Must configure one of topics or topics.regex".to_string()),
+        _ => None,
+    };
+    if let Some(message) = both_or_none {
+        errors.push((TOPICS.to_string(), message.clone()));
+        errors.push((TOPICS_REGEX.to_string(), message));
+    }
+    if let (Some(dlq), Some(topics)) = (given(DLQ_TOPIC), topics) {
+        let list = parse_list(topics);
+        if list.contains(&dlq) {
+            errors.push((
+                TOPICS.to_string(),
+                format!(
+                    "The DLQ topic '{dlq}' may not be included in the list of topics ('topics=[{}]') consumed by the connector",
+                    list.join(", ")
+                ),
+            ));
+        }
+    }
+    errors
+}
+
+/// Converter classes must name a known converter (`CLASS` keys fail in Kafka Connect when the class is missing).
+fn validate_converters(config: &ConfigMap) -> Vec<(String, String)> {
+    let mut errors = Vec::new();
+    for key in [KEY_CONVERTER, VALUE_CONVERTER, HEADER_CONVERTER] {
+        let Some(class) = config.get(key).map(|v| v.trim()).filter(|v| !v.is_empty()) else { continue };
+        let known = if key == HEADER_CONVERTER { is_header_converter(class) } else { find_converter(class).is_some() };
+        if !known {
+            errors.push((key.to_string(), invalid_value(key, class, &format!("Class {class} could not be found."))));
+        }
+    }
+    errors
+}
+
+/// `transforms` and `predicates` list aliases; Kafka Connect rejects a duplicate alias.
+fn validate_aliases(config: &ConfigMap, key: &str) -> Vec<(String, String)> {
+    let Some(raw) = config.get(key) else { return Vec::new() };
+    let aliases = parse_list(raw);
+    let unique: BTreeSet<&str> = aliases.iter().copied().collect();
+    if unique.len() == aliases.len() {
+        Vec::new()
+    } else {
+        vec![(key.to_string(), invalid_value(key, &aliases.join(","), "Duplicate alias provided."))]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> ConfigMap {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn errors_of<'a>(infos: &'a ConfigInfos, key: &str) -> &'a [String] {
+        &infos.configs.iter().find(|c| c.value.name == key).expect("key listed").value.errors
+    }
+
+    fn value_of<'a>(infos: &'a ConfigInfos, key: &str) -> Option<&'a str> {
+        infos.configs.iter().find(|c| c.value.name == key).expect("key listed").value.value.as_deref()
+    }
+
+    #[test]
+    fn aliases_resolve_to_the_canonical_class() {
+        for alias in ["FileStreamSource", "FileStreamSourceConnector", "org.apache.kafka.connect.file.FileStreamSourceConnector"] {
+            let c = connector(alias).expect("known");
+            assert_eq!(c.class_name(), "org.apache.kafka.connect.file.FileStreamSourceConnector");
+            assert_eq!(c.connector_type(), ConnectorType::Source);
+        }
+        for alias in ["FileStreamSink", "FileStreamSinkConnector", "org.apache.kafka.connect.file.FileStreamSinkConnector"] {
+            assert_eq!(connector(alias).expect("known").connector_type(), ConnectorType::Sink);
+        }
+        assert!(connector("filestreamsink").is_none(), "aliases are case-sensitive as in Kafka Connect");
+        assert!(connector("Nope").is_none());
+        for alias in ["JsonConverter", "Json", "org.apache.kafka.connect.json.JsonConverter", "StringConverter", "ByteArrayConverter"] {
+            assert!(converter(alias).is_some(), "{alias}");
+        }
+        assert_eq!(connector_type_of(&map(&[("connector.class", "FileStreamSink")])), Some(ConnectorType::Sink));
+        assert_eq!(connector_type_of(&map(&[])), None);
+        assert_eq!(connector_class_names().len(), 2);
+    }
+
+    #[test]
+    fn plugins_are_sorted_and_filtered() {
+        let connectors = plugins(false);
+        assert_eq!(
+            connectors.iter().map(|p| (p.class.as_str(), p.plugin_type.as_str())).collect::<Vec<_>>(),
+            vec![
+                ("org.apache.kafka.connect.file.FileStreamSinkConnector", "sink"),
+                ("org.apache.kafka.connect.file.FileStreamSourceConnector", "source"),
+            ]
+        );
+        let all = plugins(true);
+        assert_eq!(all.len(), 6);
+        assert!(all.windows(2).all(|w| w[0].class <= w[1].class));
+        assert!(all.iter().any(|p| p.plugin_type == "header_converter"
+            && p.class == "org.apache.kafka.connect.storage.SimpleHeaderConverter"));
+        assert!(all.iter().all(|p| p.version == PLUGIN_VERSION));
+        assert_eq!(
+            serde_json::to_string(&connectors[0]).expect("serializes"),
+            format!(
+                r#"{{"class":"org.apache.kafka.connect.file.FileStreamSinkConnector","type":"sink","version":"{PLUGIN_VERSION}"}}"#
+            )
+        );
+    }
+
+    #[test]
+    fn a_valid_source_config_has_no_errors_and_lists_every_key() {
+        let infos = validate(&map(&[
+            ("name", "src"),
+            ("connector.class", "FileStreamSource"),
+            ("file", "/tmp/in.txt"),
+            ("topic", "lines"),
+            ("producer.override.acks", "all"),
+        ]));
+        assert_eq!(infos.error_count, 0, "{:?}", infos.error_messages());
+        assert_eq!(infos.name, "FileStreamSource");
+        assert_eq!(
+            infos.groups,
+            ["Common", "Transforms", "Predicates", "Error Handling", "Topic Creation", "Exactly Once Support", "offsets"]
+        );
+        let names: Vec<&str> = infos.configs.iter().map(|c| c.value.name.as_str()).collect();
+        assert_eq!(&names[..3], ["name", "connector.class", "tasks.max"]);
+        let file = names.iter().position(|n| *n == "file").expect("plugin key listed");
+        assert!(file > names.iter().position(|n| *n == "errors.tolerance").expect("common key"));
+        assert_eq!(value_of(&infos, "tasks.max"), Some("1"));
+        assert_eq!(value_of(&infos, "key.converter"), None);
+        assert_eq!(value_of(&infos, "batch.size"), Some("2000"));
+        let undefined = infos.configs.last().expect("undefined key listed last");
+        assert!(undefined.definition.is_none());
+        assert_eq!(undefined.value.name, "producer.override.acks");
+        assert_eq!(undefined.value.value.as_deref(), Some("all"));
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_with_kafka_connects_wording() {
+        let infos = validate(&map(&[
+            ("name", "bad\u{7}name"),
+            ("connector.class", "org.apache.kafka.connect.file.FileStreamSourceConnector"),
+            ("tasks.max", "0"),
+            ("errors.retry.timeout", "soon"),
+            ("errors.tolerance", "some"),
+            ("errors.log.enable", "yes"),
+            ("value.converter", "AvroConverter"),
+            ("transforms", "a, b, a"),
+        ]));
+        assert_eq!(
+            errors_of(&infos, "name"),
+            ["Invalid value bad\u{7}name for configuration name: String may not contain control sequences but had the following ASCII chars: 7"]
+        );
+        assert_eq!(errors_of(&infos, "tasks.max"), ["Invalid value 0 for configuration tasks.max: Value must be at least 1"]);
+        assert_eq!(
+            errors_of(&infos, "errors.retry.timeout"),
+            ["Invalid value soon for configuration errors.retry.timeout: Not a number of type LONG"]
+        );
+        assert_eq!(
+            errors_of(&infos, "errors.tolerance"),
+            ["Invalid value some for configuration errors.tolerance: String must be one of (case insensitive): none, all"]
+        );
+        assert_eq!(
+            errors_of(&infos, "errors.log.enable"),
+            ["Invalid value yes for configuration errors.log.enable: Expected value to be either true or false"]
+        );
+        assert_eq!(
+            errors_of(&infos, "value.converter"),
+            ["Invalid value AvroConverter for configuration value.converter: Class AvroConverter could not be found."]
+        );
+        assert_eq!(
+            errors_of(&infos, "transforms"),
+            ["Invalid value a,b,a for configuration transforms: Duplicate alias provided."]
+        );
+        assert_eq!(errors_of(&infos, "topic"), ["Missing required configuration \"topic\" which has no default value."]);
+        assert_eq!(infos.error_count, 8);
+        assert_eq!(infos.error_messages().len(), 8);
+        assert_eq!(value_of(&infos, "transforms"), Some("a,b,a"));
+    }
+
+    #[test]
+    fn empty_name_and_missing_name() {
+        let infos = validate(&map(&[("name", "  "), ("connector.class", "FileStreamSink"), ("topics", "t")]));
+        assert_eq!(errors_of(&infos, "name"), ["Invalid value  for configuration name: String may not be empty"]);
+        let infos = validate(&map(&[("connector.class", "FileStreamSink"), ("topics", "t")]));
+        assert_eq!(errors_of(&infos, "name"), ["Missing required configuration \"name\" which has no default value."]);
+        assert_eq!(infos.error_count, 1);
+    }
+
+    #[test]
+    fn sink_needs_exactly_one_of_topics_and_topics_regex() {
+        let none = validate(&map(&[("name", "s"), ("connector.class", "FileStreamSink")]));
+        assert_eq!(errors_of(&none, "topics"), ["Must configure one of topics or topics.regex"]);
+        assert_eq!(errors_of(&none, "topics.regex"), ["Must configure one of topics or topics.regex"]);
+        assert_eq!(none.error_count, 2);
+        assert_eq!(none.groups, ["Common", "Transforms", "Predicates", "Error Handling"]);
+
+        let both = validate(&map(&[("name", "s"), ("connector.class", "FileStreamSink"), ("topics", "a"), ("topics.regex", "a.*")]));
+        assert_eq!(
+            errors_of(&both, "topics"),
+            ["topics and topics.regex are mutually exclusive options, but both are set."]
+        );
+
+        let dlq = validate(&map(&[
+            ("name", "s"),
+            ("connector.class", "FileStreamSink"),
+            ("topics", "a, dlq"),
+            ("errors.deadletterqueue.topic.name", "dlq"),
+        ]));
+        assert_eq!(
+            errors_of(&dlq, "topics"),
+            ["The DLQ topic 'dlq' may not be included in the list of topics ('topics=[a, dlq]') consumed by the connector"]
+        );
+
+        let ok = validate(&map(&[("name", "s"), ("connector.class", "FileStreamSink"), ("topics", "a")]));
+        assert_eq!(ok.error_count, 0, "{:?}", ok.error_messages());
+        assert_eq!(value_of(&ok, "errors.deadletterqueue.topic.replication.factor"), Some("3"));
+        assert_eq!(value_of(&ok, "file"), None);
+    }
+
+    #[test]
+    fn unknown_or_missing_connector_class() {
+        let infos = validate(&map(&[("name", "x"), ("connector.class", "Nope")]));
+        assert_eq!(infos.name, "Nope");
+        let errors = errors_of(&infos, "connector.class");
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].starts_with("Failed to find any class that implements Connector and which name matches Nope; known connector plugins: "));
+        assert!(errors[0].contains("org.apache.kafka.connect.file.FileStreamSinkConnector (aliases: FileStreamSink, FileStreamSinkConnector)"));
+        assert_eq!(infos.error_count, 1);
+
+        let infos = validate(&map(&[("name", "x"), ("tasks.max", "x")]));
+        assert_eq!(infos.name, "");
+        assert_eq!(
+            errors_of(&infos, "connector.class"),
+            ["Missing required configuration \"connector.class\" which has no default value."]
+        );
+        assert_eq!(infos.error_count, 2, "common keys are still checked: {:?}", infos.error_messages());
+    }
+
+    #[test]
+    fn config_infos_serialize_like_kafka_connect() {
+        let infos = validate(&map(&[("name", "s"), ("connector.class", "FileStreamSink"), ("topics", "a")]));
+        let json = serde_json::to_value(&infos).expect("serializes");
+        let tasks_max = &json["configs"][2];
+        assert_eq!(
+            tasks_max["definition"],
+            serde_json::json!({"name":"tasks.max","type":"INT","required":false,"default_value":"1",
+                "importance":"HIGH","documentation":"Maximum number of tasks to use for this connector.","group":"Common",
+                "order":3,"width":"SHORT","display_name":"Tasks max","dependents":[]})
+        );
+        assert_eq!(
+            tasks_max["value"],
+            serde_json::json!({"name":"tasks.max","value":"1","recommended_values":[],"errors":[],"visible":true})
+        );
+        let name = &json["configs"][0]["definition"];
+        assert_eq!(name["required"], true);
+        assert_eq!(name["default_value"], serde_json::Value::Null);
+        let file = json["configs"].as_array().expect("array").iter().find(|c| c["value"]["name"] == "file").expect("file");
+        assert_eq!(file["definition"]["group"], serde_json::Value::Null);
+        assert_eq!(file["definition"]["order"], -1);
+        assert_eq!(file["definition"]["width"], "NONE");
+        assert_eq!(file["definition"]["display_name"], "file");
+    }
+
+    #[test]
+    fn passwords_are_hidden() {
+        let key = ConfigKey::new("secret", ConfigType::Password, DefaultValue::Null, Importance::High, "doc");
+        assert_eq!(key.validate_value(Some("hunter2")).value.as_deref(), Some("[hidden]"));
+        assert_eq!(key.validate_value(None).value, None);
+    }
+
+    #[test]
+    fn new_converter_configures_or_names_the_unknown_class() {
+        let conv = new_converter("JsonConverter", &map(&[("schemas.enable", "false")]), false).expect("known");
+        let mut out = Vec::new();
+        assert!(conv.from_connect("t", None, &crate::Value::Int64(5), &mut out).expect("converts"));
+        assert_eq!(out, b"5");
+        let err = new_converter("Avro", &ConfigMap::new(), true).err().expect("unknown");
+        assert_eq!(err.to_string(), "invalid configuration for `key.converter`: Class Avro could not be found.");
+    }
+}

@@ -1,0 +1,30 @@
+//! `sluice-standalone worker.properties connector1.properties [connector2.properties ...]`: the Kafka Connect
+//! standalone experience in one process — the control plane on an embedded store (source offsets persisted in
+//! `offset.storage.file.filename`), one embedded agent, and the REST API on the worker's `listeners`.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+/// Sluice standalone mode.
+#[derive(Parser, Debug)]
+#[command(name = "sluice-standalone", version, about)]
+struct Options {
+    /// Worker properties (bootstrap.servers, converters, listeners, offset.storage.file.filename, ...).
+    worker: PathBuf,
+    /// Connector properties files, each creating (or updating) one connector at start.
+    connectors: Vec<PathBuf>,
+    /// Log filter.
+    #[arg(long, env = "SLUICE_LOG", default_value = "info")]
+    log: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let options = Options::parse();
+    sluice_control_plane::logging::init(&options.log);
+    let shutdown = CancellationToken::new();
+    sluice_control_plane::logging::cancel_on_signal(shutdown.clone());
+    sluice_control_plane::standalone::run(&options.worker, &options.connectors, shutdown).await
+}

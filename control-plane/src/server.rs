@@ -1,0 +1,161 @@
+//! Starting a control-plane replica: store, mirror, leader election, agent streams, admin gRPC (with
+//! reflection) and the REST gateway, all stopped by one cancellation token. Distributed mode runs it on etcd;
+//! standalone mode on the embedded store.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rdkafka::ClientConfig;
+use rdkafka::consumer::BaseConsumer;
+use sluice_proto::admin::admin_service_server::AdminServiceServer;
+use sluice_proto::agent::agent_service_server::AgentServiceServer;
+use tokio::net::TcpListener;
+use tokio::sync::{OnceCell, watch};
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::ConnectApi;
+use crate::leader::{self, LeaderSettings};
+use crate::model::Keys;
+use crate::service::{ClusterIdSource, ConnectService};
+use crate::store::{KvStore, mirror};
+use crate::stream::{AgentStreamService, SessionSettings};
+
+/// Everything a replica needs besides its store and listeners.
+#[derive(Debug, Clone)]
+pub struct ReplicaSettings {
+    pub cluster: String,
+    pub replica_id: String,
+    pub session: SessionSettings,
+    pub leader_lease_ttl: Duration,
+    /// Kafka bootstrap servers, only to answer `kafka_cluster_id` in `GET /`.
+    pub kafka_bootstrap_servers: Option<String>,
+}
+
+/// A running replica: where it listens and whether it leads.
+pub struct Replica {
+    pub rest_addr: SocketAddr,
+    pub grpc_addr: SocketAddr,
+    pub is_leader: watch::Receiver<bool>,
+    pub api: Arc<dyn ConnectApi>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Replica {
+    /// Waits until every part stopped (after the shutdown token was cancelled).
+    pub async fn join(self) {
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Looks the Kafka cluster id up once, lazily, off the async threads.
+struct KafkaClusterId {
+    bootstrap: String,
+    id: OnceCell<String>,
+}
+
+#[async_trait]
+impl ClusterIdSource for KafkaClusterId {
+    async fn cluster_id(&self) -> Option<String> {
+        if let Some(id) = self.id.get() {
+            return Some(id.clone());
+        }
+        let bootstrap = self.bootstrap.clone();
+        let fetched = tokio::task::spawn_blocking(move || {
+            let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &bootstrap).create().ok()?;
+            consumer.client().fetch_cluster_id(Duration::from_secs(2))
+        })
+        .await
+        .ok()
+        .flatten()?;
+        let _ = self.id.set(fetched.clone());
+        Some(fetched)
+    }
+}
+
+/// Starts every part of a replica on the given listeners and returns at once.
+pub async fn start(
+    store: Arc<dyn KvStore>,
+    settings: ReplicaSettings,
+    rest_listener: TcpListener,
+    grpc_listener: TcpListener,
+    shutdown: CancellationToken,
+) -> std::io::Result<Replica> {
+    let keys = Keys::new(&settings.cluster);
+    let rest_addr = rest_listener.local_addr()?;
+    let grpc_addr = grpc_listener.local_addr()?;
+    // Statuses and offsets change often and neither the scheduler nor the streams need them from the mirror.
+    let mirror = mirror::spawn(
+        store.clone(),
+        keys.root().to_string(),
+        vec![keys.statuses(), keys.offsets()],
+        shutdown.clone(),
+    );
+
+    let mut service = ConnectService::new(store.clone(), keys.clone(), settings.replica_id.clone());
+    if let Some(bootstrap) = &settings.kafka_bootstrap_servers {
+        service = service
+            .with_cluster_id_source(Arc::new(KafkaClusterId { bootstrap: bootstrap.clone(), id: OnceCell::new() }));
+    }
+    let api: Arc<dyn ConnectApi> = Arc::new(service);
+
+    let (leader_tx, is_leader) = watch::channel(false);
+    let mut tasks = Vec::new();
+    tasks.push(tokio::spawn(leader::run(
+        store.clone(),
+        keys.clone(),
+        settings.replica_id.clone(),
+        mirror.clone(),
+        LeaderSettings { lease_ttl: settings.leader_lease_ttl },
+        leader_tx,
+        shutdown.clone(),
+    )));
+
+    let streams = AgentStreamService::new(
+        store.clone(),
+        keys.clone(),
+        settings.replica_id.clone(),
+        mirror.clone(),
+        settings.session.clone(),
+        shutdown.clone(),
+    );
+    let reflection = crate::admin_grpc::reflection_service();
+    let grpc = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(2)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(2)))
+        .add_service(AgentServiceServer::new(streams))
+        .add_service(AdminServiceServer::new(crate::admin_grpc::AdminGrpc::new(api.clone())))
+        .add_service(reflection);
+    let grpc_shutdown = shutdown.clone();
+    tasks.push(tokio::spawn(async move {
+        let incoming = TcpListenerStream::new(grpc_listener);
+        if let Err(e) = grpc.serve_with_incoming_shutdown(incoming, grpc_shutdown.cancelled()).await {
+            tracing::error!(error = %e, "gRPC server failed");
+        }
+    }));
+    let rest_api = api.clone();
+    let rest_shutdown = shutdown.clone();
+    tasks.push(tokio::spawn(async move {
+        let stop = async move { rest_shutdown.cancelled().await };
+        if let Err(e) = crate::rest::serve(rest_listener, rest_api, stop).await {
+            tracing::error!(error = %e, "REST server failed");
+        }
+    }));
+    tracing::info!(replica = %settings.replica_id, cluster = %settings.cluster, %rest_addr, %grpc_addr, "control plane started");
+    Ok(Replica { rest_addr, grpc_addr, is_leader, api, tasks })
+}
+
+/// A replica id unique per process: host, port and a random suffix, so a restarted process never mistakes the old
+/// leader key for its own.
+pub fn default_replica_id(rest_addr: SocketAddr) -> String {
+    let host = hostname::get().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".into());
+    let nonce: u32 = std::process::id() ^ (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default());
+    format!("{host}:{}-{nonce:08x}", rest_addr.port())
+}

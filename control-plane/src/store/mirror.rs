@@ -1,0 +1,96 @@
+//! A replica's in-memory copy of the cluster's control data, kept current by one prefix watch. The scheduler and
+//! the agent streams read it instead of querying the store on every change; admin reads go to the store itself so
+//! they always see their own writes. After any watch or store failure it lists again, so it converges on its own
+//! after an etcd restart.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::{KeyValue, KvStore, WatchEvent};
+
+/// A consistent copy of every key under the prefix (minus skipped sub-prefixes) at `revision`.
+#[derive(Debug, Default, Clone)]
+pub struct Snapshot {
+    pub revision: i64,
+    pub kvs: BTreeMap<String, KeyValue>,
+}
+
+/// Starts mirroring `prefix`, leaving out keys under any of `skip`. The receiver always holds the newest snapshot;
+/// it starts empty at revision 0 until the first listing succeeded.
+pub fn spawn(
+    store: Arc<dyn KvStore>,
+    prefix: String,
+    skip: Vec<String>,
+    shutdown: CancellationToken,
+) -> watch::Receiver<Arc<Snapshot>> {
+    let (tx, rx) = watch::channel(Arc::new(Snapshot::default()));
+    tokio::spawn(async move {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            if shutdown.is_cancelled() {
+                return;
+            }
+            let listed = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                r = store.list(&prefix) => r,
+            };
+            let (kvs, revision) = match listed {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!(error = %e, "mirror: listing failed, retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    continue;
+                }
+            };
+            let keep = |key: &str| !skip.iter().any(|s| key.starts_with(s.as_str()));
+            let mut snapshot = Snapshot {
+                revision,
+                kvs: kvs.into_iter().filter(|kv| keep(&kv.key)).map(|kv| (kv.key.clone(), kv)).collect(),
+            };
+            tx.send_replace(Arc::new(snapshot.clone()));
+            let mut events = match store.watch(&prefix, revision + 1).await {
+                Ok(rx) => rx,
+                Err(e) => {
+                    tracing::warn!(error = %e, "mirror: watch failed, listing again");
+                    tokio::time::sleep(backoff).await;
+                    continue;
+                }
+            };
+            backoff = Duration::from_millis(100);
+            loop {
+                let batch = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    b = events.recv() => b,
+                };
+                let Some(batch) = batch else { break };
+                let mut changed = false;
+                for event in batch {
+                    match event {
+                        WatchEvent::Put(kv) => {
+                            snapshot.revision = snapshot.revision.max(kv.mod_revision);
+                            if keep(&kv.key) {
+                                snapshot.kvs.insert(kv.key.clone(), kv);
+                                changed = true;
+                            }
+                        }
+                        WatchEvent::Delete { key, revision } => {
+                            snapshot.revision = snapshot.revision.max(revision);
+                            changed |= snapshot.kvs.remove(&key).is_some();
+                        }
+                    }
+                }
+                if changed {
+                    tx.send_replace(Arc::new(snapshot.clone()));
+                }
+            }
+            tracing::debug!("mirror: watch ended, listing again");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    rx
+}

@@ -1,0 +1,381 @@
+//! The agent-stream service: holds one bidirectional gRPC stream per agent. It registers the agent under a lease
+//! and keeps that lease alive on heartbeats, pushes the agent's assignment (a full snapshot) whenever it changes,
+//! and records task statuses and source offsets that come up the stream — only when they carry the epoch the
+//! agent's current assignment gives the task (fencing: a report with any other epoch comes from a zombie).
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::Stream;
+use sluice_connectors::registry;
+use sluice_proto::agent::agent_message::Kind as Up;
+use sluice_proto::agent::agent_service_server::AgentService;
+use sluice_proto::agent::control_message::Kind as Down;
+use sluice_proto::agent::{
+    AgentMessage, Assignment, ControlMessage, Hello, HeartbeatAck, OffsetCommit, Reject, SourceOffset, TaskAssignment,
+    TaskId, TaskState, TaskStatus, Welcome,
+};
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::api::TargetState;
+use crate::model::{AgentRecord, AssignmentRecord, ClusterState, Keys, TaskStatusRecord, unescape};
+use crate::store::mirror::Snapshot;
+use crate::store::{Compare, KvStore, Op, StoreError};
+
+/// Timing the agents must honour.
+#[derive(Debug, Clone)]
+pub struct SessionSettings {
+    pub lease_ttl: Duration,
+    pub heartbeat_interval: Duration,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        SessionSettings { lease_ttl: Duration::from_secs(3), heartbeat_interval: Duration::from_millis(500) }
+    }
+}
+
+/// The tonic service; one instance per replica.
+#[derive(Clone)]
+pub struct AgentStreamService {
+    inner: Arc<Shared>,
+}
+
+struct Shared {
+    store: Arc<dyn KvStore>,
+    keys: Keys,
+    replica_id: String,
+    mirror: watch::Receiver<Arc<Snapshot>>,
+    settings: SessionSettings,
+    shutdown: CancellationToken,
+}
+
+impl AgentStreamService {
+    pub fn new(
+        store: Arc<dyn KvStore>,
+        keys: Keys,
+        replica_id: String,
+        mirror: watch::Receiver<Arc<Snapshot>>,
+        settings: SessionSettings,
+        shutdown: CancellationToken,
+    ) -> Self {
+        AgentStreamService { inner: Arc::new(Shared { store, keys, replica_id, mirror, settings, shutdown }) }
+    }
+}
+
+type SessionStream = Pin<Box<dyn Stream<Item = Result<ControlMessage, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl AgentService for AgentStreamService {
+    type SessionStream = SessionStream;
+
+    async fn session(&self, request: Request<Streaming<AgentMessage>>) -> Result<Response<SessionStream>, Status> {
+        let mut inbound = request.into_inner();
+        let first = tokio::time::timeout(Duration::from_secs(10), inbound.message())
+            .await
+            .map_err(|_| Status::deadline_exceeded("no Hello within 10 s"))??;
+        let hello = match first.and_then(|m| m.kind) {
+            Some(Up::Hello(h)) => h,
+            _ => return Err(Status::invalid_argument("the first message of a session must be Hello")),
+        };
+        if hello.agent_id.trim().is_empty() {
+            return Err(Status::invalid_argument("Hello.agent_id must not be empty"));
+        }
+        let shared = self.inner.clone();
+        let lease = register(&shared, &hello).await.map_err(|e| Status::unavailable(e.to_string()))?;
+        let (tx, rx) = mpsc::channel(32);
+        let welcome = Welcome {
+            lease_ttl_ms: shared.settings.lease_ttl.as_millis() as u64,
+            heartbeat_interval_ms: shared.settings.heartbeat_interval.as_millis() as u64,
+            control_plane_id: shared.replica_id.clone(),
+        };
+        let _ = tx.send(Ok(ControlMessage { kind: Some(Down::Welcome(welcome)) })).await;
+        tracing::info!(agent = %hello.agent_id, host = %hello.host, lease, "agent connected");
+        let session = Session { shared, hello, lease, tx, sent: None };
+        tokio::spawn(session.run(inbound));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// Puts `agents/<id>` under a lease: the agent's existing one if it is still alive (a quick reconnect keeps the
+/// assignment), else a new one.
+async fn register(shared: &Shared, hello: &Hello) -> Result<i64, StoreError> {
+    let key = shared.keys.agent(&hello.agent_id);
+    let mut lease = None;
+    if let Some(kv) = shared.store.get(&key).await?
+        && kv.lease != 0
+        && shared.store.keep_alive(kv.lease).await.unwrap_or(false)
+    {
+        lease = Some(kv.lease);
+    }
+    let lease = match lease {
+        Some(l) => l,
+        None => shared.store.grant_lease(shared.settings.lease_ttl).await?,
+    };
+    let record = AgentRecord {
+        agent_id: hello.agent_id.clone(),
+        host: hello.host.clone(),
+        capacity: hello.capacity,
+        worker_id: if hello.worker_id.is_empty() { hello.agent_id.clone() } else { hello.worker_id.clone() },
+        version: hello.version.clone(),
+        lease,
+        replica: shared.replica_id.clone(),
+    };
+    let value = serde_json::to_vec(&record).unwrap_or_default();
+    shared.store.txn(Vec::new(), vec![Op::Put { key, value, lease: Some(lease) }]).await?;
+    Ok(lease)
+}
+
+struct Session {
+    shared: Arc<Shared>,
+    hello: Hello,
+    lease: i64,
+    tx: mpsc::Sender<Result<ControlMessage, Status>>,
+    /// The last snapshot sent (without offsets), to push only real changes.
+    sent: Option<Vec<TaskAssignment>>,
+}
+
+fn task_state_name(state: i32) -> &'static str {
+    match TaskState::try_from(state).unwrap_or(TaskState::Unspecified) {
+        TaskState::Running => "RUNNING",
+        TaskState::Paused => "PAUSED",
+        TaskState::Failed => "FAILED",
+        TaskState::Restarting => "RESTARTING",
+        TaskState::Stopped => "STOPPED",
+        TaskState::Unassigned | TaskState::Unspecified => "UNASSIGNED",
+    }
+}
+
+impl Session {
+    async fn run(mut self, mut inbound: Streaming<AgentMessage>) {
+        let agent = self.hello.agent_id.clone();
+        let mut mirror = self.shared.mirror.clone();
+        mirror.mark_changed();
+        let shutdown = self.shared.shutdown.clone();
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = self.tx.closed() => break,
+                changed = mirror.changed() => {
+                    if changed.is_err() { break }
+                    let snapshot = mirror.borrow_and_update().clone();
+                    if let Err(e) = self.push_assignment(&snapshot).await {
+                        tracing::warn!(agent = %agent, error = %e, "cannot push assignment");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        mirror.mark_changed();
+                    }
+                }
+                message = inbound.message() => {
+                    match message {
+                        Ok(Some(m)) => {
+                            if !self.handle(m).await {
+                                return;
+                            }
+                        }
+                        Ok(None) | Err(_) => break,
+                    }
+                }
+            }
+        }
+        // The stream ended without Goodbye: keep the lease until it expires, so a quick reconnect (to any replica)
+        // keeps the agent's tasks where they are. A dead agent's tasks move when the lease runs out.
+        tracing::info!(agent = %agent, "agent stream closed");
+    }
+
+    /// Handles one message; `false` ends the session.
+    async fn handle(&mut self, message: AgentMessage) -> bool {
+        let agent = self.hello.agent_id.clone();
+        match message.kind {
+            Some(Up::Heartbeat(hb)) => match self.shared.store.keep_alive(self.lease).await {
+                Ok(true) => {
+                    let ack = ControlMessage { kind: Some(Down::HeartbeatAck(HeartbeatAck { seq: hb.seq })) };
+                    let _ = self.tx.send(Ok(ack)).await;
+                }
+                Ok(false) => {
+                    // The lease expired: the agent has fenced itself by now and its tasks were moved. Register
+                    // again; it gets a fresh assignment through the mirror.
+                    tracing::warn!(agent = %agent, "agent lease had expired, registering again");
+                    match register(&self.shared, &self.hello).await {
+                        Ok(lease) => self.lease = lease,
+                        Err(e) => tracing::warn!(agent = %agent, error = %e, "cannot register agent"),
+                    }
+                }
+                Err(e) => tracing::warn!(agent = %agent, error = %e, "cannot renew agent lease"),
+            },
+            Some(Up::TaskStatus(status)) => self.record_status(status).await,
+            Some(Up::OffsetCommit(commit)) => self.record_offsets(commit).await,
+            Some(Up::Goodbye(bye)) => {
+                tracing::info!(agent = %agent, reason = %bye.reason, "agent said goodbye");
+                // Releasing the lease deletes agents/<id> at once, so the leader moves the tasks without waiting.
+                let _ = self.shared.store.revoke_lease(self.lease).await;
+                return false;
+            }
+            Some(Up::Hello(_)) => tracing::warn!(agent = %agent, "ignoring a second Hello"),
+            None => {}
+        }
+        true
+    }
+
+    /// The agent's current assignment from the store, with the key's revision, for guarding a report.
+    async fn current_assignment(&self) -> Result<Option<(AssignmentRecord, i64)>, StoreError> {
+        let Some(kv) = self.shared.store.get(&self.shared.keys.assignment(&self.hello.agent_id)).await? else {
+            return Ok(None);
+        };
+        let record = serde_json::from_slice(&kv.value)
+            .map_err(|e| StoreError::Corrupt { key: kv.key.clone(), message: e.to_string() })?;
+        Ok(Some((record, kv.mod_revision)))
+    }
+
+    /// Runs `ops` only if the task still has `epoch` in this agent's assignment (checked and written atomically).
+    async fn guarded_write(&self, id: &TaskId, epoch: u64, ops: Vec<Op>) -> Result<bool, StoreError> {
+        for _ in 0..3 {
+            let Some((record, revision)) = self.current_assignment().await? else { return Ok(false) };
+            let current = record.tasks.iter().any(|t| t.connector == id.connector && t.task == id.task && t.epoch == epoch);
+            if !current {
+                return Ok(false);
+            }
+            let compare = Compare::ModRevision(self.shared.keys.assignment(&self.hello.agent_id), revision);
+            if self.shared.store.txn(vec![compare], ops.clone()).await?.succeeded {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    async fn reject(&self, id: TaskId, epoch: u64, reason: &str) {
+        tracing::warn!(agent = %self.hello.agent_id, connector = %id.connector, task = id.task, epoch, reason, "rejected report");
+        let reject = Reject { id: Some(id), epoch, reason: reason.to_string() };
+        let _ = self.tx.send(Ok(ControlMessage { kind: Some(Down::Reject(reject)) })).await;
+    }
+
+    async fn record_status(&self, status: TaskStatus) {
+        let Some(id) = status.id.clone() else { return };
+        let record = TaskStatusRecord {
+            state: task_state_name(status.state).to_string(),
+            worker_id: if self.hello.worker_id.is_empty() {
+                self.hello.agent_id.clone()
+            } else {
+                self.hello.worker_id.clone()
+            },
+            trace: Some(status.trace.clone()).filter(|t| !t.is_empty()),
+            epoch: status.epoch,
+            agent_id: self.hello.agent_id.clone(),
+        };
+        let op = Op::put(self.shared.keys.task_status(&id.connector, id.task), serde_json::to_vec(&record).unwrap_or_default());
+        match self.guarded_write(&id, status.epoch, vec![op]).await {
+            Ok(true) => {
+                tracing::info!(agent = %self.hello.agent_id, connector = %id.connector, task = id.task, epoch = status.epoch, state = %record.state, "task status")
+            }
+            Ok(false) => self.reject(id, status.epoch, "stale epoch: the task is no longer assigned to this agent with this epoch").await,
+            Err(e) => tracing::warn!(error = %e, "cannot record task status"),
+        }
+    }
+
+    async fn record_offsets(&self, commit: OffsetCommit) {
+        let Some(id) = commit.id.clone() else { return };
+        if commit.offsets.is_empty() {
+            return;
+        }
+        let ops = commit
+            .offsets
+            .iter()
+            .map(|o| {
+                let key = self.shared.keys.offset(&id.connector, &o.partition_json);
+                if o.offset_json.is_empty() { Op::delete(key) } else { Op::put(key, o.offset_json.clone().into_bytes()) }
+            })
+            .collect();
+        match self.guarded_write(&id, commit.epoch, ops).await {
+            Ok(true) => tracing::debug!(connector = %id.connector, task = id.task, partitions = commit.offsets.len(), "offsets committed"),
+            Ok(false) => self.reject(id, commit.epoch, "stale epoch: offsets of a task that was moved are not committed").await,
+            Err(e) => tracing::warn!(error = %e, "cannot commit offsets"),
+        }
+    }
+
+    /// Sends the agent its assignment if it differs from the last one sent.
+    async fn push_assignment(&mut self, snapshot: &Snapshot) -> Result<(), StoreError> {
+        if snapshot.revision == 0 {
+            return Ok(());
+        }
+        let keys = &self.shared.keys;
+        let state = ClusterState::from_snapshot(keys, snapshot);
+        let Some((record, revision)) = state.assignments.get(&self.hello.agent_id) else {
+            if let Some(previous) = self.sent.take()
+                && !previous.is_empty()
+            {
+                let revoked = previous.iter().filter_map(|t| t.id.clone()).collect();
+                self.send(Assignment { revision: snapshot.revision as u64, tasks: Vec::new(), revoked }).await;
+            }
+            self.sent = Some(Vec::new());
+            return Ok(());
+        };
+        let mut tasks = Vec::new();
+        for assigned in &record.tasks {
+            let Some(connector) = state.connectors.get(&assigned.connector) else { continue };
+            let Some((task_config, _)) = connector.tasks.get(&assigned.task) else { continue };
+            let connector_type = connector
+                .config
+                .get("connector.class")
+                .and_then(|c| registry::connector(c))
+                .map(|c| c.connector_type().as_str())
+                .unwrap_or("unknown");
+            tasks.push(TaskAssignment {
+                id: Some(TaskId { connector: assigned.connector.clone(), task: assigned.task }),
+                epoch: assigned.epoch,
+                connector_type: connector_type.to_string(),
+                connector_config: connector.config.clone().into_iter().collect(),
+                task_config: task_config.clone().into_iter().collect(),
+                offsets: Vec::new(),
+                target_state: match connector.target {
+                    TargetState::Running => sluice_proto::agent::TargetState::Running as i32,
+                    TargetState::Paused => sluice_proto::agent::TargetState::Paused as i32,
+                    TargetState::Stopped => sluice_proto::agent::TargetState::Stopped as i32,
+                },
+            });
+        }
+        if self.sent.as_ref() == Some(&tasks) {
+            return Ok(());
+        }
+        let previous = self.sent.clone().unwrap_or_default();
+        let mut message_tasks = tasks.clone();
+        // Offsets matter only when a task (re)starts, i.e. for epochs the agent has not seen yet.
+        let mut offsets_by_connector: BTreeMap<String, Vec<SourceOffset>> = BTreeMap::new();
+        for t in message_tasks.iter_mut() {
+            let Some(id) = &t.id else { continue };
+            let is_new = !previous.iter().any(|p| p.id == t.id && p.epoch == t.epoch);
+            if !is_new || t.connector_type != "source" {
+                continue;
+            }
+            if !offsets_by_connector.contains_key(&id.connector) {
+                let prefix = keys.offsets_prefix(&id.connector);
+                let (kvs, _) = self.shared.store.list(&prefix).await?;
+                let offsets = kvs
+                    .into_iter()
+                    .filter_map(|kv| {
+                        let partition = unescape(kv.key.strip_prefix(&prefix)?);
+                        Some(SourceOffset { partition_json: partition, offset_json: String::from_utf8(kv.value).ok()? })
+                    })
+                    .collect();
+                offsets_by_connector.insert(id.connector.clone(), offsets);
+            }
+            t.offsets = offsets_by_connector.get(&id.connector).cloned().unwrap_or_default();
+        }
+        let revoked = previous
+            .iter()
+            .filter(|p| !tasks.iter().any(|t| t.id == p.id))
+            .filter_map(|p| p.id.clone())
+            .collect();
+        self.send(Assignment { revision: *revision as u64, tasks: message_tasks, revoked }).await;
+        tracing::info!(agent = %self.hello.agent_id, tasks = tasks.len(), revision, "assignment pushed");
+        self.sent = Some(tasks);
+        Ok(())
+    }
+
+    async fn send(&self, assignment: Assignment) {
+        let _ = self.tx.send(Ok(ControlMessage { kind: Some(Down::Assignment(assignment)) })).await;
+    }
+}

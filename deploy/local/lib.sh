@@ -1,0 +1,121 @@
+# shellcheck shell=bash
+# Helpers shared by deploy/local/{kafka,etcd,setup}, deploy/test and deploy/quickstart. Sourced, not run.
+
+SLUICE_CACHE="${SLUICE_CACHE:-$HOME/.cache/sluice}"
+SLUICE_RUN_DIR="${SLUICE_RUN_DIR:-$SLUICE_CACHE/run}"
+export SLUICE_CACHE SLUICE_RUN_DIR
+
+_sluice_tag="${SLUICE_LOG_TAG:-$(basename "$0")}"
+
+log() { printf '[%s] %s\n' "$_sluice_tag" "$*" >&2; }
+die() { printf '[%s] ERROR: %s\n' "$_sluice_tag" "$*" >&2; exit 1; }
+
+need_cmd() {
+  local c
+  for c in "$@"; do
+    command -v "$c" >/dev/null 2>&1 || die "'$c' not found: run deploy/local/setup first"
+  done
+}
+
+# port_open HOST PORT: true when something accepts TCP connections there.
+port_open() {
+  (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null
+}
+
+# pid_alive PIDFILE [CMDLINE-SUBSTRING]: true when the pid in PIDFILE is a live process (whose command line
+# contains the substring, if given — guards against a recycled pid).
+pid_alive() {
+  local pidfile="$1" want="${2:-}" pid
+  [[ -s "$pidfile" ]] || return 1
+  pid="$(<"$pidfile")"
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+  kill -0 "$pid" 2>/dev/null || return 1
+  if [[ -n "$want" ]]; then
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$want" || return 1
+  fi
+  return 0
+}
+
+# stop_pid PIDFILE NAME [TIMEOUT-SECONDS] [CMDLINE-SUBSTRING]: SIGTERM, wait, SIGKILL as last resort.
+stop_pid() {
+  local pidfile="$1" name="$2" timeout="${3:-30}" want="${4:-}" pid i
+  if ! pid_alive "$pidfile" "$want"; then
+    rm -f "$pidfile"
+    log "$name is not running"
+    return 0
+  fi
+  pid="$(<"$pidfile")"
+  log "stopping $name (pid $pid)"
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < timeout * 10; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "$name did not stop within ${timeout}s: sending SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+  fi
+  rm -f "$pidfile"
+  log "$name stopped"
+}
+
+# kill_pid PIDFILE NAME [CMDLINE-SUBSTRING]: SIGKILL at once (a crash, for failover tests).
+kill_pid() {
+  local pidfile="$1" name="$2" want="${3:-}" pid i
+  if ! pid_alive "$pidfile" "$want"; then
+    rm -f "$pidfile"
+    log "$name is not running"
+    return 0
+  fi
+  pid="$(<"$pidfile")"
+  log "killing $name (pid $pid) with SIGKILL"
+  kill -KILL "$pid" 2>/dev/null || true
+  for ((i = 0; i < 50; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  rm -f "$pidfile"
+}
+
+# start_bg PIDFILE LOGFILE CMD ARGS...: start CMD detached from this script (own session, no stdin, output
+# appended to LOGFILE) and record its pid. The process outlives the calling script.
+start_bg() {
+  local pidfile="$1" logfile="$2"
+  shift 2
+  mkdir -p "$(dirname "$pidfile")" "$(dirname "$logfile")"
+  rm -f "$pidfile"
+  printf '\n===== %s: starting %s\n' "$(date -Is)" "$*" >>"$logfile"
+  # The inner shell writes its own pid and then exec's the command, so the pid file names the real process.
+  setsid nohup bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@" >>"$logfile" 2>&1 </dev/null &
+  local i
+  for ((i = 0; i < 50; i++)); do
+    [[ -s "$pidfile" ]] && return 0
+    sleep 0.1
+  done
+  die "could not start $1 (no pid file $pidfile)"
+}
+
+# log_tail FILE [LINES]: print the end of a log file to stderr, for error reports.
+log_tail() {
+  local file="$1" n="${2:-40}"
+  if [[ -f "$file" ]]; then
+    printf -- '----- last %s lines of %s -----\n' "$n" "$file" >&2
+    tail -n "$n" "$file" >&2
+    printf -- '-----\n' >&2
+  fi
+}
+
+# as_root CMD ARGS...: run as root, through sudo when this is not root.
+as_root() {
+  if [[ "$(id -u)" -eq 0 ]]; then
+    "$@"
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo "$@"
+  else
+    die "need root (or sudo) to run: $*"
+  fi
+}
