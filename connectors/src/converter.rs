@@ -19,6 +19,8 @@ pub trait Converter: Send + Sync {
     /// `config` holds the converter's own keys with the `key.converter.` / `value.converter.` prefix stripped.
     fn configure(&mut self, config: &ConfigMap, is_key: bool) -> Result<(), ConnectError>;
     /// Serializes into `out` (cleared first), so the caller can reuse its buffer; returns `false` for a null.
+    // Named after Kafka Connect's `fromConnectData`; it converts *from* Connect data, it is not a constructor.
+    #[allow(clippy::wrong_self_convention)]
     fn from_connect(
         &self,
         topic: &str,
@@ -46,7 +48,9 @@ fn bool_setting(config: &ConfigMap, key: &str, default: bool) -> Result<bool, Co
         None => Ok(default),
         Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
         Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
-        Some(v) => Err(ConnectError::config(key, format!("Invalid value {v}: Expected value to be either true or false"))),
+        Some(v) => {
+            Err(ConnectError::config(key, format!("Invalid value {v}: Expected value to be either true or false")))
+        }
     }
 }
 
@@ -185,7 +189,10 @@ impl Converter for JsonConverter {
         if let Some(size) = config.get("schemas.cache.size")
             && size.trim().parse::<i32>().is_err()
         {
-            return Err(ConnectError::config("schemas.cache.size", format!("Invalid value {size}: Not a number of type INT")));
+            return Err(ConnectError::config(
+                "schemas.cache.size",
+                format!("Invalid value {size}: Not a number of type INT"),
+            ));
         }
         Ok(())
     }
@@ -220,13 +227,19 @@ impl Converter for JsonConverter {
     fn to_connect(&self, _topic: &str, bytes: Option<&[u8]>) -> Result<(Option<Arc<Schema>>, Value), ConnectError> {
         let Some(bytes) = bytes else { return Ok((None, Value::Null)) };
         let json: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
-            ConnectError::Data(format!("Converting byte[] to Kafka Connect data failed due to serialization error: {e}"))
+            ConnectError::Data(format!(
+                "Converting byte[] to Kafka Connect data failed due to serialization error: {e}"
+            ))
         })?;
         if !self.schemas_enable {
             return Ok((None, json_to_connect(None, &json)?));
         }
         let envelope = match &json {
-            serde_json::Value::Object(map) if map.len() == 2 && map.contains_key("schema") && map.contains_key("payload") => map,
+            serde_json::Value::Object(map)
+                if map.len() == 2 && map.contains_key("schema") && map.contains_key("payload") =>
+            {
+                map
+            }
             _ => {
                 return Err(ConnectError::Data(
                     "JsonConverter with schemas.enable requires \"schema\" and \"payload\" fields and may not contain additional fields. If you are trying to deserialize plain JSON data, set schemas.enable=false in your converter configuration.".to_string(),
@@ -386,7 +399,11 @@ impl JsonWriter<'_> {
             };
         }
         let mismatch = || {
-            ConnectError::Data(format!("Invalid type for {}: {}", type_name_upper(schema.schema_type), value_kind(value)))
+            ConnectError::Data(format!(
+                "Invalid type for {}: {}",
+                type_name_upper(schema.schema_type),
+                value_kind(value)
+            ))
         };
         match (schema.schema_type, value) {
             (SchemaType::Boolean, Value::Boolean(_))
@@ -586,16 +603,26 @@ fn write_json_string(out: &mut Vec<u8>, s: &str) {
 
 /// Java's `Double.toString`: shortest digits, plain notation in [1e-3, 1e7), else `d.dddE±n`; always a `.`.
 pub fn java_double_string(v: f64) -> String {
-    java_number_string(v.is_nan(), v.is_infinite(), v.is_sign_negative(), v.abs() >= 1e-3 && v.abs() < 1e7, v == 0.0, || {
-        (format!("{v}"), format!("{v:e}"))
-    })
+    java_number_string(
+        v.is_nan(),
+        v.is_infinite(),
+        v.is_sign_negative(),
+        v.abs() >= 1e-3 && v.abs() < 1e7,
+        v == 0.0,
+        || (format!("{v}"), format!("{v:e}")),
+    )
 }
 
 /// Java's `Float.toString`, with the shortest digits of the `f32`.
 pub fn java_float_string(v: f32) -> String {
-    java_number_string(v.is_nan(), v.is_infinite(), v.is_sign_negative(), v.abs() >= 1e-3 && v.abs() < 1e7, v == 0.0, || {
-        (format!("{v}"), format!("{v:e}"))
-    })
+    java_number_string(
+        v.is_nan(),
+        v.is_infinite(),
+        v.is_sign_negative(),
+        v.abs() >= 1e-3 && v.abs() < 1e7,
+        v == 0.0,
+        || (format!("{v}"), format!("{v:e}")),
+    )
 }
 
 fn java_number_string(
@@ -790,11 +817,13 @@ fn json_to_connect(schema: Option<&Schema>, json: &serde_json::Value) -> Result<
             },
             J::String(s) => Value::String(s.clone()),
             J::Array(items) => Value::Array(items.iter().map(|i| json_to_connect(None, i)).collect::<Result<_, _>>()?),
-            J::Object(map) => Value::Map(
-                map.iter()
-                    .map(|(k, v)| Ok((Value::String(k.clone()), json_to_connect(None, v)?)))
-                    .collect::<Result<_, ConnectError>>()?,
-            ),
+            J::Object(map) => {
+                Value::Map(
+                    map.iter()
+                        .map(|(k, v)| Ok((Value::String(k.clone()), json_to_connect(None, v)?)))
+                        .collect::<Result<_, ConnectError>>()?,
+                )
+            }
         });
     };
     if json.is_null() {
@@ -810,7 +839,11 @@ fn json_to_connect(schema: Option<&Schema>, json: &serde_json::Value) -> Result<
         )));
     }
     let mismatch = || {
-        ConnectError::Data(format!("Expected {} but found JSON {}", type_name_upper(schema.schema_type), json_kind(json)))
+        ConnectError::Data(format!(
+            "Expected {} but found JSON {}",
+            type_name_upper(schema.schema_type),
+            json_kind(json)
+        ))
     };
     let int = |min: i64, max: i64| json.as_i64().filter(|v| (min..=max).contains(v)).ok_or_else(mismatch);
     Ok(match schema.schema_type {
@@ -824,7 +857,9 @@ fn json_to_connect(schema: Option<&Schema>, json: &serde_json::Value) -> Result<
         SchemaType::String => Value::String(json.as_str().ok_or_else(mismatch)?.to_string()),
         SchemaType::Bytes => {
             let text = json.as_str().ok_or_else(mismatch)?;
-            Value::Bytes(Bytes::from(base64_decode(text).ok_or_else(|| ConnectError::Data("Invalid bytes field".to_string()))?))
+            Value::Bytes(Bytes::from(
+                base64_decode(text).ok_or_else(|| ConnectError::Data("Invalid bytes field".to_string()))?,
+            ))
         }
         SchemaType::Array => {
             let items = json.as_array().ok_or_else(mismatch)?;
@@ -1039,7 +1074,10 @@ mod tests {
         assert!(out.is_empty());
         assert_eq!(to_json(&conv, None, &Value::Int64(3)), r#"{"schema":null,"payload":3}"#);
         let optional = Schema::primitive(SchemaType::String, true);
-        assert_eq!(to_json(&conv, Some(&optional), &Value::Null), r#"{"schema":{"type":"string","optional":true},"payload":null}"#);
+        assert_eq!(
+            to_json(&conv, Some(&optional), &Value::Null),
+            r#"{"schema":{"type":"string","optional":true},"payload":null}"#
+        );
         let err = conv.from_connect("t", Some(&Schema::string()), &Value::Null, &mut out).expect_err("required");
         assert!(err.to_string().contains("null value for field that is required"), "{err}");
         let err = conv.from_connect("t", Some(&Schema::string()), &Value::Int32(1), &mut out).expect_err("mismatch");
@@ -1115,7 +1153,8 @@ mod tests {
         let mut out = Vec::new();
         assert!(conv.from_connect("t", None, &Value::Bytes(Bytes::from_static(b"\x00\x01")), &mut out).expect("ok"));
         assert_eq!(out, b"\x00\x01");
-        let err = conv.from_connect("t", Some(&Schema::string()), &Value::String("x".into()), &mut out).expect_err("bad");
+        let err =
+            conv.from_connect("t", Some(&Schema::string()), &Value::String("x".into()), &mut out).expect_err("bad");
         assert_eq!(err.to_string(), "record error: Invalid schema type for ByteArrayConverter: STRING");
         assert!(conv.from_connect("t", None, &Value::Int32(1), &mut out).is_err());
         let (schema, value) = conv.to_connect("t", Some(b"ab")).expect("ok");

@@ -17,6 +17,7 @@ pub use config::{ConfigDef, ConfigInfos, ConfigKey, ConfigMap, ConfigType, Impor
 pub use connector::{
     Connector, ConnectorType, SinkTask, SinkTaskContext, SourceTask, SourceTaskContext, TopicPartition,
 };
-pub use converter::Converter;
+pub use converter::{ByteArrayConverter, Converter, JsonConverter, StringConverter};
 pub use error::ConnectError;
 pub use record::{Field, Schema, SchemaType, SinkRecord, SourceRecord, Value};
+pub use registry::PluginInfo;

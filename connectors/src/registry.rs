@@ -66,7 +66,7 @@ const CONVERTERS: &[ConverterEntry] = &[
     ConverterEntry {
         class: "org.apache.kafka.connect.storage.StringConverter",
         aliases: &["StringConverter", "String"],
-        build: || Box::new(StringConverter::default()),
+        build: || Box::new(StringConverter),
     },
     ConverterEntry {
         class: "org.apache.kafka.connect.converters.ByteArrayConverter",
@@ -97,7 +97,8 @@ fn find_converter(class_or_alias: &str) -> Option<&'static ConverterEntry> {
 /// Whether a class or alias names a header converter (a plain converter can serve as one in Kafka Connect too).
 fn is_header_converter(class_or_alias: &str) -> bool {
     let name = class_or_alias.trim();
-    find_converter(name).is_some() || HEADER_CONVERTERS.iter().any(|(class, aliases)| *class == name || aliases.contains(&name))
+    find_converter(name).is_some()
+        || HEADER_CONVERTERS.iter().any(|(class, aliases)| *class == name || aliases.contains(&name))
 }
 
 /// The connector plugin for a class name or alias (`FileStreamSource`, `FileStreamSourceConnector`,
@@ -142,8 +143,8 @@ pub fn converter(class: &str) -> Option<Box<dyn Converter>> {
 /// prefix stripped. An unknown class is a configuration error on `key.converter`/`value.converter`.
 pub fn new_converter(class: &str, config: &ConfigMap, is_key: bool) -> Result<Box<dyn Converter>, ConnectError> {
     let key = if is_key { KEY_CONVERTER } else { VALUE_CONVERTER };
-    let mut converter =
-        converter(class).ok_or_else(|| ConnectError::config(key, format!("Class {} could not be found.", class.trim())))?;
+    let mut converter = converter(class)
+        .ok_or_else(|| ConnectError::config(key, format!("Class {} could not be found.", class.trim())))?;
     converter.configure(config, is_key)?;
     Ok(converter)
 }
@@ -167,6 +168,30 @@ const TOPIC_CREATION_GROUP: &str = "Topic Creation";
 const EXACTLY_ONCE_SUPPORT_GROUP: &str = "Exactly Once Support";
 const OFFSETS_TOPIC_GROUP: &str = "offsets";
 
+const CONNECTOR_CLASS_DOC: &str = "Name or alias of the class for this connector. Must be a subclass of org.apache.kafka.connect.connector.Connector. If the connector is org.apache.kafka.connect.file.FileStreamSinkConnector, you can either specify this full name,  or use \"FileStreamSink\" or \"FileStreamSinkConnector\" to make the configuration a bit shorter";
+const TASKS_MAX_DOC: &str = "Maximum number of tasks to use for this connector.";
+const TASKS_MAX_ENFORCE_DOC: &str = "(Deprecated) Whether to enforce that the tasks.max property is respected by the connector. By default, connectors that generate too many tasks will fail, and existing sets of tasks that exceed the tasks.max property will also be failed. If this property is set to false, then connectors will be allowed to generate more than the maximum number of tasks, and existing sets of tasks that exceed the tasks.max property will be allowed to run. This property is deprecated and will be removed in an upcoming major release.";
+const KEY_CONVERTER_DOC: &str = "Converter class used to convert between Kafka Connect format and the serialized form that is written to Kafka. This controls the format of the keys in messages written to or read from Kafka, and since this is independent of connectors it allows any connector to work with any serialization format. Examples of common formats include JSON and Avro.";
+const VALUE_CONVERTER_DOC: &str = "Converter class used to convert between Kafka Connect format and the serialized form that is written to Kafka. This controls the format of the values in messages written to or read from Kafka, and since this is independent of connectors it allows any connector to work with any serialization format. Examples of common formats include JSON and Avro.";
+const HEADER_CONVERTER_DOC: &str = "HeaderConverter class used to convert between Kafka Connect format and the serialized form that is written to Kafka. This controls the format of the header values in messages written to or read from Kafka, and since this is independent of connectors it allows any connector to work with any serialization format. Examples of common formats include JSON and Avro. By default, the SimpleHeaderConverter is used to serialize header values to strings and deserialize them by inferring the schemas.";
+const TRANSFORMS_DOC: &str = "Aliases for the transformations to be applied to records.";
+const CONFIG_ACTION_RELOAD_DOC: &str = "The action that Connect should take on the connector when changes in external configuration providers result in a change in the connector's configuration properties. A value of 'none' indicates that Connect will do nothing. A value of 'restart' indicates that Connect should restart/reload the connector with the updated configuration properties.The restart may actually be scheduled in the future if the external configuration provider indicates that a configuration value will expire in the future.";
+const ERRORS_RETRY_TIMEOUT_DOC: &str = "The maximum duration in milliseconds that a failed operation will be reattempted. The default is 0, which means no retries will be attempted. Use -1 for infinite retries.";
+const ERRORS_RETRY_DELAY_MAX_MS_DOC: &str = "The maximum duration in milliseconds between consecutive retry attempts. Jitter will be added to the delay once this limit is reached to prevent thundering herd issues.";
+const ERRORS_TOLERANCE_DOC: &str = "Behavior for tolerating errors during connector operation. 'none' is the default value and signals that any error will result in an immediate connector task failure; 'all' changes the behavior to skip over problematic records.";
+const ERRORS_LOG_ENABLE_DOC: &str = "If true, write each error and the details of the failed operation and problematic record to the Connect application log. This is 'false' by default, so that only errors that are not tolerated are reported.";
+const ERRORS_LOG_INCLUDE_MESSAGES_DOC: &str = "Whether to include in the log the Connect record that resulted in a failure. For sink records, the topic, partition, offset, and timestamp will be logged. For source records, the key and value (and their schemas), all headers, and the timestamp, Kafka topic, Kafka partition, source partition, and source offset will be logged. This is 'false' by default, which will prevent record keys, values, and headers from being written to log files.";
+const TOPICS_REGEX_DOC: &str = "Regular expression giving topics to consume. Under the hood, the regex is compiled to a <code>java.util.regex.Pattern</code>. Only one of topics or topics.regex should be specified.";
+const DLQ_TOPIC_DOC: &str = "The name of the topic to be used as the dead letter queue (DLQ) for messages that result in an error when processed by this sink connector, or its transformations or converters. The topic name is blank by default, which means that no messages are to be recorded in the DLQ.";
+const ERRORS_DEADLETTERQUEUE_TOPIC_REPLICATION_FACTOR_DOC: &str =
+    "Replication factor used to create the dead letter queue topic when it doesn't already exist.";
+const ERRORS_DEADLETTERQUEUE_CONTEXT_HEADERS_ENABLE_DOC: &str = "If true, add headers containing error context to the messages written to the dead letter queue. To avoid clashing with headers from the original record, all error context header keys, all error context header keys will start with <code>__connect.errors.</code>";
+const TOPIC_CREATION_GROUPS_DOC: &str = "Groups of configurations for topics created by source connectors";
+const EXACTLY_ONCE_SUPPORT_DOC: &str = "Permitted values are requested, required. If set to \"required\", forces a preflight check for the connector to ensure that it can provide exactly-once semantics with the given configuration. Some connectors may be capable of providing exactly-once semantics but not signal to Connect that they support this; in that case, documentation for the connector should be consulted carefully before creating it, and the value for this property should be set to \"requested\". Additionally, if the value is set to \"required\" but the worker that performs preflight validation does not have exactly-once support enabled for source connectors, requests to create or validate the connector will fail.";
+const TRANSACTION_BOUNDARY_DOC: &str = "Permitted values are: poll, interval, connector. If set to 'poll', a new producer transaction will be started and committed for every batch of records that each task from this connector provides to Connect. If set to 'connector', relies on connector-defined transaction boundaries; note that not all connectors are capable of defining their own transaction boundaries, and in that case, attempts to instantiate a connector with this value will fail. Finally, if set to 'interval', commits transactions only after a user-defined time interval has passed.";
+const TRANSACTION_BOUNDARY_INTERVAL_MS_DOC: &str = "If 'transaction.boundary' is set to 'interval', determines the interval for producer transaction commits by connector tasks. If unset, defaults to the value of the worker-level 'offset.flush.interval.ms' property. It has no effect if a different transaction.boundary is specified.";
+const OFFSETS_STORAGE_TOPIC_DOC: &str = "The name of a separate offsets topic to use for this connector. If empty or not specified, the worker’s global offsets topic name will be used. If specified, the offsets topic will be created if it does not already exist on the Kafka cluster targeted by this connector (which may be different from the one used for the worker's global offsets topic if the bootstrap.servers property of the connector's producer has been overridden from the worker's). Only applicable in distributed mode; in standalone mode, setting this property will have no effect.";
+
 /// The keys every connector has, whatever its type, in Kafka Connect's order (`ConnectorConfig.configDef()`).
 fn base_config_def() -> ConfigDef {
     let common = |key: ConfigKey, order, width, display| key.in_group(COMMON_GROUP, order, width, display);
@@ -174,85 +199,163 @@ fn base_config_def() -> ConfigDef {
     let value = |v: &str| DefaultValue::Value(v.to_string());
     ConfigDef::new()
         .define(common(
-            ConfigKey::new(NAME, ConfigType::String, DefaultValue::Required, Importance::High,
-                "Globally unique name to use for this connector.")
-                .with_validator(Validator::NonEmptyStringWithoutControlChars),
-            1, Width::Medium, "Connector name",
+            ConfigKey::new(
+                NAME,
+                ConfigType::String,
+                DefaultValue::Required,
+                Importance::High,
+                "Globally unique name to use for this connector.",
+            )
+            .with_validator(Validator::NonEmptyStringWithoutControlChars),
+            1,
+            Width::Medium,
+            "Connector name",
         ))
         .define(common(
-            ConfigKey::new(CONNECTOR_CLASS, ConfigType::String, DefaultValue::Required, Importance::High,
-                "Name or alias of the class for this connector. Must be a subclass of org.apache.kafka.connect.connector.Connector. If the connector is org.apache.kafka.connect.file.FileStreamSinkConnector, you can either specify this full name,  or use \"FileStreamSink\" or \"FileStreamSinkConnector\" to make the configuration a bit shorter"),
-            2, Width::Long, "Connector class",
+            ConfigKey::new(
+                CONNECTOR_CLASS,
+                ConfigType::String,
+                DefaultValue::Required,
+                Importance::High,
+                CONNECTOR_CLASS_DOC,
+            ),
+            2,
+            Width::Long,
+            "Connector class",
         ))
         .define(common(
-            ConfigKey::new("tasks.max", ConfigType::Int, value("1"), Importance::High,
-                "Maximum number of tasks to use for this connector.")
+            ConfigKey::new("tasks.max", ConfigType::Int, value("1"), Importance::High, TASKS_MAX_DOC)
                 .with_validator(Validator::AtLeast(1)),
-            3, Width::Short, "Tasks max",
+            3,
+            Width::Short,
+            "Tasks max",
         ))
         .define(common(
-            ConfigKey::new("tasks.max.enforce", ConfigType::Boolean, value("true"), Importance::Low,
-                "(Deprecated) Whether to enforce that the tasks.max property is respected by the connector. By default, connectors that generate too many tasks will fail, and existing sets of tasks that exceed the tasks.max property will also be failed. If this property is set to false, then connectors will be allowed to generate more than the maximum number of tasks, and existing sets of tasks that exceed the tasks.max property will be allowed to run. This property is deprecated and will be removed in an upcoming major release."),
-            4, Width::Short, "Enforce tasks max",
+            ConfigKey::new(
+                "tasks.max.enforce",
+                ConfigType::Boolean,
+                value("true"),
+                Importance::Low,
+                TASKS_MAX_ENFORCE_DOC,
+            ),
+            4,
+            Width::Short,
+            "Enforce tasks max",
         ))
         .define(common(
-            ConfigKey::new(KEY_CONVERTER, ConfigType::Class, DefaultValue::Null, Importance::Low,
-                concat!("Converter class used to convert between Kafka Connect format and the serialized form that is written to Kafka.",
-                    " This controls the format of the keys in messages written to or read from Kafka, and since this is independent of connectors it allows any connector to work with any serialization format. Examples of common formats include JSON and Avro.")),
-            5, Width::Short, "Key converter class",
+            ConfigKey::new(KEY_CONVERTER, ConfigType::Class, DefaultValue::Null, Importance::Low, KEY_CONVERTER_DOC),
+            5,
+            Width::Short,
+            "Key converter class",
         ))
         .define(common(
-            ConfigKey::new(VALUE_CONVERTER, ConfigType::Class, DefaultValue::Null, Importance::Low,
-                concat!("Converter class used to convert between Kafka Connect format and the serialized form that is written to Kafka.",
-                    " This controls the format of the values in messages written to or read from Kafka, and since this is independent of connectors it allows any connector to work with any serialization format. Examples of common formats include JSON and Avro.")),
-            6, Width::Short, "Value converter class",
+            ConfigKey::new(
+                VALUE_CONVERTER,
+                ConfigType::Class,
+                DefaultValue::Null,
+                Importance::Low,
+                VALUE_CONVERTER_DOC,
+            ),
+            6,
+            Width::Short,
+            "Value converter class",
         ))
         .define(common(
-            ConfigKey::new(HEADER_CONVERTER, ConfigType::Class, DefaultValue::Null, Importance::Low,
-                "HeaderConverter class used to convert between Kafka Connect format and the serialized form that is written to Kafka. This controls the format of the header values in messages written to or read from Kafka, and since this is independent of connectors it allows any connector to work with any serialization format. Examples of common formats include JSON and Avro. By default, the SimpleHeaderConverter is used to serialize header values to strings and deserialize them by inferring the schemas."),
-            7, Width::Short, "Header converter class",
+            ConfigKey::new(
+                HEADER_CONVERTER,
+                ConfigType::Class,
+                DefaultValue::Null,
+                Importance::Low,
+                HEADER_CONVERTER_DOC,
+            ),
+            7,
+            Width::Short,
+            "Header converter class",
+        ))
+        .define(ConfigKey::new(TRANSFORMS, ConfigType::List, value(""), Importance::Low, TRANSFORMS_DOC).in_group(
+            TRANSFORMS_GROUP,
+            8,
+            Width::Long,
+            "Transforms",
         ))
         .define(
-            ConfigKey::new(TRANSFORMS, ConfigType::List, value(""), Importance::Low,
-                "Aliases for the transformations to be applied to records.")
-                .in_group(TRANSFORMS_GROUP, 8, Width::Long, "Transforms"),
-        )
-        .define(
-            ConfigKey::new(PREDICATES, ConfigType::List, value(""), Importance::Low,
-                "Aliases for predicates used by transformations.")
-                .in_group(PREDICATES_GROUP, 9, Width::Long, "Predicates"),
+            ConfigKey::new(
+                PREDICATES,
+                ConfigType::List,
+                value(""),
+                Importance::Low,
+                "Aliases for predicates used by transformations.",
+            )
+            .in_group(PREDICATES_GROUP, 9, Width::Long, "Predicates"),
         )
         .define(common(
-            ConfigKey::new("config.action.reload", ConfigType::String, value("restart"), Importance::Low,
-                "The action that Connect should take on the connector when changes in external configuration providers result in a change in the connector's configuration properties. A value of 'none' indicates that Connect will do nothing. A value of 'restart' indicates that Connect should restart/reload the connector with the updated configuration properties.The restart may actually be scheduled in the future if the external configuration provider indicates that a configuration value will expire in the future.")
-                .with_validator(Validator::OneOf(vec!["none", "restart"])),
-            10, Width::Medium, "Reload Action",
+            ConfigKey::new(
+                "config.action.reload",
+                ConfigType::String,
+                value("restart"),
+                Importance::Low,
+                CONFIG_ACTION_RELOAD_DOC,
+            )
+            .with_validator(Validator::OneOf(vec!["none", "restart"])),
+            10,
+            Width::Medium,
+            "Reload Action",
         ))
         .define(errors(
-            ConfigKey::new("errors.retry.timeout", ConfigType::Long, value("0"), Importance::Medium,
-                "The maximum duration in milliseconds that a failed operation will be reattempted. The default is 0, which means no retries will be attempted. Use -1 for infinite retries."),
-            1, "Retry Timeout for Errors",
+            ConfigKey::new(
+                "errors.retry.timeout",
+                ConfigType::Long,
+                value("0"),
+                Importance::Medium,
+                ERRORS_RETRY_TIMEOUT_DOC,
+            ),
+            1,
+            "Retry Timeout for Errors",
         ))
         .define(errors(
-            ConfigKey::new("errors.retry.delay.max.ms", ConfigType::Long, value("60000"), Importance::Medium,
-                "The maximum duration in milliseconds between consecutive retry attempts. Jitter will be added to the delay once this limit is reached to prevent thundering herd issues."),
-            2, "Maximum Delay Between Retries for Errors",
+            ConfigKey::new(
+                "errors.retry.delay.max.ms",
+                ConfigType::Long,
+                value("60000"),
+                Importance::Medium,
+                ERRORS_RETRY_DELAY_MAX_MS_DOC,
+            ),
+            2,
+            "Maximum Delay Between Retries for Errors",
         ))
         .define(errors(
-            ConfigKey::new("errors.tolerance", ConfigType::String, value("none"), Importance::Medium,
-                "Behavior for tolerating errors during connector operation. 'none' is the default value and signals that any error will result in an immediate connector task failure; 'all' changes the behavior to skip over problematic records.")
-                .with_validator(Validator::OneOf(vec!["none", "all"])),
-            3, "Error Tolerance",
+            ConfigKey::new(
+                "errors.tolerance",
+                ConfigType::String,
+                value("none"),
+                Importance::Medium,
+                ERRORS_TOLERANCE_DOC,
+            )
+            .with_validator(Validator::OneOf(vec!["none", "all"])),
+            3,
+            "Error Tolerance",
         ))
         .define(errors(
-            ConfigKey::new("errors.log.enable", ConfigType::Boolean, value("false"), Importance::Medium,
-                "If true, write each error and the details of the failed operation and problematic record to the Connect application log. This is 'false' by default, so that only errors that are not tolerated are reported."),
-            4, "Log Errors",
+            ConfigKey::new(
+                "errors.log.enable",
+                ConfigType::Boolean,
+                value("false"),
+                Importance::Medium,
+                ERRORS_LOG_ENABLE_DOC,
+            ),
+            4,
+            "Log Errors",
         ))
         .define(errors(
-            ConfigKey::new("errors.log.include.messages", ConfigType::Boolean, value("false"), Importance::Medium,
-                "Whether to include in the log the Connect record that resulted in a failure. For sink records, the topic, partition, offset, and timestamp will be logged. For source records, the key and value (and their schemas), all headers, and the timestamp, Kafka topic, Kafka partition, source partition, and source offset will be logged. This is 'false' by default, which will prevent record keys, values, and headers from being written to log files."),
-            5, "Log Error Details",
+            ConfigKey::new(
+                "errors.log.include.messages",
+                ConfigType::Boolean,
+                value("false"),
+                Importance::Medium,
+                ERRORS_LOG_INCLUDE_MESSAGES_DOC,
+            ),
+            5,
+            "Log Error Details",
         ))
 }
 
@@ -260,28 +363,46 @@ fn base_config_def() -> ConfigDef {
 fn sink_config_def(def: ConfigDef) -> ConfigDef {
     let value = |v: &str| DefaultValue::Value(v.to_string());
     def.define(
-        ConfigKey::new(TOPICS, ConfigType::List, value(""), Importance::High, "List of topics to consume, separated by commas")
-            .in_group(COMMON_GROUP, 4, Width::Long, "Topics"),
+        ConfigKey::new(
+            TOPICS,
+            ConfigType::List,
+            value(""),
+            Importance::High,
+            "List of topics to consume, separated by commas",
+        )
+        .in_group(COMMON_GROUP, 4, Width::Long, "Topics"),
+    )
+    .define(ConfigKey::new(TOPICS_REGEX, ConfigType::String, value(""), Importance::High, TOPICS_REGEX_DOC).in_group(
+        COMMON_GROUP,
+        4,
+        Width::Long,
+        "Topics regex",
+    ))
+    .define(ConfigKey::new(DLQ_TOPIC, ConfigType::String, value(""), Importance::Medium, DLQ_TOPIC_DOC).in_group(
+        ERROR_GROUP,
+        6,
+        Width::Medium,
+        "Dead Letter Queue Topic Name",
+    ))
+    .define(
+        ConfigKey::new(
+            "errors.deadletterqueue.topic.replication.factor",
+            ConfigType::Short,
+            value("3"),
+            Importance::Medium,
+            ERRORS_DEADLETTERQUEUE_TOPIC_REPLICATION_FACTOR_DOC,
+        )
+        .in_group(ERROR_GROUP, 7, Width::Medium, "Dead Letter Queue Topic Replication Factor"),
     )
     .define(
-        ConfigKey::new(TOPICS_REGEX, ConfigType::String, value(""), Importance::High,
-            "Regular expression giving topics to consume. Under the hood, the regex is compiled to a <code>java.util.regex.Pattern</code>. Only one of topics or topics.regex should be specified.")
-            .in_group(COMMON_GROUP, 4, Width::Long, "Topics regex"),
-    )
-    .define(
-        ConfigKey::new(DLQ_TOPIC, ConfigType::String, value(""), Importance::Medium,
-            "The name of the topic to be used as the dead letter queue (DLQ) for messages that result in an error when processed by this sink connector, or its transformations or converters. The topic name is blank by default, which means that no messages are to be recorded in the DLQ.")
-            .in_group(ERROR_GROUP, 6, Width::Medium, "Dead Letter Queue Topic Name"),
-    )
-    .define(
-        ConfigKey::new("errors.deadletterqueue.topic.replication.factor", ConfigType::Short, value("3"), Importance::Medium,
-            "Replication factor used to create the dead letter queue topic when it doesn't already exist.")
-            .in_group(ERROR_GROUP, 7, Width::Medium, "Dead Letter Queue Topic Replication Factor"),
-    )
-    .define(
-        ConfigKey::new("errors.deadletterqueue.context.headers.enable", ConfigType::Boolean, value("false"), Importance::Medium,
-            "If true, add headers containing error context to the messages written to the dead letter queue. To avoid clashing with headers from the original record, all error context header keys, all error context header keys will start with <code>__connect.errors.</code>")
-            .in_group(ERROR_GROUP, 8, Width::Medium, "Enable Error Context Headers"),
+        ConfigKey::new(
+            "errors.deadletterqueue.context.headers.enable",
+            ConfigType::Boolean,
+            value("false"),
+            Importance::Medium,
+            ERRORS_DEADLETTERQUEUE_CONTEXT_HEADERS_ENABLE_DOC,
+        )
+        .in_group(ERROR_GROUP, 8, Width::Medium, "Enable Error Context Headers"),
     )
 }
 
@@ -289,32 +410,57 @@ fn sink_config_def(def: ConfigDef) -> ConfigDef {
 fn source_config_def(def: ConfigDef) -> ConfigDef {
     let value = |v: &str| DefaultValue::Value(v.to_string());
     def.define(
-        ConfigKey::new("topic.creation.groups", ConfigType::List, value(""), Importance::Low,
-            "Groups of configurations for topics created by source connectors")
-            .in_group(TOPIC_CREATION_GROUP, 1, Width::Long, "Topic Creation Groups"),
+        ConfigKey::new(
+            "topic.creation.groups",
+            ConfigType::List,
+            value(""),
+            Importance::Low,
+            TOPIC_CREATION_GROUPS_DOC,
+        )
+        .in_group(TOPIC_CREATION_GROUP, 1, Width::Long, "Topic Creation Groups"),
     )
     .define(
-        ConfigKey::new("exactly.once.support", ConfigType::String, value("requested"), Importance::Medium,
-            "Permitted values are requested, required. If set to \"required\", forces a preflight check for the connector to ensure that it can provide exactly-once semantics with the given configuration. Some connectors may be capable of providing exactly-once semantics but not signal to Connect that they support this; in that case, documentation for the connector should be consulted carefully before creating it, and the value for this property should be set to \"requested\". Additionally, if the value is set to \"required\" but the worker that performs preflight validation does not have exactly-once support enabled for source connectors, requests to create or validate the connector will fail.")
-            .with_validator(Validator::OneOf(vec!["requested", "required"]))
-            .in_group(EXACTLY_ONCE_SUPPORT_GROUP, 1, Width::Short, "Exactly once support"),
+        ConfigKey::new(
+            "exactly.once.support",
+            ConfigType::String,
+            value("requested"),
+            Importance::Medium,
+            EXACTLY_ONCE_SUPPORT_DOC,
+        )
+        .with_validator(Validator::OneOf(vec!["requested", "required"]))
+        .in_group(EXACTLY_ONCE_SUPPORT_GROUP, 1, Width::Short, "Exactly once support"),
     )
     .define(
-        ConfigKey::new("transaction.boundary", ConfigType::String, value("poll"), Importance::Medium,
-            "Permitted values are: poll, interval, connector. If set to 'poll', a new producer transaction will be started and committed for every batch of records that each task from this connector provides to Connect. If set to 'connector', relies on connector-defined transaction boundaries; note that not all connectors are capable of defining their own transaction boundaries, and in that case, attempts to instantiate a connector with this value will fail. Finally, if set to 'interval', commits transactions only after a user-defined time interval has passed.")
-            .with_validator(Validator::OneOf(vec!["poll", "interval", "connector"]))
-            .in_group(EXACTLY_ONCE_SUPPORT_GROUP, 2, Width::Short, "Transaction Boundary"),
+        ConfigKey::new(
+            "transaction.boundary",
+            ConfigType::String,
+            value("poll"),
+            Importance::Medium,
+            TRANSACTION_BOUNDARY_DOC,
+        )
+        .with_validator(Validator::OneOf(vec!["poll", "interval", "connector"]))
+        .in_group(EXACTLY_ONCE_SUPPORT_GROUP, 2, Width::Short, "Transaction Boundary"),
     )
     .define(
-        ConfigKey::new("transaction.boundary.interval.ms", ConfigType::Long, DefaultValue::Null, Importance::Low,
-            "If 'transaction.boundary' is set to 'interval', determines the interval for producer transaction commits by connector tasks. If unset, defaults to the value of the worker-level 'offset.flush.interval.ms' property. It has no effect if a different transaction.boundary is specified.")
-            .with_validator(Validator::AtLeast(0))
-            .in_group(EXACTLY_ONCE_SUPPORT_GROUP, 3, Width::Short, "Transaction boundary interval"),
+        ConfigKey::new(
+            "transaction.boundary.interval.ms",
+            ConfigType::Long,
+            DefaultValue::Null,
+            Importance::Low,
+            TRANSACTION_BOUNDARY_INTERVAL_MS_DOC,
+        )
+        .with_validator(Validator::AtLeast(0))
+        .in_group(EXACTLY_ONCE_SUPPORT_GROUP, 3, Width::Short, "Transaction boundary interval"),
     )
     .define(
-        ConfigKey::new("offsets.storage.topic", ConfigType::String, DefaultValue::Null, Importance::Low,
-            "The name of a separate offsets topic to use for this connector. If empty or not specified, the worker’s global offsets topic name will be used. If specified, the offsets topic will be created if it does not already exist on the Kafka cluster targeted by this connector (which may be different from the one used for the worker's global offsets topic if the bootstrap.servers property of the connector's producer has been overridden from the worker's). Only applicable in distributed mode; in standalone mode, setting this property will have no effect.")
-            .in_group(OFFSETS_TOPIC_GROUP, 1, Width::Long, "Offsets topic"),
+        ConfigKey::new(
+            "offsets.storage.topic",
+            ConfigType::String,
+            DefaultValue::Null,
+            Importance::Low,
+            OFFSETS_STORAGE_TOPIC_DOC,
+        )
+        .in_group(OFFSETS_TOPIC_GROUP, 1, Width::Long, "Offsets topic"),
     )
 }
 
@@ -329,11 +475,7 @@ pub fn common_config_def(connector_type: ConnectorType) -> ConfigDef {
 
 /// The "known connector plugins" part of the unknown-class error: every class with its aliases.
 fn known_connectors_text() -> String {
-    CONNECTORS
-        .iter()
-        .map(|e| format!("{} (aliases: {})", e.class, e.aliases.join(", ")))
-        .collect::<Vec<_>>()
-        .join(", ")
+    CONNECTORS.iter().map(|e| format!("{} (aliases: {})", e.class, e.aliases.join(", "))).collect::<Vec<_>>().join(", ")
 }
 
 /// Validates a whole connector configuration (common keys and the plugin's own keys) and returns every problem at
@@ -355,7 +497,10 @@ pub fn validate(config: &ConfigMap) -> ConfigInfos {
 
     let mut configs: Vec<ConfigInfo> = keys
         .iter()
-        .map(|key| ConfigInfo { definition: Some(key.info()), value: key.validate_value(config.get(key.name).map(String::as_str)) })
+        .map(|key| ConfigInfo {
+            definition: Some(key.info()),
+            value: key.validate_value(config.get(key.name).map(String::as_str)),
+        })
         .collect();
     let undefined = config.iter().filter(|(k, _)| !keys.iter().any(|key| key.name == k.as_str()));
     configs.extend(undefined.map(|(k, v)| ConfigInfo {
@@ -426,7 +571,9 @@ fn validate_sink_topics(config: &ConfigMap) -> Vec<(String, String)> {
     let regex = given(TOPICS_REGEX);
     let mut errors = Vec::new();
     let both_or_none = match (topics, regex) {
-        (Some(_), Some(_)) => Some("topics and topics.regex are mutually exclusive options, but both are set.".to_string()),
+        (Some(_), Some(_)) => {
+            Some("topics and topics.regex are mutually exclusive options, but both are set.".to_string())
+        }
         (None, None) => Some("Must configure one of topics or topics.regex".to_string()),
         _ => None,
     };
@@ -492,17 +639,27 @@ mod tests {
 
     #[test]
     fn aliases_resolve_to_the_canonical_class() {
-        for alias in ["FileStreamSource", "FileStreamSourceConnector", "org.apache.kafka.connect.file.FileStreamSourceConnector"] {
+        for alias in
+            ["FileStreamSource", "FileStreamSourceConnector", "org.apache.kafka.connect.file.FileStreamSourceConnector"]
+        {
             let c = connector(alias).expect("known");
             assert_eq!(c.class_name(), "org.apache.kafka.connect.file.FileStreamSourceConnector");
             assert_eq!(c.connector_type(), ConnectorType::Source);
         }
-        for alias in ["FileStreamSink", "FileStreamSinkConnector", "org.apache.kafka.connect.file.FileStreamSinkConnector"] {
+        for alias in
+            ["FileStreamSink", "FileStreamSinkConnector", "org.apache.kafka.connect.file.FileStreamSinkConnector"]
+        {
             assert_eq!(connector(alias).expect("known").connector_type(), ConnectorType::Sink);
         }
         assert!(connector("filestreamsink").is_none(), "aliases are case-sensitive as in Kafka Connect");
         assert!(connector("Nope").is_none());
-        for alias in ["JsonConverter", "Json", "org.apache.kafka.connect.json.JsonConverter", "StringConverter", "ByteArrayConverter"] {
+        for alias in [
+            "JsonConverter",
+            "Json",
+            "org.apache.kafka.connect.json.JsonConverter",
+            "StringConverter",
+            "ByteArrayConverter",
+        ] {
             assert!(converter(alias).is_some(), "{alias}");
         }
         assert_eq!(connector_type_of(&map(&[("connector.class", "FileStreamSink")])), Some(ConnectorType::Sink));
@@ -547,7 +704,15 @@ mod tests {
         assert_eq!(infos.name, "FileStreamSource");
         assert_eq!(
             infos.groups,
-            ["Common", "Transforms", "Predicates", "Error Handling", "Topic Creation", "Exactly Once Support", "offsets"]
+            [
+                "Common",
+                "Transforms",
+                "Predicates",
+                "Error Handling",
+                "Topic Creation",
+                "Exactly Once Support",
+                "offsets"
+            ]
         );
         let names: Vec<&str> = infos.configs.iter().map(|c| c.value.name.as_str()).collect();
         assert_eq!(&names[..3], ["name", "connector.class", "tasks.max"]);
@@ -576,16 +741,23 @@ mod tests {
         ]));
         assert_eq!(
             errors_of(&infos, "name"),
-            ["Invalid value bad\u{7}name for configuration name: String may not contain control sequences but had the following ASCII chars: 7"]
+            [
+                "Invalid value bad\u{7}name for configuration name: String may not contain control sequences but had the following ASCII chars: 7"
+            ]
         );
-        assert_eq!(errors_of(&infos, "tasks.max"), ["Invalid value 0 for configuration tasks.max: Value must be at least 1"]);
+        assert_eq!(
+            errors_of(&infos, "tasks.max"),
+            ["Invalid value 0 for configuration tasks.max: Value must be at least 1"]
+        );
         assert_eq!(
             errors_of(&infos, "errors.retry.timeout"),
             ["Invalid value soon for configuration errors.retry.timeout: Not a number of type LONG"]
         );
         assert_eq!(
             errors_of(&infos, "errors.tolerance"),
-            ["Invalid value some for configuration errors.tolerance: String must be one of (case insensitive): none, all"]
+            [
+                "Invalid value some for configuration errors.tolerance: String must be one of (case insensitive): none, all"
+            ]
         );
         assert_eq!(
             errors_of(&infos, "errors.log.enable"),
@@ -599,7 +771,10 @@ mod tests {
             errors_of(&infos, "transforms"),
             ["Invalid value a,b,a for configuration transforms: Duplicate alias provided."]
         );
-        assert_eq!(errors_of(&infos, "topic"), ["Missing required configuration \"topic\" which has no default value."]);
+        assert_eq!(
+            errors_of(&infos, "topic"),
+            ["Missing required configuration \"topic\" which has no default value."]
+        );
         assert_eq!(infos.error_count, 8);
         assert_eq!(infos.error_messages().len(), 8);
         assert_eq!(value_of(&infos, "transforms"), Some("a,b,a"));
@@ -622,7 +797,12 @@ mod tests {
         assert_eq!(none.error_count, 2);
         assert_eq!(none.groups, ["Common", "Transforms", "Predicates", "Error Handling"]);
 
-        let both = validate(&map(&[("name", "s"), ("connector.class", "FileStreamSink"), ("topics", "a"), ("topics.regex", "a.*")]));
+        let both = validate(&map(&[
+            ("name", "s"),
+            ("connector.class", "FileStreamSink"),
+            ("topics", "a"),
+            ("topics.regex", "a.*"),
+        ]));
         assert_eq!(
             errors_of(&both, "topics"),
             ["topics and topics.regex are mutually exclusive options, but both are set."]
@@ -636,7 +816,9 @@ mod tests {
         ]));
         assert_eq!(
             errors_of(&dlq, "topics"),
-            ["The DLQ topic 'dlq' may not be included in the list of topics ('topics=[a, dlq]') consumed by the connector"]
+            [
+                "The DLQ topic 'dlq' may not be included in the list of topics ('topics=[a, dlq]') consumed by the connector"
+            ]
         );
 
         let ok = validate(&map(&[("name", "s"), ("connector.class", "FileStreamSink"), ("topics", "a")]));
@@ -651,8 +833,12 @@ mod tests {
         assert_eq!(infos.name, "Nope");
         let errors = errors_of(&infos, "connector.class");
         assert_eq!(errors.len(), 1);
-        assert!(errors[0].starts_with("Failed to find any class that implements Connector and which name matches Nope; known connector plugins: "));
-        assert!(errors[0].contains("org.apache.kafka.connect.file.FileStreamSinkConnector (aliases: FileStreamSink, FileStreamSinkConnector)"));
+        assert!(errors[0].starts_with(
+            "Failed to find any class that implements Connector and which name matches Nope; known connector plugins: "
+        ));
+        assert!(errors[0].contains(
+            "org.apache.kafka.connect.file.FileStreamSinkConnector (aliases: FileStreamSink, FileStreamSinkConnector)"
+        ));
         assert_eq!(infos.error_count, 1);
 
         let infos = validate(&map(&[("name", "x"), ("tasks.max", "x")]));
@@ -682,7 +868,8 @@ mod tests {
         let name = &json["configs"][0]["definition"];
         assert_eq!(name["required"], true);
         assert_eq!(name["default_value"], serde_json::Value::Null);
-        let file = json["configs"].as_array().expect("array").iter().find(|c| c["value"]["name"] == "file").expect("file");
+        let file =
+            json["configs"].as_array().expect("array").iter().find(|c| c["value"]["name"] == "file").expect("file");
         assert_eq!(file["definition"]["group"], serde_json::Value::Null);
         assert_eq!(file["definition"]["order"], -1);
         assert_eq!(file["definition"]["width"], "NONE");
