@@ -1,1 +1,100 @@
-//! The Sluice agent.
+//! The Sluice agent: the stateless data plane. It holds one session with the control plane, runs the source and
+//! sink tasks assigned over it, and reports their state and offsets back. Used by the `sluice-agent` binary and
+//! embedded in the standalone mode.
+
+mod lease;
+mod metrics;
+mod properties;
+mod runtime;
+mod session;
+mod supervisor;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+pub use properties::parse_properties;
+
+/// How to run an agent.
+#[derive(Debug, Clone, Default)]
+pub struct AgentOptions {
+    /// Control-plane replicas (`http://host:port`); the agent connects to any of them, rotating on failure.
+    pub control_plane: Vec<String>,
+    /// Stable identity: an agent that reconnects with the same id gets its assignment back.
+    pub agent_id: String,
+    /// The worker properties (`bootstrap.servers`, converters, `producer.*`, `consumer.*`, ...).
+    pub worker_config: BTreeMap<String, String>,
+    /// Most tasks accepted; 0 means unlimited.
+    pub capacity: u32,
+    /// Shown as `worker_id` in Kafka Connect status answers; defaults to the agent id.
+    pub worker_id: Option<String>,
+    /// Where to serve `/metrics` and `/health`; none when absent.
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// Why an agent could not start. Once running, an agent never fails: it keeps reconnecting until shutdown.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("no control-plane address given")]
+    NoControlPlane,
+    #[error("the agent id must not be empty")]
+    EmptyAgentId,
+    #[error("invalid control-plane address `{address}`")]
+    InvalidAddress {
+        address: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    #[error("invalid worker configuration `{key}`: {message}")]
+    WorkerConfig { key: String, message: String },
+    #[error("cannot listen for metrics on {address}")]
+    MetricsListen {
+        address: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Runs an agent until `shutdown` is cancelled, then stops its tasks, reports their final offsets, says Goodbye
+/// and returns. Errors only for invalid options.
+pub async fn run(opts: AgentOptions, shutdown: CancellationToken) -> Result<(), AgentError> {
+    if opts.agent_id.trim().is_empty() {
+        return Err(AgentError::EmptyAgentId);
+    }
+    let endpoints = opts
+        .control_plane
+        .iter()
+        .filter(|a| !a.trim().is_empty())
+        .map(|address| {
+            session::endpoint(address).map_err(|source| AgentError::InvalidAddress { address: address.clone(), source })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if endpoints.is_empty() {
+        return Err(AgentError::NoControlPlane);
+    }
+    let worker = Arc::new(runtime::WorkerConfig::from_properties(opts.worker_config)?);
+    let metrics = Arc::new(metrics::Metrics::default());
+    // Stops the metrics endpoint when the agent returns, also on the error-free early exits.
+    let metrics_shutdown = shutdown.child_token();
+    let _metrics_guard = metrics_shutdown.clone().drop_guard();
+    if let Some(address) = opts.metrics_listen {
+        let bound = metrics::serve(address, metrics.clone(), metrics_shutdown)
+            .await
+            .map_err(|source| AgentError::MetricsListen { address, source })?;
+        info!(address = %bound, "serving /metrics and /health");
+    }
+    let host = hostname::get().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
+    let identity = session::Identity {
+        worker_id: opts.worker_id.filter(|w| !w.trim().is_empty()).unwrap_or_else(|| opts.agent_id.clone()),
+        agent_id: opts.agent_id,
+        host,
+        capacity: opts.capacity,
+    };
+    info!(agent = %identity.agent_id, control_plane = ?opts.control_plane, "agent starting");
+    session::Agent::new(identity, endpoints, worker, metrics, shutdown).run().await;
+    info!("agent stopped");
+    Ok(())
+}

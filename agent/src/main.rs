@@ -1,1 +1,109 @@
-fn main() {}
+//! `sluice-agent`: runs an agent until SIGTERM/SIGINT, then stops its tasks gracefully (final offsets, Goodbye).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+/// Sluice agent: the stateless data plane that runs the source and sink tasks the control plane assigns to it.
+#[derive(Debug, Parser)]
+#[command(name = "sluice-agent", version, about, long_about = None)]
+struct Args {
+    /// Control-plane replicas to connect to, comma-separated (e.g. `http://cp1:9090,http://cp2:9090`).
+    /// The agent picks any of them and rotates on failure.
+    #[arg(long, env = "SLUICE_CONTROL_PLANE", value_delimiter = ',', required = true)]
+    control_plane: Vec<String>,
+
+    /// Stable identity of this agent; reconnecting with the same id gets its assignment back. Default: host name.
+    #[arg(long, env = "SLUICE_AGENT_ID")]
+    agent_id: Option<String>,
+
+    /// Worker properties file (Kafka Connect's `worker.properties`: bootstrap.servers, converters,
+    /// offset.flush.interval.ms, producer.*, consumer.*).
+    #[arg(long, env = "SLUICE_CONFIG")]
+    config: Option<PathBuf>,
+
+    /// Most tasks this agent accepts; 0 means unlimited.
+    #[arg(long, env = "SLUICE_CAPACITY", default_value_t = 0)]
+    capacity: u32,
+
+    /// Reported as `worker_id` in Kafka Connect status answers (e.g. `10.0.0.5:8083`). Default: the agent id.
+    #[arg(long, env = "SLUICE_WORKER_ID")]
+    worker_id: Option<String>,
+
+    /// Address to serve Prometheus `/metrics` and `/health` on (e.g. `0.0.0.0:9464`). Off when absent.
+    #[arg(long, env = "SLUICE_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
+
+    /// Log filter in RUST_LOG syntax (e.g. `info`, `sluice_agent=debug,rdkafka=warn`).
+    #[arg(long, env = "SLUICE_LOG", default_value = "info")]
+    log: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let filter = EnvFilter::try_new(&args.log).with_context(|| format!("invalid log filter `{}`", args.log))?;
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+
+    let worker_config = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the worker config {}", path.display()))?;
+            sluice_agent::parse_properties(&text)
+        }
+        None => Default::default(),
+    };
+    let agent_id = match args.agent_id {
+        Some(id) => id,
+        None => hostname::get().context("cannot read the host name; pass --agent-id")?.to_string_lossy().into_owned(),
+    };
+    let opts = sluice_agent::AgentOptions {
+        control_plane: args.control_plane,
+        agent_id,
+        worker_config,
+        capacity: args.capacity,
+        worker_id: args.worker_id,
+        metrics_listen: args.metrics_listen,
+    };
+
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    sluice_agent::run(opts, shutdown).await?;
+    Ok(())
+}
+
+/// SIGTERM or SIGINT → graceful shutdown; a second signal exits at once.
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    wait_for_signal().await;
+    tracing::info!("signal received, shutting down gracefully");
+    shutdown.cancel();
+    wait_for_signal().await;
+    tracing::warn!("second signal received, exiting now");
+    std::process::exit(130);
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot listen for SIGTERM; only Ctrl-C stops the agent");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -176,7 +176,15 @@ mod tests {
         let parsed = props("a=1\nb:2\nc 3\nd = 4\ne : 5\nf\t\t6\ng  =  7\n");
         assert_eq!(
             parsed,
-            vec![pair("a", "1"), pair("b", "2"), pair("c", "3"), pair("d", "4"), pair("e", "5"), pair("f", "6"), pair("g", "7")]
+            vec![
+                pair("a", "1"),
+                pair("b", "2"),
+                pair("c", "3"),
+                pair("d", "4"),
+                pair("e", "5"),
+                pair("f", "6"),
+                pair("g", "7")
+            ]
         );
     }
 

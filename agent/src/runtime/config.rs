@@ -213,8 +213,7 @@ mod tests {
 
     #[test]
     fn consumer_never_auto_commits() {
-        let worker =
-            WorkerConfig::from_properties(map(&[("consumer.enable.auto.commit", "true")])).expect("valid");
+        let worker = WorkerConfig::from_properties(map(&[("consumer.enable.auto.commit", "true")])).expect("valid");
         let cfg = worker.consumer_config(&ConfigMap::new(), &id());
         assert_eq!(cfg.get("enable.auto.commit"), Some("false"));
         assert_eq!(cfg.get("group.id"), Some("connect-local-file-source"));

@@ -64,7 +64,10 @@ pub(crate) struct TaskEvent {
 
 #[derive(Debug)]
 pub(crate) enum TaskEventKind {
-    State { state: TaskState, trace: String },
+    State {
+        state: TaskState,
+        trace: String,
+    },
     /// Latest acknowledged offsets per source partition since the previous report.
     Offsets(Vec<SourceOffset>),
     /// The task's future finished (after stopping or failing).

@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rdkafka::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::ClientContext;
+use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
 use sluice_connectors::{SourceRecord, SourceTask, SourceTaskContext, registry};
 use sluice_proto::agent::TaskState;
 use tokio::sync::{mpsc, watch};
@@ -17,6 +17,7 @@ use tracing::{debug, info, instrument, warn};
 
 use super::offsets::SourceOffsetTracker;
 use super::{Control, StopMode, TaskContext, TaskError, control_changed, current_control, stop_requested};
+use crate::metrics::TaskCounters;
 
 /// At most this many records of one task wait for Kafka's acknowledgement; beyond it polling pauses, so a slow
 /// broker slows the source instead of growing memory.
@@ -86,6 +87,7 @@ pub(crate) async fn run(ctx: &TaskContext, mut control: watch::Receiver<Control>
         value_buf: Vec::new(),
         has_key: false,
         has_value: false,
+        counters: ctx.metrics.task(&ctx.id),
     };
     let result = pipeline.run_started(task.as_mut(), &mut control).await;
     let stopped = task.stop().await;
@@ -137,6 +139,7 @@ struct SourcePipeline<'a> {
     /// Whether the last conversion produced a key / value (`false` is a Kafka null).
     has_key: bool,
     has_value: bool,
+    counters: Arc<TaskCounters>,
 }
 
 impl SourcePipeline<'_> {
@@ -184,7 +187,7 @@ impl SourcePipeline<'_> {
             if records.is_empty() {
                 continue;
             }
-            self.ctx.metrics.source_records_polled(&self.ctx.id, records.len() as u64);
+            self.counters.source_records_polled(records.len() as u64);
             if let Some(mode) = self.produce_batch(records, control).await? {
                 break mode;
             }
@@ -234,7 +237,9 @@ impl SourcePipeline<'_> {
                         // Wait for acks to make room; a stop wins (the unsent record is simply not committed).
                         tokio::select! {
                             mode = stop_requested(control) => return Ok(Some(mode)),
-                            Some(delivery) = self.deliveries.recv() => self.on_delivery(delivery)?,
+                            Some(delivery) = self.deliveries.recv() => {
+                                record_delivery(&mut self.tracker, &self.counters, delivery)?;
+                            }
                             _ = tokio::time::sleep(Duration::from_millis(50)) => {}
                         }
                     }
@@ -278,14 +283,8 @@ impl SourcePipeline<'_> {
         Ok(())
     }
 
-    /// A refused record fails the task: its offset (and every later one) is never committed, so nothing is lost.
-    fn on_delivery(&mut self, (seq, error): Delivery) -> Result<(), TaskError> {
-        if let Some(err) = error {
-            return Err(TaskError::Kafka { context: "Kafka refused a record after retries".into(), source: err });
-        }
-        self.tracker.ack(seq);
-        self.ctx.metrics.source_records_written(&self.ctx.id, 1);
-        Ok(())
+    fn on_delivery(&mut self, delivery: Delivery) -> Result<(), TaskError> {
+        record_delivery(&mut self.tracker, &self.counters, delivery)
     }
 
     /// Waits (bounded) until Kafka acknowledged everything produced so far.
@@ -318,6 +317,20 @@ impl SourcePipeline<'_> {
             warn!(error = %err.trace(), "source task commit hook failed");
         }
     }
+}
+
+/// A refused record fails the task: its offset (and every later one) is never committed, so nothing is lost.
+fn record_delivery(
+    tracker: &mut SourceOffsetTracker,
+    counters: &TaskCounters,
+    (seq, error): Delivery,
+) -> Result<(), TaskError> {
+    if let Some(err) = error {
+        return Err(TaskError::Kafka { context: "Kafka refused a record after retries".into(), source: err });
+    }
+    tracker.ack(seq);
+    counters.source_records_written(1);
+    Ok(())
 }
 
 fn headers_of(record: &SourceRecord) -> Option<OwnedHeaders> {

@@ -1,0 +1,422 @@
+//! The session with the control plane: connect to any replica, Hello/Welcome, heartbeats, assignments down and
+//! statuses/offsets up, reconnect with backoff, self-fencing, and the graceful goodbye. See `agent.proto` for the
+//! contract this implements.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sluice_proto::agent::agent_message::Kind as Up;
+use sluice_proto::agent::agent_service_client::AgentServiceClient;
+use sluice_proto::agent::control_message::Kind as Down;
+use sluice_proto::agent::{AgentMessage, ControlMessage, Goodbye, Heartbeat, Hello, Welcome};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Endpoint;
+use tracing::{debug, error, info, warn};
+
+use crate::lease::{Backoff, LeaseClock};
+use crate::metrics::Metrics;
+use crate::runtime::{StopMode, TaskEvent, WorkerConfig};
+use crate::supervisor::Supervisor;
+
+/// Messages queued for the stream; a control plane that stops reading this many is treated as gone.
+const OUTBOX: usize = 1024;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const WELCOME_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long to wait for the control plane to close the stream after Goodbye.
+const GOODBYE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Lease TTL assumed until the first Welcome says otherwise (only matters if nothing was ever welcomed).
+const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(10);
+const MIN_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Identity sent in Hello.
+pub(crate) struct Identity {
+    pub agent_id: String,
+    pub worker_id: String,
+    pub host: String,
+    pub capacity: u32,
+}
+
+enum Outcome {
+    /// Shut down gracefully; the process may exit.
+    Shutdown,
+    /// The session ended; `welcomed` says whether it got as far as a Welcome (then the backoff starts over).
+    Disconnected { welcomed: bool },
+}
+
+/// Why a session ended early, for the log.
+enum Break {
+    Lost(String),
+    Fenced,
+    Shutdown,
+}
+
+pub(crate) struct Agent {
+    identity: Identity,
+    endpoints: Vec<Endpoint>,
+    supervisor: Supervisor,
+    events: mpsc::UnboundedReceiver<TaskEvent>,
+    lease: LeaseClock,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+    worker: Arc<WorkerConfig>,
+    heartbeat_seq: u64,
+}
+
+impl Agent {
+    pub fn new(
+        identity: Identity,
+        endpoints: Vec<Endpoint>,
+        worker: Arc<WorkerConfig>,
+        metrics: Arc<Metrics>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let (events_tx, events) = mpsc::unbounded_channel();
+        Agent {
+            identity,
+            endpoints,
+            supervisor: Supervisor::new(worker.clone(), metrics.clone(), events_tx),
+            events,
+            lease: LeaseClock::new(DEFAULT_LEASE_TTL),
+            metrics,
+            shutdown,
+            worker,
+            heartbeat_seq: 0,
+        }
+    }
+
+    /// Keeps a session up (rotating through the endpoints) until shutdown.
+    pub async fn run(mut self) {
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+        let mut next = 0usize;
+        loop {
+            let endpoint = self.endpoints[next % self.endpoints.len()].clone();
+            next = next.wrapping_add(1);
+            match self.session(endpoint).await {
+                Outcome::Shutdown => return,
+                Outcome::Disconnected { welcomed } => {
+                    if welcomed {
+                        backoff.reset();
+                    }
+                }
+            }
+            let delay = backoff.next_delay();
+            debug!(delay_ms = delay.as_millis() as u64, "reconnecting after backoff");
+            if self.offline(tokio::time::sleep(delay)).await.is_none() {
+                self.shutdown_offline().await;
+                return;
+            }
+        }
+    }
+
+    /// Drives `work` while no session is up: task reports are still recorded (statuses are re-sent, offsets kept
+    /// for later) and the tasks are stopped if the lease runs out. `None` when shutdown was requested.
+    async fn offline<F: Future>(&mut self, work: F) -> Option<F::Output> {
+        tokio::pin!(work);
+        loop {
+            let fence_at = if self.supervisor.has_live_tasks() { self.lease.fence_at() } else { None };
+            tokio::select! {
+                out = &mut work => return Some(out),
+                Some(event) = self.events.recv() => {
+                    self.supervisor.on_event(event);
+                }
+                _ = sleep_until(fence_at) => self.fence(),
+                _ = self.shutdown.cancelled() => return None,
+            }
+        }
+    }
+
+    /// The lease may have expired: the tasks may already run elsewhere, so none may keep running here.
+    fn fence(&mut self) {
+        if self.supervisor.has_live_tasks() {
+            error!(agent = %self.identity.agent_id, "no heartbeat acknowledged within the lease; stopping all tasks");
+            self.metrics.self_fenced();
+        }
+        self.supervisor.stop_all(StopMode::Fenced);
+    }
+
+    /// Shutdown without a control plane: stop the tasks gracefully; their final offsets cannot be reported.
+    async fn shutdown_offline(&mut self) {
+        info!("shutting down while disconnected; final offsets cannot be reported");
+        self.supervisor.stop_all(StopMode::Graceful);
+        let deadline = Instant::now() + self.drain_timeout();
+        let mut tick = tokio::time::interval(Duration::from_millis(50));
+        while !self.supervisor.is_idle() {
+            tokio::select! {
+                Some(event) = self.events.recv() => {
+                    self.supervisor.on_event(event);
+                }
+                _ = tick.tick() => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    warn!("tasks did not stop in time; aborting them");
+                    self.supervisor.abort_all();
+                    break;
+                }
+            }
+        }
+    }
+
+    fn drain_timeout(&self) -> Duration {
+        // Tasks get their own graceful timeout for in-flight records, plus slack for stop() and the last commit.
+        self.worker.shutdown_timeout * 2 + Duration::from_secs(1)
+    }
+
+    async fn session(&mut self, endpoint: Endpoint) -> Outcome {
+        let uri = endpoint.uri().to_string();
+        let channel = match self.offline(endpoint.connect()).await {
+            None => return self.shutdown_before_session().await,
+            Some(Ok(channel)) => channel,
+            Some(Err(err)) => {
+                warn!(endpoint = %uri, error = %error_chain(&err), "cannot connect to the control plane");
+                return Outcome::Disconnected { welcomed: false };
+            }
+        };
+        let (outbox, inbox) = mpsc::channel::<AgentMessage>(OUTBOX);
+        let hello = Hello {
+            agent_id: self.identity.agent_id.clone(),
+            host: self.identity.host.clone(),
+            capacity: self.identity.capacity,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            worker_id: self.identity.worker_id.clone(),
+        };
+        let hello_sent = Instant::now();
+        // Queued before the call: the control plane may read Hello before it answers with response headers.
+        let _ = outbox.try_send(AgentMessage { kind: Some(Up::Hello(hello)) });
+        let mut client = AgentServiceClient::new(channel);
+        let mut inbound = match self.offline(client.session(ReceiverStream::new(inbox))).await {
+            None => return self.shutdown_before_session().await,
+            Some(Ok(response)) => response.into_inner(),
+            Some(Err(status)) => {
+                warn!(endpoint = %uri, code = ?status.code(), message = status.message(), "session refused");
+                return Outcome::Disconnected { welcomed: false };
+            }
+        };
+        let welcome = match self.offline(tokio::time::timeout(WELCOME_TIMEOUT, inbound.message())).await {
+            None => return self.shutdown_before_session().await,
+            Some(Ok(Ok(Some(ControlMessage { kind: Some(Down::Welcome(welcome)) })))) => welcome,
+            Some(other) => {
+                let reason = match other {
+                    Err(_) => "no Welcome in time".to_string(),
+                    Ok(Err(status)) => format!("{}: {}", status.code(), status.message()),
+                    Ok(Ok(None)) => "stream closed before Welcome".to_string(),
+                    Ok(Ok(Some(message))) => format!("expected Welcome, got {:?}", message.kind),
+                };
+                warn!(endpoint = %uri, reason, "session handshake failed");
+                return Outcome::Disconnected { welcomed: false };
+            }
+        };
+        let ended = self.serve(&uri, welcome, hello_sent, &outbox, &mut inbound).await;
+        self.metrics.set_connected(false);
+        match ended {
+            Break::Shutdown => {
+                info!(endpoint = %uri, "sending goodbye");
+                let _ = outbox.try_send(AgentMessage {
+                    kind: Some(Up::Goodbye(Goodbye { reason: "agent shutting down".into() })),
+                });
+                drop(outbox);
+                // Let the control plane read Goodbye and close its side, so the lease is released at once.
+                let _ =
+                    tokio::time::timeout(GOODBYE_TIMEOUT, async { while let Ok(Some(_)) = inbound.message().await {} })
+                        .await;
+                Outcome::Shutdown
+            }
+            Break::Fenced => Outcome::Disconnected { welcomed: true },
+            Break::Lost(reason) => {
+                warn!(endpoint = %uri, reason, "session lost");
+                Outcome::Disconnected { welcomed: true }
+            }
+        }
+    }
+
+    async fn shutdown_before_session(&mut self) -> Outcome {
+        self.shutdown_offline().await;
+        Outcome::Shutdown
+    }
+
+    /// The established session. Returns why it ended; the tasks keep running unless fenced or shut down.
+    async fn serve(
+        &mut self,
+        uri: &str,
+        welcome: Welcome,
+        hello_sent: Instant,
+        outbox: &mpsc::Sender<AgentMessage>,
+        inbound: &mut tonic::Streaming<ControlMessage>,
+    ) -> Break {
+        let ttl = Duration::from_millis(welcome.lease_ttl_ms).max(Duration::from_millis(100));
+        let every = Duration::from_millis(welcome.heartbeat_interval_ms).max(MIN_HEARTBEAT_INTERVAL);
+        self.lease.set_ttl(ttl);
+        // Welcome answers Hello, so the lease was alive when Hello was sent.
+        self.lease.renewed(hello_sent);
+        self.metrics.set_connected(true);
+        info!(endpoint = %uri, control_plane = %welcome.control_plane_id, lease_ttl_ms = welcome.lease_ttl_ms,
+              heartbeat_interval_ms = welcome.heartbeat_interval_ms, "session established");
+
+        let mut heartbeat = tokio::time::interval_at(Instant::now() + every, every);
+        heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // Until the first Assignment the old picture is not authoritative: hold statuses and offsets back.
+        let mut synced = false;
+        let mut drain_deadline: Option<Instant> = None;
+        let mut idle_check = tokio::time::interval(Duration::from_millis(50));
+        loop {
+            if drain_deadline.is_some() && self.supervisor.is_idle() {
+                // Final offsets of gracefully stopped tasks; a failure here changes nothing, we are leaving.
+                let _ = self.flush_offsets(outbox);
+                return Break::Shutdown;
+            }
+            let fence_at = self.lease.fence_at();
+            tokio::select! {
+                _ = self.shutdown.cancelled(), if drain_deadline.is_none() => {
+                    info!("shutdown requested: stopping tasks and committing their offsets");
+                    self.supervisor.stop_all(StopMode::Graceful);
+                    drain_deadline = Some(Instant::now() + self.drain_timeout());
+                }
+                message = inbound.message() => match message {
+                    Ok(Some(message)) => {
+                        if let Err(brk) = self.on_control(message, outbox, &mut synced, drain_deadline.is_some()) {
+                            return brk;
+                        }
+                    }
+                    Ok(None) => return self.lost_or_done(drain_deadline, "the control plane closed the stream"),
+                    Err(status) => {
+                        return self.lost_or_done(drain_deadline, &format!("{}: {}", status.code(), status.message()));
+                    }
+                },
+                _ = heartbeat.tick() => {
+                    self.heartbeat_seq += 1;
+                    self.lease.heartbeat_sent(self.heartbeat_seq, Instant::now());
+                    let running = self.supervisor.running_count() as u32;
+                    let beat = Up::Heartbeat(Heartbeat { seq: self.heartbeat_seq, running_tasks: running });
+                    if let Err(brk) = send(outbox, beat) {
+                        return brk;
+                    }
+                }
+                Some(event) = self.events.recv() => {
+                    let status = self.supervisor.on_event(event);
+                    if synced {
+                        if let Some(status) = status
+                            && let Err(brk) = send(outbox, Up::TaskStatus(status))
+                        {
+                            return brk;
+                        }
+                        if let Err(brk) = self.flush_offsets(outbox) {
+                            return brk;
+                        }
+                    }
+                }
+                _ = sleep_until(fence_at) => {
+                    self.fence();
+                    if drain_deadline.is_some() {
+                        return Break::Shutdown;
+                    }
+                    warn!(endpoint = %uri, "no heartbeat acknowledged within the lease; reconnecting");
+                    return Break::Fenced;
+                }
+                _ = sleep_until(drain_deadline) => {
+                    warn!("tasks did not stop in time; aborting them");
+                    self.supervisor.abort_all();
+                    let _ = self.flush_offsets(outbox);
+                    return Break::Shutdown;
+                }
+                _ = idle_check.tick(), if drain_deadline.is_some() => {}
+            }
+        }
+    }
+
+    /// A broken stream during shutdown still ends in shutdown (there is nobody to say goodbye to).
+    fn lost_or_done(&mut self, drain_deadline: Option<Instant>, reason: &str) -> Break {
+        if drain_deadline.is_some() {
+            warn!(reason, "stream lost during shutdown; remaining offsets are dropped");
+            return Break::Shutdown;
+        }
+        Break::Lost(reason.to_string())
+    }
+
+    fn on_control(
+        &mut self,
+        message: ControlMessage,
+        outbox: &mpsc::Sender<AgentMessage>,
+        synced: &mut bool,
+        draining: bool,
+    ) -> Result<(), Break> {
+        match message.kind {
+            Some(Down::HeartbeatAck(ack)) => self.lease.acked(ack.seq),
+            Some(Down::Assignment(assignment)) => {
+                if draining {
+                    debug!(revision = assignment.revision, "ignoring an assignment during shutdown");
+                    return Ok(());
+                }
+                info!(
+                    revision = assignment.revision,
+                    tasks = assignment.tasks.len(),
+                    revoked = assignment.revoked.len(),
+                    "assignment received"
+                );
+                self.supervisor.apply(assignment);
+                if !*synced {
+                    *synced = true;
+                    // Statuses produced while disconnected were never sent: report the current state of each task.
+                    for status in self.supervisor.current_statuses() {
+                        send(outbox, Up::TaskStatus(status))?;
+                    }
+                }
+                self.flush_offsets(outbox)?;
+            }
+            Some(Down::Reject(reject)) => {
+                if let Some(id) = reject.id.as_ref() {
+                    self.supervisor.reject(id, reject.epoch, &reject.reason);
+                }
+            }
+            Some(Down::Welcome(_)) => debug!("ignoring a repeated Welcome"),
+            None => debug!("ignoring an empty control message"),
+        }
+        Ok(())
+    }
+
+    fn flush_offsets(&mut self, outbox: &mpsc::Sender<AgentMessage>) -> Result<(), Break> {
+        for commit in self.supervisor.take_offset_commits() {
+            send(outbox, Up::OffsetCommit(commit))?;
+        }
+        Ok(())
+    }
+}
+
+fn send(outbox: &mpsc::Sender<AgentMessage>, kind: Up) -> Result<(), Break> {
+    outbox.try_send(AgentMessage { kind: Some(kind) }).map_err(|err| match err {
+        mpsc::error::TrySendError::Full(_) => Break::Lost("the control plane stopped reading the stream".into()),
+        mpsc::error::TrySendError::Closed(_) => Break::Lost("the stream closed".into()),
+    })
+}
+
+/// `transport error` alone says little: show the causes too.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Parses a control-plane address (`http://host:port`, or `host:port` meaning plain HTTP/2).
+pub(crate) fn endpoint(address: &str) -> Result<Endpoint, tonic::transport::Error> {
+    let address = address.trim();
+    let uri = if address.contains("://") { address.to_string() } else { format!("http://{address}") };
+    Ok(Endpoint::from_shared(uri)?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(5))
+        .keep_alive_timeout(Duration::from_secs(5))
+        .keep_alive_while_idle(true))
+}

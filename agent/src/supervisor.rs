@@ -1,0 +1,433 @@
+//! The agent's task table: reconciles the control plane's assignment snapshots with the tasks actually running,
+//! remembers each task's last reported state (re-sent after a reconnect) and coalesces source offsets until they
+//! can go up the stream.
+//!
+//! The decision of what to do with a snapshot is the pure function [`plan`]; [`Supervisor::apply`] does the I/O.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use sluice_proto::agent::{
+    Assignment, OffsetCommit, SourceOffset, TargetState, TaskAssignment, TaskId, TaskState, TaskStatus,
+};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use crate::metrics::Metrics;
+use crate::runtime::{Control, StopMode, TaskEvent, TaskEventKind, TaskHandle, TaskKey, WorkerConfig, spawn_task};
+
+/// What the table knows about one task, as far as planning is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CurrentTask {
+    pub epoch: u64,
+    pub paused: bool,
+    /// Failed tasks stay stopped until an assignment with a new epoch arrives.
+    pub failed: bool,
+}
+
+/// One step of reconciling a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Action {
+    /// Start the task (replacing a previous incarnation, if any, once it has stopped).
+    Start(TaskKey),
+    Stop(TaskKey, StopMode),
+    Pause(TaskKey),
+    Resume(TaskKey),
+}
+
+pub(crate) fn task_key(id: &TaskId) -> TaskKey {
+    TaskKey { connector: id.connector.clone(), task: id.task }
+}
+
+/// Decides how to move from `current` to the snapshot `desired`. Pure, so every rule is unit-tested:
+/// - not running, or running with another epoch → start (a new epoch means "restart");
+/// - same epoch → pause/resume to match the target state; a failed task is left alone;
+/// - absent from the snapshot, listed in `revoked`, or targeted STOPPED → stop.
+pub(crate) fn plan(current: &BTreeMap<TaskKey, CurrentTask>, desired: &[TaskAssignment]) -> Vec<Action> {
+    let mut actions = Vec::new();
+    let mut wanted = BTreeMap::new();
+    for assignment in desired {
+        let Some(id) = assignment.id.as_ref() else { continue };
+        let key = task_key(id);
+        let target = TargetState::try_from(assignment.target_state).unwrap_or(TargetState::Running);
+        if target == TargetState::Stopped {
+            continue;
+        }
+        let paused = target == TargetState::Paused;
+        wanted.insert(key.clone(), ());
+        match current.get(&key) {
+            Some(now) if now.epoch == assignment.epoch => {
+                if now.failed {
+                    continue;
+                }
+                if paused && !now.paused {
+                    actions.push(Action::Pause(key));
+                } else if !paused && now.paused {
+                    actions.push(Action::Resume(key));
+                }
+            }
+            _ => actions.push(Action::Start(key)),
+        }
+    }
+    for (key, now) in current {
+        if !wanted.contains_key(key) {
+            // A failed task has nothing left to stop, but it is forgotten all the same.
+            let mode = if now.failed { StopMode::Revoked } else { stop_mode_for_removal(key, desired) };
+            actions.push(Action::Stop(key.clone(), mode));
+        }
+    }
+    actions
+}
+
+/// Target STOPPED is the user pausing the connector for good: the epoch is still valid, so offsets are committed.
+/// Otherwise the task moved away, and its epoch is stale.
+fn stop_mode_for_removal(key: &TaskKey, desired: &[TaskAssignment]) -> StopMode {
+    let stopped_in_place = desired
+        .iter()
+        .any(|a| a.id.as_ref().is_some_and(|id| task_key(id) == *key) && a.target_state == TargetState::Stopped as i32);
+    if stopped_in_place { StopMode::Graceful } else { StopMode::Revoked }
+}
+
+struct TaskEntry {
+    epoch: u64,
+    paused: bool,
+    /// `None` once the task exited after failing.
+    handle: Option<TaskHandle>,
+    /// Last state the task reported, re-sent after a reconnect.
+    last_state: Option<(TaskState, String)>,
+    /// Asked to stop gracefully; the entry lives until the task exits so its final offsets are still accepted.
+    stopping: bool,
+}
+
+/// Owns every task this agent runs; survives reconnects.
+pub(crate) struct Supervisor {
+    worker: Arc<WorkerConfig>,
+    metrics: Arc<Metrics>,
+    events: mpsc::UnboundedSender<TaskEvent>,
+    tasks: BTreeMap<TaskKey, TaskEntry>,
+    /// Revoked or fenced tasks still winding down (their reports are ignored; shutdown waits for them).
+    retiring: Vec<JoinHandle<()>>,
+    /// Offsets not yet sent, coalesced per task and partition, tagged with the epoch they belong to.
+    pending_offsets: BTreeMap<TaskKey, (u64, BTreeMap<String, String>)>,
+}
+
+impl Supervisor {
+    pub fn new(worker: Arc<WorkerConfig>, metrics: Arc<Metrics>, events: mpsc::UnboundedSender<TaskEvent>) -> Self {
+        Supervisor {
+            worker,
+            metrics,
+            events,
+            tasks: BTreeMap::new(),
+            retiring: Vec::new(),
+            pending_offsets: BTreeMap::new(),
+        }
+    }
+
+    fn current(&self) -> BTreeMap<TaskKey, CurrentTask> {
+        self.tasks
+            .iter()
+            .filter(|(_, e)| !e.stopping)
+            .map(|(k, e)| (k.clone(), CurrentTask { epoch: e.epoch, paused: e.paused, failed: e.handle.is_none() }))
+            .collect()
+    }
+
+    /// Reconciles the running tasks with a full snapshot.
+    pub fn apply(&mut self, assignment: Assignment) {
+        for revoked in &assignment.revoked {
+            info!(connector = %revoked.connector, task = revoked.task, "task revoked");
+        }
+        let actions = plan(&self.current(), &assignment.tasks);
+        let by_key: BTreeMap<TaskKey, &TaskAssignment> =
+            assignment.tasks.iter().filter_map(|a| a.id.as_ref().map(|id| (task_key(id), a))).collect();
+        for action in actions {
+            match action {
+                Action::Start(key) => {
+                    if let Some(task) = by_key.get(&key) {
+                        self.start((*task).clone());
+                    }
+                }
+                Action::Stop(key, mode) => self.stop(&key, mode),
+                Action::Pause(key) | Action::Resume(key) => {
+                    if let Some(entry) = self.tasks.get_mut(&key) {
+                        let pause = !entry.paused;
+                        entry.paused = pause;
+                        if let Some(handle) = &entry.handle {
+                            handle.send(if pause { Control::Pause } else { Control::Run });
+                        }
+                    }
+                }
+            }
+        }
+        self.update_gauge();
+    }
+
+    fn start(&mut self, assignment: TaskAssignment) {
+        let Some(id) = assignment.id.as_ref() else { return };
+        let key = task_key(id);
+        let paused = assignment.target_state == TargetState::Paused as i32;
+        // A previous incarnation (old epoch, or stopping) must be gone before the new one starts.
+        let predecessor = self.tasks.remove(&key).and_then(|old| {
+            old.handle.map(|handle| {
+                if !old.stopping {
+                    handle.send(Control::Stop(StopMode::Revoked));
+                }
+                handle.join
+            })
+        });
+        self.pending_offsets.remove(&key);
+        info!(connector = %key.connector, task = key.task, epoch = assignment.epoch, paused, "starting task");
+        let epoch = assignment.epoch;
+        let handle = spawn_task(
+            assignment,
+            if paused { Control::Pause } else { Control::Run },
+            self.worker.clone(),
+            self.events.clone(),
+            self.metrics.clone(),
+            predecessor,
+        );
+        self.tasks.insert(key, TaskEntry { epoch, paused, handle: Some(handle), last_state: None, stopping: false });
+    }
+
+    fn stop(&mut self, key: &TaskKey, mode: StopMode) {
+        let Some(mut entry) = self.tasks.remove(key) else { return };
+        info!(connector = %key.connector, task = key.task, epoch = entry.epoch, ?mode, "stopping task");
+        if let Some(handle) = entry.handle.take() {
+            handle.send(Control::Stop(mode));
+            if mode == StopMode::Graceful {
+                entry.handle = Some(handle);
+                entry.stopping = true;
+                self.tasks.insert(key.clone(), entry);
+                return;
+            }
+            self.retiring.retain(|join| !join.is_finished());
+            self.retiring.push(handle.join);
+        }
+        self.metrics.remove_task(key);
+        // Offsets of a task that moved away would be rejected: the new owner re-reads the last committed ones.
+        self.pending_offsets.remove(key);
+    }
+
+    /// The control plane refused a report about this task: it no longer belongs here with that epoch.
+    pub fn reject(&mut self, id: &TaskId, epoch: u64, reason: &str) {
+        let key = task_key(id);
+        match self.tasks.get(&key) {
+            Some(entry) if entry.epoch == epoch => {
+                warn!(connector = %key.connector, task = key.task, epoch, reason, "report rejected, stopping task");
+                self.stop(&key, StopMode::Revoked);
+                self.update_gauge();
+            }
+            _ => {
+                warn!(connector = %key.connector, task = key.task, epoch, reason, "report about an old epoch rejected")
+            }
+        }
+    }
+
+    /// Stops every task. Fenced: at once, nothing more is reported. Graceful: drain and commit first.
+    pub fn stop_all(&mut self, mode: StopMode) {
+        let keys: Vec<TaskKey> = self.tasks.keys().cloned().collect();
+        for key in keys {
+            let failed = self.tasks.get(&key).is_some_and(|e| e.handle.is_none());
+            if failed && mode == StopMode::Fenced {
+                // Keeps a failed task stopped across the reconnect unless its epoch changes.
+                continue;
+            }
+            self.stop(&key, mode);
+        }
+        if mode == StopMode::Fenced {
+            self.pending_offsets.clear();
+        }
+        self.update_gauge();
+    }
+
+    /// Records a task's report. Returns the status to send up the stream; stale reports (old epochs) are dropped.
+    pub fn on_event(&mut self, event: TaskEvent) -> Option<TaskStatus> {
+        let entry = self.tasks.get_mut(&event.id)?;
+        if entry.epoch != event.epoch {
+            return None;
+        }
+        match event.kind {
+            TaskEventKind::State { state, trace } => {
+                entry.last_state = Some((state, trace.clone()));
+                Some(status(&event.id, event.epoch, state, trace))
+            }
+            TaskEventKind::Offsets(offsets) => {
+                let pending = self.pending_offsets.entry(event.id).or_insert_with(|| (event.epoch, BTreeMap::new()));
+                if pending.0 != event.epoch {
+                    *pending = (event.epoch, BTreeMap::new());
+                }
+                pending.1.extend(offsets.into_iter().map(|o| (o.partition_json, o.offset_json)));
+                None
+            }
+            TaskEventKind::Exited => {
+                if entry.stopping {
+                    self.tasks.remove(&event.id);
+                } else {
+                    // Exited without being asked: it failed and stays stopped until a new epoch.
+                    entry.handle = None;
+                }
+                self.metrics.remove_task(&event.id);
+                self.update_gauge();
+                None
+            }
+        }
+    }
+
+    /// Offsets to send now, one commit per task.
+    pub fn take_offset_commits(&mut self) -> Vec<OffsetCommit> {
+        std::mem::take(&mut self.pending_offsets)
+            .into_iter()
+            .filter(|(key, (epoch, _))| self.tasks.get(key).is_some_and(|e| e.epoch == *epoch))
+            .map(|(key, (epoch, offsets))| OffsetCommit {
+                id: Some(TaskId { connector: key.connector, task: key.task }),
+                epoch,
+                offsets: offsets
+                    .into_iter()
+                    .map(|(partition_json, offset_json)| SourceOffset { partition_json, offset_json })
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// The current state of every task that reported one, for a new session.
+    pub fn current_statuses(&self) -> Vec<TaskStatus> {
+        self.tasks
+            .iter()
+            .filter(|(_, e)| !e.stopping)
+            .filter_map(|(key, e)| {
+                e.last_state.as_ref().map(|(state, trace)| status(key, e.epoch, *state, trace.clone()))
+            })
+            .collect()
+    }
+
+    /// Tasks that process data (not failed, not stopping).
+    pub fn running_count(&self) -> usize {
+        self.tasks.values().filter(|e| e.handle.is_some() && !e.stopping).count()
+    }
+
+    /// Whether any task could still touch data; only then does fencing have anything to stop.
+    pub fn has_live_tasks(&self) -> bool {
+        self.tasks.values().any(|e| e.handle.is_some())
+    }
+
+    /// No task left running or winding down.
+    pub fn is_idle(&mut self) -> bool {
+        self.retiring.retain(|join| !join.is_finished());
+        self.retiring.is_empty() && !self.has_live_tasks()
+    }
+
+    /// Last resort at the end of a shutdown that overran its deadline.
+    pub fn abort_all(&mut self) {
+        for join in self.retiring.drain(..) {
+            join.abort();
+        }
+        for (_, entry) in std::mem::take(&mut self.tasks) {
+            if let Some(handle) = entry.handle {
+                handle.join.abort();
+            }
+        }
+        self.update_gauge();
+    }
+
+    fn update_gauge(&self) {
+        self.metrics.set_running_tasks(self.running_count());
+    }
+}
+
+fn status(key: &TaskKey, epoch: u64, state: TaskState, trace: String) -> TaskStatus {
+    TaskStatus {
+        id: Some(TaskId { connector: key.connector.clone(), task: key.task }),
+        epoch,
+        state: state as i32,
+        trace,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(connector: &str, task: u32) -> TaskKey {
+        TaskKey { connector: connector.into(), task }
+    }
+
+    fn assigned(connector: &str, task: u32, epoch: u64, target: TargetState) -> TaskAssignment {
+        TaskAssignment {
+            id: Some(TaskId { connector: connector.into(), task }),
+            epoch,
+            connector_type: "source".into(),
+            target_state: target as i32,
+            ..Default::default()
+        }
+    }
+
+    fn running(epoch: u64) -> CurrentTask {
+        CurrentTask { epoch, paused: false, failed: false }
+    }
+
+    #[test]
+    fn starts_new_tasks_and_keeps_unchanged_ones() {
+        let current = BTreeMap::from([(key("a", 0), running(5))]);
+        let desired = [assigned("a", 0, 5, TargetState::Running), assigned("a", 1, 6, TargetState::Running)];
+        assert_eq!(plan(&current, &desired), vec![Action::Start(key("a", 1))]);
+    }
+
+    #[test]
+    fn a_new_epoch_restarts() {
+        let current = BTreeMap::from([(key("a", 0), running(5))]);
+        assert_eq!(plan(&current, &[assigned("a", 0, 7, TargetState::Running)]), vec![Action::Start(key("a", 0))]);
+    }
+
+    #[test]
+    fn missing_tasks_are_revoked() {
+        let current = BTreeMap::from([(key("a", 0), running(5)), (key("b", 0), running(3))]);
+        assert_eq!(
+            plan(&current, &[assigned("a", 0, 5, TargetState::Running)]),
+            vec![Action::Stop(key("b", 0), StopMode::Revoked)]
+        );
+    }
+
+    #[test]
+    fn target_states_pause_resume_and_stop() {
+        let current = BTreeMap::from([
+            (key("a", 0), running(1)),
+            (key("b", 0), CurrentTask { epoch: 2, paused: true, failed: false }),
+            (key("c", 0), running(3)),
+        ]);
+        let desired = [
+            assigned("a", 0, 1, TargetState::Paused),
+            assigned("b", 0, 2, TargetState::Running),
+            assigned("c", 0, 3, TargetState::Stopped),
+        ];
+        assert_eq!(
+            plan(&current, &desired),
+            vec![
+                Action::Pause(key("a", 0)),
+                Action::Resume(key("b", 0)),
+                Action::Stop(key("c", 0), StopMode::Graceful),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_failed_task_stays_stopped_until_its_epoch_changes() {
+        let current = BTreeMap::from([(key("a", 0), CurrentTask { epoch: 4, paused: false, failed: true })]);
+        assert!(plan(&current, &[assigned("a", 0, 4, TargetState::Running)]).is_empty());
+        assert_eq!(plan(&current, &[assigned("a", 0, 5, TargetState::Running)]), vec![Action::Start(key("a", 0))]);
+        assert_eq!(plan(&current, &[]), vec![Action::Stop(key("a", 0), StopMode::Revoked)]);
+    }
+
+    #[test]
+    fn a_paused_task_that_is_new_is_started() {
+        assert_eq!(
+            plan(&BTreeMap::new(), &[assigned("a", 0, 1, TargetState::Paused)]),
+            vec![Action::Start(key("a", 0))]
+        );
+    }
+
+    #[test]
+    fn assignments_without_id_are_ignored() {
+        let desired = [TaskAssignment { id: None, epoch: 1, ..Default::default() }];
+        assert!(plan(&BTreeMap::new(), &desired).is_empty());
+    }
+}
