@@ -12,3 +12,5 @@ pub mod stream;
 pub mod logging;
 pub mod server;
 pub mod standalone;
+pub mod rest;
+pub mod admin_grpc;

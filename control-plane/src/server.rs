@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rdkafka::ClientConfig;
-use rdkafka::consumer::BaseConsumer;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use sluice_proto::admin::admin_service_server::AdminServiceServer;
 use sluice_proto::agent::agent_service_server::AgentServiceServer;
 use tokio::net::TcpListener;

@@ -10,7 +10,6 @@ use anyhow::{Context, bail};
 use sluice_connectors::ConfigMap;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::ConnectApi;
 use crate::model::Keys;
 use crate::server::{self, ReplicaSettings};
 use crate::store::KvStore;

@@ -36,6 +36,18 @@ pid_alive() {
   return 0
 }
 
+# signal_tree SIGNAL PID: signal PID's whole process group when PID leads one (start_bg makes every service a
+# session and group leader, so helper children go too), else PID alone.
+signal_tree() {
+  local sig="$1" pid="$2" pgid
+  pgid="$(ps -o pgid= -p "$pid" 2>/dev/null | tr -d ' ' || true)"
+  if [[ "$pgid" == "$pid" ]]; then
+    kill "-$sig" -- "-$pid" 2>/dev/null || true
+  else
+    kill "-$sig" "$pid" 2>/dev/null || true
+  fi
+}
+
 # stop_pid PIDFILE NAME [TIMEOUT-SECONDS] [CMDLINE-SUBSTRING]: SIGTERM, wait, SIGKILL as last resort.
 stop_pid() {
   local pidfile="$1" name="$2" timeout="${3:-30}" want="${4:-}" pid i
@@ -46,14 +58,14 @@ stop_pid() {
   fi
   pid="$(<"$pidfile")"
   log "stopping $name (pid $pid)"
-  kill -TERM "$pid" 2>/dev/null || true
+  signal_tree TERM "$pid"
   for ((i = 0; i < timeout * 10; i++)); do
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done
   if kill -0 "$pid" 2>/dev/null; then
     log "$name did not stop within ${timeout}s: sending SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
+    signal_tree KILL "$pid"
     for ((i = 0; i < 50; i++)); do
       kill -0 "$pid" 2>/dev/null || break
       sleep 0.1
@@ -73,7 +85,7 @@ kill_pid() {
   fi
   pid="$(<"$pidfile")"
   log "killing $name (pid $pid) with SIGKILL"
-  kill -KILL "$pid" 2>/dev/null || true
+  signal_tree KILL "$pid"
   for ((i = 0; i < 50; i++)); do
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
@@ -88,9 +100,15 @@ start_bg() {
   shift 2
   mkdir -p "$(dirname "$pidfile")" "$(dirname "$logfile")"
   rm -f "$pidfile"
+  # Keep one old log when the current one passes 64 MiB (test suites create many topics and groups).
+  if [[ -f "$logfile" ]] && (($(stat -c %s "$logfile") > 64 * 1024 * 1024)); then
+    mv -f "$logfile" "$logfile.1"
+  fi
   printf '\n===== %s: starting %s\n' "$(date -Is)" "$*" >>"$logfile"
   # The inner shell writes its own pid and then exec's the command, so the pid file names the real process.
-  setsid nohup bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@" >>"$logfile" 2>&1 </dev/null &
+  # shellcheck disable=SC2016
+  # fd 9 is take_lock's: closed, or the service would hold the lock for its whole life.
+  setsid nohup bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@" >>"$logfile" 2>&1 </dev/null 9>&- &
   local i
   for ((i = 0; i < 50; i++)); do
     [[ -s "$pidfile" ]] && return 0
@@ -106,6 +124,16 @@ log_tail() {
     printf -- '----- last %s lines of %s -----\n' "$n" "$file" >&2
     tail -n "$n" "$file" >&2
     printf -- '-----\n' >&2
+  fi
+}
+
+# take_lock DIR [TIMEOUT-SECONDS]: serialize up/down of one service between concurrent callers (several test
+# runs, engineers or terminals). Held on fd 9 until the script exits.
+take_lock() {
+  mkdir -p "$1"
+  exec 9>"$1/.lock"
+  if command -v flock >/dev/null 2>&1; then
+    flock -w "${2:-600}" 9 || die "timed out waiting for $1/.lock (another up/down still running?)"
   fi
 }
 

@@ -1,1 +1,29 @@
-//! Test harness.
+//! Harness for Sluice's end-to-end tests: real Kafka, real etcd and the real `sluice-*` binaries started as
+//! processes, driven through their public interfaces (REST, gRPC, files, Kafka topics) and nothing else.
+//!
+//! A test creates one [`TestEnv`] first (services up, private temp dir, unique names), starts processes through
+//! [`ControlPlane`], [`Agent`], [`Standalone`] or [`EtcdServer`], and polls for outcomes with [`wait_until`].
+//! When a test fails, the `TestEnv` prints the tail of every process log and keeps its temp dir for a look.
+
+pub mod bins;
+pub mod cluster;
+pub mod connectors;
+pub mod env;
+pub mod kafka;
+pub mod lines;
+pub mod net;
+pub mod process;
+pub mod rest;
+pub mod services;
+pub mod wait;
+
+pub use bins::binary;
+pub use cluster::{Agent, ControlPlane, Standalone, write_properties};
+pub use connectors::{file_sink, file_source};
+pub use env::TestEnv;
+pub use lines::{LineReport, LineWriter, analyze, append_lines, numbered_lines, read_complete_lines, wait_for_lines};
+pub use net::free_port;
+pub use process::Process;
+pub use rest::{Reply, RestClient, all_in_state, task_state, task_worker};
+pub use services::{EtcdServer, Services, ensure_services, repo_root};
+pub use wait::wait_until;

@@ -12,8 +12,8 @@ use sluice_connectors::{ConfigMap, ConnectorType, registry};
 
 use crate::api::{ApiError, CreateConnector, TargetState};
 
-const NOT_JSON_NOR_PROPERTIES: &str = "Request body is not valid JSON, nor a Java properties file. Note: curl --data @file \
-     strips newlines; send properties files with --data-binary @file (or send JSON)";
+const NOT_JSON_NOR_PROPERTIES: &str = "Request body is not valid JSON, nor a Java properties file. Note: curl \
+     --data @file strips newlines; send properties files with --data-binary @file (or send JSON)";
 
 /// What a handler knows from the URL, used to recognize a flattened properties body.
 #[derive(Debug, Clone, Copy, Default)]
@@ -66,9 +66,9 @@ pub(crate) fn parse_create(body: &[u8]) -> Result<CreateConnector, ApiError> {
             };
             create_request(name, config, initial_state)
         }
-        Body::Json(_) => Err(ApiError::bad_request(
-            "Request body must be a JSON object: {\"name\": \"...\", \"config\": {...}}",
-        )),
+        Body::Json(_) => {
+            Err(ApiError::bad_request("Request body must be a JSON object: {\"name\": \"...\", \"config\": {...}}"))
+        }
     }
 }
 
@@ -95,7 +95,17 @@ pub(crate) fn create_request(
     mut config: ConfigMap,
     initial_state: TargetState,
 ) -> Result<CreateConnector, ApiError> {
-    let name = name.or_else(|| config.get("name").cloned()).map(|n| n.trim().to_string()).unwrap_or_default();
+    let name = match name {
+        Some(name) => name.trim().to_string(),
+        // A flat config names itself; its `name` is trimmed like the request's would be.
+        None => {
+            let name = config.get("name").map(|n| n.trim().to_string()).unwrap_or_default();
+            if !name.is_empty() {
+                config.insert("name".to_string(), name.clone());
+            }
+            name
+        }
+    };
     if name.is_empty() {
         return Err(ApiError::bad_request("Connector config is missing the name"));
     }
@@ -118,9 +128,9 @@ fn parse_target_state(state: &str) -> Result<TargetState, ApiError> {
         "RUNNING" => Ok(TargetState::Running),
         "PAUSED" => Ok(TargetState::Paused),
         "STOPPED" => Ok(TargetState::Stopped),
-        _ => Err(ApiError::bad_request(format!(
-            "Invalid initial_state {state:?}: expected RUNNING, PAUSED or STOPPED"
-        ))),
+        _ => {
+            Err(ApiError::bad_request(format!("Invalid initial_state {state:?}: expected RUNNING, PAUSED or STOPPED")))
+        }
     }
 }
 
@@ -146,7 +156,8 @@ fn recognize(body: &[u8], url: UrlContext<'_>) -> Result<Body, ApiError> {
             .map_err(|e| ApiError::bad_request(format!("Request body is not valid JSON: {e}")));
     }
     if text.contains(['\n', '\r']) {
-        let config = parse_properties(text).map_err(|e| ApiError::bad_request(format!("{NOT_JSON_NOR_PROPERTIES} ({e})")))?;
+        let config =
+            parse_properties(text).map_err(|e| ApiError::bad_request(format!("{NOT_JSON_NOR_PROPERTIES} ({e})")))?;
         if config.is_empty() {
             return Err(ApiError::bad_request(NOT_JSON_NOR_PROPERTIES));
         }
@@ -324,19 +335,22 @@ const KEY_PREFIXES: &[&str] = &[
     "topic.creation.",
 ];
 
+/// Whether a `(key, value)` pair can be right, beyond the key's type.
+pub(crate) type ValueCheck = Box<dyn Fn(&str, &str) -> bool>;
+
 /// What keys to look for in a flattened body, and what each key's value may look like.
 pub(crate) struct KeyCatalog {
     /// Known keys with their definition when the registry has one.
     pub keys: HashMap<String, Option<ConfigKey>>,
     pub prefixes: Vec<String>,
-    /// An extra check of a single value (e.g. that `connector.class` names a known plugin).
-    pub value_check: fn(&str, &str) -> bool,
+    /// An extra check of a `(key, value)` (e.g. that `connector.class` names a known plugin).
+    pub value_check: ValueCheck,
 }
 
 /// Recovers a properties file from which curl stripped the newlines, using the known keys of the connector it
 /// names: every key must be followed by `=`, values run up to the next key. Values may contain `=` or text that
-/// looks like a key, so every way of splitting is tried (pruned by the keys' types) and the result must be the
-/// only one that validates.
+/// looks like a key, so every way of splitting is tried (pruned by the keys' types) and the answer must be the
+/// single best one (see [`segment`]).
 fn unflatten(text: &str, url: UrlContext<'_>) -> Result<ConfigMap, ApiError> {
     if text.len() > MAX_FLATTENED_LEN {
         return Err(ApiError::bad_request(NOT_JSON_NOR_PROPERTIES));
@@ -357,8 +371,8 @@ fn unflatten(text: &str, url: UrlContext<'_>) -> Result<ConfigMap, ApiError> {
         Segmentation::None => Err(ApiError::bad_request(NOT_JSON_NOR_PROPERTIES)),
         Segmentation::Ambiguous(ways) => Err(ApiError::bad_request(format!(
             "Request body looks like a Java properties file whose newlines were stripped (curl --data @file does \
-             that), but it cannot be split into key=value pairs unambiguously ({ways} ways fit). Send properties files with \
-             --data-binary @file (or send JSON)"
+             that), but it cannot be split into key=value pairs unambiguously ({ways} ways fit). Send properties \
+             files with --data-binary @file (or send JSON)"
         ))),
     }
 }
@@ -386,6 +400,7 @@ fn registry_catalog(text: &str, url: UrlContext<'_>) -> KeyCatalog {
                 .filter(|prefix| registry::connector(prefix).is_some()),
         );
     }
+    let known_class = !classes.is_empty();
     let mut seen = BTreeSet::new();
     for class in classes {
         if let Some(connector) = registry::connector(class)
@@ -400,7 +415,11 @@ fn registry_catalog(text: &str, url: UrlContext<'_>) -> KeyCatalog {
     KeyCatalog {
         keys,
         prefixes: KEY_PREFIXES.iter().map(|p| p.to_string()).collect(),
-        value_check: |key, value| key != "connector.class" || registry::connector(value).is_some(),
+        // With no known class in sight, let the split through: the service's "unknown connector class" answer
+        // is the helpful one.
+        value_check: Box::new(move |key, value| {
+            key != "connector.class" || !known_class || registry::connector(value).is_some()
+        }),
     }
 }
 
@@ -409,10 +428,11 @@ fn registry_catalog(text: &str, url: UrlContext<'_>) -> KeyCatalog {
 pub(crate) enum Segmentation {
     /// No split fits.
     None,
-    /// Exactly one split validates, or none validates but exactly one fits the keys' types (then the service's
-    /// validation answers the user with the precise problems, which beats a generic 400).
+    /// The one best split: of the splits that validate, the only one that leaves the fewest `key=` texts inside
+    /// values. When none validates, the best split that fits the keys' types, if only one is best (then the
+    /// service's validation tells the user the precise problems, which beats a generic 400).
     One(ConfigMap),
-    /// This many splits (at least) fit equally well.
+    /// This many splits (at least) are equally good.
     Ambiguous(usize),
 }
 
@@ -435,12 +455,8 @@ fn find_keys(text: &str, catalog: &KeyCatalog) -> Vec<KeyAt> {
     for (eq, _) in text.match_indices('=') {
         let key_end = text[..eq].trim_end_matches([' ', '\t']).len();
         let before = &text[..key_end];
-        let mut best: Option<usize> = catalog
-            .keys
-            .keys()
-            .filter(|key| before.ends_with(key.as_str()))
-            .map(|key| key_end - key.len())
-            .min();
+        let mut best: Option<usize> =
+            catalog.keys.keys().filter(|key| before.ends_with(key.as_str())).map(|key| key_end - key.len()).min();
         // A prefixed key: `<prefix><suffix>` where the suffix is made of key characters.
         let run_start = before.trim_end_matches(is_key_char).len();
         let run = &before[run_start..];
@@ -487,64 +503,78 @@ fn plausible(catalog: &KeyCatalog, key: &str, value: &str) -> bool {
 
 /// Splits a flattened properties text. A split starts with a key at the very beginning (after a leading
 /// comment, if the text starts with `#` or `!`), uses every key at most once, and lets each value run to the
-/// next chosen key; unchosen keys are text inside a value.
+/// next chosen key; unchosen keys are text inside a value. Such text is rare in real files while optional keys
+/// after free-form values are common, so the best split is the one that leaves the fewest keys unchosen.
 pub(crate) fn segment(text: &str, catalog: &KeyCatalog, validates: &dyn Fn(&ConfigMap) -> bool) -> Segmentation {
     let keys = find_keys(text, catalog);
     let may_skip_comment = text.starts_with(['#', '!']);
-    let mut search = Search { text, catalog, keys: &keys, validates, fitting: 0, valid: 0, first_fit: None, first_valid: None };
-    for first in 0..keys.len() {
-        if keys[first].start == 0 || may_skip_comment {
-            let mut chosen = vec![first];
-            search.extend(&mut chosen);
-        }
-        if search.done() {
-            break;
+    let mut search =
+        Search { text, catalog, keys: &keys, validates, visited: 0, valid: Best::default(), fitting: Best::default() };
+    for (first, key) in keys.iter().enumerate() {
+        if key.start == 0 || may_skip_comment {
+            // Keys before the first chosen one are inside the comment.
+            search.extend(&mut vec![first], first);
         }
     }
-    if search.fitting >= MAX_CANDIDATES {
-        return Segmentation::Ambiguous(search.fitting);
-    }
-    match (search.valid, search.fitting, search.first_valid, search.first_fit) {
-        (_, 0, _, _) => Segmentation::None,
-        (1, _, Some(config), _) | (0, 1, _, Some(config)) => Segmentation::One(config),
-        (0, fitting, _, _) => Segmentation::Ambiguous(fitting),
-        (valid, _, _, _) => Segmentation::Ambiguous(valid),
+    let exhaustive = search.visited < MAX_CANDIDATES;
+    // Choosing every key is a single split, so a best split at level 0 is unique even if the search was cut.
+    match (search.valid, search.fitting) {
+        (Best { count: 1, skipped, config: Some(config) }, _) if exhaustive || skipped == 0 => {
+            Segmentation::One(config)
+        }
+        (Best { count: 0, .. }, Best { count: 1, skipped, config: Some(config) }) if exhaustive || skipped == 0 => {
+            Segmentation::One(config)
+        }
+        (_, Best { count: 0, .. }) => Segmentation::None,
+        (Best { count: 0, .. }, fitting) => Segmentation::Ambiguous(fitting.count.max(2)),
+        (valid, _) => Segmentation::Ambiguous(valid.count.max(2)),
     }
 }
 
-/// Depth-first search over splits; stops as soon as the answer cannot be "exactly one".
+/// The best splits seen so far: fewest skipped keys, how many share that, and the first of them.
+#[derive(Debug)]
+struct Best {
+    skipped: usize,
+    count: usize,
+    config: Option<ConfigMap>,
+}
+
+impl Default for Best {
+    fn default() -> Self {
+        Best { skipped: usize::MAX, count: 0, config: None }
+    }
+}
+
+impl Best {
+    fn offer(&mut self, skipped: usize, config: &ConfigMap) {
+        if skipped < self.skipped {
+            *self = Best { skipped, count: 1, config: Some(config.clone()) };
+        } else if skipped == self.skipped {
+            self.count += 1;
+        }
+    }
+}
+
+/// Depth-first search over splits, nearest next key first, cut off where it cannot match the best valid split.
 struct Search<'a> {
     text: &'a str,
     catalog: &'a KeyCatalog,
     keys: &'a [KeyAt],
     validates: &'a dyn Fn(&ConfigMap) -> bool,
-    /// Complete splits whose values fit their keys' types.
-    fitting: usize,
-    /// Of those, the ones that validate.
-    valid: usize,
-    first_fit: Option<ConfigMap>,
-    first_valid: Option<ConfigMap>,
+    /// Complete splits looked at; bounded by [`MAX_CANDIDATES`].
+    visited: usize,
+    valid: Best,
+    fitting: Best,
 }
 
 impl Search<'_> {
-    fn done(&self) -> bool {
-        self.valid >= 2 || self.fitting >= MAX_CANDIDATES
-    }
-
-    /// `chosen` holds indexes into `keys`; the last one's value is still open.
-    fn extend(&mut self, chosen: &mut Vec<usize>) {
-        if self.done() {
-            return;
-        }
+    /// `chosen` holds indexes into `keys`, the last one's value still open; `skipped` counts unchosen keys so far.
+    fn extend(&mut self, chosen: &mut Vec<usize>, skipped: usize) {
         let Some(&last) = chosen.last() else { return };
         let current = &self.keys[last];
-        // Close the value at the end of the text.
-        let value = self.text[current.value_start..].trim_end();
-        if plausible(self.catalog, &current.key, value) {
-            self.complete(chosen);
-        }
         for next in last + 1..self.keys.len() {
-            if self.done() {
+            let skipped = skipped + (next - last - 1);
+            if self.visited >= MAX_CANDIDATES || skipped > self.valid.skipped {
                 return;
             }
             let candidate = &self.keys[next];
@@ -554,25 +584,31 @@ impl Search<'_> {
             let value = self.text[current.value_start..candidate.start].trim_end();
             if plausible(self.catalog, &current.key, value) {
                 chosen.push(next);
-                self.extend(chosen);
+                self.extend(chosen, skipped);
                 chosen.pop();
+            }
+        }
+        // Or the value runs to the end of the text.
+        let skipped = skipped + (self.keys.len() - 1 - last);
+        if self.visited < MAX_CANDIDATES && skipped <= self.valid.skipped {
+            let value = self.text[current.value_start..].trim_end();
+            if plausible(self.catalog, &current.key, value) {
+                self.complete(chosen, skipped);
             }
         }
     }
 
-    fn complete(&mut self, chosen: &[usize]) {
+    fn complete(&mut self, chosen: &[usize], skipped: usize) {
         let mut config = ConfigMap::new();
         for (n, &i) in chosen.iter().enumerate() {
             let key = &self.keys[i];
             let end = chosen.get(n + 1).map_or(self.text.len(), |&next| self.keys[next].start);
             config.insert(key.key.clone(), self.text[key.value_start..end].trim_end().to_string());
         }
-        self.fitting += 1;
+        self.visited += 1;
+        self.fitting.offer(skipped, &config);
         if (self.validates)(&config) {
-            self.valid += 1;
-            self.first_valid.get_or_insert(config);
-        } else {
-            self.first_fit.get_or_insert(config);
+            self.valid.offer(skipped, &config);
         }
     }
 }

@@ -1,0 +1,392 @@
+//! The Kafka Connect-compatible REST gateway: a thin axum adapter over [`ConnectApi`] that answers with Kafka
+//! Connect's paths, status codes and bodies, so existing scripts and UIs work unchanged. Every error, including
+//! axum's own (unknown path, wrong method, unreadable body), has Kafka Connect's shape
+//! `{"error_code": <status>, "message": "..."}`.
+
+mod body;
+#[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use axum::http::{StatusCode, Uri};
+use axum::middleware::{Next, from_fn, map_response};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use serde::Serialize;
+use tower::ServiceExt;
+
+use crate::api::{ApiError, ApiErrorKind, ConnectApi, ConnectorInfo, ConnectorStateInfo};
+
+pub(crate) use body::create_request;
+
+type Api = Arc<dyn ConnectApi>;
+/// Query parameters as pairs: repeatable (`expand`) and never a typed rejection.
+type QueryPairs = Query<Vec<(String, String)>>;
+
+/// The REST API on top of `api`, with Kafka Connect's error bodies everywhere and a trailing `/` tolerated as
+/// Kafka Connect (JAX-RS) does.
+pub fn router(api: Arc<dyn ConnectApi>) -> Router {
+    let routes = Router::new()
+        .route("/", get(server_info))
+        .route("/health", get(health))
+        .route("/connectors", get(list_connectors).post(create_connector))
+        .route("/connectors/{name}", get(connector_info).delete(delete_connector))
+        .route(
+            "/connectors/{name}/config",
+            get(connector_config).put(put_connector_config).patch(patch_connector_config),
+        )
+        .route("/connectors/{name}/status", get(connector_status))
+        .route("/connectors/{name}/tasks", get(connector_tasks))
+        .route("/connectors/{name}/tasks/{task}/status", get(task_status))
+        .route("/connectors/{name}/tasks/{task}/restart", post(restart_task))
+        .route("/connectors/{name}/restart", post(restart_connector))
+        .route("/connectors/{name}/pause", put(pause_connector))
+        .route("/connectors/{name}/resume", put(resume_connector))
+        .route("/connectors/{name}/stop", put(stop_connector))
+        .route("/connector-plugins", get(connector_plugins))
+        .route("/connector-plugins/{plugin}/config/validate", put(validate_config))
+        .with_state(api);
+    let without_slash = routes.clone().fallback(not_found);
+    routes
+        .fallback(move |request: Request| retry_without_trailing_slash(without_slash.clone(), request))
+        .layer(map_response(json_errors))
+        .layer(from_fn(trace_request))
+}
+
+/// Serves the REST API on `listener` until `shutdown` completes, then lets in-flight requests finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    api: Arc<dyn ConnectApi>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "rest api listening");
+    }
+    axum::serve(listener, router(api)).with_graceful_shutdown(shutdown).await
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------------------------------
+
+/// Kafka Connect's `ErrorMessage` entity.
+#[derive(Debug, Serialize)]
+struct ErrorBody {
+    error_code: u16,
+    message: String,
+}
+
+fn error_response(status: StatusCode, message: String) -> Response {
+    (status, Json(ErrorBody { error_code: status.as_u16(), message })).into_response()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if status.is_server_error() {
+            tracing::warn!(status = status.as_u16(), message = %self.message, "rest request failed");
+        }
+        error_response(status, self.message)
+    }
+}
+
+/// Rewrites every error response that is not already JSON (axum's rejections, 404s, 405s) into Kafka Connect's
+/// error body, keeping its status and headers (such as `Allow`). Jersey's texts for empty bodies are reused.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_string())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        format!("HTTP {} {}", status.as_u16(), status.canonical_reason().unwrap_or_default())
+    } else {
+        text
+    };
+    parts.headers.remove(CONTENT_TYPE);
+    parts.headers.remove(CONTENT_LENGTH);
+    (parts, Json(ErrorBody { error_code: status.as_u16(), message })).into_response()
+}
+
+async fn not_found() -> Response {
+    error_response(StatusCode::NOT_FOUND, "HTTP 404 Not Found".to_string())
+}
+
+/// `GET /connectors/` is `GET /connectors` in Kafka Connect; axum routes paths exactly, so unmatched paths get
+/// one more try without the trailing slash.
+async fn retry_without_trailing_slash(routes: Router, mut request: Request) -> Response {
+    let path = request.uri().path();
+    if path.len() > 1 && path.ends_with('/') {
+        let trimmed = match path.trim_end_matches('/') {
+            "" => "/",
+            trimmed => trimmed,
+        };
+        let path_and_query = match request.uri().query() {
+            Some(query) => format!("{trimmed}?{query}"),
+            None => trimmed.to_string(),
+        };
+        if let Ok(uri) = path_and_query.parse::<Uri>() {
+            *request.uri_mut() = uri;
+            return match routes.oneshot(request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            };
+        }
+    }
+    not_found().await
+}
+
+async fn trace_request(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    tracing::debug!(
+        %method,
+        %path,
+        status = response.status().as_u16(),
+        elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "rest request"
+    );
+    response
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Request helpers
+// ---------------------------------------------------------------------------------------------------------------
+
+/// A boolean query parameter. Kafka Connect (JAX-RS) reads anything but `true` as false; we accept `true` and
+/// `false` in any case and reject the rest, because `includeTasks=1` silently meaning false helps nobody.
+fn query_flag(query: &[(String, String)], name: &str, default: bool) -> Result<bool, ApiError> {
+    let Some((_, value)) = query.iter().find(|(key, _)| key == name) else { return Ok(default) };
+    if value.eq_ignore_ascii_case("true") {
+        Ok(true)
+    } else if value.eq_ignore_ascii_case("false") || value.is_empty() {
+        Ok(false)
+    } else {
+        Err(ApiError::bad_request(format!(
+            "Invalid value {value:?} for query parameter {name}: expected true or false"
+        )))
+    }
+}
+
+/// Task ids in paths are numbers; Kafka Connect (JAX-RS) answers 404 for anything else, so do we.
+fn task_id(name: &str, task: &str) -> Result<u32, ApiError> {
+    task.parse().map_err(|_| ApiError::not_found(format!("Unknown task: {name}-{task} (task ids are numbers)")))
+}
+
+/// `201 Created` with `Location: /connectors/{name}`.
+fn created(info: ConnectorInfo) -> Response {
+    let location = format!("/connectors/{}", percent_encode_segment(&info.name));
+    (StatusCode::CREATED, [(LOCATION, location)], Json(info)).into_response()
+}
+
+fn percent_encode_segment(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for byte in segment.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Handlers
+// ---------------------------------------------------------------------------------------------------------------
+
+async fn server_info(State(api): State<Api>) -> Result<Response, ApiError> {
+    Ok(Json(api.server_info().await?).into_response())
+}
+
+/// Kafka Connect's `{"status","message"}` health answer (not an error body, even when unhealthy).
+async fn health(State(api): State<Api>) -> Response {
+    #[derive(Serialize)]
+    struct Health {
+        status: &'static str,
+        message: String,
+    }
+    match api.server_info().await {
+        Ok(_) => Json(Health {
+            status: "healthy",
+            message: "Worker has completed startup and is ready to handle requests.".to_string(),
+        })
+        .into_response(),
+        Err(error) => {
+            let (status, code) = match error.kind {
+                ApiErrorKind::Unavailable => ("starting", StatusCode::SERVICE_UNAVAILABLE),
+                _ => ("unhealthy", StatusCode::INTERNAL_SERVER_ERROR),
+            };
+            (code, Json(Health { status, message: error.message })).into_response()
+        }
+    }
+}
+
+/// One entry of `GET /connectors?expand=...`.
+#[derive(Debug, Serialize)]
+struct Expanded {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<ConnectorStateInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    info: Option<ConnectorInfo>,
+}
+
+async fn list_connectors(State(api): State<Api>, Query(query): QueryPairs) -> Result<Response, ApiError> {
+    let names = api.list_connectors().await?;
+    let expand: Vec<&str> =
+        query.iter().filter(|(key, _)| key == "expand").flat_map(|(_, value)| value.split(',')).collect();
+    if expand.is_empty() {
+        return Ok(Json(names).into_response());
+    }
+    let want_status = expand.iter().any(|e| e.trim().eq_ignore_ascii_case("status"));
+    let want_info = expand.iter().any(|e| e.trim().eq_ignore_ascii_case("info"));
+    let mut out = BTreeMap::new();
+    for name in names {
+        // A connector deleted between the listing and now is left out rather than failing the whole answer.
+        let status = if want_status {
+            match api.connector_status(&name).await {
+                Ok(status) => Some(status),
+                Err(e) if e.kind == ApiErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            }
+        } else {
+            None
+        };
+        let info = if want_info {
+            match api.connector_info(&name).await {
+                Ok(info) => Some(info),
+                Err(e) if e.kind == ApiErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            }
+        } else {
+            None
+        };
+        out.insert(name, Expanded { status, info });
+    }
+    Ok(Json(out).into_response())
+}
+
+async fn create_connector(State(api): State<Api>, body: Bytes) -> Result<Response, ApiError> {
+    let request = body::parse_create(&body)?;
+    Ok(created(api.create_connector(request).await?))
+}
+
+async fn connector_info(State(api): State<Api>, Path(name): Path<String>) -> Result<Response, ApiError> {
+    Ok(Json(api.connector_info(&name).await?).into_response())
+}
+
+async fn connector_config(State(api): State<Api>, Path(name): Path<String>) -> Result<Response, ApiError> {
+    Ok(Json(api.connector_config(&name).await?).into_response())
+}
+
+async fn put_connector_config(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let config = body::parse_config(&body, body::UrlContext { name: Some(&name), plugin: None })?;
+    match api.put_connector_config(&name, config).await? {
+        (true, info) => Ok(created(info)),
+        (false, info) => Ok(Json(info).into_response()),
+    }
+}
+
+async fn patch_connector_config(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let patch = body::parse_patch(&body)?;
+    Ok(Json(api.patch_connector_config(&name, patch).await?).into_response())
+}
+
+async fn delete_connector(State(api): State<Api>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+    api.delete_connector(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn connector_status(State(api): State<Api>, Path(name): Path<String>) -> Result<Response, ApiError> {
+    Ok(Json(api.connector_status(&name).await?).into_response())
+}
+
+async fn connector_tasks(State(api): State<Api>, Path(name): Path<String>) -> Result<Response, ApiError> {
+    Ok(Json(api.connector_tasks(&name).await?).into_response())
+}
+
+async fn task_status(State(api): State<Api>, Path((name, task)): Path<(String, String)>) -> Result<Response, ApiError> {
+    let task = task_id(&name, &task)?;
+    Ok(Json(api.task_status(&name, task).await?).into_response())
+}
+
+async fn restart_task(
+    State(api): State<Api>,
+    Path((name, task)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let task = task_id(&name, &task)?;
+    api.restart_task(&name, task).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn restart_connector(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    Query(query): QueryPairs,
+) -> Result<Response, ApiError> {
+    let include_tasks = query_flag(&query, "includeTasks", false)?;
+    let only_failed = query_flag(&query, "onlyFailed", false)?;
+    match api.restart_connector(&name, include_tasks, only_failed).await? {
+        None => Ok(StatusCode::NO_CONTENT.into_response()),
+        Some(status) => Ok((StatusCode::ACCEPTED, Json(status)).into_response()),
+    }
+}
+
+async fn pause_connector(State(api): State<Api>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+    api.pause_connector(&name).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+async fn resume_connector(State(api): State<Api>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+    api.resume_connector(&name).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+async fn stop_connector(State(api): State<Api>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+    api.stop_connector(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn connector_plugins(State(api): State<Api>, Query(query): QueryPairs) -> Result<Response, ApiError> {
+    let connectors_only = query_flag(&query, "connectorsOnly", true)?;
+    Ok(Json(api.connector_plugins(!connectors_only).await?).into_response())
+}
+
+async fn validate_config(
+    State(api): State<Api>,
+    Path(plugin): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let config = body::parse_config(&body, body::UrlContext { name: None, plugin: Some(&plugin) })?;
+    Ok(Json(api.validate_config(&plugin, config).await?).into_response())
+}

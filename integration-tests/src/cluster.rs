@@ -1,0 +1,213 @@
+//! The Sluice processes under test: control-plane replicas, agents and the standalone binary.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+use crate::bins::binary;
+use crate::env::TestEnv;
+use crate::net::{free_port, reachable};
+use crate::process::Process;
+use crate::rest::RestClient;
+use crate::wait::wait_until;
+
+/// How long a process may take to start answering.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Free ports are found by binding and releasing: another process may grab one in between. Retry then.
+const START_ATTEMPTS: usize = 3;
+
+/// Writes a Java-style properties file (`key=value` lines) and returns its path.
+pub fn write_properties(path: &Path, entries: &[(&str, &str)]) -> anyhow::Result<PathBuf> {
+    let text: String = entries.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path.to_path_buf())
+}
+
+/// The worker settings every agent in these tests uses (String converters, fast offset flushes).
+pub fn worker_entries(kafka: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("bootstrap.servers", kafka.to_string()),
+        ("key.converter", "org.apache.kafka.connect.storage.StringConverter".into()),
+        ("value.converter", "org.apache.kafka.connect.storage.StringConverter".into()),
+        ("offset.flush.interval.ms", "500".into()),
+    ]
+}
+
+fn address_in_use(log: &str) -> bool {
+    let lower = log.to_lowercase();
+    lower.contains("address already in use") || lower.contains("addrinuse")
+}
+
+/// Waits until `GET /` answers 200 and `extra_port` (if any) accepts connections, while the process runs.
+async fn wait_ready(process: &mut Process, rest: &RestClient, extra_port: Option<u16>) -> anyhow::Result<()> {
+    let label = process.label().to_string();
+    wait_until(STARTUP_TIMEOUT, format!("{label} to answer GET {}/", rest.base()), || {
+        let running = process.ensure_running();
+        async move {
+            running?;
+            let reply = rest.get("/").await?;
+            if reply.status != 200 {
+                bail!("GET / answered {}: {}", reply.status, reply.body);
+            }
+            if let Some(port) = extra_port
+                && !reachable(&format!("127.0.0.1:{port}"))
+            {
+                return Ok(None);
+            }
+            Ok(Some(()))
+        }
+    })
+    .await
+}
+
+/// One `sluice-control-plane` replica.
+pub struct ControlPlane {
+    pub process: Process,
+    pub rest: RestClient,
+    pub replica_id: String,
+    pub cluster: String,
+    pub rest_port: u16,
+    pub grpc_port: u16,
+}
+
+impl ControlPlane {
+    /// Starts a replica of `cluster` against `etcd` with a generated replica id.
+    pub async fn start(env: &TestEnv, cluster: &str, etcd: &str) -> anyhow::Result<ControlPlane> {
+        Self::start_replica(env, cluster, etcd, "cp").await
+    }
+
+    /// Starts a replica with the given replica id (also its log label); returns once REST and gRPC answer.
+    pub async fn start_replica(
+        env: &TestEnv,
+        cluster: &str,
+        etcd: &str,
+        replica_id: &str,
+    ) -> anyhow::Result<ControlPlane> {
+        let program = binary("sluice-control-plane")?;
+        let mut last_error = None;
+        for _ in 0..START_ATTEMPTS {
+            let (rest_port, grpc_port) = (free_port(), free_port());
+            let mut command = Command::new(&program);
+            command.args([
+                "--etcd-endpoints",
+                etcd,
+                "--cluster",
+                cluster,
+                "--rest-listen",
+                &format!("127.0.0.1:{rest_port}"),
+                "--grpc-listen",
+                &format!("127.0.0.1:{grpc_port}"),
+                "--replica-id",
+                replica_id,
+                "--agent-lease-ttl-ms",
+                "3000",
+                "--heartbeat-interval-ms",
+                "500",
+                "--leader-lease-ttl-ms",
+                "3000",
+                "--kafka-bootstrap-servers",
+                &env.services.kafka,
+                "--log",
+                "info",
+            ]);
+            let mut process = Process::spawn(env, replica_id, command)?;
+            let rest = RestClient::new(format!("http://127.0.0.1:{rest_port}"));
+            match wait_ready(&mut process, &rest, Some(grpc_port)).await {
+                Ok(()) => {
+                    env.note(format!(
+                        "control plane {replica_id} (pid {}) rest :{rest_port} grpc :{grpc_port} cluster {cluster}",
+                        process.pid()
+                    ));
+                    return Ok(ControlPlane {
+                        process,
+                        rest,
+                        replica_id: replica_id.to_string(),
+                        cluster: cluster.to_string(),
+                        rest_port,
+                        grpc_port,
+                    });
+                }
+                Err(e) if !process.is_running() && address_in_use(&process.log_text()) => last_error = Some(e),
+                Err(e) => return Err(e.context(format!("control plane {replica_id} did not start"))),
+            }
+        }
+        Err(last_error
+            .unwrap_or_else(|| anyhow::anyhow!("no attempt made"))
+            .context("control plane: ports kept being taken"))
+    }
+
+    /// The gRPC endpoint agents connect to, e.g. `http://127.0.0.1:40123`.
+    pub fn grpc_endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.grpc_port)
+    }
+
+    /// True once this replica has logged that it became leader (and not stepped down since).
+    pub fn logs_leadership(&self) -> bool {
+        let log = self.process.log_text();
+        match (log.rfind("became leader"), log.rfind("stepped down as leader")) {
+            (Some(became), Some(stepped)) => became > stepped,
+            (Some(_), None) => true,
+            _ => false,
+        }
+    }
+}
+
+/// One `sluice-agent`.
+pub struct Agent {
+    pub process: Process,
+    pub id: String,
+    pub config: PathBuf,
+}
+
+impl Agent {
+    /// Starts an agent with id `id` connected to `control_planes` (gRPC endpoints), using Kafka at `kafka`.
+    /// There is no readiness probe in the interface: tests wait for the outcomes (task states) instead.
+    pub async fn start(env: &TestEnv, control_planes: &[String], id: &str, kafka: &str) -> anyhow::Result<Agent> {
+        let program = binary("sluice-agent")?;
+        let entries = worker_entries(kafka);
+        let entries: Vec<(&str, &str)> = entries.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let config = write_properties(&env.path(&format!("{id}.worker.properties")), &entries)?;
+        let mut command = Command::new(&program);
+        command
+            .arg("--control-plane")
+            .arg(control_planes.join(","))
+            .arg("--agent-id")
+            .arg(id)
+            .arg("--config")
+            .arg(&config);
+        let mut process = Process::spawn(env, id, command)?;
+        process.ensure_running()?;
+        env.note(format!("agent {id} (pid {}) -> {}", process.pid(), control_planes.join(",")));
+        Ok(Agent { process, id: id.to_string(), config })
+    }
+}
+
+/// One `sluice-standalone` process.
+pub struct Standalone {
+    pub process: Process,
+    pub rest: RestClient,
+    pub port: u16,
+}
+
+impl Standalone {
+    /// Starts `sluice-standalone worker connectors...`; the worker file must set `listeners=http://127.0.0.1:{port}`.
+    /// Returns once `GET /` answers.
+    pub async fn start(
+        env: &TestEnv,
+        label: &str,
+        port: u16,
+        worker: &Path,
+        connectors: &[PathBuf],
+    ) -> anyhow::Result<Standalone> {
+        let program = binary("sluice-standalone")?;
+        let mut command = Command::new(&program);
+        command.arg(worker).args(connectors);
+        let mut process = Process::spawn(env, label, command)?;
+        let rest = RestClient::new(format!("http://127.0.0.1:{port}"));
+        wait_ready(&mut process, &rest, None).await.with_context(|| format!("{label} did not start"))?;
+        env.note(format!("standalone {label} (pid {}) rest :{port}", process.pid()));
+        Ok(Standalone { process, rest, port })
+    }
+}

@@ -1,0 +1,119 @@
+//! Looking at Kafka directly (rdkafka): create topics, read a topic from the beginning, count records.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use rdkafka::ClientConfig;
+use rdkafka::Message;
+use rdkafka::Offset;
+use rdkafka::TopicPartitionList;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::types::RDKafkaErrorCode;
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Creates `topic` with `partitions` partitions (replication 1); an existing topic is fine.
+pub async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .context("cannot create a Kafka admin client")?;
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let options = AdminOptions::new().operation_timeout(Some(TIMEOUT));
+    let results = admin.create_topics([&new], &options).await.context("CreateTopics failed")?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => bail!("cannot create topic {name}: {code}"),
+        }
+    }
+    // Wait until the topic's metadata is visible, so producers and consumers see it at once.
+    let topic = topic.to_string();
+    let bootstrap = bootstrap.to_string();
+    tokio::task::spawn_blocking(move || partitions_of(&consumer(&bootstrap)?, &topic).map(|_| ())).await?
+}
+
+fn consumer(bootstrap: &str) -> anyhow::Result<BaseConsumer> {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "sluice-integration-tests-reader")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .create()
+        .context("cannot create a Kafka consumer")
+}
+
+fn partitions_of(consumer: &BaseConsumer, topic: &str) -> anyhow::Result<Vec<i32>> {
+    let start = Instant::now();
+    loop {
+        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(5));
+        if let Ok(metadata) = &metadata
+            && let Some(t) = metadata.topics().iter().find(|t| t.name() == topic)
+            && t.error().is_none()
+            && !t.partitions().is_empty()
+        {
+            return Ok(t.partitions().iter().map(|p| p.id()).collect());
+        }
+        if start.elapsed() > TIMEOUT {
+            bail!("topic {topic} has no metadata after {TIMEOUT:?}: {:?}", metadata.err());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Number of records in `topic` (sum over partitions of high - low watermark).
+pub async fn count_records(bootstrap: &str, topic: &str) -> anyhow::Result<i64> {
+    let (bootstrap, topic) = (bootstrap.to_string(), topic.to_string());
+    tokio::task::spawn_blocking(move || {
+        let consumer = consumer(&bootstrap)?;
+        let mut total = 0;
+        for partition in partitions_of(&consumer, &topic)? {
+            let (low, high) = consumer.fetch_watermarks(&topic, partition, TIMEOUT)?;
+            total += high - low;
+        }
+        Ok(total)
+    })
+    .await?
+}
+
+/// Every record value in `topic` as a string (partition by partition, in offset order), read from the beginning
+/// up to the high watermarks at the time of the call.
+pub async fn read_topic(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<String>> {
+    let (bootstrap, topic) = (bootstrap.to_string(), topic.to_string());
+    tokio::task::spawn_blocking(move || {
+        let consumer = consumer(&bootstrap)?;
+        let mut values = Vec::new();
+        for partition in partitions_of(&consumer, &topic)? {
+            let (low, high) = consumer.fetch_watermarks(&topic, partition, TIMEOUT)?;
+            if high <= low {
+                continue;
+            }
+            let mut assignment = TopicPartitionList::new();
+            assignment.add_partition_offset(&topic, partition, Offset::Offset(low))?;
+            consumer.assign(&assignment)?;
+            let start = Instant::now();
+            let mut next = low;
+            while next < high {
+                if start.elapsed() > TIMEOUT {
+                    bail!(
+                        "read only up to offset {next} of {topic}-{partition} (high watermark {high}) in {TIMEOUT:?}"
+                    );
+                }
+                match consumer.poll(Duration::from_millis(500)) {
+                    Some(Ok(message)) => {
+                        next = message.offset() + 1;
+                        let value =
+                            message.payload().map(|p| String::from_utf8_lossy(p).into_owned()).unwrap_or_default();
+                        values.push(value);
+                    }
+                    Some(Err(e)) => bail!("reading {topic}-{partition}: {e}"),
+                    None => {}
+                }
+            }
+        }
+        Ok(values)
+    })
+    .await?
+}
