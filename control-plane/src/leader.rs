@@ -221,11 +221,7 @@ pub fn plan_writes(keys: &Keys, replica_id: &str, state: &ClusterState) -> (Vec<
         ops.push(Op::delete(keys.restart(connector, *task)));
     }
     if !ops.is_empty() {
-        let moved: usize = plan
-            .values()
-            .flatten()
-            .filter(|t| t.epoch == next_epoch)
-            .count();
+        let moved: usize = plan.values().flatten().filter(|t| t.epoch == next_epoch).count();
         tracing::info!(agents = plan.len(), tasks = desired.len(), started = moved, "rebalancing");
     }
     (compares, ops)

@@ -2,15 +2,15 @@
 //! elects a leader that schedules tasks onto agents, holds the agents' gRPC streams, and serves the admin API over
 //! gRPC and as Kafka Connect's REST API.
 
-pub mod api;
-pub mod model;
-pub mod scheduler;
-pub mod store;
-pub mod leader;
-pub mod service;
-pub mod stream;
-pub mod logging;
-pub mod server;
-pub mod standalone;
-pub mod rest;
 pub mod admin_grpc;
+pub mod api;
+pub mod leader;
+pub mod logging;
+pub mod model;
+pub mod rest;
+pub mod scheduler;
+pub mod server;
+pub mod service;
+pub mod standalone;
+pub mod store;
+pub mod stream;

@@ -4,7 +4,8 @@ use tokio_util::sync::CancellationToken;
 
 /// Installs a fmt subscriber with the given filter (falls back to `info` when the filter does not parse).
 pub fn init(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
 }
 

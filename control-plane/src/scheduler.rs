@@ -46,9 +46,10 @@ pub fn assign(
         let Some(slot) = plan.get_mut(agent) else { continue };
         for t in assigned {
             let key = (t.connector.clone(), t.task);
-            let keep = desired.get(&(t.connector.as_str(), t.task)).is_some_and(|d| d.config_revision == t.config_revision)
-                && !restarts.contains(&key)
-                && !placed.contains(&key);
+            let keep =
+                desired.get(&(t.connector.as_str(), t.task)).is_some_and(|d| d.config_revision == t.config_revision)
+                    && !restarts.contains(&key)
+                    && !placed.contains(&key);
             if keep {
                 placed.insert(key);
                 slot.push(t.clone());
@@ -97,7 +98,9 @@ pub fn assign(
         }
     }
     for d in desired.values() {
-        if !placed.contains(&(d.connector.clone(), d.task)) && !pool.iter().any(|p| p.connector == d.connector && p.task == d.task) {
+        if !placed.contains(&(d.connector.clone(), d.task))
+            && !pool.iter().any(|p| p.connector == d.connector && p.task == d.task)
+        {
             pool.push((*d).clone());
         }
     }

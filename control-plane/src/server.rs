@@ -89,12 +89,8 @@ pub async fn start(
     let rest_addr = rest_listener.local_addr()?;
     let grpc_addr = grpc_listener.local_addr()?;
     // Statuses and offsets change often and neither the scheduler nor the streams need them from the mirror.
-    let mirror = mirror::spawn(
-        store.clone(),
-        keys.root().to_string(),
-        vec![keys.statuses(), keys.offsets()],
-        shutdown.clone(),
-    );
+    let mirror =
+        mirror::spawn(store.clone(), keys.root().to_string(), vec![keys.statuses(), keys.offsets()], shutdown.clone());
 
     let mut service = ConnectService::new(store.clone(), keys.clone(), settings.replica_id.clone());
     if let Some(bootstrap) = &settings.kafka_bootstrap_servers {
@@ -153,9 +149,10 @@ pub async fn start(
 /// leader key for its own.
 pub fn default_replica_id(rest_addr: SocketAddr) -> String {
     let host = hostname::get().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".into());
-    let nonce: u32 = std::process::id() ^ (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or_default());
+    let nonce: u32 = std::process::id()
+        ^ (std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or_default());
     format!("{host}:{}-{nonce:08x}", rest_addr.port())
 }

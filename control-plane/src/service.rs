@@ -124,7 +124,9 @@ impl ConnectService {
         let Some(plugin) = registry::connector(class) else {
             let known = registry::plugins(false).into_iter().map(|p| p.class).collect::<Vec<_>>().join(", ");
             let message = if class.is_empty() {
-                format!("Connector config is missing the required key \"connector.class\"; known connector plugins: {known}")
+                format!(
+                    "Connector config is missing the required key \"connector.class\"; known connector plugins: {known}"
+                )
             } else {
                 format!(
                     "Failed to find any class that implements Connector and which name matches {class}; \
@@ -144,9 +146,9 @@ impl ConnectService {
             )));
         }
         let max_tasks = config.get("tasks.max").and_then(|v| v.trim().parse::<usize>().ok()).unwrap_or(1).max(1);
-        let tasks = plugin
-            .task_configs(config, max_tasks)
-            .map_err(|e| ApiError::bad_request(format!("Connector {class} could not split its work into tasks: {e}")))?;
+        let tasks = plugin.task_configs(config, max_tasks).map_err(|e| {
+            ApiError::bad_request(format!("Connector {class} could not split its work into tasks: {e}"))
+        })?;
         if tasks.len() > max_tasks {
             return Err(ApiError::internal(format!(
                 "Connector {class} produced {} task configs, more than tasks.max={max_tasks}",
@@ -211,7 +213,12 @@ impl ConnectService {
         Ok(Self::info(name, config, task_list.len()))
     }
 
-    async fn set_target(&self, name: &str, target: TargetState, not_found: fn(&str) -> ApiError) -> Result<(), ApiError> {
+    async fn set_target(
+        &self,
+        name: &str,
+        target: TargetState,
+        not_found: fn(&str) -> ApiError,
+    ) -> Result<(), ApiError> {
         for _ in 0..3 {
             let existing = self.require(name, not_found).await?;
             let mut ops = vec![Op::put(self.keys.target(name), to_json(&target))];
@@ -269,7 +276,9 @@ impl ConnectService {
                     (Some((agent, _)), _) => {
                         TaskStateInfo { id, state: "UNASSIGNED".into(), worker_id: agent.clone(), trace: None }
                     }
-                    (None, _) => TaskStateInfo { id, state: "UNASSIGNED".into(), worker_id: String::new(), trace: None },
+                    (None, _) => {
+                        TaskStateInfo { id, state: "UNASSIGNED".into(), worker_id: String::new(), trace: None }
+                    }
                 }
             })
             .collect())
@@ -277,8 +286,11 @@ impl ConnectService {
 
     async fn status_of(&self, name: &str, stored: &StoredConnector) -> Result<ConnectorStateInfo, ApiError> {
         let tasks = self.task_states(name, stored.tasks.len()).await?;
-        let worker_id =
-            tasks.first().map(|t| t.worker_id.clone()).filter(|w| !w.is_empty()).unwrap_or_else(|| self.replica_id.clone());
+        let worker_id = tasks
+            .first()
+            .map(|t| t.worker_id.clone())
+            .filter(|w| !w.is_empty())
+            .unwrap_or_else(|| self.replica_id.clone());
         Ok(ConnectorStateInfo {
             name: name.to_string(),
             connector: ConnectorState { state: stored.target.as_str().to_string(), worker_id, trace: None },
@@ -314,10 +326,8 @@ impl ConnectApi for ConnectService {
     async fn list_connectors(&self) -> Result<Vec<String>, ApiError> {
         let (kvs, _) = self.store.list(&self.keys.connectors()).await?;
         let prefix = self.keys.connectors();
-        let names: BTreeSet<String> = kvs
-            .iter()
-            .filter_map(|kv| kv.key.strip_prefix(&prefix)?.strip_suffix("/config").map(unescape))
-            .collect();
+        let names: BTreeSet<String> =
+            kvs.iter().filter_map(|kv| kv.key.strip_prefix(&prefix)?.strip_suffix("/config").map(unescape)).collect();
         Ok(names.into_iter().collect())
     }
 

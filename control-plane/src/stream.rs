@@ -14,7 +14,7 @@ use sluice_proto::agent::agent_message::Kind as Up;
 use sluice_proto::agent::agent_service_server::AgentService;
 use sluice_proto::agent::control_message::Kind as Down;
 use sluice_proto::agent::{
-    AgentMessage, Assignment, ControlMessage, Hello, HeartbeatAck, OffsetCommit, Reject, SourceOffset, TaskAssignment,
+    AgentMessage, Assignment, ControlMessage, HeartbeatAck, Hello, OffsetCommit, Reject, SourceOffset, TaskAssignment,
     TaskId, TaskState, TaskStatus, Welcome,
 };
 use tokio::sync::{mpsc, watch};
@@ -235,7 +235,8 @@ impl Session {
     async fn guarded_write(&self, id: &TaskId, epoch: u64, ops: Vec<Op>) -> Result<bool, StoreError> {
         for _ in 0..3 {
             let Some((record, revision)) = self.current_assignment().await? else { return Ok(false) };
-            let current = record.tasks.iter().any(|t| t.connector == id.connector && t.task == id.task && t.epoch == epoch);
+            let current =
+                record.tasks.iter().any(|t| t.connector == id.connector && t.task == id.task && t.epoch == epoch);
             if !current {
                 return Ok(false);
             }
@@ -266,12 +267,22 @@ impl Session {
             epoch: status.epoch,
             agent_id: self.hello.agent_id.clone(),
         };
-        let op = Op::put(self.shared.keys.task_status(&id.connector, id.task), serde_json::to_vec(&record).unwrap_or_default());
+        let op = Op::put(
+            self.shared.keys.task_status(&id.connector, id.task),
+            serde_json::to_vec(&record).unwrap_or_default(),
+        );
         match self.guarded_write(&id, status.epoch, vec![op]).await {
             Ok(true) => {
                 tracing::info!(agent = %self.hello.agent_id, connector = %id.connector, task = id.task, epoch = status.epoch, state = %record.state, "task status")
             }
-            Ok(false) => self.reject(id, status.epoch, "stale epoch: the task is no longer assigned to this agent with this epoch").await,
+            Ok(false) => {
+                self.reject(
+                    id,
+                    status.epoch,
+                    "stale epoch: the task is no longer assigned to this agent with this epoch",
+                )
+                .await
+            }
             Err(e) => tracing::warn!(error = %e, "cannot record task status"),
         }
     }
@@ -286,12 +297,20 @@ impl Session {
             .iter()
             .map(|o| {
                 let key = self.shared.keys.offset(&id.connector, &o.partition_json);
-                if o.offset_json.is_empty() { Op::delete(key) } else { Op::put(key, o.offset_json.clone().into_bytes()) }
+                if o.offset_json.is_empty() {
+                    Op::delete(key)
+                } else {
+                    Op::put(key, o.offset_json.clone().into_bytes())
+                }
             })
             .collect();
         match self.guarded_write(&id, commit.epoch, ops).await {
-            Ok(true) => tracing::debug!(connector = %id.connector, task = id.task, partitions = commit.offsets.len(), "offsets committed"),
-            Ok(false) => self.reject(id, commit.epoch, "stale epoch: offsets of a task that was moved are not committed").await,
+            Ok(true) => {
+                tracing::debug!(connector = %id.connector, task = id.task, partitions = commit.offsets.len(), "offsets committed")
+            }
+            Ok(false) => {
+                self.reject(id, commit.epoch, "stale epoch: offsets of a task that was moved are not committed").await
+            }
             Err(e) => tracing::warn!(error = %e, "cannot commit offsets"),
         }
     }
@@ -364,11 +383,8 @@ impl Session {
             }
             t.offsets = offsets_by_connector.get(&id.connector).cloned().unwrap_or_default();
         }
-        let revoked = previous
-            .iter()
-            .filter(|p| !tasks.iter().any(|t| t.id == p.id))
-            .filter_map(|p| p.id.clone())
-            .collect();
+        let revoked =
+            previous.iter().filter(|p| !tasks.iter().any(|t| t.id == p.id)).filter_map(|p| p.id.clone()).collect();
         self.send(Assignment { revision: *revision as u64, tasks: message_tasks, revoked }).await;
         tracing::info!(agent = %self.hello.agent_id, tasks = tasks.len(), revision, "assignment pushed");
         self.sent = Some(tasks);

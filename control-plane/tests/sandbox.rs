@@ -24,7 +24,10 @@ async fn replica(shutdown: &CancellationToken) -> Replica {
     let settings = ReplicaSettings {
         cluster: "sandbox".into(),
         replica_id: "r1".into(),
-        session: SessionSettings { lease_ttl: Duration::from_millis(1500), heartbeat_interval: Duration::from_millis(200) },
+        session: SessionSettings {
+            lease_ttl: Duration::from_millis(1500),
+            heartbeat_interval: Duration::from_millis(200),
+        },
         leader_lease_ttl: Duration::from_secs(2),
         kafka_bootstrap_servers: None,
     };
@@ -54,7 +57,12 @@ impl FakeAgentStream {
         let mut client = AgentServiceClient::connect(format!("http://{}", replica.grpc_addr)).await.unwrap();
         let (up, rx) = mpsc::channel(16);
         up.send(AgentMessage {
-            kind: Some(Up::Hello(Hello { agent_id: id.into(), host: "h".into(), worker_id: id.into(), ..Default::default() })),
+            kind: Some(Up::Hello(Hello {
+                agent_id: id.into(),
+                host: "h".into(),
+                worker_id: id.into(),
+                ..Default::default()
+            })),
         })
         .await
         .unwrap();
@@ -105,7 +113,11 @@ async fn scheduling_status_and_fencing() {
 
     // Bad input changes nothing.
     let dup = api
-        .create_connector(CreateConnector { name: "src".into(), config: source_config("src"), initial_state: TargetState::Running })
+        .create_connector(CreateConnector {
+            name: "src".into(),
+            config: source_config("src"),
+            initial_state: TargetState::Running,
+        })
         .await
         .unwrap_err();
     assert_eq!(dup.kind, ApiErrorKind::AlreadyExists);

@@ -15,8 +15,11 @@ fn unique_prefix() -> String {
 
 async fn etcd() -> Arc<dyn KvStore> {
     let endpoint = std::env::var("SLUICE_TEST_ETCD").unwrap_or_else(|_| "http://127.0.0.1:2379".into());
-    let store = EtcdStore::connect(&[endpoint.clone()]).await.expect("connect to etcd");
-    store.list("/").await.unwrap_or_else(|e| panic!("etcd at {endpoint} is not reachable ({e}); run deploy/local/etcd up"));
+    let store = EtcdStore::connect(std::slice::from_ref(&endpoint)).await.expect("connect to etcd");
+    store
+        .list("/")
+        .await
+        .unwrap_or_else(|e| panic!("etcd at {endpoint} is not reachable ({e}); run deploy/local/etcd up"));
     Arc::new(store)
 }
 
@@ -34,9 +37,13 @@ async fn conformance(store: Arc<dyn KvStore>) {
     assert_eq!(kv.mod_revision, first.revision);
 
     // Guarded update by revision and by value.
-    let stale = store.txn(vec![Compare::ModRevision(key.clone(), kv.mod_revision - 1)], vec![Op::put(&key, "x")]).await.unwrap();
+    let stale = store
+        .txn(vec![Compare::ModRevision(key.clone(), kv.mod_revision - 1)], vec![Op::put(&key, "x")])
+        .await
+        .unwrap();
     assert!(!stale.succeeded);
-    let fresh = store.txn(vec![Compare::ModRevision(key.clone(), kv.mod_revision)], vec![Op::put(&key, "3")]).await.unwrap();
+    let fresh =
+        store.txn(vec![Compare::ModRevision(key.clone(), kv.mod_revision)], vec![Op::put(&key, "3")]).await.unwrap();
     assert!(fresh.succeeded);
     assert!(store.txn(vec![Compare::Value(key.clone(), b"3".to_vec())], vec![]).await.unwrap().succeeded);
 

@@ -61,9 +61,8 @@ impl EmbeddedStore {
         let mut initial = BTreeMap::new();
         match std::fs::read(&path) {
             Ok(bytes) if !bytes.is_empty() => {
-                let map: BTreeMap<String, String> = serde_json::from_slice(&bytes).map_err(|e| {
-                    StoreError::Corrupt { key: path.display().to_string(), message: e.to_string() }
-                })?;
+                let map: BTreeMap<String, String> = serde_json::from_slice(&bytes)
+                    .map_err(|e| StoreError::Corrupt { key: path.display().to_string(), message: e.to_string() })?;
                 initial = map;
             }
             Ok(_) => {}
@@ -80,7 +79,13 @@ impl EmbeddedStore {
             revision += 1;
             data.insert(
                 key.clone(),
-                KeyValue { key, value: value.into_bytes(), mod_revision: revision, create_revision: revision, lease: 0 },
+                KeyValue {
+                    key,
+                    value: value.into_bytes(),
+                    mod_revision: revision,
+                    create_revision: revision,
+                    lease: 0,
+                },
             );
         }
         let inner = Arc::new(Mutex::new(Inner {
@@ -347,7 +352,10 @@ mod tests {
     async fn lease_expiry_deletes_keys() {
         let store = EmbeddedStore::in_memory();
         let lease = store.grant_lease(Duration::from_millis(200)).await.unwrap();
-        store.txn(vec![], vec![Op::Put { key: "/l/k".into(), value: b"v".to_vec(), lease: Some(lease) }]).await.unwrap();
+        store
+            .txn(vec![], vec![Op::Put { key: "/l/k".into(), value: b"v".to_vec(), lease: Some(lease) }])
+            .await
+            .unwrap();
         assert!(store.get("/l/k").await.unwrap().is_some());
         tokio::time::sleep(Duration::from_millis(450)).await;
         assert!(store.get("/l/k").await.unwrap().is_none());

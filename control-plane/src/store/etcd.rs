@@ -14,9 +14,12 @@ use tokio::sync::{Mutex, mpsc};
 
 use super::{Compare, KeyValue, KvStore, Op, StoreError, TxnOutcome, WatchEvent, WatchReceiver};
 
+/// One open keep-alive stream of a lease.
+type Keeper = Arc<Mutex<(LeaseKeeper, LeaseKeepAliveStream)>>;
+
 pub struct EtcdStore {
     client: Client,
-    keepers: Mutex<HashMap<i64, Arc<Mutex<(LeaseKeeper, LeaseKeepAliveStream)>>>>,
+    keepers: Mutex<HashMap<i64, Keeper>>,
 }
 
 fn unavailable(e: etcd_client::Error) -> StoreError {
@@ -46,7 +49,7 @@ impl EtcdStore {
         Ok(EtcdStore { client, keepers: Mutex::new(HashMap::new()) })
     }
 
-    async fn keeper(&self, lease: i64) -> Result<Arc<Mutex<(LeaseKeeper, LeaseKeepAliveStream)>>, StoreError> {
+    async fn keeper(&self, lease: i64) -> Result<Keeper, StoreError> {
         let mut keepers = self.keepers.lock().await;
         if let Some(k) = keepers.get(&lease) {
             return Ok(k.clone());
@@ -83,9 +86,7 @@ impl KvStore for EtcdStore {
         let ops: Vec<TxnOp> = ops
             .into_iter()
             .map(|op| match op {
-                Op::Put { key, value, lease } => {
-                    TxnOp::put(key, value, lease.map(|l| PutOptions::new().with_lease(l)))
-                }
+                Op::Put { key, value, lease } => TxnOp::put(key, value, lease.map(|l| PutOptions::new().with_lease(l))),
                 Op::Delete { key } => TxnOp::delete(key, None),
                 Op::DeletePrefix { prefix } => {
                     TxnOp::delete(prefix, Some(etcd_client::DeleteOptions::new().with_prefix()))

@@ -67,7 +67,10 @@ pub struct TxnOutcome {
 pub enum WatchEvent {
     Put(KeyValue),
     /// The key was deleted at `revision`.
-    Delete { key: String, revision: i64 },
+    Delete {
+        key: String,
+        revision: i64,
+    },
 }
 
 /// Batches of events in revision order; the channel closes when the watch broke (the caller lists again).
