@@ -12,6 +12,7 @@ pub mod error;
 pub mod file;
 pub mod record;
 pub mod registry;
+pub mod transforms;
 
 pub use config::{ConfigDef, ConfigInfos, ConfigKey, ConfigMap, ConfigType, Importance};
 pub use connector::{
@@ -21,3 +22,4 @@ pub use converter::{ByteArrayConverter, Converter, JsonConverter, StringConverte
 pub use error::ConnectError;
 pub use record::{Field, Schema, SchemaType, SinkRecord, SourceRecord, Value};
 pub use registry::PluginInfo;
+pub use transforms::{ConnectRecord, Predicate, TransformChain, Transformation};

@@ -1,4 +1,4 @@
-//! The one explicit table of every built-in plugin: connectors, converters (and later transforms and predicates),
+//! The one explicit table of every built-in plugin: connectors, converters, transforms and predicates,
 //! looked up by class name and by Kafka Connect's aliases, plus full validation of a connector configuration.
 
 use std::collections::BTreeSet;
@@ -128,6 +128,8 @@ pub fn plugins(include_all: bool) -> Vec<PluginInfo> {
     if include_all {
         out.extend(CONVERTERS.iter().map(|e| info(e.class, "converter")));
         out.extend(HEADER_CONVERTERS.iter().map(|(class, _)| info(class, "header_converter")));
+        out.extend(crate::transforms::transformation_class_names().into_iter().map(|c| info(c, "transformation")));
+        out.extend(crate::transforms::predicate_class_names().into_iter().map(|c| info(c, "predicate")));
     }
     out.sort_by(|a, b| a.class.cmp(&b.class).then_with(|| a.plugin_type.cmp(&b.plugin_type)));
     out
@@ -536,6 +538,7 @@ pub fn validate(config: &ConfigMap) -> ConfigInfos {
     extra.extend(validate_converters(config));
     extra.extend(validate_aliases(config, TRANSFORMS));
     extra.extend(validate_aliases(config, PREDICATES));
+    extra.extend(crate::transforms::validate_transforms(config));
 
     for (key, message) in extra {
         match configs.iter_mut().find(|c| c.value.name == key) {
@@ -678,7 +681,14 @@ mod tests {
             ]
         );
         let all = plugins(true);
-        assert_eq!(all.len(), 6);
+        assert_eq!(all.len(), 6 + 26 + 3, "connectors, converters, header converter, transforms, predicates");
+        assert!(
+            all.iter()
+                .any(|p| p.plugin_type == "transformation"
+                    && p.class == "org.apache.kafka.connect.transforms.Cast$Value")
+        );
+        assert!(all.iter().any(|p| p.plugin_type == "predicate"
+            && p.class == "org.apache.kafka.connect.transforms.predicates.TopicNameMatches"));
         assert!(all.windows(2).all(|w| w[0].class <= w[1].class));
         assert!(all.iter().any(|p| p.plugin_type == "header_converter"
             && p.class == "org.apache.kafka.connect.storage.SimpleHeaderConverter"));
@@ -775,8 +785,10 @@ mod tests {
             errors_of(&infos, "topic"),
             ["Missing required configuration \"topic\" which has no default value."]
         );
-        assert_eq!(infos.error_count, 8);
-        assert_eq!(infos.error_messages().len(), 8);
+        // Plus the missing `transforms.a.type` and `transforms.b.type`, as Kafka Connect reports them.
+        assert!(errors_of(&infos, "transforms.a.type").iter().any(|e| e.contains("transforms.a.type")));
+        assert_eq!(infos.error_count, 10);
+        assert_eq!(infos.error_messages().len(), 10);
         assert_eq!(value_of(&infos, "transforms"), Some("a,b,a"));
     }
 

@@ -157,6 +157,11 @@ pub(crate) enum TaskError {
         #[source]
         source: ConnectError,
     },
+    #[error("Failed to transform a record with the `transforms` chain")]
+    Transform {
+        #[source]
+        source: ConnectError,
+    },
     #[error("Failed to convert record {what}")]
     Convert {
         what: String,

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
-use sluice_connectors::{Converter, SinkRecord, SinkTask, SinkTaskContext, TopicPartition, registry};
+use sluice_connectors::{Converter, SinkRecord, SinkTask, SinkTaskContext, TopicPartition, TransformChain, registry};
 use sluice_proto::agent::TaskState;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -71,6 +71,8 @@ pub(crate) async fn run(ctx: &TaskContext, mut control: watch::Receiver<Control>
     let patterns: Vec<&str> = subscription.iter().map(String::as_str).collect();
     consumer.subscribe(&patterns).map_err(TaskError::kafka(format!("failed to subscribe to {subscription:?}")))?;
 
+    let transforms = TransformChain::from_config(&ctx.connector_config())
+        .map_err(|source| TaskError::Connector { context: "invalid `transforms` configuration", source })?;
     let start_context =
         SinkTaskContext { connector: ctx.id.connector.clone(), task: ctx.id.task, config: ctx.task_config() };
     if let Err(err) = task.start(start_context).await {
@@ -85,6 +87,7 @@ pub(crate) async fn run(ctx: &TaskContext, mut control: watch::Receiver<Control>
         paused,
         key_converter,
         value_converter,
+        transforms,
         tolerate_errors: super::tolerates_record_errors(ctx),
         held: Vec::new(),
         next_offsets: BTreeMap::new(),
@@ -135,6 +138,8 @@ struct SinkPipeline<'a> {
     paused: Arc<AtomicBool>,
     key_converter: Box<dyn Converter>,
     value_converter: Box<dyn Converter>,
+    /// The connector's `transforms` chain, applied after conversion (a no-op when empty).
+    transforms: TransformChain,
     tolerate_errors: bool,
     /// Records consumed while paused (prefetched before the pause took effect); put on resume.
     held: Vec<SinkRecord>,
@@ -243,10 +248,16 @@ impl SinkPipeline<'_> {
                 return Ok(());
             }
         };
-        match self.convert(&message) {
-            Ok(record) => batch.push(record),
+        let transformed = self
+            .convert(&message)
+            .and_then(|record| self.transforms.apply_sink(record).map_err(|source| TaskError::Transform { source }));
+        match transformed {
+            Ok(Some(record)) => batch.push(record),
+            Ok(None) => {}
             // Skipped, not committed by itself: the next record put from its partition commits past it.
-            Err(err) if self.tolerate_errors => warn!(error = %err.trace(), "skipping a record that failed conversion"),
+            Err(err) if self.tolerate_errors => {
+                warn!(error = %err.trace(), "skipping a record that failed conversion or a transform")
+            }
             Err(err) => return Err(err),
         }
         Ok(())

@@ -9,7 +9,7 @@ use rdkafka::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
-use sluice_connectors::{SourceRecord, SourceTask, SourceTaskContext, registry};
+use sluice_connectors::{SourceRecord, SourceTask, SourceTaskContext, TransformChain, registry};
 use sluice_proto::agent::TaskState;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -64,6 +64,8 @@ pub(crate) async fn run(ctx: &TaskContext, mut control: watch::Receiver<Control>
         .create_with_context(DeliveryReports { tx: delivery_tx })
         .map_err(TaskError::kafka("failed to create the Kafka producer"))?;
 
+    let transforms = TransformChain::from_config(&connector_config)
+        .map_err(|source| TaskError::Connector { context: "invalid `transforms` configuration", source })?;
     let start_context = SourceTaskContext {
         connector: ctx.id.connector.clone(),
         task: ctx.id.task,
@@ -82,6 +84,7 @@ pub(crate) async fn run(ctx: &TaskContext, mut control: watch::Receiver<Control>
         deliveries: delivery_rx,
         tracker: SourceOffsetTracker::new(),
         converters,
+        transforms,
         tolerate_errors: super::tolerates_record_errors(ctx),
         key_buf: Vec::new(),
         value_buf: Vec::new(),
@@ -132,6 +135,8 @@ struct SourcePipeline<'a> {
     deliveries: mpsc::UnboundedReceiver<Delivery>,
     tracker: SourceOffsetTracker,
     converters: Converters,
+    /// The connector's `transforms` chain, applied before conversion (a no-op when empty).
+    transforms: TransformChain,
     tolerate_errors: bool,
     /// Reused for every record so steady-state conversion does not allocate.
     key_buf: Vec<u8>,
@@ -209,6 +214,20 @@ impl SourcePipeline<'_> {
     ) -> Result<Option<StopMode>, TaskError> {
         for record in records {
             let seq = self.tracker.track(&record.source_partition, &record.source_offset);
+            let record = match self.transforms.apply_source(record) {
+                Ok(Some(record)) => record,
+                Ok(None) => {
+                    // Filtered out: nothing to send, its offset counts as done.
+                    self.tracker.ack(seq);
+                    continue;
+                }
+                Err(source) if self.tolerate_errors => {
+                    warn!(error = %source.trace(), "skipping a record that failed a transform");
+                    self.tracker.ack(seq);
+                    continue;
+                }
+                Err(source) => return Err(TaskError::Transform { source }),
+            };
             if let Err(err) = self.convert(&record) {
                 if self.tolerate_errors {
                     warn!(topic = %record.topic, error = %err.trace(), "skipping a record that failed conversion");
