@@ -43,10 +43,13 @@ fn address_in_use(log: &str) -> bool {
 /// Waits until `GET /` answers 200 and `extra_port` (if any) accepts connections, while the process runs.
 async fn wait_ready(process: &mut Process, rest: &RestClient, extra_port: Option<u16>) -> anyhow::Result<()> {
     let label = process.label().to_string();
+    // A process that exited is a final answer (Some(Err)), not a "not yet".
     wait_until(STARTUP_TIMEOUT, format!("{label} to answer GET {}/", rest.base()), || {
         let running = process.ensure_running();
         async move {
-            running?;
+            if let Err(e) = running {
+                return Ok(Some(Err(e)));
+            }
             let reply = rest.get("/").await?;
             if reply.status != 200 {
                 bail!("GET / answered {}: {}", reply.status, reply.body);
@@ -56,10 +59,10 @@ async fn wait_ready(process: &mut Process, rest: &RestClient, extra_port: Option
             {
                 return Ok(None);
             }
-            Ok(Some(()))
+            Ok(Some(Ok(())))
         }
     })
-    .await
+    .await?
 }
 
 /// One `sluice-control-plane` replica.

@@ -112,12 +112,15 @@ impl TestEnv {
 
 impl Drop for TestEnv {
     fn drop(&mut self) {
-        if std::thread::panicking() {
+        let failed = std::thread::panicking();
+        if failed {
             self.dump_logs();
-            if let Some(dir) = self.dir.lock().unwrap_or_else(|e| e.into_inner()).take() {
-                let kept = dir.keep();
-                eprintln!("[{}] kept the test directory for inspection: {}", self.name, kept.display());
-            }
+        }
+        // SLUICE_TEST_KEEP=1 keeps the directory (logs, files) of passing tests too.
+        let keep = failed || std::env::var_os("SLUICE_TEST_KEEP").is_some_and(|v| !v.is_empty() && v != "0");
+        if keep && let Some(dir) = self.dir.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let kept = dir.keep();
+            eprintln!("[{}] kept the test directory for inspection: {}", self.name, kept.display());
         }
     }
 }

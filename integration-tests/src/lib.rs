@@ -4,6 +4,15 @@
 //! A test creates one [`TestEnv`] first (services up, private temp dir, unique names), starts processes through
 //! [`ControlPlane`], [`Agent`], [`Standalone`] or [`EtcdServer`], and polls for outcomes with [`wait_until`].
 //! When a test fails, the `TestEnv` prints the tail of every process log and keeps its temp dir for a look.
+//!
+//! Running: `deploy/test -p sluice-integration-tests` (services up, binaries built, then the tests), or by hand
+//! after `cargo build --workspace --bins`: `cargo test -p sluice-integration-tests --test leader_failover --
+//! --nocapture` (`--nocapture` shows each test's measurements: failover times, duplicate counts).
+//! Environment: `SLUICE_TEST_KAFKA`, `SLUICE_TEST_ETCD` (used when reachable, else `deploy/local/{kafka,etcd} up`
+//! is run), `SLUICE_BIN_DIR` (else `$CARGO_TARGET_DIR/debug`, else next to the test executable),
+//! `SLUICE_TEST_KEEP=1` (keep every test's directory with its process logs, not only failed ones).
+//! Every test uses its own cluster name, topics, connector names and temp dir, so tests run in parallel; the one
+//! that restarts etcd runs a private etcd.
 
 pub mod bins;
 pub mod cluster;

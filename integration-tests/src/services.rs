@@ -104,7 +104,21 @@ impl EtcdServer {
             peer_port: free_port(),
             data_dir: env.path(&format!("{label}-data")),
         };
-        server.start_again(env).await?;
+        // A free port may be taken between finding it and etcd binding it: then try other ports.
+        for attempt in 1.. {
+            match server.start_again(env).await {
+                Ok(()) => break,
+                Err(e) => {
+                    let log = server.process.as_ref().map(Process::log_text).unwrap_or_default();
+                    if attempt >= 3 || !log.contains("address already in use") {
+                        return Err(e);
+                    }
+                    server.kill9();
+                    let _ = std::fs::remove_dir_all(&server.data_dir);
+                    (server.client_port, server.peer_port) = (free_port(), free_port());
+                }
+            }
+        }
         Ok(server)
     }
 
@@ -152,17 +166,20 @@ impl EtcdServer {
         let http = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;
         let label = self.label.clone();
         let process = self.process.as_mut().context("not started")?;
+        // A process that exited is a final answer (Some(Err)), not a "not yet".
         wait_until(Duration::from_secs(30), format!("{label} healthy at {url}"), || {
             let running = process.ensure_running();
             let http = http.clone();
             let url = url.clone();
             async move {
-                running?;
+                if let Err(e) = running {
+                    return Ok(Some(Err(e)));
+                }
                 let body: serde_json::Value = http.get(&url).send().await?.json().await?;
-                Ok((body["health"] == "true").then_some(()))
+                Ok((body["health"] == "true").then_some(Ok(())))
             }
         })
-        .await
+        .await?
     }
 
     /// Graceful stop (SIGTERM) and wait for the exit.
