@@ -105,3 +105,79 @@ async fn run(env: &TestEnv) -> anyhow::Result<()> {
     standalone.process.terminate(Duration::from_secs(30)).await?;
     Ok(())
 }
+
+/// The seed's own commands, verbatim, against standalone mode: `curl -X POST -H "Content-Type: application/json"
+/// --data @file-source.properties http://localhost:PORT/connectors` (curl strips the newlines), then
+/// `curl -X GET .../status`, and appended lines reach the topic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn standalone_seed_curl_commands() {
+    let env = TestEnv::new("standalone_seed_curl").await;
+    env.finish(seed_curl(&env).await);
+}
+
+async fn seed_curl(env: &TestEnv) -> anyhow::Result<()> {
+    let kafka = env.services.kafka.as_str();
+    let port = free_port();
+    let listeners = format!("http://127.0.0.1:{port}");
+    let offsets_path = env.path("standalone.offsets").display().to_string();
+    let worker = write_properties(
+        &env.path("worker.properties"),
+        &[
+            ("bootstrap.servers", kafka),
+            ("key.converter", "org.apache.kafka.connect.storage.StringConverter"),
+            ("value.converter", "org.apache.kafka.connect.storage.StringConverter"),
+            ("offset.flush.interval.ms", "500"),
+            ("listeners", &listeners),
+            ("offset.storage.file.filename", &offsets_path),
+        ],
+    )?;
+    let topic = env.unique("file-input-topic");
+    let input = env.path("input.txt");
+    let name = env.unique("file-source");
+    // Exactly the seed's file, with this test's unique name, file and topic.
+    let seed = format!(
+        "name={name}\nconnector.class=FileStreamSource\ntasks.max=1\nfile={}\ntopic={topic}\n",
+        input.display()
+    );
+    std::fs::write(env.path("file-source.properties"), seed)?;
+    let mut standalone = Standalone::start(env, "standalone", port, &worker, &[]).await?;
+
+    let post = std::process::Command::new("curl")
+        .current_dir(env.dir())
+        .args(["-sS", "-X", "POST", "-H", "Content-Type: application/json", "--data", "@file-source.properties"])
+        .arg(format!("http://localhost:{port}/connectors"))
+        .output()?;
+    let body = String::from_utf8_lossy(&post.stdout).into_owned();
+    ensure!(post.status.success(), "curl POST failed: {}", String::from_utf8_lossy(&post.stderr));
+    let created: serde_json::Value = serde_json::from_str(&body).map_err(|e| anyhow::anyhow!("{e}: {body}"))?;
+    ensure!(created["name"] == name.as_str(), "created: {created}");
+    ensure!(created["config"]["topic"] == topic.as_str(), "created: {created}");
+
+    let lines = numbered_lines("seed", 0, 200);
+    append_lines(&input, &lines)?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let get = std::process::Command::new("curl")
+            .args(["-sS", "-X", "GET"])
+            .arg(format!("http://localhost:{port}/connectors/{name}/status"))
+            .output()?;
+        let status: serde_json::Value = serde_json::from_slice(&get.stdout).unwrap_or_default();
+        if status["connector"]["state"] == "RUNNING" && status["tasks"][0]["state"] == "RUNNING" {
+            env.note(format!("curl GET status: {status}"));
+            break;
+        }
+        ensure!(tokio::time::Instant::now() < deadline, "not RUNNING in time: {status}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let report = loop {
+        let report = analyze(&lines, &read_topic(kafka, &topic).await.unwrap_or_default());
+        if report.missing.is_empty() || tokio::time::Instant::now() >= deadline {
+            break report;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    env.note(format!("topic {topic}: {report}"));
+    report.check_exact("topic fed by the seed's curl-created connector")?;
+    standalone.process.terminate(Duration::from_secs(30)).await?;
+    Ok(())
+}
