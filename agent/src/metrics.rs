@@ -1,5 +1,5 @@
-//! The agent's metrics, named in one place after Kafka Connect's JMX metrics as the Prometheus JMX exporter shows
-//! them, and the `/metrics` + `/health` HTTP endpoint.
+//! The agent's metrics, named in one place after Kafka Connect's JMX metrics (`sluice_` + the metric name with
+//! underscores), and the `/metrics` + `/health` HTTP endpoint.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -16,20 +16,116 @@ use tokio_util::sync::CancellationToken;
 
 use crate::runtime::TaskKey;
 
-const SOURCE_RECORD_POLL_TOTAL: &str = "kafka_connect_source_task_metrics_source_record_poll_total";
-const SOURCE_RECORD_WRITE_TOTAL: &str = "kafka_connect_source_task_metrics_source_record_write_total";
-const SINK_RECORD_SEND_TOTAL: &str = "kafka_connect_sink_task_metrics_sink_record_send_total";
-const TASK_COUNT: &str = "kafka_connect_connect_worker_metrics_task_count";
+const TASK_COUNT: &str = "sluice_task_count";
 const CONNECTED: &str = "sluice_agent_connected";
 const SESSIONS_TOTAL: &str = "sluice_agent_sessions_total";
 const FENCED_TOTAL: &str = "sluice_agent_self_fenced_total";
+const TASK_RESTARTS_TOTAL: &str = "sluice_task_restarts_total";
+
+/// A per-task counter: its Prometheus name, Kafka Connect's metric (group and name) it stands for, and its help.
+struct TaskSeries {
+    name: &'static str,
+    help: &'static str,
+    read: fn(&TaskCounters) -> u64,
+}
+
+/// Every per-task series, named after Kafka Connect's JMX metric with the `sluice_` prefix and underscores
+/// (`source-record-poll-total` → `sluice_source_record_poll_total`), labelled `connector` and `task`.
+/// Rates (`*-rate`) are not exported: Prometheus derives them, e.g. `rate(sluice_source_record_poll_total[1m])`.
+const TASK_SERIES: &[TaskSeries] = &[
+    // source-task-metrics
+    TaskSeries {
+        name: "sluice_source_record_poll_total",
+        help: "Records produced/polled (before transformations) by the source task (source-record-poll-total).",
+        read: |c| c.source_polled.load(Ordering::Relaxed),
+    },
+    TaskSeries {
+        name: "sluice_source_record_write_total",
+        help: "Records output from the transformations and written to Kafka, acknowledged (source-record-write-total).",
+        read: |c| c.source_written.load(Ordering::Relaxed),
+    },
+    // sink-task-metrics
+    TaskSeries {
+        name: "sluice_sink_record_read_total",
+        help: "Records read from Kafka by the sink task, before transformations (sink-record-read-total).",
+        read: |c| c.sink_read.load(Ordering::Relaxed),
+    },
+    TaskSeries {
+        name: "sluice_sink_record_send_total",
+        help: "Records output from the transformations and put to the sink task (sink-record-send-total).",
+        read: |c| c.sink_put.load(Ordering::Relaxed),
+    },
+    // connector-task-metrics
+    TaskSeries {
+        name: "sluice_offset_commit_success_total",
+        help: "Successful offset commits (offset-commit-success-total: source offsets reported, sink offsets committed).",
+        read: |c| c.commit_success.load(Ordering::Relaxed),
+    },
+    TaskSeries {
+        name: "sluice_offset_commit_failure_total",
+        help: "Failed offset commits (offset-commit-failure-total).",
+        read: |c| c.commit_failure.load(Ordering::Relaxed),
+    },
+    // task-error-metrics
+    TaskSeries {
+        name: "sluice_total_record_failures",
+        help: "Record processing failures, every failed attempt counted (total-record-failures).",
+        read: |c| c.record_failures.load(Ordering::Relaxed),
+    },
+    TaskSeries {
+        name: "sluice_total_record_errors",
+        help: "Records that failed for good, after retries (total-record-errors).",
+        read: |c| c.record_errors.load(Ordering::Relaxed),
+    },
+    TaskSeries {
+        name: "sluice_total_records_skipped",
+        help: "Records skipped because of errors, with errors.tolerance=all (total-records-skipped).",
+        read: |c| c.records_skipped.load(Ordering::Relaxed),
+    },
+    TaskSeries {
+        name: "sluice_total_retries",
+        help: "Retries of failed operations (total-retries).",
+        read: |c| c.retries.load(Ordering::Relaxed),
+    },
+    TaskSeries {
+        name: "sluice_total_errors_logged",
+        help: "Errors written to the log, with errors.log.enable=true (total-errors-logged).",
+        read: |c| c.errors_logged.load(Ordering::Relaxed),
+    },
+    TaskSeries {
+        name: "sluice_deadletterqueue_produce_requests",
+        help: "Records sent to the dead letter queue (deadletterqueue-produce-requests).",
+        read: |c| c.dlq_requests.load(Ordering::Relaxed),
+    },
+    TaskSeries {
+        name: "sluice_deadletterqueue_produce_failures",
+        help: "Records the dead letter queue did not accept (deadletterqueue-produce-failures).",
+        read: |c| c.dlq_failures.load(Ordering::Relaxed),
+    },
+    TaskSeries {
+        name: "sluice_last_error_timestamp",
+        help: "Epoch milliseconds of the last record error, 0 if none (last-error-timestamp).",
+        read: |c| c.last_error_ms.load(Ordering::Relaxed),
+    },
+];
 
 /// One task's counters; a task holds its own `Arc` so the hot path is a single atomic add.
 #[derive(Default)]
 pub(crate) struct TaskCounters {
     source_polled: AtomicU64,
     source_written: AtomicU64,
+    sink_read: AtomicU64,
     sink_put: AtomicU64,
+    commit_success: AtomicU64,
+    commit_failure: AtomicU64,
+    record_failures: AtomicU64,
+    record_errors: AtomicU64,
+    records_skipped: AtomicU64,
+    retries: AtomicU64,
+    errors_logged: AtomicU64,
+    dlq_requests: AtomicU64,
+    dlq_failures: AtomicU64,
+    last_error_ms: AtomicU64,
 }
 
 impl TaskCounters {
@@ -41,8 +137,49 @@ impl TaskCounters {
         self.source_written.fetch_add(n, Ordering::Relaxed);
     }
 
+    pub fn sink_records_read(&self, n: u64) {
+        self.sink_read.fetch_add(n, Ordering::Relaxed);
+    }
+
     pub fn sink_records_put(&self, n: u64) {
         self.sink_put.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn offset_commit(&self, success: bool) {
+        let counter = if success { &self.commit_success } else { &self.commit_failure };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One failed attempt (also counted for attempts that are retried).
+    pub fn record_failure(&self) {
+        self.record_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A record that failed for good.
+    pub fn record_error(&self) {
+        self.record_errors.fetch_add(1, Ordering::Relaxed);
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        self.last_error_ms.store(now.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    pub fn record_skipped(&self) {
+        self.records_skipped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn retry(&self) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn error_logged(&self) {
+        self.errors_logged.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn dlq_produce_request(&self) {
+        self.dlq_requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn dlq_produce_failure(&self) {
+        self.dlq_failures.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -53,6 +190,7 @@ pub(crate) struct Metrics {
     sessions: AtomicU64,
     fenced: AtomicU64,
     running_tasks: AtomicU64,
+    task_restarts: AtomicU64,
     tasks: Mutex<BTreeMap<TaskKey, Arc<TaskCounters>>>,
 }
 
@@ -83,6 +221,11 @@ impl Metrics {
         self.fenced.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A failed task was restarted automatically (`task.restart.on.failure`).
+    pub fn task_restarted(&self) {
+        self.task_restarts.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn set_running_tasks(&self, n: usize) {
         self.running_tasks.store(n as u64, Ordering::Relaxed);
     }
@@ -110,34 +253,29 @@ impl Metrics {
             "# HELP {FENCED_TOTAL} Times the agent stopped all tasks because its lease may have expired.\n# TYPE {FENCED_TOTAL} counter\n{FENCED_TOTAL} {}",
             self.fenced.load(Ordering::Relaxed)
         );
+        let _ = writeln!(
+            out,
+            "# HELP {TASK_RESTARTS_TOTAL} Failed tasks restarted automatically by this agent.\n# TYPE {TASK_RESTARTS_TOTAL} counter\n{TASK_RESTARTS_TOTAL} {}",
+            self.task_restarts.load(Ordering::Relaxed)
+        );
         let tasks = self.tasks.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
-        let series: [(&str, &str, ReadCounter); 3] = [
-            (SOURCE_RECORD_POLL_TOTAL, "Records polled by the source task.", |c| {
-                c.source_polled.load(Ordering::Relaxed)
-            }),
-            (SOURCE_RECORD_WRITE_TOTAL, "Records the source task wrote to Kafka (acknowledged).", |c| {
-                c.source_written.load(Ordering::Relaxed)
-            }),
-            (SINK_RECORD_SEND_TOTAL, "Records handed to the sink task.", |c| c.sink_put.load(Ordering::Relaxed)),
-        ];
-        for (name, help, read) in series {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for series in TASK_SERIES {
+            let kind = if series.name == "sluice_last_error_timestamp" { "gauge" } else { "counter" };
+            let _ = writeln!(out, "# HELP {} {}\n# TYPE {} {kind}", series.name, series.help, series.name);
             for (id, counters) in &tasks {
                 let _ = writeln!(
                     out,
-                    "{name}{{connector=\"{}\",task=\"{}\"}} {}",
+                    "{}{{connector=\"{}\",task=\"{}\"}} {}",
+                    series.name,
                     escape_label(&id.connector),
                     id.task,
-                    read(counters)
+                    (series.read)(counters)
                 );
             }
         }
         out
     }
 }
-
-/// Reads one counter of a task.
-type ReadCounter = fn(&TaskCounters) -> u64;
 
 fn escape_label(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
@@ -186,15 +324,12 @@ mod tests {
         metrics.task(&id).source_records_polled(3);
         metrics.task(&id).source_records_written(2);
         let text = metrics.render();
-        assert!(
-            text.contains(
-                r#"kafka_connect_source_task_metrics_source_record_poll_total{connector="file-\"src\"",task="2"} 3"#
-            ),
-            "{text}"
-        );
-        assert!(text.contains(
-            r#"kafka_connect_source_task_metrics_source_record_write_total{connector="file-\"src\"",task="2"} 2"#
-        ));
+        assert!(text.contains(r#"sluice_source_record_poll_total{connector="file-\"src\"",task="2"} 3"#), "{text}");
+        assert!(text.contains(r#"sluice_source_record_write_total{connector="file-\"src\"",task="2"} 2"#));
+        for series in TASK_SERIES {
+            assert!(text.contains(&format!("# TYPE {} ", series.name)), "{} missing", series.name);
+            assert!(series.name.starts_with("sluice_") && !series.name.contains('-'));
+        }
         metrics.remove_task(&id);
         assert!(!metrics.render().contains("task=\"2\""));
     }

@@ -3,15 +3,25 @@
 //! can go up the stream.
 //!
 //! The decision of what to do with a snapshot is the pure function [`plan`]; [`Supervisor::apply`] does the I/O.
+//!
+//! A task that fails is restarted here after a backoff (`task.restart.on.failure`, default true; delays 1 s, 2 s,
+//! 4 s, ... up to `task.restart.backoff.max.ms`), reporting FAILED (with the trace), RESTARTING, then RUNNING —
+//! but only while the assignment still holds the task with the same epoch: a new epoch or a revocation replaces
+//! or removes the entry, and the pending restart finds nothing to restart. A fenced agent restarts nothing until
+//! a session hands it an assignment again.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
 
 use sluice_proto::agent::{
     Assignment, OffsetCommit, SourceOffset, TargetState, TaskAssignment, TaskId, TaskState, TaskStatus,
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::metrics::Metrics;
@@ -89,8 +99,58 @@ fn stop_mode_for_removal(key: &TaskKey, desired: &[TaskAssignment]) -> StopMode 
     if stopped_in_place { StopMode::Graceful } else { StopMode::Revoked }
 }
 
+/// `task.restart.on.failure` and `task.restart.backoff.max.ms` of a connector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RestartPolicy {
+    pub enabled: bool,
+    pub backoff_max: Duration,
+}
+
+const FIRST_RESTART_DELAY: Duration = Duration::from_secs(1);
+const DEFAULT_RESTART_BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// A task that ran this long before failing starts its backoff over.
+const RESTART_RESET_AFTER: Duration = Duration::from_secs(60);
+
+impl RestartPolicy {
+    pub fn of(assignment: &TaskAssignment) -> RestartPolicy {
+        let get = |key: &str| assignment.connector_config.get(key).map(|v| v.trim().to_ascii_lowercase());
+        let enabled = get(sluice_connectors::registry::TASK_RESTART_ON_FAILURE).as_deref() != Some("false");
+        let backoff_max = get(sluice_connectors::registry::TASK_RESTART_BACKOFF_MAX_MS)
+            .and_then(|v| v.parse::<u64>().ok())
+            .map_or(DEFAULT_RESTART_BACKOFF_MAX, Duration::from_millis);
+        RestartPolicy { enabled, backoff_max }
+    }
+
+    /// The wait before restart number `attempt` (1-based): doubling from 1 s, capped, plus up to 20% jitter
+    /// (never beyond the cap).
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let doubled = FIRST_RESTART_DELAY.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+        let base = doubled.min(self.backoff_max);
+        let jitter = rand::rng().random_range(Duration::ZERO..=base / 5);
+        (base + jitter).min(self.backoff_max.max(base))
+    }
+}
+
+/// Where a failed task stands on its way back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RestartState {
+    /// Running, or failed for good (restarts off).
+    Idle,
+    /// Failed; a timer will send `RestartDue`.
+    Armed,
+    /// The backoff is over but the agent was fenced: restart when the next assignment arrives.
+    Due,
+}
+
 struct TaskEntry {
     epoch: u64,
+    /// What the task was started with, to start it again after a failure (source offsets kept up to date).
+    assignment: TaskAssignment,
+    restart_policy: RestartPolicy,
+    restart: RestartState,
+    /// Restarts since the task last ran long enough (drives the backoff).
+    restarts: u32,
+    started_at: Instant,
     paused: bool,
     /// `None` once the task exited after failing.
     handle: Option<TaskHandle>,
@@ -110,6 +170,8 @@ pub(crate) struct Supervisor {
     retiring: Vec<JoinHandle<()>>,
     /// Offsets not yet sent, coalesced per task and partition, tagged with the epoch they belong to.
     pending_offsets: BTreeMap<TaskKey, (u64, BTreeMap<String, String>)>,
+    /// False from a fence until the next assignment: a fenced agent must not bring tasks back to life.
+    restarts_allowed: bool,
 }
 
 impl Supervisor {
@@ -121,6 +183,7 @@ impl Supervisor {
             tasks: BTreeMap::new(),
             retiring: Vec::new(),
             pending_offsets: BTreeMap::new(),
+            restarts_allowed: true,
         }
     }
 
@@ -137,6 +200,7 @@ impl Supervisor {
         for revoked in &assignment.revoked {
             info!(connector = %revoked.connector, task = revoked.task, "task revoked");
         }
+        self.restarts_allowed = true;
         let actions = plan(&self.current(), &assignment.tasks);
         let by_key: BTreeMap<TaskKey, &TaskAssignment> =
             assignment.tasks.iter().filter_map(|a| a.id.as_ref().map(|id| (task_key(id), a))).collect();
@@ -159,6 +223,12 @@ impl Supervisor {
                 }
             }
         }
+        // Restarts that fell due while fenced, for tasks this assignment kept with the same epoch.
+        let due: Vec<TaskKey> =
+            self.tasks.iter().filter(|(_, e)| e.restart == RestartState::Due).map(|(k, _)| k.clone()).collect();
+        for key in due {
+            self.restart(&key);
+        }
         self.update_gauge();
     }
 
@@ -178,15 +248,83 @@ impl Supervisor {
         self.pending_offsets.remove(&key);
         info!(connector = %key.connector, task = key.task, epoch = assignment.epoch, paused, "starting task");
         let epoch = assignment.epoch;
+        let restart_policy = RestartPolicy::of(&assignment);
         let handle = spawn_task(
-            assignment,
+            assignment.clone(),
             if paused { Control::Pause } else { Control::Run },
             self.worker.clone(),
             self.events.clone(),
             self.metrics.clone(),
             predecessor,
         );
-        self.tasks.insert(key, TaskEntry { epoch, paused, handle: Some(handle), last_state: None, stopping: false });
+        self.tasks.insert(
+            key,
+            TaskEntry {
+                epoch,
+                assignment,
+                restart_policy,
+                restart: RestartState::Idle,
+                restarts: 0,
+                started_at: Instant::now(),
+                paused,
+                handle: Some(handle),
+                last_state: None,
+                stopping: false,
+            },
+        );
+    }
+
+    /// A failed task exited: arm its restart timer if the connector wants automatic restarts.
+    fn schedule_restart(&mut self, key: &TaskKey) {
+        let Some(entry) = self.tasks.get_mut(key) else { return };
+        if !entry.restart_policy.enabled {
+            info!(connector = %key.connector, task = key.task, "task failed; automatic restart is off (task.restart.on.failure=false)");
+            return;
+        }
+        if entry.started_at.elapsed() >= RESTART_RESET_AFTER {
+            entry.restarts = 0;
+        }
+        let delay = entry.restart_policy.delay(entry.restarts + 1);
+        entry.restart = RestartState::Armed;
+        info!(connector = %key.connector, task = key.task, epoch = entry.epoch, attempt = entry.restarts + 1,
+            delay_ms = delay.as_millis() as u64, "task failed; restarting it after a backoff");
+        let events = self.events.clone();
+        let due = TaskEvent { id: key.clone(), epoch: entry.epoch, kind: TaskEventKind::RestartDue };
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            // The agent may be gone by now; then there is nothing to restart.
+            let _ = events.send(due);
+        });
+    }
+
+    /// Starts a failed task again with the same assignment (same epoch), saying RESTARTING first.
+    fn restart(&mut self, key: &TaskKey) {
+        let Some(entry) = self.tasks.get_mut(key) else { return };
+        if entry.handle.is_some() || entry.stopping {
+            entry.restart = RestartState::Idle;
+            return;
+        }
+        entry.restart = RestartState::Idle;
+        entry.restarts += 1;
+        entry.started_at = Instant::now();
+        info!(connector = %key.connector, task = key.task, epoch = entry.epoch, attempt = entry.restarts, "restarting failed task");
+        // Through the task channel, so the status goes up the stream in order, before the new RUNNING.
+        let _ = self.events.send(TaskEvent {
+            id: key.clone(),
+            epoch: entry.epoch,
+            kind: TaskEventKind::State { state: TaskState::Restarting, trace: String::new() },
+        });
+        let control = if entry.paused { Control::Pause } else { Control::Run };
+        let handle = spawn_task(
+            entry.assignment.clone(),
+            control,
+            self.worker.clone(),
+            self.events.clone(),
+            self.metrics.clone(),
+            None,
+        );
+        entry.handle = Some(handle);
+        self.metrics.task_restarted();
     }
 
     fn stop(&mut self, key: &TaskKey, mode: StopMode) {
@@ -236,6 +374,7 @@ impl Supervisor {
         }
         if mode == StopMode::Fenced {
             self.pending_offsets.clear();
+            self.restarts_allowed = false;
         }
         self.update_gauge();
     }
@@ -252,6 +391,11 @@ impl Supervisor {
                 Some(status(&event.id, event.epoch, state, trace))
             }
             TaskEventKind::Offsets(offsets) => {
+                // A restart after a failure resumes from the latest offsets, not those of the assignment.
+                for offset in &offsets {
+                    entry.assignment.offsets.retain(|o| o.partition_json != offset.partition_json);
+                    entry.assignment.offsets.push(offset.clone());
+                }
                 let pending = self.pending_offsets.entry(event.id).or_insert_with(|| (event.epoch, BTreeMap::new()));
                 if pending.0 != event.epoch {
                     *pending = (event.epoch, BTreeMap::new());
@@ -263,11 +407,28 @@ impl Supervisor {
                 if entry.stopping {
                     self.tasks.remove(&event.id);
                 } else {
-                    // Exited without being asked: it failed and stays stopped until a new epoch.
+                    // Exited without being asked: it failed. Restarted after a backoff (same epoch), or kept
+                    // stopped until a new epoch when restarts are off.
                     entry.handle = None;
+                    let failed = matches!(entry.last_state, Some((TaskState::Failed, _)));
+                    if failed {
+                        self.schedule_restart(&event.id);
+                    }
                 }
                 self.metrics.remove_task(&event.id);
                 self.update_gauge();
+                None
+            }
+            TaskEventKind::RestartDue => {
+                if entry.restart != RestartState::Armed {
+                    return None;
+                }
+                if self.restarts_allowed {
+                    self.restart(&event.id);
+                    self.update_gauge();
+                } else {
+                    entry.restart = RestartState::Due;
+                }
                 None
             }
         }
@@ -423,6 +584,27 @@ mod tests {
             plan(&BTreeMap::new(), &[assigned("a", 0, 1, TargetState::Paused)]),
             vec![Action::Start(key("a", 0))]
         );
+    }
+
+    #[test]
+    fn restart_policy_defaults_on_and_reads_the_keys() {
+        let mut a = assigned("a", 0, 1, TargetState::Running);
+        assert_eq!(RestartPolicy::of(&a), RestartPolicy { enabled: true, backoff_max: Duration::from_secs(60) });
+        a.connector_config.insert("task.restart.on.failure".into(), " FALSE".into());
+        a.connector_config.insert("task.restart.backoff.max.ms".into(), "5000".into());
+        assert_eq!(RestartPolicy::of(&a), RestartPolicy { enabled: false, backoff_max: Duration::from_secs(5) });
+    }
+
+    #[test]
+    fn restart_backoff_doubles_from_one_second_with_jitter_up_to_the_cap() {
+        let policy = RestartPolicy { enabled: true, backoff_max: Duration::from_secs(5) };
+        for (attempt, base) in [(1, 1000), (2, 2000), (3, 4000)] {
+            let delay = policy.delay(attempt).as_millis() as u64;
+            assert!((base..=(base * 6 / 5).min(5000)).contains(&delay), "attempt {attempt}: {delay}");
+        }
+        for attempt in [4, 10, 40] {
+            assert_eq!(policy.delay(attempt), Duration::from_secs(5), "capped");
+        }
     }
 
     #[test]

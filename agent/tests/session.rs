@@ -60,13 +60,13 @@ async fn a_silent_control_plane_fences_the_tasks_and_the_agent_reconnects() {
     let Up::TaskStatus(status) = first.next(false, WAIT).await else { panic!("expected a task status") };
     assert_eq!(status.state, TaskState::Running as i32, "{}", status.trace);
     let page = http_get(metrics, "/metrics").await;
-    assert!(page.contains("kafka_connect_connect_worker_metrics_task_count 1"), "{page}");
+    assert!(page.contains("sluice_task_count 1"), "{page}");
 
     // No acks: within the lease TTL (minus the margin) the agent stops everything and looks for another replica.
     let mut second = cp.next_session(Duration::from_secs(5)).await;
     let page = http_get(metrics, "/metrics").await;
     assert!(page.contains("sluice_agent_self_fenced_total 1"), "{page}");
-    assert!(page.contains("kafka_connect_connect_worker_metrics_task_count 0"), "{page}");
+    assert!(page.contains("sluice_task_count 0"), "{page}");
 
     let Up::Hello(_) = second.next(true, WAIT).await else { panic!("expected Hello on the new session") };
     second.welcome(5_000, 100).await;

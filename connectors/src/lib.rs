@@ -22,4 +22,4 @@ pub use converter::{ByteArrayConverter, Converter, JsonConverter, StringConverte
 pub use error::ConnectError;
 pub use record::{Field, Schema, SchemaType, SinkRecord, SourceRecord, Value};
 pub use registry::PluginInfo;
-pub use transforms::{ConnectRecord, Predicate, TransformChain, Transformation};
+pub use transforms::{ConnectRecord, Predicate, TransformChain, TransformFailure, Transformation};

@@ -141,6 +141,12 @@ pub fn converter(class: &str) -> Option<Box<dyn Converter>> {
     find_converter(class).map(|e| (e.build)())
 }
 
+/// Kafka Connect's class name of a converter given by class name or alias (`JsonConverter` →
+/// `org.apache.kafka.connect.json.JsonConverter`), for error reports.
+pub fn converter_class_name(class_or_alias: &str) -> Option<&'static str> {
+    find_converter(class_or_alias).map(|e| e.class)
+}
+
 /// A configured converter: `config` holds the converter's own keys with the `key.converter.`/`value.converter.`
 /// prefix stripped. An unknown class is a configuration error on `key.converter`/`value.converter`.
 pub fn new_converter(class: &str, config: &ConfigMap, is_key: bool) -> Result<Box<dyn Converter>, ConnectError> {
@@ -183,6 +189,11 @@ const ERRORS_RETRY_DELAY_MAX_MS_DOC: &str = "The maximum duration in millisecond
 const ERRORS_TOLERANCE_DOC: &str = "Behavior for tolerating errors during connector operation. 'none' is the default value and signals that any error will result in an immediate connector task failure; 'all' changes the behavior to skip over problematic records.";
 const ERRORS_LOG_ENABLE_DOC: &str = "If true, write each error and the details of the failed operation and problematic record to the Connect application log. This is 'false' by default, so that only errors that are not tolerated are reported.";
 const ERRORS_LOG_INCLUDE_MESSAGES_DOC: &str = "Whether to include in the log the Connect record that resulted in a failure. For sink records, the topic, partition, offset, and timestamp will be logged. For source records, the key and value (and their schemas), all headers, and the timestamp, Kafka topic, Kafka partition, source partition, and source offset will be logged. This is 'false' by default, which will prevent record keys, values, and headers from being written to log files.";
+/// Sluice's own keys (not in Kafka Connect, which never restarts a failed task by itself).
+pub const TASK_RESTART_ON_FAILURE: &str = "task.restart.on.failure";
+pub const TASK_RESTART_BACKOFF_MAX_MS: &str = "task.restart.backoff.max.ms";
+const TASK_RESTART_ON_FAILURE_DOC: &str = "Sluice only. If true (the default), the agent restarts a task that failed, after a backoff that doubles from 1 second up to task.restart.backoff.max.ms, for as long as the task stays assigned to it; the task shows FAILED (with its trace), then RESTARTING, then RUNNING. If false, a failed task stays FAILED until it is restarted through the REST API, as in Kafka Connect.";
+const TASK_RESTART_BACKOFF_MAX_MS_DOC: &str = "Sluice only. The longest wait, in milliseconds, before a failed task is restarted automatically (see task.restart.on.failure). Jitter is added to every wait.";
 const TOPICS_REGEX_DOC: &str = "Regular expression giving topics to consume. Under the hood, the regex is compiled to a <code>java.util.regex.Pattern</code>. Only one of topics or topics.regex should be specified.";
 const DLQ_TOPIC_DOC: &str = "The name of the topic to be used as the dead letter queue (DLQ) for messages that result in an error when processed by this sink connector, or its transformations or converters. The topic name is blank by default, which means that no messages are to be recorded in the DLQ.";
 const ERRORS_DEADLETTERQUEUE_TOPIC_REPLICATION_FACTOR_DOC: &str =
@@ -358,6 +369,29 @@ fn base_config_def() -> ConfigDef {
             ),
             5,
             "Log Error Details",
+        ))
+        .define(errors(
+            ConfigKey::new(
+                TASK_RESTART_ON_FAILURE,
+                ConfigType::Boolean,
+                value("true"),
+                Importance::Medium,
+                TASK_RESTART_ON_FAILURE_DOC,
+            ),
+            11,
+            "Restart Failed Tasks",
+        ))
+        .define(errors(
+            ConfigKey::new(
+                TASK_RESTART_BACKOFF_MAX_MS,
+                ConfigType::Long,
+                value("60000"),
+                Importance::Low,
+                TASK_RESTART_BACKOFF_MAX_MS_DOC,
+            )
+            .with_validator(Validator::AtLeast(0)),
+            12,
+            "Maximum Delay Between Task Restarts",
         ))
 }
 

@@ -168,6 +168,17 @@ impl Agent {
     /// Starts an agent with id `id` connected to `control_planes` (gRPC endpoints), using Kafka at `kafka`.
     /// There is no readiness probe in the interface: tests wait for the outcomes (task states) instead.
     pub async fn start(env: &TestEnv, control_planes: &[String], id: &str, kafka: &str) -> anyhow::Result<Agent> {
+        Self::start_with_args(env, control_planes, id, kafka, &[]).await
+    }
+
+    /// [`Agent::start`] with extra command-line arguments (e.g. `--metrics-listen 127.0.0.1:PORT`).
+    pub async fn start_with_args(
+        env: &TestEnv,
+        control_planes: &[String],
+        id: &str,
+        kafka: &str,
+        args: &[String],
+    ) -> anyhow::Result<Agent> {
         let program = binary("sluice-agent")?;
         let entries = worker_entries(kafka);
         let entries: Vec<(&str, &str)> = entries.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -179,7 +190,8 @@ impl Agent {
             .arg("--agent-id")
             .arg(id)
             .arg("--config")
-            .arg(&config);
+            .arg(&config)
+            .args(args);
         let mut process = Process::spawn(env, id, command)?;
         process.ensure_running()?;
         env.note(format!("agent {id} (pid {}) -> {}", process.pid(), control_planes.join(",")));

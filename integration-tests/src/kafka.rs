@@ -1,4 +1,5 @@
-//! Looking at Kafka directly (rdkafka): create topics, read a topic from the beginning, count records.
+//! Looking at Kafka directly (rdkafka): create topics, write records, read a topic from the beginning, count
+//! records.
 
 use std::time::{Duration, Instant};
 
@@ -10,6 +11,8 @@ use rdkafka::TopicPartitionList;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Headers;
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -78,9 +81,45 @@ pub async fn count_records(bootstrap: &str, topic: &str) -> anyhow::Result<i64> 
     .await?
 }
 
+/// Writes `values` to partition 0 of `topic` in order (no key) and waits for every acknowledgement.
+pub async fn produce(bootstrap: &str, topic: &str, values: &[&[u8]]) -> anyhow::Result<()> {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("acks", "all")
+        .create()
+        .context("cannot create a Kafka producer")?;
+    for value in values {
+        producer
+            .send(FutureRecord::<(), [u8]>::to(topic).partition(0).payload(value), TIMEOUT)
+            .await
+            .map_err(|(e, _)| anyhow::anyhow!("producing to {topic}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// A record as read back: value as text and headers (values as text).
+#[derive(Debug, Clone)]
+pub struct ReadRecord {
+    pub value: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl ReadRecord {
+    /// The value of the first header named `key`.
+    pub fn header(&self, key: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+}
+
 /// Every record value in `topic` as a string (partition by partition, in offset order), read from the beginning
 /// up to the high watermarks at the time of the call.
 pub async fn read_topic(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<String>> {
+    Ok(read_records(bootstrap, topic).await?.into_iter().map(|r| r.value).collect())
+}
+
+/// Every record in `topic` with its headers (partition by partition, in offset order), read from the beginning
+/// up to the high watermarks at the time of the call.
+pub async fn read_records(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<ReadRecord>> {
     let (bootstrap, topic) = (bootstrap.to_string(), topic.to_string());
     tokio::task::spawn_blocking(move || {
         let consumer = consumer(&bootstrap)?;
@@ -104,9 +143,14 @@ pub async fn read_topic(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<Stri
                 match consumer.poll(Duration::from_millis(500)) {
                     Some(Ok(message)) => {
                         next = message.offset() + 1;
-                        let value =
-                            message.payload().map(|p| String::from_utf8_lossy(p).into_owned()).unwrap_or_default();
-                        values.push(value);
+                        let text = |bytes: Option<&[u8]>| {
+                            bytes.map(|p| String::from_utf8_lossy(p).into_owned()).unwrap_or_default()
+                        };
+                        let headers = message
+                            .headers()
+                            .map(|h| h.iter().map(|h| (h.key.to_string(), text(h.value))).collect())
+                            .unwrap_or_default();
+                        values.push(ReadRecord { value: text(message.payload()), headers });
                     }
                     Some(Err(e)) => bail!("reading {topic}-{partition}: {e}"),
                     None => {}

@@ -24,19 +24,36 @@ enum Stop {
     Terminate,
 }
 
+/// Which task's agent is stopped.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Victim {
+    SourceAgent,
+    SinkAgent,
+}
+
+/// After a sink task moved, records must flow into the sink file again within this: its new consumer takes the
+/// old one's place in the group at once (static membership) instead of waiting out a session timeout.
+const SINK_RESUME_LIMIT: Duration = Duration::from_secs(15);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn agent_kill9_failover() {
     let env = TestEnv::new("agent_kill9_failover").await;
-    env.finish(run(&env, Stop::Kill9).await);
+    env.finish(run(&env, Stop::Kill9, Victim::SourceAgent).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn agent_kill9_sink_failover() {
+    let env = TestEnv::new("agent_kill9_sink_failover").await;
+    env.finish(run(&env, Stop::Kill9, Victim::SinkAgent).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn agent_sigterm_handover() {
     let env = TestEnv::new("agent_sigterm_handover").await;
-    env.finish(run(&env, Stop::Terminate).await);
+    env.finish(run(&env, Stop::Terminate, Victim::SourceAgent).await);
 }
 
-async fn run(env: &TestEnv, stop: Stop) -> anyhow::Result<()> {
+async fn run(env: &TestEnv, stop: Stop, victim_task: Victim) -> anyhow::Result<()> {
     let kafka = env.services.kafka.as_str();
     let cp = ControlPlane::start(env, &env.unique("failover"), &env.services.etcd).await?;
     let mut agents = [
@@ -67,18 +84,21 @@ async fn run(env: &TestEnv, stop: Stop) -> anyhow::Result<()> {
     })
     .await?;
 
-    let status = cp.rest.status(&source).await?;
-    let Some(victim_id) = task_worker(&status, 0) else { bail!("source task has no worker_id: {status}") };
+    let status = cp.rest.status(if victim_task == Victim::SourceAgent { &source } else { &sink }).await?;
+    let Some(victim_id) = task_worker(&status, 0) else { bail!("task has no worker_id: {status}") };
     let Some(victim) = agents.iter().position(|a| a.id == victim_id) else {
         bail!("source task worker_id `{victim_id}` is none of the agent ids: {status}");
     };
     let survivor_id = agents[1 - victim].id.clone();
     let sink_status = cp.rest.status(&sink).await?;
     env.note(format!(
-        "stopping {victim_id} with {stop:?} (runs the source task; sink task on {:?}) after {} lines written",
+        "stopping {victim_id} with {stop:?} (victim chosen as the {victim_task:?}; source task on {:?}, sink task on \
+         {:?}) after {} lines written",
+        task_worker(&status, 0),
         task_worker(&sink_status, 0),
         writer.written()
     ));
+    let sink_lines_at_kill = read_complete_lines(&output)?.len();
     let killed_at = Instant::now();
     match stop {
         Stop::Kill9 => agents[victim].process.kill9(),
@@ -101,6 +121,14 @@ async fn run(env: &TestEnv, stop: Stop) -> anyhow::Result<()> {
     let status =
         cp.rest.wait_for_status_matching(&sink, "RUNNING on the survivor", FAILOVER_LIMIT, on_survivor).await?;
     env.note(format!("sink task RUNNING on the survivor {:?} after the stop ({status})", killed_at.elapsed()));
+    if victim_task == Victim::SinkAgent {
+        // The writer is still appending: the sink file must grow again soon after the move.
+        wait_until(SINK_RESUME_LIMIT, "the moved sink task to write new lines", || async {
+            Ok((read_complete_lines(&output)?.len() > sink_lines_at_kill + 100).then_some(()))
+        })
+        .await?;
+        env.note(format!("SINK RESUMED: new lines in the sink file {:?} after the stop", killed_at.elapsed()));
+    }
     ensure!(agents[1 - victim].process.is_running(), "the surviving agent exited");
 
     writer.finish().await?;

@@ -100,6 +100,12 @@ impl WorkerConfig {
         cfg.set("bootstrap.servers", &self.bootstrap_servers)
             .set("client.id", format!("connector-consumer-{}-{}", id.connector, id.task))
             .set("group.id", format!("connect-{}", id.connector))
+            // Static membership, one identity per task: a restarted or moved task takes over its predecessor's
+            // place in the group at once (the coordinator fences the old member) instead of waiting for a
+            // rebalance that stalls until the old member's session times out, e.g. after a kill -9.
+            .set("group.instance.id", format!("connect-{}-{}", id.connector, id.task))
+            // Kafka Connect's worker session timeout: a vanished member is noticed in seconds, not 45 s.
+            .set("session.timeout.ms", "10000")
             .set("auto.offset.reset", "earliest");
         self.apply_client_keys(&mut cfg, connector_config, "consumer.");
         // Offsets are committed only after the sink task flushed; never let the client commit on its own.
@@ -217,6 +223,7 @@ mod tests {
         let cfg = worker.consumer_config(&ConfigMap::new(), &id());
         assert_eq!(cfg.get("enable.auto.commit"), Some("false"));
         assert_eq!(cfg.get("group.id"), Some("connect-local-file-source"));
+        assert_eq!(cfg.get("group.instance.id"), Some("connect-local-file-source-0"));
         assert_eq!(cfg.get("auto.offset.reset"), Some("earliest"));
     }
 

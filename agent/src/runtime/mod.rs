@@ -2,6 +2,7 @@
 //! session through a [`watch`] channel and reports state changes and source offsets back through an mpsc channel.
 
 pub(crate) mod config;
+pub(crate) mod errors;
 pub(crate) mod offsets;
 pub(crate) mod sink;
 pub(crate) mod source;
@@ -72,6 +73,8 @@ pub(crate) enum TaskEventKind {
     Offsets(Vec<SourceOffset>),
     /// The task's future finished (after stopping or failing).
     Exited,
+    /// The backoff before restarting a failed task is over (sent by the supervisor's own timer).
+    RestartDue,
 }
 
 /// The session's side of a running task.
@@ -168,6 +171,14 @@ pub(crate) enum TaskError {
         #[source]
         source: ConnectError,
     },
+    #[error("{context}: gave up after {attempts} attempts in {elapsed_ms} ms (errors.retry.timeout)")]
+    RetriesExhausted {
+        context: &'static str,
+        attempts: u32,
+        elapsed_ms: u64,
+        #[source]
+        source: ConnectError,
+    },
     #[error("{context}")]
     Kafka {
         context: String,
@@ -197,11 +208,6 @@ impl TaskError {
         }
         out
     }
-}
-
-/// Whether `errors.tolerance=all` asks to skip records that fail conversion instead of failing the task.
-pub(crate) fn tolerates_record_errors(ctx: &TaskContext) -> bool {
-    ctx.assignment.connector_config.get("errors.tolerance").is_some_and(|v| v.trim().eq_ignore_ascii_case("all"))
 }
 
 /// Starts a task. When `predecessor` is the same task's previous incarnation (epoch change), the new one starts

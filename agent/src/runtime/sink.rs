@@ -10,13 +10,19 @@ use bytes::Bytes;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
-use sluice_connectors::{Converter, SinkRecord, SinkTask, SinkTaskContext, TopicPartition, TransformChain, registry};
+use sluice_connectors::{
+    ConnectError, Converter, SinkRecord, SinkTask, SinkTaskContext, TopicPartition, TransformChain, registry,
+};
 use sluice_proto::agent::TaskState;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{debug, info, instrument, warn};
 
-use super::{Control, StopMode, TaskContext, TaskError, control_changed, current_control};
+use super::errors::{
+    ConsumedRecord, DeadLetterQueue, ErrorPolicy, FailedRecord, RecordErrorHandler, RecordFailure, Stage,
+};
+use super::{Control, StopMode, TaskContext, TaskError, control_changed, current_control, stop_requested};
+use crate::metrics::TaskCounters;
 
 /// Kafka Connect's `consumer.max.poll.records` default: the most records handed to one `put`.
 const MAX_BATCH: usize = 500;
@@ -56,10 +62,22 @@ pub(crate) async fn run(ctx: &TaskContext, mut control: watch::Receiver<Control>
     let connector = registry::connector(class).ok_or_else(|| TaskError::UnknownConnector(class.to_string()))?;
     let mut task =
         connector.create_sink_task().ok_or_else(|| TaskError::WrongType { class: class.to_string(), kind: "sink" })?;
+    let connector_class = connector.class_name();
     let connector_config = ctx.connector_config();
     let key_converter = ctx.worker.converter(&connector_config, true)?;
     let value_converter = ctx.worker.converter(&connector_config, false)?;
+    let converter_classes = [
+        converter_class(&ctx.worker, &connector_config, "key.converter"),
+        converter_class(&ctx.worker, &connector_config, "value.converter"),
+    ];
     let subscription = subscription(&connector_config)?;
+    let policy = ErrorPolicy::from_config(&connector_config, true)?;
+    let counters = ctx.metrics.task(&ctx.id);
+    let dlq = match policy.dlq.clone() {
+        Some(config) => Some(DeadLetterQueue::open(ctx, config).await?),
+        None => None,
+    };
+    let errors = RecordErrorHandler::new(policy, ctx.id.clone(), counters.clone(), dlq);
 
     let paused = Arc::new(AtomicBool::new(false));
     let consumer: TaskConsumer = ctx
@@ -71,7 +89,7 @@ pub(crate) async fn run(ctx: &TaskContext, mut control: watch::Receiver<Control>
     let patterns: Vec<&str> = subscription.iter().map(String::as_str).collect();
     consumer.subscribe(&patterns).map_err(TaskError::kafka(format!("failed to subscribe to {subscription:?}")))?;
 
-    let transforms = TransformChain::from_config(&ctx.connector_config())
+    let transforms = TransformChain::from_config(&connector_config)
         .map_err(|source| TaskError::Connector { context: "invalid `transforms` configuration", source })?;
     let start_context =
         SinkTaskContext { connector: ctx.id.connector.clone(), task: ctx.id.task, config: ctx.task_config() };
@@ -79,7 +97,7 @@ pub(crate) async fn run(ctx: &TaskContext, mut control: watch::Receiver<Control>
         release_consumer(consumer, ctx.worker.shutdown_timeout).await;
         return Err(TaskError::Connector { context: "sink task failed to start", source: err });
     }
-    info!(topics = ?subscription, "sink task started");
+    info!(topics = ?subscription, dead_letter_queue = errors.dlq().map(|d| d.topic()), "sink task started");
 
     let mut pipeline = SinkPipeline {
         ctx,
@@ -87,9 +105,12 @@ pub(crate) async fn run(ctx: &TaskContext, mut control: watch::Receiver<Control>
         paused,
         key_converter,
         value_converter,
+        converter_classes,
+        connector_class,
         transforms,
-        tolerate_errors: super::tolerates_record_errors(ctx),
-        held: Vec::new(),
+        errors,
+        counters,
+        held: Batch::default(),
         next_offsets: BTreeMap::new(),
         committed: BTreeMap::new(),
     };
@@ -99,6 +120,17 @@ pub(crate) async fn run(ctx: &TaskContext, mut control: watch::Receiver<Control>
     info!("sink task stopped");
     result?;
     stopped.map_err(TaskError::connector("sink task failed to stop"))
+}
+
+/// Kafka Connect's class name of the converter a task uses for `key` (for error reports).
+pub(super) fn converter_class(
+    worker: &super::WorkerConfig,
+    connector_config: &sluice_connectors::ConfigMap,
+    key: &str,
+) -> String {
+    let named = connector_config.get(key).or_else(|| worker.raw.get(key)).map(|c| c.trim().to_string());
+    let named = named.unwrap_or_else(|| "org.apache.kafka.connect.json.JsonConverter".to_string());
+    registry::converter_class_name(&named).map(str::to_string).unwrap_or(named)
 }
 
 /// `topics` (comma list) or `topics.regex`; librdkafka treats a subscription starting with `^` as a regex.
@@ -132,17 +164,82 @@ async fn release_consumer(consumer: Arc<TaskConsumer>, timeout: Duration) {
     }
 }
 
+/// The original bytes of a consumed record, kept while its batch is in flight so a record that fails inside `put`
+/// can go to the dead letter queue unchanged.
+struct RawRecord {
+    topic: String,
+    partition: i32,
+    offset: i64,
+    timestamp: Option<i64>,
+    key: Option<Bytes>,
+    value: Option<Bytes>,
+    headers: Vec<(String, Option<Bytes>)>,
+}
+
+impl RawRecord {
+    fn consumed(&self) -> ConsumedRecord<'_> {
+        ConsumedRecord {
+            topic: &self.topic,
+            partition: self.partition,
+            offset: self.offset,
+            timestamp: self.timestamp,
+            key: self.key.as_deref(),
+            value: self.value.as_deref(),
+            headers: self.headers.iter().map(|(k, v)| (k.as_str(), v.as_deref())).collect(),
+        }
+    }
+}
+
+/// Records on their way to `put`, with the consumer positions they account for.
+#[derive(Default)]
+struct Batch {
+    records: Vec<SinkRecord>,
+    /// Index-aligned with `records`; empty unless a dead letter queue is configured.
+    raw: Vec<RawRecord>,
+    /// Next offset per consumed partition, counting records that were filtered or skipped too: offsets follow
+    /// the topic the record was read from, not the one a transform may have renamed it to.
+    positions: BTreeMap<TopicPartition, i64>,
+}
+
+impl Batch {
+    fn is_empty(&self) -> bool {
+        self.records.is_empty() && self.positions.is_empty()
+    }
+
+    fn extend(&mut self, other: Batch) {
+        self.records.extend(other.records);
+        self.raw.extend(other.raw);
+        for (tp, next) in other.positions {
+            let entry = self.positions.entry(tp).or_insert(next);
+            *entry = (*entry).max(next);
+        }
+    }
+}
+
+/// How one `put` attempt sequence ended.
+enum PutOutcome {
+    Done,
+    /// The task said the data is bad (`ConnectError::Data`).
+    BadData(ConnectError),
+    /// A stop arrived while waiting to retry.
+    Stopped(StopMode),
+}
+
 struct SinkPipeline<'a> {
     ctx: &'a TaskContext,
     consumer: Arc<TaskConsumer>,
     paused: Arc<AtomicBool>,
     key_converter: Box<dyn Converter>,
     value_converter: Box<dyn Converter>,
+    /// Class names of the key and value converters, for error reports.
+    converter_classes: [String; 2],
+    connector_class: &'static str,
     /// The connector's `transforms` chain, applied after conversion (a no-op when empty).
     transforms: TransformChain,
-    tolerate_errors: bool,
+    errors: RecordErrorHandler,
+    counters: Arc<TaskCounters>,
     /// Records consumed while paused (prefetched before the pause took effect); put on resume.
-    held: Vec<SinkRecord>,
+    held: Batch,
     /// Next offset to consume per partition, for everything `put` so far.
     next_offsets: BTreeMap<TopicPartition, i64>,
     /// What the group holds for us, so unchanged offsets are not flushed and committed again.
@@ -175,13 +272,17 @@ impl SinkPipeline<'_> {
                     self.ctx.report_state(TaskState::Running);
                     if !self.held.is_empty() {
                         let held = std::mem::take(&mut self.held);
-                        self.put(task, held).await?;
+                        if let Some(mode) = self.put(task, held, control).await? {
+                            break mode;
+                        }
                     }
                 }
                 _ => {}
             }
             if Instant::now() >= next_flush {
-                self.flush_and_commit(task).await?;
+                if let Some(mode) = self.flush_and_commit(task, Some(control)).await? {
+                    break mode;
+                }
                 next_flush = Instant::now() + interval;
             }
             // The consumer is polled even while paused: that serves rebalances and keeps the group membership.
@@ -190,12 +291,12 @@ impl SinkPipeline<'_> {
                 _ = tokio::time::sleep_until(next_flush) => continue,
                 message = self.consumer.recv() => message,
             };
-            let mut batch = Vec::new();
-            self.accept(first, &mut batch)?;
+            let mut batch = Batch::default();
+            self.accept(first, &mut batch).await?;
             let window = Instant::now() + BATCH_WINDOW;
-            while batch.len() < MAX_BATCH {
+            while batch.records.len() < MAX_BATCH {
                 match tokio::time::timeout_at(window, self.consumer.recv()).await {
-                    Ok(message) => self.accept(message, &mut batch)?,
+                    Ok(message) => self.accept(message, &mut batch).await?,
                     Err(_) => break,
                 }
             }
@@ -206,12 +307,12 @@ impl SinkPipeline<'_> {
                 // Something slipped through the pause (e.g. a partition assigned mid-rebalance): pause again, hold it.
                 self.set_paused(true);
                 self.held.extend(batch);
-            } else {
-                self.put(task, batch).await?;
+            } else if let Some(mode) = self.put(task, batch, control).await? {
+                break mode;
             }
         };
         match mode {
-            StopMode::Graceful | StopMode::Revoked => self.flush_and_commit(task).await,
+            StopMode::Graceful | StopMode::Revoked => self.flush_and_commit(task, None).await.map(|_| ()),
             StopMode::Fenced => {
                 debug!("fenced: stopping without flushing or committing");
                 Ok(())
@@ -234,12 +335,13 @@ impl SinkPipeline<'_> {
         }
     }
 
-    /// Converts one consumed message into the batch. Consumer errors are mostly transient (broker down, topic not
-    /// yet created) and librdkafka recovers by itself, so they are logged, not fatal.
-    fn accept(
+    /// Converts and transforms one consumed message into the batch. A record that fails goes through the error
+    /// handler (log, DLQ, tolerance); its offset counts as consumed when it is skipped. Consumer errors are mostly
+    /// transient (broker down, topic not yet created) and librdkafka recovers by itself, so they are logged.
+    async fn accept(
         &self,
         message: Result<BorrowedMessage<'_>, rdkafka::error::KafkaError>,
-        batch: &mut Vec<SinkRecord>,
+        batch: &mut Batch,
     ) -> Result<(), TaskError> {
         let message = match message {
             Ok(message) => message,
@@ -248,34 +350,56 @@ impl SinkPipeline<'_> {
                 return Ok(());
             }
         };
-        let transformed = self
-            .convert(&message)
-            .and_then(|record| self.transforms.apply_sink(record).map_err(|source| TaskError::Transform { source }));
-        match transformed {
-            Ok(Some(record)) => batch.push(record),
-            Ok(None) => {}
-            // Skipped, not committed by itself: the next record put from its partition commits past it.
-            Err(err) if self.tolerate_errors => {
-                warn!(error = %err.trace(), "skipping a record that failed conversion or a transform")
+        self.counters.sink_records_read(1);
+        let position = TopicPartition { topic: message.topic().to_string(), partition: message.partition() };
+        if let Some(record) = self.convert_and_transform(&message).await? {
+            if self.errors.dlq().is_some() {
+                batch.raw.push(raw_record(&message));
             }
-            Err(err) => return Err(err),
+            batch.records.push(record);
         }
+        let next = batch.positions.entry(position).or_insert(0);
+        *next = (*next).max(message.offset() + 1);
         Ok(())
     }
 
-    fn convert(&self, message: &BorrowedMessage<'_>) -> Result<SinkRecord, TaskError> {
-        let topic = message.topic();
-        let describe = |side: &str| {
-            format!("{side} at topic `{topic}` partition {} offset {}", message.partition(), message.offset())
+    /// `None` when a transform dropped the record or it failed and was skipped (`errors.tolerance=all`).
+    async fn convert_and_transform(&self, message: &BorrowedMessage<'_>) -> Result<Option<SinkRecord>, TaskError> {
+        let (stage, class, error) = match self.convert(message) {
+            Ok(record) => match self.transforms.apply_sink_traced(record) {
+                Ok(record) => return Ok(record),
+                Err(failure) => (Stage::Transformation, failure.class.to_string(), failure.error),
+            },
+            Err((stage, error)) => {
+                let class = self.converter_classes[usize::from(stage == Stage::ValueConverter)].clone();
+                (stage, class, error)
+            }
         };
-        let (key_schema, key) = self
-            .key_converter
-            .to_connect(topic, message.key())
-            .map_err(|source| TaskError::Convert { what: describe("key"), source })?;
-        let (value_schema, value) = self
-            .value_converter
-            .to_connect(topic, message.payload())
-            .map_err(|source| TaskError::Convert { what: describe("value"), source })?;
+        let fail_with = match stage {
+            Stage::Transformation => TaskError::Transform { source: super::source::copy_error(&error) },
+            _ => TaskError::Convert {
+                what: format!(
+                    "{} at topic `{}` partition {} offset {} with {class}",
+                    if stage == Stage::KeyConverter { "key" } else { "value" },
+                    message.topic(),
+                    message.partition(),
+                    message.offset()
+                ),
+                source: super::source::copy_error(&error),
+            },
+        };
+        let failure =
+            RecordFailure { stage, class: &class, error: &error, record: FailedRecord::Consumed(consumed(message)) };
+        self.errors.record_failed(failure, fail_with).await?;
+        Ok(None)
+    }
+
+    fn convert(&self, message: &BorrowedMessage<'_>) -> Result<SinkRecord, (Stage, ConnectError)> {
+        let topic = message.topic();
+        let (key_schema, key) =
+            self.key_converter.to_connect(topic, message.key()).map_err(|e| (Stage::KeyConverter, e))?;
+        let (value_schema, value) =
+            self.value_converter.to_connect(topic, message.payload()).map_err(|e| (Stage::ValueConverter, e))?;
         let headers = message
             .headers()
             .map(|headers| headers.iter().map(|h| (h.key.to_string(), h.value.map(Bytes::copy_from_slice))).collect())
@@ -293,37 +417,150 @@ impl SinkPipeline<'_> {
         })
     }
 
-    async fn put(&mut self, task: &mut dyn SinkTask, batch: Vec<SinkRecord>) -> Result<(), TaskError> {
-        let mut positions: BTreeMap<TopicPartition, i64> = BTreeMap::new();
-        for record in &batch {
-            let next = positions
-                .entry(TopicPartition { topic: record.topic.clone(), partition: record.partition })
-                .or_insert(0);
-            *next = (*next).max(record.offset + 1);
+    /// Hands a batch to the task. Retriable failures are retried (`errors.retry.timeout`); when the task says a
+    /// record is bad (`ConnectError::Data`) and errors are tolerated, the batch is put again record by record so
+    /// only the bad ones are skipped (and sent to the DLQ). `Some(mode)` when a stop interrupted a retry wait: then
+    /// nothing of the batch is marked consumed.
+    async fn put(
+        &mut self,
+        task: &mut dyn SinkTask,
+        batch: Batch,
+        control: &mut watch::Receiver<Control>,
+    ) -> Result<Option<StopMode>, TaskError> {
+        let Batch { mut records, raw, positions } = batch;
+        let count = records.len() as u64;
+        if !records.is_empty() {
+            // The batch is kept (cloned) only when a retry or a record-by-record put may need it again.
+            let outcome = if self.errors.policy.retries() || self.errors.tolerates() {
+                self.put_with_retry(task, records.clone(), &records, control).await?
+            } else {
+                self.put_with_retry(task, std::mem::take(&mut records), &[], control).await?
+            };
+            match outcome {
+                PutOutcome::Done => {}
+                PutOutcome::Stopped(mode) => return Ok(Some(mode)),
+                // As in Kafka Connect, a failing `put` is not a record error unless errors are tolerated.
+                PutOutcome::BadData(error) if !self.errors.tolerates() => {
+                    return Err(TaskError::connector("sink task failed to put records")(error));
+                }
+                PutOutcome::BadData(error) if records.len() == 1 => self.put_failed(0, &records, &raw, error).await?,
+                PutOutcome::BadData(error) => {
+                    warn!(records = records.len(), error = %error.trace(),
+                        "the sink task refused a batch as bad data; putting its records one by one to find the bad ones");
+                    for (index, record) in records.iter().enumerate() {
+                        let single = vec![record.clone()];
+                        match self.put_with_retry(task, single, std::slice::from_ref(record), control).await? {
+                            PutOutcome::Done => {}
+                            PutOutcome::Stopped(mode) => return Ok(Some(mode)),
+                            PutOutcome::BadData(error) => self.put_failed(index, &records, &raw, error).await?,
+                        }
+                    }
+                }
+            }
         }
-        let count = batch.len() as u64;
-        task.put(batch).await.map_err(TaskError::connector("sink task failed to put records"))?;
-        self.ctx.metrics.task(&self.ctx.id).sink_records_put(count);
+        self.counters.sink_records_put(count);
         for (tp, next) in positions {
             let entry = self.next_offsets.entry(tp).or_insert(next);
             *entry = (*entry).max(next);
         }
-        Ok(())
+        Ok(None)
+    }
+
+    /// `put` with retries of retriable failures. `records` is what is put; `kept` the same records for the retry
+    /// (empty when retries are impossible, so nothing was cloned).
+    async fn put_with_retry(
+        &mut self,
+        task: &mut dyn SinkTask,
+        records: Vec<SinkRecord>,
+        kept: &[SinkRecord],
+        control: &mut watch::Receiver<Control>,
+    ) -> Result<PutOutcome, TaskError> {
+        let mut retry = self.errors.policy.retry();
+        let mut attempt = records;
+        loop {
+            match task.put(attempt).await {
+                Ok(()) => return Ok(PutOutcome::Done),
+                Err(ConnectError::Data(message)) => return Ok(PutOutcome::BadData(ConnectError::Data(message))),
+                Err(error) if error.is_retriable() && !kept.is_empty() => {
+                    self.counters.record_failure();
+                    let Some(delay) = retry.next_delay() else {
+                        return Err(retries_exhausted("sink task failed to put records", &retry, error));
+                    };
+                    self.counters.retry();
+                    warn!(error = %error.trace(), attempt = retry.attempts(), delay_ms = delay.as_millis() as u64,
+                        "put failed with a retriable error; retrying");
+                    tokio::select! {
+                        mode = stop_requested(control) => return Ok(PutOutcome::Stopped(mode)),
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                    attempt = kept.to_vec();
+                }
+                Err(error) => return Err(TaskError::connector("sink task failed to put records")(error)),
+            }
+        }
+    }
+
+    /// Record `index` of a batch failed inside `put`: through the error handler (log, DLQ, tolerance).
+    async fn put_failed(
+        &self,
+        index: usize,
+        records: &[SinkRecord],
+        raw: &[RawRecord],
+        error: ConnectError,
+    ) -> Result<(), TaskError> {
+        let fail_with = TaskError::connector("sink task failed to put records")(super::source::copy_error(&error));
+        // `raw` is index-aligned with the batch when a DLQ is configured, empty otherwise.
+        let record = match raw.get(index) {
+            Some(raw) => FailedRecord::Consumed(raw.consumed()),
+            None => FailedRecord::TopicOnly { topic: records.get(index).map_or("", |r| r.topic.as_str()) },
+        };
+        let failure = RecordFailure { stage: Stage::TaskPut, class: self.connector_class, error: &error, record };
+        self.errors.record_failed(failure, fail_with).await
     }
 
     /// Flushes the task, then commits what it flushed. The order is the at-least-once guarantee: an offset is
-    /// never committed before the records below it are durable in the target system.
-    async fn flush_and_commit(&mut self, task: &mut dyn SinkTask) -> Result<(), TaskError> {
+    /// never committed before the records below it are durable in the target system. While running (`control`
+    /// given) retriable flush failures are retried (`errors.retry.timeout`) and a stop ends the wait
+    /// (`Some(mode)`); when stopping there is one attempt.
+    async fn flush_and_commit(
+        &mut self,
+        task: &mut dyn SinkTask,
+        mut control: Option<&mut watch::Receiver<Control>>,
+    ) -> Result<Option<StopMode>, TaskError> {
         if self.next_offsets == self.committed {
-            return Ok(());
+            return Ok(None);
         }
-        task.flush(&self.next_offsets).await.map_err(TaskError::connector("sink task failed to flush"))?;
+        let mut retry = self.errors.policy.retry();
+        loop {
+            match task.flush(&self.next_offsets).await {
+                Ok(()) => break,
+                Err(error) if error.is_retriable() && control.is_some() => {
+                    self.counters.offset_commit(false);
+                    let Some(delay) = retry.next_delay() else {
+                        return Err(retries_exhausted("sink task failed to flush", &retry, error));
+                    };
+                    self.counters.retry();
+                    warn!(error = %error.trace(), attempt = retry.attempts(), delay_ms = delay.as_millis() as u64,
+                        "flush failed with a retriable error; retrying");
+                    if let Some(control) = control.as_deref_mut() {
+                        tokio::select! {
+                            mode = stop_requested(control) => return Ok(Some(mode)),
+                            _ = tokio::time::sleep(delay) => {}
+                        }
+                    }
+                }
+                Err(error) => {
+                    self.counters.offset_commit(false);
+                    return Err(TaskError::connector("sink task failed to flush")(error));
+                }
+            }
+        }
         // Only partitions we still own: committing a revoked one would fail the whole commit.
         let owned: Vec<(String, i32)> = match self.consumer.assignment() {
             Ok(assignment) => assignment.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect(),
             Err(err) => {
                 warn!(error = %err, "cannot read the consumer's assignment; skipping this commit");
-                return Ok(());
+                return Ok(None);
             }
         };
         let mut tpl = TopicPartitionList::new();
@@ -342,21 +579,68 @@ impl SinkPipeline<'_> {
         self.next_offsets.retain(|tp, _| owned.iter().any(|(t, p)| *t == tp.topic && *p == tp.partition));
         self.committed.retain(|tp, _| self.next_offsets.contains_key(tp));
         if to_commit.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let consumer = self.consumer.clone();
         let committed = tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync)).await;
         match committed {
             Ok(Ok(())) => {
                 debug!(partitions = to_commit.len(), "committed sink offsets");
+                self.counters.offset_commit(true);
                 self.committed.extend(to_commit);
             }
             // A stale group generation (we were rebalanced away) or a broker hiccup: the next owner or the next
             // interval re-commits; records since the last commit may be delivered again (at-least-once).
-            Ok(Err(err)) => warn!(error = %err, "failed to commit sink offsets"),
-            Err(err) => warn!(error = %err, "the commit did not finish"),
+            Ok(Err(err)) => {
+                self.counters.offset_commit(false);
+                warn!(error = %err, "failed to commit sink offsets");
+            }
+            Err(err) => {
+                self.counters.offset_commit(false);
+                warn!(error = %err, "the commit did not finish");
+            }
         }
-        Ok(())
+        Ok(None)
+    }
+}
+
+pub(super) fn retries_exhausted(
+    context: &'static str,
+    retry: &super::errors::Retry,
+    source: ConnectError,
+) -> TaskError {
+    TaskError::RetriesExhausted {
+        context,
+        attempts: retry.attempts(),
+        elapsed_ms: retry.elapsed().as_millis() as u64,
+        source,
+    }
+}
+
+fn consumed<'a>(message: &'a BorrowedMessage<'a>) -> ConsumedRecord<'a> {
+    ConsumedRecord {
+        topic: message.topic(),
+        partition: message.partition(),
+        offset: message.offset(),
+        timestamp: message.timestamp().to_millis(),
+        key: message.key(),
+        value: message.payload(),
+        headers: message.headers().map(|h| h.iter().map(|h| (h.key, h.value)).collect()).unwrap_or_default(),
+    }
+}
+
+fn raw_record(message: &BorrowedMessage<'_>) -> RawRecord {
+    RawRecord {
+        topic: message.topic().to_string(),
+        partition: message.partition(),
+        offset: message.offset(),
+        timestamp: message.timestamp().to_millis(),
+        key: message.key().map(Bytes::copy_from_slice),
+        value: message.payload().map(Bytes::copy_from_slice),
+        headers: message
+            .headers()
+            .map(|h| h.iter().map(|h| (h.key.to_string(), h.value.map(Bytes::copy_from_slice))).collect())
+            .unwrap_or_default(),
     }
 }
 
@@ -383,5 +667,122 @@ mod tests {
     fn topics_and_regex_exclude_each_other() {
         assert!(subscription(&config(&[("topics", "a"), ("topics.regex", "b")])).is_err());
         assert!(subscription(&config(&[])).is_err());
+    }
+
+    /// A sink that refuses any batch holding the value `bad` as bad data, and keeps what it accepted.
+    #[derive(Default)]
+    struct PickySink {
+        accepted: Vec<String>,
+        puts: usize,
+    }
+
+    #[async_trait::async_trait]
+    impl SinkTask for PickySink {
+        async fn start(&mut self, _: SinkTaskContext) -> Result<(), ConnectError> {
+            Ok(())
+        }
+        async fn put(&mut self, records: Vec<SinkRecord>) -> Result<(), ConnectError> {
+            self.puts += 1;
+            let values: Vec<String> = records
+                .iter()
+                .map(|r| match &r.value {
+                    sluice_connectors::Value::String(s) => s.clone(),
+                    other => format!("{other:?}"),
+                })
+                .collect();
+            if values.iter().any(|v| v == "bad") {
+                return Err(ConnectError::Data("cannot write `bad`".into()));
+            }
+            self.accepted.extend(values);
+            Ok(())
+        }
+        async fn flush(&mut self, _: &BTreeMap<TopicPartition, i64>) -> Result<(), ConnectError> {
+            Ok(())
+        }
+        async fn stop(&mut self) -> Result<(), ConnectError> {
+            Ok(())
+        }
+    }
+
+    fn record(offset: i64, value: &str) -> SinkRecord {
+        SinkRecord {
+            topic: "t".into(),
+            partition: 0,
+            offset,
+            key_schema: None,
+            key: sluice_connectors::Value::Null,
+            value_schema: None,
+            value: sluice_connectors::Value::String(value.into()),
+            timestamp: None,
+            headers: Vec::new(),
+        }
+    }
+
+    /// `put` of a batch with one poison record, with the pipeline set up as `run` would (no broker needed: the
+    /// consumer is never polled). Returns the sink, the pipeline's next offsets and the result.
+    async fn put_batch(tolerance: &str) -> (PickySink, BTreeMap<TopicPartition, i64>, Result<(), TaskError>) {
+        let connector_config = config(&[("errors.tolerance", tolerance)]);
+        let worker = Arc::new(super::super::WorkerConfig::from_properties(Default::default()).expect("valid"));
+        let (events, _events_rx) = tokio::sync::mpsc::unbounded_channel();
+        let ctx = TaskContext {
+            id: super::super::TaskKey { connector: "picky".into(), task: 0 },
+            epoch: 1,
+            assignment: sluice_proto::agent::TaskAssignment {
+                connector_config: connector_config.clone().into_iter().collect(),
+                ..Default::default()
+            },
+            worker: worker.clone(),
+            events,
+            metrics: Arc::new(crate::metrics::Metrics::default()),
+        };
+        let counters = ctx.metrics.task(&ctx.id);
+        let policy = ErrorPolicy::from_config(&connector_config, true).expect("valid");
+        let paused = Arc::new(AtomicBool::new(false));
+        let consumer: TaskConsumer = worker
+            .consumer_config(&connector_config, &ctx.id)
+            .create_with_context(SinkConsumerContext { paused: paused.clone() })
+            .expect("consumer");
+        let mut pipeline = SinkPipeline {
+            ctx: &ctx,
+            consumer: Arc::new(consumer),
+            paused,
+            key_converter: worker.converter(&connector_config, true).expect("converter"),
+            value_converter: worker.converter(&connector_config, false).expect("converter"),
+            converter_classes: [String::new(), String::new()],
+            connector_class: "PickySink",
+            transforms: TransformChain::empty(),
+            errors: RecordErrorHandler::new(policy, ctx.id.clone(), counters, None),
+            counters: ctx.metrics.task(&ctx.id),
+            held: Batch::default(),
+            next_offsets: BTreeMap::new(),
+            committed: BTreeMap::new(),
+        };
+        let batch = Batch {
+            records: vec![record(10, "a"), record(11, "bad"), record(12, "c")],
+            raw: Vec::new(),
+            positions: BTreeMap::from([(TopicPartition { topic: "t".into(), partition: 0 }, 13)]),
+        };
+        let (_control_tx, mut control) = watch::channel(Control::Run);
+        let mut sink = PickySink::default();
+        let result = pipeline.put(&mut sink, batch, &mut control).await.map(|stopped| assert!(stopped.is_none()));
+        (sink, pipeline.next_offsets, result)
+    }
+
+    #[tokio::test]
+    async fn a_poison_record_inside_put_is_isolated_and_skipped_with_tolerance_all() {
+        let (sink, next_offsets, result) = put_batch("all").await;
+        result.expect("tolerated");
+        assert_eq!(sink.accepted, vec!["a", "c"], "the good records of the batch are put one by one");
+        assert_eq!(sink.puts, 4, "one batch put, then one put per record");
+        assert_eq!(next_offsets.get(&TopicPartition { topic: "t".into(), partition: 0 }), Some(&13));
+    }
+
+    #[tokio::test]
+    async fn a_poison_record_inside_put_fails_the_task_with_tolerance_none() {
+        let (sink, next_offsets, result) = put_batch("none").await;
+        let err = result.expect_err("not tolerated");
+        assert!(err.trace().contains("cannot write `bad`"), "{}", err.trace());
+        assert!(sink.accepted.is_empty());
+        assert!(next_offsets.is_empty(), "nothing of a failed batch is marked consumed");
     }
 }

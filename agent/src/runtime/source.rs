@@ -5,16 +5,17 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
-use sluice_connectors::{SourceRecord, SourceTask, SourceTaskContext, TransformChain, registry};
+use rdkafka::{ClientContext, Message};
+use sluice_connectors::{ConnectError, SourceRecord, SourceTask, SourceTaskContext, TransformChain, registry};
 use sluice_proto::agent::TaskState;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, instrument, warn};
 
+use super::errors::{ErrorPolicy, FailedRecord, RecordErrorHandler, RecordFailure, Stage};
 use super::offsets::SourceOffsetTracker;
 use super::{Control, StopMode, TaskContext, TaskError, control_changed, current_control, stop_requested};
 use crate::metrics::TaskCounters;
@@ -23,8 +24,8 @@ use crate::metrics::TaskCounters;
 /// broker slows the source instead of growing memory.
 const MAX_IN_FLIGHT: usize = 10_000;
 
-/// One delivery report: the record's sequence number and the error if Kafka refused it for good.
-type Delivery = (u64, Option<KafkaError>);
+/// One delivery report: the record's sequence number and, if Kafka refused it for good, the error and the topic.
+type Delivery = (u64, Option<(KafkaError, String)>);
 
 /// Forwards librdkafka's delivery callbacks (on the producer's polling thread) to the task's async loop.
 struct DeliveryReports {
@@ -37,7 +38,7 @@ impl ProducerContext for DeliveryReports {
     type DeliveryOpaque = usize;
 
     fn delivery(&self, result: &DeliveryResult<'_>, seq: usize) {
-        let error = result.as_ref().err().map(|(err, _)| err.clone());
+        let error = result.as_ref().err().map(|(err, message)| (err.clone(), message.topic().to_string()));
         let _ = self.tx.send((seq as u64, error));
     }
 }
@@ -56,7 +57,18 @@ pub(crate) async fn run(ctx: &TaskContext, mut control: watch::Receiver<Control>
     let converters = Converters {
         key: ctx.worker.converter(&connector_config, true)?,
         value: ctx.worker.converter(&connector_config, false)?,
+        classes: [
+            super::sink::converter_class(&ctx.worker, &connector_config, "key.converter"),
+            super::sink::converter_class(&ctx.worker, &connector_config, "value.converter"),
+        ],
     };
+    let counters = ctx.metrics.task(&ctx.id);
+    let errors = RecordErrorHandler::new(
+        ErrorPolicy::from_config(&connector_config, false)?,
+        ctx.id.clone(),
+        counters.clone(),
+        None,
+    );
     let (delivery_tx, delivery_rx) = mpsc::unbounded_channel();
     let producer: TaskProducer = ctx
         .worker
@@ -85,12 +97,12 @@ pub(crate) async fn run(ctx: &TaskContext, mut control: watch::Receiver<Control>
         tracker: SourceOffsetTracker::new(),
         converters,
         transforms,
-        tolerate_errors: super::tolerates_record_errors(ctx),
+        errors,
         key_buf: Vec::new(),
         value_buf: Vec::new(),
         has_key: false,
         has_value: false,
-        counters: ctx.metrics.task(&ctx.id),
+        counters,
     };
     let result = pipeline.run_started(task.as_mut(), &mut control).await;
     let stopped = task.stop().await;
@@ -127,6 +139,8 @@ fn committed_offsets(ctx: &TaskContext) -> BTreeMap<String, serde_json::Value> {
 struct Converters {
     key: Box<dyn sluice_connectors::Converter>,
     value: Box<dyn sluice_connectors::Converter>,
+    /// Class names of the key and value converters, for error reports.
+    classes: [String; 2],
 }
 
 struct SourcePipeline<'a> {
@@ -137,7 +151,7 @@ struct SourcePipeline<'a> {
     converters: Converters,
     /// The connector's `transforms` chain, applied before conversion (a no-op when empty).
     transforms: TransformChain,
-    tolerate_errors: bool,
+    errors: RecordErrorHandler,
     /// Reused for every record so steady-state conversion does not allocate.
     key_buf: Vec<u8>,
     value_buf: Vec<u8>,
@@ -156,6 +170,7 @@ impl SourcePipeline<'_> {
         let interval = self.ctx.worker.offset_flush_interval;
         let mut next_flush = Instant::now() + interval;
         let mut paused: Option<bool> = None;
+        let mut poll_retry = None;
         let mode = loop {
             match current_control(control) {
                 Control::Stop(mode) => break mode,
@@ -170,7 +185,7 @@ impl SourcePipeline<'_> {
                 }
                 _ => {}
             }
-            self.drain_deliveries()?;
+            self.drain_deliveries().await?;
             if Instant::now() >= next_flush {
                 self.commit(task).await;
                 next_flush = Instant::now() + interval;
@@ -178,7 +193,7 @@ impl SourcePipeline<'_> {
             if paused == Some(true) || self.tracker.in_flight() >= MAX_IN_FLIGHT {
                 tokio::select! {
                     _ = control_changed(control) => {}
-                    Some(delivery) = self.deliveries.recv() => self.on_delivery(delivery)?,
+                    Some(delivery) = self.deliveries.recv() => self.on_delivery(delivery).await?,
                     _ = tokio::time::sleep_until(next_flush) => {}
                 }
                 continue;
@@ -187,7 +202,30 @@ impl SourcePipeline<'_> {
             // request may interrupt it; pause and commit wait until it returns, which it should within a second.
             let records = tokio::select! {
                 mode = stop_requested(control) => break mode,
-                polled = task.poll() => polled.map_err(TaskError::connector("source task failed to poll"))?,
+                polled = task.poll() => polled,
+            };
+            let records = match records {
+                Ok(records) => {
+                    poll_retry = None;
+                    records
+                }
+                Err(error) if error.is_retriable() => {
+                    // Kafka Connect retries a retriable poll failure; here within `errors.retry.timeout`.
+                    self.counters.record_failure();
+                    let retry = poll_retry.get_or_insert_with(|| self.errors.policy.retry());
+                    let Some(delay) = retry.next_delay() else {
+                        return Err(super::sink::retries_exhausted("source task failed to poll", retry, error));
+                    };
+                    self.counters.retry();
+                    warn!(error = %error.trace(), attempt = retry.attempts(), delay_ms = delay.as_millis() as u64,
+                        stage = Stage::TaskPoll.name(), "poll failed with a retriable error; retrying");
+                    tokio::select! {
+                        mode = stop_requested(control) => break mode,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                    continue;
+                }
+                Err(error) => return Err(TaskError::connector("source task failed to poll")(error)),
             };
             if records.is_empty() {
                 continue;
@@ -214,27 +252,47 @@ impl SourcePipeline<'_> {
     ) -> Result<Option<StopMode>, TaskError> {
         for record in records {
             let seq = self.tracker.track(&record.source_partition, &record.source_offset);
-            let record = match self.transforms.apply_source(record) {
+            let record = match self.transforms.apply_source_traced(record) {
                 Ok(Some(record)) => record,
                 Ok(None) => {
                     // Filtered out: nothing to send, its offset counts as done.
                     self.tracker.ack(seq);
                     continue;
                 }
-                Err(source) if self.tolerate_errors => {
-                    warn!(error = %source.trace(), "skipping a record that failed a transform");
+                Err(failure) => {
+                    let fail_with = TaskError::Transform { source: copy_error(&failure.error) };
+                    let describe = || format!("{{alias={}}}", failure.alias);
+                    let failed = RecordFailure {
+                        stage: Stage::Transformation,
+                        class: failure.class,
+                        error: &failure.error,
+                        record: FailedRecord::Source { describe: &describe },
+                    };
+                    self.errors.record_failed(failed, fail_with).await?;
+                    // Skipped (errors.tolerance=all): its offset counts as done.
                     self.tracker.ack(seq);
                     continue;
                 }
-                Err(source) => return Err(TaskError::Transform { source }),
             };
-            if let Err(err) = self.convert(&record) {
-                if self.tolerate_errors {
-                    warn!(topic = %record.topic, error = %err.trace(), "skipping a record that failed conversion");
-                    self.tracker.ack(seq);
-                    continue;
-                }
-                return Err(err);
+            if let Err((stage, error)) = self.convert(&record) {
+                let class = self.converters.classes[usize::from(stage == Stage::ValueConverter)].clone();
+                let side = if stage == Stage::KeyConverter { "key" } else { "value" };
+                let what = format!(
+                    "{side} for topic `{}` from source partition {} with {class}",
+                    record.topic,
+                    serde_json::Value::Object((*record.source_partition).clone())
+                );
+                let fail_with = TaskError::Convert { what, source: copy_error(&error) };
+                let describe = || describe_source_record(&record);
+                let failed = RecordFailure {
+                    stage,
+                    class: &class,
+                    error: &error,
+                    record: FailedRecord::Source { describe: &describe },
+                };
+                self.errors.record_failed(failed, fail_with).await?;
+                self.tracker.ack(seq);
+                continue;
             }
             let headers = headers_of(&record);
             let mut pending = BaseRecord::with_opaque_to(&record.topic, seq as usize);
@@ -248,6 +306,7 @@ impl SourcePipeline<'_> {
                 pending = pending.payload(self.value_buf.as_slice());
             }
             let mut pending = Some(pending);
+            let mut retry = None;
             while let Some(rec) = pending.take() {
                 match self.producer.send(rec) {
                     Ok(()) => {}
@@ -257,16 +316,38 @@ impl SourcePipeline<'_> {
                         tokio::select! {
                             mode = stop_requested(control) => return Ok(Some(mode)),
                             Some(delivery) = self.deliveries.recv() => {
-                                record_delivery(&mut self.tracker, &self.counters, delivery)?;
+                                handle_delivery(&mut self.tracker, &self.counters, &self.errors, delivery).await?;
                             }
                             _ = tokio::time::sleep(Duration::from_millis(50)) => {}
                         }
                     }
+                    Err((err, rec)) if is_retriable(&err) => {
+                        self.counters.record_failure();
+                        let retry = retry.get_or_insert_with(|| self.errors.policy.retry());
+                        let Some(delay) = retry.next_delay() else {
+                            let error = ConnectError::retriable(format!("producing to topic `{}`", record.topic), err);
+                            return Err(super::sink::retries_exhausted("failed to send a record", retry, error));
+                        };
+                        self.counters.retry();
+                        warn!(error = %err, attempt = retry.attempts(), delay_ms = delay.as_millis() as u64,
+                            stage = Stage::KafkaProduce.name(), "send failed with a retriable error; retrying");
+                        pending = Some(rec);
+                        tokio::select! {
+                            mode = stop_requested(control) => return Ok(Some(mode)),
+                            _ = tokio::time::sleep(delay) => {}
+                        }
+                    }
                     Err((err, _)) => {
-                        return Err(TaskError::Kafka {
-                            context: format!("failed to send a record to topic `{}`", record.topic),
-                            source: err,
-                        });
+                        let context = format!("failed to send a record to topic `{}`", record.topic);
+                        let error = ConnectError::fatal(context.clone(), err.clone());
+                        let failed = RecordFailure {
+                            stage: Stage::KafkaProduce,
+                            class: "org.apache.kafka.clients.producer.KafkaProducer",
+                            error: &error,
+                            record: FailedRecord::TopicOnly { topic: &record.topic },
+                        };
+                        self.errors.record_failed(failed, TaskError::Kafka { context, source: err }).await?;
+                        self.tracker.ack(seq);
                     }
                 }
             }
@@ -274,36 +355,29 @@ impl SourcePipeline<'_> {
         Ok(None)
     }
 
-    fn convert(&mut self, record: &SourceRecord) -> Result<(), TaskError> {
-        let describe = |side: &str| {
-            format!(
-                "{side} for topic `{}` from source partition {}",
-                record.topic,
-                serde_json::Value::Object((*record.source_partition).clone())
-            )
-        };
+    fn convert(&mut self, record: &SourceRecord) -> Result<(), (Stage, ConnectError)> {
         self.has_key = self
             .converters
             .key
             .from_connect(&record.topic, record.key_schema.as_deref(), &record.key, &mut self.key_buf)
-            .map_err(|source| TaskError::Convert { what: describe("key"), source })?;
+            .map_err(|e| (Stage::KeyConverter, e))?;
         self.has_value = self
             .converters
             .value
             .from_connect(&record.topic, record.value_schema.as_deref(), &record.value, &mut self.value_buf)
-            .map_err(|source| TaskError::Convert { what: describe("value"), source })?;
+            .map_err(|e| (Stage::ValueConverter, e))?;
         Ok(())
     }
 
-    fn drain_deliveries(&mut self) -> Result<(), TaskError> {
+    async fn drain_deliveries(&mut self) -> Result<(), TaskError> {
         while let Ok(delivery) = self.deliveries.try_recv() {
-            self.on_delivery(delivery)?;
+            self.on_delivery(delivery).await?;
         }
         Ok(())
     }
 
-    fn on_delivery(&mut self, delivery: Delivery) -> Result<(), TaskError> {
-        record_delivery(&mut self.tracker, &self.counters, delivery)
+    async fn on_delivery(&mut self, delivery: Delivery) -> Result<(), TaskError> {
+        handle_delivery(&mut self.tracker, &self.counters, &self.errors, delivery).await
     }
 
     /// Waits (bounded) until Kafka acknowledged everything produced so far.
@@ -312,7 +386,7 @@ impl SourcePipeline<'_> {
         while self.tracker.in_flight() > 0 {
             tokio::select! {
                 delivery = self.deliveries.recv() => match delivery {
-                    Some(delivery) => self.on_delivery(delivery)?,
+                    Some(delivery) => self.on_delivery(delivery).await?,
                     None => break,
                 },
                 _ = tokio::time::sleep_until(deadline) => {
@@ -332,24 +406,79 @@ impl SourcePipeline<'_> {
         }
         debug!(partitions = offsets.len(), "reporting source offsets");
         self.ctx.report_offsets(offsets);
+        self.counters.offset_commit(true);
         if let Err(err) = task.commit().await {
             warn!(error = %err.trace(), "source task commit hook failed");
         }
     }
 }
 
-/// A refused record fails the task: its offset (and every later one) is never committed, so nothing is lost.
-fn record_delivery(
+/// An acknowledged record advances the offsets. A record Kafka refused after the producer's own retries
+/// (`delivery.timeout.ms`) fails the task, or with `errors.tolerance=all` is skipped as Kafka Connect does since
+/// KIP-779 (its offset then counts as done).
+async fn handle_delivery(
     tracker: &mut SourceOffsetTracker,
     counters: &TaskCounters,
+    errors: &RecordErrorHandler,
     (seq, error): Delivery,
 ) -> Result<(), TaskError> {
-    if let Some(err) = error {
-        return Err(TaskError::Kafka { context: "Kafka refused a record after retries".into(), source: err });
+    if let Some((err, topic)) = error {
+        let context = format!("Kafka refused a record for topic `{topic}` after retries");
+        let error = ConnectError::fatal(context.clone(), err.clone());
+        let failed = RecordFailure {
+            stage: Stage::KafkaProduce,
+            class: "org.apache.kafka.clients.producer.KafkaProducer",
+            error: &error,
+            record: FailedRecord::TopicOnly { topic: &topic },
+        };
+        errors.record_failed(failed, TaskError::Kafka { context, source: err }).await?;
+        tracker.ack(seq);
+        return Ok(());
     }
     tracker.ack(seq);
     counters.source_records_written(1);
     Ok(())
+}
+
+/// Errors librdkafka reports as transient when a record is handed to it (not after delivery).
+fn is_retriable(error: &KafkaError) -> bool {
+    error.rdkafka_error_code().is_some_and(|code| {
+        matches!(
+            code,
+            RDKafkaErrorCode::UnknownTopicOrPartition
+                | RDKafkaErrorCode::LeaderNotAvailable
+                | RDKafkaErrorCode::NotLeaderForPartition
+                | RDKafkaErrorCode::RequestTimedOut
+                | RDKafkaErrorCode::NetworkException
+                | RDKafkaErrorCode::AllBrokersDown
+                | RDKafkaErrorCode::NotEnoughReplicas
+                | RDKafkaErrorCode::NotEnoughReplicasAfterAppend
+        )
+    })
+}
+
+/// `ConnectError` is not `Clone`: a copy with the same kind and the readable chain, for the task's trace.
+pub(super) fn copy_error(error: &ConnectError) -> ConnectError {
+    match error {
+        ConnectError::Config { key, message } => ConnectError::Config { key: key.clone(), message: message.clone() },
+        ConnectError::Data(message) => ConnectError::Data(message.clone()),
+        other => ConnectError::Other(other.trace()),
+    }
+}
+
+/// A source record as Kafka Connect's `SourceRecord.toString()` shows it in the error log.
+fn describe_source_record(record: &SourceRecord) -> String {
+    format!(
+        "SourceRecord{{sourcePartition={}, sourceOffset={}}} ConnectRecord{{topic='{}', kafkaPartition={:?}, key={:?}, value={:?}, timestamp={:?}, headers={:?}}}",
+        serde_json::Value::Object((*record.source_partition).clone()),
+        record.source_offset,
+        record.topic,
+        record.partition,
+        record.key,
+        record.value,
+        record.timestamp,
+        record.headers
+    )
 }
 
 fn headers_of(record: &SourceRecord) -> Option<OwnedHeaders> {

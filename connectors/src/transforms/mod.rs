@@ -465,8 +465,19 @@ const TYPE: &str = "type";
 /// One transform of a chain with the predicate that guards it (Kafka Connect's `TransformationStage`).
 struct TransformStage {
     alias: String,
+    /// Kafka Connect's class name of the transform, named in error reports (`__connect.errors.class.name`).
+    class: &'static str,
     transformation: Box<dyn Transformation>,
     predicate: Option<(Arc<dyn Predicate>, bool)>,
+}
+
+/// A transform of a chain failed on a record: which one, and why.
+#[derive(Debug)]
+pub struct TransformFailure {
+    pub alias: String,
+    /// Kafka Connect's class name of the failing transform.
+    pub class: &'static str,
+    pub error: ConnectError,
 }
 
 /// The transforms of a connector in order. An empty chain passes records through without touching them.
@@ -513,6 +524,11 @@ impl TransformChain {
 
     /// Runs the record through every transform whose predicate (if any) holds; `Ok(None)` when one dropped it.
     pub fn apply(&self, record: ConnectRecord) -> Result<Option<ConnectRecord>, ConnectError> {
+        self.apply_traced(record).map_err(|failure| failure.error)
+    }
+
+    /// [`apply`](Self::apply), naming the transform that failed, for error reports.
+    pub fn apply_traced(&self, record: ConnectRecord) -> Result<Option<ConnectRecord>, TransformFailure> {
         let mut record = record;
         for stage in &self.stages {
             let applies = match &stage.predicate {
@@ -520,13 +536,34 @@ impl TransformChain {
                 Some((predicate, negate)) => predicate.test(&record) != *negate,
             };
             if applies {
-                match stage.transformation.apply(record)? {
+                let applied = stage.transformation.apply(record).map_err(|error| TransformFailure {
+                    alias: stage.alias.clone(),
+                    class: stage.class,
+                    error,
+                })?;
+                match applied {
                     Some(next) => record = next,
                     None => return Ok(None),
                 }
             }
         }
         Ok(Some(record))
+    }
+
+    /// [`apply_source`](Self::apply_source), naming the transform that failed.
+    pub fn apply_source_traced(&self, record: SourceRecord) -> Result<Option<SourceRecord>, TransformFailure> {
+        if self.is_empty() {
+            return Ok(Some(record));
+        }
+        Ok(self.apply_traced(record.into())?.map(SourceRecord::from))
+    }
+
+    /// [`apply_sink`](Self::apply_sink), naming the transform that failed.
+    pub fn apply_sink_traced(&self, record: SinkRecord) -> Result<Option<SinkRecord>, TransformFailure> {
+        if self.is_empty() {
+            return Ok(Some(record));
+        }
+        Ok(self.apply_traced(record.into())?.map(SinkRecord::from))
     }
 
     /// [`apply`](Self::apply) for a source record; an empty chain returns the record as it is, without conversion.
@@ -666,7 +703,9 @@ fn build_stages(config: &ConfigMap, problems: &mut Vec<(String, String)>) -> Vec
             continue;
         }
         match (entry.build)(&plugin_config) {
-            Ok(transformation) => stages.push(TransformStage { alias: alias.clone(), transformation, predicate }),
+            Ok(transformation) => {
+                stages.push(TransformStage { alias: alias.clone(), class: entry.class, transformation, predicate })
+            }
             Err(e) => problems.push(problem_of(e, &format!("{prefix}{TYPE}"))),
         }
     }
