@@ -172,6 +172,11 @@ pub(crate) struct Supervisor {
     pending_offsets: BTreeMap<TaskKey, (u64, BTreeMap<String, String>)>,
     /// False from a fence until the next assignment: a fenced agent must not bring tasks back to life.
     restarts_allowed: bool,
+    /// Source offsets (all acknowledged by Kafka) each task had reached when the agent fenced itself. If the next
+    /// assignment gives the task back with the same epoch, nobody else ran it meanwhile: it resumes from here and
+    /// these offsets are committed, instead of re-reading everything since the last commit that landed (during an
+    /// etcd outage, commits cannot land at all).
+    fenced_progress: BTreeMap<TaskKey, (u64, Vec<SourceOffset>)>,
 }
 
 impl Supervisor {
@@ -184,6 +189,7 @@ impl Supervisor {
             retiring: Vec::new(),
             pending_offsets: BTreeMap::new(),
             restarts_allowed: true,
+            fenced_progress: BTreeMap::new(),
         }
     }
 
@@ -223,6 +229,8 @@ impl Supervisor {
                 }
             }
         }
+        // Progress kept from before a fence is only good for the assignment right after it.
+        self.fenced_progress.clear();
         // Restarts that fell due while fenced, for tasks this assignment kept with the same epoch.
         let due: Vec<TaskKey> =
             self.tasks.iter().filter(|(_, e)| e.restart == RestartState::Due).map(|(k, _)| k.clone()).collect();
@@ -232,9 +240,19 @@ impl Supervisor {
         self.update_gauge();
     }
 
-    fn start(&mut self, assignment: TaskAssignment) {
+    fn start(&mut self, mut assignment: TaskAssignment) {
         let Some(id) = assignment.id.as_ref() else { return };
         let key = task_key(id);
+        let resumed = match self.fenced_progress.remove(&key) {
+            Some((epoch, offsets)) if epoch == assignment.epoch && !offsets.is_empty() => {
+                for offset in &offsets {
+                    assignment.offsets.retain(|o| o.partition_json != offset.partition_json);
+                    assignment.offsets.push(offset.clone());
+                }
+                Some((epoch, offsets))
+            }
+            _ => None,
+        };
         let paused = assignment.target_state == TargetState::Paused as i32;
         // A previous incarnation (old epoch, or stopping) must be gone before the new one starts.
         let predecessor = self.tasks.remove(&key).and_then(|old| {
@@ -246,6 +264,11 @@ impl Supervisor {
             })
         });
         self.pending_offsets.remove(&key);
+        if let Some((epoch, offsets)) = resumed {
+            info!(connector = %key.connector, task = key.task, epoch, partitions = offsets.len(), "resuming from the offsets reached before the fence");
+            let pending = offsets.into_iter().map(|o| (o.partition_json, o.offset_json)).collect();
+            self.pending_offsets.insert(key.clone(), (epoch, pending));
+        }
         info!(connector = %key.connector, task = key.task, epoch = assignment.epoch, paused, "starting task");
         let epoch = assignment.epoch;
         let restart_policy = RestartPolicy::of(&assignment);
@@ -364,6 +387,14 @@ impl Supervisor {
     /// Stops every task. Fenced: at once, nothing more is reported. Graceful: drain and commit first.
     pub fn stop_all(&mut self, mode: StopMode) {
         let keys: Vec<TaskKey> = self.tasks.keys().cloned().collect();
+        if mode == StopMode::Fenced {
+            self.fenced_progress = self
+                .tasks
+                .iter()
+                .filter(|(_, e)| !e.stopping && e.assignment.connector_type == "source")
+                .map(|(k, e)| (k.clone(), (e.epoch, e.assignment.offsets.clone())))
+                .collect();
+        }
         for key in keys {
             let failed = self.tasks.get(&key).is_some_and(|e| e.handle.is_none());
             if failed && mode == StopMode::Fenced {
