@@ -569,9 +569,17 @@ fn write_json_float(out: &mut Vec<u8>, text: String) {
 }
 
 /// A JSON string with Jackson's escaping: `"` and `\`, the short escapes `\b \t \n \f \r`, other control characters
-/// as `\u00XX` with uppercase hex; everything else (including non-ASCII) as UTF-8.
+/// as `\u00XX` with uppercase hex; characters outside the Basic Multilingual Plane (emoji, ...) as an escaped UTF-16
+/// surrogate pair `\uD83D\uDE00`, because Jackson's UTF-8 generator writes them so by default; everything else as
+/// UTF-8.
 fn write_json_string(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    fn unicode_escape(out: &mut Vec<u8>, unit: u16) {
+        out.extend_from_slice(b"\\u");
+        for shift in [12, 8, 4, 0] {
+            out.push(HEX[usize::from((unit >> shift) & 0xf)]);
+        }
+    }
     out.push(b'"');
     let bytes = s.as_bytes();
     let mut start = 0;
@@ -585,13 +593,22 @@ fn write_json_string(out: &mut Vec<u8>, s: &str) {
             0x08 => b"\\b",
             0x0c => b"\\f",
             0..=0x1f => b"",
+            // The first byte of a 4-byte UTF-8 sequence: a character beyond U+FFFF.
+            0xf0..=0xf7 => {
+                out.extend_from_slice(&bytes[start..i]);
+                let c = s[i..].chars().next().unwrap_or(char::REPLACEMENT_CHARACTER);
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    unicode_escape(out, *unit);
+                }
+                start = i + c.len_utf8();
+                continue;
+            }
             _ => continue,
         };
         out.extend_from_slice(&bytes[start..i]);
         if escape.is_empty() {
-            out.extend_from_slice(b"\\u00");
-            out.push(HEX[usize::from(b >> 4)]);
-            out.push(HEX[usize::from(b & 0xf)]);
+            unicode_escape(out, u16::from(b));
         } else {
             out.extend_from_slice(escape);
         }
@@ -609,7 +626,7 @@ pub fn java_double_string(v: f64) -> String {
         v.is_sign_negative(),
         v.abs() >= 1e-3 && v.abs() < 1e7,
         v == 0.0,
-        || (format!("{v}"), format!("{v:e}")),
+        || (format!("{v}"), format!("{v:e}"), format!("{v:.1e}")),
     )
 }
 
@@ -621,17 +638,18 @@ pub fn java_float_string(v: f32) -> String {
         v.is_sign_negative(),
         v.abs() >= 1e-3 && v.abs() < 1e7,
         v == 0.0,
-        || (format!("{v}"), format!("{v:e}")),
+        || (format!("{v}"), format!("{v:e}"), format!("{v:.1e}")),
     )
 }
 
+/// `render` gives Rust's shortest plain and scientific forms, and the scientific form rounded to two digits.
 fn java_number_string(
     nan: bool,
     infinite: bool,
     negative: bool,
     plain: bool,
     zero: bool,
-    render: impl FnOnce() -> (String, String),
+    render: impl FnOnce() -> (String, String, String),
 ) -> String {
     if nan {
         return "NaN".to_string();
@@ -642,13 +660,16 @@ fn java_number_string(
     if zero {
         return if negative { "-0.0" } else { "0.0" }.to_string();
     }
-    let (display, scientific) = render();
+    let (display, scientific, two_digits) = render();
     if plain {
         if display.contains('.') { display } else { display + ".0" }
     } else {
-        // Rust writes `1.5e-7` / `1e10`; Java writes `1.5E-7` / `1.0E10`.
+        // Rust writes `1.5e-7` / `1e10`; Java writes `1.5E-7` / `1.0E10`. Java always prints a fractional digit,
+        // and when the shortest form has a single digit it uses that second digit to get closer to the exact
+        // value: the smallest double is `4.9E-324`, not `5.0E-324` (Rust's shortest is `5e-324`).
+        let scientific =
+            if scientific.split_once('e').is_some_and(|(m, _)| !m.contains('.')) { two_digits } else { scientific };
         let (mantissa, exponent) = scientific.split_once('e').unwrap_or((&scientific, "0"));
-        let mantissa = if mantissa.contains('.') { mantissa.to_string() } else { format!("{mantissa}.0") };
         format!("{mantissa}E{exponent}")
     }
 }
@@ -675,7 +696,13 @@ pub fn write_text(schema: Option<&Schema>, value: &Value, out: &mut String) {
         Value::Float32(v) => out.push_str(&java_float_string(*v)),
         Value::Float64(v) => out.push_str(&java_double_string(*v)),
         Value::String(s) => out.push_str(s),
-        Value::Bytes(b) => out.push_str(&String::from_utf8_lossy(b)),
+        Value::Bytes(b) => match schema.filter(|s| s.name.as_deref() == Some(DECIMAL_LOGICAL_NAME)) {
+            Some(decimal) => {
+                let scale = decimal.parameter("scale").and_then(|s| s.trim().parse::<i32>().ok()).unwrap_or(0);
+                write_big_decimal(b, scale, out);
+            }
+            None => out.push_str(&String::from_utf8_lossy(b)),
+        },
         Value::Array(items) => {
             let item_schema = schema.and_then(|s| s.value_schema.as_deref());
             out.push('[');
@@ -724,6 +751,65 @@ pub fn write_text(schema: Option<&Schema>, value: &Value, out: &mut String) {
             }
             out.push('}');
         }
+    }
+}
+
+/// The logical type name of Kafka Connect's `Decimal` (BYTES holding the unscaled value, `scale` parameter).
+const DECIMAL_LOGICAL_NAME: &str = "org.apache.kafka.connect.data.Decimal";
+
+/// Java's `BigDecimal.toString()` of a Connect Decimal: `unscaled` is the big-endian two's complement integer (as
+/// `BigInteger.toByteArray()` writes it). Plain notation unless the scale is negative or the number is smaller
+/// than 1e-6, then `d.dddE±n`.
+fn write_big_decimal(unscaled: &[u8], scale: i32, out: &mut String) {
+    let negative = unscaled.first().is_some_and(|b| b & 0x80 != 0);
+    // The magnitude, big-endian: negate a negative two's complement number (invert, add one).
+    let mut magnitude: Vec<u8> = if negative { unscaled.iter().map(|b| !b).collect() } else { unscaled.to_vec() };
+    if negative {
+        for byte in magnitude.iter_mut().rev() {
+            let (sum, carry) = byte.overflowing_add(1);
+            *byte = sum;
+            if !carry {
+                break;
+            }
+        }
+    }
+    // Decimal digits by repeated division by 10^9, least significant group first.
+    let mut groups = Vec::new();
+    while magnitude.iter().any(|&b| b != 0) {
+        let mut remainder = 0u64;
+        for byte in magnitude.iter_mut() {
+            let acc = (remainder << 8) | u64::from(*byte);
+            *byte = (acc / 1_000_000_000) as u8;
+            remainder = acc % 1_000_000_000;
+        }
+        groups.push(remainder as u32);
+    }
+    let mut digits = groups.last().map_or_else(|| "0".to_string(), |g| g.to_string());
+    for group in groups.iter().rev().skip(1) {
+        let _ = write!(digits, "{group:09}");
+    }
+    if negative {
+        out.push('-');
+    }
+    let adjusted = i64::from(digits.len() as i32 - 1) - i64::from(scale);
+    if scale == 0 {
+        out.push_str(&digits);
+    } else if scale > 0 && adjusted >= -6 {
+        let scale = scale as usize;
+        if digits.len() > scale {
+            let (int, frac) = digits.split_at(digits.len() - scale);
+            let _ = write!(out, "{int}.{frac}");
+        } else {
+            let _ = write!(out, "0.{}{digits}", "0".repeat(scale - digits.len()));
+        }
+    } else {
+        let (first, rest) = digits.split_at(1);
+        out.push_str(first);
+        if !rest.is_empty() {
+            out.push('.');
+            out.push_str(rest);
+        }
+        let _ = write!(out, "E{}{adjusted}", if adjusted >= 0 { "+" } else { "" });
     }
 }
 
@@ -789,12 +875,12 @@ fn json_to_schema(json: &serde_json::Value) -> Result<Schema, ConnectError> {
     }
     if let Some(params) = obj.get("parameters").filter(|p| !p.is_null()) {
         let params = params.as_object().ok_or_else(|| data("Schema parameters must be a JSON object"))?;
-        let mut map = std::collections::BTreeMap::new();
+        let mut list = Vec::with_capacity(params.len());
         for (k, v) in params {
             let v = v.as_str().ok_or_else(|| data("Schema parameters must have string values."))?;
-            map.insert(k.clone(), v.to_string());
+            list.push((k.clone(), v.to_string()));
         }
-        schema.parameters = Some(map);
+        schema.parameters = Some(list);
     }
     if let Some(default) = obj.get("default").filter(|d| !d.is_null()) {
         let value = json_to_connect(Some(&schema), default)?;
@@ -845,13 +931,22 @@ fn json_to_connect(schema: Option<&Schema>, json: &serde_json::Value) -> Result<
             json_kind(json)
         ))
     };
-    let int = |min: i64, max: i64| json.as_i64().filter(|v| (min..=max).contains(v)).ok_or_else(mismatch);
+    // Jackson reads `1e3` as a number that Kafka Connect accepts for an integer schema; so does Sluice, but only
+    // when it is integral and in range (Kafka Connect would truncate `1.9` and wrap `300` for INT8).
+    let integral = || {
+        json.as_i64().or_else(|| {
+            json.as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= -9.223_372_036_854_776e18 && *f < 9.223_372_036_854_776e18)
+                .map(|f| f as i64)
+        })
+    };
+    let int = |min: i64, max: i64| integral().filter(|v| (min..=max).contains(v)).ok_or_else(mismatch);
     Ok(match schema.schema_type {
         SchemaType::Boolean => Value::Boolean(json.as_bool().ok_or_else(mismatch)?),
         SchemaType::Int8 => Value::Int8(int(i8::MIN.into(), i8::MAX.into())? as i8),
         SchemaType::Int16 => Value::Int16(int(i16::MIN.into(), i16::MAX.into())? as i16),
         SchemaType::Int32 => Value::Int32(int(i32::MIN.into(), i32::MAX.into())? as i32),
-        SchemaType::Int64 => Value::Int64(json.as_i64().ok_or_else(mismatch)?),
+        SchemaType::Int64 => Value::Int64(integral().ok_or_else(mismatch)?),
         SchemaType::Float32 => Value::Float32(json_float(json).ok_or_else(mismatch)? as f32),
         SchemaType::Float64 => Value::Float64(json_float(json).ok_or_else(mismatch)?),
         SchemaType::String => Value::String(json.as_str().ok_or_else(mismatch)?.to_string()),
@@ -1160,6 +1255,26 @@ mod tests {
         let (schema, value) = conv.to_connect("t", Some(b"ab")).expect("ok");
         assert_eq!(schema.expect("schema").schema_type, SchemaType::Bytes);
         assert_eq!(value, Value::Bytes(Bytes::from_static(b"ab")));
+    }
+
+    #[test]
+    fn decimals_render_like_big_decimal_to_string() {
+        let text = |unscaled: &[u8], scale: i32| {
+            let mut out = String::new();
+            write_big_decimal(unscaled, scale, &mut out);
+            out
+        };
+        assert_eq!(text(&[0x30, 0x39], 2), "123.45");
+        assert_eq!(text(&[0xcf, 0xc7], 2), "-123.45");
+        assert_eq!(text(&[0x05], 2), "0.05");
+        assert_eq!(text(&[0x00], 0), "0");
+        assert_eq!(text(&[0x00], 3), "0.000");
+        assert_eq!(text(&[0x0c], -2), "1.2E+3");
+        assert_eq!(text(&[0x01], 8), "1E-8");
+        assert_eq!(text(&[0xff], 0), "-1");
+        assert_eq!(text(&[0x80, 0x00], 0), "-32768");
+        // 2^72 spans several base-10^9 groups.
+        assert_eq!(text(&[0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0], 0), "4722366482869645213696");
     }
 
     #[test]

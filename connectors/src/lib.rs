@@ -12,6 +12,7 @@ pub mod error;
 pub mod file;
 pub mod record;
 pub mod registry;
+pub mod topic_creation;
 pub mod transforms;
 
 pub use config::{ConfigDef, ConfigInfos, ConfigKey, ConfigMap, ConfigType, Importance};

@@ -30,7 +30,9 @@ pub struct Schema {
     pub name: Option<String>,
     pub version: Option<i32>,
     pub doc: Option<String>,
-    pub parameters: Option<std::collections::BTreeMap<String, String>>,
+    /// Schema parameters in insertion order, as Kafka Connect keeps them (a `LinkedHashMap`); the JSON envelope
+    /// writes them in this order, so sorting them would change the bytes.
+    pub parameters: Option<Vec<(String, String)>>,
     pub default: Option<Box<Value>>,
     /// Fields of a struct schema, in order.
     pub fields: Vec<Field>,
@@ -61,6 +63,11 @@ impl Schema {
     pub fn string() -> Arc<Schema> {
         static STRING: std::sync::OnceLock<Arc<Schema>> = std::sync::OnceLock::new();
         STRING.get_or_init(|| Arc::new(Schema::primitive(SchemaType::String, false))).clone()
+    }
+
+    /// The value of a schema parameter (`scale` of a Decimal, ...).
+    pub fn parameter(&self, key: &str) -> Option<&str> {
+        self.parameters.as_ref()?.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     pub fn field(&self, name: &str) -> Option<&Field> {

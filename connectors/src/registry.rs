@@ -563,8 +563,9 @@ pub fn validate(config: &ConfigMap) -> ConfigInfos {
         // A missing class is already reported as a missing required key.
         (None, _) => {}
         (Some(_), Some(p)) => {
-            if p.connector_type() == ConnectorType::Sink {
-                extra.extend(validate_sink_topics(config));
+            match p.connector_type() {
+                ConnectorType::Sink => extra.extend(validate_sink_topics(config)),
+                ConnectorType::Source => extra.extend(crate::topic_creation::validate(config)),
             }
             extra.extend(p.validate_extra(config));
         }
@@ -824,6 +825,25 @@ mod tests {
         assert_eq!(infos.error_count, 10);
         assert_eq!(infos.error_messages().len(), 10);
         assert_eq!(value_of(&infos, "transforms"), Some("a,b,a"));
+    }
+
+    #[test]
+    fn source_topic_creation_keys_are_validated() {
+        let mut config = map(&[
+            ("name", "src"),
+            ("connector.class", "FileStreamSource"),
+            ("topic", "t"),
+            ("file", "/tmp/in"),
+            ("topic.creation.default.replication.factor", "1"),
+        ]);
+        let infos = validate(&config);
+        assert_eq!(
+            errors_of(&infos, "topic.creation.default.partitions"),
+            ["Missing required configuration \"topic.creation.default.partitions\" which has no default value."]
+        );
+        assert_eq!(infos.error_count, 1);
+        config.insert("topic.creation.default.partitions".into(), "3".into());
+        assert_eq!(validate(&config).error_count, 0);
     }
 
     #[test]

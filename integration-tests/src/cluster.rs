@@ -179,9 +179,27 @@ impl Agent {
         kafka: &str,
         args: &[String],
     ) -> anyhow::Result<Agent> {
+        Self::start_with_worker(env, control_planes, id, kafka, &[], args).await
+    }
+
+    /// [`Agent::start_with_args`] with extra `worker.properties` entries (added after, so they win over, the
+    /// defaults of [`worker_entries`]).
+    pub async fn start_with_worker(
+        env: &TestEnv,
+        control_planes: &[String],
+        id: &str,
+        kafka: &str,
+        worker: &[(&str, &str)],
+        args: &[String],
+    ) -> anyhow::Result<Agent> {
         let program = binary("sluice-agent")?;
-        let entries = worker_entries(kafka);
-        let entries: Vec<(&str, &str)> = entries.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let defaults = worker_entries(kafka);
+        let mut entries: Vec<(&str, &str)> = defaults
+            .iter()
+            .filter(|(k, _)| !worker.iter().any(|(w, _)| w == k))
+            .map(|(k, v)| (*k, v.as_str()))
+            .collect();
+        entries.extend_from_slice(worker);
         let config = write_properties(&env.path(&format!("{id}.worker.properties")), &entries)?;
         let mut command = Command::new(&program);
         command

@@ -8,7 +8,7 @@ use rdkafka::ClientConfig;
 use rdkafka::Message;
 use rdkafka::Offset;
 use rdkafka::TopicPartitionList;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Headers;
@@ -64,6 +64,36 @@ fn partitions_of(consumer: &BaseConsumer, topic: &str) -> anyhow::Result<Vec<i32
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// The partition ids of `topic` (waits until its metadata is visible).
+pub async fn topic_partitions(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<i32>> {
+    let (bootstrap, topic) = (bootstrap.to_string(), topic.to_string());
+    tokio::task::spawn_blocking(move || partitions_of(&consumer(&bootstrap)?, &topic)).await?
+}
+
+/// The current value of the topic config `key` of `topic` (DescribeConfigs), e.g. `cleanup.policy`.
+pub async fn topic_config(bootstrap: &str, topic: &str, key: &str) -> anyhow::Result<Option<String>> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .context("cannot create a Kafka admin client")?;
+    let options = AdminOptions::new().request_timeout(Some(TIMEOUT));
+    let results =
+        admin.describe_configs([&ResourceSpecifier::Topic(topic)], &options).await.context("DescribeConfigs failed")?;
+    let Some(result) = results.into_iter().next() else { bail!("DescribeConfigs returned nothing for {topic}") };
+    let resource = result.map_err(|code| anyhow::anyhow!("cannot describe the configs of {topic}: {code}"))?;
+    Ok(resource.get(key).and_then(|entry| entry.value.clone()))
+}
+
+/// Whether `topic` exists (metadata lists it without error).
+pub async fn topic_exists(bootstrap: &str, topic: &str) -> anyhow::Result<bool> {
+    let (bootstrap, topic) = (bootstrap.to_string(), topic.to_string());
+    tokio::task::spawn_blocking(move || {
+        let metadata = consumer(&bootstrap)?.fetch_metadata(Some(&topic), Duration::from_secs(5))?;
+        Ok(metadata.topics().iter().any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty()))
+    })
+    .await?
 }
 
 /// Number of records in `topic` (sum over partitions of high - low watermark).

@@ -55,8 +55,9 @@ pub struct RestClient {
 
 impl RestClient {
     pub fn new(base: impl Into<String>) -> RestClient {
+        // Longer than the control plane's own 30 s request deadline, so a slow request shows the server's answer.
         let http =
-            reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("cannot build an HTTP client");
+            reqwest::Client::builder().timeout(Duration::from_secs(35)).build().expect("cannot build an HTTP client");
         RestClient { base: base.into().trim_end_matches('/').to_string(), http }
     }
 
@@ -112,6 +113,10 @@ impl RestClient {
 
     pub async fn put(&self, path: &str, body: &Value) -> anyhow::Result<Reply> {
         self.request(Method::PUT, path, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, body: &Value) -> anyhow::Result<Reply> {
+        self.request(Method::PATCH, path, Some(body)).await
     }
 
     pub async fn delete(&self, path: &str) -> anyhow::Result<Reply> {

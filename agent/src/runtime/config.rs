@@ -13,6 +13,7 @@ const DEFAULT_OFFSET_FLUSH_INTERVAL_MS: u64 = 60_000;
 const DEFAULT_SHUTDOWN_TIMEOUT_MS: u64 = 5_000;
 /// Kafka Connect's default converter: JSON with the schema envelope.
 const DEFAULT_CONVERTER: &str = "org.apache.kafka.connect.json.JsonConverter";
+const OVERRIDE_POLICY_KEY: &str = "connector.client.config.override.policy";
 
 /// Java client keys that librdkafka does not know; passing them would make client creation fail, so they are
 /// dropped (with a debug log) instead of failing a worker file written for Kafka Connect.
@@ -45,6 +46,74 @@ const SHARED_CLIENT_KEYS: &[&str] = &[
     "client.dns.lookup",
 ];
 
+/// The client prefixes a connector may override (`producer.override.*`, ...).
+const CLIENT_OVERRIDE_PREFIXES: &[&str] = &["producer.override.", "consumer.override.", "admin.override."];
+
+/// The worker's `connector.client.config.override.policy`: which `*.override.*` keys a connector may set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ClientOverridePolicy {
+    /// Every client setting may be overridden (Kafka Connect's default since 3.0).
+    All,
+    /// No client setting may be overridden.
+    None,
+    /// Only the client's identity: `sasl.jaas.config`, `sasl.mechanism`, `security.protocol`.
+    Principal,
+}
+
+impl ClientOverridePolicy {
+    /// Parses a policy by Kafka Connect's alias (`All`) or class name
+    /// (`org.apache.kafka.connect.connector.policy.AllConnectorClientConfigOverridePolicy`).
+    fn parse(value: &str) -> Option<Self> {
+        let name = value.trim();
+        let name = name.strip_prefix("org.apache.kafka.connect.connector.policy.").unwrap_or(name);
+        let name = name.strip_suffix("ConnectorClientConfigOverridePolicy").unwrap_or(name);
+        match name {
+            "All" => Some(ClientOverridePolicy::All),
+            "None" => Some(ClientOverridePolicy::None),
+            "Principal" => Some(ClientOverridePolicy::Principal),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            ClientOverridePolicy::All => "All",
+            ClientOverridePolicy::None => "None",
+            ClientOverridePolicy::Principal => "Principal",
+        }
+    }
+
+    fn allows(self, client_key: &str) -> bool {
+        match self {
+            ClientOverridePolicy::All => true,
+            ClientOverridePolicy::None => false,
+            ClientOverridePolicy::Principal => {
+                matches!(client_key, "sasl.jaas.config" | "sasl.mechanism" | "security.protocol")
+            }
+        }
+    }
+
+    /// Checks every `producer.override.*`, `consumer.override.*` and `admin.override.*` key of a connector;
+    /// the first one the policy forbids fails the task with Kafka Connect's message.
+    pub fn check(self, connector_config: &ConfigMap) -> Result<(), TaskError> {
+        for key in connector_config.keys() {
+            let Some(client_key) = CLIENT_OVERRIDE_PREFIXES.iter().find_map(|p| key.strip_prefix(p)) else {
+                continue;
+            };
+            if !self.allows(client_key) {
+                return Err(TaskError::Config {
+                    key: key.clone(),
+                    message: format!(
+                        "The '{}' policy does not allow '{client_key}' to be overridden in the connector configuration.",
+                        self.name()
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The parsed `worker.properties`.
 #[derive(Debug, Clone)]
 pub(crate) struct WorkerConfig {
@@ -54,6 +123,10 @@ pub(crate) struct WorkerConfig {
     pub offset_flush_interval: Duration,
     /// How long a stopping task may take to drain in-flight records before it is cut off.
     pub shutdown_timeout: Duration,
+    /// `topic.creation.enable`: whether source connectors may create their topics (`topic.creation.*`).
+    pub topic_creation_enable: bool,
+    /// `connector.client.config.override.policy`.
+    pub client_override_policy: ClientOverridePolicy,
 }
 
 impl WorkerConfig {
@@ -77,7 +150,41 @@ impl WorkerConfig {
         }
         let bootstrap_servers =
             raw.get("bootstrap.servers").map(|s| s.trim().to_string()).unwrap_or_else(|| "localhost:9092".to_string());
-        Ok(WorkerConfig { raw, bootstrap_servers, offset_flush_interval, shutdown_timeout })
+        let topic_creation_enable = match raw.get("topic.creation.enable").map(|v| v.trim().to_ascii_lowercase()) {
+            None => true,
+            Some(v) if v == "true" => true,
+            Some(v) if v == "false" => false,
+            Some(v) => {
+                return Err(crate::AgentError::WorkerConfig {
+                    key: "topic.creation.enable".into(),
+                    message: format!("expected true or false, got `{v}`"),
+                });
+            }
+        };
+        let client_override_policy = match raw.get(OVERRIDE_POLICY_KEY) {
+            None => ClientOverridePolicy::All,
+            Some(v) => ClientOverridePolicy::parse(v).ok_or_else(|| crate::AgentError::WorkerConfig {
+                key: OVERRIDE_POLICY_KEY.into(),
+                message: format!("expected All, None or Principal (or their policy class names), got `{}`", v.trim()),
+            })?,
+        };
+        Ok(WorkerConfig {
+            raw,
+            bootstrap_servers,
+            offset_flush_interval,
+            shutdown_timeout,
+            topic_creation_enable,
+            client_override_policy,
+        })
+    }
+
+    /// The admin client of a task (topic creation): worker `admin.*`, then the connector's `admin.override.*`.
+    pub fn admin_config(&self, connector_config: &ConfigMap, id: &TaskKey) -> ClientConfig {
+        let mut cfg = ClientConfig::new();
+        cfg.set("bootstrap.servers", &self.bootstrap_servers)
+            .set("client.id", format!("connector-adminclient-{}-{}", id.connector, id.task));
+        self.apply_client_keys(&mut cfg, connector_config, "admin.");
+        cfg
     }
 
     /// The producer of a source task: Kafka Connect's safe defaults, then worker `producer.*`, then the connector's
@@ -215,6 +322,62 @@ mod tests {
         assert_eq!(cfg.get("key.serializer"), None);
         assert_eq!(cfg.get("fetch.min.bytes"), None);
         assert_eq!(cfg.get("client.id"), Some("connector-producer-local-file-source-0"));
+    }
+
+    #[test]
+    fn override_policy_all_none_principal() {
+        let worker = WorkerConfig::from_properties(BTreeMap::new()).expect("valid");
+        assert_eq!(worker.client_override_policy, ClientOverridePolicy::All);
+        assert!(worker.topic_creation_enable);
+        let connector = map(&[
+            ("producer.override.acks", "1"),
+            ("producer.override.sasl.jaas.config", "x"),
+            ("admin.override.security.protocol", "SSL"),
+            ("producer.linger.ms", "not an override"),
+        ]);
+        ClientOverridePolicy::All.check(&connector).expect("All allows everything");
+        let err = ClientOverridePolicy::None.check(&connector).unwrap_err();
+        assert!(
+            err.to_string().contains(
+                "The 'None' policy does not allow 'security.protocol' to be overridden in the connector configuration."
+            ),
+            "{err}"
+        );
+        let err = ClientOverridePolicy::Principal.check(&connector).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid configuration for `producer.override.acks`: The 'Principal' policy does not allow 'acks' to be overridden in the connector configuration."
+        );
+        let principal =
+            map(&[("producer.override.sasl.jaas.config", "x"), ("consumer.override.sasl.mechanism", "PLAIN")]);
+        ClientOverridePolicy::Principal.check(&principal).expect("identity keys are allowed");
+        ClientOverridePolicy::None.check(&map(&[("name", "c")])).expect("no overrides, nothing to refuse");
+
+        for (value, policy) in [
+            ("None", ClientOverridePolicy::None),
+            (" Principal ", ClientOverridePolicy::Principal),
+            (
+                "org.apache.kafka.connect.connector.policy.NoneConnectorClientConfigOverridePolicy",
+                ClientOverridePolicy::None,
+            ),
+            ("AllConnectorClientConfigOverridePolicy", ClientOverridePolicy::All),
+        ] {
+            let worker = WorkerConfig::from_properties(map(&[(OVERRIDE_POLICY_KEY, value)])).expect("valid");
+            assert_eq!(worker.client_override_policy, policy, "{value}");
+        }
+        assert!(WorkerConfig::from_properties(map(&[(OVERRIDE_POLICY_KEY, "Some")])).is_err());
+        let worker = WorkerConfig::from_properties(map(&[("topic.creation.enable", "FALSE")])).expect("valid");
+        assert!(!worker.topic_creation_enable);
+        assert!(WorkerConfig::from_properties(map(&[("topic.creation.enable", "maybe")])).is_err());
+    }
+
+    #[test]
+    fn admin_client_gets_worker_and_connector_settings() {
+        let worker = WorkerConfig::from_properties(map(&[("admin.request.timeout.ms", "7000")])).expect("valid");
+        let cfg = worker.admin_config(&map(&[("admin.override.socket.timeout.ms", "9000")]), &id());
+        assert_eq!(cfg.get("request.timeout.ms"), Some("7000"));
+        assert_eq!(cfg.get("socket.timeout.ms"), Some("9000"));
+        assert_eq!(cfg.get("client.id"), Some("connector-adminclient-local-file-source-0"));
     }
 
     #[test]

@@ -249,10 +249,11 @@ impl DeadLetterQueue {
     /// does) and the producer.
     pub async fn open(ctx: &TaskContext, config: DlqConfig) -> Result<DeadLetterQueue, TaskError> {
         let connector_config = ctx.connector_config();
-        let mut admin_config = rdkafka::ClientConfig::new();
-        admin_config.set("bootstrap.servers", &ctx.worker.bootstrap_servers);
-        let admin: AdminClient<DefaultClientContext> =
-            admin_config.create().map_err(TaskError::kafka("failed to create the Kafka admin client for the DLQ"))?;
+        let admin: AdminClient<DefaultClientContext> = ctx
+            .worker
+            .admin_config(&connector_config, &ctx.id)
+            .create()
+            .map_err(TaskError::kafka("failed to create the Kafka admin client for the DLQ"))?;
         let topic = NewTopic::new(&config.topic, 1, TopicReplication::Fixed(config.replication_factor));
         let options = AdminOptions::new().operation_timeout(Some(DLQ_TIMEOUT)).request_timeout(Some(DLQ_TIMEOUT));
         let created = admin

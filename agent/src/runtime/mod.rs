@@ -6,6 +6,7 @@ pub(crate) mod errors;
 pub(crate) mod offsets;
 pub(crate) mod sink;
 pub(crate) mod source;
+pub(crate) mod topics;
 
 use std::fmt;
 use std::sync::Arc;

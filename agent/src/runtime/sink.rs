@@ -64,6 +64,7 @@ pub(crate) async fn run(ctx: &TaskContext, mut control: watch::Receiver<Control>
         connector.create_sink_task().ok_or_else(|| TaskError::WrongType { class: class.to_string(), kind: "sink" })?;
     let connector_class = connector.class_name();
     let connector_config = ctx.connector_config();
+    ctx.worker.client_override_policy.check(&connector_config)?;
     let key_converter = ctx.worker.converter(&connector_config, true)?;
     let value_converter = ctx.worker.converter(&connector_config, false)?;
     let converter_classes = [

@@ -17,6 +17,7 @@ use tracing::{debug, info, instrument, warn};
 
 use super::errors::{ErrorPolicy, FailedRecord, RecordErrorHandler, RecordFailure, Stage};
 use super::offsets::SourceOffsetTracker;
+use super::topics::TopicCreator;
 use super::{Control, StopMode, TaskContext, TaskError, control_changed, current_control, stop_requested};
 use crate::metrics::TaskCounters;
 
@@ -54,6 +55,8 @@ pub(crate) async fn run(ctx: &TaskContext, mut control: watch::Receiver<Control>
         .create_source_task()
         .ok_or_else(|| TaskError::WrongType { class: class.to_string(), kind: "source" })?;
     let connector_config = ctx.connector_config();
+    ctx.worker.client_override_policy.check(&connector_config)?;
+    let topics = TopicCreator::new(ctx)?;
     let converters = Converters {
         key: ctx.worker.converter(&connector_config, true)?,
         value: ctx.worker.converter(&connector_config, false)?,
@@ -95,6 +98,7 @@ pub(crate) async fn run(ctx: &TaskContext, mut control: watch::Receiver<Control>
         producer,
         deliveries: delivery_rx,
         tracker: SourceOffsetTracker::new(),
+        topics,
         converters,
         transforms,
         errors,
@@ -148,6 +152,8 @@ struct SourcePipeline<'a> {
     producer: TaskProducer,
     deliveries: mpsc::UnboundedReceiver<Delivery>,
     tracker: SourceOffsetTracker,
+    /// Creates topics before their first record (`topic.creation.*`); `None` when not used.
+    topics: Option<TopicCreator>,
     converters: Converters,
     /// The connector's `transforms` chain, applied before conversion (a no-op when empty).
     transforms: TransformChain,
@@ -293,6 +299,9 @@ impl SourcePipeline<'_> {
                 self.errors.record_failed(failed, fail_with).await?;
                 self.tracker.ack(seq);
                 continue;
+            }
+            if let Some(topics) = &mut self.topics {
+                topics.ensure(&record.topic).await?;
             }
             let headers = headers_of(&record);
             let mut pending = BaseRecord::with_opaque_to(&record.topic, seq as usize);
