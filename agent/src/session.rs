@@ -379,6 +379,9 @@ impl Agent {
         for commit in self.supervisor.take_offset_commits() {
             send(outbox, Up::OffsetCommit(commit))?;
         }
+        for topics in self.supervisor.take_topics_used() {
+            send(outbox, Up::TopicsUsed(topics))?;
+        }
         Ok(())
     }
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 use rand::Rng;
 
 use sluice_proto::agent::{
-    Assignment, OffsetCommit, SourceOffset, TargetState, TaskAssignment, TaskId, TaskState, TaskStatus,
+    Assignment, OffsetCommit, SourceOffset, TargetState, TaskAssignment, TaskId, TaskState, TaskStatus, TopicsUsed,
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -177,6 +177,8 @@ pub(crate) struct Supervisor {
     /// these offsets are committed, instead of re-reading everything since the last commit that landed (during an
     /// etcd outage, commits cannot land at all).
     fenced_progress: BTreeMap<TaskKey, (u64, Vec<SourceOffset>)>,
+    /// Topics source tasks started producing to, not yet sent (`GET /connectors/{name}/topics`).
+    pending_topics: Vec<TopicsUsed>,
 }
 
 impl Supervisor {
@@ -190,6 +192,7 @@ impl Supervisor {
             pending_offsets: BTreeMap::new(),
             restarts_allowed: true,
             fenced_progress: BTreeMap::new(),
+            pending_topics: Vec::new(),
         }
     }
 
@@ -434,6 +437,11 @@ impl Supervisor {
                 pending.1.extend(offsets.into_iter().map(|o| (o.partition_json, o.offset_json)));
                 None
             }
+            TaskEventKind::TopicUsed(topic) => {
+                let id = TaskId { connector: event.id.connector.clone(), task: event.id.task };
+                self.pending_topics.push(TopicsUsed { id: Some(id), epoch: event.epoch, topics: vec![topic] });
+                None
+            }
             TaskEventKind::Exited => {
                 if entry.stopping {
                     self.tasks.remove(&event.id);
@@ -466,6 +474,11 @@ impl Supervisor {
     }
 
     /// Offsets to send now, one commit per task.
+    /// The topics reported since the previous call.
+    pub fn take_topics_used(&mut self) -> Vec<TopicsUsed> {
+        std::mem::take(&mut self.pending_topics)
+    }
+
     pub fn take_offset_commits(&mut self) -> Vec<OffsetCommit> {
         std::mem::take(&mut self.pending_offsets)
             .into_iter()

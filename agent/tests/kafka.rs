@@ -78,6 +78,8 @@ async fn file_source_to_kafka_to_file_sink() {
                     last_position = position;
                 }
             }
+            // The source reports the topic it produces to (`GET /connectors/{name}/topics`).
+            Up::TopicsUsed(used) => assert_eq!(used.topics, vec![topic.clone()]),
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -99,7 +101,7 @@ async fn file_source_to_kafka_to_file_sink() {
     loop {
         match session.next(true, WAIT).await {
             Up::Goodbye(_) => break,
-            Up::OffsetCommit(_) | Up::TaskStatus(_) => {}
+            Up::OffsetCommit(_) | Up::TaskStatus(_) | Up::TopicsUsed(_) => {}
             other => panic!("unexpected {other:?}"),
         }
     }

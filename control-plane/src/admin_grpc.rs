@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use sluice_connectors::ConfigMap;
-use sluice_connectors::config::{ConfigInfo as ApiConfigInfo, ConfigInfos as ApiConfigInfos};
+use sluice_connectors::config::{ConfigInfo as ApiConfigInfo, ConfigInfos as ApiConfigInfos, ConfigKeyInfo};
 use sluice_connectors::registry::PluginInfo as ApiPluginInfo;
 use sluice_proto::admin as pb;
 use sluice_proto::admin::admin_service_server::{AdminService, AdminServiceServer};
@@ -15,8 +15,8 @@ use tonic_reflection::server::v1::{ServerReflection, ServerReflectionServer};
 use tonic_reflection::server::v1alpha;
 
 use crate::api::{
-    ApiError, ApiErrorKind, ConnectApi, ConnectorInfo, ConnectorStateInfo, ConnectorTaskId, ServerInfo, TargetState,
-    TaskInfo, TaskStateInfo,
+    ApiError, ApiErrorKind, ConnectApi, ConnectorInfo, ConnectorOffset, ConnectorOffsets, ConnectorStateInfo,
+    ConnectorTaskId, LoggerLevel, LoggerScope, ServerInfo, TargetState, TaskInfo, TaskStateInfo,
 };
 
 /// Implements `sluice.admin.v1.AdminService` on top of the service layer.
@@ -237,6 +237,95 @@ impl AdminService for AdminGrpc {
         let infos = self.api.validate_config(&request.plugin, to_config(request.config)).await.map_err(status_of)?;
         Ok(Response::new(config_infos(infos)))
     }
+
+    async fn get_connector_plugin_config(&self, request: Request<pb::PluginRef>) -> GrpcResult<pb::PluginConfig> {
+        let keys = self.api.plugin_config(&request.into_inner().plugin).await.map_err(status_of)?;
+        Ok(Response::new(pb::PluginConfig { configs: keys.into_iter().map(key_definition).collect() }))
+    }
+
+    async fn get_connector_offsets(&self, request: Request<pb::ConnectorRef>) -> GrpcResult<pb::ConnectorOffsets> {
+        let offsets = self.api.connector_offsets(&request.into_inner().name).await.map_err(status_of)?;
+        Ok(Response::new(pb::ConnectorOffsets { offsets: offsets.offsets.into_iter().map(offset_to_proto).collect() }))
+    }
+
+    async fn alter_connector_offsets(
+        &self,
+        request: Request<pb::AlterConnectorOffsetsRequest>,
+    ) -> GrpcResult<pb::OffsetsMessage> {
+        let request = request.into_inner();
+        let offsets = request.offsets.into_iter().map(offset_from_proto).collect::<Result<Vec<_>, _>>()?;
+        let message =
+            self.api.alter_connector_offsets(&request.name, ConnectorOffsets { offsets }).await.map_err(status_of)?;
+        Ok(Response::new(pb::OffsetsMessage { message: message.message }))
+    }
+
+    async fn reset_connector_offsets(&self, request: Request<pb::ConnectorRef>) -> GrpcResult<pb::OffsetsMessage> {
+        let message = self.api.reset_connector_offsets(&request.into_inner().name).await.map_err(status_of)?;
+        Ok(Response::new(pb::OffsetsMessage { message: message.message }))
+    }
+
+    async fn get_connector_topics(&self, request: Request<pb::ConnectorRef>) -> GrpcResult<pb::ConnectorTopics> {
+        let name = request.into_inner().name;
+        let topics = self.api.connector_topics(&name).await.map_err(status_of)?;
+        Ok(Response::new(pb::ConnectorTopics { name, topics }))
+    }
+
+    async fn reset_connector_topics(&self, request: Request<pb::ConnectorRef>) -> GrpcResult<pb::Empty> {
+        empty(self.api.reset_connector_topics(&request.into_inner().name).await)
+    }
+
+    async fn list_loggers(&self, _request: Request<pb::ListLoggersRequest>) -> GrpcResult<pb::Loggers> {
+        let loggers = self.api.loggers().await.map_err(status_of)?;
+        Ok(Response::new(pb::Loggers { loggers: loggers.into_iter().map(|(k, v)| (k, v.into())).collect() }))
+    }
+
+    async fn get_logger(&self, request: Request<pb::LoggerRef>) -> GrpcResult<pb::LoggerLevel> {
+        reply(self.api.logger(&request.into_inner().name).await)
+    }
+
+    async fn set_logger_level(
+        &self,
+        request: Request<pb::SetLoggerLevelRequest>,
+    ) -> GrpcResult<pb::SetLoggerLevelResponse> {
+        let request = request.into_inner();
+        let scope = match pb::LoggerScope::try_from(request.scope) {
+            Ok(pb::LoggerScope::Cluster) => LoggerScope::Cluster,
+            _ => LoggerScope::Worker,
+        };
+        let changed = self.api.set_logger_level(&request.name, &request.level, scope).await.map_err(status_of)?;
+        Ok(Response::new(pb::SetLoggerLevelResponse { changed }))
+    }
+
+    async fn get_health(&self, _request: Request<pb::GetHealthRequest>) -> GrpcResult<pb::Health> {
+        let health = crate::api::health(self.api.as_ref()).await;
+        Ok(Response::new(pb::Health { status: health.status.to_string(), message: health.message }))
+    }
+}
+
+fn offset_to_proto(offset: ConnectorOffset) -> pb::ConnectorOffset {
+    pb::ConnectorOffset {
+        partition_json: serde_json::Value::Object(offset.partition).to_string(),
+        offset_json: offset.offset.map(|o| serde_json::Value::Object(o).to_string()).unwrap_or_default(),
+    }
+}
+
+/// JSON texts of an alter request; REST's body errors, in the same words.
+fn offset_from_proto(offset: pb::ConnectorOffset) -> Result<ConnectorOffset, Status> {
+    let object = |what: &str, text: &str| match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Object(map)) => Ok(map),
+        Ok(_) => Err(Status::invalid_argument(format!("{what} must be a JSON object, got {text}"))),
+        Err(e) => Err(Status::invalid_argument(format!("{what} is not valid JSON: {e}"))),
+    };
+    let partition = object("partition_json", &offset.partition_json)?;
+    let offset =
+        if offset.offset_json.trim().is_empty() { None } else { Some(object("offset_json", &offset.offset_json)?) };
+    Ok(ConnectorOffset { partition, offset })
+}
+
+impl From<LoggerLevel> for pb::LoggerLevel {
+    fn from(level: LoggerLevel) -> Self {
+        pb::LoggerLevel { level: level.level, last_modified: level.last_modified }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -323,21 +412,25 @@ fn config_infos(infos: ApiConfigInfos) -> pb::ConfigInfos {
     }
 }
 
+fn key_definition(d: ConfigKeyInfo) -> pb::ConfigKeyDefinition {
+    pb::ConfigKeyDefinition {
+        name: d.name,
+        r#type: d.config_type,
+        required: d.required,
+        default_value: d.default_value,
+        importance: d.importance,
+        documentation: d.documentation,
+        group: d.group.unwrap_or_default(),
+        order: d.order,
+        width: d.width,
+        display_name: d.display_name,
+        dependents: d.dependents,
+    }
+}
+
 fn config_info(info: ApiConfigInfo) -> pb::ConfigInfo {
     pb::ConfigInfo {
-        definition: info.definition.map(|d| pb::ConfigKeyDefinition {
-            name: d.name,
-            r#type: d.config_type,
-            required: d.required,
-            default_value: d.default_value,
-            importance: d.importance,
-            documentation: d.documentation,
-            group: d.group.unwrap_or_default(),
-            order: d.order,
-            width: d.width,
-            display_name: d.display_name,
-            dependents: d.dependents,
-        }),
+        definition: info.definition.map(key_definition),
         value: Some(pb::ConfigValueInfo {
             name: info.value.name,
             value: info.value.value,
@@ -476,6 +569,63 @@ mod tests {
         let infos = service.validate_connector_config(Request::new(request)).await.expect("validate").into_inner();
         assert_eq!((infos.name.as_str(), infos.error_count), ("FileStreamSource", 0));
         assert!(fake.validated.lock().expect("lock").is_some());
+    }
+
+    #[tokio::test]
+    async fn offsets_topics_plugins_loggers_and_health() {
+        let (service, _) = grpc(&["a"]);
+        let reference = || Request::new(pb::ConnectorRef { name: "a".to_string() });
+        let alter = pb::AlterConnectorOffsetsRequest {
+            name: "a".to_string(),
+            offsets: vec![pb::ConnectorOffset {
+                partition_json: r#"{"filename":"/tmp/in"}"#.to_string(),
+                offset_json: r#"{"position":7}"#.to_string(),
+            }],
+        };
+        let message = service.alter_connector_offsets(Request::new(alter)).await.expect("alter").into_inner();
+        assert_eq!(message.message, "The offsets for this connector have been altered successfully");
+        let offsets = service.get_connector_offsets(reference()).await.expect("get").into_inner();
+        assert_eq!(offsets.offsets[0].offset_json, r#"{"position":7}"#);
+        let bad = pb::AlterConnectorOffsetsRequest {
+            name: "a".to_string(),
+            offsets: vec![pb::ConnectorOffset { partition_json: "[1]".to_string(), offset_json: String::new() }],
+        };
+        let error = service.alter_connector_offsets(Request::new(bad)).await.expect_err("not an object");
+        assert_eq!(error.code(), tonic::Code::InvalidArgument);
+        let empty = pb::AlterConnectorOffsetsRequest { name: "a".to_string(), offsets: vec![] };
+        let error = service.alter_connector_offsets(Request::new(empty)).await.expect_err("empty");
+        assert_eq!(error.message(), "Partitions / offsets need to be provided for an alter offsets request");
+        service.reset_connector_offsets(reference()).await.expect("reset");
+
+        let topics = service.get_connector_topics(reference()).await.expect("topics").into_inner();
+        assert_eq!(topics.name, "a");
+        service.reset_connector_topics(reference()).await.expect("reset topics");
+
+        let plugin = Request::new(pb::PluginRef { plugin: "FileStreamSource".to_string() });
+        let keys = service.get_connector_plugin_config(plugin).await.expect("plugin").into_inner();
+        assert!(keys.configs.iter().any(|k| k.name == "file"));
+        let unknown = Request::new(pb::PluginRef { plugin: "X".to_string() });
+        let error = service.get_connector_plugin_config(unknown).await.expect_err("unknown");
+        assert_eq!((error.code(), error.message()), (tonic::Code::NotFound, "Unknown plugin X."));
+
+        let set = pb::SetLoggerLevelRequest {
+            name: "sluice_control_plane".to_string(),
+            level: "trace".to_string(),
+            scope: pb::LoggerScope::Cluster as i32,
+        };
+        let changed = service.set_logger_level(Request::new(set)).await.expect("set").into_inner();
+        assert_eq!(changed.changed, vec!["sluice_control_plane".to_string()]);
+        let loggers = service.list_loggers(Request::new(pb::ListLoggersRequest {})).await.expect("list").into_inner();
+        assert_eq!(loggers.loggers["sluice_control_plane"].level, "TRACE");
+        assert!(loggers.loggers["root"].last_modified.is_none());
+        let error = service
+            .get_logger(Request::new(pb::LoggerRef { name: "nope".to_string() }))
+            .await
+            .expect_err("unknown logger");
+        assert_eq!(error.code(), tonic::Code::NotFound);
+
+        let health = service.get_health(Request::new(pb::GetHealthRequest {})).await.expect("health").into_inner();
+        assert_eq!(health.status, "healthy");
     }
 
     #[test]

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use sluice_connectors::ConfigInfos;
 use sluice_connectors::ConfigMap;
+use sluice_connectors::config::ConfigKeyInfo;
 use sluice_connectors::registry::PluginInfo;
 
 /// An error of the admin API, with the HTTP status Kafka Connect would answer.
@@ -164,6 +165,68 @@ pub struct CreateConnector {
     pub initial_state: TargetState,
 }
 
+/// One entry of a connector's offsets: a source partition and its offset as the connector reports them (e.g.
+/// `{"filename": "/tmp/in.txt"}` and `{"position": 1234}`), or for sinks `{"kafka_topic", "kafka_partition"}` and
+/// `{"kafka_offset"}`. In an alter request a `null` offset removes the partition's offset.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ConnectorOffset {
+    pub partition: serde_json::Map<String, serde_json::Value>,
+    pub offset: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// `GET /connectors/{name}/offsets` answer and `PATCH` body.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ConnectorOffsets {
+    pub offsets: Vec<ConnectorOffset>,
+}
+
+/// `{"message": ...}`, the answer of the offset-changing endpoints.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Message {
+    pub message: String,
+}
+
+/// The level of one logger, as `GET /admin/loggers` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LoggerLevel {
+    /// Kafka Connect's (log4j) level names: OFF, ERROR, WARN, INFO, DEBUG, TRACE.
+    pub level: String,
+    /// Milliseconds since the epoch of the last change through the API; `null` when never changed.
+    pub last_modified: Option<i64>,
+}
+
+/// `scope` of `PUT /admin/loggers/{name}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LoggerScope {
+    /// This process only; the answer lists the loggers that changed.
+    #[default]
+    Worker,
+    /// Kafka Connect: every worker. Sluice: this control-plane replica only (see README).
+    Cluster,
+}
+
+/// `GET /health` answer (also when unhealthy: it is not an error body).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Health {
+    /// `healthy`, `starting` (the store is unavailable: REST 503) or `unhealthy` (REST 500).
+    pub status: &'static str,
+    pub message: String,
+}
+
+/// The health of the replica behind `api`: healthy when it can answer from its store.
+pub async fn health(api: &dyn ConnectApi) -> Health {
+    match api.list_connectors().await {
+        Ok(_) => Health {
+            status: "healthy",
+            message: "Worker has completed startup and is ready to handle requests.".to_string(),
+        },
+        Err(error) => Health {
+            status: if error.kind == ApiErrorKind::Unavailable { "starting" } else { "unhealthy" },
+            message: error.message,
+        },
+    }
+}
+
 /// Every admin operation. Implemented by [`crate::service::ConnectService`] on top of a store.
 #[async_trait]
 pub trait ConnectApi: Send + Sync + 'static {
@@ -200,4 +263,23 @@ pub trait ConnectApi: Send + Sync + 'static {
     async fn connector_plugins(&self, include_all: bool) -> Result<Vec<PluginInfo>, ApiError>;
     /// `plugin` is the class name or alias from the URL; the config's `connector.class`, if set, must match it.
     async fn validate_config(&self, plugin: &str, config: ConfigMap) -> Result<ConfigInfos, ApiError>;
+    /// The config definition of any plugin (connector, converter, transformation, predicate), given by class or
+    /// alias. `Unknown plugin X.` (404) otherwise.
+    async fn plugin_config(&self, plugin: &str) -> Result<Vec<ConfigKeyInfo>, ApiError>;
+    /// Source: the committed source offsets; sink: the committed offsets of the consumer group `connect-<name>`.
+    async fn connector_offsets(&self, name: &str) -> Result<ConnectorOffsets, ApiError>;
+    /// Only while the connector is STOPPED (400 otherwise).
+    async fn alter_connector_offsets(&self, name: &str, offsets: ConnectorOffsets) -> Result<Message, ApiError>;
+    /// Only while the connector is STOPPED (400 otherwise).
+    async fn reset_connector_offsets(&self, name: &str) -> Result<Message, ApiError>;
+    /// The topics the connector used: a sink's configured topics, the topics a source's tasks produced to.
+    async fn connector_topics(&self, name: &str) -> Result<Vec<String>, ApiError>;
+    /// Forgets the topics a source's tasks reported; a sink's configured topics stay.
+    async fn reset_connector_topics(&self, name: &str) -> Result<(), ApiError>;
+    /// Every logger with an explicit level, and `root`.
+    async fn loggers(&self) -> Result<BTreeMap<String, LoggerLevel>, ApiError>;
+    /// `Logger X not found.` (404) for a logger without an explicit level.
+    async fn logger(&self, name: &str) -> Result<LoggerLevel, ApiError>;
+    /// Sets the level of `name` and its descendants; answers the names that changed, sorted.
+    async fn set_logger_level(&self, name: &str, level: &str, scope: LoggerScope) -> Result<Vec<String>, ApiError>;
 }

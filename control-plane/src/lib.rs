@@ -4,13 +4,18 @@
 
 pub mod admin_grpc;
 pub mod api;
+pub mod auth;
+pub mod deadline;
 pub mod leader;
 pub mod logging;
 pub mod model;
 pub mod rest;
 pub mod scheduler;
+pub mod secrets;
 pub mod server;
 pub mod service;
+pub mod sink_offsets;
 pub mod standalone;
 pub mod store;
 pub mod stream;
+pub mod tls;

@@ -79,6 +79,16 @@ impl Keys {
     pub fn offset(&self, name: &str, partition_key: &str) -> String {
         format!("{}{}", self.offsets_prefix(name), escape(partition_key))
     }
+    pub fn topics(&self) -> String {
+        format!("{}topics/", self.root)
+    }
+    /// `topics/<connector>/`: the topics a connector's tasks reported producing to (`GET /connectors/{n}/topics`).
+    pub fn topics_prefix(&self, name: &str) -> String {
+        format!("{}topics/{}/", self.root, escape(name))
+    }
+    pub fn topic(&self, name: &str, topic: &str) -> String {
+        format!("{}{}", self.topics_prefix(name), escape(topic))
+    }
     pub fn restarts(&self) -> String {
         format!("{}restarts/", self.root)
     }

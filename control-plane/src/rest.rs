@@ -18,15 +18,16 @@ use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, Request, State};
-use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
-use axum::http::{StatusCode, Uri};
+use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
+use axum::http::{HeaderValue, StatusCode, Uri};
 use axum::middleware::{Next, from_fn, map_response};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use serde::Serialize;
 use tower::ServiceExt;
 
-use crate::api::{ApiError, ApiErrorKind, ConnectApi, ConnectorInfo, ConnectorStateInfo};
+use crate::api::{ApiError, ApiErrorKind, ConnectApi, ConnectorInfo, ConnectorStateInfo, LoggerScope};
+use crate::auth::Credentials;
 
 pub(crate) use body::create_request;
 
@@ -54,8 +55,18 @@ pub fn router(api: Arc<dyn ConnectApi>) -> Router {
         .route("/connectors/{name}/pause", put(pause_connector))
         .route("/connectors/{name}/resume", put(resume_connector))
         .route("/connectors/{name}/stop", put(stop_connector))
+        .route(
+            "/connectors/{name}/offsets",
+            get(connector_offsets).patch(alter_connector_offsets).delete(reset_connector_offsets),
+        )
+        .route("/connectors/{name}/topics", get(connector_topics))
+        .route("/connectors/{name}/topics/reset", put(reset_connector_topics))
         .route("/connector-plugins", get(connector_plugins))
+        .route("/connector-plugins/{plugin}/config", get(plugin_config))
         .route("/connector-plugins/{plugin}/config/validate", put(validate_config))
+        .route("/admin/loggers", get(loggers))
+        .route("/admin/loggers/{name}", get(logger).put(set_logger_level))
+        .route("/openapi.json", get(openapi))
         .with_state(api);
     let without_slash = routes.clone().fallback(not_found);
     routes
@@ -64,16 +75,52 @@ pub fn router(api: Arc<dyn ConnectApi>) -> Router {
         .layer(from_fn(trace_request))
 }
 
+/// [`router`] behind an authentication check when `credentials` is set (`GET /health` stays open for probes).
+pub fn router_with_auth(api: Arc<dyn ConnectApi>, credentials: Option<Credentials>) -> Router {
+    let routes = router(api);
+    match credentials {
+        None => routes,
+        Some(credentials) => routes.layer(from_fn(move |request: Request, next: Next| {
+            let credentials = credentials.clone();
+            async move { authenticate(&credentials, request, next).await }
+        })),
+    }
+}
+
+async fn authenticate(credentials: &Credentials, request: Request, next: Next) -> Response {
+    if request.uri().path().trim_end_matches('/') == "/health" {
+        return next.run(request).await;
+    }
+    let header = request.headers().get(AUTHORIZATION).and_then(|value| value.to_str().ok());
+    match credentials.check(header) {
+        Ok(()) => next.run(request).await,
+        Err(error) => {
+            let mut response = error.into_response();
+            response.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static(credentials.challenge()));
+            response
+        }
+    }
+}
+
 /// Serves the REST API on `listener` until `shutdown` completes, then lets in-flight requests finish.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     api: Arc<dyn ConnectApi>,
+    credentials: Option<Credentials>,
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, "rest api listening");
+        tracing::info!(%addr, authentication = credentials.is_some(), tls = tls.is_some(), "rest api listening");
     }
-    axum::serve(listener, router(api)).with_graceful_shutdown(shutdown).await
+    let app = router_with_auth(api, credentials);
+    match tls {
+        None => axum::serve(listener, app).with_graceful_shutdown(shutdown).await,
+        Some(config) => {
+            let listener = crate::tls::TlsListener::new(listener, config)?;
+            axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -223,25 +270,13 @@ async fn server_info(State(api): State<Api>) -> Result<Response, ApiError> {
 
 /// Kafka Connect's `{"status","message"}` health answer (not an error body, even when unhealthy).
 async fn health(State(api): State<Api>) -> Response {
-    #[derive(Serialize)]
-    struct Health {
-        status: &'static str,
-        message: String,
-    }
-    match api.server_info().await {
-        Ok(_) => Json(Health {
-            status: "healthy",
-            message: "Worker has completed startup and is ready to handle requests.".to_string(),
-        })
-        .into_response(),
-        Err(error) => {
-            let (status, code) = match error.kind {
-                ApiErrorKind::Unavailable => ("starting", StatusCode::SERVICE_UNAVAILABLE),
-                _ => ("unhealthy", StatusCode::INTERNAL_SERVER_ERROR),
-            };
-            (code, Json(Health { status, message: error.message })).into_response()
-        }
-    }
+    let health = crate::api::health(api.as_ref()).await;
+    let code = match health.status {
+        "healthy" => StatusCode::OK,
+        "starting" => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    (code, Json(health)).into_response()
 }
 
 /// One entry of `GET /connectors?expand=...`.
@@ -389,4 +424,75 @@ async fn validate_config(
 ) -> Result<Response, ApiError> {
     let config = body::parse_config(&body, body::UrlContext { name: None, plugin: Some(&plugin) })?;
     Ok(Json(api.validate_config(&plugin, config).await?).into_response())
+}
+
+async fn plugin_config(State(api): State<Api>, Path(plugin): Path<String>) -> Result<Response, ApiError> {
+    Ok(Json(api.plugin_config(&plugin).await?).into_response())
+}
+
+async fn connector_offsets(State(api): State<Api>, Path(name): Path<String>) -> Result<Response, ApiError> {
+    Ok(Json(api.connector_offsets(&name).await?).into_response())
+}
+
+async fn alter_connector_offsets(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let offsets = body::parse_offsets(&body)?;
+    Ok(Json(api.alter_connector_offsets(&name, offsets).await?).into_response())
+}
+
+async fn reset_connector_offsets(State(api): State<Api>, Path(name): Path<String>) -> Result<Response, ApiError> {
+    Ok(Json(api.reset_connector_offsets(&name).await?).into_response())
+}
+
+/// `{"<name>": {"topics": [...]}}`, Kafka Connect's `ActiveTopicsInfo` shape.
+async fn connector_topics(State(api): State<Api>, Path(name): Path<String>) -> Result<Response, ApiError> {
+    #[derive(Serialize)]
+    struct Topics {
+        topics: Vec<String>,
+    }
+    let topics = api.connector_topics(&name).await?;
+    Ok(Json(BTreeMap::from([(name, Topics { topics })])).into_response())
+}
+
+async fn reset_connector_topics(State(api): State<Api>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+    api.reset_connector_topics(&name).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+async fn loggers(State(api): State<Api>) -> Result<Response, ApiError> {
+    Ok(Json(api.loggers().await?).into_response())
+}
+
+async fn logger(State(api): State<Api>, Path(name): Path<String>) -> Result<Response, ApiError> {
+    Ok(Json(api.logger(&name).await?).into_response())
+}
+
+/// `scope=worker` (default) answers 200 with the loggers that changed; `scope=cluster` answers 204. Kafka Connect
+/// treats an unknown scope as `worker`, and so do we.
+async fn set_logger_level(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    Query(query): QueryPairs,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let level = body::parse_level(&body)?;
+    let scope = match query.iter().find(|(key, _)| key == "scope").map(|(_, v)| v.to_ascii_lowercase()) {
+        Some(scope) if scope == "cluster" => LoggerScope::Cluster,
+        _ => LoggerScope::Worker,
+    };
+    let changed = api.set_logger_level(&name, &level, scope).await?;
+    Ok(match scope {
+        LoggerScope::Worker => Json(changed).into_response(),
+        LoggerScope::Cluster => StatusCode::NO_CONTENT.into_response(),
+    })
+}
+
+/// The OpenAPI 3 document of this gateway, kept in the repository next to the code it describes.
+pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
+
+async fn openapi() -> Response {
+    ([(CONTENT_TYPE, "application/json")], OPENAPI_JSON).into_response()
 }

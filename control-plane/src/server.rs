@@ -17,9 +17,11 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::ConnectApi;
+use crate::deadline::Deadline;
 use crate::leader::{self, LeaderSettings};
 use crate::model::Keys;
 use crate::service::{ClusterIdSource, ConnectService};
+use crate::sink_offsets::KafkaSinkOffsets;
 use crate::store::{KvStore, mirror};
 use crate::stream::{AgentStreamService, SessionSettings};
 
@@ -30,8 +32,14 @@ pub struct ReplicaSettings {
     pub replica_id: String,
     pub session: SessionSettings,
     pub leader_lease_ttl: Duration,
-    /// Kafka bootstrap servers, only to answer `kafka_cluster_id` in `GET /`.
+    /// Kafka bootstrap servers: `kafka_cluster_id` in `GET /`, and the consumer groups that hold sink offsets.
     pub kafka_bootstrap_servers: Option<String>,
+    /// Time limit of one admin request (REST or gRPC).
+    pub request_timeout: Duration,
+    /// Credentials the REST gateway and the admin gRPC service require; `None`: no authentication.
+    pub credentials: Option<crate::auth::Credentials>,
+    /// TLS for the REST gateway; `None`: plain HTTP.
+    pub rest_tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
 }
 
 /// A running replica: where it listens and whether it leads.
@@ -89,15 +97,20 @@ pub async fn start(
     let rest_addr = rest_listener.local_addr()?;
     let grpc_addr = grpc_listener.local_addr()?;
     // Statuses and offsets change often and neither the scheduler nor the streams need them from the mirror.
-    let mirror =
-        mirror::spawn(store.clone(), keys.root().to_string(), vec![keys.statuses(), keys.offsets()], shutdown.clone());
+    let mirror = mirror::spawn(
+        store.clone(),
+        keys.root().to_string(),
+        vec![keys.statuses(), keys.offsets(), keys.topics()],
+        shutdown.clone(),
+    );
 
     let mut service = ConnectService::new(store.clone(), keys.clone(), settings.replica_id.clone());
     if let Some(bootstrap) = &settings.kafka_bootstrap_servers {
         service = service
-            .with_cluster_id_source(Arc::new(KafkaClusterId { bootstrap: bootstrap.clone(), id: OnceCell::new() }));
+            .with_cluster_id_source(Arc::new(KafkaClusterId { bootstrap: bootstrap.clone(), id: OnceCell::new() }))
+            .with_sink_offsets(Arc::new(KafkaSinkOffsets::new(bootstrap.clone())));
     }
-    let api: Arc<dyn ConnectApi> = Arc::new(service);
+    let api: Arc<dyn ConnectApi> = Arc::new(Deadline::new(Arc::new(service), settings.request_timeout));
 
     let (leader_tx, is_leader) = watch::channel(false);
     let mut tasks = Vec::new();
@@ -124,7 +137,10 @@ pub async fn start(
         .http2_keepalive_interval(Some(Duration::from_secs(2)))
         .http2_keepalive_timeout(Some(Duration::from_secs(2)))
         .add_service(AgentServiceServer::new(streams))
-        .add_service(AdminServiceServer::new(crate::admin_grpc::AdminGrpc::new(api.clone())))
+        .add_service(AdminServiceServer::with_interceptor(
+            crate::admin_grpc::AdminGrpc::new(api.clone()),
+            crate::auth::grpc_interceptor(settings.credentials.clone()),
+        ))
         .add_service(reflection);
     let grpc_shutdown = shutdown.clone();
     tasks.push(tokio::spawn(async move {
@@ -134,10 +150,12 @@ pub async fn start(
         }
     }));
     let rest_api = api.clone();
+    let rest_credentials = settings.credentials.clone();
+    let rest_tls = settings.rest_tls.clone();
     let rest_shutdown = shutdown.clone();
     tasks.push(tokio::spawn(async move {
         let stop = async move { rest_shutdown.cancelled().await };
-        if let Err(e) = crate::rest::serve(rest_listener, rest_api, stop).await {
+        if let Err(e) = crate::rest::serve(rest_listener, rest_api, rest_credentials, rest_tls, stop).await {
             tracing::error!(error = %e, "REST server failed");
         }
     }));
@@ -155,4 +173,12 @@ pub fn default_replica_id(rest_addr: SocketAddr) -> String {
             .map(|d| d.subsec_nanos())
             .unwrap_or_default());
     format!("{host}:{}-{nonce:08x}", rest_addr.port())
+}
+
+/// The REST gateway's TLS config from PEM files (`--tls-cert`, `--tls-key`).
+pub fn tls_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> anyhow::Result<Arc<tokio_rustls::rustls::ServerConfig>> {
+    crate::tls::server_config(cert, key).map_err(anyhow::Error::msg)
 }

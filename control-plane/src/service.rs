@@ -5,16 +5,23 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
+use serde_json::{Map, Value};
+use sluice_connectors::config::{ConfigKeyInfo, parse_list};
 use sluice_connectors::registry::{self, PluginInfo};
 use sluice_connectors::{ConfigInfos, ConfigMap, ConnectorType};
 
 use crate::api::{
-    ApiError, ApiErrorKind, ConnectApi, ConnectorInfo, ConnectorState, ConnectorStateInfo, ConnectorTaskId,
-    CreateConnector, ServerInfo, TargetState, TaskInfo, TaskStateInfo,
+    ApiError, ApiErrorKind, ConnectApi, ConnectorInfo, ConnectorOffset, ConnectorOffsets, ConnectorState,
+    ConnectorStateInfo, ConnectorTaskId, CreateConnector, LoggerLevel, LoggerScope, Message, ServerInfo, TargetState,
+    TaskInfo, TaskStateInfo,
 };
+use crate::logging::LogLevels;
 use crate::model::{AssignedTask, AssignmentRecord, Keys, TaskStatusRecord, unescape};
+use crate::secrets;
+use crate::sink_offsets::{SinkOffsets, SinkPosition, SinkTopics};
 use crate::store::{Compare, KeyValue, KvStore, Op, StoreError};
 
 const STALE_CONFIG: &str =
@@ -42,7 +49,12 @@ pub struct ConnectService {
     /// Shown as the connector's `worker_id` when no agent runs its first task.
     replica_id: String,
     cluster_id: Option<Arc<dyn ClusterIdSource>>,
+    /// The consumer groups of sink connectors; absent when the control plane was not told where Kafka is.
+    sink_offsets: Option<Arc<dyn SinkOffsets>>,
+    log_levels: Arc<LogLevels>,
 }
+
+const NOT_STOPPED_SUFFIX: &str = "/stop' endpoint";
 
 /// One connector as read from the store.
 struct StoredConnector {
@@ -81,7 +93,141 @@ fn check_name(name: &str) -> Result<(), ApiError> {
 
 impl ConnectService {
     pub fn new(store: Arc<dyn KvStore>, keys: Keys, replica_id: impl Into<String>) -> Self {
-        ConnectService { store, keys, replica_id: replica_id.into(), cluster_id: None }
+        ConnectService {
+            store,
+            keys,
+            replica_id: replica_id.into(),
+            cluster_id: None,
+            sink_offsets: None,
+            log_levels: crate::logging::levels(),
+        }
+    }
+
+    pub fn with_sink_offsets(mut self, sink_offsets: Arc<dyn SinkOffsets>) -> Self {
+        self.sink_offsets = Some(sink_offsets);
+        self
+    }
+
+    pub fn with_log_levels(mut self, log_levels: Arc<LogLevels>) -> Self {
+        self.log_levels = log_levels;
+        self
+    }
+
+    fn sink_offsets(&self) -> Result<&Arc<dyn SinkOffsets>, ApiError> {
+        self.sink_offsets.as_ref().ok_or_else(|| {
+            ApiError::internal(
+                "Sink connector offsets live in Kafka (consumer group connect-<name>), and this control plane was \
+                 started without --kafka-bootstrap-servers (SLUICE_KAFKA_BOOTSTRAP_SERVERS)",
+            )
+        })
+    }
+
+    /// The connector, if it is STOPPED and none of its tasks is still assigned (a task that is still stopping may
+    /// still commit offsets). 400 with Kafka Connect's message when it is not stopped.
+    async fn require_stopped(&self, name: &str) -> Result<StoredConnector, ApiError> {
+        let stored = self.require(name, ApiError::connector_not_found).await?;
+        if stored.target != TargetState::Stopped || !stored.tasks.is_empty() {
+            return Err(ApiError::bad_request(format!(
+                "Connectors must be in the STOPPED state before their offsets can be modified. This can be done for \
+                 the specified connector by issuing a 'PUT' request to the '/connectors/{name}{NOT_STOPPED_SUFFIX}"
+            )));
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let (kvs, _) = self.store.list(&self.keys.assignments()).await?;
+            let assigned = kvs.iter().any(|kv| {
+                serde_json::from_slice::<AssignmentRecord>(&kv.value)
+                    .is_ok_and(|r| r.tasks.iter().any(|t| t.connector == name))
+            });
+            if !assigned {
+                return Ok(stored);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ApiError::new(
+                    ApiErrorKind::Conflict,
+                    format!("The tasks of connector {name} are still stopping; try again in a few seconds"),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The committed source offsets of a connector: key (escaped partition JSON) and entry.
+    async fn source_offsets(&self, name: &str) -> Result<Vec<(String, ConnectorOffset)>, ApiError> {
+        let prefix = self.keys.offsets_prefix(name);
+        let (kvs, _) = self.store.list(&prefix).await?;
+        let mut out = Vec::new();
+        for kv in kvs {
+            let Some(escaped) = kv.key.strip_prefix(&prefix) else { continue };
+            let partition = serde_json::from_str::<Map<String, Value>>(&unescape(escaped));
+            let offset = serde_json::from_slice::<Map<String, Value>>(&kv.value);
+            match (partition, offset) {
+                (Ok(partition), Ok(offset)) => {
+                    out.push((kv.key.clone(), ConnectorOffset { partition, offset: Some(offset) }))
+                }
+                _ => tracing::warn!(key = %kv.key, "skipping an unreadable source offset"),
+            }
+        }
+        Ok(out)
+    }
+
+    fn sink_topics(config: &ConfigMap) -> SinkTopics {
+        SinkTopics {
+            topics: config
+                .get("topics")
+                .map(|t| parse_list(t).into_iter().map(String::from).collect())
+                .unwrap_or_default(),
+            regex: config.get("topics.regex").map(|r| r.trim().to_string()).filter(|r| !r.is_empty()),
+        }
+    }
+
+    fn connector_kind(name: &str, config: &ConfigMap) -> Result<ConnectorType, ApiError> {
+        connector_type_of(config).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "Connector {name} has an unknown connector.class, so whether its offsets are source or sink offsets \
+                 is unknown"
+            ))
+        })
+    }
+
+    async fn alter_source_offsets(&self, name: &str, offsets: Vec<ConnectorOffset>) -> Result<(), ApiError> {
+        let existing = self.source_offsets(name).await?;
+        let mut ops = Vec::new();
+        for entry in offsets {
+            // The same partition may be stored with its keys in another order: reuse the stored key then.
+            let key = existing
+                .iter()
+                .find(|(_, e)| e.partition == entry.partition)
+                .map(|(key, _)| key.clone())
+                .unwrap_or_else(|| self.keys.offset(name, &sluice_connectors::record::partition_key(&entry.partition)));
+            ops.push(match entry.offset {
+                Some(offset) => Op::put(key, to_json(&offset)),
+                None => Op::delete(key),
+            });
+        }
+        self.store.txn(Vec::new(), ops).await?;
+        Ok(())
+    }
+
+    async fn alter_sink_offsets(
+        &self,
+        name: &str,
+        config: &ConfigMap,
+        offsets: Vec<ConnectorOffset>,
+    ) -> Result<(), ApiError> {
+        let mut set: Vec<SinkPosition> = Vec::new();
+        let mut remove = Vec::new();
+        for entry in offsets {
+            let (topic, partition) = sink_partition(&entry.partition)?;
+            match entry.offset {
+                None => remove.push((topic, partition)),
+                Some(offset) => set.push((topic, partition, sink_offset(&offset)?)),
+            }
+        }
+        self.sink_offsets()?
+            .alter(&format!("connect-{name}"), &Self::sink_topics(config), set, remove)
+            .await
+            .map_err(|e| ApiError::internal(format!("Failed to alter the offsets of sink connector {name}: {e}")))
     }
 
     pub fn with_cluster_id_source(mut self, source: Arc<dyn ClusterIdSource>) -> Self {
@@ -169,12 +315,13 @@ impl ConnectService {
         ops
     }
 
+    /// The info answer, secrets hidden.
     fn info(name: &str, config: ConfigMap, task_count: usize) -> ConnectorInfo {
         let connector_type = type_name(&config);
         ConnectorInfo {
             name: name.to_string(),
             tasks: (0..task_count as u32).map(|task| ConnectorTaskId { connector: name.to_string(), task }).collect(),
-            config,
+            config: secrets::redact(&config, &config),
             connector_type,
         }
     }
@@ -358,7 +505,8 @@ impl ConnectApi for ConnectService {
     }
 
     async fn connector_config(&self, name: &str) -> Result<ConfigMap, ApiError> {
-        Ok(self.require(name, ApiError::connector_not_found).await?.config)
+        let config = self.require(name, ApiError::connector_not_found).await?.config;
+        Ok(secrets::redact(&config, &config))
     }
 
     async fn put_connector_config(&self, name: &str, mut config: ConfigMap) -> Result<(bool, ConnectorInfo), ApiError> {
@@ -374,6 +522,9 @@ impl ConnectApi for ConnectService {
             }
         }
         let existing = self.load(name).await?;
+        if let Some(existing) = &existing {
+            secrets::keep_hidden(&mut config, &existing.config);
+        }
         let created = existing.is_none();
         let info = self.write_config(name, config, existing.as_ref(), TargetState::Running).await?;
         Ok((created, info))
@@ -388,6 +539,7 @@ impl ConnectApi for ConnectService {
         let mut config = existing.config.clone();
         for (key, value) in patch {
             match value {
+                Some(v) if v == secrets::HIDDEN && existing.config.contains_key(&key) => {}
                 Some(v) => {
                     config.insert(key, v);
                 }
@@ -409,16 +561,40 @@ impl ConnectApi for ConnectService {
 
     async fn delete_connector(&self, name: &str) -> Result<(), ApiError> {
         let existing = self.require(name, ApiError::connector_not_found).await?;
+        // Unlike Kafka Connect, deleting a connector deletes its offsets: a new connector of the same name starts
+        // from the beginning instead of silently resuming where an unrelated old one stopped.
         let ops = vec![
             Op::delete_prefix(self.keys.connector(name)),
             Op::delete_prefix(self.keys.status_prefix(name)),
             Op::delete_prefix(self.keys.restart_prefix(name)),
+            Op::delete_prefix(self.keys.offsets_prefix(name)),
+            Op::delete_prefix(self.keys.topics_prefix(name)),
         ];
         let compare = Compare::ModRevision(self.keys.config(name), existing.config_kv.mod_revision);
         if !self.store.txn(vec![compare], ops).await?.succeeded {
             return Err(ApiError::new(ApiErrorKind::Conflict, STALE_CONFIG));
         }
         tracing::info!(connector = %name, "connector deleted");
+        if connector_type_of(&existing.config) == Some(ConnectorType::Sink)
+            && let Some(sink_offsets) = self.sink_offsets.clone()
+        {
+            // The sink's consumer group goes too, once its tasks have left it (they stop within seconds).
+            let group = format!("connect-{name}");
+            tokio::spawn(async move {
+                let mut last_error = String::new();
+                for _ in 0..30 {
+                    match sink_offsets.delete_group(&group).await {
+                        Ok(()) => {
+                            tracing::info!(%group, "consumer group of deleted sink connector deleted");
+                            return;
+                        }
+                        Err(e) => last_error = e,
+                    }
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+                tracing::warn!(%group, error = %last_error, "cannot delete the consumer group of a deleted sink connector");
+            });
+        }
         Ok(())
     }
 
@@ -432,7 +608,10 @@ impl ConnectApi for ConnectService {
         Ok(stored
             .tasks
             .into_iter()
-            .map(|(task, config)| TaskInfo { id: ConnectorTaskId { connector: name.to_string(), task }, config })
+            .map(|(task, config)| TaskInfo {
+                id: ConnectorTaskId { connector: name.to_string(), task },
+                config: secrets::redact(&config, &stored.config),
+            })
             .collect())
     }
 
@@ -518,6 +697,279 @@ impl ConnectApi for ConnectService {
                 config.insert("connector.class".into(), plugin.to_string());
             }
         }
-        Ok(registry::validate(&config))
+        let mut infos = registry::validate(&config);
+        for info in infos.configs.iter_mut() {
+            if let Some(value) = &info.value.value {
+                let single = ConfigMap::from([(info.value.name.clone(), value.clone())]);
+                info.value.value = secrets::redact(&single, &config).remove(&info.value.name);
+            }
+        }
+        Ok(infos)
+    }
+
+    async fn plugin_config(&self, plugin: &str) -> Result<Vec<ConfigKeyInfo>, ApiError> {
+        let unknown = || ApiError::not_found(format!("Unknown plugin {plugin}."));
+        let def = if let Some(connector) = registry::connector(plugin) {
+            // Kafka Connect answers the connector's own keys plus the common ones.
+            let mut def = registry::common_config_def(connector.connector_type());
+            let own = connector.config_def();
+            def.keys.extend(own.keys.into_iter().filter(|k| def.key(k.name).is_none()).collect::<Vec<_>>());
+            def
+        } else if let Some(def) = sluice_connectors::transforms::plugin_config_def(plugin) {
+            def
+        } else if registry::converter(plugin).is_some()
+            || registry::plugins(true).iter().any(|p| p.class == plugin.trim())
+        {
+            // Built-in converters read their few keys without a published definition.
+            sluice_connectors::ConfigDef::new()
+        } else {
+            return Err(unknown());
+        };
+        Ok(def.keys.iter().map(|k| k.info()).collect())
+    }
+
+    async fn connector_offsets(&self, name: &str) -> Result<ConnectorOffsets, ApiError> {
+        let stored = self.require(name, ApiError::connector_not_found).await?;
+        let offsets = match Self::connector_kind(name, &stored.config)? {
+            ConnectorType::Source => self.source_offsets(name).await?.into_iter().map(|(_, e)| e).collect(),
+            ConnectorType::Sink => {
+                let group = format!("connect-{name}");
+                let positions =
+                    self.sink_offsets()?.committed(&group, &Self::sink_topics(&stored.config)).await.map_err(|e| {
+                        ApiError::internal(format!("Failed to read the offsets of sink connector {name}: {e}"))
+                    })?;
+                positions
+                    .into_iter()
+                    .map(|(topic, partition, offset)| ConnectorOffset {
+                        partition: Map::from_iter([
+                            ("kafka_topic".to_string(), Value::from(topic)),
+                            ("kafka_partition".to_string(), Value::from(partition)),
+                        ]),
+                        offset: Some(Map::from_iter([("kafka_offset".to_string(), Value::from(offset))])),
+                    })
+                    .collect()
+            }
+        };
+        Ok(ConnectorOffsets { offsets })
+    }
+
+    async fn alter_connector_offsets(&self, name: &str, offsets: ConnectorOffsets) -> Result<Message, ApiError> {
+        if offsets.offsets.is_empty() {
+            return Err(ApiError::bad_request("Partitions / offsets need to be provided for an alter offsets request"));
+        }
+        let stored = self.require_stopped(name).await?;
+        match Self::connector_kind(name, &stored.config)? {
+            ConnectorType::Source => self.alter_source_offsets(name, offsets.offsets).await?,
+            ConnectorType::Sink => self.alter_sink_offsets(name, &stored.config, offsets.offsets).await?,
+        }
+        tracing::info!(connector = %name, "offsets altered");
+        Ok(Message { message: "The offsets for this connector have been altered successfully".into() })
+    }
+
+    async fn reset_connector_offsets(&self, name: &str) -> Result<Message, ApiError> {
+        let stored = self.require_stopped(name).await?;
+        match Self::connector_kind(name, &stored.config)? {
+            ConnectorType::Source => {
+                self.store.txn(Vec::new(), vec![Op::delete_prefix(self.keys.offsets_prefix(name))]).await?;
+            }
+            ConnectorType::Sink => {
+                self.sink_offsets()?.delete_group(&format!("connect-{name}")).await.map_err(|e| {
+                    ApiError::internal(format!("Failed to reset the offsets of sink connector {name}: {e}"))
+                })?;
+            }
+        }
+        tracing::info!(connector = %name, "offsets reset");
+        Ok(Message { message: "The offsets for this connector have been reset successfully".into() })
+    }
+
+    async fn connector_topics(&self, name: &str) -> Result<Vec<String>, ApiError> {
+        let stored = self.require(name, ApiError::connector_not_found).await?;
+        let prefix = self.keys.topics_prefix(name);
+        let (kvs, _) = self.store.list(&prefix).await?;
+        let mut topics: BTreeSet<String> =
+            kvs.iter().filter_map(|kv| kv.key.strip_prefix(&prefix).map(unescape)).collect();
+        if connector_type_of(&stored.config) == Some(ConnectorType::Sink) {
+            topics.extend(Self::sink_topics(&stored.config).topics);
+        }
+        Ok(topics.into_iter().collect())
+    }
+
+    async fn reset_connector_topics(&self, name: &str) -> Result<(), ApiError> {
+        self.require(name, ApiError::connector_not_found).await?;
+        self.store.txn(Vec::new(), vec![Op::delete_prefix(self.keys.topics_prefix(name))]).await?;
+        Ok(())
+    }
+
+    async fn loggers(&self) -> Result<BTreeMap<String, LoggerLevel>, ApiError> {
+        self.log_levels.all()
+    }
+
+    async fn logger(&self, name: &str) -> Result<LoggerLevel, ApiError> {
+        self.log_levels.get(name)
+    }
+
+    async fn set_logger_level(&self, name: &str, level: &str, _scope: LoggerScope) -> Result<Vec<String>, ApiError> {
+        // Cluster scope changes this replica only: agents and other replicas keep their levels (see README).
+        self.log_levels.set(name, level)
+    }
+}
+
+/// `{"kafka_topic": "t", "kafka_partition": 0}` of a sink offset.
+fn sink_partition(partition: &Map<String, Value>) -> Result<(String, i32), ApiError> {
+    let topic = partition.get("kafka_topic").and_then(Value::as_str).filter(|t| !t.trim().is_empty());
+    let number = partition.get("kafka_partition").and_then(Value::as_i64).and_then(|p| i32::try_from(p).ok());
+    match (topic, number) {
+        (Some(topic), Some(number)) if number >= 0 => Ok((topic.to_string(), number)),
+        _ => Err(ApiError::bad_request(format!(
+            "Invalid sink partition {}: a sink connector's partition must be {{\"kafka_topic\": <topic name>, \
+             \"kafka_partition\": <non-negative integer>}}",
+            Value::Object(partition.clone())
+        ))),
+    }
+}
+
+/// `{"kafka_offset": 42}` of a sink offset.
+fn sink_offset(offset: &Map<String, Value>) -> Result<i64, ApiError> {
+    match offset.get("kafka_offset").and_then(Value::as_i64) {
+        Some(o) if o >= 0 => Ok(o),
+        _ => Err(ApiError::bad_request(format!(
+            "Invalid sink offset {}: a sink connector's offset must be {{\"kafka_offset\": <non-negative integer>}} \
+             or null",
+            Value::Object(offset.clone())
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::embedded::EmbeddedStore;
+
+    fn service() -> (ConnectService, Arc<dyn KvStore>, Keys) {
+        let store: Arc<dyn KvStore> = Arc::new(EmbeddedStore::in_memory());
+        let keys = Keys::new("test");
+        let service = ConnectService::new(store.clone(), keys.clone(), "cp")
+            .with_log_levels(Arc::new(LogLevels::detached("info")));
+        (service, store, keys)
+    }
+
+    fn source_config(extra: &[(&str, &str)]) -> ConfigMap {
+        let mut config: ConfigMap = [("connector.class", "FileStreamSource"), ("file", "/tmp/in"), ("topic", "t")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        config.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        config
+    }
+
+    fn offsets(position: u64) -> ConnectorOffsets {
+        let partition = Map::from_iter([("filename".to_string(), Value::from("/tmp/in"))]);
+        let offset = Map::from_iter([("position".to_string(), Value::from(position))]);
+        ConnectorOffsets { offsets: vec![ConnectorOffset { partition, offset: Some(offset) }] }
+    }
+
+    #[tokio::test]
+    async fn source_offsets_change_only_while_stopped_and_go_with_the_connector() {
+        let (service, store, keys) = service();
+        let create =
+            CreateConnector { name: "s".into(), config: source_config(&[]), initial_state: TargetState::Running };
+        service.create_connector(create).await.expect("create");
+        // As an agent commits it: the partition JSON as the key.
+        store
+            .txn(vec![], vec![Op::put(keys.offset("s", r#"{"filename":"/tmp/in"}"#), br#"{"position":10}"#.to_vec())])
+            .await
+            .expect("commit");
+        assert_eq!(service.connector_offsets("s").await.expect("get"), offsets(10));
+
+        let error = service.alter_connector_offsets("s", offsets(3)).await.expect_err("running");
+        assert_eq!(error.kind, ApiErrorKind::BadRequest);
+        assert!(error.message.contains("'/connectors/s/stop'"), "{}", error.message);
+        assert!(service.reset_connector_offsets("s").await.is_err());
+
+        service.stop_connector("s").await.expect("stop");
+        service.alter_connector_offsets("s", offsets(3)).await.expect("alter");
+        assert_eq!(service.connector_offsets("s").await.expect("get"), offsets(3));
+        let mut remove = offsets(0);
+        remove.offsets[0].offset = None;
+        service.alter_connector_offsets("s", remove).await.expect("remove");
+        assert!(service.connector_offsets("s").await.expect("get").offsets.is_empty());
+        service.alter_connector_offsets("s", offsets(5)).await.expect("alter");
+        service.reset_connector_offsets("s").await.expect("reset");
+        assert!(service.connector_offsets("s").await.expect("get").offsets.is_empty());
+
+        service.alter_connector_offsets("s", offsets(5)).await.expect("alter");
+        service.delete_connector("s").await.expect("delete");
+        let (left, _) = store.list(&keys.offsets_prefix("s")).await.expect("list");
+        assert!(left.is_empty(), "offsets outlived their connector");
+        let error = service.connector_offsets("s").await.expect_err("gone");
+        assert_eq!(error.message, "Connector s not found");
+    }
+
+    #[tokio::test]
+    async fn sink_offsets_without_kafka_say_what_is_missing() {
+        let (service, _, _) = service();
+        let config: ConfigMap = [("connector.class", "FileStreamSink"), ("file", "/tmp/out"), ("topics", "t")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        service
+            .create_connector(CreateConnector { name: "k".into(), config, initial_state: TargetState::Stopped })
+            .await
+            .expect("create");
+        let error = service.connector_offsets("k").await.expect_err("no kafka");
+        assert_eq!(error.kind, ApiErrorKind::Internal);
+        assert!(error.message.contains("--kafka-bootstrap-servers"), "{}", error.message);
+        assert_eq!(service.connector_topics("k").await.expect("topics"), vec!["t".to_string()]);
+    }
+
+    #[tokio::test]
+    async fn secrets_are_hidden_and_an_echoed_placeholder_keeps_them() {
+        let (service, store, keys) = service();
+        let config = source_config(&[("connection.password", "hunter2")]);
+        let info = service
+            .create_connector(CreateConnector { name: "p".into(), config, initial_state: TargetState::Running })
+            .await
+            .expect("create");
+        assert_eq!(info.config["connection.password"], secrets::HIDDEN);
+        let shown = service.connector_config("p").await.expect("config");
+        assert_eq!(shown["connection.password"], secrets::HIDDEN);
+        let tasks = service.connector_tasks("p").await.expect("tasks");
+        assert!(tasks.iter().all(|t| t.config.values().all(|v| v != "hunter2")));
+
+        service.put_connector_config("p", shown).await.expect("put back");
+        service
+            .patch_connector_config(
+                "p",
+                BTreeMap::from([("connection.password".to_string(), Some(secrets::HIDDEN.to_string()))]),
+            )
+            .await
+            .expect("patch");
+        let stored = store.get(&keys.config("p")).await.expect("get").expect("stored");
+        let stored: ConfigMap = serde_json::from_slice(&stored.value).expect("json");
+        assert_eq!(stored["connection.password"], "hunter2");
+
+        let infos = service
+            .validate_config("FileStreamSource", source_config(&[("connection.password", "hunter2")]))
+            .await
+            .expect("validate");
+        let shown = infos.configs.iter().find(|c| c.value.name == "connection.password").expect("key");
+        assert_eq!(shown.value.value.as_deref(), Some(secrets::HIDDEN));
+    }
+
+    #[tokio::test]
+    async fn plugin_config_answers_connectors_transforms_and_404() {
+        let (service, _, _) = service();
+        let keys = service.plugin_config("FileStreamSink").await.expect("sink");
+        assert!(keys.iter().any(|k| k.name == "topics") && keys.iter().any(|k| k.name == "file"));
+        assert!(
+            !service
+                .plugin_config("org.apache.kafka.connect.transforms.InsertField$Value")
+                .await
+                .expect("smt")
+                .is_empty()
+        );
+        assert!(service.plugin_config("JsonConverter").await.is_ok());
+        let error = service.plugin_config("Nope").await.expect_err("unknown");
+        assert_eq!((error.kind, error.message.as_str()), (ApiErrorKind::NotFound, "Unknown plugin Nope."));
     }
 }

@@ -66,6 +66,9 @@ pub async fn run(worker_path: &Path, connector_paths: &[PathBuf], shutdown: Canc
         session: SessionSettings { lease_ttl: Duration::from_secs(5), heartbeat_interval: Duration::from_millis(500) },
         leader_lease_ttl: Duration::from_secs(5),
         kafka_bootstrap_servers: worker.get("bootstrap.servers").cloned(),
+        request_timeout: crate::deadline::DEFAULT_REQUEST_TIMEOUT,
+        credentials: None,
+        rest_tls: None,
     };
     // The control plane outlives the agent, so the agent's final offsets and Goodbye still land at shutdown.
     let control_plane_shutdown = CancellationToken::new();

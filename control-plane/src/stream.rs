@@ -15,7 +15,7 @@ use sluice_proto::agent::agent_service_server::AgentService;
 use sluice_proto::agent::control_message::Kind as Down;
 use sluice_proto::agent::{
     AgentMessage, Assignment, ControlMessage, HeartbeatAck, Hello, OffsetCommit, Reject, SourceOffset, TaskAssignment,
-    TaskId, TaskState, TaskStatus, Welcome,
+    TaskId, TaskState, TaskStatus, TopicsUsed, Welcome,
 };
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -209,6 +209,7 @@ impl Session {
             },
             Some(Up::TaskStatus(status)) => self.record_status(status).await,
             Some(Up::OffsetCommit(commit)) => self.record_offsets(commit).await,
+            Some(Up::TopicsUsed(used)) => self.record_topics(used).await,
             Some(Up::Goodbye(bye)) => {
                 tracing::info!(agent = %agent, reason = %bye.reason, "agent said goodbye");
                 // Releasing the lease deletes agents/<id> at once, so the leader moves the tasks without waiting.
@@ -312,6 +313,30 @@ impl Session {
                 self.reject(id, commit.epoch, "stale epoch: offsets of a task that was moved are not committed").await
             }
             Err(e) => tracing::warn!(error = %e, "cannot commit offsets"),
+        }
+    }
+
+    /// Records the topics a source task produced to. Not fenced: a topic a zombie wrote to was used all the same.
+    async fn record_topics(&self, used: TopicsUsed) {
+        let Some(id) = used.id else { return };
+        let ops: Vec<Op> = used
+            .topics
+            .iter()
+            .map(|topic| Op::put(self.shared.keys.topic(&id.connector, topic), b"{}".to_vec()))
+            .collect();
+        if ops.is_empty() {
+            return;
+        }
+        // Only while the connector exists: a late report must not resurrect the topics of a deleted connector.
+        match self.shared.store.get(&self.shared.keys.config(&id.connector)).await {
+            Ok(Some(config)) => {
+                let guard = Compare::ModRevision(config.key.clone(), config.mod_revision);
+                if let Err(e) = self.shared.store.txn(vec![guard], ops).await {
+                    tracing::warn!(error = %e, "cannot record topics used");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot record topics used"),
         }
     }
 

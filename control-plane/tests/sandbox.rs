@@ -30,6 +30,9 @@ async fn replica(shutdown: &CancellationToken) -> Replica {
         },
         leader_lease_ttl: Duration::from_secs(2),
         kafka_bootstrap_servers: None,
+        request_timeout: sluice_control_plane::deadline::DEFAULT_REQUEST_TIMEOUT,
+        credentials: None,
+        rest_tls: None,
     };
     server::start(store, settings, rest, grpc, shutdown.clone()).await.unwrap()
 }

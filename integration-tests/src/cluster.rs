@@ -40,7 +40,7 @@ fn address_in_use(log: &str) -> bool {
     lower.contains("address already in use") || lower.contains("addrinuse")
 }
 
-/// Waits until `GET /` answers 200 and `extra_port` (if any) accepts connections, while the process runs.
+/// Waits until `GET /` answers 200 (or 401) and `extra_port` (if any) accepts connections, while the process runs.
 async fn wait_ready(process: &mut Process, rest: &RestClient, extra_port: Option<u16>) -> anyhow::Result<()> {
     let label = process.label().to_string();
     // A process that exited is a final answer (Some(Err)), not a "not yet".
@@ -51,7 +51,8 @@ async fn wait_ready(process: &mut Process, rest: &RestClient, extra_port: Option
                 return Ok(Some(Err(e)));
             }
             let reply = rest.get("/").await?;
-            if reply.status != 200 {
+            // 401: the replica is up and requires credentials (started with `--rest-auth-token`).
+            if reply.status != 200 && reply.status != 401 {
                 bail!("GET / answered {}: {}", reply.status, reply.body);
             }
             if let Some(port) = extra_port
@@ -88,6 +89,17 @@ impl ControlPlane {
         etcd: &str,
         replica_id: &str,
     ) -> anyhow::Result<ControlPlane> {
+        Self::start_replica_with_args(env, cluster, etcd, replica_id, &[]).await
+    }
+
+    /// [`ControlPlane::start_replica`] with extra command-line arguments (e.g. `--rest-auth-token`).
+    pub async fn start_replica_with_args(
+        env: &TestEnv,
+        cluster: &str,
+        etcd: &str,
+        replica_id: &str,
+        args: &[String],
+    ) -> anyhow::Result<ControlPlane> {
         let program = binary("sluice-control-plane")?;
         let mut last_error = None;
         for _ in 0..START_ATTEMPTS {
@@ -115,6 +127,7 @@ impl ControlPlane {
                 "--log",
                 "info",
             ]);
+            command.args(args);
             let mut process = Process::spawn(env, replica_id, command)?;
             let rest = RestClient::new(format!("http://127.0.0.1:{rest_port}"));
             match wait_ready(&mut process, &rest, Some(grpc_port)).await {

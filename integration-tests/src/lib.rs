@@ -24,6 +24,7 @@ pub mod net;
 pub mod process;
 pub mod rest;
 pub mod services;
+pub mod tools;
 pub mod wait;
 
 pub use bins::binary;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use rdkafka::ClientConfig;
 use sluice_connectors::{ConfigMap, Converter, registry};
 
+use super::exactly_once::WorkerSupport;
 use super::{TaskError, TaskKey};
 
 const DEFAULT_OFFSET_FLUSH_INTERVAL_MS: u64 = 60_000;
@@ -127,6 +128,8 @@ pub(crate) struct WorkerConfig {
     pub topic_creation_enable: bool,
     /// `connector.client.config.override.policy`.
     pub client_override_policy: ClientOverridePolicy,
+    /// `exactly.once.source.support`: whether source tasks produce transactionally (KIP-618).
+    pub exactly_once_source: WorkerSupport,
 }
 
 impl WorkerConfig {
@@ -168,6 +171,10 @@ impl WorkerConfig {
                 message: format!("expected All, None or Principal (or their policy class names), got `{}`", v.trim()),
             })?,
         };
+        let exactly_once_source =
+            WorkerSupport::parse(raw.get("exactly.once.source.support").map(String::as_str)).map_err(|message| {
+                crate::AgentError::WorkerConfig { key: "exactly.once.source.support".into(), message }
+            })?;
         Ok(WorkerConfig {
             raw,
             bootstrap_servers,
@@ -175,6 +182,7 @@ impl WorkerConfig {
             shutdown_timeout,
             topic_creation_enable,
             client_override_policy,
+            exactly_once_source,
         })
     }
 
@@ -217,6 +225,23 @@ impl WorkerConfig {
         self.apply_client_keys(&mut cfg, connector_config, "consumer.");
         // Offsets are committed only after the sink task flushed; never let the client commit on its own.
         cfg.set("enable.auto.commit", "false").set("enable.auto.offset.store", "false");
+        cfg
+    }
+
+    /// The consumer that reads the offsets topic when an exactly-once source task starts: `read_committed`, no
+    /// group membership or commits (partitions are assigned), worker `consumer.*` and connector
+    /// `consumer.override.*` settings apply.
+    pub fn offsets_consumer_config(&self, connector_config: &ConfigMap, id: &TaskKey) -> ClientConfig {
+        let mut cfg = ClientConfig::new();
+        cfg.set("bootstrap.servers", &self.bootstrap_servers)
+            .set("client.id", format!("connector-offsets-reader-{}-{}", id.connector, id.task));
+        self.apply_client_keys(&mut cfg, connector_config, "consumer.");
+        cfg.set("group.id", format!("sluice-offsets-reader-{}-{}", id.connector, id.task))
+            .set("isolation.level", "read_committed")
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "false")
+            .set("auto.offset.reset", "earliest");
         cfg
     }
 

@@ -2,7 +2,9 @@
 //! session through a [`watch`] channel and reports state changes and source offsets back through an mpsc channel.
 
 pub(crate) mod config;
+pub(crate) mod config_providers;
 pub(crate) mod errors;
+pub(crate) mod exactly_once;
 pub(crate) mod offsets;
 pub(crate) mod sink;
 pub(crate) mod source;
@@ -72,6 +74,8 @@ pub(crate) enum TaskEventKind {
     },
     /// Latest acknowledged offsets per source partition since the previous report.
     Offsets(Vec<SourceOffset>),
+    /// A source task produced to this topic for the first time since it started.
+    TopicUsed(String),
     /// The task's future finished (after stopping or failing).
     Exited,
     /// The backoff before restarting a failed task is over (sent by the supervisor's own timer).
@@ -104,6 +108,11 @@ pub(crate) struct TaskContext {
 impl TaskContext {
     fn emit(&self, kind: TaskEventKind) {
         let _ = self.events.send(TaskEvent { id: self.id.clone(), epoch: self.epoch, kind });
+    }
+
+    /// Reports a topic a source task started producing to (once per topic and task run).
+    pub fn report_topic(&self, topic: &str) {
+        self.emit(TaskEventKind::TopicUsed(topic.to_string()));
     }
 
     pub fn report_state(&self, state: TaskState) {
@@ -186,6 +195,8 @@ pub(crate) enum TaskError {
         #[source]
         source: rdkafka::error::KafkaError,
     },
+    #[error("exactly-once source delivery: {0}")]
+    ExactlyOnce(String),
 }
 
 impl TaskError {
@@ -231,11 +242,15 @@ pub(crate) fn spawn_task(
     let ctx = TaskContext { id, epoch, assignment, worker, events, metrics };
     let join = tokio::spawn(
         async move {
+            let mut ctx = ctx;
             if let Some(previous) = predecessor {
                 wait_or_abort(previous, ctx.worker.shutdown_timeout).await;
             }
             let kind = ctx.assignment.connector_type.clone();
+            // Config-provider references (`${env:X}`, `${file:path:key}`) are resolved here and nowhere else.
+            let resolved = config_providers::resolve_assignment(&ctx.worker.raw, &mut ctx.assignment);
             let result = match kind.as_str() {
+                _ if resolved.is_err() => resolved,
                 "source" => source::run(&ctx, control_rx).await,
                 "sink" => sink::run(&ctx, control_rx).await,
                 other => Err(TaskError::Config {

@@ -7,15 +7,16 @@ use std::time::Duration;
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, Message};
 use sluice_connectors::{ConnectError, SourceRecord, SourceTask, SourceTaskContext, TransformChain, registry};
-use sluice_proto::agent::TaskState;
+use sluice_proto::agent::{SourceOffset, TaskState};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, instrument, warn};
 
 use super::errors::{ErrorPolicy, FailedRecord, RecordErrorHandler, RecordFailure, Stage};
+use super::exactly_once::{self, Boundary, ExactlyOnce, TRANSACTION_TIMEOUT};
 use super::offsets::SourceOffsetTracker;
 use super::topics::TopicCreator;
 use super::{Control, StopMode, TaskContext, TaskError, control_changed, current_control, stop_requested};
@@ -24,6 +25,10 @@ use crate::metrics::TaskCounters;
 /// At most this many records of one task wait for Kafka's acknowledgement; beyond it polling pauses, so a slow
 /// broker slows the source instead of growing memory.
 const MAX_IN_FLIGHT: usize = 10_000;
+
+/// The delivery opaque of the offsets records an exactly-once task writes into its transactions: not a tracked
+/// record (a failure to deliver one fails the transaction's commit instead).
+const OFFSETS_OPAQUE: usize = usize::MAX;
 
 /// One delivery report: the record's sequence number and, if Kafka refused it for good, the error and the topic.
 type Delivery = (u64, Option<(KafkaError, String)>);
@@ -72,12 +77,40 @@ pub(crate) async fn run(ctx: &TaskContext, mut control: watch::Receiver<Control>
         counters.clone(),
         None,
     );
+    let exactly_once = exactly_once::settings(&ctx.worker, &connector_config, &ctx.id)?;
     let (delivery_tx, delivery_rx) = mpsc::unbounded_channel();
-    let producer: TaskProducer = ctx
-        .worker
-        .producer_config(&connector_config, &ctx.id)
-        .create_with_context(DeliveryReports { tx: delivery_tx })
-        .map_err(TaskError::kafka("failed to create the Kafka producer"))?;
+    let mut producer_config = ctx.worker.producer_config(&connector_config, &ctx.id);
+    if let Some(eos) = &exactly_once {
+        // Idempotence and acks=all are what transactions need, whatever `producer.*` says.
+        producer_config
+            .set("transactional.id", &eos.transactional_id)
+            .set("enable.idempotence", "true")
+            .set("acks", "all");
+        // A transaction must outlive its boundary interval, or the broker aborts it before it is committed.
+        if let Boundary::Interval(every) = eos.boundary {
+            let needed = (every + Duration::from_secs(30)).as_millis();
+            let configured = producer_config.get("transaction.timeout.ms").and_then(|v| v.trim().parse::<u128>().ok());
+            if configured.unwrap_or(60_000) < needed {
+                producer_config.set("transaction.timeout.ms", needed.to_string());
+            }
+        }
+    }
+    let producer: Arc<TaskProducer> = Arc::new(
+        producer_config
+            .create_with_context(DeliveryReports { tx: delivery_tx })
+            .map_err(TaskError::kafka("failed to create the Kafka producer"))?,
+    );
+    let mut offsets = committed_offsets(ctx);
+    let transactions = match exactly_once {
+        None => None,
+        Some(eos) => match start_transactional(ctx, &eos, &producer, &mut offsets).await {
+            Ok(()) => Some(Transactions::new(eos)),
+            Err(err) => {
+                release_producer(producer).await;
+                return Err(err);
+            }
+        },
+    };
 
     let transforms = TransformChain::from_config(&connector_config)
         .map_err(|source| TaskError::Connector { context: "invalid `transforms` configuration", source })?;
@@ -85,7 +118,7 @@ pub(crate) async fn run(ctx: &TaskContext, mut control: watch::Receiver<Control>
         connector: ctx.id.connector.clone(),
         task: ctx.id.task,
         config: ctx.task_config(),
-        offsets: Arc::new(committed_offsets(ctx)),
+        offsets: Arc::new(offsets),
     };
     if let Err(err) = task.start(start_context).await {
         release_producer(producer).await;
@@ -107,8 +140,14 @@ pub(crate) async fn run(ctx: &TaskContext, mut control: watch::Receiver<Control>
         has_key: false,
         has_value: false,
         counters,
+        topics_used: std::collections::HashSet::new(),
+        transactions,
     };
     let result = pipeline.run_started(task.as_mut(), &mut control).await;
+    if result.is_err() {
+        // Nothing of a failed task's open transaction becomes visible.
+        pipeline.abort_transaction().await;
+    }
     let stopped = task.stop().await;
     release_producer(pipeline.producer).await;
     info!("source task stopped");
@@ -117,8 +156,94 @@ pub(crate) async fn run(ctx: &TaskContext, mut control: watch::Receiver<Control>
 }
 
 /// Drops a producer off the async threads: dropping purges the queue and joins its polling thread, which blocks.
-async fn release_producer(producer: TaskProducer) {
+async fn release_producer(producer: Arc<TaskProducer>) {
     let _ = tokio::task::spawn_blocking(move || drop(producer)).await;
+}
+
+/// Exactly-once start: create the offsets topic if needed, fence earlier producers of this task
+/// (`init_transactions` also aborts their open transaction), then read the offsets topic to its end; its offsets
+/// for this connector win over the control plane's. Offsets newer than the control plane's are reported to it.
+async fn start_transactional(
+    ctx: &TaskContext,
+    eos: &ExactlyOnce,
+    producer: &Arc<TaskProducer>,
+    offsets: &mut BTreeMap<String, serde_json::Value>,
+) -> Result<(), TaskError> {
+    exactly_once::ensure_offsets_topic(ctx, &eos.offsets_topic).await?;
+    let init = producer.clone();
+    tokio::task::spawn_blocking(move || init.init_transactions(TRANSACTION_TIMEOUT))
+        .await
+        .map_err(|join| TaskError::ExactlyOnce(format!("init_transactions did not finish: {join}")))?
+        .map_err(TaskError::kafka(format!(
+            "failed to initialize the transactional producer `{}` (init_transactions)",
+            eos.transactional_id
+        )))?;
+    info!(transactional_id = %eos.transactional_id, offsets_topic = %eos.offsets_topic, boundary = ?eos.boundary,
+        "exactly-once: transactional producer initialized, earlier producers of this task are fenced");
+    let stored = exactly_once::read_offsets(ctx, &eos.offsets_topic).await?;
+    let mut newer = Vec::new();
+    for (partition, offset) in stored {
+        match offset {
+            Some(offset) => {
+                if offsets.get(&partition) != Some(&offset) {
+                    newer.push(SourceOffset { partition_json: partition.clone(), offset_json: offset.to_string() });
+                }
+                offsets.insert(partition, offset);
+            }
+            None => {
+                if offsets.remove(&partition).is_some() {
+                    newer.push(SourceOffset { partition_json: partition, offset_json: String::new() });
+                }
+            }
+        }
+    }
+    if !newer.is_empty() {
+        info!(partitions = newer.len(), "the offsets topic is ahead of the control plane; resuming from it");
+        ctx.report_offsets(newer);
+    }
+    Ok(())
+}
+
+/// The open transaction of an exactly-once task.
+struct Transactions {
+    settings: ExactlyOnce,
+    open: bool,
+    /// With `transaction.boundary=interval`: when the open transaction is due for commit.
+    deadline: Option<Instant>,
+    /// A stop came in the middle of a batch: the transaction holds part of it, so it must not be committed.
+    incomplete: bool,
+    /// The latest offset per source partition (canonical JSON) of the records in the open transaction.
+    offsets: BTreeMap<String, serde_json::Value>,
+    /// Records of a batch share one `Arc` partition: its canonical key, cached.
+    last_partition: Option<(Arc<serde_json::Map<String, serde_json::Value>>, String)>,
+}
+
+impl Transactions {
+    fn new(settings: ExactlyOnce) -> Self {
+        Transactions {
+            settings,
+            open: false,
+            deadline: None,
+            incomplete: false,
+            offsets: BTreeMap::new(),
+            last_partition: None,
+        }
+    }
+
+    fn note(&mut self, partition: &Arc<serde_json::Map<String, serde_json::Value>>, offset: &serde_json::Value) {
+        if partition.is_empty() && offset.is_null() {
+            return;
+        }
+        let key = match &self.last_partition {
+            Some((cached, key)) if Arc::ptr_eq(cached, partition) || **cached == **partition => key.clone(),
+            _ => {
+                let key = sluice_connectors::record::partition_key(partition);
+                self.last_partition = Some((partition.clone(), key.clone()));
+                key
+            }
+        };
+        self.offsets.insert(key, offset.clone());
+    }
 }
 
 /// Committed offsets from the assignment, keyed by canonical partition JSON as `SourceTaskContext` expects.
@@ -149,7 +274,7 @@ struct Converters {
 
 struct SourcePipeline<'a> {
     ctx: &'a TaskContext,
-    producer: TaskProducer,
+    producer: Arc<TaskProducer>,
     deliveries: mpsc::UnboundedReceiver<Delivery>,
     tracker: SourceOffsetTracker,
     /// Creates topics before their first record (`topic.creation.*`); `None` when not used.
@@ -165,6 +290,10 @@ struct SourcePipeline<'a> {
     has_key: bool,
     has_value: bool,
     counters: Arc<TaskCounters>,
+    /// Topics already reported as used by this run of the task.
+    topics_used: std::collections::HashSet<String>,
+    /// Exactly-once delivery: the transaction state; `None` without.
+    transactions: Option<Transactions>,
 }
 
 impl SourcePipeline<'_> {
@@ -193,14 +322,23 @@ impl SourcePipeline<'_> {
             }
             self.drain_deliveries().await?;
             if Instant::now() >= next_flush {
-                self.commit(task).await;
+                // With exactly-once, offsets are reported when their transaction commits instead.
+                if self.transactions.is_none() {
+                    self.commit(task).await;
+                }
                 next_flush = Instant::now() + interval;
             }
+            if let Some(deadline) = self.transaction_deadline()
+                && Instant::now() >= deadline
+            {
+                self.commit_transaction(task).await?;
+            }
             if paused == Some(true) || self.tracker.in_flight() >= MAX_IN_FLIGHT {
+                let wake = self.transaction_deadline().map_or(next_flush, |d| d.min(next_flush));
                 tokio::select! {
                     _ = control_changed(control) => {}
                     Some(delivery) = self.deliveries.recv() => self.on_delivery(delivery).await?,
-                    _ = tokio::time::sleep_until(next_flush) => {}
+                    _ = tokio::time::sleep_until(wake) => {}
                 }
                 continue;
             }
@@ -238,10 +376,23 @@ impl SourcePipeline<'_> {
             }
             self.counters.source_records_polled(records.len() as u64);
             if let Some(mode) = self.produce_batch(records, control).await? {
+                if let Some(txn) = &mut self.transactions {
+                    txn.incomplete = true;
+                }
                 break mode;
             }
+            if self.transactions.as_ref().is_some_and(|t| t.settings.boundary == Boundary::Poll) {
+                self.commit_transaction(task).await?;
+            }
         };
-        if mode == StopMode::Graceful {
+        if let Some(txn) = &self.transactions {
+            if mode == StopMode::Graceful && !txn.incomplete {
+                self.commit_transaction(task).await?;
+            } else {
+                debug!(?mode, "stopping: aborting the open transaction");
+                self.abort_transaction().await;
+            }
+        } else if mode == StopMode::Graceful {
             self.drain_in_flight(self.ctx.worker.shutdown_timeout).await?;
             self.commit(task).await;
         } else {
@@ -256,8 +407,21 @@ impl SourcePipeline<'_> {
         records: Vec<SourceRecord>,
         control: &mut watch::Receiver<Control>,
     ) -> Result<Option<StopMode>, TaskError> {
+        if let Some(txn) = &mut self.transactions
+            && !txn.open
+        {
+            self.producer.begin_transaction().map_err(TaskError::kafka("failed to begin a transaction"))?;
+            txn.open = true;
+            txn.incomplete = false;
+            if let Boundary::Interval(every) = txn.settings.boundary {
+                txn.deadline = Some(Instant::now() + every);
+            }
+        }
         for record in records {
             let seq = self.tracker.track(&record.source_partition, &record.source_offset);
+            if let Some(txn) = &mut self.transactions {
+                txn.note(&record.source_partition, &record.source_offset);
+            }
             let record = match self.transforms.apply_source_traced(record) {
                 Ok(Some(record)) => record,
                 Ok(None) => {
@@ -302,6 +466,10 @@ impl SourcePipeline<'_> {
             }
             if let Some(topics) = &mut self.topics {
                 topics.ensure(&record.topic).await?;
+            }
+            if !self.topics_used.contains(&record.topic) {
+                self.topics_used.insert(record.topic.clone());
+                self.ctx.report_topic(&record.topic);
             }
             let headers = headers_of(&record);
             let mut pending = BaseRecord::with_opaque_to(&record.topic, seq as usize);
@@ -407,6 +575,103 @@ impl SourcePipeline<'_> {
         Ok(())
     }
 
+    /// When the open transaction is due (`transaction.boundary=interval`).
+    fn transaction_deadline(&self) -> Option<Instant> {
+        self.transactions.as_ref().filter(|t| t.open).and_then(|t| t.deadline)
+    }
+
+    /// Commits the open transaction: writes the offsets its records reached to the offsets topic within it, then
+    /// commits, so records and offsets become visible together. Afterwards the offsets go to the control plane and
+    /// the connector hears of the commit. A failed commit aborts (when the transaction still can be) and fails the
+    /// task; a fenced producer (another incarnation took over) cannot commit at all.
+    async fn commit_transaction(&mut self, task: &mut dyn SourceTask) -> Result<(), TaskError> {
+        let Some(txn) = self.transactions.as_mut() else { return Ok(()) };
+        if !txn.open {
+            return Ok(());
+        }
+        let offsets = std::mem::take(&mut txn.offsets);
+        let topic = txn.settings.offsets_topic.clone();
+        let transactional_id = txn.settings.transactional_id.clone();
+        for (partition, offset) in &offsets {
+            let (key, value) = exactly_once::offset_record(&self.ctx.id.connector, partition, offset);
+            let mut record: BaseRecord<'_, [u8], [u8], usize> =
+                BaseRecord::with_opaque_to(&topic, OFFSETS_OPAQUE).key(key.as_slice());
+            if let Some(value) = &value {
+                record = record.payload(value.as_slice());
+            }
+            let mut pending = Some(record);
+            while let Some(record) = pending.take() {
+                match self.producer.send(record) {
+                    Ok(()) => {}
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), record)) => {
+                        pending = Some(record);
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                    Err((err, _)) => {
+                        self.counters.offset_commit(false);
+                        self.abort_transaction().await;
+                        return Err(TaskError::kafka(format!("failed to write source offsets to `{topic}`"))(err));
+                    }
+                }
+            }
+        }
+        let producer = self.producer.clone();
+        let committed = tokio::task::spawn_blocking(move || producer.commit_transaction(TRANSACTION_TIMEOUT))
+            .await
+            .map_err(|join| TaskError::ExactlyOnce(format!("commit_transaction did not finish: {join}")))?;
+        if let Err(err) = committed {
+            self.counters.offset_commit(false);
+            let fatal = matches!(&err, KafkaError::Transaction(e) if e.is_fatal());
+            if !fatal {
+                self.abort_transaction().await;
+            }
+            let note =
+                if fatal { " (fatal, e.g. fenced: another producer with this transactional id took over)" } else { "" };
+            return Err(TaskError::kafka(format!("failed to commit the transaction of `{transactional_id}`{note}"))(
+                err,
+            ));
+        }
+        if let Some(txn) = self.transactions.as_mut() {
+            txn.open = false;
+            txn.deadline = None;
+        }
+        debug!(partitions = offsets.len(), "transaction committed");
+        let report = offsets
+            .into_iter()
+            .map(|(partition_json, offset)| SourceOffset {
+                partition_json,
+                offset_json: if offset.is_null() { String::new() } else { offset.to_string() },
+            })
+            .collect();
+        self.ctx.report_offsets(report);
+        self.counters.offset_commit(true);
+        if let Err(err) = task.commit().await {
+            warn!(error = %err.trace(), "source task commit hook failed");
+        }
+        Ok(())
+    }
+
+    /// Aborts the open transaction, if any (best effort: a fenced producer cannot, and its successor's
+    /// `init_transactions` aborts it anyway).
+    async fn abort_transaction(&mut self) {
+        let Some(txn) = self.transactions.as_mut() else { return };
+        if !txn.open {
+            return;
+        }
+        txn.open = false;
+        txn.deadline = None;
+        txn.offsets.clear();
+        let producer = self.producer.clone();
+        let aborted = tokio::task::spawn_blocking(move || producer.abort_transaction(Duration::from_secs(10))).await;
+        match aborted {
+            Ok(Ok(())) => info!("transaction aborted"),
+            Ok(Err(err)) => {
+                warn!(error = %err, "could not abort the transaction; it ends when a successor fences it or it times out")
+            }
+            Err(join) => warn!(error = %join, "aborting the transaction did not finish"),
+        }
+    }
+
     /// Reports the acknowledged offsets, then lets the connector know (`SourceTask::commit`).
     async fn commit(&mut self, task: &mut dyn SourceTask) {
         let offsets = self.tracker.take_committable();
@@ -431,6 +696,10 @@ async fn handle_delivery(
     errors: &RecordErrorHandler,
     (seq, error): Delivery,
 ) -> Result<(), TaskError> {
+    if seq == OFFSETS_OPAQUE as u64 {
+        // An offsets record of an exactly-once transaction; its failure fails the transaction's commit.
+        return Ok(());
+    }
     if let Some((err, topic)) = error {
         let context = format!("Kafka refused a record for topic `{topic}` after retries");
         let error = ConnectError::fatal(context.clone(), err.clone());

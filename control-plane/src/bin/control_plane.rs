@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
+use sluice_control_plane::auth::Credentials;
 use sluice_control_plane::server::{self, ReplicaSettings};
 use sluice_control_plane::store::etcd::EtcdStore;
 use sluice_control_plane::stream::SessionSettings;
@@ -39,9 +40,26 @@ struct Options {
     /// How long a dead leader blocks scheduling at most, in milliseconds (etcd rounds to seconds).
     #[arg(long, env = "SLUICE_LEADER_LEASE_TTL_MS", default_value_t = 3000)]
     leader_lease_ttl_ms: u64,
-    /// Kafka bootstrap servers, only used to report `kafka_cluster_id` in `GET /`.
+    /// Kafka bootstrap servers: to report `kafka_cluster_id` in `GET /` and to read and change sink connectors'
+    /// offsets (their consumer groups `connect-<name>`). Without it, sink offset requests answer 500.
     #[arg(long, env = "SLUICE_KAFKA_BOOTSTRAP_SERVERS")]
     kafka_bootstrap_servers: Option<String>,
+    /// Time limit of one admin request (REST or gRPC), in milliseconds; a request past it answers 503.
+    #[arg(long, env = "SLUICE_REQUEST_TIMEOUT_MS", default_value_t = 30000)]
+    request_timeout_ms: u64,
+    /// Require `Authorization: Bearer <token>` on the REST API and the admin gRPC API (`GET /health` stays open).
+    #[arg(long, env = "SLUICE_REST_AUTH_TOKEN", hide_env_values = true)]
+    rest_auth_token: Option<String>,
+    /// Require HTTP basic credentials `user:password` on the REST API and the admin gRPC API (either this or the
+    /// token is accepted when both are set).
+    #[arg(long, env = "SLUICE_REST_BASIC_AUTH", hide_env_values = true)]
+    rest_basic_auth: Option<String>,
+    /// PEM certificate chain: the REST API is served over HTTPS (with --tls-key).
+    #[arg(long, env = "SLUICE_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "SLUICE_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
     /// Log filter, e.g. `info` or `sluice_control_plane=debug,info`.
     #[arg(long, env = "SLUICE_LOG", default_value = "info")]
     log: String,
@@ -67,6 +85,13 @@ async fn main() -> anyhow::Result<()> {
         },
         leader_lease_ttl: Duration::from_millis(options.leader_lease_ttl_ms),
         kafka_bootstrap_servers: options.kafka_bootstrap_servers.clone(),
+        request_timeout: Duration::from_millis(options.request_timeout_ms),
+        credentials: Credentials::new(options.rest_auth_token.clone(), options.rest_basic_auth.clone())
+            .map_err(anyhow::Error::msg)?,
+        rest_tls: match (&options.tls_cert, &options.tls_key) {
+            (Some(cert), Some(key)) => Some(server::tls_config(cert, key)?),
+            _ => None,
+        },
     };
     let replica = server::start(store, settings, rest, grpc, shutdown.clone()).await?;
     shutdown.cancelled().await;

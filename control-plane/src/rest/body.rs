@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use sluice_connectors::config::{ConfigKey, ConfigType, Validator};
 use sluice_connectors::{ConfigMap, ConnectorType, registry};
 
-use crate::api::{ApiError, CreateConnector, TargetState};
+use crate::api::{ApiError, ConnectorOffset, ConnectorOffsets, CreateConnector, TargetState};
 
 const NOT_JSON_NOR_PROPERTIES: &str = "Request body is not valid JSON, nor a Java properties file. Note: curl \
      --data @file strips newlines; send properties files with --data-binary @file (or send JSON)";
@@ -86,6 +86,67 @@ pub(crate) fn parse_patch(body: &[u8]) -> Result<BTreeMap<String, Option<String>
             other => json_scalar(&key, other).map(|v| (key, Some(v))),
         })
         .collect()
+}
+
+const NO_OFFSETS: &str = "Partitions / offsets need to be provided for an alter offsets request";
+
+/// Body of `PATCH /connectors/{name}/offsets`: `{"offsets": [{"partition": {...}, "offset": {...} | null}]}`.
+/// Unlike Kafka Connect, an entry must spell its `offset` out: a forgotten key does not silently remove one.
+pub(crate) fn parse_offsets(body: &[u8]) -> Result<ConnectorOffsets, ApiError> {
+    let text = body_text(body)?.trim();
+    if text.is_empty() {
+        return Err(ApiError::bad_request(NO_OFFSETS));
+    }
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| ApiError::bad_request(format!("Request body is not valid JSON: {e}")))?;
+    let entries = match value {
+        Value::Object(mut map) => match map.remove("offsets") {
+            Some(Value::Array(entries)) => entries,
+            None | Some(Value::Null) => return Err(ApiError::bad_request(NO_OFFSETS)),
+            Some(_) => return Err(ApiError::bad_request("\"offsets\" must be a JSON array")),
+        },
+        _ => return Err(ApiError::bad_request("Request body must be a JSON object: {\"offsets\": [...]}")),
+    };
+    let mut offsets = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let shape = || {
+            ApiError::bad_request(
+                "Each entry of \"offsets\" must be {\"partition\": {...}, \"offset\": {...}} (an offset of null \
+                 removes the partition's offset)",
+            )
+        };
+        let Value::Object(mut entry) = entry else { return Err(shape()) };
+        let partition = match entry.remove("partition") {
+            Some(Value::Object(partition)) => partition,
+            Some(Value::Null) => return Err(ApiError::bad_request("Partitions may not be null")),
+            _ => return Err(shape()),
+        };
+        let offset = match entry.remove("offset") {
+            Some(Value::Object(offset)) => Some(offset),
+            Some(Value::Null) => None,
+            _ => return Err(shape()),
+        };
+        offsets.push(ConnectorOffset { partition, offset });
+    }
+    if offsets.is_empty() {
+        return Err(ApiError::bad_request(NO_OFFSETS));
+    }
+    Ok(ConnectorOffsets { offsets })
+}
+
+/// Body of `PUT /admin/loggers/{name}`: `{"level": "DEBUG"}`.
+pub(crate) fn parse_level(body: &[u8]) -> Result<String, ApiError> {
+    let missing = || ApiError::bad_request("Desired 'level' parameter was not specified in request.");
+    let text = body_text(body)?.trim();
+    if text.is_empty() {
+        return Err(missing());
+    }
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| ApiError::bad_request(format!("Request body is not valid JSON: {e}")))?;
+    match value.get("level") {
+        Some(Value::String(level)) => Ok(level.clone()),
+        _ => Err(missing()),
+    }
 }
 
 /// Completes a create request as Kafka Connect does: the name is trimmed, copied into the config when absent, and

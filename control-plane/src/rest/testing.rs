@@ -9,12 +9,14 @@ use sluice_connectors::ConfigInfos;
 use sluice_connectors::ConfigMap;
 use sluice_connectors::registry::PluginInfo;
 
-use crate::api::{
-    ApiError, ApiErrorKind, ConnectApi, ConnectorInfo, ConnectorState, ConnectorStateInfo, ConnectorTaskId,
-    CreateConnector, ServerInfo, TaskInfo, TaskStateInfo,
-};
+use sluice_connectors::config::ConfigKeyInfo;
 
-#[derive(Default)]
+use crate::api::{
+    ApiError, ApiErrorKind, ConnectApi, ConnectorInfo, ConnectorOffsets, ConnectorState, ConnectorStateInfo,
+    ConnectorTaskId, CreateConnector, LoggerLevel, LoggerScope, Message, ServerInfo, TaskInfo, TaskStateInfo,
+};
+use crate::logging::LogLevels;
+
 pub(crate) struct FakeApi {
     pub connectors: Mutex<BTreeMap<String, ConfigMap>>,
     /// The last arguments seen by calls whose effect the fake does not model.
@@ -23,6 +25,25 @@ pub(crate) struct FakeApi {
     pub validated: Mutex<Option<(String, ConfigMap)>>,
     /// When set, every call fails with this error.
     pub fail_with: Mutex<Option<ApiError>>,
+    /// When set, `connector_info` never answers.
+    pub hang: Mutex<bool>,
+    /// Offsets by connector, as altered.
+    pub offsets: Mutex<BTreeMap<String, ConnectorOffsets>>,
+    pub log_levels: LogLevels,
+}
+
+impl Default for FakeApi {
+    fn default() -> Self {
+        FakeApi {
+            connectors: Mutex::default(),
+            calls: Mutex::default(),
+            validated: Mutex::default(),
+            fail_with: Mutex::default(),
+            hang: Mutex::default(),
+            offsets: Mutex::default(),
+            log_levels: LogLevels::detached("info,sluice_control_plane=debug"),
+        }
+    }
 }
 
 impl FakeApi {
@@ -111,6 +132,9 @@ impl ConnectApi for FakeApi {
     }
 
     async fn connector_info(&self, name: &str) -> Result<ConnectorInfo, ApiError> {
+        if self.hang.lock().is_ok_and(|h| *h) {
+            std::future::pending::<()>().await;
+        }
         Ok(Self::info(name, self.config(name)?))
     }
 
@@ -235,5 +259,58 @@ impl ConnectApi for FakeApi {
             groups: vec!["Common".to_string()],
             configs: vec![],
         })
+    }
+
+    async fn plugin_config(&self, plugin: &str) -> Result<Vec<ConfigKeyInfo>, ApiError> {
+        self.check()?;
+        match sluice_connectors::registry::connector(plugin) {
+            Some(c) => Ok(c.config_def().keys.iter().map(|k| k.info()).collect()),
+            None => Err(ApiError::not_found(format!("Unknown plugin {plugin}."))),
+        }
+    }
+
+    async fn connector_offsets(&self, name: &str) -> Result<ConnectorOffsets, ApiError> {
+        self.config(name)?;
+        let offsets = self.offsets.lock().map_err(|_| ApiError::internal("poisoned"))?;
+        Ok(offsets.get(name).cloned().unwrap_or_default())
+    }
+
+    async fn alter_connector_offsets(&self, name: &str, offsets: ConnectorOffsets) -> Result<Message, ApiError> {
+        self.config(name)?;
+        if offsets.offsets.is_empty() {
+            return Err(ApiError::bad_request("Partitions / offsets need to be provided for an alter offsets request"));
+        }
+        self.offsets.lock().map_err(|_| ApiError::internal("poisoned"))?.insert(name.to_string(), offsets);
+        Ok(Message { message: "The offsets for this connector have been altered successfully".to_string() })
+    }
+
+    async fn reset_connector_offsets(&self, name: &str) -> Result<Message, ApiError> {
+        self.config(name)?;
+        self.offsets.lock().map_err(|_| ApiError::internal("poisoned"))?.remove(name);
+        Ok(Message { message: "The offsets for this connector have been reset successfully".to_string() })
+    }
+
+    async fn connector_topics(&self, name: &str) -> Result<Vec<String>, ApiError> {
+        let config = self.config(name)?;
+        Ok(config.get("topic").cloned().into_iter().collect())
+    }
+
+    async fn reset_connector_topics(&self, name: &str) -> Result<(), ApiError> {
+        self.config(name)?;
+        self.record(format!("reset topics {name}"));
+        Ok(())
+    }
+
+    async fn loggers(&self) -> Result<BTreeMap<String, LoggerLevel>, ApiError> {
+        self.log_levels.all()
+    }
+
+    async fn logger(&self, name: &str) -> Result<LoggerLevel, ApiError> {
+        self.log_levels.get(name)
+    }
+
+    async fn set_logger_level(&self, name: &str, level: &str, scope: LoggerScope) -> Result<Vec<String>, ApiError> {
+        self.record(format!("logger {name} {level} {scope:?}"));
+        self.log_levels.set(name, level)
     }
 }

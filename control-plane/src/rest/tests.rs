@@ -267,7 +267,7 @@ async fn serve_answers_until_shutdown() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(super::serve(listener, Arc::new(FakeApi::with(&["a"])), async {
+    let server = tokio::spawn(super::serve(listener, Arc::new(FakeApi::with(&["a"])), None, None, async {
         let _ = stopped.await;
     }));
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
@@ -279,4 +279,119 @@ async fn serve_answers_until_shutdown() {
     assert!(answer.ends_with(r#"["a"]"#), "{answer}");
     let _ = stop.send(());
     server.await.expect("join").expect("serve");
+}
+
+#[tokio::test]
+async fn offsets_get_alter_and_reset() {
+    let (app, _) = app_with(&["a"]);
+    let reply = call(&app, "GET", "/connectors/a/offsets", "").await;
+    assert_eq!((reply.status, reply.json()), (StatusCode::OK, json!({"offsets": []})));
+    let body = r#"{"offsets":[{"partition":{"filename":"/tmp/in"},"offset":{"position":3}}]}"#;
+    let reply = call(&app, "PATCH", "/connectors/a/offsets", body).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.json(), json!({"message": "The offsets for this connector have been altered successfully"}));
+    let reply = call(&app, "GET", "/connectors/a/offsets", "").await;
+    assert_eq!(reply.json()["offsets"][0]["offset"]["position"], 3);
+    let reply = call(&app, "DELETE", "/connectors/a/offsets", "").await;
+    assert_eq!(reply.json()["message"], "The offsets for this connector have been reset successfully");
+    assert_eq!(call(&app, "GET", "/connectors/nope/offsets", "").await.error(404), "Connector nope not found");
+}
+
+#[tokio::test]
+async fn offset_bodies_are_checked_before_the_service_sees_them() {
+    let (app, _) = app_with(&["a"]);
+    let needed = "Partitions / offsets need to be provided for an alter offsets request";
+    for body in ["", "{}", r#"{"offsets":[]}"#, r#"{"offsets":null}"#] {
+        assert_eq!(call(&app, "PATCH", "/connectors/a/offsets", body).await.error(400), needed, "body {body:?}");
+    }
+    let message =
+        call(&app, "PATCH", "/connectors/a/offsets", r#"{"offsets":[{"partition":{"f":1}}]}"#).await.error(400);
+    assert!(message.contains("null"), "{message}");
+    assert!(call(&app, "PATCH", "/connectors/a/offsets", "{").await.error(400).contains("not valid JSON"));
+    let null_partition = r#"{"offsets":[{"partition":null,"offset":null}]}"#;
+    assert_eq!(
+        call(&app, "PATCH", "/connectors/a/offsets", null_partition).await.error(400),
+        "Partitions may not be null"
+    );
+}
+
+#[tokio::test]
+async fn topics_plugin_config_and_loggers() {
+    let (app, fake) = app_with(&["a"]);
+    let reply = call(&app, "GET", "/connectors/a/topics", "").await;
+    assert_eq!((reply.status, reply.json()), (StatusCode::OK, json!({"a": {"topics": []}})));
+    assert_eq!(call(&app, "PUT", "/connectors/a/topics/reset", "").await.status, StatusCode::ACCEPTED);
+    assert_eq!(call(&app, "PUT", "/connectors/b/topics/reset", "").await.error(404), "Connector b not found");
+
+    let reply = call(&app, "GET", "/connector-plugins/FileStreamSource/config", "").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(reply.json().as_array().is_some_and(|keys| keys.iter().any(|k| k["name"] == "file")), "{}", reply.body);
+    assert_eq!(call(&app, "GET", "/connector-plugins/Nope/config", "").await.error(404), "Unknown plugin Nope.");
+
+    let reply = call(&app, "GET", "/admin/loggers", "").await;
+    assert_eq!(reply.json()["root"], json!({"level": "INFO", "last_modified": null}));
+    let reply = call(&app, "PUT", "/admin/loggers/sluice_control_plane::rest", r#"{"level":"debug"}"#).await;
+    assert_eq!((reply.status, reply.json()), (StatusCode::OK, json!(["sluice_control_plane::rest"])));
+    let reply = call(&app, "PUT", "/admin/loggers/sluice_control_plane?scope=cluster", r#"{"level":"WARN"}"#).await;
+    assert_eq!((reply.status, reply.body.as_str()), (StatusCode::NO_CONTENT, ""));
+    let reply = call(&app, "GET", "/admin/loggers/sluice_control_plane::rest", "").await;
+    assert_eq!(reply.json()["level"], "WARN");
+    assert!(reply.json()["last_modified"].is_i64());
+    assert_eq!(call(&app, "GET", "/admin/loggers/x.y", "").await.error(404), "Logger x.y not found.");
+    let missing = call(&app, "PUT", "/admin/loggers/x", "{}").await.error(400);
+    assert_eq!(missing, "Desired 'level' parameter was not specified in request.");
+    assert!(call(&app, "PUT", "/admin/loggers/x", r#"{"level":"LOUD"}"#).await.error(400).contains("LOUD"));
+    assert!(calls(&fake).contains(&"logger sluice_control_plane WARN Cluster".to_string()), "{:?}", calls(&fake));
+}
+
+#[tokio::test]
+async fn openapi_document_is_served_and_lists_every_route() {
+    let (app, _) = app_with(&[]);
+    let reply = call(&app, "GET", "/openapi.json", "").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let document = reply.json();
+    assert_eq!(document["openapi"].as_str().map(|v| &v[..2]), Some("3."));
+    let paths = document["paths"].as_object().expect("paths");
+    for path in [
+        "/",
+        "/health",
+        "/connectors",
+        "/connectors/{name}",
+        "/connectors/{name}/config",
+        "/connectors/{name}/status",
+        "/connectors/{name}/tasks",
+        "/connectors/{name}/tasks/{task}/status",
+        "/connectors/{name}/tasks/{task}/restart",
+        "/connectors/{name}/restart",
+        "/connectors/{name}/pause",
+        "/connectors/{name}/resume",
+        "/connectors/{name}/stop",
+        "/connectors/{name}/offsets",
+        "/connectors/{name}/topics",
+        "/connectors/{name}/topics/reset",
+        "/connector-plugins",
+        "/connector-plugins/{plugin}/config",
+        "/connector-plugins/{plugin}/config/validate",
+        "/admin/loggers",
+        "/admin/loggers/{name}",
+    ] {
+        assert!(paths.contains_key(path), "openapi.json lacks {path}");
+    }
+}
+
+#[tokio::test]
+async fn authentication_when_configured() {
+    let fake = Arc::new(FakeApi::with(&["a"]));
+    let credentials = crate::auth::Credentials::new(Some("tok".into()), Some("u:p".into())).expect("ok");
+    let app = super::router_with_auth(fake, credentials);
+    let reply = call(&app, "GET", "/connectors", "").await;
+    assert!(reply.error(401).starts_with("Authentication required"));
+    assert_eq!(reply.headers["www-authenticate"], "Basic realm=\"sluice\"");
+    assert_eq!(call(&app, "GET", "/health", "").await.status, StatusCode::OK);
+    for (header, status) in [("Bearer tok", 200), ("Basic dTpw", 200), ("Bearer nope", 401), ("Basic dTpx", 401)] {
+        let request =
+            Request::builder().uri("/connectors").header("authorization", header).body(Body::empty()).expect("request");
+        let response = app.clone().oneshot(request).await.expect("infallible");
+        assert_eq!(response.status().as_u16(), status, "{header}");
+    }
 }
