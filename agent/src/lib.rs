@@ -21,8 +21,12 @@ pub use properties::parse_properties;
 /// How to run an agent.
 #[derive(Debug, Clone, Default)]
 pub struct AgentOptions {
-    /// Control-plane replicas (`http://host:port`); the agent connects to any of them, rotating on failure.
+    /// Control-plane replicas (`http://host:port`, or `https://host:port` when the control plane serves its gRPC
+    /// port over TLS); the agent connects to any of them, rotating on failure.
     pub control_plane: Vec<String>,
+    /// PEM of the CA(s) that signed the control plane's certificate, for `https://` addresses; without it the
+    /// bundled Mozilla (webpki) roots are trusted. Unused for `http://` addresses.
+    pub tls_ca: Option<Vec<u8>>,
     /// Stable identity: an agent that reconnects with the same id gets its assignment back.
     pub agent_id: String,
     /// The worker properties (`bootstrap.servers`, converters, `producer.*`, `consumer.*`, ...).
@@ -48,6 +52,12 @@ pub enum AgentError {
         #[source]
         source: tonic::transport::Error,
     },
+    #[error("invalid TLS settings for `{address}` (check --tls-ca)")]
+    TlsConfig {
+        address: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
     #[error("invalid worker configuration `{key}`: {message}")]
     WorkerConfig { key: String, message: String },
     #[error("cannot listen for metrics on {address}")]
@@ -69,11 +79,18 @@ pub async fn run(opts: AgentOptions, shutdown: CancellationToken) -> Result<(), 
         .iter()
         .filter(|a| !a.trim().is_empty())
         .map(|address| {
-            session::endpoint(address).map_err(|source| AgentError::InvalidAddress { address: address.clone(), source })
+            // Plain parsing first, so a malformed address is reported as such and not as a TLS problem.
+            session::endpoint(address, None)
+                .map_err(|source| AgentError::InvalidAddress { address: address.clone(), source })?;
+            session::endpoint(address, opts.tls_ca.as_deref())
+                .map_err(|source| AgentError::TlsConfig { address: address.clone(), source })
         })
         .collect::<Result<Vec<_>, _>>()?;
     if endpoints.is_empty() {
         return Err(AgentError::NoControlPlane);
+    }
+    if opts.tls_ca.is_some() && !endpoints.iter().any(|e| e.uri().scheme_str() == Some("https")) {
+        tracing::warn!("a TLS CA is given but no control-plane address is https://; it is not used");
     }
     let worker = Arc::new(runtime::WorkerConfig::from_properties(opts.worker_config)?);
     let metrics = Arc::new(metrics::Metrics::default());

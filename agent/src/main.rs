@@ -13,9 +13,14 @@ use tracing_subscriber::EnvFilter;
 #[command(name = "sluice-agent", version, about, long_about = None)]
 struct Args {
     /// Control-plane replicas to connect to, comma-separated (e.g. `http://cp1:9090,http://cp2:9090`).
-    /// The agent picks any of them and rotates on failure.
+    /// The agent picks any of them and rotates on failure. `https://` when the control plane serves TLS.
     #[arg(long, env = "SLUICE_CONTROL_PLANE", value_delimiter = ',', required = true)]
     control_plane: Vec<String>,
+
+    /// PEM file with the CA certificate(s) that signed the control plane's gRPC certificate, trusted for
+    /// `https://` addresses. Without it, `https://` addresses are checked against the bundled Mozilla roots.
+    #[arg(long, env = "SLUICE_TLS_CA")]
+    tls_ca: Option<PathBuf>,
 
     /// Stable identity of this agent; reconnecting with the same id gets its assignment back. Default: host name.
     #[arg(long, env = "SLUICE_AGENT_ID")]
@@ -61,8 +66,22 @@ async fn main() -> anyhow::Result<()> {
         Some(id) => id,
         None => hostname::get().context("cannot read the host name; pass --agent-id")?.to_string_lossy().into_owned(),
     };
+    let tls_ca = match &args.tls_ca {
+        Some(path) => {
+            let pem = std::fs::read(path).with_context(|| format!("cannot read the TLS CA file {}", path.display()))?;
+            // Without a certificate nothing would be trusted and every connection would fail later, less clearly.
+            anyhow::ensure!(
+                String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----"),
+                "the TLS CA file {} holds no PEM certificate",
+                path.display()
+            );
+            Some(pem)
+        }
+        None => None,
+    };
     let opts = sluice_agent::AgentOptions {
         control_plane: args.control_plane,
+        tls_ca,
         agent_id,
         worker_config,
         capacity: args.capacity,

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Endpoint;
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 use tracing::{debug, error, info, warn};
 
 use crate::lease::{Backoff, LeaseClock};
@@ -412,11 +412,21 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
-/// Parses a control-plane address (`http://host:port`, or `host:port` meaning plain HTTP/2).
-pub(crate) fn endpoint(address: &str) -> Result<Endpoint, tonic::transport::Error> {
+/// Parses a control-plane address (`http://host:port`, or `host:port` meaning plain HTTP/2; `https://host:port`
+/// for TLS, verifying the server against `tls_ca` (PEM) when given, else against the bundled Mozilla roots).
+pub(crate) fn endpoint(address: &str, tls_ca: Option<&[u8]>) -> Result<Endpoint, tonic::transport::Error> {
     let address = address.trim();
     let uri = if address.contains("://") { address.to_string() } else { format!("http://{address}") };
-    Ok(Endpoint::from_shared(uri)?
+    let mut endpoint = Endpoint::from_shared(uri)?;
+    if endpoint.uri().scheme_str() == Some("https") {
+        let tls = ClientTlsConfig::new().timeout(CONNECT_TIMEOUT);
+        let tls = match tls_ca {
+            Some(pem) => tls.ca_certificate(Certificate::from_pem(pem)),
+            None => tls.with_webpki_roots(),
+        };
+        endpoint = endpoint.tls_config(tls)?;
+    }
+    Ok(endpoint
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(5))

@@ -10,6 +10,7 @@ pub mod connector;
 pub mod converter;
 pub mod error;
 pub mod file;
+pub mod header_converter;
 pub mod record;
 pub mod registry;
 pub mod topic_creation;
@@ -21,6 +22,7 @@ pub use connector::{
 };
 pub use converter::{ByteArrayConverter, Converter, JsonConverter, StringConverter};
 pub use error::ConnectError;
+pub use header_converter::{HeaderConverter, SimpleHeaderConverter};
 pub use record::{Field, Schema, SchemaType, SinkRecord, SourceRecord, Value};
 pub use registry::PluginInfo;
 pub use transforms::{ConnectRecord, Predicate, TransformChain, TransformFailure, Transformation};

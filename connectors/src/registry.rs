@@ -14,6 +14,7 @@ use crate::connector::{Connector, ConnectorType};
 use crate::converter::{ByteArrayConverter, Converter, JsonConverter, StringConverter};
 use crate::error::ConnectError;
 use crate::file::{FileStreamSinkConnector, FileStreamSourceConnector};
+use crate::header_converter::{ConverterHeaderConverter, HeaderConverter, SimpleHeaderConverter};
 
 /// An entry of `GET /connector-plugins`.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -80,9 +81,11 @@ const CONVERTERS: &[ConverterEntry] = &[
     },
 ];
 
-/// Header converters, with their aliases. The runtime renders headers itself for now, so these are only names.
-const HEADER_CONVERTERS: &[(&str, &[&str])] =
-    &[("org.apache.kafka.connect.storage.SimpleHeaderConverter", &["SimpleHeaderConverter", "Simple"])];
+/// Kafka Connect's default `header.converter`.
+pub const SIMPLE_HEADER_CONVERTER: &str = "org.apache.kafka.connect.storage.SimpleHeaderConverter";
+
+/// Header converters proper, with their aliases (every converter of [`CONVERTERS`] serves as one too).
+const HEADER_CONVERTERS: &[(&str, &[&str])] = &[(SIMPLE_HEADER_CONVERTER, &["SimpleHeaderConverter", "Simple"])];
 
 fn find_connector(class_or_alias: &str) -> Option<&'static ConnectorEntry> {
     let name = class_or_alias.trim();
@@ -154,6 +157,34 @@ pub fn new_converter(class: &str, config: &ConfigMap, is_key: bool) -> Result<Bo
     let mut converter = converter(class)
         .ok_or_else(|| ConnectError::config(key, format!("Class {} could not be found.", class.trim())))?;
     converter.configure(config, is_key)?;
+    Ok(converter)
+}
+
+/// Kafka Connect's class name of a header converter given by class name or alias (`Simple` →
+/// `org.apache.kafka.connect.storage.SimpleHeaderConverter`, `StringConverter` → its class).
+pub fn header_converter_class_name(class_or_alias: &str) -> Option<&'static str> {
+    let name = class_or_alias.trim();
+    HEADER_CONVERTERS
+        .iter()
+        .find(|(class, aliases)| *class == name || aliases.contains(&name))
+        .map(|(class, _)| *class)
+        .or_else(|| converter_class_name(name))
+}
+
+/// A configured header converter (`header.converter`): `SimpleHeaderConverter` or any converter of the table used as
+/// one. `config` holds the `header.converter.*` keys with the prefix stripped. An unknown class is a configuration
+/// error on `header.converter`.
+pub fn new_header_converter(class: &str, config: &ConfigMap) -> Result<Box<dyn HeaderConverter>, ConnectError> {
+    let name = class.trim();
+    let mut converter: Box<dyn HeaderConverter> =
+        if HEADER_CONVERTERS.iter().any(|(class, aliases)| *class == name || aliases.contains(&name)) {
+            Box::new(SimpleHeaderConverter)
+        } else {
+            let converter = converter(name)
+                .ok_or_else(|| ConnectError::config(HEADER_CONVERTER, format!("Class {name} could not be found.")))?;
+            Box::new(ConverterHeaderConverter(converter))
+        };
+    converter.configure(config)?;
     Ok(converter)
 }
 
@@ -947,6 +978,21 @@ mod tests {
         let key = ConfigKey::new("secret", ConfigType::Password, DefaultValue::Null, Importance::High, "doc");
         assert_eq!(key.validate_value(Some("hunter2")).value.as_deref(), Some("[hidden]"));
         assert_eq!(key.validate_value(None).value, None);
+    }
+
+    #[test]
+    fn new_header_converter_builds_simple_or_any_converter() {
+        use crate::record::Value;
+        let simple = new_header_converter("SimpleHeaderConverter", &ConfigMap::new()).expect("known");
+        let bytes = simple.from_connect_header("t", "h", None, &Value::Int32(5)).expect("writes");
+        assert_eq!(bytes.as_deref(), Some(&b"5"[..]));
+        assert_eq!(header_converter_class_name("Simple"), Some(SIMPLE_HEADER_CONVERTER));
+        assert_eq!(header_converter_class_name("String"), Some("org.apache.kafka.connect.storage.StringConverter"));
+        let json = new_header_converter("JsonConverter", &map(&[("schemas.enable", "false")])).expect("known");
+        assert_eq!(json.to_connect_header("t", "h", Some(b"true")).expect("reads").1, Value::Boolean(true));
+        assert!(new_header_converter("JsonConverter", &map(&[("schemas.enable", "maybe")])).is_err());
+        let err = new_header_converter("AvroConverter", &ConfigMap::new()).err().expect("unknown");
+        assert!(err.to_string().contains("AvroConverter could not be found"), "{err}");
     }
 
     #[test]

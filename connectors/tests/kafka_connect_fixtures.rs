@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use serde_json::Value as Json;
-use sluice_connectors::{ConfigMap, Converter, Field, Schema, SchemaType, Value, registry};
+use sluice_connectors::{
+    ConfigMap, ConnectError, Converter, Field, HeaderConverter, Schema, SchemaType, Value, registry,
+};
 
 /// `(fixture file, case name or read text, reason)`: where Sluice reads differently from Kafka Connect on purpose.
 const DEVIATIONS: &[(&str, &str, &str)] = &[
@@ -75,6 +77,12 @@ const DEVIATIONS: &[(&str, &str, &str)] = &[
         "json_schemas_enabled.json",
         r#"{"schema":{"type":"int8","optional":false},"payload":300}"#,
         "Kafka Connect wraps 300 to the INT8 44; Sluice rejects a number out of the schema's range",
+    ),
+    (
+        "simple_header.json",
+        "null",
+        "Kafka Connect's SimpleHeaderConverter fails with a NullPointerException on the header text `null`; Sluice \
+         reads a null header",
     ),
 ];
 
@@ -200,7 +208,38 @@ fn converter_of(fixture: &Json) -> Box<dyn Converter> {
         .iter()
         .map(|(k, v)| (k.clone(), v.as_str().expect("string").to_string()))
         .collect();
-    registry::new_converter(fixture["converter"].as_str().expect("class"), &config, false).expect("configures")
+    let class = fixture["converter"].as_str().expect("class");
+    if class == registry::SIMPLE_HEADER_CONVERTER {
+        let header = registry::new_header_converter(class, &config).expect("configures");
+        return Box::new(AsConverter(header));
+    }
+    registry::new_converter(class, &config, false).expect("configures")
+}
+
+/// A header converter seen as a converter (header key `h`), as the Java generator drives it.
+struct AsConverter(Box<dyn HeaderConverter>);
+
+impl Converter for AsConverter {
+    fn configure(&mut self, config: &ConfigMap, _is_key: bool) -> Result<(), ConnectError> {
+        self.0.configure(config)
+    }
+
+    fn from_connect(
+        &self,
+        topic: &str,
+        schema: Option<&Schema>,
+        value: &Value,
+        out: &mut Vec<u8>,
+    ) -> Result<bool, ConnectError> {
+        out.clear();
+        let bytes = self.0.from_connect_header(topic, "h", schema, value)?;
+        out.extend_from_slice(bytes.as_deref().unwrap_or_default());
+        Ok(bytes.is_some())
+    }
+
+    fn to_connect(&self, topic: &str, bytes: Option<&[u8]>) -> Result<(Option<Arc<Schema>>, Value), ConnectError> {
+        self.0.to_connect_header(topic, "h", bytes)
+    }
 }
 
 /// Checks Sluice's reading of `bytes` against Kafka Connect's (`expected` is the fixture's `read_back`).
@@ -306,6 +345,11 @@ fn json_converter_without_schemas_matches_kafka_connect() {
 #[test]
 fn string_converter_matches_kafka_connect() {
     assert_compatible("string.json");
+}
+
+#[test]
+fn simple_header_converter_matches_kafka_connect() {
+    assert_compatible("simple_header.json");
 }
 
 #[test]

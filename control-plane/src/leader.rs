@@ -158,6 +158,7 @@ async fn reconcile_loop(
         match store.txn(compares, ops).await {
             Ok(outcome) if outcome.succeeded => {
                 tracing::debug!(revision = outcome.revision, "assignments written");
+                crate::metrics::global().rebalanced();
             }
             Ok(_) => {
                 // Our view was stale (or we lost the leader key); the mirror will bring the news.

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod deadline;
 pub mod leader;
 pub mod logging;
+pub mod metrics;
 pub mod model;
 pub mod rest;
 pub mod scheduler;

@@ -41,6 +41,7 @@ pub fn router(api: Arc<dyn ConnectApi>) -> Router {
     let routes = Router::new()
         .route("/", get(server_info))
         .route("/health", get(health))
+        .route("/metrics", get(metrics))
         .route("/connectors", get(list_connectors).post(create_connector))
         .route("/connectors/{name}", get(connector_info).delete(delete_connector))
         .route(
@@ -75,7 +76,8 @@ pub fn router(api: Arc<dyn ConnectApi>) -> Router {
         .layer(from_fn(trace_request))
 }
 
-/// [`router`] behind an authentication check when `credentials` is set (`GET /health` stays open for probes).
+/// [`router`] behind an authentication check when `credentials` is set (`GET /health` and `GET /metrics` stay open
+/// for probes and scrapers).
 pub fn router_with_auth(api: Arc<dyn ConnectApi>, credentials: Option<Credentials>) -> Router {
     let routes = router(api);
     match credentials {
@@ -88,7 +90,7 @@ pub fn router_with_auth(api: Arc<dyn ConnectApi>, credentials: Option<Credential
 }
 
 async fn authenticate(credentials: &Credentials, request: Request, next: Next) -> Response {
-    if request.uri().path().trim_end_matches('/') == "/health" {
+    if matches!(request.uri().path().trim_end_matches('/'), "/health" | "/metrics") {
         return next.run(request).await;
     }
     let header = request.headers().get(AUTHORIZATION).and_then(|value| value.to_str().ok());
@@ -269,6 +271,12 @@ async fn server_info(State(api): State<Api>) -> Result<Response, ApiError> {
 }
 
 /// Kafka Connect's `{"status","message"}` health answer (not an error body, even when unhealthy).
+/// `GET /metrics`: the control plane's Prometheus metrics ([`crate::metrics`]).
+async fn metrics() -> Response {
+    let headers = [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")];
+    (headers, crate::metrics::global().render()).into_response()
+}
+
 async fn health(State(api): State<Api>) -> Response {
     let health = crate::api::health(api.as_ref()).await;
     let code = match health.status {

@@ -40,6 +40,8 @@ pub struct ReplicaSettings {
     pub credentials: Option<crate::auth::Credentials>,
     /// TLS for the REST gateway; `None`: plain HTTP.
     pub rest_tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    /// TLS for the gRPC port (agent streams, admin API, reflection); `None`: plaintext HTTP/2.
+    pub grpc_tls: Option<tonic::transport::ServerTlsConfig>,
 }
 
 /// A running replica: where it listens and whether it leads.
@@ -93,6 +95,7 @@ pub async fn start(
     grpc_listener: TcpListener,
     shutdown: CancellationToken,
 ) -> std::io::Result<Replica> {
+    let store = crate::metrics::timed_store(store);
     let keys = Keys::new(&settings.cluster);
     let rest_addr = rest_listener.local_addr()?;
     let grpc_addr = grpc_listener.local_addr()?;
@@ -113,6 +116,7 @@ pub async fn start(
     let api: Arc<dyn ConnectApi> = Arc::new(Deadline::new(Arc::new(service), settings.request_timeout));
 
     let (leader_tx, is_leader) = watch::channel(false);
+    crate::metrics::global().register_replica(&keys, mirror.clone(), is_leader.clone(), shutdown.clone());
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(leader::run(
         store.clone(),
@@ -133,7 +137,11 @@ pub async fn start(
         shutdown.clone(),
     );
     let reflection = crate::admin_grpc::reflection_service();
-    let grpc = tonic::transport::Server::builder()
+    let mut grpc = tonic::transport::Server::builder();
+    if let Some(tls) = settings.grpc_tls.clone() {
+        grpc = grpc.tls_config(tls).map_err(|e| std::io::Error::other(format!("gRPC TLS: {e}")))?;
+    }
+    let grpc = grpc
         .http2_keepalive_interval(Some(Duration::from_secs(2)))
         .http2_keepalive_timeout(Some(Duration::from_secs(2)))
         .add_service(AgentServiceServer::new(streams))
@@ -181,4 +189,22 @@ pub fn tls_config(
     key: &std::path::Path,
 ) -> anyhow::Result<Arc<tokio_rustls::rustls::ServerConfig>> {
     crate::tls::server_config(cert, key).map_err(anyhow::Error::msg)
+}
+
+/// The gRPC port's TLS config from PEM files (`--grpc-tls-cert`, `--grpc-tls-key`), checked at once so a bad file
+/// stops the start-up with a clear message. Handshakes are bounded in time.
+pub fn grpc_tls_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> anyhow::Result<tonic::transport::ServerTlsConfig> {
+    use anyhow::Context;
+    let cert_pem = std::fs::read(cert).with_context(|| format!("--grpc-tls-cert {}", cert.display()))?;
+    let key_pem = std::fs::read(key).with_context(|| format!("--grpc-tls-key {}", key.display()))?;
+    let config = tonic::transport::ServerTlsConfig::new()
+        .identity(tonic::transport::Identity::from_pem(cert_pem, key_pem))
+        .timeout(Duration::from_secs(10));
+    tonic::transport::Server::builder()
+        .tls_config(config.clone())
+        .context("--grpc-tls-cert/--grpc-tls-key: not a usable certificate and private key")?;
+    Ok(config)
 }

@@ -192,7 +192,9 @@ impl ConnectService {
 
     async fn alter_source_offsets(&self, name: &str, offsets: Vec<ConnectorOffset>) -> Result<(), ApiError> {
         let existing = self.source_offsets(name).await?;
-        let mut ops = Vec::new();
+        // One write per partition: a partition listed twice takes its last entry, as Kafka Connect's map of
+        // offsets does (etcd refuses a transaction that names a key twice).
+        let mut ops = BTreeMap::new();
         for entry in offsets {
             // The same partition may be stored with its keys in another order: reuse the stored key then.
             let key = existing
@@ -200,12 +202,13 @@ impl ConnectService {
                 .find(|(_, e)| e.partition == entry.partition)
                 .map(|(key, _)| key.clone())
                 .unwrap_or_else(|| self.keys.offset(name, &sluice_connectors::record::partition_key(&entry.partition)));
-            ops.push(match entry.offset {
-                Some(offset) => Op::put(key, to_json(&offset)),
-                None => Op::delete(key),
-            });
+            let op = match entry.offset {
+                Some(offset) => Op::put(key.clone(), to_json(&offset)),
+                None => Op::delete(key.clone()),
+            };
+            ops.insert(key, op);
         }
-        self.store.txn(Vec::new(), ops).await?;
+        self.store.txn(Vec::new(), ops.into_values().collect()).await?;
         Ok(())
     }
 
@@ -889,6 +892,11 @@ mod tests {
         service.stop_connector("s").await.expect("stop");
         service.alter_connector_offsets("s", offsets(3)).await.expect("alter");
         assert_eq!(service.connector_offsets("s").await.expect("get"), offsets(3));
+        let mut twice = offsets(4);
+        twice.offsets.extend(offsets(6).offsets);
+        service.alter_connector_offsets("s", twice).await.expect("a partition listed twice: the last entry wins");
+        assert_eq!(service.connector_offsets("s").await.expect("get"), offsets(6));
+        service.alter_connector_offsets("s", offsets(3)).await.expect("alter");
         let mut remove = offsets(0);
         remove.offsets[0].offset = None;
         service.alter_connector_offsets("s", remove).await.expect("remove");

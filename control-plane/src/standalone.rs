@@ -69,6 +69,7 @@ pub async fn run(worker_path: &Path, connector_paths: &[PathBuf], shutdown: Canc
         request_timeout: crate::deadline::DEFAULT_REQUEST_TIMEOUT,
         credentials: None,
         rest_tls: None,
+        grpc_tls: None,
     };
     // The control plane outlives the agent, so the agent's final offsets and Goodbye still land at shutdown.
     let control_plane_shutdown = CancellationToken::new();
@@ -93,6 +94,7 @@ pub async fn run(worker_path: &Path, connector_paths: &[PathBuf], shutdown: Canc
     );
     let agent = sluice_agent::AgentOptions {
         control_plane: vec![format!("http://{}", replica.grpc_addr)],
+        tls_ca: None,
         agent_id: "standalone".into(),
         worker_config: worker.clone(),
         capacity: 0,

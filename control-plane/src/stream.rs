@@ -96,7 +96,8 @@ impl AgentService for AgentStreamService {
         };
         let _ = tx.send(Ok(ControlMessage { kind: Some(Down::Welcome(welcome)) })).await;
         tracing::info!(agent = %hello.agent_id, host = %hello.host, lease, "agent connected");
-        let session = Session { shared, hello, lease, tx, sent: None };
+        let session =
+            Session { shared, hello, lease, tx, sent: None, _counted: crate::metrics::global().agent_session() };
         tokio::spawn(session.run(inbound));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
@@ -138,6 +139,8 @@ struct Session {
     tx: mpsc::Sender<Result<ControlMessage, Status>>,
     /// The last snapshot sent (without offsets), to push only real changes.
     sent: Option<Vec<TaskAssignment>>,
+    /// Counts this stream in `sluice_control_plane_agent_sessions` while it lives.
+    _counted: crate::metrics::SessionGuard,
 }
 
 fn task_state_name(state: i32) -> &'static str {
@@ -251,6 +254,7 @@ impl Session {
 
     async fn reject(&self, id: TaskId, epoch: u64, reason: &str) {
         tracing::warn!(agent = %self.hello.agent_id, connector = %id.connector, task = id.task, epoch, reason, "rejected report");
+        crate::metrics::global().report_rejected();
         let reject = Reject { id: Some(id), epoch, reason: reason.to_string() };
         let _ = self.tx.send(Ok(ControlMessage { kind: Some(Down::Reject(reject)) })).await;
     }

@@ -33,6 +33,7 @@ async fn replica(shutdown: &CancellationToken) -> Replica {
         request_timeout: sluice_control_plane::deadline::DEFAULT_REQUEST_TIMEOUT,
         credentials: None,
         rest_tls: None,
+        grpc_tls: None,
     };
     server::start(store, settings, rest, grpc, shutdown.clone()).await.unwrap()
 }

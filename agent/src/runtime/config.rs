@@ -8,6 +8,7 @@ use rdkafka::ClientConfig;
 use sluice_connectors::{ConfigMap, Converter, registry};
 
 use super::exactly_once::WorkerSupport;
+use super::headers::{DEFAULT_HEADER_CONVERTER, HeaderConversion};
 use super::{TaskError, TaskKey};
 
 const DEFAULT_OFFSET_FLUSH_INTERVAL_MS: u64 = 60_000;
@@ -295,6 +296,27 @@ impl WorkerConfig {
     }
 }
 
+impl WorkerConfig {
+    /// The task's `header.converter` (connector over worker, `SimpleHeaderConverter` by default), configured with
+    /// the `header.converter.*` keys of the side that named it.
+    pub fn header_converter(&self, connector_config: &ConfigMap) -> Result<HeaderConversion, TaskError> {
+        const KEY: &str = "header.converter";
+        let (class, sub_config) = match (connector_config.get(KEY), self.raw.get(KEY)) {
+            (Some(class), _) => (class.trim().to_string(), sub_config(connector_config, KEY)),
+            (None, Some(class)) => (class.trim().to_string(), sub_config(&self.raw, KEY)),
+            (None, None) => (DEFAULT_HEADER_CONVERTER.to_string(), ConfigMap::new()),
+        };
+        if registry::header_converter_class_name(&class).is_none() {
+            return Err(TaskError::UnknownConverter { key: KEY.to_string(), class });
+        }
+        HeaderConversion::new(&class, &sub_config).map_err(|source| TaskError::ConverterConfig {
+            key: KEY.to_string(),
+            class,
+            source,
+        })
+    }
+}
+
 fn sub_config(config: &BTreeMap<String, String>, key: &str) -> ConfigMap {
     let prefix = format!("{key}.");
     config.iter().filter_map(|(k, v)| k.strip_prefix(&prefix).map(|sub| (sub.to_string(), v.clone()))).collect()
@@ -413,6 +435,33 @@ mod tests {
         assert_eq!(cfg.get("group.id"), Some("connect-local-file-source"));
         assert_eq!(cfg.get("group.instance.id"), Some("connect-local-file-source-0"));
         assert_eq!(cfg.get("auto.offset.reset"), Some("earliest"));
+    }
+
+    #[test]
+    fn header_converter_defaults_to_simple_and_the_connector_wins() {
+        let worker = WorkerConfig::from_properties(BTreeMap::new()).expect("valid");
+        let none = ConfigMap::new();
+        let simple = worker.header_converter(&none).expect("default");
+        assert_eq!(simple.class, "org.apache.kafka.connect.storage.SimpleHeaderConverter");
+        let worker = WorkerConfig::from_properties(map(&[
+            ("header.converter", "JsonConverter"),
+            ("header.converter.schemas.enable", "false"),
+        ]))
+        .expect("valid");
+        let json = worker.header_converter(&none).expect("worker's");
+        assert_eq!(json.class, "org.apache.kafka.connect.json.JsonConverter");
+        assert_eq!(json.encode_produced("t", "h", Some(b"x")).expect("converts").as_deref(), Some(&b"\"x\""[..]));
+        let connector: ConfigMap = map(&[("header.converter", "StringConverter")]).into_iter().collect();
+        assert_eq!(
+            worker.header_converter(&connector).expect("connector's").class,
+            "org.apache.kafka.connect.storage.StringConverter"
+        );
+        let unknown: ConfigMap = map(&[("header.converter", "AvroConverter")]).into_iter().collect();
+        assert!(matches!(worker.header_converter(&unknown), Err(TaskError::UnknownConverter { .. })));
+        let bad: ConfigMap = map(&[("header.converter", "JsonConverter"), ("header.converter.schemas.enable", "x")])
+            .into_iter()
+            .collect();
+        assert!(matches!(worker.header_converter(&bad), Err(TaskError::ConverterConfig { .. })));
     }
 
     #[test]

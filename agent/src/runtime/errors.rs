@@ -33,6 +33,7 @@ const DLQ_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) enum Stage {
     KeyConverter,
     ValueConverter,
+    HeaderConverter,
     Transformation,
     TaskPut,
     TaskPoll,
@@ -44,6 +45,7 @@ impl Stage {
         match self {
             Stage::KeyConverter => "KEY_CONVERTER",
             Stage::ValueConverter => "VALUE_CONVERTER",
+            Stage::HeaderConverter => "HEADER_CONVERTER",
             Stage::Transformation => "TRANSFORMATION",
             Stage::TaskPut => "TASK_PUT",
             Stage::TaskPoll => "TASK_POLL",
@@ -53,6 +55,20 @@ impl Stage {
 }
 
 /// The Java exception class Kafka Connect would have thrown for an error, for `__connect.errors.exception.class.name`.
+/// Which converter a converter stage names: 0 key, 1 value, 2 header (an index into a task's converter classes).
+pub(crate) fn converter_index(stage: Stage) -> usize {
+    match stage {
+        Stage::KeyConverter => 0,
+        Stage::ValueConverter => 1,
+        _ => 2,
+    }
+}
+
+/// `key`, `value` or `header`, for error messages of a converter stage.
+pub(crate) fn converter_side(stage: Stage) -> &'static str {
+    ["key", "value", "header"][converter_index(stage)]
+}
+
 pub(crate) fn exception_class(error: &ConnectError) -> &'static str {
     match error {
         ConnectError::Config { .. } => "org.apache.kafka.common.config.ConfigException",

@@ -5,6 +5,7 @@ pub(crate) mod config;
 pub(crate) mod config_providers;
 pub(crate) mod errors;
 pub(crate) mod exactly_once;
+pub(crate) mod headers;
 pub(crate) mod offsets;
 pub(crate) mod sink;
 pub(crate) mod source;

@@ -20,7 +20,9 @@ use tracing::{debug, info, instrument, warn};
 
 use super::errors::{
     ConsumedRecord, DeadLetterQueue, ErrorPolicy, FailedRecord, RecordErrorHandler, RecordFailure, Stage,
+    converter_index, converter_side,
 };
+use super::headers::HeaderConversion;
 use super::{Control, StopMode, TaskContext, TaskError, control_changed, current_control, stop_requested};
 use crate::metrics::TaskCounters;
 
@@ -67,9 +69,11 @@ pub(crate) async fn run(ctx: &TaskContext, mut control: watch::Receiver<Control>
     ctx.worker.client_override_policy.check(&connector_config)?;
     let key_converter = ctx.worker.converter(&connector_config, true)?;
     let value_converter = ctx.worker.converter(&connector_config, false)?;
+    let header_converter = ctx.worker.header_converter(&connector_config)?;
     let converter_classes = [
         converter_class(&ctx.worker, &connector_config, "key.converter"),
         converter_class(&ctx.worker, &connector_config, "value.converter"),
+        header_converter.class.clone(),
     ];
     let subscription = subscription(&connector_config)?;
     let policy = ErrorPolicy::from_config(&connector_config, true)?;
@@ -106,6 +110,7 @@ pub(crate) async fn run(ctx: &TaskContext, mut control: watch::Receiver<Control>
         paused,
         key_converter,
         value_converter,
+        header_converter,
         converter_classes,
         connector_class,
         transforms,
@@ -232,8 +237,9 @@ struct SinkPipeline<'a> {
     paused: Arc<AtomicBool>,
     key_converter: Box<dyn Converter>,
     value_converter: Box<dyn Converter>,
-    /// Class names of the key and value converters, for error reports.
-    converter_classes: [String; 2],
+    header_converter: HeaderConversion,
+    /// Class names of the key, value and header converters, for error reports.
+    converter_classes: [String; 3],
     connector_class: &'static str,
     /// The connector's `transforms` chain, applied after conversion (a no-op when empty).
     transforms: TransformChain,
@@ -372,7 +378,7 @@ impl SinkPipeline<'_> {
                 Err(failure) => (Stage::Transformation, failure.class.to_string(), failure.error),
             },
             Err((stage, error)) => {
-                let class = self.converter_classes[usize::from(stage == Stage::ValueConverter)].clone();
+                let class = self.converter_classes[converter_index(stage)].clone();
                 (stage, class, error)
             }
         };
@@ -381,7 +387,7 @@ impl SinkPipeline<'_> {
             _ => TaskError::Convert {
                 what: format!(
                     "{} at topic `{}` partition {} offset {} with {class}",
-                    if stage == Stage::KeyConverter { "key" } else { "value" },
+                    converter_side(stage),
                     message.topic(),
                     message.partition(),
                     message.offset()
@@ -401,10 +407,17 @@ impl SinkPipeline<'_> {
             self.key_converter.to_connect(topic, message.key()).map_err(|e| (Stage::KeyConverter, e))?;
         let (value_schema, value) =
             self.value_converter.to_connect(topic, message.payload()).map_err(|e| (Stage::ValueConverter, e))?;
-        let headers = message
-            .headers()
-            .map(|headers| headers.iter().map(|h| (h.key.to_string(), h.value.map(Bytes::copy_from_slice))).collect())
-            .unwrap_or_default();
+        let mut headers = Vec::new();
+        if let Some(consumed) = message.headers() {
+            headers.reserve(consumed.count());
+            for h in consumed.iter() {
+                let value = self
+                    .header_converter
+                    .decode_consumed(topic, h.key, h.value)
+                    .map_err(|e| (Stage::HeaderConverter, e))?;
+                headers.push((h.key.to_string(), value));
+            }
+        }
         Ok(SinkRecord {
             topic: topic.to_string(),
             partition: message.partition(),
@@ -749,7 +762,8 @@ mod tests {
             paused,
             key_converter: worker.converter(&connector_config, true).expect("converter"),
             value_converter: worker.converter(&connector_config, false).expect("converter"),
-            converter_classes: [String::new(), String::new()],
+            header_converter: worker.header_converter(&connector_config).expect("header converter"),
+            converter_classes: [String::new(), String::new(), String::new()],
             connector_class: "PickySink",
             transforms: TransformChain::empty(),
             errors: RecordErrorHandler::new(policy, ctx.id.clone(), counters, None),

@@ -15,8 +15,11 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, instrument, warn};
 
-use super::errors::{ErrorPolicy, FailedRecord, RecordErrorHandler, RecordFailure, Stage};
+use super::errors::{
+    ErrorPolicy, FailedRecord, RecordErrorHandler, RecordFailure, Stage, converter_index, converter_side,
+};
 use super::exactly_once::{self, Boundary, ExactlyOnce, TRANSACTION_TIMEOUT};
+use super::headers::HeaderConversion;
 use super::offsets::SourceOffsetTracker;
 use super::topics::TopicCreator;
 use super::{Control, StopMode, TaskContext, TaskError, control_changed, current_control, stop_requested};
@@ -65,6 +68,7 @@ pub(crate) async fn run(ctx: &TaskContext, mut control: watch::Receiver<Control>
     let converters = Converters {
         key: ctx.worker.converter(&connector_config, true)?,
         value: ctx.worker.converter(&connector_config, false)?,
+        header: ctx.worker.header_converter(&connector_config)?,
         classes: [
             super::sink::converter_class(&ctx.worker, &connector_config, "key.converter"),
             super::sink::converter_class(&ctx.worker, &connector_config, "value.converter"),
@@ -139,6 +143,7 @@ pub(crate) async fn run(ctx: &TaskContext, mut control: watch::Receiver<Control>
         value_buf: Vec::new(),
         has_key: false,
         has_value: false,
+        headers: None,
         counters,
         topics_used: std::collections::HashSet::new(),
         transactions,
@@ -268,8 +273,19 @@ fn committed_offsets(ctx: &TaskContext) -> BTreeMap<String, serde_json::Value> {
 struct Converters {
     key: Box<dyn sluice_connectors::Converter>,
     value: Box<dyn sluice_connectors::Converter>,
+    header: super::headers::HeaderConversion,
     /// Class names of the key and value converters, for error reports.
     classes: [String; 2],
+}
+
+impl Converters {
+    /// Kafka Connect's class name of the converter of a converter stage.
+    fn class(&self, stage: Stage) -> &str {
+        match converter_index(stage) {
+            2 => &self.header.class,
+            i => &self.classes[i],
+        }
+    }
 }
 
 struct SourcePipeline<'a> {
@@ -289,6 +305,8 @@ struct SourcePipeline<'a> {
     /// Whether the last conversion produced a key / value (`false` is a Kafka null).
     has_key: bool,
     has_value: bool,
+    /// The converted headers of the last conversion (`None`: no headers).
+    headers: Option<OwnedHeaders>,
     counters: Arc<TaskCounters>,
     /// Topics already reported as used by this run of the task.
     topics_used: std::collections::HashSet<String>,
@@ -445,8 +463,8 @@ impl SourcePipeline<'_> {
                 }
             };
             if let Err((stage, error)) = self.convert(&record) {
-                let class = self.converters.classes[usize::from(stage == Stage::ValueConverter)].clone();
-                let side = if stage == Stage::KeyConverter { "key" } else { "value" };
+                let class = self.converters.class(stage).to_string();
+                let side = converter_side(stage);
                 let what = format!(
                     "{side} for topic `{}` from source partition {} with {class}",
                     record.topic,
@@ -471,7 +489,7 @@ impl SourcePipeline<'_> {
                 self.topics_used.insert(record.topic.clone());
                 self.ctx.report_topic(&record.topic);
             }
-            let headers = headers_of(&record);
+            let headers = self.headers.take();
             let mut pending = BaseRecord::with_opaque_to(&record.topic, seq as usize);
             pending.partition = record.partition;
             pending.timestamp = record.timestamp;
@@ -543,6 +561,7 @@ impl SourcePipeline<'_> {
             .value
             .from_connect(&record.topic, record.value_schema.as_deref(), &record.value, &mut self.value_buf)
             .map_err(|e| (Stage::ValueConverter, e))?;
+        self.headers = headers_of(record, &self.converters.header).map_err(|e| (Stage::HeaderConverter, e))?;
         Ok(())
     }
 
@@ -759,13 +778,15 @@ fn describe_source_record(record: &SourceRecord) -> String {
     )
 }
 
-fn headers_of(record: &SourceRecord) -> Option<OwnedHeaders> {
+/// The record's headers as produced, each converted with the task's `header.converter`.
+fn headers_of(record: &SourceRecord, converter: &HeaderConversion) -> Result<Option<OwnedHeaders>, ConnectError> {
     if record.headers.is_empty() {
-        return None;
+        return Ok(None);
     }
     let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
     for (key, value) in &record.headers {
+        let value = converter.encode_produced(&record.topic, key, value.as_deref())?;
         headers = headers.insert(Header { key, value: value.as_deref() });
     }
-    Some(headers)
+    Ok(Some(headers))
 }

@@ -127,6 +127,7 @@ pub fn start_agent(
     let shutdown = CancellationToken::new();
     let opts = sluice_agent::AgentOptions {
         control_plane: vec![format!("http://{}", control_plane.address)],
+        tls_ca: None,
         agent_id: "agent-1".into(),
         worker_config: worker.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         capacity: 0,

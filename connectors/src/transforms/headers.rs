@@ -6,15 +6,15 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::config::{ConfigDef, ConfigType, Importance};
-use crate::converter::{java_double_string, java_float_string};
+use crate::converter::{java_double_string, java_float_string, write_text};
 use crate::error::ConnectError;
 use crate::record::{Schema, SchemaType, Value};
 
 use super::date_format::iso_text;
 use super::plugin_config::{PluginConfig, REPLACE_NULL_WITH_DEFAULT, key, replace_null_with_default_key};
 use super::support::{
-    DATE_LOGICAL, SchemaCache, TIME_LOGICAL, TIMESTAMP_LOGICAL, base64, copy_schema_basics, data_error, field_value,
-    into_map, into_struct, map_get, map_remove, push_field,
+    DATE_LOGICAL, DECIMAL_LOGICAL, SchemaCache, TIME_LOGICAL, TIMESTAMP_LOGICAL, base64, copy_schema_basics,
+    data_error, field_value, into_map, into_struct, map_get, map_remove, push_field,
 };
 use super::{ConnectRecord, Operand, Transformation};
 
@@ -213,7 +213,7 @@ pub fn header_bytes(schema: Option<&Arc<Schema>>, value: &Value) -> Option<Bytes
 }
 
 /// Kafka Connect's `Values.append`: strings quoted and escaped only when embedded in a list, map or struct.
-fn append_text(schema: Option<&Schema>, value: &Value, embedded: bool, out: &mut String) {
+pub(crate) fn append_text(schema: Option<&Schema>, value: &Value, embedded: bool, out: &mut String) {
     let logical = schema.and_then(|s| s.name.as_deref());
     match value {
         Value::Null => out.push_str("null"),
@@ -233,6 +233,7 @@ fn append_text(schema: Option<&Schema>, value: &Value, embedded: bool, out: &mut
             out.push('"');
         }
         Value::String(s) => out.push_str(s),
+        Value::Bytes(_) if logical == Some(DECIMAL_LOGICAL) => write_text(schema, value, out),
         Value::Bytes(b) if embedded => {
             out.push('"');
             out.push_str(&base64(b));

@@ -24,6 +24,8 @@ use crate::record::{Schema, SinkRecord, SourceRecord, Value};
 
 pub use plugin_config::PluginConfig;
 
+pub(crate) use headers::append_text as header_text;
+
 /// Where a source record came from and how far the source had got, carried through the transforms untouched.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SourcePosition {

@@ -60,6 +60,13 @@ struct Options {
     /// PEM private key of --tls-cert.
     #[arg(long, env = "SLUICE_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<std::path::PathBuf>,
+    /// PEM certificate chain: the gRPC port (agent streams, admin API, reflection) is served over TLS (with
+    /// --grpc-tls-key). May be the same files as --tls-cert/--tls-key. Agents then need `https://` addresses.
+    #[arg(long, env = "SLUICE_GRPC_TLS_CERT", requires = "grpc_tls_key")]
+    grpc_tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of --grpc-tls-cert.
+    #[arg(long, env = "SLUICE_GRPC_TLS_KEY", requires = "grpc_tls_cert")]
+    grpc_tls_key: Option<std::path::PathBuf>,
     /// Log filter, e.g. `info` or `sluice_control_plane=debug,info`.
     #[arg(long, env = "SLUICE_LOG", default_value = "info")]
     log: String,
@@ -72,6 +79,10 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     sluice_control_plane::logging::cancel_on_signal(shutdown.clone());
 
+    let grpc_tls = match (&options.grpc_tls_cert, &options.grpc_tls_key) {
+        (Some(cert), Some(key)) => Some(server::grpc_tls_config(cert, key)?),
+        _ => None,
+    };
     let store = Arc::new(EtcdStore::connect(&options.etcd_endpoints).await?);
     let rest = tokio::net::TcpListener::bind(options.rest_listen).await?;
     let grpc = tokio::net::TcpListener::bind(options.grpc_listen).await?;
@@ -92,6 +103,7 @@ async fn main() -> anyhow::Result<()> {
             (Some(cert), Some(key)) => Some(server::tls_config(cert, key)?),
             _ => None,
         },
+        grpc_tls,
     };
     let replica = server::start(store, settings, rest, grpc, shutdown.clone()).await?;
     shutdown.cancelled().await;

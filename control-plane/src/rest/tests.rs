@@ -355,6 +355,7 @@ async fn openapi_document_is_served_and_lists_every_route() {
     for path in [
         "/",
         "/health",
+        "/metrics",
         "/connectors",
         "/connectors/{name}",
         "/connectors/{name}/config",
@@ -388,6 +389,9 @@ async fn authentication_when_configured() {
     assert!(reply.error(401).starts_with("Authentication required"));
     assert_eq!(reply.headers["www-authenticate"], "Basic realm=\"sluice\"");
     assert_eq!(call(&app, "GET", "/health", "").await.status, StatusCode::OK);
+    let metrics = call(&app, "GET", "/metrics", "").await;
+    assert_eq!(metrics.status, StatusCode::OK, "GET /metrics stays open for scrapers");
+    assert!(metrics.body.contains("# TYPE sluice_control_plane_is_leader gauge"), "{}", metrics.body);
     for (header, status) in [("Bearer tok", 200), ("Basic dTpw", 200), ("Bearer nope", 401), ("Basic dTpx", 401)] {
         let request =
             Request::builder().uri("/connectors").header("authorization", header).body(Body::empty()).expect("request");
