@@ -131,7 +131,7 @@ impl Converter for ByteArrayConverter {
         {
             return Err(ConnectError::Data(format!(
                 "Invalid schema type for ByteArrayConverter: {}",
-                type_name_upper(schema.schema_type)
+                schema.schema_type.name()
             )));
         }
         match value {
@@ -273,24 +273,6 @@ fn json_type_name(t: SchemaType) -> &'static str {
     }
 }
 
-/// Kafka Connect's `Schema.Type` name (`INT32`, `FLOAT64`, ...), as error messages print it.
-fn type_name_upper(t: SchemaType) -> &'static str {
-    match t {
-        SchemaType::Int8 => "INT8",
-        SchemaType::Int16 => "INT16",
-        SchemaType::Int32 => "INT32",
-        SchemaType::Int64 => "INT64",
-        SchemaType::Float32 => "FLOAT32",
-        SchemaType::Float64 => "FLOAT64",
-        SchemaType::Boolean => "BOOLEAN",
-        SchemaType::String => "STRING",
-        SchemaType::Bytes => "BYTES",
-        SchemaType::Array => "ARRAY",
-        SchemaType::Map => "MAP",
-        SchemaType::Struct => "STRUCT",
-    }
-}
-
 fn value_kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
@@ -398,13 +380,8 @@ impl JsonWriter<'_> {
                 )),
             };
         }
-        let mismatch = || {
-            ConnectError::Data(format!(
-                "Invalid type for {}: {}",
-                type_name_upper(schema.schema_type),
-                value_kind(value)
-            ))
-        };
+        let mismatch =
+            || ConnectError::Data(format!("Invalid type for {}: {}", schema.schema_type.name(), value_kind(value)));
         match (schema.schema_type, value) {
             (SchemaType::Boolean, Value::Boolean(_))
             | (SchemaType::Int8, Value::Int8(_))
@@ -919,18 +896,10 @@ fn json_to_connect(schema: Option<&Schema>, json: &serde_json::Value) -> Result<
         if schema.optional {
             return Ok(Value::Null);
         }
-        return Err(ConnectError::Data(format!(
-            "Invalid null value for required {} field",
-            type_name_upper(schema.schema_type)
-        )));
+        return Err(ConnectError::Data(format!("Invalid null value for required {} field", schema.schema_type.name())));
     }
-    let mismatch = || {
-        ConnectError::Data(format!(
-            "Expected {} but found JSON {}",
-            type_name_upper(schema.schema_type),
-            json_kind(json)
-        ))
-    };
+    let mismatch =
+        || ConnectError::Data(format!("Expected {} but found JSON {}", schema.schema_type.name(), json_kind(json)));
     // Jackson reads `1e3` as a number that Kafka Connect accepts for an integer schema; so does Sluice, but only
     // when it is integral and in range (Kafka Connect would truncate `1.9` and wrap `300` for INT8).
     let integral = || {

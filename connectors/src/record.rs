@@ -22,6 +22,26 @@ pub enum SchemaType {
     Struct,
 }
 
+impl SchemaType {
+    /// Kafka Connect's `Schema.Type` name (`INT32`, `FLOAT64`, ...), as its error messages print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            SchemaType::Int8 => "INT8",
+            SchemaType::Int16 => "INT16",
+            SchemaType::Int32 => "INT32",
+            SchemaType::Int64 => "INT64",
+            SchemaType::Float32 => "FLOAT32",
+            SchemaType::Float64 => "FLOAT64",
+            SchemaType::Boolean => "BOOLEAN",
+            SchemaType::String => "STRING",
+            SchemaType::Bytes => "BYTES",
+            SchemaType::Array => "ARRAY",
+            SchemaType::Map => "MAP",
+            SchemaType::Struct => "STRUCT",
+        }
+    }
+}
+
 /// A Kafka Connect schema. Logical types (Decimal, Date, Time, Timestamp) are expressed by `name` as in Connect.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Schema {

@@ -10,7 +10,7 @@ use crate::record::{Schema, SchemaType, Value};
 use super::plugin_config::{PluginConfig, REPLACE_NULL_WITH_DEFAULT, key, replace_null_with_default_key};
 use super::support::{
     DATE_LOGICAL, SchemaCache, TIME_LOGICAL, TIMESTAMP_LOGICAL, base64, copy_schema_basics, data_error, field_value,
-    inferred_type, into_map, into_struct, java_class, map_get, map_put, push_field, schema_type_name,
+    inferred_type, into_map, into_struct, java_class, map_get, map_put, push_field,
 };
 use super::{ConnectRecord, Operand, Transformation};
 
@@ -41,7 +41,7 @@ const OUTPUT_TYPES: [SchemaType; 8] = [
 ];
 
 fn type_list(types: &[SchemaType]) -> String {
-    format!("[{}]", types.iter().map(|t| schema_type_name(*t)).collect::<Vec<_>>().join(", "))
+    format!("[{}]", types.iter().map(|t| t.name()).collect::<Vec<_>>().join(", "))
 }
 
 fn parse_type(name: &str) -> Option<SchemaType> {
@@ -82,7 +82,7 @@ fn parse_spec(c: &PluginConfig) -> Result<CastSpec, ConnectError> {
                 SPEC,
                 format!(
                     "Cast transformation does not support casting to {}; supported types are {}",
-                    schema_type_name(t),
+                    t.name(),
                     type_list(&OUTPUT_TYPES)
                 ),
             ))
@@ -254,7 +254,7 @@ fn cast_value(schema: Option<&Schema>, value: &Value, target: SchemaType) -> Res
     if !INPUT_TYPES.contains(&from) {
         return Err(data_error(format!(
             "Cast transformation does not support casting from {}; supported types are {}",
-            schema_type_name(from),
+            from.name(),
             type_list(&INPUT_TYPES)
         )));
     }
@@ -316,10 +316,7 @@ fn cast_value(schema: Option<&Schema>, value: &Value, target: SchemaType) -> Res
         // `Number.longValue() != 0`: 0.5 is false.
         SchemaType::Boolean => Value::Boolean(as_long != 0),
         other => {
-            return Err(data_error(format!(
-                "{} is not supported in the Cast transformation.",
-                schema_type_name(other)
-            )));
+            return Err(data_error(format!("{} is not supported in the Cast transformation.", other.name())));
         }
     })
 }

@@ -170,27 +170,10 @@ pub fn primitive(schema_type: SchemaType, optional: bool) -> Arc<Schema> {
 
 /// Kafka Connect's `ConnectSchema.toString()`: `Schema{INT32}` or `Schema{name:INT64}`.
 pub fn schema_text(schema: &Schema) -> String {
-    let type_name = schema_type_name(schema.schema_type);
+    let type_name = schema.schema_type.name();
     match &schema.name {
         Some(name) => format!("Schema{{{name}:{type_name}}}"),
         None => format!("Schema{{{type_name}}}"),
-    }
-}
-
-pub fn schema_type_name(schema_type: SchemaType) -> &'static str {
-    match schema_type {
-        SchemaType::Int8 => "INT8",
-        SchemaType::Int16 => "INT16",
-        SchemaType::Int32 => "INT32",
-        SchemaType::Int64 => "INT64",
-        SchemaType::Float32 => "FLOAT32",
-        SchemaType::Float64 => "FLOAT64",
-        SchemaType::Boolean => "BOOLEAN",
-        SchemaType::String => "STRING",
-        SchemaType::Bytes => "BYTES",
-        SchemaType::Array => "ARRAY",
-        SchemaType::Map => "MAP",
-        SchemaType::Struct => "STRUCT",
     }
 }
 
