@@ -35,7 +35,7 @@ pub struct AgentOptions {
     pub capacity: u32,
     /// Shown as `worker_id` in Kafka Connect status answers; defaults to the agent id.
     pub worker_id: Option<String>,
-    /// Where to serve `/metrics` and `/health`; none when absent.
+    /// Where to serve `/metrics`, `/health` and `/admin/loggers`; none when absent.
     pub metrics_listen: Option<SocketAddr>,
 }
 
@@ -101,7 +101,7 @@ pub async fn run(opts: AgentOptions, shutdown: CancellationToken) -> Result<(), 
         let bound = metrics::serve(address, metrics.clone(), metrics_shutdown)
             .await
             .map_err(|source| AgentError::MetricsListen { address, source })?;
-        info!(address = %bound, "serving /metrics and /health");
+        info!(address = %bound, "serving /metrics, /health and /admin/loggers");
     }
     let host = hostname::get().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
     let identity = session::Identity {

@@ -8,6 +8,9 @@ use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Sluice agent: the stateless data plane that runs the source and sink tasks the control plane assigns to it.
 #[derive(Debug, Parser)]
 #[command(name = "sluice-agent", version, about, long_about = None)]
@@ -39,7 +42,8 @@ struct Args {
     #[arg(long, env = "SLUICE_WORKER_ID")]
     worker_id: Option<String>,
 
-    /// Address to serve Prometheus `/metrics` and `/health` on (e.g. `0.0.0.0:9464`). Off when absent.
+    /// Address to serve Prometheus `/metrics`, `/health` and `/admin/loggers` on (e.g. `0.0.0.0:9464`). Off when
+    /// absent.
     #[arg(long, env = "SLUICE_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
 
@@ -51,8 +55,9 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let filter = EnvFilter::try_new(&args.log).with_context(|| format!("invalid log filter `{}`", args.log))?;
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    EnvFilter::try_new(&args.log).with_context(|| format!("invalid log filter `{}`", args.log))?;
+    // Levels change at run time when the control plane pushes cluster-wide ones (`?scope=cluster`).
+    sluice_logging::init(&args.log, true);
 
     let worker_config = match &args.config {
         Some(path) => {

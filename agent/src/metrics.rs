@@ -1,5 +1,5 @@
 //! The agent's metrics, named in one place after Kafka Connect's JMX metrics (`sluice_` + the metric name with
-//! underscores), and the `/metrics` + `/health` HTTP endpoint.
+//! underscores), and the HTTP endpoint serving them: `/metrics`, `/health` and the agent's `/admin/loggers`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -290,8 +290,11 @@ pub(crate) async fn serve(
 ) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let local = listener.local_addr()?;
-    let app =
-        Router::new().route("/metrics", get(metrics_handler)).route("/health", get(health_handler)).with_state(metrics);
+    let app = Router::new()
+        .route("/metrics", get(metrics_handler))
+        .route("/health", get(health_handler))
+        .route("/admin/loggers", get(loggers_handler))
+        .with_state(metrics);
     tokio::spawn(async move {
         let served = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await;
         if let Err(err) = served {
@@ -311,6 +314,18 @@ async fn health_handler(State(metrics): State<Arc<Metrics>>) -> impl IntoRespons
     let status = if connected { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let body = serde_json::json!({ "status": if connected { "UP" } else { "DISCONNECTED" }, "connected": connected, "tasks": running });
     (status, [(header::CONTENT_TYPE, "application/json")], body.to_string())
+}
+
+/// This agent's log levels, in the shape of Kafka Connect's `GET /admin/loggers` (they change when the control plane
+/// pushes cluster-wide levels).
+async fn loggers_handler() -> impl IntoResponse {
+    match sluice_logging::levels().all() {
+        Ok(levels) => (StatusCode::OK, axum::Json(levels)).into_response(),
+        Err(e) => {
+            let body = serde_json::json!({ "error_code": 500, "message": e.to_string() });
+            (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response()
+        }
+    }
 }
 
 #[cfg(test)]

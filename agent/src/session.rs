@@ -6,6 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sluice_logging::{ClusterLevel, ClusterLevels};
 use sluice_proto::agent::agent_message::Kind as Up;
 use sluice_proto::agent::agent_service_client::AgentServiceClient;
 use sluice_proto::agent::control_message::Kind as Down;
@@ -64,6 +65,8 @@ pub(crate) struct Agent {
     shutdown: CancellationToken,
     worker: Arc<WorkerConfig>,
     heartbeat_seq: u64,
+    /// Which cluster-scope log levels were seen; kept across sessions, so a reconnect applies what it missed.
+    cluster_levels: ClusterLevels,
 }
 
 impl Agent {
@@ -85,6 +88,7 @@ impl Agent {
             shutdown,
             worker,
             heartbeat_seq: 0,
+            cluster_levels: ClusterLevels::default(),
         }
     }
 
@@ -342,7 +346,18 @@ impl Agent {
         draining: bool,
     ) -> Result<(), Break> {
         match message.kind {
-            Some(Down::HeartbeatAck(ack)) => self.lease.acked(ack.seq),
+            Some(Down::HeartbeatAck(ack)) => {
+                debug!(seq = ack.seq, "heartbeat acknowledged");
+                self.lease.acked(ack.seq);
+            }
+            Some(Down::LoggerLevels(levels)) => {
+                let current = levels.levels.into_iter().map(|l| ClusterLevel {
+                    logger: l.logger,
+                    level: l.level,
+                    revision: l.revision,
+                });
+                self.cluster_levels.apply(current, &sluice_logging::levels());
+            }
             Some(Down::Assignment(assignment)) => {
                 if draining {
                     debug!(revision = assignment.revision, "ignoring an assignment during shutdown");

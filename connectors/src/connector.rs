@@ -103,7 +103,9 @@ pub struct SinkTaskContext {
 #[async_trait]
 pub trait SinkTask: Send {
     async fn start(&mut self, context: SinkTaskContext) -> Result<(), ConnectError>;
-    async fn put(&mut self, records: Vec<SinkRecord>) -> Result<(), ConnectError>;
+    /// Writes (or buffers) a batch. The records stay the runtime's: after a retriable failure the same batch is
+    /// put again, so a task that keeps records past `put` clones what it keeps.
+    async fn put(&mut self, records: &[SinkRecord]) -> Result<(), ConnectError>;
     /// Makes everything `put` so far durable. `offsets` are the next offsets to consume per partition; the runtime
     /// commits them to the consumer group only after this returns `Ok`.
     async fn flush(&mut self, offsets: &BTreeMap<TopicPartition, i64>) -> Result<(), ConnectError>;

@@ -103,7 +103,10 @@ impl Converter for StringConverter {
         let value = match bytes {
             None => Value::Null,
             // Java decodes malformed UTF-8 with replacement characters too.
-            Some(bytes) => Value::String(String::from_utf8_lossy(bytes).into_owned()),
+            Some(bytes) => Value::String(match std::str::from_utf8(bytes) {
+                Ok(text) => text.to_owned(),
+                Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+            }),
         };
         Ok((Some(optional_string_schema()), value))
     }

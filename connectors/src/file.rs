@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
 use crate::config::{ConfigDef, ConfigKey, ConfigMap, ConfigType, DefaultValue, Importance, Validator};
@@ -33,8 +33,8 @@ pub const POSITION_FIELD: &str = "position";
 
 /// Bytes asked for per read: large enough that a busy file costs one syscall per many lines.
 const READ_CHUNK: usize = 64 * 1024;
-/// Writes are buffered this much before reaching the file.
-const WRITE_BUFFER: usize = 64 * 1024;
+/// A sink batch is rendered and written in pieces of about this size.
+const WRITE_CHUNK: usize = 1024 * 1024;
 
 fn file_setting(config: &ConfigMap) -> Option<String> {
     config.get(FILE_CONFIG).map(|f| f.trim()).filter(|f| !f.is_empty()).map(str::to_string)
@@ -248,7 +248,10 @@ impl SourceState {
                 _ => 1,
             };
             // Java decodes malformed UTF-8 with replacement characters too.
-            let line = String::from_utf8_lossy(&pending[..at]).into_owned();
+            let line = match std::str::from_utf8(&pending[..at]) {
+                Ok(line) => line.to_owned(),
+                Err(_) => String::from_utf8_lossy(&pending[..at]).into_owned(),
+            };
             let consumed = at + terminator;
             self.start += consumed;
             self.position += consumed as u64;
@@ -403,8 +406,8 @@ impl Connector for FileStreamSinkConnector {
 }
 
 enum SinkOutput {
-    File { path: String, writer: BufWriter<tokio::fs::File> },
-    Stdout(BufWriter<tokio::io::Stdout>),
+    File { path: String, writer: tokio::fs::File },
+    Stdout(tokio::io::Stdout),
 }
 
 impl SinkOutput {
@@ -429,8 +432,8 @@ pub struct FileStreamSinkTask {
     output: Option<SinkOutput>,
     connector: String,
     task: u32,
-    /// Reused for every record so rendering does not allocate per line.
-    line: String,
+    /// Reused for every batch so rendering does not allocate per line.
+    text: String,
 }
 
 impl FileStreamSinkTask {
@@ -440,6 +443,12 @@ impl FileStreamSinkTask {
 
     fn output(&mut self) -> Result<&mut SinkOutput, ConnectError> {
         self.output.as_mut().ok_or_else(|| ConnectError::Other("file sink task used before start".into()))
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), ConnectError> {
+        let output = self.output()?;
+        let written = output.writer().write_all(bytes).await;
+        written.map_err(|e| ConnectError::retriable(format!("writing to {}", output.describe()), e))
     }
 }
 
@@ -451,9 +460,9 @@ impl SinkTask for FileStreamSinkTask {
                 let file = tokio::fs::OpenOptions::new().create(true).append(true).open(&path).await.map_err(|e| {
                     ConnectError::fatal(format!("couldn't find or create file {path:?} for FileStreamSinkTask"), e)
                 })?;
-                SinkOutput::File { path, writer: BufWriter::with_capacity(WRITE_BUFFER, file) }
+                SinkOutput::File { path, writer: file }
             }
-            None => SinkOutput::Stdout(BufWriter::with_capacity(WRITE_BUFFER, tokio::io::stdout())),
+            None => SinkOutput::Stdout(tokio::io::stdout()),
         };
         tracing::info!(connector = %context.connector, task = context.task, file = %output.describe(),
             "file sink task started");
@@ -463,21 +472,25 @@ impl SinkTask for FileStreamSinkTask {
         Ok(())
     }
 
-    async fn put(&mut self, records: Vec<SinkRecord>) -> Result<(), ConnectError> {
-        let mut line = std::mem::take(&mut self.line);
-        let output = self.output()?;
-        for record in &records {
-            line.clear();
-            write_text(record.value_schema.as_deref(), &record.value, &mut line);
-            line.push('\n');
-            if let Err(e) = output.writer().write_all(line.as_bytes()).await {
-                let context = format!("writing to {}", output.describe());
-                self.line = line;
-                return Err(ConnectError::retriable(context, e));
+    /// Renders the batch into one buffer and writes it with one call (per MiB): the lines reach the file right
+    /// after `put`, also at low rates (tokio writes in the background; `flush` waits for that and syncs).
+    async fn put(&mut self, records: &[SinkRecord]) -> Result<(), ConnectError> {
+        let mut text = std::mem::take(&mut self.text);
+        text.clear();
+        let mut result = Ok(());
+        for (index, record) in records.iter().enumerate() {
+            write_text(record.value_schema.as_deref(), &record.value, &mut text);
+            text.push('\n');
+            if text.len() >= WRITE_CHUNK || index + 1 == records.len() {
+                result = self.write(text.as_bytes()).await;
+                text.clear();
+                if result.is_err() {
+                    break;
+                }
             }
         }
-        self.line = line;
-        Ok(())
+        self.text = text;
+        result
     }
 
     async fn flush(&mut self, offsets: &BTreeMap<TopicPartition, i64>) -> Result<(), ConnectError> {
@@ -487,7 +500,7 @@ impl SinkTask for FileStreamSinkTask {
         let retriable = |what: &str, e| ConnectError::retriable(format!("{what} {describe}"), e);
         output.writer().flush().await.map_err(|e| retriable("flushing", e))?;
         if let SinkOutput::File { writer, .. } = output {
-            writer.get_ref().sync_data().await.map_err(|e| retriable("syncing", e))?;
+            writer.sync_data().await.map_err(|e| retriable("syncing", e))?;
         }
         tracing::debug!(connector = %connector, task, file = %describe, partitions = offsets.len(),
             "file sink flushed");
@@ -714,7 +727,7 @@ mod tests {
             [("file", path.to_str().expect("utf-8 path")), ("topics", "t")].map(|(k, v)| (k.into(), v.into())).into();
         let mut task = FileStreamSinkConnector.create_sink_task().expect("sink task");
         task.start(SinkTaskContext { connector: "sink".into(), task: 0, config }).await.expect("start");
-        task.put(vec![
+        task.put(&[
             sink_record(Value::String("hello".into())),
             sink_record(Value::Null),
             sink_record(Value::Int64(42)),
@@ -725,7 +738,7 @@ mod tests {
         let offsets = [(TopicPartition { topic: "t".into(), partition: 0 }, 4)].into();
         task.flush(&offsets).await.expect("flush");
         assert_eq!(std::fs::read_to_string(&path).expect("read"), "existing\nhello\nnull\n42\n{a=true}\n");
-        task.put(vec![sink_record(Value::String("more".into()))]).await.expect("put");
+        task.put(&[sink_record(Value::String("more".into()))]).await.expect("put");
         task.stop().await.expect("stop");
         assert_eq!(std::fs::read_to_string(&path).expect("read"), "existing\nhello\nnull\n42\n{a=true}\nmore\n");
     }

@@ -96,13 +96,15 @@ impl AdminService for AdminGrpc {
         let names = self.api.list_connectors().await.map_err(status_of)?;
         let mut expanded = Vec::new();
         if expand_status || expand_info {
+            // One pass for every status, as the REST gateway does.
+            let mut statuses =
+                if expand_status { self.api.connector_statuses().await.map_err(status_of)? } else { BTreeMap::new() };
             for name in &names {
                 // Deleted since the listing: leave it out, as the REST gateway does.
                 let status = if expand_status {
-                    match self.api.connector_status(name).await {
-                        Ok(status) => Some(status.into()),
-                        Err(e) if e.kind == ApiErrorKind::NotFound => continue,
-                        Err(e) => return Err(status_of(e)),
+                    match statuses.remove(name) {
+                        Some(status) => Some(status.into()),
+                        None => continue,
                     }
                 } else {
                     None

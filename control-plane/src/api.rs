@@ -195,13 +195,19 @@ pub struct LoggerLevel {
     pub last_modified: Option<i64>,
 }
 
+impl From<sluice_logging::LoggerLevel> for LoggerLevel {
+    fn from(l: sluice_logging::LoggerLevel) -> Self {
+        LoggerLevel { level: l.level, last_modified: l.last_modified }
+    }
+}
+
 /// `scope` of `PUT /admin/loggers/{name}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LoggerScope {
     /// This process only; the answer lists the loggers that changed.
     #[default]
     Worker,
-    /// Kafka Connect: every worker. Sluice: this control-plane replica only (see README).
+    /// Every control-plane replica and every agent of the cluster (the ones running now, as in Kafka Connect).
     Cluster,
 }
 
@@ -247,6 +253,21 @@ pub trait ConnectApi: Send + Sync + 'static {
     ) -> Result<ConnectorInfo, ApiError>;
     async fn delete_connector(&self, name: &str) -> Result<(), ApiError>;
     async fn connector_status(&self, name: &str) -> Result<ConnectorStateInfo, ApiError>;
+    /// The status of every connector (`GET /connectors?expand=status`). Implementations should read it in one pass;
+    /// this default asks for each connector in turn and leaves out those deleted meanwhile.
+    async fn connector_statuses(&self) -> Result<BTreeMap<String, ConnectorStateInfo>, ApiError> {
+        let mut out = BTreeMap::new();
+        for name in self.list_connectors().await? {
+            match self.connector_status(&name).await {
+                Ok(status) => {
+                    out.insert(name, status);
+                }
+                Err(e) if e.kind == ApiErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
     async fn connector_tasks(&self, name: &str) -> Result<Vec<TaskInfo>, ApiError>;
     async fn task_status(&self, name: &str, task: u32) -> Result<TaskStateInfo, ApiError>;
     async fn pause_connector(&self, name: &str) -> Result<(), ApiError>;
@@ -272,9 +293,10 @@ pub trait ConnectApi: Send + Sync + 'static {
     async fn alter_connector_offsets(&self, name: &str, offsets: ConnectorOffsets) -> Result<Message, ApiError>;
     /// Only while the connector is STOPPED (400 otherwise).
     async fn reset_connector_offsets(&self, name: &str) -> Result<Message, ApiError>;
-    /// The topics the connector used: a sink's configured topics, the topics a source's tasks produced to.
+    /// The topics the connector used: a sink's configured topics and those its tasks consumed from, the topics a
+    /// source's tasks produced to.
     async fn connector_topics(&self, name: &str) -> Result<Vec<String>, ApiError>;
-    /// Forgets the topics a source's tasks reported; a sink's configured topics stay.
+    /// Forgets the topics the tasks reported; a sink's configured topics stay.
     async fn reset_connector_topics(&self, name: &str) -> Result<(), ApiError>;
     /// Every logger with an explicit level, and `root`.
     async fn loggers(&self) -> Result<BTreeMap<String, LoggerLevel>, ApiError>;

@@ -81,6 +81,9 @@ impl ConnectApi for Deadline {
     async fn connector_status(&self, name: &str) -> Result<ConnectorStateInfo, ApiError> {
         self.within(format!("reading the status of connector {name}"), self.inner.connector_status(name)).await
     }
+    async fn connector_statuses(&self) -> Result<BTreeMap<String, ConnectorStateInfo>, ApiError> {
+        self.within("reading the status of every connector".to_string(), self.inner.connector_statuses()).await
+    }
     async fn connector_tasks(&self, name: &str) -> Result<Vec<TaskInfo>, ApiError> {
         self.within(format!("reading the tasks of connector {name}"), self.inner.connector_tasks(name)).await
     }

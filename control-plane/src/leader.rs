@@ -1,7 +1,9 @@
 //! Leader election and the scheduler's reconcile loop. Replicas campaign for the `leader` key (attached to a
 //! lease); the winner keeps its lease alive and reconciles: on every change of agents, connectors, target states
 //! or restart requests it computes [`crate::scheduler::assign`] and writes the changed assignments in one
-//! transaction guarded by its leader key, so a deposed leader can never write.
+//! transaction guarded by its leader key, so a deposed leader can never write. A plan too big for one etcd
+//! transaction is written in several, each guarded the same way, every removal before any addition (see
+//! [`WritePlan`]), so a task is never assigned with two epochs at once.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,8 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::TargetState;
 use crate::model::{AssignedTask, AssignmentRecord, ClusterState, Keys};
 use crate::scheduler::{self, AgentSlot, DesiredTask};
-use crate::store::mirror::Snapshot;
-use crate::store::{Compare, KvStore, Op};
+use crate::store::{Compare, KvStore, Op, StoreError};
 
 /// Settings of the election.
 #[derive(Debug, Clone)]
@@ -24,12 +25,13 @@ pub struct LeaderSettings {
 }
 
 /// Runs forever (until `shutdown`): campaign, lead while the lease lives, campaign again.
-/// `is_leader` tells the rest of the replica (metrics, `/health`) whether it leads.
+/// `is_leader` tells the rest of the replica (metrics, `/health`) whether it leads. `view` is the replica's parsed
+/// mirror ([`crate::model::spawn_view`]).
 pub async fn run(
     store: Arc<dyn KvStore>,
     keys: Keys,
     replica_id: String,
-    mut mirror: watch::Receiver<Arc<Snapshot>>,
+    mut view: watch::Receiver<Arc<ClusterState>>,
     settings: LeaderSettings,
     is_leader: watch::Sender<bool>,
     shutdown: CancellationToken,
@@ -60,7 +62,7 @@ pub async fn run(
                 is_leader.send_replace(true);
                 let term = shutdown.child_token();
                 let keeper = tokio::spawn(keep_leadership(store.clone(), lease, settings.lease_ttl, term.clone()));
-                reconcile_loop(&store, &keys, &replica_id, &mut mirror, &term).await;
+                reconcile_loop(&store, &keys, &replica_id, &mut view, &term).await;
                 term.cancel();
                 let _ = keeper.await;
                 is_leader.send_replace(false);
@@ -74,14 +76,14 @@ pub async fn run(
                 let deadline = tokio::time::sleep(settings.lease_ttl);
                 tokio::pin!(deadline);
                 loop {
-                    let leader_seen = ClusterState::from_snapshot(&keys, &mirror.borrow()).leader.is_some();
+                    let leader_seen = view.borrow().leader.is_some();
                     if !leader_seen {
                         break;
                     }
                     tokio::select! {
                         _ = shutdown.cancelled() => return,
                         _ = &mut deadline => break,
-                        changed = mirror.changed() => if changed.is_err() { return },
+                        changed = view.changed() => if changed.is_err() { return },
                     }
                 }
             }
@@ -129,55 +131,160 @@ async fn keep_leadership(store: Arc<dyn KvStore>, lease: i64, ttl: Duration, ter
     }
 }
 
+/// After a change, how long to let more changes gather before reconciling: a burst (connectors created in a loop,
+/// agents starting or dying together) then costs one scheduler pass and one transaction instead of hundreds.
+const RECONCILE_COALESCE: Duration = Duration::from_millis(20);
+
 async fn reconcile_loop(
     store: &Arc<dyn KvStore>,
     keys: &Keys,
     replica_id: &str,
-    mirror: &mut watch::Receiver<Arc<Snapshot>>,
+    view: &mut watch::Receiver<Arc<ClusterState>>,
     term: &CancellationToken,
 ) {
-    mirror.mark_changed();
+    view.mark_changed();
+    // Revision of our last successful write: a view older than it does not show that write yet, and planning on
+    // it would only lose the transaction's compares.
+    let mut written_at = 0i64;
     loop {
         tokio::select! {
             _ = term.cancelled() => return,
-            changed = mirror.changed() => if changed.is_err() { return },
+            changed = view.changed() => {
+                if changed.is_err() { return }
+                tokio::time::sleep(RECONCILE_COALESCE).await;
+            }
             // A periodic pass repairs anything a lost watch event left behind.
-            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = tokio::time::sleep(Duration::from_secs(5)) => written_at = 0,
         }
-        let snapshot = mirror.borrow_and_update().clone();
-        if snapshot.revision == 0 {
+        let state = view.borrow_and_update().clone();
+        if state.revision == 0 || state.revision < written_at {
             continue;
         }
-        // No check of the mirror's leader key here: it may lag behind our own campaign. The transaction's
-        // compare on the leader key is what keeps a deposed leader from writing.
-        let state = ClusterState::from_snapshot(keys, &snapshot);
-        let (compares, ops) = plan_writes(keys, replica_id, &state);
-        if ops.is_empty() {
+        // No check of the view's leader key here: it may lag behind our own campaign. The transaction's compare on
+        // the leader key is what keeps a deposed leader from writing.
+        let plan = plan_writes(keys, &state);
+        if plan.is_empty() {
             continue;
         }
-        match store.txn(compares, ops).await {
-            Ok(outcome) if outcome.succeeded => {
-                tracing::debug!(revision = outcome.revision, "assignments written");
+        match write_plan(store.as_ref(), keys, replica_id, plan).await {
+            Ok(Some(revision)) => {
+                tracing::debug!(revision, "assignments written");
+                written_at = revision;
                 crate::metrics::global().rebalanced();
             }
-            Ok(_) => {
+            Ok(None) => {
                 // Our view was stale (or we lost the leader key); the mirror will bring the news.
                 tracing::debug!("assignment write lost a race, will retry on the next change");
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                mirror.mark_changed();
+                view.mark_changed();
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot write assignments");
                 tokio::time::sleep(Duration::from_millis(500)).await;
-                mirror.mark_changed();
+                view.mark_changed();
             }
         }
     }
 }
 
-/// The transaction that moves the cluster from `state` to the scheduler's plan: guarded by our leader key and by
-/// the revision of every assignment key it replaces.
-pub fn plan_writes(keys: &Keys, replica_id: &str, state: &ClusterState) -> (Vec<Compare>, Vec<Op>) {
+/// etcd refuses a transaction with more than `--max-txn-ops` (default 128) compares or operations.
+const MAX_TXN_OPS: usize = 100;
+
+/// One assignment write: `op` runs only while `key` is still at `expected` (`None`: absent).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GuardedWrite {
+    pub key: String,
+    pub expected: Option<i64>,
+    pub op: Op,
+}
+
+/// The writes that move the cluster from a state to the scheduler's plan. `removals` take tasks away (agents that
+/// lose tasks, assignments of agents that are gone), `additions` hand tasks out; `cleanup` deletes consumed restart
+/// requests. When everything fits in one transaction it is written at once; otherwise every removal is written
+/// before any addition, so a task is never in two assignments with two epochs at once (the older epoch stays
+/// fenced out while the newer one starts).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WritePlan {
+    pub removals: Vec<GuardedWrite>,
+    pub additions: Vec<GuardedWrite>,
+    pub cleanup: Vec<Op>,
+}
+
+impl WritePlan {
+    pub fn is_empty(&self) -> bool {
+        self.removals.is_empty() && self.additions.is_empty() && self.cleanup.is_empty()
+    }
+
+    /// The end state in one list: an agent's final write replaces its intermediate one (both expect the same
+    /// revision, the one in the view).
+    fn combined(&self) -> Vec<GuardedWrite> {
+        let added: BTreeMap<&str, &GuardedWrite> = self.additions.iter().map(|a| (a.key.as_str(), a)).collect();
+        let mut out: Vec<GuardedWrite> =
+            self.removals.iter().filter(|w| !added.contains_key(w.key.as_str())).cloned().collect();
+        out.extend(self.additions.iter().cloned());
+        out
+    }
+}
+
+/// Writes `plan`, each transaction guarded by our leader key and by the revision of every assignment key it
+/// replaces. `Ok(Some(revision))` of the last transaction when all went through, `Ok(None)` when a compare failed
+/// (a stale view, or we are not the leader any more): the next pass plans again from the newer view.
+async fn write_plan(
+    store: &dyn KvStore,
+    keys: &Keys,
+    replica_id: &str,
+    plan: WritePlan,
+) -> Result<Option<i64>, StoreError> {
+    let leader = Compare::Value(keys.leader(), replica_id.as_bytes().to_vec());
+    let guard = |w: &GuardedWrite| match w.expected {
+        Some(rev) => Compare::ModRevision(w.key.clone(), rev),
+        None => Compare::Missing(w.key.clone()),
+    };
+    let combined = plan.combined();
+    if combined.len() + plan.cleanup.len() < MAX_TXN_OPS {
+        let mut compares = vec![leader];
+        compares.extend(combined.iter().map(guard));
+        let mut ops: Vec<Op> = combined.into_iter().map(|w| w.op).collect();
+        ops.extend(plan.cleanup);
+        let outcome = store.txn(compares, ops).await?;
+        return Ok(outcome.succeeded.then_some(outcome.revision));
+    }
+    // Too big for one transaction: removals first, then additions (guarded by the revisions the removals wrote),
+    // then the cleanup.
+    let mut written: BTreeMap<String, Option<i64>> = BTreeMap::new();
+    let mut last = 0;
+    for phase in [plan.removals, plan.additions] {
+        for chunk in phase.chunks(MAX_TXN_OPS - 1) {
+            let mut compares = vec![leader.clone()];
+            let mut ops = Vec::new();
+            for w in chunk {
+                let expected = written.get(&w.key).copied().unwrap_or(w.expected);
+                compares.push(guard(&GuardedWrite { expected, ..w.clone() }));
+                ops.push(w.op.clone());
+            }
+            let outcome = store.txn(compares, ops).await?;
+            if !outcome.succeeded {
+                return Ok(None);
+            }
+            for w in chunk {
+                let now = matches!(w.op, Op::Put { .. }).then_some(outcome.revision);
+                written.insert(w.key.clone(), now);
+            }
+            last = outcome.revision;
+        }
+    }
+    for chunk in plan.cleanup.chunks(MAX_TXN_OPS - 1) {
+        let outcome = store.txn(vec![leader.clone()], chunk.to_vec()).await?;
+        if !outcome.succeeded {
+            return Ok(None);
+        }
+        last = outcome.revision;
+    }
+    Ok(Some(last))
+}
+
+/// What moves the cluster from `state` to the scheduler's plan.
+pub fn plan_writes(keys: &Keys, state: &ClusterState) -> WritePlan {
     let agents: Vec<AgentSlot> =
         state.agents.values().map(|a| AgentSlot { id: a.agent_id.clone(), capacity: a.capacity }).collect();
     let desired: Vec<DesiredTask> = state
@@ -198,32 +305,170 @@ pub fn plan_writes(keys: &Keys, replica_id: &str, state: &ClusterState) -> (Vec<
     let next_epoch = state.revision as u64 + 1;
     let plan = scheduler::assign(&current, &agents, &desired, &state.restarts, next_epoch);
 
-    let mut compares = vec![Compare::Value(keys.leader(), replica_id.as_bytes().to_vec())];
-    let mut ops = Vec::new();
+    let mut writes = WritePlan::default();
+    let put = |agent: &str, tasks: &[AssignedTask]| {
+        let record = AssignmentRecord { tasks: tasks.to_vec() };
+        Op::put(keys.assignment(agent), serde_json::to_vec(&record).unwrap_or_default())
+    };
     for (agent, tasks) in &plan {
-        let unchanged = state.assignments.get(agent).is_some_and(|(r, _)| &r.tasks == tasks);
-        if unchanged {
+        let old = state.assignments.get(agent);
+        if old.is_some_and(|(r, _)| &r.tasks == tasks) {
             continue;
         }
-        match state.assignments.get(agent) {
-            Some((_, rev)) => compares.push(Compare::ModRevision(keys.assignment(agent), *rev)),
-            None => compares.push(Compare::Missing(keys.assignment(agent))),
+        let key = keys.assignment(agent);
+        let expected = old.map(|(_, rev)| *rev);
+        let old_tasks: &[AssignedTask] = old.map(|(r, _)| r.tasks.as_slice()).unwrap_or_default();
+        let kept: Vec<AssignedTask> = old_tasks.iter().filter(|t| tasks.contains(t)).cloned().collect();
+        let removes = kept.len() < old_tasks.len();
+        let adds = kept.len() < tasks.len();
+        if removes && adds {
+            writes.removals.push(GuardedWrite { key: key.clone(), expected, op: put(agent, &kept) });
+            writes.additions.push(GuardedWrite { key, expected, op: put(agent, tasks) });
+        } else if removes {
+            writes.removals.push(GuardedWrite { key, expected, op: put(agent, tasks) });
+        } else {
+            writes.additions.push(GuardedWrite { key, expected, op: put(agent, tasks) });
         }
-        let record = AssignmentRecord { tasks: tasks.clone() };
-        ops.push(Op::put(keys.assignment(agent), serde_json::to_vec(&record).unwrap_or_default()));
     }
     for (agent, (_, rev)) in &state.assignments {
         if !plan.contains_key(agent) {
-            compares.push(Compare::ModRevision(keys.assignment(agent), *rev));
-            ops.push(Op::delete(keys.assignment(agent)));
+            let key = keys.assignment(agent);
+            writes.removals.push(GuardedWrite { op: Op::delete(key.clone()), key, expected: Some(*rev) });
         }
     }
     for (connector, task) in &state.restarts {
-        ops.push(Op::delete(keys.restart(connector, *task)));
+        writes.cleanup.push(Op::delete(keys.restart(connector, *task)));
     }
-    if !ops.is_empty() {
+    if !writes.is_empty() {
         let moved: usize = plan.values().flatten().filter(|t| t.epoch == next_epoch).count();
         tracing::info!(agents = plan.len(), tasks = desired.len(), started = moved, "rebalancing");
     }
-    (compares, ops)
+    writes
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::model::{AgentRecord, ConnectorEntry};
+    use crate::store::{KeyValue, WatchReceiver};
+
+    /// Records every transaction and lets it succeed.
+    #[derive(Default)]
+    struct Recorder {
+        txns: Mutex<Vec<(Vec<Compare>, Vec<Op>)>>,
+    }
+
+    #[async_trait::async_trait]
+    impl KvStore for Recorder {
+        async fn get(&self, _: &str) -> Result<Option<KeyValue>, StoreError> {
+            Ok(None)
+        }
+        async fn list(&self, _: &str) -> Result<(Vec<KeyValue>, i64), StoreError> {
+            Ok((Vec::new(), 0))
+        }
+        async fn txn(&self, compares: Vec<Compare>, ops: Vec<Op>) -> Result<crate::store::TxnOutcome, StoreError> {
+            let mut txns = self.txns.lock().unwrap_or_else(|e| e.into_inner());
+            txns.push((compares, ops));
+            Ok(crate::store::TxnOutcome { succeeded: true, revision: 100 + txns.len() as i64 })
+        }
+        async fn watch(&self, _: &str, _: i64) -> Result<WatchReceiver, StoreError> {
+            Err(StoreError::Unavailable("no watch".into()))
+        }
+        async fn grant_lease(&self, _: Duration) -> Result<i64, StoreError> {
+            Ok(1)
+        }
+        async fn keep_alive(&self, _: i64) -> Result<bool, StoreError> {
+            Ok(true)
+        }
+        async fn revoke_lease(&self, _: i64) -> Result<(), StoreError> {
+            Ok(())
+        }
+    }
+
+    /// `connectors` one-task connectors placed round-robin on `placed_on`, with `live` agents alive.
+    fn cluster(connectors: usize, placed_on: usize, live: usize) -> ClusterState {
+        let mut state = ClusterState { revision: 50, ..Default::default() };
+        for c in 0..connectors {
+            let entry = ConnectorEntry {
+                config: Default::default(),
+                config_revision: 2,
+                target: TargetState::Running,
+                tasks: [(0, (Default::default(), 2))].into(),
+            };
+            state.connectors.insert(format!("c{c:04}"), Arc::new(entry));
+        }
+        for a in 0..placed_on {
+            let tasks = (0..connectors)
+                .filter(|c| c % placed_on == a)
+                .map(|c| AssignedTask { connector: format!("c{c:04}"), task: 0, epoch: 3, config_revision: 2 })
+                .collect();
+            state.assignments.insert(format!("a{a:04}"), (Arc::new(AssignmentRecord { tasks }), 10 + a as i64));
+        }
+        for a in 0..live {
+            let id = format!("a{a:04}");
+            let record = AgentRecord {
+                agent_id: id.clone(),
+                host: String::new(),
+                capacity: 0,
+                worker_id: id.clone(),
+                version: String::new(),
+                lease: 1,
+                replica: "r".into(),
+            };
+            state.agents.insert(id, Arc::new(record));
+        }
+        state
+    }
+
+    #[tokio::test]
+    async fn small_change_is_one_transaction() {
+        let keys = Keys::new("t");
+        // a0002 died: its task moves; the survivors keep theirs.
+        let plan = plan_writes(&keys, &cluster(3, 3, 2));
+        assert_eq!(plan.removals.len(), 1);
+        assert!(matches!(plan.removals[0].op, Op::Delete { .. }));
+        let store = Recorder::default();
+        let written = write_plan(&store, &keys, "me", plan).await.expect("write");
+        assert_eq!(written, Some(101));
+        let txns = store.txns.into_inner().unwrap_or_default();
+        assert_eq!(txns.len(), 1);
+        assert_eq!(txns[0].0[0], Compare::Value(keys.leader(), b"me".to_vec()));
+    }
+
+    #[tokio::test]
+    async fn big_change_writes_every_removal_before_any_addition() {
+        let keys = Keys::new("t");
+        // 300 agents, 30 of them dead, 2,000 tasks: far more writes than one etcd transaction takes.
+        let plan = plan_writes(&keys, &cluster(2000, 300, 270));
+        assert_eq!(plan.removals.len(), 30);
+        assert!(plan.additions.len() > MAX_TXN_OPS);
+        let store = Recorder::default();
+        assert!(write_plan(&store, &keys, "me", plan).await.expect("write").is_some());
+        let txns = store.txns.into_inner().unwrap_or_default();
+        assert!(txns.len() >= 3);
+        let mut seen_addition = false;
+        for (compares, ops) in &txns {
+            assert!(compares.len() <= MAX_TXN_OPS && ops.len() <= MAX_TXN_OPS);
+            assert_eq!(compares[0], Compare::Value(keys.leader(), b"me".to_vec()));
+            for op in ops {
+                match op {
+                    Op::Delete { .. } => assert!(!seen_addition, "a removal after an addition"),
+                    _ => seen_addition = true,
+                }
+            }
+        }
+        let placed: usize = txns
+            .iter()
+            .flat_map(|(_, ops)| ops)
+            .filter_map(|op| match op {
+                Op::Put { value, .. } => serde_json::from_slice::<AssignmentRecord>(value).ok(),
+                _ => None,
+            })
+            .map(|r| r.tasks.len())
+            .sum();
+        // Survivors were written only when they gained tasks: the 200 orphans spread over them.
+        assert!(placed >= 200);
+    }
 }

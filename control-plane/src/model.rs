@@ -2,17 +2,22 @@
 //! records stored there, plus [`ClusterState`], the parsed view of a mirror snapshot.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sluice_connectors::ConfigMap;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::api::TargetState;
+use crate::store::KeyValue;
 use crate::store::mirror::Snapshot;
 
 /// Key layout of one cluster: everything lives under `/sluice/<cluster>/`.
 #[derive(Debug, Clone)]
 pub struct Keys {
     root: String,
+    cluster: String,
 }
 
 /// Escapes a name for use as one key segment: `%` and `/` are percent-encoded so names cannot collide.
@@ -26,10 +31,14 @@ pub fn unescape(segment: &str) -> String {
 
 impl Keys {
     pub fn new(cluster: &str) -> Self {
-        Keys { root: format!("/sluice/{}/", escape(cluster)) }
+        Keys { root: format!("/sluice/{}/", escape(cluster)), cluster: cluster.to_string() }
     }
     pub fn root(&self) -> &str {
         &self.root
+    }
+    /// The cluster name (`--cluster`) these keys belong to.
+    pub fn cluster(&self) -> &str {
+        &self.cluster
     }
     pub fn connectors(&self) -> String {
         format!("{}connectors/", self.root)
@@ -45,6 +54,12 @@ impl Keys {
     }
     pub fn tasks(&self, name: &str) -> String {
         format!("{}tasks/", self.connector(name))
+    }
+    /// `connectors/<name>/offsets-generation`: a new value whenever the source offsets in the store were set from
+    /// outside the tasks (create, REST alter or reset); exactly-once tasks then take the store's offsets over their
+    /// offsets topic's. Deleted with the connector.
+    pub fn offsets_generation(&self, name: &str) -> String {
+        format!("{}offsets-generation", self.connector(name))
     }
     pub fn task(&self, name: &str, task: u32) -> String {
         format!("{}tasks/{}", self.connector(name), task)
@@ -97,6 +112,13 @@ impl Keys {
     }
     pub fn restart(&self, name: &str, task: u32) -> String {
         format!("{}{}", self.restart_prefix(name), task)
+    }
+    /// `loggers/`: log levels set with `PUT /admin/loggers/{name}?scope=cluster`, applied by every replica and agent.
+    pub fn loggers(&self) -> String {
+        format!("{}loggers/", self.root)
+    }
+    pub fn logger(&self, name: &str) -> String {
+        format!("{}{}", self.loggers(), escape(name))
     }
     pub fn leader(&self) -> String {
         format!("{}leader", self.root)
@@ -154,81 +176,32 @@ pub struct ConnectorEntry {
     pub tasks: BTreeMap<u32, (ConfigMap, i64)>,
 }
 
-/// The parsed control data of a cluster.
+/// The parsed control data of a cluster. Connectors, agents and assignments sit behind `Arc`s: a new state after a
+/// change shares every entry that did not change, so cloning it is cheap and a reader can tell what changed by
+/// pointer (see [`ClusterStateBuilder`]).
 #[derive(Debug, Clone, Default)]
 pub struct ClusterState {
     pub revision: i64,
-    pub connectors: BTreeMap<String, ConnectorEntry>,
-    pub agents: BTreeMap<String, AgentRecord>,
+    pub connectors: BTreeMap<String, Arc<ConnectorEntry>>,
+    pub agents: BTreeMap<String, Arc<AgentRecord>>,
     /// Per agent: its assignment and the revision of the key.
-    pub assignments: BTreeMap<String, (AssignmentRecord, i64)>,
+    pub assignments: BTreeMap<String, (Arc<AssignmentRecord>, i64)>,
     pub restarts: BTreeSet<(String, u32)>,
     pub leader: Option<String>,
+    /// Grows whenever a connector that was already there changes or goes away (not when one is added): a reader
+    /// whose connectors all existed last time and whose assignment key did not change has nothing new while this
+    /// stays the same. Only meaningful between states of one [`ClusterStateBuilder`].
+    pub connectors_changed: u64,
 }
 
 impl ClusterState {
     /// Parses a mirror snapshot; keys it cannot parse are skipped with a warning (they never block the cluster).
     pub fn from_snapshot(keys: &Keys, snapshot: &Snapshot) -> Self {
-        let mut state = ClusterState { revision: snapshot.revision, ..Default::default() };
-        let root = keys.root();
-        let mut targets: BTreeMap<String, TargetState> = BTreeMap::new();
-        let mut tasks: BTreeMap<String, BTreeMap<u32, (ConfigMap, i64)>> = BTreeMap::new();
+        let mut builder = ClusterStateBuilder::default();
         for (key, kv) in &snapshot.kvs {
-            let Some(rest) = key.strip_prefix(root) else { continue };
-            let parts: Vec<&str> = rest.split('/').collect();
-            let parsed: Result<(), String> = (|| {
-                match parts.as_slice() {
-                    ["connectors", name, "config"] => {
-                        let config: ConfigMap = serde_json::from_slice(&kv.value).map_err(|e| e.to_string())?;
-                        state.connectors.insert(
-                            unescape(name),
-                            ConnectorEntry {
-                                config,
-                                config_revision: kv.mod_revision,
-                                target: TargetState::Running,
-                                tasks: BTreeMap::new(),
-                            },
-                        );
-                    }
-                    ["connectors", name, "target"] => {
-                        let target = serde_json::from_slice(&kv.value).map_err(|e| e.to_string())?;
-                        targets.insert(unescape(name), target);
-                    }
-                    ["connectors", name, "tasks", n] => {
-                        let n: u32 = n.parse().map_err(|_| "bad task number".to_string())?;
-                        let config: ConfigMap = serde_json::from_slice(&kv.value).map_err(|e| e.to_string())?;
-                        tasks.entry(unescape(name)).or_default().insert(n, (config, kv.mod_revision));
-                    }
-                    ["agents", id] => {
-                        let agent: AgentRecord = serde_json::from_slice(&kv.value).map_err(|e| e.to_string())?;
-                        state.agents.insert(unescape(id), agent);
-                    }
-                    ["assignments", id] => {
-                        let a: AssignmentRecord = serde_json::from_slice(&kv.value).map_err(|e| e.to_string())?;
-                        state.assignments.insert(unescape(id), (a, kv.mod_revision));
-                    }
-                    ["restarts", name, n] => {
-                        let n: u32 = n.parse().map_err(|_| "bad task number".to_string())?;
-                        state.restarts.insert((unescape(name), n));
-                    }
-                    ["leader"] => state.leader = Some(String::from_utf8_lossy(&kv.value).into_owned()),
-                    _ => {}
-                }
-                Ok(())
-            })();
-            if let Err(e) = parsed {
-                tracing::warn!(key = %key, error = %e, "skipping unreadable key");
-            }
+            builder.put(keys, key, kv);
         }
-        for (name, entry) in state.connectors.iter_mut() {
-            if let Some(t) = targets.remove(name) {
-                entry.target = t;
-            }
-            if let Some(t) = tasks.remove(name) {
-                entry.tasks = t;
-            }
-        }
-        state
+        builder.state(snapshot.revision).clone()
     }
 
     /// Where each task currently runs: (connector, task) → (agent, assigned task).
@@ -243,9 +216,277 @@ impl ClusterState {
     }
 }
 
+/// Keeps a [`ClusterState`] current key by key. A connector's config, target and task keys may arrive in any
+/// order, so they are kept apart and a connector's entry is re-derived only when one of its keys changed.
+#[derive(Debug, Default)]
+pub struct ClusterStateBuilder {
+    configs: BTreeMap<String, (ConfigMap, i64)>,
+    targets: BTreeMap<String, TargetState>,
+    tasks: BTreeMap<String, BTreeMap<u32, (ConfigMap, i64)>>,
+    /// Connectors with a key changed since the last [`ClusterStateBuilder::state`].
+    touched: BTreeSet<String>,
+    state: ClusterState,
+}
+
+impl ClusterStateBuilder {
+    /// A key was written (or first seen). An unreadable value counts as absent, with a warning.
+    pub fn put(&mut self, keys: &Keys, key: &str, kv: &KeyValue) {
+        let Some(rest) = key.strip_prefix(keys.root()) else { return };
+        let parts: Vec<&str> = rest.split('/').collect();
+        let parsed: Result<(), String> = (|| {
+            match parts.as_slice() {
+                ["connectors", name, "config"] => {
+                    let config: ConfigMap = serde_json::from_slice(&kv.value).map_err(|e| e.to_string())?;
+                    let name = unescape(name);
+                    self.configs.insert(name.clone(), (config, kv.mod_revision));
+                    self.touched.insert(name);
+                }
+                ["connectors", name, "target"] => {
+                    let target = serde_json::from_slice(&kv.value).map_err(|e| e.to_string())?;
+                    let name = unescape(name);
+                    self.targets.insert(name.clone(), target);
+                    self.touched.insert(name);
+                }
+                ["connectors", name, "tasks", n] => {
+                    let n: u32 = n.parse().map_err(|_| "bad task number".to_string())?;
+                    let config: ConfigMap = serde_json::from_slice(&kv.value).map_err(|e| e.to_string())?;
+                    let name = unescape(name);
+                    self.tasks.entry(name.clone()).or_default().insert(n, (config, kv.mod_revision));
+                    self.touched.insert(name);
+                }
+                ["agents", id] => {
+                    let agent: AgentRecord = serde_json::from_slice(&kv.value).map_err(|e| e.to_string())?;
+                    self.state.agents.insert(unescape(id), Arc::new(agent));
+                }
+                ["assignments", id] => {
+                    let a: AssignmentRecord = serde_json::from_slice(&kv.value).map_err(|e| e.to_string())?;
+                    self.state.assignments.insert(unescape(id), (Arc::new(a), kv.mod_revision));
+                }
+                ["restarts", name, n] => {
+                    let n: u32 = n.parse().map_err(|_| "bad task number".to_string())?;
+                    self.state.restarts.insert((unescape(name), n));
+                }
+                ["leader"] => self.state.leader = Some(String::from_utf8_lossy(&kv.value).into_owned()),
+                _ => {}
+            }
+            Ok(())
+        })();
+        if let Err(e) = parsed {
+            tracing::warn!(key = %key, error = %e, "skipping unreadable key");
+            self.delete(keys, key);
+        }
+    }
+
+    /// A key was deleted.
+    pub fn delete(&mut self, keys: &Keys, key: &str) {
+        let Some(rest) = key.strip_prefix(keys.root()) else { return };
+        let parts: Vec<&str> = rest.split('/').collect();
+        match parts.as_slice() {
+            ["connectors", name, "config"] => {
+                let name = unescape(name);
+                self.configs.remove(&name);
+                self.touched.insert(name);
+            }
+            ["connectors", name, "target"] => {
+                let name = unescape(name);
+                self.targets.remove(&name);
+                self.touched.insert(name);
+            }
+            ["connectors", name, "tasks", n] => {
+                let name = unescape(name);
+                if let (Ok(n), Some(tasks)) = (n.parse::<u32>(), self.tasks.get_mut(&name)) {
+                    tasks.remove(&n);
+                    if tasks.is_empty() {
+                        self.tasks.remove(&name);
+                    }
+                }
+                self.touched.insert(name);
+            }
+            ["agents", id] => {
+                self.state.agents.remove(&unescape(id));
+            }
+            ["assignments", id] => {
+                self.state.assignments.remove(&unescape(id));
+            }
+            ["restarts", name, n] => {
+                if let Ok(n) = n.parse::<u32>() {
+                    self.state.restarts.remove(&(unescape(name), n));
+                }
+            }
+            ["leader"] => self.state.leader = None,
+            _ => {}
+        }
+    }
+
+    /// The state with every change applied so far, at `revision`.
+    pub fn state(&mut self, revision: i64) -> &ClusterState {
+        for name in std::mem::take(&mut self.touched) {
+            match self.configs.get(&name) {
+                Some((config, config_revision)) => {
+                    let entry = ConnectorEntry {
+                        config: config.clone(),
+                        config_revision: *config_revision,
+                        target: self.targets.get(&name).copied().unwrap_or(TargetState::Running),
+                        tasks: self.tasks.get(&name).cloned().unwrap_or_default(),
+                    };
+                    if self.state.connectors.insert(name, Arc::new(entry)).is_some() {
+                        self.state.connectors_changed += 1;
+                    }
+                }
+                None => {
+                    if self.state.connectors.remove(&name).is_some() {
+                        self.state.connectors_changed += 1;
+                    }
+                }
+            }
+        }
+        self.state.revision = revision;
+        &self.state
+    }
+}
+
+/// Follows the mirror and keeps one parsed [`ClusterState`] for the whole replica (the scheduler and every agent
+/// stream read it), re-parsing only the keys that changed between two snapshots.
+pub fn spawn_view(
+    keys: Keys,
+    mut mirror: watch::Receiver<Arc<Snapshot>>,
+    shutdown: CancellationToken,
+) -> watch::Receiver<Arc<ClusterState>> {
+    let (tx, rx) = watch::channel(Arc::new(ClusterState::default()));
+    tokio::spawn(async move {
+        let mut builder = ClusterStateBuilder::default();
+        let mut previous = Arc::new(Snapshot::default());
+        loop {
+            let snapshot = mirror.borrow_and_update().clone();
+            if !Arc::ptr_eq(&snapshot, &previous) {
+                apply_diff(&keys, &mut builder, &previous, &snapshot);
+                tx.send_replace(Arc::new(builder.state(snapshot.revision).clone()));
+                previous = snapshot;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                changed = mirror.changed() => if changed.is_err() { return },
+            }
+        }
+    });
+    rx
+}
+
+/// Feeds `builder` every key that differs between two snapshots (both sorted by key: one merge pass).
+fn apply_diff(keys: &Keys, builder: &mut ClusterStateBuilder, old: &Snapshot, new: &Snapshot) {
+    let mut a = old.kvs.iter().peekable();
+    let mut b = new.kvs.iter().peekable();
+    loop {
+        match (a.peek(), b.peek()) {
+            (None, None) => return,
+            (Some((ka, _)), None) => {
+                builder.delete(keys, ka);
+                a.next();
+            }
+            (None, Some((kb, vb))) => {
+                builder.put(keys, kb, vb);
+                b.next();
+            }
+            (Some((ka, va)), Some((kb, vb))) => match ka.cmp(kb) {
+                std::cmp::Ordering::Less => {
+                    builder.delete(keys, ka);
+                    a.next();
+                }
+                std::cmp::Ordering::Greater => {
+                    builder.put(keys, kb, vb);
+                    b.next();
+                }
+                std::cmp::Ordering::Equal => {
+                    if !Arc::ptr_eq(va, vb) && (va.mod_revision != vb.mod_revision || va.value != vb.value) {
+                        builder.put(keys, kb, vb);
+                    }
+                    a.next();
+                    b.next();
+                }
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn kv(key: &str, value: &str, revision: i64) -> Arc<KeyValue> {
+        Arc::new(KeyValue {
+            key: key.to_string(),
+            value: value.as_bytes().to_vec(),
+            mod_revision: revision,
+            create_revision: revision,
+            lease: 0,
+        })
+    }
+
+    #[test]
+    fn builder_rederives_only_touched_connectors() {
+        let keys = Keys::new("c");
+        let mut b = ClusterStateBuilder::default();
+        // A task key may come before its connector's config: the connector appears with the config.
+        b.put(&keys, &keys.task("a", 0), &kv(&keys.task("a", 0), r#"{"k":"v"}"#, 2));
+        assert!(b.state(2).connectors.is_empty());
+        b.put(&keys, &keys.config("a"), &kv(&keys.config("a"), r#"{"connector.class":"X"}"#, 3));
+        b.put(&keys, &keys.target("a"), &kv(&keys.target("a"), r#""PAUSED""#, 3));
+        let before = b.state(3).clone();
+        assert_eq!(before.connectors["a"].tasks.len(), 1);
+        assert_eq!(before.connectors["a"].target, TargetState::Paused);
+        b.put(&keys, &keys.config("b"), &kv(&keys.config("b"), r#"{"connector.class":"Y"}"#, 4));
+        let after = b.state(4).clone();
+        assert!(Arc::ptr_eq(&before.connectors["a"], &after.connectors["a"]), "untouched entry was rebuilt");
+        assert_eq!(after.connectors_changed, before.connectors_changed, "adding a connector changes no other");
+        b.put(&keys, &keys.config("a"), &kv(&keys.config("a"), "not json", 5));
+        assert!(!b.state(5).connectors.contains_key("a"), "an unreadable config counts as absent");
+        assert!(b.state(5).connectors_changed > after.connectors_changed);
+        b.delete(&keys, &keys.config("b"));
+        assert!(b.state(6).connectors.is_empty());
+    }
+
+    #[test]
+    fn diffs_give_the_same_state_as_a_full_parse() {
+        let keys = Keys::new("c");
+        let snapshot = |revision: i64, kvs: Vec<Arc<KeyValue>>| Snapshot {
+            revision,
+            kvs: kvs.into_iter().map(|kv| (kv.key.clone(), kv)).collect(),
+        };
+        let agent =
+            r#"{"agent_id":"a1","host":"h","capacity":0,"worker_id":"a1","version":"v","lease":7,"replica":"r"}"#;
+        let assignment = r#"{"tasks":[{"connector":"x","task":0,"epoch":3,"config_revision":2}]}"#;
+        let first = snapshot(
+            3,
+            vec![
+                kv(&keys.config("x"), r#"{"connector.class":"X"}"#, 2),
+                kv(&keys.task("x", 0), "{}", 2),
+                kv(&keys.config("y"), r#"{"connector.class":"Y"}"#, 2),
+                kv(&keys.agent("a1"), agent, 1),
+                kv(&keys.assignment("a1"), assignment, 3),
+            ],
+        );
+        let second = snapshot(
+            5,
+            vec![
+                kv(&keys.config("x"), r#"{"connector.class":"X","k":"v"}"#, 4),
+                kv(&keys.task("x", 0), "{}", 2),
+                kv(&keys.task("x", 1), "{}", 4),
+                kv(&keys.assignment("a1"), assignment, 3),
+                kv(&keys.restart("x", 0), "{}", 5),
+            ],
+        );
+        let mut b = ClusterStateBuilder::default();
+        apply_diff(&keys, &mut b, &Snapshot::default(), &first);
+        apply_diff(&keys, &mut b, &first, &second);
+        let incremental = b.state(second.revision).clone();
+        let full = ClusterState::from_snapshot(&keys, &second);
+        assert_eq!(incremental.connectors, full.connectors);
+        assert_eq!(incremental.agents, full.agents);
+        assert_eq!(incremental.assignments, full.assignments);
+        assert_eq!(incremental.restarts, full.restarts);
+        assert_eq!(incremental.connectors.keys().collect::<Vec<_>>(), vec!["x"]);
+        assert!(incremental.agents.is_empty());
+    }
 
     #[test]
     fn names_with_slashes_do_not_collide() {

@@ -306,13 +306,14 @@ async fn list_connectors(State(api): State<Api>, Query(query): QueryPairs) -> Re
     let want_status = expand.iter().any(|e| e.trim().eq_ignore_ascii_case("status"));
     let want_info = expand.iter().any(|e| e.trim().eq_ignore_ascii_case("info"));
     let mut out = BTreeMap::new();
+    // Read in one pass, not once per connector (which reads every assignment each time).
+    let mut statuses = if want_status { api.connector_statuses().await? } else { BTreeMap::new() };
     for name in names {
         // A connector deleted between the listing and now is left out rather than failing the whole answer.
         let status = if want_status {
-            match api.connector_status(&name).await {
-                Ok(status) => Some(status),
-                Err(e) if e.kind == ApiErrorKind::NotFound => continue,
-                Err(e) => return Err(e),
+            match statuses.remove(&name) {
+                Some(status) => Some(status),
+                None => continue,
             }
         } else {
             None

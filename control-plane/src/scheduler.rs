@@ -97,38 +97,64 @@ pub fn assign(
             }
         }
     }
+    let pooled: BTreeSet<(String, u32)> = pool.iter().map(|p| (p.connector.clone(), p.task)).collect();
     for d in desired.values() {
-        if !placed.contains(&(d.connector.clone(), d.task))
-            && !pool.iter().any(|p| p.connector == d.connector && p.task == d.task)
-        {
+        let key = (d.connector.clone(), d.task);
+        if !placed.contains(&key) && !pooled.contains(&key) {
             pool.push((*d).clone());
         }
     }
     pool.sort();
 
-    // 4. Fill: each task goes to the agent below quota with the fewest tasks, then fewest of this connector.
-    //    What no quota can take (capacity limits) goes to any agent with room left.
-    for task in pool {
-        let connector_count = |list: &Vec<AssignedTask>| list.iter().filter(|t| t.connector == task.connector).count();
-        let pick = |respect_quota: bool| {
-            agents
+    // 4. Fill: each task goes to the agent below quota with the fewest tasks, then fewest of this connector, then
+    //    the smallest id. What no quota can take (capacity limits) goes to any agent with room left.
+    //    `below_quota` orders the candidates by (task count, id), so the fewest-tasks group is its first range and
+    //    only agents that already hold this connector are skipped within it: O(log n) per task in the usual case.
+    let mut below_quota: BTreeSet<(usize, &str)> =
+        agents.iter().map(|a| (plan[&a.id].len(), a.id.as_str())).filter(|(len, id)| *len < quota[id]).collect();
+    let names: BTreeSet<&str> = tasks.iter().map(|t| t.connector.as_str()).collect();
+    let mut per_connector: BTreeMap<&str, BTreeMap<&str, usize>> = BTreeMap::new();
+    for agent in agents {
+        for t in plan.get(&agent.id).into_iter().flatten() {
+            let Some(&connector) = names.get(t.connector.as_str()) else { continue };
+            *per_connector.entry(connector).or_default().entry(agent.id.as_str()).or_default() += 1;
+        }
+    }
+    for task in &pool {
+        let holders = per_connector.entry(task.connector.as_str()).or_default();
+        let held = |id: &str| holders.get(id).copied().unwrap_or(0);
+        let mut pick: Option<(usize, usize, &str)> = None;
+        if let Some(&(fewest, _)) = below_quota.first() {
+            for &(len, id) in below_quota.range((fewest, "")..) {
+                if len != fewest {
+                    break;
+                }
+                let count = held(id);
+                if pick.is_none_or(|(_, c, _)| count < c) {
+                    pick = Some((len, count, id));
+                }
+                if count == 0 {
+                    break;
+                }
+            }
+        }
+        let chosen: Option<&str> = match pick {
+            Some((len, _, id)) => {
+                below_quota.remove(&(len, id));
+                if len + 1 < quota[id] {
+                    below_quota.insert((len + 1, id));
+                }
+                Some(id)
+            }
+            None => agents
                 .iter()
-                .filter(|a| {
-                    let len = plan[&a.id].len();
-                    let room = a.capacity == 0 || len < a.capacity as usize;
-                    room && (!respect_quota || len < quota[a.id.as_str()])
-                })
-                .min_by(|a, b| {
-                    let (la, lb) = (&plan[&a.id], &plan[&b.id]);
-                    la.len()
-                        .cmp(&lb.len())
-                        .then_with(|| connector_count(la).cmp(&connector_count(lb)))
-                        .then_with(|| a.id.cmp(&b.id))
-                })
-                .map(|a| a.id.clone())
+                .filter(|a| a.capacity == 0 || plan[&a.id].len() < a.capacity as usize)
+                .min_by(|a, b| (plan[&a.id].len(), held(&a.id), &a.id).cmp(&(plan[&b.id].len(), held(&b.id), &b.id)))
+                .map(|a| a.id.as_str()),
         };
-        let Some(agent) = pick(true).or_else(|| pick(false)) else { continue };
-        if let Some(list) = plan.get_mut(&agent) {
+        let Some(agent) = chosen else { continue };
+        *holders.entry(agent).or_default() += 1;
+        if let Some(list) = plan.get_mut(agent) {
             list.push(AssignedTask {
                 connector: task.connector.clone(),
                 task: task.task,

@@ -107,6 +107,9 @@ pub async fn start(
         shutdown.clone(),
     );
 
+    // Parsed once per change for the whole replica: the scheduler and every agent stream read it.
+    let view = crate::model::spawn_view(keys.clone(), mirror.clone(), shutdown.clone());
+
     let mut service = ConnectService::new(store.clone(), keys.clone(), settings.replica_id.clone());
     if let Some(bootstrap) = &settings.kafka_bootstrap_servers {
         service = service
@@ -118,11 +121,17 @@ pub async fn start(
     let (leader_tx, is_leader) = watch::channel(false);
     crate::metrics::global().register_replica(&keys, mirror.clone(), is_leader.clone(), shutdown.clone());
     let mut tasks = Vec::new();
+    tasks.push(crate::logging::follow_cluster_levels(
+        keys.clone(),
+        mirror.clone(),
+        crate::logging::levels().table(),
+        shutdown.clone(),
+    ));
     tasks.push(tokio::spawn(leader::run(
         store.clone(),
         keys.clone(),
         settings.replica_id.clone(),
-        mirror.clone(),
+        view.clone(),
         LeaderSettings { lease_ttl: settings.leader_lease_ttl },
         leader_tx,
         shutdown.clone(),
@@ -133,6 +142,7 @@ pub async fn start(
         keys.clone(),
         settings.replica_id.clone(),
         mirror.clone(),
+        view.clone(),
         settings.session.clone(),
         shutdown.clone(),
     );
@@ -181,6 +191,40 @@ pub fn default_replica_id(rest_addr: SocketAddr) -> String {
             .map(|d| d.subsec_nanos())
             .unwrap_or_default());
     format!("{host}:{}-{nonce:08x}", rest_addr.port())
+}
+
+/// The REST gateway's authentication and TLS flags, the same for `sluice-control-plane` and `sluice-standalone`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct RestSecurityOptions {
+    /// Require `Authorization: Bearer <token>` on the REST API and the admin gRPC API (`GET /health` stays open).
+    #[arg(long, env = "SLUICE_REST_AUTH_TOKEN", hide_env_values = true)]
+    pub rest_auth_token: Option<String>,
+    /// Require HTTP basic credentials `user:password` on the REST API and the admin gRPC API (either this or the
+    /// token is accepted when both are set).
+    #[arg(long, env = "SLUICE_REST_BASIC_AUTH", hide_env_values = true)]
+    pub rest_basic_auth: Option<String>,
+    /// PEM certificate chain: the REST API is served over HTTPS (with --tls-key).
+    #[arg(long, env = "SLUICE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "SLUICE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+}
+
+impl RestSecurityOptions {
+    /// The credentials to require; `None`: authentication off.
+    pub fn credentials(&self) -> anyhow::Result<Option<crate::auth::Credentials>> {
+        crate::auth::Credentials::new(self.rest_auth_token.clone(), self.rest_basic_auth.clone())
+            .map_err(anyhow::Error::msg)
+    }
+
+    /// The REST gateway's TLS config; `None`: plain HTTP.
+    pub fn tls(&self) -> anyhow::Result<Option<Arc<tokio_rustls::rustls::ServerConfig>>> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Ok(Some(tls_config(cert, key)?)),
+            _ => Ok(None),
+        }
+    }
 }
 
 /// The REST gateway's TLS config from PEM files (`--tls-cert`, `--tls-key`).

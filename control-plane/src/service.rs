@@ -208,8 +208,17 @@ impl ConnectService {
             };
             ops.insert(key, op);
         }
-        self.store.txn(Vec::new(), ops.into_values().collect()).await?;
+        let mut ops: Vec<Op> = ops.into_values().collect();
+        ops.push(self.new_offsets_generation(name));
+        self.store.txn(Vec::new(), ops).await?;
         Ok(())
+    }
+
+    /// Marks the store's source offsets of `name` as set from outside its tasks (see `Keys::offsets_generation`),
+    /// in the transaction that sets them: exactly-once tasks then resume from them, not from their offsets topic.
+    fn new_offsets_generation(&self, name: &str) -> Op {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+        Op::put(self.keys.offsets_generation(name), format!("{nanos:x}-{:x}", std::process::id()))
     }
 
     async fn alter_sink_offsets(
@@ -348,6 +357,9 @@ impl ConnectService {
                 ops.push(Op::put(self.keys.target(name), to_json(&initial_state)));
                 // A previous connector of the same name may have left statuses behind.
                 ops.push(Op::delete_prefix(self.keys.status_prefix(name)));
+                // A new connector starts from the store's offsets (none, or those PATCHed while it is STOPPED), never
+                // from what an earlier connector of the same name left in an exactly-once offsets topic.
+                ops.push(self.new_offsets_generation(name));
             }
         }
         let old_count = existing.map(|e| e.tasks.len()).unwrap_or(0);
@@ -413,40 +425,91 @@ impl ConnectService {
                 Some((n, serde_json::from_slice(&kv.value).ok()?))
             })
             .collect();
-        Ok((0..task_count as u32)
-            .map(|id| {
-                let placement = placements.get(&id);
-                match (placement, statuses.get(&id)) {
-                    (Some((_, assigned)), Some(s)) if s.epoch == assigned.epoch => TaskStateInfo {
-                        id,
-                        state: s.state.clone(),
-                        worker_id: s.worker_id.clone(),
-                        trace: s.trace.clone().filter(|t| !t.is_empty()),
-                    },
-                    (Some((agent, _)), _) => {
-                        TaskStateInfo { id, state: "UNASSIGNED".into(), worker_id: agent.clone(), trace: None }
-                    }
-                    (None, _) => {
-                        TaskStateInfo { id, state: "UNASSIGNED".into(), worker_id: String::new(), trace: None }
-                    }
+        Ok(derive_task_states(task_count, &placements, &statuses))
+    }
+
+    /// The status of every connector in three prefix reads (connectors, assignments, statuses), however many there
+    /// are: `GET /connectors?expand=status` must not read every assignment once per connector.
+    async fn all_statuses(&self) -> Result<BTreeMap<String, ConnectorStateInfo>, ApiError> {
+        let (connector_kvs, _) = self.store.list(&self.keys.connectors()).await?;
+        let (assignment_kvs, _) = self.store.list(&self.keys.assignments()).await?;
+        let (status_kvs, _) = self.store.list(&self.keys.statuses()).await?;
+        // name → (config, target, task count)
+        let mut connectors: BTreeMap<String, (Option<ConfigMap>, TargetState, usize)> = BTreeMap::new();
+        let prefix = self.keys.connectors();
+        for kv in &connector_kvs {
+            let Some(rest) = kv.key.strip_prefix(&prefix) else { continue };
+            let parts: Vec<&str> = rest.split('/').collect();
+            let entry = |name: &str| unescape(name);
+            match parts.as_slice() {
+                [name, "config"] => {
+                    let config = serde_json::from_slice(&kv.value).ok();
+                    connectors.entry(entry(name)).or_insert((None, TargetState::Running, 0)).0 = config;
                 }
+                [name, "target"] => {
+                    let target = serde_json::from_slice(&kv.value).unwrap_or(TargetState::Running);
+                    connectors.entry(entry(name)).or_insert((None, TargetState::Running, 0)).1 = target;
+                }
+                [name, "tasks", n] if n.parse::<u32>().is_ok() => {
+                    connectors.entry(entry(name)).or_insert((None, TargetState::Running, 0)).2 += 1;
+                }
+                _ => {}
+            }
+        }
+        let mut placements: BTreeMap<String, BTreeMap<u32, (String, AssignedTask)>> = BTreeMap::new();
+        for kv in assignment_kvs {
+            let Ok(record) = serde_json::from_slice::<AssignmentRecord>(&kv.value) else { continue };
+            let agent = unescape(kv.key.rsplit('/').next().unwrap_or_default());
+            for t in record.tasks {
+                placements.entry(t.connector.clone()).or_default().insert(t.task, (agent.clone(), t));
+            }
+        }
+        let mut statuses: BTreeMap<String, BTreeMap<u32, TaskStatusRecord>> = BTreeMap::new();
+        let prefix = self.keys.statuses();
+        for kv in status_kvs {
+            let Some((name, n)) = kv.key.strip_prefix(&prefix).and_then(|rest| rest.rsplit_once('/')) else { continue };
+            let (Ok(n), Ok(record)) = (n.parse::<u32>(), serde_json::from_slice(&kv.value)) else { continue };
+            statuses.entry(unescape(name)).or_default().insert(n, record);
+        }
+        let (no_placements, no_statuses) = (BTreeMap::new(), BTreeMap::new());
+        Ok(connectors
+            .into_iter()
+            .filter_map(|(name, (config, target, task_count))| {
+                let config = config?;
+                let tasks = derive_task_states(
+                    task_count,
+                    placements.get(&name).unwrap_or(&no_placements),
+                    statuses.get(&name).unwrap_or(&no_statuses),
+                );
+                let info = self.state_info(&name, &config, target, tasks);
+                Some((name, info))
             })
             .collect())
     }
 
     async fn status_of(&self, name: &str, stored: &StoredConnector) -> Result<ConnectorStateInfo, ApiError> {
         let tasks = self.task_states(name, stored.tasks.len()).await?;
+        Ok(self.state_info(name, &stored.config, stored.target, tasks))
+    }
+
+    fn state_info(
+        &self,
+        name: &str,
+        config: &ConfigMap,
+        target: TargetState,
+        tasks: Vec<TaskStateInfo>,
+    ) -> ConnectorStateInfo {
         let worker_id = tasks
             .first()
             .map(|t| t.worker_id.clone())
             .filter(|w| !w.is_empty())
             .unwrap_or_else(|| self.replica_id.clone());
-        Ok(ConnectorStateInfo {
+        ConnectorStateInfo {
             name: name.to_string(),
-            connector: ConnectorState { state: stored.target.as_str().to_string(), worker_id, trace: None },
+            connector: ConnectorState { state: target.as_str().to_string(), worker_id, trace: None },
             tasks,
-            connector_type: type_name(&stored.config),
-        })
+            connector_type: type_name(config),
+        }
     }
 
     async fn request_restarts(&self, name: &str, tasks: &[u32]) -> Result<(), ApiError> {
@@ -457,6 +520,29 @@ impl ConnectService {
         self.store.txn(Vec::new(), ops).await?;
         Ok(())
     }
+}
+
+/// Status of every task of one connector, from where each task is assigned and what its agent reported for the
+/// current epoch (a report of an older epoch is history, not the present).
+fn derive_task_states(
+    task_count: usize,
+    placements: &BTreeMap<u32, (String, AssignedTask)>,
+    statuses: &BTreeMap<u32, TaskStatusRecord>,
+) -> Vec<TaskStateInfo> {
+    (0..task_count as u32)
+        .map(|id| match (placements.get(&id), statuses.get(&id)) {
+            (Some((_, assigned)), Some(s)) if s.epoch == assigned.epoch => TaskStateInfo {
+                id,
+                state: s.state.clone(),
+                worker_id: s.worker_id.clone(),
+                trace: s.trace.clone().filter(|t| !t.is_empty()),
+            },
+            (Some((agent, _)), _) => {
+                TaskStateInfo { id, state: "UNASSIGNED".into(), worker_id: agent.clone(), trace: None }
+            }
+            (None, _) => TaskStateInfo { id, state: "UNASSIGNED".into(), worker_id: String::new(), trace: None },
+        })
+        .collect()
 }
 
 #[async_trait]
@@ -604,6 +690,10 @@ impl ConnectApi for ConnectService {
     async fn connector_status(&self, name: &str) -> Result<ConnectorStateInfo, ApiError> {
         let stored = self.require(name, |n| ApiError::not_found(format!("No status found for connector {n}"))).await?;
         self.status_of(name, &stored).await
+    }
+
+    async fn connector_statuses(&self) -> Result<BTreeMap<String, ConnectorStateInfo>, ApiError> {
+        self.all_statuses().await
     }
 
     async fn connector_tasks(&self, name: &str) -> Result<Vec<TaskInfo>, ApiError> {
@@ -773,7 +863,8 @@ impl ConnectApi for ConnectService {
         let stored = self.require_stopped(name).await?;
         match Self::connector_kind(name, &stored.config)? {
             ConnectorType::Source => {
-                self.store.txn(Vec::new(), vec![Op::delete_prefix(self.keys.offsets_prefix(name))]).await?;
+                let ops = vec![Op::delete_prefix(self.keys.offsets_prefix(name)), self.new_offsets_generation(name)];
+                self.store.txn(Vec::new(), ops).await?;
             }
             ConnectorType::Sink => {
                 self.sink_offsets()?.delete_group(&format!("connect-{name}")).await.map_err(|e| {
@@ -811,8 +902,16 @@ impl ConnectApi for ConnectService {
         self.log_levels.get(name)
     }
 
-    async fn set_logger_level(&self, name: &str, level: &str, _scope: LoggerScope) -> Result<Vec<String>, ApiError> {
-        // Cluster scope changes this replica only: agents and other replicas keep their levels (see README).
+    async fn set_logger_level(&self, name: &str, level: &str, scope: LoggerScope) -> Result<Vec<String>, ApiError> {
+        if scope == LoggerScope::Cluster {
+            // Like Kafka Connect's config-topic record: every replica applies it from its mirror
+            // (`logging::follow_cluster_levels`) and pushes it to its agents (`stream.rs`).
+            let (name, level) = sluice_logging::validate(name, level)?;
+            let record = crate::logging::ClusterLevelRecord { level: level.to_string() };
+            self.store.txn(Vec::new(), vec![Op::put(self.keys.logger(name), to_json(&record))]).await?;
+            tracing::info!(logger = %name, level, "cluster log level stored");
+        }
+        // This replica at once, so the next GET here shows it.
         self.log_levels.set(name, level)
     }
 }
@@ -911,6 +1010,22 @@ mod tests {
         assert!(left.is_empty(), "offsets outlived their connector");
         let error = service.connector_offsets("s").await.expect_err("gone");
         assert_eq!(error.message, "Connector s not found");
+    }
+
+    #[tokio::test]
+    async fn cluster_scope_levels_are_stored_for_every_process_worker_scope_is_not() {
+        let (service, store, keys) = service();
+        let changed = service.set_logger_level("sluice_agent", "debug", LoggerScope::Cluster).await.expect("cluster");
+        assert_eq!(changed, vec!["sluice_agent"]);
+        let stored = store.get(&keys.logger("sluice_agent")).await.expect("get").expect("stored");
+        assert_eq!(stored.value, br#"{"level":"DEBUG"}"#.to_vec());
+        assert_eq!(service.logger("sluice_agent").await.expect("applied here too").level, "DEBUG");
+        service.set_logger_level("sluice_control_plane", "warn", LoggerScope::Worker).await.expect("worker");
+        assert!(store.get(&keys.logger("sluice_control_plane")).await.expect("get").is_none());
+        let bad = service.set_logger_level("a,b", "debug", LoggerScope::Cluster).await.expect_err("bad name");
+        assert_eq!(bad.kind, ApiErrorKind::BadRequest);
+        let (kvs, _) = store.list(&keys.loggers()).await.expect("list");
+        assert_eq!(kvs.len(), 1, "a refused level is not stored");
     }
 
     #[tokio::test]

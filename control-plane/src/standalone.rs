@@ -11,19 +11,22 @@ use sluice_connectors::ConfigMap;
 use tokio_util::sync::CancellationToken;
 
 use crate::model::Keys;
-use crate::server::{self, ReplicaSettings};
+use crate::server::{self, ReplicaSettings, RestSecurityOptions};
 use crate::store::KvStore;
 use crate::store::embedded::EmbeddedStore;
 use crate::stream::SessionSettings;
 
 const CLUSTER: &str = "standalone";
 
-/// The REST address from Kafka Connect's `listeners` (first entry; `http://:8083` means all interfaces).
-pub fn rest_address(worker: &ConfigMap) -> anyhow::Result<SocketAddr> {
+/// The REST address from Kafka Connect's `listeners` (first entry; `http://:8083` means all interfaces), and
+/// whether it is an `https://` listener.
+pub fn rest_listener(worker: &ConfigMap) -> anyhow::Result<(SocketAddr, bool)> {
     let listeners = worker.get("listeners").map(String::as_str).unwrap_or("http://:8083");
     let first = listeners.split(',').next().unwrap_or_default().trim();
-    let Some(rest) = first.strip_prefix("http://") else {
-        bail!("listeners: only http:// listeners are supported in standalone mode, got `{first}`");
+    let (rest, https) = match (first.strip_prefix("http://"), first.strip_prefix("https://")) {
+        (Some(rest), _) => (rest, false),
+        (_, Some(rest)) => (rest, true),
+        _ => bail!("listeners: only http:// and https:// listeners are supported, got `{first}`"),
     };
     let (host, port) = rest.rsplit_once(':').with_context(|| format!("listeners: `{first}` has no port"))?;
     let host = match host.trim_matches(['[', ']']) {
@@ -31,7 +34,8 @@ pub fn rest_address(worker: &ConfigMap) -> anyhow::Result<SocketAddr> {
         "localhost" => "127.0.0.1",
         h => h,
     };
-    format!("{host}:{port}").parse().with_context(|| format!("listeners: cannot parse `{first}`"))
+    let address = format!("{host}:{port}").parse().with_context(|| format!("listeners: cannot parse `{first}`"))?;
+    Ok((address, https))
 }
 
 fn read_properties(path: &Path) -> anyhow::Result<ConfigMap> {
@@ -39,10 +43,23 @@ fn read_properties(path: &Path) -> anyhow::Result<ConfigMap> {
     Ok(sluice_agent::parse_properties(&text).into_iter().collect())
 }
 
-/// Runs until `shutdown`.
-pub async fn run(worker_path: &Path, connector_paths: &[PathBuf], shutdown: CancellationToken) -> anyhow::Result<()> {
+/// Runs until `shutdown`. `security`: the REST API's authentication and TLS, as for `sluice-control-plane`; TLS
+/// goes with an `https://` listener.
+pub async fn run(
+    worker_path: &Path,
+    connector_paths: &[PathBuf],
+    security: &RestSecurityOptions,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let worker = read_properties(worker_path)?;
-    let rest_addr = rest_address(&worker)?;
+    let (rest_addr, https) = rest_listener(&worker)?;
+    let credentials = security.credentials()?;
+    let rest_tls = security.tls()?;
+    match (https, rest_tls.is_some()) {
+        (true, false) => bail!("listeners: an https:// listener needs --tls-cert and --tls-key"),
+        (false, true) => bail!("--tls-cert/--tls-key serve the REST API over HTTPS: make the listener https://"),
+        _ => {}
+    }
     let keys = Keys::new(CLUSTER);
     let store: Arc<dyn KvStore> = match worker.get("offset.storage.file.filename") {
         Some(path) if !path.trim().is_empty() => Arc::new(
@@ -67,8 +84,8 @@ pub async fn run(worker_path: &Path, connector_paths: &[PathBuf], shutdown: Canc
         leader_lease_ttl: Duration::from_secs(5),
         kafka_bootstrap_servers: worker.get("bootstrap.servers").cloned(),
         request_timeout: crate::deadline::DEFAULT_REQUEST_TIMEOUT,
-        credentials: None,
-        rest_tls: None,
+        credentials,
+        rest_tls,
         grpc_tls: None,
     };
     // The control plane outlives the agent, so the agent's final offsets and Goodbye still land at shutdown.

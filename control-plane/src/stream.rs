@@ -3,19 +3,19 @@
 //! and records task statuses and source offsets that come up the stream — only when they carry the epoch the
 //! agent's current assignment gives the task (fencing: a report with any other epoch comes from a zombie).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::Stream;
+use futures::{FutureExt, Stream};
 use sluice_connectors::registry;
 use sluice_proto::agent::agent_message::Kind as Up;
 use sluice_proto::agent::agent_service_server::AgentService;
 use sluice_proto::agent::control_message::Kind as Down;
 use sluice_proto::agent::{
-    AgentMessage, Assignment, ControlMessage, HeartbeatAck, Hello, OffsetCommit, Reject, SourceOffset, TaskAssignment,
-    TaskId, TaskState, TaskStatus, TopicsUsed, Welcome,
+    AgentMessage, Assignment, ClusterLoggerLevel, ControlMessage, HeartbeatAck, Hello, LoggerLevels, OffsetCommit,
+    Reject, SourceOffset, TaskAssignment, TaskId, TaskState, TaskStatus, TopicsUsed, Welcome,
 };
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -26,6 +26,12 @@ use crate::api::TargetState;
 use crate::model::{AgentRecord, AssignmentRecord, ClusterState, Keys, TaskStatusRecord, unescape};
 use crate::store::mirror::Snapshot;
 use crate::store::{Compare, KvStore, Op, StoreError};
+
+/// Most messages handled together after one arrived (statuses among them share one transaction).
+const MAX_BATCH: usize = 256;
+
+/// Most statuses written in one transaction (etcd's `--max-txn-ops` is 128 by default).
+const MAX_STATUS_TXN: usize = 100;
 
 /// Timing the agents must honour.
 #[derive(Debug, Clone)]
@@ -51,6 +57,8 @@ struct Shared {
     keys: Keys,
     replica_id: String,
     mirror: watch::Receiver<Arc<Snapshot>>,
+    /// The replica's parsed mirror, shared by every session (assignments are pushed from it).
+    view: watch::Receiver<Arc<ClusterState>>,
     settings: SessionSettings,
     shutdown: CancellationToken,
 }
@@ -61,10 +69,11 @@ impl AgentStreamService {
         keys: Keys,
         replica_id: String,
         mirror: watch::Receiver<Arc<Snapshot>>,
+        view: watch::Receiver<Arc<ClusterState>>,
         settings: SessionSettings,
         shutdown: CancellationToken,
     ) -> Self {
-        AgentStreamService { inner: Arc::new(Shared { store, keys, replica_id, mirror, settings, shutdown }) }
+        AgentStreamService { inner: Arc::new(Shared { store, keys, replica_id, mirror, view, settings, shutdown }) }
     }
 }
 
@@ -96,8 +105,16 @@ impl AgentService for AgentStreamService {
         };
         let _ = tx.send(Ok(ControlMessage { kind: Some(Down::Welcome(welcome)) })).await;
         tracing::info!(agent = %hello.agent_id, host = %hello.host, lease, "agent connected");
-        let session =
-            Session { shared, hello, lease, tx, sent: None, _counted: crate::metrics::global().agent_session() };
+        let session = Session {
+            shared,
+            hello,
+            lease,
+            tx,
+            sent: None,
+            pushed_from: None,
+            sent_levels: None,
+            _counted: crate::metrics::global().agent_session(),
+        };
         tokio::spawn(session.run(inbound));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
@@ -139,6 +156,11 @@ struct Session {
     tx: mpsc::Sender<Result<ControlMessage, Status>>,
     /// The last snapshot sent (without offsets), to push only real changes.
     sent: Option<Vec<TaskAssignment>>,
+    /// What `sent` was built from: the assignment key's revision and the view's `connectors_changed`. While both
+    /// are the same, a new view cannot change the snapshot (new connectors are not in it), so it is not rebuilt.
+    pushed_from: Option<(i64, u64)>,
+    /// The cluster-scope log levels last sent; `None` until the first (the agent's baseline) went out.
+    sent_levels: Option<Vec<ClusterLoggerLevel>>,
     /// Counts this stream in `sluice_control_plane_agent_sessions` while it lives.
     _counted: crate::metrics::SessionGuard,
 }
@@ -159,6 +181,8 @@ impl Session {
         let agent = self.hello.agent_id.clone();
         let mut mirror = self.shared.mirror.clone();
         mirror.mark_changed();
+        let mut view = self.shared.view.clone();
+        view.mark_changed();
         let shutdown = self.shared.shutdown.clone();
         loop {
             tokio::select! {
@@ -167,17 +191,39 @@ impl Session {
                 changed = mirror.changed() => {
                     if changed.is_err() { break }
                     let snapshot = mirror.borrow_and_update().clone();
-                    if let Err(e) = self.push_assignment(&snapshot).await {
+                    self.push_logger_levels(&snapshot).await;
+                }
+                changed = view.changed() => {
+                    if changed.is_err() { break }
+                    let state = view.borrow_and_update().clone();
+                    if let Err(e) = self.push_assignment(&state).await {
                         tracing::warn!(agent = %agent, error = %e, "cannot push assignment");
                         tokio::time::sleep(Duration::from_millis(200)).await;
-                        mirror.mark_changed();
+                        view.mark_changed();
                     }
                 }
                 message = inbound.message() => {
                     match message {
                         Ok(Some(m)) => {
-                            if !self.handle(m).await {
+                            // Whatever else already arrived is handled with it: the statuses of an agent that
+                            // just started its tasks are recorded in one transaction, not one per task.
+                            let mut batch = vec![m];
+                            let mut ended = false;
+                            while batch.len() < MAX_BATCH {
+                                match inbound.message().now_or_never() {
+                                    Some(Ok(Some(m))) => batch.push(m),
+                                    Some(Ok(None)) | Some(Err(_)) => {
+                                        ended = true;
+                                        break;
+                                    }
+                                    None => break,
+                                }
+                            }
+                            if !self.handle_batch(batch).await {
                                 return;
+                            }
+                            if ended {
+                                break;
                             }
                         }
                         Ok(None) | Err(_) => break,
@@ -188,6 +234,30 @@ impl Session {
         // The stream ended without Goodbye: keep the lease until it expires, so a quick reconnect (to any replica)
         // keeps the agent's tasks where they are. A dead agent's tasks move when the lease runs out.
         tracing::info!(agent = %agent, "agent stream closed");
+    }
+
+    /// Handles messages in order; consecutive task statuses are recorded together. `false` ends the session.
+    async fn handle_batch(&mut self, batch: Vec<AgentMessage>) -> bool {
+        let mut statuses = Vec::new();
+        for message in batch {
+            if let Some(Up::TaskStatus(status)) = message.kind {
+                statuses.push(status);
+                if statuses.len() == MAX_STATUS_TXN {
+                    self.record_statuses(std::mem::take(&mut statuses)).await;
+                }
+                continue;
+            }
+            if !statuses.is_empty() {
+                self.record_statuses(std::mem::take(&mut statuses)).await;
+            }
+            if !self.handle(message).await {
+                return false;
+            }
+        }
+        if !statuses.is_empty() {
+            self.record_statuses(statuses).await;
+        }
+        true
     }
 
     /// Handles one message; `false` ends the session.
@@ -210,7 +280,7 @@ impl Session {
                 }
                 Err(e) => tracing::warn!(agent = %agent, error = %e, "cannot renew agent lease"),
             },
-            Some(Up::TaskStatus(status)) => self.record_status(status).await,
+            Some(Up::TaskStatus(status)) => self.record_statuses(vec![status]).await,
             Some(Up::OffsetCommit(commit)) => self.record_offsets(commit).await,
             Some(Up::TopicsUsed(used)) => self.record_topics(used).await,
             Some(Up::Goodbye(bye)) => {
@@ -259,36 +329,101 @@ impl Session {
         let _ = self.tx.send(Ok(ControlMessage { kind: Some(Down::Reject(reject)) })).await;
     }
 
-    async fn record_status(&self, status: TaskStatus) {
-        let Some(id) = status.id.clone() else { return };
-        let record = TaskStatusRecord {
-            state: task_state_name(status.state).to_string(),
-            worker_id: if self.hello.worker_id.is_empty() {
-                self.hello.agent_id.clone()
+    /// Records task statuses, each only if the task still has the report's epoch in this agent's assignment. All
+    /// that pass go into one transaction guarded by the assignment key's revision (checked against the replica's
+    /// view first, the store itself when the view is behind); the others are rejected.
+    async fn record_statuses(&self, statuses: Vec<TaskStatus>) {
+        let agent = &self.hello.agent_id;
+        let worker_id = if self.hello.worker_id.is_empty() { agent.clone() } else { self.hello.worker_id.clone() };
+        // The latest report per task: one transaction may write a key only once.
+        let mut latest: BTreeMap<(String, u32), TaskStatus> = BTreeMap::new();
+        for status in statuses {
+            let Some(id) = &status.id else { continue };
+            latest.insert((id.connector.clone(), id.task), status);
+        }
+        let assignment_key = self.shared.keys.assignment(agent);
+        for attempt in 0..3 {
+            let current = if attempt == 0 {
+                self.shared.view.borrow().assignments.get(agent).map(|(r, rev)| (r.clone(), *rev))
             } else {
-                self.hello.worker_id.clone()
-            },
-            trace: Some(status.trace.clone()).filter(|t| !t.is_empty()),
-            epoch: status.epoch,
-            agent_id: self.hello.agent_id.clone(),
-        };
-        let op = Op::put(
-            self.shared.keys.task_status(&id.connector, id.task),
-            serde_json::to_vec(&record).unwrap_or_default(),
-        );
-        match self.guarded_write(&id, status.epoch, vec![op]).await {
-            Ok(true) => {
-                tracing::info!(agent = %self.hello.agent_id, connector = %id.connector, task = id.task, epoch = status.epoch, state = %record.state, "task status")
+                match self.current_assignment().await {
+                    Ok(c) => c.map(|(r, rev)| (Arc::new(r), rev)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot record task status");
+                        return;
+                    }
+                }
+            };
+            let epochs: BTreeMap<(&str, u32), u64> = current
+                .as_ref()
+                .map(|(r, _)| r.tasks.iter().map(|t| ((t.connector.as_str(), t.task), t.epoch)).collect())
+                .unwrap_or_default();
+            let (valid, stale): (Vec<_>, Vec<_>) = latest
+                .iter()
+                .partition(|((connector, task), s)| epochs.get(&(connector.as_str(), *task)) == Some(&s.epoch));
+            if attempt == 0 && !stale.is_empty() {
+                // Only the store itself may call a report stale: the view can lag behind it.
+                continue;
             }
-            Ok(false) => {
-                self.reject(
-                    id,
-                    status.epoch,
-                    "stale epoch: the task is no longer assigned to this agent with this epoch",
-                )
-                .await
+            let records: Vec<(&TaskStatus, TaskStatusRecord)> = valid
+                .iter()
+                .map(|(_, status)| {
+                    let record = TaskStatusRecord {
+                        state: task_state_name(status.state).to_string(),
+                        worker_id: worker_id.clone(),
+                        trace: Some(status.trace.clone()).filter(|t| !t.is_empty()),
+                        epoch: status.epoch,
+                        agent_id: agent.clone(),
+                    };
+                    (*status, record)
+                })
+                .collect();
+            let written = match (&current, records.is_empty()) {
+                (_, true) => true,
+                (None, false) => false,
+                (Some((_, revision)), false) => {
+                    let compare = Compare::ModRevision(assignment_key.clone(), *revision);
+                    let ops = records
+                        .iter()
+                        .filter_map(|(status, record)| {
+                            let id = status.id.as_ref()?;
+                            let key = self.shared.keys.task_status(&id.connector, id.task);
+                            Some(Op::put(key, serde_json::to_vec(record).unwrap_or_default()))
+                        })
+                        .collect();
+                    match self.shared.store.txn(vec![compare], ops).await {
+                        Ok(outcome) => outcome.succeeded,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot record task status");
+                            return;
+                        }
+                    }
+                }
+            };
+            if !written && attempt < 2 {
+                continue;
             }
-            Err(e) => tracing::warn!(error = %e, "cannot record task status"),
+            let rejected: Vec<&TaskStatus> = if written {
+                for (status, record) in &records {
+                    if let Some(id) = &status.id {
+                        tracing::info!(agent = %agent, connector = %id.connector, task = id.task, epoch = status.epoch, state = %record.state, "task status");
+                    }
+                }
+                stale.iter().map(|(_, s)| *s).collect()
+            } else {
+                latest.values().collect()
+            };
+            for status in rejected {
+                if let Some(id) = status.id.clone() {
+                    self.reject(
+                        id,
+                        status.epoch,
+                        "stale epoch: the task is no longer assigned to this agent with this epoch",
+                    )
+                    .await;
+                }
+            }
+            return;
         }
     }
 
@@ -344,23 +479,46 @@ impl Session {
         }
     }
 
-    /// Sends the agent its assignment if it differs from the last one sent.
-    async fn push_assignment(&mut self, snapshot: &Snapshot) -> Result<(), StoreError> {
+    /// Sends the agent the cluster-scope log levels: once the mirror has listed the store (also when there are none:
+    /// that is the agent's baseline), then whenever they change.
+    async fn push_logger_levels(&mut self, snapshot: &Snapshot) {
         if snapshot.revision == 0 {
+            return;
+        }
+        let levels: Vec<ClusterLoggerLevel> = crate::logging::cluster_levels(&self.shared.keys, snapshot)
+            .into_iter()
+            .map(|l| ClusterLoggerLevel { logger: l.logger, level: l.level, revision: l.revision })
+            .collect();
+        if self.sent_levels.as_ref() == Some(&levels) {
+            return;
+        }
+        let message = LoggerLevels { levels: levels.clone() };
+        let _ = self.tx.send(Ok(ControlMessage { kind: Some(Down::LoggerLevels(message)) })).await;
+        self.sent_levels = Some(levels);
+    }
+
+    /// Sends the agent its assignment if it differs from the last one sent.
+    async fn push_assignment(&mut self, state: &ClusterState) -> Result<(), StoreError> {
+        if state.revision == 0 {
             return Ok(());
         }
         let keys = &self.shared.keys;
-        let state = ClusterState::from_snapshot(keys, snapshot);
         let Some((record, revision)) = state.assignments.get(&self.hello.agent_id) else {
+            self.pushed_from = None;
             if let Some(previous) = self.sent.take()
                 && !previous.is_empty()
             {
                 let revoked = previous.iter().filter_map(|t| t.id.clone()).collect();
-                self.send(Assignment { revision: snapshot.revision as u64, tasks: Vec::new(), revoked }).await;
+                self.send(Assignment { revision: state.revision as u64, tasks: Vec::new(), revoked }).await;
             }
             self.sent = Some(Vec::new());
             return Ok(());
         };
+        // Most views change nothing for this agent (with 1,000 agents, a new connector concerns one of them).
+        let source = (*revision, state.connectors_changed);
+        if self.pushed_from == Some(source) {
+            return Ok(());
+        }
         let mut tasks = Vec::new();
         for assigned in &record.tasks {
             let Some(connector) = state.connectors.get(&assigned.connector) else { continue };
@@ -383,18 +541,23 @@ impl Session {
                     TargetState::Paused => sluice_proto::agent::TargetState::Paused as i32,
                     TargetState::Stopped => sluice_proto::agent::TargetState::Stopped as i32,
                 },
+                cluster: keys.cluster().to_string(),
+                offsets_generation: String::new(),
             });
         }
         if self.sent.as_ref() == Some(&tasks) {
+            self.pushed_from = Some(source);
             return Ok(());
         }
         let previous = self.sent.clone().unwrap_or_default();
+        let previous_epochs: HashSet<(&str, u32, u64)> =
+            previous.iter().filter_map(|p| p.id.as_ref().map(|id| (id.connector.as_str(), id.task, p.epoch))).collect();
         let mut message_tasks = tasks.clone();
         // Offsets matter only when a task (re)starts, i.e. for epochs the agent has not seen yet.
-        let mut offsets_by_connector: BTreeMap<String, Vec<SourceOffset>> = BTreeMap::new();
+        let mut offsets_by_connector: BTreeMap<String, (Vec<SourceOffset>, String)> = BTreeMap::new();
         for t in message_tasks.iter_mut() {
             let Some(id) = &t.id else { continue };
-            let is_new = !previous.iter().any(|p| p.id == t.id && p.epoch == t.epoch);
+            let is_new = !previous_epochs.contains(&(id.connector.as_str(), id.task, t.epoch));
             if !is_new || t.connector_type != "source" {
                 continue;
             }
@@ -408,14 +571,27 @@ impl Session {
                         Some(SourceOffset { partition_json: partition, offset_json: String::from_utf8(kv.value).ok()? })
                     })
                     .collect();
-                offsets_by_connector.insert(id.connector.clone(), offsets);
+                // Read after the offsets: a generation always comes with the offsets it was written with (a task of a
+                // running connector reports offsets, but generations change only while it is STOPPED).
+                let generation = self.shared.store.get(&keys.offsets_generation(&id.connector)).await?;
+                let generation = generation.map(|kv| String::from_utf8_lossy(&kv.value).into_owned());
+                offsets_by_connector.insert(id.connector.clone(), (offsets, generation.unwrap_or_default()));
             }
-            t.offsets = offsets_by_connector.get(&id.connector).cloned().unwrap_or_default();
+            if let Some((offsets, generation)) = offsets_by_connector.get(&id.connector) {
+                t.offsets = offsets.clone();
+                t.offsets_generation = generation.clone();
+            }
         }
-        let revoked =
-            previous.iter().filter(|p| !tasks.iter().any(|t| t.id == p.id)).filter_map(|p| p.id.clone()).collect();
+        let current: HashSet<(&str, u32)> =
+            tasks.iter().filter_map(|t| t.id.as_ref().map(|id| (id.connector.as_str(), id.task))).collect();
+        let revoked = previous
+            .iter()
+            .filter_map(|p| p.id.clone())
+            .filter(|id| !current.contains(&(id.connector.as_str(), id.task)))
+            .collect();
         self.send(Assignment { revision: *revision as u64, tasks: message_tasks, revoked }).await;
         tracing::info!(agent = %self.hello.agent_id, tasks = tasks.len(), revision, "assignment pushed");
+        self.pushed_from = Some(source);
         self.sent = Some(tasks);
         Ok(())
     }

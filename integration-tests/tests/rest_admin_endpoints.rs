@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, ensure};
 use serde_json::{Value, json};
-use sluice_integration_tests::kafka::read_topic;
+use sluice_integration_tests::kafka::{create_topic, produce, read_topic};
 use sluice_integration_tests::tools::Grpcurl;
 use sluice_integration_tests::*;
 
@@ -65,6 +65,30 @@ async fn run(env: &TestEnv) -> anyhow::Result<()> {
     ensure!(reply.json()?[source.as_str()]["topics"] == json!([]), "after reset: {}", reply.body);
     let message = rest.get("/connectors/nope/topics").await?.expect_error(404, "topics of unknown connector")?;
     ensure!(message == "Connector nope not found", "topics 404: {message}");
+
+    // A sink with `topics.regex`: its topics are those it consumed from, reported by the agent.
+    let prefix = env.unique("regex");
+    let regex_topics = [format!("{prefix}-one"), format!("{prefix}-two")];
+    for topic in &regex_topics {
+        create_topic(kafka, topic, 1).await?;
+        produce(kafka, topic, &[b"regex-line"]).await?;
+    }
+    let sink = env.unique("regex-sink");
+    let mut config = file_sink(&env.path("regex-out.txt"), "");
+    config.as_object_mut().context("sink config")?.remove("topics");
+    config["topics.regex"] = json!(format!("{prefix}-.*"));
+    rest.create_connector(&sink, &config).await?;
+    let topics = wait_until(WAIT, "the regex sink's topics", || async {
+        let reply = rest.get(&format!("/connectors/{sink}/topics")).await?;
+        let topics = reply.json()?[sink.as_str()]["topics"].clone();
+        Ok((topics.as_array().is_some_and(|t| t.len() == 2)).then_some(topics))
+    })
+    .await?;
+    ensure!(topics == json!(regex_topics), "topics.regex sink topics: {topics}");
+    rest.put(&format!("/connectors/{sink}/topics/reset"), &json!(null)).await?.expect_status(202, "reset sink")?;
+    let reply = rest.get(&format!("/connectors/{sink}/topics")).await?;
+    ensure!(reply.json()?[sink.as_str()]["topics"] == json!([]), "sink topics after reset: {}", reply.body);
+    rest.delete(&format!("/connectors/{sink}")).await?.expect_status(204, "delete the regex sink")?;
 
     // Plugins: every type is listed with connectorsOnly=false; config definitions of connectors and transforms.
     let plugins = rest.get("/connector-plugins?connectorsOnly=false").await?;

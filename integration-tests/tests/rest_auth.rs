@@ -3,12 +3,15 @@
 //! the admin gRPC service (UNAUTHENTICATED), accepts either credential, keeps `GET /health` open for probes, and
 //! agents keep working (their stream is not an admin API). With `--tls-cert`/`--tls-key` the REST API is HTTPS
 //! (checked with curl, a client we did not write, trusting the test's own self-signed certificate).
+//! `sluice-standalone` takes the same flags: HTTPS on an `https://` listener, the same 401 answers.
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
 use serde_json::{Value, json};
+use sluice_integration_tests::cluster::worker_entries;
 use sluice_integration_tests::tools::Grpcurl;
 use sluice_integration_tests::*;
 
@@ -79,7 +82,8 @@ fn curl(args: &[&str]) -> anyhow::Result<(u16, String)> {
     Ok((code.trim().parse()?, body.to_string()))
 }
 
-async fn tls(env: &TestEnv) -> anyhow::Result<()> {
+/// A self-signed certificate for 127.0.0.1 and its key (PEM files).
+fn self_signed(env: &TestEnv) -> anyhow::Result<(PathBuf, PathBuf)> {
     let (cert, key) = (env.path("cert.pem"), env.path("key.pem"));
     let out = Command::new("openssl")
         .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
@@ -90,6 +94,11 @@ async fn tls(env: &TestEnv) -> anyhow::Result<()> {
         .output()
         .context("cannot run openssl")?;
     ensure!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+    Ok((cert, key))
+}
+
+async fn tls(env: &TestEnv) -> anyhow::Result<()> {
+    let (cert, key) = self_signed(env)?;
     let (rest_port, grpc_port) = (free_port(), free_port());
     let mut command = Command::new(binary("sluice-control-plane")?);
     command
@@ -123,5 +132,69 @@ async fn tls(env: &TestEnv) -> anyhow::Result<()> {
     let (status, _) = tokio::task::spawn_blocking(move || curl(&["--cacert", &cacert, &unauthenticated])).await??;
     ensure!(status == 401, "HTTPS without the token: {status}");
     process.terminate(Duration::from_secs(10)).await?;
+    standalone(env, &cert, &key).await
+}
+
+/// `sluice-standalone` with the control plane's auth and TLS flags and an `https://` listener.
+async fn standalone(env: &TestEnv, cert: &Path, key: &Path) -> anyhow::Result<()> {
+    let port = free_port();
+    let offsets = env.path("standalone.offsets").display().to_string();
+    let listener = format!("https://127.0.0.1:{port}");
+    let mut entries: Vec<(&str, String)> = worker_entries(&env.services.kafka);
+    entries.push(("listeners", listener.clone()));
+    entries.push(("offset.storage.file.filename", offsets));
+    let entries: Vec<(&str, &str)> = entries.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let worker = write_properties(&env.path("standalone.properties"), &entries)?;
+
+    // An https:// listener without a certificate is refused at start, saying what is missing.
+    let out = Command::new(binary("sluice-standalone")?).arg(&worker).output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(!out.status.success() && stderr.contains("--tls-cert"), "https:// without a certificate: {stderr}");
+
+    let mut command = Command::new(binary("sluice-standalone")?);
+    command.args(["--rest-auth-token", "t0ken", "--rest-basic-auth", "admin:pa55", "--tls-cert"]);
+    command.arg(cert).arg("--tls-key").arg(key).arg(&worker);
+    let mut process = Process::spawn(env, "standalone-auth", command)?;
+    let cacert = cert.display().to_string();
+    let https = |path: &str, extra: &[&str]| {
+        let mut args: Vec<String> = vec!["--cacert".into(), cacert.clone()];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args.push(format!("{listener}{path}"));
+        async move {
+            let reply = tokio::task::spawn_blocking(move || {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                curl(&args)
+            });
+            reply.await?
+        }
+    };
+    let (status, body) = wait_until(Duration::from_secs(30), "the standalone HTTPS REST API to answer", || {
+        let running = process.ensure_running();
+        let reply = https("/connectors", &["-H", "Authorization: Bearer t0ken"]);
+        async move {
+            running?;
+            Ok(reply.await.ok())
+        }
+    })
+    .await?;
+    ensure!(status == 200 && body.trim() == "[]", "standalone GET /connectors with the token: {status} {body}");
+    let headers = env.path("standalone-401.headers").display().to_string();
+    let (status, body) = https("/connectors", &["-D", &headers]).await?;
+    let error: Value = serde_json::from_str(&body).with_context(|| format!("401 body: {body}"))?;
+    ensure!(status == 401 && error["error_code"] == 401 && error["message"].is_string(), "no credentials: {body}");
+    let sent = std::fs::read_to_string(&headers)?.to_ascii_lowercase();
+    ensure!(sent.contains("www-authenticate:"), "401 without WWW-Authenticate: {sent}");
+    let (status, _) = https("/connectors", &["-H", "Authorization: Bearer wrong"]).await?;
+    ensure!(status == 401, "standalone, wrong token: {status}");
+    let (status, _) = https("/connectors", &["-u", "admin:nope"]).await?;
+    ensure!(status == 401, "standalone, wrong password: {status}");
+    let (status, body) = https("/connectors", &["-u", "admin:pa55"]).await?;
+    ensure!(status == 200 && body.trim() == "[]", "standalone with basic credentials: {status} {body}");
+    let (status, _) = https("/health", &[]).await?;
+    ensure!(status == 200, "standalone GET /health must stay open: {status}");
+    let plain = format!("http://127.0.0.1:{port}/connectors");
+    let plain = tokio::task::spawn_blocking(move || curl(&[&plain])).await?;
+    ensure!(!matches!(plain, Ok((200, _))), "standalone: plain HTTP must not be served: {plain:?}");
+    process.terminate(Duration::from_secs(20)).await?;
     Ok(())
 }

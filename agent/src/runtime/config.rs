@@ -222,7 +222,13 @@ impl WorkerConfig {
             .set("group.instance.id", format!("connect-{}-{}", id.connector, id.task))
             // Kafka Connect's worker session timeout: a vanished member is noticed in seconds, not 45 s.
             .set("session.timeout.ms", "10000")
-            .set("auto.offset.reset", "earliest");
+            .set("auto.offset.reset", "earliest")
+            // librdkafka stops fetching a partition whose prefetch queue is over `queued.min.messages` and looks
+            // again only after this backoff (default 1 s): a fast sink drains the queue long before, then idles.
+            .set("fetch.queue.backoff.ms", "10")
+            // Prefetch at most 16 MiB (librdkafka's default is 64 MiB): enough to keep a sink busy between fetches,
+            // and the agent's memory stays small with many sink tasks. `consumer.*` settings override both.
+            .set("queued.max.messages.kbytes", "16384");
         self.apply_client_keys(&mut cfg, connector_config, "consumer.");
         // Offsets are committed only after the sink task flushed; never let the client commit on its own.
         cfg.set("enable.auto.commit", "false").set("enable.auto.offset.store", "false");

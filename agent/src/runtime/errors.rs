@@ -15,7 +15,6 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 use sluice_connectors::{ConfigMap, ConnectError};
-use tokio::time::Instant;
 use tracing::{debug, error, info};
 
 use super::{TaskContext, TaskError, TaskKey};
@@ -113,8 +112,7 @@ pub(crate) struct RecordFailure<'a> {
 /// The parsed `errors.*` keys of a connector.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct ErrorPolicy {
-    /// How long a failing operation is retried; `None` retries forever (`-1`), zero never retries.
-    pub retry_timeout: Option<Duration>,
+    /// The backoff cap of retries (`errors.retry.delay.max.ms`).
     pub retry_delay_max: Duration,
     pub tolerate_all: bool,
     pub log_enable: bool,
@@ -149,16 +147,16 @@ impl ErrorPolicy {
                 }
             }
         };
-        let retry_timeout = match long("errors.retry.timeout", 0)? {
-            -1 => None,
-            ms if ms >= 0 => Some(Duration::from_millis(ms as u64)),
-            ms => {
-                return Err(TaskError::Config {
-                    key: "errors.retry.timeout".into(),
-                    message: format!("{ms} is neither -1 (forever) nor a number of milliseconds"),
-                });
-            }
-        };
+        // Kafka Connect applies `errors.retry.timeout` to retriable failures of converters and transforms, which
+        // none of Sluice's raise; retriable failures of the task itself are retried forever (`retry_task_failure`).
+        // The key is still checked, so a typo is not silently accepted.
+        let retry_timeout = long("errors.retry.timeout", 0)?;
+        if retry_timeout < -1 {
+            return Err(TaskError::Config {
+                key: "errors.retry.timeout".into(),
+                message: format!("{retry_timeout} is neither -1 (forever) nor a number of milliseconds"),
+            });
+        }
         let retry_delay_max =
             Duration::from_millis(long("errors.retry.delay.max.ms", DEFAULT_RETRY_DELAY_MAX_MS)?.max(1) as u64);
         let tolerate_all = match get("errors.tolerance").map(str::to_ascii_lowercase).as_deref() {
@@ -184,7 +182,6 @@ impl ErrorPolicy {
             _ => None,
         };
         Ok(ErrorPolicy {
-            retry_timeout,
             retry_delay_max,
             tolerate_all,
             log_enable: boolean("errors.log.enable")?,
@@ -193,64 +190,41 @@ impl ErrorPolicy {
         })
     }
 
-    /// Whether an operation may be attempted more than once (then its input must be kept for the retry).
-    pub fn retries(&self) -> bool {
-        self.retry_timeout != Some(Duration::ZERO)
-    }
-
-    pub fn retry(&self) -> Retry {
-        Retry { timeout: self.retry_timeout, delay_max: self.retry_delay_max, first_failure: None, attempt: 0 }
+    /// The retries of a retriable failure of the task itself (`SourceTask::poll`, `SinkTask::put`/`flush`, or a
+    /// send refused for the moment): forever, whatever `errors.retry.timeout` says, as Kafka Connect's
+    /// `WorkerSourceTask` polls again and `WorkerSinkTask` redelivers the batch after a `RetriableException`; the
+    /// task stays RUNNING. The delay doubles from 300 ms up to `errors.retry.delay.max.ms` and never drops below
+    /// 300 ms, so a task that keeps failing never spins.
+    pub fn retry_task_failure(&self) -> Retry {
+        Retry { delay_max: self.retry_delay_max.max(RETRY_DELAY_MIN), attempt: 0 }
     }
 }
 
-/// The retry budget of one operation: attempts since its first failure, with Kafka Connect's backoff.
+/// The backoff of one failing operation, retried until it succeeds (or the task stops).
 #[derive(Debug)]
 pub(crate) struct Retry {
-    timeout: Option<Duration>,
     delay_max: Duration,
-    first_failure: Option<Instant>,
     attempt: u32,
 }
 
 impl Retry {
-    /// After a failed attempt: how long to wait before the next one, or `None` when `errors.retry.timeout` is
-    /// spent. The delay doubles from 300 ms; past `errors.retry.delay.max.ms` it is a random delay below that cap
-    /// (jitter, so tasks that failed together do not retry together); it never overshoots the deadline.
-    pub fn next_delay(&mut self) -> Option<Duration> {
-        let now = Instant::now();
-        let first = *self.first_failure.get_or_insert(now);
+    /// After a failed attempt: how long to wait before the next one. The delay doubles from 300 ms (Kafka Connect's
+    /// `RETRIES_DELAY_MIN_MS`); past the cap it is a random delay between 300 ms and the cap (jitter, so tasks that
+    /// failed together do not retry together).
+    pub fn next_delay(&mut self) -> Duration {
         self.attempt += 1;
-        let deadline = match self.timeout {
-            None => None,
-            Some(timeout) => {
-                let deadline = first + timeout;
-                if now >= deadline {
-                    return None;
-                }
-                Some(deadline)
-            }
-        };
         let doubled = RETRY_DELAY_MIN.saturating_mul(1u32 << (self.attempt - 1).min(20));
-        let mut delay = if doubled > self.delay_max {
-            let cap = self.delay_max.as_millis().max(1) as u64;
-            Duration::from_millis(rand::rng().random_range(0..cap))
+        if doubled > self.delay_max {
+            let cap = self.delay_max.as_millis() as u64;
+            Duration::from_millis(rand::rng().random_range(RETRY_DELAY_MIN.as_millis() as u64..=cap))
         } else {
             doubled
-        };
-        if let Some(deadline) = deadline {
-            delay = delay.min(deadline - now);
         }
-        Some(delay)
     }
 
     /// Failed attempts so far.
     pub fn attempts(&self) -> u32 {
         self.attempt
-    }
-
-    /// Time since the first failure.
-    pub fn elapsed(&self) -> Duration {
-        self.first_failure.map(|f| f.elapsed()).unwrap_or_default()
     }
 }
 
@@ -469,8 +443,6 @@ mod tests {
     #[test]
     fn defaults_are_kafka_connects() {
         let policy = ErrorPolicy::from_config(&ConfigMap::new(), true).expect("valid");
-        assert_eq!(policy.retry_timeout, Some(Duration::ZERO));
-        assert!(!policy.retries());
         assert_eq!(policy.retry_delay_max, Duration::from_secs(60));
         assert!(!policy.tolerate_all && !policy.log_enable && !policy.log_include_messages);
         assert_eq!(policy.dlq, None);
@@ -492,8 +464,7 @@ mod tests {
             true,
         )
         .expect("valid");
-        assert_eq!(policy.retry_timeout, None);
-        assert!(policy.retries() && policy.tolerate_all && policy.log_enable && policy.log_include_messages);
+        assert!(policy.tolerate_all && policy.log_enable && policy.log_include_messages);
         assert_eq!(policy.dlq, Some(DlqConfig { topic: "dlq".into(), replication_factor: 1, context_headers: true }));
         let source = ErrorPolicy::from_config(&config(&[("errors.deadletterqueue.topic.name", "dlq")]), false);
         assert_eq!(source.expect("valid").dlq, None, "sources have no DLQ, as in Kafka Connect");
@@ -508,39 +479,25 @@ mod tests {
         }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn backoff_doubles_from_300ms_and_stops_at_the_timeout() {
-        let policy = ErrorPolicy::from_config(&config(&[("errors.retry.timeout", "2000")]), false).expect("valid");
-        let mut retry = policy.retry();
-        let mut delays = Vec::new();
-        while let Some(delay) = retry.next_delay() {
-            delays.push(delay.as_millis() as u64);
-            tokio::time::advance(delay).await;
-        }
-        // 300 + 600 + 1200 would overshoot 2000: the last wait is cut to the deadline.
-        assert_eq!(delays, vec![300, 600, 1100]);
-        assert_eq!(retry.attempts(), 4);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn backoff_is_capped_with_jitter_and_forever_never_ends() {
-        let policy = ErrorPolicy::from_config(
-            &config(&[("errors.retry.timeout", "-1"), ("errors.retry.delay.max.ms", "1000")]),
-            false,
-        )
-        .expect("valid");
-        let mut retry = policy.retry();
-        let delays: Vec<Duration> = (0..50).map(|_| retry.next_delay().expect("forever")).collect();
-        assert_eq!(&delays[..2], [Duration::from_millis(300), Duration::from_millis(600)]);
-        // 1200 ms would pass the cap: from then on a random delay below it.
-        assert!(delays[2..].iter().all(|d| *d < Duration::from_millis(1000)), "{delays:?}");
-        assert!(delays[2..].windows(2).any(|w| w[0] != w[1]), "jittered: {delays:?}");
+    #[test]
+    fn task_failures_are_retried_forever_with_a_capped_jittered_backoff() {
+        // errors.retry.timeout=0 (the default) does not stop the retries of a task's own retriable failure.
+        let policy = ErrorPolicy::from_config(&config(&[("errors.retry.delay.max.ms", "5000")]), true).expect("valid");
+        let mut retry = policy.retry_task_failure();
+        let delays: Vec<Duration> = (0..200).map(|_| retry.next_delay()).collect();
+        let ms = |n| Duration::from_millis(n);
+        assert_eq!(&delays[..5], [ms(300), ms(600), ms(1200), ms(2400), ms(4800)]);
+        // 9600 ms would pass the cap: from then on a random delay between 300 ms and the cap.
+        assert!(delays[5..].iter().all(|d| *d >= ms(300) && *d <= ms(5000)), "{delays:?}");
+        assert!(delays[5..].windows(2).any(|w| w[0] != w[1]), "jittered: {delays:?}");
+        assert_eq!(retry.attempts(), 200);
     }
 
     #[test]
-    fn no_retries_by_default() {
-        let mut retry = ErrorPolicy::from_config(&ConfigMap::new(), false).expect("valid").retry();
-        assert_eq!(retry.next_delay(), None);
+    fn task_failures_never_spin_even_with_a_tiny_cap() {
+        let policy = ErrorPolicy::from_config(&config(&[("errors.retry.delay.max.ms", "1")]), false).expect("valid");
+        let mut retry = policy.retry_task_failure();
+        assert!((0..100).all(|_| retry.next_delay() == RETRY_DELAY_MIN));
     }
 
     #[test]

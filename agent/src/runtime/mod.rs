@@ -5,8 +5,10 @@ pub(crate) mod config;
 pub(crate) mod config_providers;
 pub(crate) mod errors;
 pub(crate) mod exactly_once;
+mod fetch;
 pub(crate) mod headers;
 pub(crate) mod offsets;
+mod producer;
 pub(crate) mod sink;
 pub(crate) mod source;
 pub(crate) mod topics;
@@ -75,7 +77,7 @@ pub(crate) enum TaskEventKind {
     },
     /// Latest acknowledged offsets per source partition since the previous report.
     Offsets(Vec<SourceOffset>),
-    /// A source task produced to this topic for the first time since it started.
+    /// A source task produced to (a sink task consumed from) this topic for the first time since it started.
     TopicUsed(String),
     /// The task's future finished (after stopping or failing).
     Exited,
@@ -111,7 +113,7 @@ impl TaskContext {
         let _ = self.events.send(TaskEvent { id: self.id.clone(), epoch: self.epoch, kind });
     }
 
-    /// Reports a topic a source task started producing to (once per topic and task run).
+    /// Reports a topic a source task started producing to, or a sink task consuming from (once per topic and task run).
     pub fn report_topic(&self, topic: &str) {
         self.emit(TaskEventKind::TopicUsed(topic.to_string()));
     }
@@ -182,14 +184,6 @@ pub(crate) enum TaskError {
         #[source]
         source: ConnectError,
     },
-    #[error("{context}: gave up after {attempts} attempts in {elapsed_ms} ms (errors.retry.timeout)")]
-    RetriesExhausted {
-        context: &'static str,
-        attempts: u32,
-        elapsed_ms: u64,
-        #[source]
-        source: ConnectError,
-    },
     #[error("{context}")]
     Kafka {
         context: String,
@@ -198,6 +192,14 @@ pub(crate) enum TaskError {
     },
     #[error("exactly-once source delivery: {0}")]
     ExactlyOnce(String),
+    #[error("{context}")]
+    Io {
+        context: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the sink's consumer thread ended unexpectedly")]
+    ConsumerThreadEnded,
 }
 
 impl TaskError {

@@ -36,13 +36,10 @@ impl SourceOffsetTracker {
     }
 
     /// Registers the next produced record and returns its sequence number (the delivery opaque).
-    pub fn track(&mut self, partition: &Arc<Partition>, offset: &serde_json::Value) -> u64 {
+    pub fn track(&mut self, partition: &Arc<Partition>, offset: serde_json::Value) -> u64 {
         let seq = self.base_seq + self.pending.len() as u64;
-        let position = if offset.is_null() && partition.is_empty() {
-            None
-        } else {
-            Some((self.key_of(partition), offset.clone()))
-        };
+        let position =
+            if offset.is_null() && partition.is_empty() { None } else { Some((self.key_of(partition), offset)) };
         self.pending.push_back(PendingRecord { acked: false, position });
         seq
     }
@@ -56,6 +53,12 @@ impl SourceOffsetTracker {
         let key: Arc<str> = partition_key(partition).into();
         self.last_partition = Some((partition.clone(), key.clone()));
         key
+    }
+
+    /// The source offset of a tracked record that is not acknowledged yet (for error reports).
+    pub fn offset(&self, seq: u64) -> Option<&serde_json::Value> {
+        let index = seq.checked_sub(self.base_seq)?;
+        self.pending.get(usize::try_from(index).ok()?)?.position.as_ref().map(|(_, offset)| offset)
     }
 
     /// Marks a record acknowledged and advances the committable offsets through the acknowledged prefix.
@@ -109,8 +112,8 @@ mod tests {
     fn in_order_acks_commit_the_latest_offset() {
         let mut t = SourceOffsetTracker::new();
         let p = partition("/tmp/a");
-        let s0 = t.track(&p, &json!({"position": 10}));
-        let s1 = t.track(&p, &json!({"position": 20}));
+        let s0 = t.track(&p, json!({"position": 10}));
+        let s1 = t.track(&p, json!({"position": 20}));
         t.ack(s0);
         t.ack(s1);
         assert_eq!(offsets(&mut t), vec![(r#"{"filename":"/tmp/a"}"#.into(), r#"{"position":20}"#.into())]);
@@ -122,7 +125,7 @@ mod tests {
     fn out_of_order_acks_advance_only_through_the_contiguous_prefix() {
         let mut t = SourceOffsetTracker::new();
         let p = partition("/tmp/a");
-        let seqs: Vec<u64> = (1..=4).map(|i| t.track(&p, &json!({ "position": i }))).collect();
+        let seqs: Vec<u64> = (1..=4).map(|i| t.track(&p, json!({ "position": i }))).collect();
         t.ack(seqs[1]);
         t.ack(seqs[3]);
         assert!(offsets(&mut t).is_empty(), "record 1 is unacked, nothing may be committed");
@@ -139,8 +142,8 @@ mod tests {
         let mut t = SourceOffsetTracker::new();
         let a = partition("/a");
         let b = partition("/b");
-        let sa = t.track(&a, &json!({"position": 1}));
-        let sb = t.track(&b, &json!({"position": 5}));
+        let sa = t.track(&a, json!({"position": 1}));
+        let sb = t.track(&b, json!({"position": 5}));
         t.ack(sb);
         assert!(offsets(&mut t).is_empty());
         t.ack(sa);
@@ -157,7 +160,7 @@ mod tests {
     fn partition_keys_are_canonical() {
         let mut t = SourceOffsetTracker::new();
         let serde_json::Value::Object(map) = json!({"z": 1, "a": 2}) else { unreachable!() };
-        let s = t.track(&Arc::new(map), &json!({"pos": 1}));
+        let s = t.track(&Arc::new(map), json!({"pos": 1}));
         t.ack(s);
         assert_eq!(offsets(&mut t), vec![(r#"{"a":2,"z":1}"#.into(), r#"{"pos":1}"#.into())]);
     }
@@ -166,11 +169,11 @@ mod tests {
     fn duplicate_and_unknown_acks_are_ignored() {
         let mut t = SourceOffsetTracker::new();
         let p = partition("/a");
-        let s0 = t.track(&p, &json!(1));
+        let s0 = t.track(&p, json!(1));
         t.ack(s0);
         t.ack(s0);
         t.ack(99);
-        let s1 = t.track(&p, &json!(2));
+        let s1 = t.track(&p, json!(2));
         assert_eq!(s1, s0 + 1);
         assert_eq!(t.in_flight(), 1);
         assert_eq!(offsets(&mut t), vec![(r#"{"filename":"/a"}"#.into(), "1".into())]);
@@ -179,7 +182,7 @@ mod tests {
     #[test]
     fn null_offset_is_reported_as_removed() {
         let mut t = SourceOffsetTracker::new();
-        let s = t.track(&partition("/a"), &serde_json::Value::Null);
+        let s = t.track(&partition("/a"), serde_json::Value::Null);
         t.ack(s);
         assert_eq!(offsets(&mut t), vec![(r#"{"filename":"/a"}"#.into(), String::new())]);
     }

@@ -1,20 +1,19 @@
 //! The sink loop: consume from the connector's topics in the group `connect-<connector>`, convert, hand batches to
 //! the sink task, and at `offset.flush.interval.ms` (and on stop) flush the task and only then commit the offsets.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
-use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use sluice_connectors::{
     ConnectError, Converter, SinkRecord, SinkTask, SinkTaskContext, TopicPartition, TransformChain, registry,
 };
 use sluice_proto::agent::TaskState;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, instrument, warn};
 
@@ -22,14 +21,13 @@ use super::errors::{
     ConsumedRecord, DeadLetterQueue, ErrorPolicy, FailedRecord, RecordErrorHandler, RecordFailure, Stage,
     converter_index, converter_side,
 };
+use super::fetch::{Fetcher, Polled};
 use super::headers::HeaderConversion;
 use super::{Control, StopMode, TaskContext, TaskError, control_changed, current_control, stop_requested};
 use crate::metrics::TaskCounters;
 
 /// Kafka Connect's `consumer.max.poll.records` default: the most records handed to one `put`.
 const MAX_BATCH: usize = 500;
-/// How long a batch may wait to fill up after its first record.
-const BATCH_WINDOW: Duration = Duration::from_millis(100);
 
 /// Keeps newly assigned partitions paused while the task is paused (a rebalance would otherwise resume them).
 struct SinkConsumerContext {
@@ -99,14 +97,24 @@ pub(crate) async fn run(ctx: &TaskContext, mut control: watch::Receiver<Control>
     let start_context =
         SinkTaskContext { connector: ctx.id.connector.clone(), task: ctx.id.task, config: ctx.task_config() };
     if let Err(err) = task.start(start_context).await {
-        release_consumer(consumer, ctx.worker.shutdown_timeout).await;
+        release_consumer(consumer, None, ctx.worker.shutdown_timeout).await;
         return Err(TaskError::Connector { context: "sink task failed to start", source: err });
     }
+    let thread_name = format!("sink-{}-{}", ctx.id.connector, ctx.id.task).chars().take(15).collect();
+    let (fetcher, polled) = match Fetcher::spawn(consumer.clone(), MAX_BATCH, thread_name) {
+        Ok(started) => started,
+        Err(err) => {
+            let _ = task.stop().await;
+            release_consumer(consumer, None, ctx.worker.shutdown_timeout).await;
+            return Err(TaskError::Io { context: "failed to start the consumer thread", source: err });
+        }
+    };
     info!(topics = ?subscription, dead_letter_queue = errors.dlq().map(|d| d.topic()), "sink task started");
 
     let mut pipeline = SinkPipeline {
         ctx,
         consumer,
+        polled,
         paused,
         key_converter,
         value_converter,
@@ -119,10 +127,13 @@ pub(crate) async fn run(ctx: &TaskContext, mut control: watch::Receiver<Control>
         held: Batch::default(),
         next_offsets: BTreeMap::new(),
         committed: BTreeMap::new(),
+        topics_used: HashSet::new(),
     };
     let result = pipeline.run_started(task.as_mut(), &mut control).await;
     let stopped = task.stop().await;
-    release_consumer(pipeline.consumer, ctx.worker.shutdown_timeout).await;
+    let SinkPipeline { consumer, polled, .. } = pipeline;
+    drop(polled);
+    release_consumer(consumer, Some(fetcher), ctx.worker.shutdown_timeout).await;
     info!("sink task stopped");
     result?;
     stopped.map_err(TaskError::connector("sink task failed to stop"))
@@ -159,9 +170,13 @@ fn subscription(config: &sluice_connectors::ConfigMap) -> Result<Vec<String>, Ta
     }
 }
 
-/// Closing a consumer leaves the group synchronously, which blocks: do it off the async threads, bounded.
-async fn release_consumer(consumer: Arc<TaskConsumer>, timeout: Duration) {
+/// Ends the consumer thread, then closes the consumer. Closing leaves the group synchronously, which blocks: both
+/// happen off the async threads, bounded.
+async fn release_consumer(consumer: Arc<TaskConsumer>, fetcher: Option<Fetcher>, timeout: Duration) {
     let closing = tokio::task::spawn_blocking(move || {
+        if let Some(fetcher) = fetcher {
+            fetcher.stop();
+        }
         consumer.unsubscribe();
         drop(consumer);
     });
@@ -234,6 +249,8 @@ enum PutOutcome {
 struct SinkPipeline<'a> {
     ctx: &'a TaskContext,
     consumer: Arc<TaskConsumer>,
+    /// Batches from the consumer thread.
+    polled: mpsc::Receiver<Polled>,
     paused: Arc<AtomicBool>,
     key_converter: Box<dyn Converter>,
     value_converter: Box<dyn Converter>,
@@ -251,6 +268,9 @@ struct SinkPipeline<'a> {
     next_offsets: BTreeMap<TopicPartition, i64>,
     /// What the group holds for us, so unchanged offsets are not flushed and committed again.
     committed: BTreeMap<TopicPartition, i64>,
+    /// Topics consumed from since the start, each reported once (Kafka Connect's active topics; with `topics.regex`
+    /// the only way to know them).
+    topics_used: HashSet<String>,
 }
 
 impl SinkPipeline<'_> {
@@ -293,20 +313,13 @@ impl SinkPipeline<'_> {
                 next_flush = Instant::now() + interval;
             }
             // The consumer is polled even while paused: that serves rebalances and keeps the group membership.
-            let first = tokio::select! {
+            let polled = tokio::select! {
                 _ = control_changed(control) => continue,
                 _ = tokio::time::sleep_until(next_flush) => continue,
-                message = self.consumer.recv() => message,
+                polled = self.polled.recv() => polled.ok_or(TaskError::ConsumerThreadEnded)?,
             };
             let mut batch = Batch::default();
-            self.accept(first, &mut batch).await?;
-            let window = Instant::now() + BATCH_WINDOW;
-            while batch.records.len() < MAX_BATCH {
-                match tokio::time::timeout_at(window, self.consumer.recv()).await {
-                    Ok(message) => self.accept(message, &mut batch).await?,
-                    Err(_) => break,
-                }
-            }
+            self.accept(&polled, &mut batch).await?;
             if batch.is_empty() {
                 continue;
             }
@@ -342,36 +355,36 @@ impl SinkPipeline<'_> {
         }
     }
 
-    /// Converts and transforms one consumed message into the batch. A record that fails goes through the error
-    /// handler (log, DLQ, tolerance); its offset counts as consumed when it is skipped. Consumer errors are mostly
-    /// transient (broker down, topic not yet created) and librdkafka recovers by itself, so they are logged.
-    async fn accept(
-        &self,
-        message: Result<BorrowedMessage<'_>, rdkafka::error::KafkaError>,
-        batch: &mut Batch,
-    ) -> Result<(), TaskError> {
-        let message = match message {
-            Ok(message) => message,
-            Err(err) => {
-                warn!(error = %err, "consumer error");
-                return Ok(());
+    /// Converts and transforms polled records into the batch. A record that fails goes through the error handler
+    /// (log, DLQ, tolerance); its offset counts as consumed when it is skipped.
+    async fn accept(&self, polled: &Polled, batch: &mut Batch) -> Result<(), TaskError> {
+        self.counters.sink_records_read(polled.len() as u64);
+        batch.records.reserve(polled.len());
+        let keep_raw = self.errors.dlq().is_some();
+        for index in 0..polled.len() {
+            let consumed = polled.record(index);
+            if let Some(record) = self.convert_and_transform(&consumed, || polled.record(index)).await? {
+                if keep_raw {
+                    batch.raw.push(raw_record(&consumed));
+                }
+                batch.records.push(record);
             }
-        };
-        self.counters.sink_records_read(1);
-        let position = TopicPartition { topic: message.topic().to_string(), partition: message.partition() };
-        if let Some(record) = self.convert_and_transform(&message).await? {
-            if self.errors.dlq().is_some() {
-                batch.raw.push(raw_record(&message));
-            }
-            batch.records.push(record);
         }
-        let next = batch.positions.entry(position).or_insert(0);
-        *next = (*next).max(message.offset() + 1);
+        for (topic, partition, next) in polled.next_offsets() {
+            let next_offset =
+                batch.positions.entry(TopicPartition { topic: topic.to_string(), partition }).or_insert(0);
+            *next_offset = (*next_offset).max(next);
+        }
         Ok(())
     }
 
-    /// `None` when a transform dropped the record or it failed and was skipped (`errors.tolerance=all`).
-    async fn convert_and_transform(&self, message: &BorrowedMessage<'_>) -> Result<Option<SinkRecord>, TaskError> {
+    /// `None` when a transform dropped the record or it failed and was skipped (`errors.tolerance=all`). `again`
+    /// gives the consumed record once more for the error report.
+    async fn convert_and_transform<'p>(
+        &self,
+        message: &ConsumedRecord<'_>,
+        again: impl FnOnce() -> ConsumedRecord<'p>,
+    ) -> Result<Option<SinkRecord>, TaskError> {
         let (stage, class, error) = match self.convert(message) {
             Ok(record) => match self.transforms.apply_sink_traced(record) {
                 Ok(record) => return Ok(record),
@@ -388,50 +401,44 @@ impl SinkPipeline<'_> {
                 what: format!(
                     "{} at topic `{}` partition {} offset {} with {class}",
                     converter_side(stage),
-                    message.topic(),
-                    message.partition(),
-                    message.offset()
+                    message.topic,
+                    message.partition,
+                    message.offset
                 ),
                 source: super::source::copy_error(&error),
             },
         };
-        let failure =
-            RecordFailure { stage, class: &class, error: &error, record: FailedRecord::Consumed(consumed(message)) };
+        let failure = RecordFailure { stage, class: &class, error: &error, record: FailedRecord::Consumed(again()) };
         self.errors.record_failed(failure, fail_with).await?;
         Ok(None)
     }
 
-    fn convert(&self, message: &BorrowedMessage<'_>) -> Result<SinkRecord, (Stage, ConnectError)> {
-        let topic = message.topic();
+    fn convert(&self, message: &ConsumedRecord<'_>) -> Result<SinkRecord, (Stage, ConnectError)> {
+        let topic = message.topic;
         let (key_schema, key) =
-            self.key_converter.to_connect(topic, message.key()).map_err(|e| (Stage::KeyConverter, e))?;
+            self.key_converter.to_connect(topic, message.key).map_err(|e| (Stage::KeyConverter, e))?;
         let (value_schema, value) =
-            self.value_converter.to_connect(topic, message.payload()).map_err(|e| (Stage::ValueConverter, e))?;
-        let mut headers = Vec::new();
-        if let Some(consumed) = message.headers() {
-            headers.reserve(consumed.count());
-            for h in consumed.iter() {
-                let value = self
-                    .header_converter
-                    .decode_consumed(topic, h.key, h.value)
-                    .map_err(|e| (Stage::HeaderConverter, e))?;
-                headers.push((h.key.to_string(), value));
-            }
+            self.value_converter.to_connect(topic, message.value).map_err(|e| (Stage::ValueConverter, e))?;
+        let mut headers = Vec::with_capacity(message.headers.len());
+        for (key, value) in &message.headers {
+            let value =
+                self.header_converter.decode_consumed(topic, key, *value).map_err(|e| (Stage::HeaderConverter, e))?;
+            headers.push((key.to_string(), value));
         }
         Ok(SinkRecord {
             topic: topic.to_string(),
-            partition: message.partition(),
-            offset: message.offset(),
+            partition: message.partition,
+            offset: message.offset,
             key_schema,
             key,
             value_schema,
             value,
-            timestamp: message.timestamp().to_millis(),
+            timestamp: message.timestamp,
             headers,
         })
     }
 
-    /// Hands a batch to the task. Retriable failures are retried (`errors.retry.timeout`); when the task says a
+    /// Hands a batch to the task. Retriable failures are retried forever (see `put_with_retry`); when the task says a
     /// record is bad (`ConnectError::Data`) and errors are tolerated, the batch is put again record by record so
     /// only the bad ones are skipped (and sent to the DLQ). `Some(mode)` when a stop interrupted a retry wait: then
     /// nothing of the batch is marked consumed.
@@ -441,15 +448,17 @@ impl SinkPipeline<'_> {
         batch: Batch,
         control: &mut watch::Receiver<Control>,
     ) -> Result<Option<StopMode>, TaskError> {
-        let Batch { mut records, raw, positions } = batch;
+        for tp in batch.positions.keys() {
+            if !self.topics_used.contains(&tp.topic) {
+                self.topics_used.insert(tp.topic.clone());
+                self.ctx.report_topic(&tp.topic);
+            }
+        }
+        let Batch { records, raw, positions } = batch;
         let count = records.len() as u64;
         if !records.is_empty() {
-            // The batch is kept (cloned) only when a retry or a record-by-record put may need it again.
-            let outcome = if self.errors.policy.retries() || self.errors.tolerates() {
-                self.put_with_retry(task, records.clone(), &records, control).await?
-            } else {
-                self.put_with_retry(task, std::mem::take(&mut records), &[], control).await?
-            };
+            // The batch stays ours: a retriable failure redelivers it, and a bad record is searched for one by one.
+            let outcome = self.put_with_retry(task, &records, control).await?;
             match outcome {
                 PutOutcome::Done => {}
                 PutOutcome::Stopped(mode) => return Ok(Some(mode)),
@@ -462,8 +471,7 @@ impl SinkPipeline<'_> {
                     warn!(records = records.len(), error = %error.trace(),
                         "the sink task refused a batch as bad data; putting its records one by one to find the bad ones");
                     for (index, record) in records.iter().enumerate() {
-                        let single = vec![record.clone()];
-                        match self.put_with_retry(task, single, std::slice::from_ref(record), control).await? {
+                        match self.put_with_retry(task, std::slice::from_ref(record), control).await? {
                             PutOutcome::Done => {}
                             PutOutcome::Stopped(mode) => return Ok(Some(mode)),
                             PutOutcome::BadData(error) => self.put_failed(index, &records, &raw, error).await?,
@@ -480,26 +488,24 @@ impl SinkPipeline<'_> {
         Ok(None)
     }
 
-    /// `put` with retries of retriable failures. `records` is what is put; `kept` the same records for the retry
-    /// (empty when retries are impossible, so nothing was cloned).
+    /// `put` of `records` with retries of retriable failures.
+    /// As Kafka Connect's `WorkerSinkTask` redelivers a batch after a `RetriableException` from `put` for as long as
+    /// it takes (`errors.retry.timeout` applies to converters and transforms only), a retriable failure is retried
+    /// forever, after a backoff (`ErrorPolicy::retry_task_failure`); the task stays RUNNING, a stop ends the wait.
     async fn put_with_retry(
         &mut self,
         task: &mut dyn SinkTask,
-        records: Vec<SinkRecord>,
-        kept: &[SinkRecord],
+        records: &[SinkRecord],
         control: &mut watch::Receiver<Control>,
     ) -> Result<PutOutcome, TaskError> {
-        let mut retry = self.errors.policy.retry();
-        let mut attempt = records;
+        let mut retry = self.errors.policy.retry_task_failure();
         loop {
-            match task.put(attempt).await {
+            match task.put(records).await {
                 Ok(()) => return Ok(PutOutcome::Done),
                 Err(ConnectError::Data(message)) => return Ok(PutOutcome::BadData(ConnectError::Data(message))),
-                Err(error) if error.is_retriable() && !kept.is_empty() => {
+                Err(error) if error.is_retriable() => {
                     self.counters.record_failure();
-                    let Some(delay) = retry.next_delay() else {
-                        return Err(retries_exhausted("sink task failed to put records", &retry, error));
-                    };
+                    let delay = retry.next_delay();
                     self.counters.retry();
                     warn!(error = %error.trace(), attempt = retry.attempts(), delay_ms = delay.as_millis() as u64,
                         "put failed with a retriable error; retrying");
@@ -507,7 +513,6 @@ impl SinkPipeline<'_> {
                         mode = stop_requested(control) => return Ok(PutOutcome::Stopped(mode)),
                         _ = tokio::time::sleep(delay) => {}
                     }
-                    attempt = kept.to_vec();
                 }
                 Err(error) => return Err(TaskError::connector("sink task failed to put records")(error)),
             }
@@ -534,7 +539,8 @@ impl SinkPipeline<'_> {
 
     /// Flushes the task, then commits what it flushed. The order is the at-least-once guarantee: an offset is
     /// never committed before the records below it are durable in the target system. While running (`control`
-    /// given) retriable flush failures are retried (`errors.retry.timeout`) and a stop ends the wait
+    /// given) retriable flush failures are retried forever with a backoff, as Kafka Connect keeps a task running
+    /// when its `preCommit` fails (it tries again at the next commit), and a stop ends the wait
     /// (`Some(mode)`); when stopping there is one attempt.
     async fn flush_and_commit(
         &mut self,
@@ -544,15 +550,13 @@ impl SinkPipeline<'_> {
         if self.next_offsets == self.committed {
             return Ok(None);
         }
-        let mut retry = self.errors.policy.retry();
+        let mut retry = self.errors.policy.retry_task_failure();
         loop {
             match task.flush(&self.next_offsets).await {
                 Ok(()) => break,
                 Err(error) if error.is_retriable() && control.is_some() => {
                     self.counters.offset_commit(false);
-                    let Some(delay) = retry.next_delay() else {
-                        return Err(retries_exhausted("sink task failed to flush", &retry, error));
-                    };
+                    let delay = retry.next_delay();
                     self.counters.retry();
                     warn!(error = %error.trace(), attempt = retry.attempts(), delay_ms = delay.as_millis() as u64,
                         "flush failed with a retriable error; retrying");
@@ -618,43 +622,15 @@ impl SinkPipeline<'_> {
     }
 }
 
-pub(super) fn retries_exhausted(
-    context: &'static str,
-    retry: &super::errors::Retry,
-    source: ConnectError,
-) -> TaskError {
-    TaskError::RetriesExhausted {
-        context,
-        attempts: retry.attempts(),
-        elapsed_ms: retry.elapsed().as_millis() as u64,
-        source,
-    }
-}
-
-fn consumed<'a>(message: &'a BorrowedMessage<'a>) -> ConsumedRecord<'a> {
-    ConsumedRecord {
-        topic: message.topic(),
-        partition: message.partition(),
-        offset: message.offset(),
-        timestamp: message.timestamp().to_millis(),
-        key: message.key(),
-        value: message.payload(),
-        headers: message.headers().map(|h| h.iter().map(|h| (h.key, h.value)).collect()).unwrap_or_default(),
-    }
-}
-
-fn raw_record(message: &BorrowedMessage<'_>) -> RawRecord {
+fn raw_record(message: &ConsumedRecord<'_>) -> RawRecord {
     RawRecord {
-        topic: message.topic().to_string(),
-        partition: message.partition(),
-        offset: message.offset(),
-        timestamp: message.timestamp().to_millis(),
-        key: message.key().map(Bytes::copy_from_slice),
-        value: message.payload().map(Bytes::copy_from_slice),
-        headers: message
-            .headers()
-            .map(|h| h.iter().map(|h| (h.key.to_string(), h.value.map(Bytes::copy_from_slice))).collect())
-            .unwrap_or_default(),
+        topic: message.topic.to_string(),
+        partition: message.partition,
+        offset: message.offset,
+        timestamp: message.timestamp,
+        key: message.key.map(Bytes::copy_from_slice),
+        value: message.value.map(Bytes::copy_from_slice),
+        headers: message.headers.iter().map(|(k, v)| (k.to_string(), v.map(Bytes::copy_from_slice))).collect(),
     }
 }
 
@@ -695,7 +671,7 @@ mod tests {
         async fn start(&mut self, _: SinkTaskContext) -> Result<(), ConnectError> {
             Ok(())
         }
-        async fn put(&mut self, records: Vec<SinkRecord>) -> Result<(), ConnectError> {
+        async fn put(&mut self, records: &[SinkRecord]) -> Result<(), ConnectError> {
             self.puts += 1;
             let values: Vec<String> = records
                 .iter()
@@ -734,7 +710,9 @@ mod tests {
 
     /// `put` of a batch with one poison record, with the pipeline set up as `run` would (no broker needed: the
     /// consumer is never polled). Returns the sink, the pipeline's next offsets and the result.
-    async fn put_batch(tolerance: &str) -> (PickySink, BTreeMap<TopicPartition, i64>, Result<(), TaskError>) {
+    async fn put_batch<S: SinkTask + Default>(
+        tolerance: &str,
+    ) -> (S, BTreeMap<TopicPartition, i64>, Result<(), TaskError>) {
         let connector_config = config(&[("errors.tolerance", tolerance)]);
         let worker = Arc::new(super::super::WorkerConfig::from_properties(Default::default()).expect("valid"));
         let (events, _events_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -759,6 +737,7 @@ mod tests {
         let mut pipeline = SinkPipeline {
             ctx: &ctx,
             consumer: Arc::new(consumer),
+            polled: mpsc::channel(1).1,
             paused,
             key_converter: worker.converter(&connector_config, true).expect("converter"),
             value_converter: worker.converter(&connector_config, false).expect("converter"),
@@ -771,6 +750,7 @@ mod tests {
             held: Batch::default(),
             next_offsets: BTreeMap::new(),
             committed: BTreeMap::new(),
+            topics_used: HashSet::new(),
         };
         let batch = Batch {
             records: vec![record(10, "a"), record(11, "bad"), record(12, "c")],
@@ -778,14 +758,14 @@ mod tests {
             positions: BTreeMap::from([(TopicPartition { topic: "t".into(), partition: 0 }, 13)]),
         };
         let (_control_tx, mut control) = watch::channel(Control::Run);
-        let mut sink = PickySink::default();
+        let mut sink = S::default();
         let result = pipeline.put(&mut sink, batch, &mut control).await.map(|stopped| assert!(stopped.is_none()));
         (sink, pipeline.next_offsets, result)
     }
 
     #[tokio::test]
     async fn a_poison_record_inside_put_is_isolated_and_skipped_with_tolerance_all() {
-        let (sink, next_offsets, result) = put_batch("all").await;
+        let (sink, next_offsets, result) = put_batch::<PickySink>("all").await;
         result.expect("tolerated");
         assert_eq!(sink.accepted, vec!["a", "c"], "the good records of the batch are put one by one");
         assert_eq!(sink.puts, 4, "one batch put, then one put per record");
@@ -794,10 +774,56 @@ mod tests {
 
     #[tokio::test]
     async fn a_poison_record_inside_put_fails_the_task_with_tolerance_none() {
-        let (sink, next_offsets, result) = put_batch("none").await;
+        let (sink, next_offsets, result) = put_batch::<PickySink>("none").await;
         let err = result.expect_err("not tolerated");
         assert!(err.trace().contains("cannot write `bad`"), "{}", err.trace());
         assert!(sink.accepted.is_empty());
         assert!(next_offsets.is_empty(), "nothing of a failed batch is marked consumed");
+    }
+
+    /// Fails every `put` with a retriable error until `failures` reach 5, then takes the records.
+    #[derive(Default)]
+    struct FlakySink {
+        failures: usize,
+        attempts_at: Vec<tokio::time::Instant>,
+        accepted: Vec<i64>,
+    }
+
+    #[async_trait::async_trait]
+    impl SinkTask for FlakySink {
+        async fn start(&mut self, _: SinkTaskContext) -> Result<(), ConnectError> {
+            Ok(())
+        }
+        async fn put(&mut self, records: &[SinkRecord]) -> Result<(), ConnectError> {
+            self.attempts_at.push(tokio::time::Instant::now());
+            if self.failures < 5 {
+                self.failures += 1;
+                let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "target down");
+                return Err(ConnectError::retriable("writing to the target", io));
+            }
+            self.accepted.extend(records.iter().map(|r| r.offset));
+            Ok(())
+        }
+        async fn flush(&mut self, _: &BTreeMap<TopicPartition, i64>) -> Result<(), ConnectError> {
+            Ok(())
+        }
+        async fn stop(&mut self) -> Result<(), ConnectError> {
+            Ok(())
+        }
+    }
+
+    /// Kafka Connect redelivers a batch after a `RetriableException` from `put` for as long as it takes, whatever
+    /// `errors.retry.timeout` says (0 here, the default): the batch is put again after a doubling backoff, not at
+    /// once, and the task does not fail.
+    #[tokio::test(start_paused = true)]
+    async fn a_retriable_put_failure_is_retried_with_backoff_regardless_of_errors_retry_timeout() {
+        let started = tokio::time::Instant::now();
+        let (sink, next_offsets, result) = put_batch::<FlakySink>("none").await;
+        result.expect("retried until the sink took the batch");
+        assert_eq!(sink.accepted, vec![10, 11, 12], "the whole batch, once");
+        let waits: Vec<u128> = sink.attempts_at.windows(2).map(|w| (w[1] - w[0]).as_millis()).collect();
+        assert_eq!(waits, vec![300, 600, 1200, 2400, 4800], "doubling from 300 ms, never at once");
+        assert_eq!((tokio::time::Instant::now() - started).as_millis(), 9300);
+        assert_eq!(next_offsets.get(&TopicPartition { topic: "t".into(), partition: 0 }), Some(&13));
     }
 }

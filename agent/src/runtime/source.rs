@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::{ClientContext, Message};
 use sluice_connectors::{ConnectError, SourceRecord, SourceTask, SourceTaskContext, TransformChain, registry};
 use sluice_proto::agent::{SourceOffset, TaskState};
@@ -21,6 +21,7 @@ use super::errors::{
 use super::exactly_once::{self, Boundary, ExactlyOnce, TRANSACTION_TIMEOUT};
 use super::headers::HeaderConversion;
 use super::offsets::SourceOffsetTracker;
+use super::producer::PolledProducer;
 use super::topics::TopicCreator;
 use super::{Control, StopMode, TaskContext, TaskError, control_changed, current_control, stop_requested};
 use crate::metrics::TaskCounters;
@@ -52,7 +53,7 @@ impl ProducerContext for DeliveryReports {
     }
 }
 
-type TaskProducer = ThreadedProducer<DeliveryReports>;
+type TaskProducer = PolledProducer<DeliveryReports>;
 
 /// Runs a source task until it is stopped or fails. Errors before `start` succeeded never call `stop`.
 #[instrument(name = "source", skip_all, fields(connector = %ctx.id.connector, task = ctx.id.task, epoch = ctx.epoch))]
@@ -81,7 +82,7 @@ pub(crate) async fn run(ctx: &TaskContext, mut control: watch::Receiver<Control>
         counters.clone(),
         None,
     );
-    let exactly_once = exactly_once::settings(&ctx.worker, &connector_config, &ctx.id)?;
+    let exactly_once = exactly_once::settings(&ctx.worker, &connector_config, &ctx.assignment.cluster, &ctx.id)?;
     let (delivery_tx, delivery_rx) = mpsc::unbounded_channel();
     let mut producer_config = ctx.worker.producer_config(&connector_config, &ctx.id);
     if let Some(eos) = &exactly_once {
@@ -100,8 +101,7 @@ pub(crate) async fn run(ctx: &TaskContext, mut control: watch::Receiver<Control>
         }
     }
     let producer: Arc<TaskProducer> = Arc::new(
-        producer_config
-            .create_with_context(DeliveryReports { tx: delivery_tx })
+        PolledProducer::new(&producer_config, DeliveryReports { tx: delivery_tx }, "source-producer")
             .map_err(TaskError::kafka("failed to create the Kafka producer"))?,
     );
     let mut offsets = committed_offsets(ctx);
@@ -160,7 +160,7 @@ pub(crate) async fn run(ctx: &TaskContext, mut control: watch::Receiver<Control>
     stopped.map_err(TaskError::connector("source task failed to stop"))
 }
 
-/// Drops a producer off the async threads: dropping purges the queue and joins its polling thread, which blocks.
+/// Drops a producer off the async threads (the client itself goes with its report thread, see `PolledProducer`).
 async fn release_producer(producer: Arc<TaskProducer>) {
     let _ = tokio::task::spawn_blocking(move || drop(producer)).await;
 }
@@ -168,6 +168,8 @@ async fn release_producer(producer: Arc<TaskProducer>) {
 /// Exactly-once start: create the offsets topic if needed, fence earlier producers of this task
 /// (`init_transactions` also aborts their open transaction), then read the offsets topic to its end; its offsets
 /// for this connector win over the control plane's. Offsets newer than the control plane's are reported to it.
+/// After a new offsets generation (the control plane's offsets were set from outside), those win instead: task 0
+/// writes them into the offsets topic first, the other tasks wait for that (see `exactly_once`).
 async fn start_transactional(
     ctx: &TaskContext,
     eos: &ExactlyOnce,
@@ -175,6 +177,10 @@ async fn start_transactional(
     offsets: &mut BTreeMap<String, serde_json::Value>,
 ) -> Result<(), TaskError> {
     exactly_once::ensure_offsets_topic(ctx, &eos.offsets_topic).await?;
+    let generation = ctx.assignment.offsets_generation.as_str();
+    if !generation.is_empty() && ctx.id.task != 0 {
+        exactly_once::await_generation(ctx, &eos.offsets_topic, generation).await?;
+    }
     let init = producer.clone();
     tokio::task::spawn_blocking(move || init.init_transactions(TRANSACTION_TIMEOUT))
         .await
@@ -186,8 +192,16 @@ async fn start_transactional(
     info!(transactional_id = %eos.transactional_id, offsets_topic = %eos.offsets_topic, boundary = ?eos.boundary,
         "exactly-once: transactional producer initialized, earlier producers of this task are fenced");
     let stored = exactly_once::read_offsets(ctx, &eos.offsets_topic).await?;
+    if !generation.is_empty() && stored.generation.as_deref() != Some(generation) {
+        exactly_once::fence_other_tasks(ctx).await?;
+        let records = exactly_once::generation_records(&ctx.id.connector, &stored, offsets, generation);
+        write_generation(producer, &eos.offsets_topic, records).await?;
+        // Created, or offsets altered or reset while STOPPED: the control plane's offsets are the ones to resume from.
+        info!(generation, partitions = offsets.len(), "exactly-once: new offsets generation in the offsets topic");
+        return Ok(());
+    }
     let mut newer = Vec::new();
-    for (partition, offset) in stored {
+    for (partition, offset) in stored.offsets {
         match offset {
             Some(offset) => {
                 if offsets.get(&partition) != Some(&offset) {
@@ -207,6 +221,40 @@ async fn start_transactional(
         ctx.report_offsets(newer);
     }
     Ok(())
+}
+
+/// Writes a new offsets generation into the offsets topic in one transaction of the task's producer.
+async fn write_generation(
+    producer: &Arc<TaskProducer>,
+    topic: &str,
+    records: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+) -> Result<(), TaskError> {
+    let context = || format!("failed to write the new source offsets into `{topic}`");
+    producer.begin_transaction().map_err(TaskError::kafka(context()))?;
+    for (key, value) in &records {
+        let mut record: BaseRecord<'_, [u8], [u8], usize> =
+            BaseRecord::with_opaque_to(topic, OFFSETS_OPAQUE).key(key.as_slice());
+        if let Some(value) = value {
+            record = record.payload(value.as_slice());
+        }
+        let mut pending = Some(record);
+        while let Some(record) = pending.take() {
+            match producer.send(record) {
+                Ok(()) => {}
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), record)) => {
+                    pending = Some(record);
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                // The transaction stays open; the task fails, and its next start's `init_transactions` aborts it.
+                Err((err, _)) => return Err(TaskError::kafka(context())(err)),
+            }
+        }
+    }
+    let commit = producer.clone();
+    tokio::task::spawn_blocking(move || commit.commit_transaction(TRANSACTION_TIMEOUT))
+        .await
+        .map_err(|join| TaskError::ExactlyOnce(format!("commit_transaction did not finish: {join}")))?
+        .map_err(TaskError::kafka(context()))
 }
 
 /// The open transaction of an exactly-once task.
@@ -372,12 +420,11 @@ impl SourcePipeline<'_> {
                     records
                 }
                 Err(error) if error.is_retriable() => {
-                    // Kafka Connect retries a retriable poll failure; here within `errors.retry.timeout`.
+                    // Kafka Connect polls again after a retriable poll failure, forever (`errors.retry.timeout` is
+                    // for converters and transforms); here after a backoff.
                     self.counters.record_failure();
-                    let retry = poll_retry.get_or_insert_with(|| self.errors.policy.retry());
-                    let Some(delay) = retry.next_delay() else {
-                        return Err(super::sink::retries_exhausted("source task failed to poll", retry, error));
-                    };
+                    let retry = poll_retry.get_or_insert_with(|| self.errors.policy.retry_task_failure());
+                    let delay = retry.next_delay();
                     self.counters.retry();
                     warn!(error = %error.trace(), attempt = retry.attempts(), delay_ms = delay.as_millis() as u64,
                         stage = Stage::TaskPoll.name(), "poll failed with a retriable error; retrying");
@@ -435,11 +482,13 @@ impl SourcePipeline<'_> {
                 txn.deadline = Some(Instant::now() + every);
             }
         }
-        for record in records {
-            let seq = self.tracker.track(&record.source_partition, &record.source_offset);
+        for mut record in records {
+            // The offset moves to the tracker (no copy per record); error reports look it up there.
+            let offset = std::mem::take(&mut record.source_offset);
             if let Some(txn) = &mut self.transactions {
-                txn.note(&record.source_partition, &record.source_offset);
+                txn.note(&record.source_partition, &offset);
             }
+            let seq = self.tracker.track(&record.source_partition, offset);
             let record = match self.transforms.apply_source_traced(record) {
                 Ok(Some(record)) => record,
                 Ok(None) => {
@@ -471,7 +520,7 @@ impl SourcePipeline<'_> {
                     serde_json::Value::Object((*record.source_partition).clone())
                 );
                 let fail_with = TaskError::Convert { what, source: copy_error(&error) };
-                let describe = || describe_source_record(&record);
+                let describe = || describe_source_record(&record, self.tracker.offset(seq));
                 let failed = RecordFailure {
                     stage,
                     class: &class,
@@ -518,11 +567,9 @@ impl SourcePipeline<'_> {
                     }
                     Err((err, rec)) if is_retriable(&err) => {
                         self.counters.record_failure();
-                        let retry = retry.get_or_insert_with(|| self.errors.policy.retry());
-                        let Some(delay) = retry.next_delay() else {
-                            let error = ConnectError::retriable(format!("producing to topic `{}`", record.topic), err);
-                            return Err(super::sink::retries_exhausted("failed to send a record", retry, error));
-                        };
+                        // Forever, as Kafka Connect sends again after a retriable send failure.
+                        let retry = retry.get_or_insert_with(|| self.errors.policy.retry_task_failure());
+                        let delay = retry.next_delay();
                         self.counters.retry();
                         warn!(error = %err, attempt = retry.attempts(), delay_ms = delay.as_millis() as u64,
                             stage = Stage::KafkaProduce.name(), "send failed with a retriable error; retrying");
@@ -764,11 +811,11 @@ pub(super) fn copy_error(error: &ConnectError) -> ConnectError {
 }
 
 /// A source record as Kafka Connect's `SourceRecord.toString()` shows it in the error log.
-fn describe_source_record(record: &SourceRecord) -> String {
+fn describe_source_record(record: &SourceRecord, offset: Option<&serde_json::Value>) -> String {
     format!(
         "SourceRecord{{sourcePartition={}, sourceOffset={}}} ConnectRecord{{topic='{}', kafkaPartition={:?}, key={:?}, value={:?}, timestamp={:?}, headers={:?}}}",
         serde_json::Value::Object((*record.source_partition).clone()),
-        record.source_offset,
+        offset.unwrap_or(&serde_json::Value::Null),
         record.topic,
         record.partition,
         record.key,

@@ -149,6 +149,8 @@ pub fn task(connector: &str, task: u32, epoch: u64, kind: &str, config: &[(&str,
         task_config: HashMap::new(),
         offsets: vec![],
         target_state: TargetState::Running as i32,
+        cluster: String::new(),
+        offsets_generation: String::new(),
     }
 }
 

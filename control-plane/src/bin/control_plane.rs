@@ -6,11 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use sluice_control_plane::auth::Credentials;
-use sluice_control_plane::server::{self, ReplicaSettings};
+use sluice_control_plane::server::{self, ReplicaSettings, RestSecurityOptions};
 use sluice_control_plane::store::etcd::EtcdStore;
 use sluice_control_plane::stream::SessionSettings;
 use tokio_util::sync::CancellationToken;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Sluice control plane. Every flag can also be given as the environment variable shown.
 #[derive(Parser, Debug)]
@@ -47,19 +49,8 @@ struct Options {
     /// Time limit of one admin request (REST or gRPC), in milliseconds; a request past it answers 503.
     #[arg(long, env = "SLUICE_REQUEST_TIMEOUT_MS", default_value_t = 30000)]
     request_timeout_ms: u64,
-    /// Require `Authorization: Bearer <token>` on the REST API and the admin gRPC API (`GET /health` stays open).
-    #[arg(long, env = "SLUICE_REST_AUTH_TOKEN", hide_env_values = true)]
-    rest_auth_token: Option<String>,
-    /// Require HTTP basic credentials `user:password` on the REST API and the admin gRPC API (either this or the
-    /// token is accepted when both are set).
-    #[arg(long, env = "SLUICE_REST_BASIC_AUTH", hide_env_values = true)]
-    rest_basic_auth: Option<String>,
-    /// PEM certificate chain: the REST API is served over HTTPS (with --tls-key).
-    #[arg(long, env = "SLUICE_TLS_CERT", requires = "tls_key")]
-    tls_cert: Option<std::path::PathBuf>,
-    /// PEM private key of --tls-cert.
-    #[arg(long, env = "SLUICE_TLS_KEY", requires = "tls_cert")]
-    tls_key: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    rest_security: RestSecurityOptions,
     /// PEM certificate chain: the gRPC port (agent streams, admin API, reflection) is served over TLS (with
     /// --grpc-tls-key). May be the same files as --tls-cert/--tls-key. Agents then need `https://` addresses.
     #[arg(long, env = "SLUICE_GRPC_TLS_CERT", requires = "grpc_tls_key")]
@@ -97,12 +88,8 @@ async fn main() -> anyhow::Result<()> {
         leader_lease_ttl: Duration::from_millis(options.leader_lease_ttl_ms),
         kafka_bootstrap_servers: options.kafka_bootstrap_servers.clone(),
         request_timeout: Duration::from_millis(options.request_timeout_ms),
-        credentials: Credentials::new(options.rest_auth_token.clone(), options.rest_basic_auth.clone())
-            .map_err(anyhow::Error::msg)?,
-        rest_tls: match (&options.tls_cert, &options.tls_key) {
-            (Some(cert), Some(key)) => Some(server::tls_config(cert, key)?),
-            _ => None,
-        },
+        credentials: options.rest_security.credentials()?,
+        rest_tls: options.rest_security.tls()?,
         grpc_tls,
     };
     let replica = server::start(store, settings, rest, grpc, shutdown.clone()).await?;

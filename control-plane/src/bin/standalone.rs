@@ -1,11 +1,16 @@
 //! `sluice-standalone worker.properties connector1.properties [connector2.properties ...]`: the Kafka Connect
 //! standalone experience in one process — the control plane on an embedded store (source offsets persisted in
-//! `offset.storage.file.filename`), one embedded agent, and the REST API on the worker's `listeners`.
+//! `offset.storage.file.filename`), one embedded agent, and the REST API on the worker's `listeners` (with the
+//! same authentication and TLS flags as `sluice-control-plane`; TLS needs an `https://` listener).
 
 use std::path::PathBuf;
 
 use clap::Parser;
+use sluice_control_plane::server::RestSecurityOptions;
 use tokio_util::sync::CancellationToken;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Sluice standalone mode.
 #[derive(Parser, Debug)]
@@ -15,6 +20,8 @@ struct Options {
     worker: PathBuf,
     /// Connector properties files, each creating (or updating) one connector at start.
     connectors: Vec<PathBuf>,
+    #[command(flatten)]
+    rest_security: RestSecurityOptions,
     /// Log filter.
     #[arg(long, env = "SLUICE_LOG", default_value = "info")]
     log: String,
@@ -26,5 +33,5 @@ async fn main() -> anyhow::Result<()> {
     sluice_control_plane::logging::init(&options.log);
     let shutdown = CancellationToken::new();
     sluice_control_plane::logging::cancel_on_signal(shutdown.clone());
-    sluice_control_plane::standalone::run(&options.worker, &options.connectors, shutdown).await
+    sluice_control_plane::standalone::run(&options.worker, &options.connectors, &options.rest_security, shutdown).await
 }

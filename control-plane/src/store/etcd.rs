@@ -22,6 +22,22 @@ pub struct EtcdStore {
     keepers: Mutex<HashMap<i64, Keeper>>,
 }
 
+/// Keys per page of a prefix listing.
+const LIST_PAGE: i64 = 1000;
+
+/// The end of the key range of everything under `prefix` (etcd's `WithPrefix`): the prefix with its last byte
+/// below 0xff incremented; `\0` (every key) when there is none.
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
 fn unavailable(e: etcd_client::Error) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
@@ -50,14 +66,20 @@ impl EtcdStore {
     }
 
     async fn keeper(&self, lease: i64) -> Result<Keeper, StoreError> {
-        let mut keepers = self.keepers.lock().await;
-        if let Some(k) = keepers.get(&lease) {
+        if let Some(k) = self.keepers.lock().await.get(&lease) {
             return Ok(k.clone());
         }
-        let pair = self.client.clone().lease_keep_alive(lease).await.map_err(unavailable)?;
+        // Opened without holding the map's lock: with many agents connecting at once, opening their streams one
+        // after the other took longer than their leases live.
+        let pair = self.client.clone().lease_keep_alive(lease).await.map_err(|e| match e {
+            // Opening the stream renews the lease once; an expired one answers TTL 0, which the client reports so.
+            etcd_client::Error::LeaseKeepAliveError(m) if m.contains("lease not found") => {
+                StoreError::LeaseNotFound(lease)
+            }
+            e => unavailable(e),
+        })?;
         let keeper = Arc::new(Mutex::new(pair));
-        keepers.insert(lease, keeper.clone());
-        Ok(keeper)
+        Ok(self.keepers.lock().await.entry(lease).or_insert(keeper).clone())
     }
 }
 
@@ -69,9 +91,27 @@ impl KvStore for EtcdStore {
     }
 
     async fn list(&self, prefix: &str) -> Result<(Vec<KeyValue>, i64), StoreError> {
-        let resp = self.client.clone().get(prefix, Some(GetOptions::new().with_prefix())).await.map_err(unavailable)?;
-        let revision = resp.header().map(|h| h.revision()).unwrap_or_default();
-        Ok((resp.kvs().iter().map(convert).collect(), revision))
+        // In pages, all at the revision of the first: one answer for a big prefix (10,000 connectors) would pass
+        // the 4 MiB a gRPC message may have.
+        let end = prefix_end(prefix.as_bytes());
+        let mut from = prefix.as_bytes().to_vec();
+        let mut revision = 0;
+        let mut out = Vec::new();
+        loop {
+            let options = GetOptions::new().with_range(end.clone()).with_limit(LIST_PAGE).with_revision(revision);
+            let resp = self.client.clone().get(from.clone(), Some(options)).await.map_err(unavailable)?;
+            if revision == 0 {
+                revision = resp.header().map(|h| h.revision()).unwrap_or_default();
+            }
+            out.extend(resp.kvs().iter().map(convert));
+            match resp.kvs().last() {
+                Some(last) if resp.more() => {
+                    from = last.key().to_vec();
+                    from.push(0);
+                }
+                _ => return Ok((out, revision)),
+            }
+        }
     }
 
     async fn txn(&self, compares: Vec<Compare>, ops: Vec<Op>) -> Result<TxnOutcome, StoreError> {
@@ -142,7 +182,11 @@ impl KvStore for EtcdStore {
     }
 
     async fn keep_alive(&self, lease: i64) -> Result<bool, StoreError> {
-        let keeper = self.keeper(lease).await?;
+        let keeper = match self.keeper(lease).await {
+            Ok(k) => k,
+            Err(StoreError::LeaseNotFound(_)) => return Ok(false),
+            Err(e) => return Err(e),
+        };
         let mut guard = keeper.lock().await;
         let result = async {
             guard.0.keep_alive().await?;

@@ -8,15 +8,42 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{KeyValue, KvStore, WatchEvent};
 
-/// A consistent copy of every key under the prefix (minus skipped sub-prefixes) at `revision`.
+/// A consistent copy of every key under the prefix (minus skipped sub-prefixes) at `revision`. Values are shared
+/// between successive snapshots (`Arc`), so a new snapshot costs one map of pointers, and an unchanged key is the
+/// same `Arc` in both.
 #[derive(Debug, Default, Clone)]
 pub struct Snapshot {
     pub revision: i64,
-    pub kvs: BTreeMap<String, KeyValue>,
+    pub kvs: BTreeMap<String, Arc<KeyValue>>,
+}
+
+/// Least time between two published snapshots (changes in between are gathered into one).
+const MIN_PUBLISH_INTERVAL: Duration = Duration::from_millis(20);
+
+/// Applies a batch of watch events; `true` if a kept key changed.
+fn apply(snapshot: &mut Snapshot, batch: Vec<WatchEvent>, keep: &impl Fn(&str) -> bool) -> bool {
+    let mut changed = false;
+    for event in batch {
+        match event {
+            WatchEvent::Put(kv) => {
+                snapshot.revision = snapshot.revision.max(kv.mod_revision);
+                if keep(&kv.key) {
+                    snapshot.kvs.insert(kv.key.clone(), Arc::new(kv));
+                    changed = true;
+                }
+            }
+            WatchEvent::Delete { key, revision } => {
+                snapshot.revision = snapshot.revision.max(revision);
+                changed |= snapshot.kvs.remove(&key).is_some();
+            }
+        }
+    }
+    changed
 }
 
 /// Starts mirroring `prefix`, leaving out keys under any of `skip`. The receiver always holds the newest snapshot;
@@ -50,7 +77,7 @@ pub fn spawn(
             let keep = |key: &str| !skip.iter().any(|s| key.starts_with(s.as_str()));
             let mut snapshot = Snapshot {
                 revision,
-                kvs: kvs.into_iter().filter(|kv| keep(&kv.key)).map(|kv| (kv.key.clone(), kv)).collect(),
+                kvs: kvs.into_iter().filter(|kv| keep(&kv.key)).map(|kv| (kv.key.clone(), Arc::new(kv))).collect(),
             };
             tx.send_replace(Arc::new(snapshot.clone()));
             let mut events = match store.watch(&prefix, revision + 1).await {
@@ -62,30 +89,41 @@ pub fn spawn(
                 }
             };
             backoff = Duration::from_millis(100);
-            loop {
+            let mut published = Instant::now();
+            let mut watch_ended = false;
+            while !watch_ended {
                 let batch = tokio::select! {
                     _ = shutdown.cancelled() => return,
                     b = events.recv() => b,
                 };
                 let Some(batch) = batch else { break };
-                let mut changed = false;
-                for event in batch {
-                    match event {
-                        WatchEvent::Put(kv) => {
-                            snapshot.revision = snapshot.revision.max(kv.mod_revision);
-                            if keep(&kv.key) {
-                                snapshot.kvs.insert(kv.key.clone(), kv);
-                                changed = true;
+                let mut changed = apply(&mut snapshot, batch, &keep);
+                // Whatever else arrives until the next publication goes into the same snapshot: under a burst of
+                // writes (10,000 connectors created in a loop) every consumer then wakes at most once per
+                // interval, not once per event, and each copy of the snapshot serves many changes.
+                let next = published + MIN_PUBLISH_INTERVAL;
+                loop {
+                    while let Ok(more) = events.try_recv() {
+                        changed |= apply(&mut snapshot, more, &keep);
+                    }
+                    if !changed || Instant::now() >= next {
+                        break;
+                    }
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep_until(next) => {}
+                        more = events.recv() => match more {
+                            Some(more) => changed |= apply(&mut snapshot, more, &keep),
+                            None => {
+                                watch_ended = true;
+                                break;
                             }
-                        }
-                        WatchEvent::Delete { key, revision } => {
-                            snapshot.revision = snapshot.revision.max(revision);
-                            changed |= snapshot.kvs.remove(&key).is_some();
-                        }
+                        },
                     }
                 }
                 if changed {
                     tx.send_replace(Arc::new(snapshot.clone()));
+                    published = Instant::now();
                 }
             }
             tracing::debug!("mirror: watch ended, listing again");

@@ -1,0 +1,230 @@
+//! The sink's consumer thread: receives from the task's Kafka consumer on an OS thread of its own and hands batches
+//! of records to the sink loop through a small bounded channel.
+//!
+//! Two reasons for a thread: the sink loop (convert, transform, `put`) and the consumer (librdkafka's queue, copying
+//! records out) then run on two cores at once; and one channel message per batch replaces one async wake-up, timer
+//! and queue lock per record. The channel's bound is the backpressure: when the sink is slow the thread waits on
+//! `send`, stops polling, and librdkafka stops fetching once its prefetch queue is full (as Kafka Connect's consumer
+//! does when `put` is slow). Receiving also serves the group's rebalance callbacks, so it never stops for long.
+//!
+//! The thread waits for records with `StreamConsumer::recv` on a minimal executor (woken by librdkafka's queue
+//! callback), not with a blocking `poll(timeout)`: rdkafka rounds the last fraction of a millisecond of a poll
+//! timeout down to a non-blocking poll and spins there, about 1% of a core per idle consumer.
+//!
+//! Records are copied out of librdkafka's buffers into one arena per batch: a few allocations per batch instead of
+//! several per record, and the buffers go back to librdkafka at once.
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use futures::FutureExt;
+use rdkafka::consumer::{ConsumerContext, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use tokio::sync::mpsc;
+use tracing::warn;
+
+use super::errors::ConsumedRecord;
+
+/// Batches on their way to the sink loop: one being converted, one waiting, one filling.
+const CHANNEL_BATCHES: usize = 2;
+
+/// Records polled in one go, in consumption order, with their bytes in one arena.
+#[derive(Default)]
+pub(crate) struct Polled {
+    arena: Vec<u8>,
+    /// Header keys of all records, concatenated (`PolledHeader::key` ranges into it).
+    header_keys: String,
+    records: Vec<PolledRecord>,
+    headers: Vec<PolledHeader>,
+    /// The distinct topics of the batch (usually one); `PolledRecord::topic` indexes it.
+    topics: Vec<String>,
+}
+
+struct PolledRecord {
+    topic: usize,
+    partition: i32,
+    offset: i64,
+    timestamp: Option<i64>,
+    key: Option<Range<usize>>,
+    value: Option<Range<usize>>,
+    headers: Range<usize>,
+}
+
+struct PolledHeader {
+    key: Range<usize>,
+    value: Option<Range<usize>>,
+}
+
+impl Polled {
+    fn with_capacity(records: usize, bytes: usize) -> Self {
+        Polled { arena: Vec::with_capacity(bytes), records: Vec::with_capacity(records), ..Default::default() }
+    }
+
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    fn copy(&mut self, bytes: &[u8]) -> Range<usize> {
+        let start = self.arena.len();
+        self.arena.extend_from_slice(bytes);
+        start..self.arena.len()
+    }
+
+    fn push(&mut self, message: &BorrowedMessage<'_>) {
+        let topic = match self.topics.iter().position(|t| t == message.topic()) {
+            Some(index) => index,
+            None => {
+                self.topics.push(message.topic().to_string());
+                self.topics.len() - 1
+            }
+        };
+        let key = message.key().map(|k| self.copy(k));
+        let value = message.payload().map(|v| self.copy(v));
+        let first_header = self.headers.len();
+        if let Some(headers) = message.headers() {
+            for header in headers.iter() {
+                let start = self.header_keys.len();
+                self.header_keys.push_str(header.key);
+                let key = start..self.header_keys.len();
+                let value = header.value.map(|v| self.copy(v));
+                self.headers.push(PolledHeader { key, value });
+            }
+        }
+        self.records.push(PolledRecord {
+            topic,
+            partition: message.partition(),
+            offset: message.offset(),
+            timestamp: message.timestamp().to_millis(),
+            key,
+            value,
+            headers: first_header..self.headers.len(),
+        });
+    }
+
+    /// Record `index` as consumed (`index < len()`).
+    pub fn record(&self, index: usize) -> ConsumedRecord<'_> {
+        let r = &self.records[index];
+        let bytes = |range: &Option<Range<usize>>| range.clone().map(|range| &self.arena[range]);
+        ConsumedRecord {
+            topic: &self.topics[r.topic],
+            partition: r.partition,
+            offset: r.offset,
+            timestamp: r.timestamp,
+            key: bytes(&r.key),
+            value: bytes(&r.value),
+            headers: self.headers[r.headers.clone()]
+                .iter()
+                .map(|h| (&self.header_keys[h.key.clone()], bytes(&h.value)))
+                .collect(),
+        }
+    }
+
+    /// The next offset to consume per topic and partition after this batch.
+    pub fn next_offsets(&self) -> impl Iterator<Item = (&str, i32, i64)> {
+        let mut next: Vec<(usize, i32, i64)> = Vec::new();
+        for r in &self.records {
+            match next.iter_mut().find(|(t, p, _)| *t == r.topic && *p == r.partition) {
+                Some(entry) => entry.2 = entry.2.max(r.offset + 1),
+                None => next.push((r.topic, r.partition, r.offset + 1)),
+            }
+        }
+        next.into_iter().map(|(t, p, o)| (self.topics[t].as_str(), p, o))
+    }
+}
+
+/// The running consumer thread. It ends when the batch receiver is dropped; `stop` waits for that.
+pub(crate) struct Fetcher {
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Fetcher {
+    /// Starts polling `consumer` (already subscribed); batches of at most `max_batch` records.
+    pub fn spawn<C: ConsumerContext + 'static>(
+        consumer: Arc<StreamConsumer<C>>,
+        max_batch: usize,
+        name: String,
+    ) -> std::io::Result<(Fetcher, mpsc::Receiver<Polled>)> {
+        let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
+        let span = tracing::Span::current();
+        let thread = std::thread::Builder::new().name(name).spawn(move || {
+            let _entered = span.enter();
+            futures::executor::block_on(fetch_loop(&consumer, &tx, max_batch));
+        })?;
+        Ok((Fetcher { thread: Some(thread) }, rx))
+    }
+
+    /// Waits for the thread to end; call after dropping the batch receiver.
+    pub fn stop(mut self) {
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            warn!("the sink's consumer thread panicked");
+        }
+    }
+}
+
+async fn fetch_loop<C: ConsumerContext + 'static>(
+    consumer: &StreamConsumer<C>,
+    tx: &mpsc::Sender<Polled>,
+    max_batch: usize,
+) {
+    let mut expected_bytes = 0;
+    loop {
+        // Wait for the first record only; then take what is already there, like Kafka Connect's `poll`.
+        let first = futures::select_biased! {
+            _ = tx.closed().fuse() => return,
+            received = consumer.recv().fuse() => received,
+        };
+        let mut batch = Polled::with_capacity(max_batch, expected_bytes);
+        let mut next = Some(first);
+        while let Some(received) = next {
+            match received {
+                Ok(message) => batch.push(&message),
+                // Mostly transient (broker down, topic not yet created); librdkafka recovers by itself.
+                Err(err) => warn!(error = %err, "consumer error"),
+            }
+            if batch.len() >= max_batch {
+                break;
+            }
+            next = consumer.recv().now_or_never();
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        expected_bytes = batch.arena.len();
+        if tx.send(batch).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_offsets_are_per_topic_and_partition() {
+        let mut polled = Polled { topics: vec!["a".into(), "b".into()], ..Default::default() };
+        for (topic, partition, offset) in [(0, 0, 5), (1, 0, 7), (0, 0, 6), (0, 1, 2)] {
+            let value = Some(polled.copy(b"v"));
+            polled.records.push(PolledRecord {
+                topic,
+                partition,
+                offset,
+                timestamp: None,
+                key: None,
+                value,
+                headers: 0..0,
+            });
+        }
+        let next: Vec<_> = polled.next_offsets().collect();
+        assert_eq!(next, vec![("a", 0, 7), ("b", 0, 8), ("a", 1, 3)]);
+        let record = polled.record(1);
+        assert_eq!((record.topic, record.offset, record.value), ("b", 7, Some(&b"v"[..])));
+    }
+}
