@@ -134,8 +134,11 @@ impl Connector for FileStreamSourceConnector {
 struct SourceTiming {
     /// How long one poll waits for new data before returning an empty batch.
     poll_wait: Duration,
-    /// How often a poll at end of file checks for appended data.
+    /// How soon a poll at end of file checks again for appended data; the wait doubles while the file stays
+    /// unchanged, up to `recheck_max`, and starts over once data arrives. A busy file is picked up within
+    /// `recheck`, an idle one costs one read per `recheck_max` (Kafka Connect: one second).
     recheck: Duration,
+    recheck_max: Duration,
     /// How long a poll waits after finding the file missing (Kafka Connect: one second).
     missing_retry: Duration,
 }
@@ -144,7 +147,8 @@ impl Default for SourceTiming {
     fn default() -> Self {
         SourceTiming {
             poll_wait: Duration::from_secs(1),
-            recheck: Duration::from_millis(100),
+            recheck: Duration::from_millis(50),
+            recheck_max: Duration::from_secs(1),
             missing_retry: Duration::from_secs(1),
         }
     }
@@ -185,6 +189,8 @@ struct SourceState {
     start: usize,
     /// Whether the missing file was already reported, so the log is not flooded while waiting for it.
     missing_reported: bool,
+    /// The next wait at end of file (`None`: `SourceTiming::recheck`, data arrived since the last wait).
+    idle_wait: Option<Duration>,
 }
 
 impl SourceState {
@@ -322,6 +328,7 @@ impl SourceTask for FileStreamSourceTask {
             buf: Vec::with_capacity(READ_CHUNK),
             start: 0,
             missing_reported: false,
+            idle_wait: None,
         });
         Ok(())
     }
@@ -347,9 +354,11 @@ impl SourceTask for FileStreamSourceTask {
                     if now >= deadline {
                         return Ok(Vec::new());
                     }
-                    tokio::time::sleep(timing.recheck.min(deadline - now)).await;
+                    let wait = state.idle_wait.unwrap_or(timing.recheck);
+                    tokio::time::sleep(wait.min(deadline - now)).await;
+                    state.idle_wait = Some((wait * 2).min(timing.recheck_max));
                 }
-                Ok(_) => {}
+                Ok(_) => state.idle_wait = None,
                 Err(e) => {
                     // Reopen at the last emitted position on the next poll; the partial line is read again.
                     state.input = None;
@@ -531,6 +540,7 @@ mod tests {
         SourceTiming {
             poll_wait: Duration::from_millis(200),
             recheck: Duration::from_millis(10),
+            recheck_max: Duration::from_millis(40),
             missing_retry: Duration::from_millis(20),
         }
     }

@@ -2,10 +2,10 @@
 //!
 //! `ThreadedProducer` serves delivery reports by calling `poll(100 ms)` in a loop, and rdkafka's `poll` turns the
 //! last fraction of a millisecond before its deadline into non-blocking polls (the remaining time is rounded down
-//! to 0 ms): every idle producer spun for up to 1 ms per 100 ms, about 1% of a core. Here the loop polls for a
-//! second at a time, which leaves 0.1%; reports are still served as they arrive (`poll` handles every event up to
-//! its deadline). Dropping the producer does not wait for the thread: it ends within a second and drops the
-//! client last.
+//! to 0 ms): every idle producer spun for up to 1 ms per 100 ms, about 1% of a core. Here the loop polls five
+//! seconds at a time, which leaves 0.02%; reports are still served as they arrive (`poll` handles every event up
+//! to its deadline). Dropping the producer does not wait for the thread: it ends within those seconds and drops
+//! the client last (its queue was flushed or its transaction ended before; nothing is left to send).
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -17,7 +17,7 @@ use rdkafka::error::KafkaResult;
 use rdkafka::producer::{BaseProducer, ProducerContext};
 
 /// How long one `poll` of the report thread blocks.
-const REPORT_POLL: Duration = Duration::from_secs(1);
+const REPORT_POLL: Duration = Duration::from_secs(5);
 
 pub(crate) struct PolledProducer<C: ProducerContext + 'static> {
     producer: Arc<BaseProducer<C>>,
