@@ -22,9 +22,13 @@ pub struct Services {
     pub etcd: String,
 }
 
-/// The repository root (the workspace), found from this crate's manifest directory.
+/// The repository root (the workspace), found from this crate's manifest directory: the one `cargo test` names at
+/// run time, else the one at build time. (Cargo may reuse a test binary built from another checkout of the same
+/// code in a shared target dir, whose build-time path can be gone.)
 pub fn repo_root() -> PathBuf {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
     manifest.parent().map(PathBuf::from).unwrap_or(manifest)
 }
 
