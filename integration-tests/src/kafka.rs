@@ -191,3 +191,60 @@ pub async fn read_records(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<Re
     })
     .await?
 }
+
+/// Every (key, value) of every partition of `topic`, from the beginning up to the high watermarks at the time of the
+/// call, with `isolation.level=isolation`. Ends when the consumer's position reaches the high watermark (positions
+/// move past transaction markers and aborted records too).
+pub async fn read_transactional(
+    bootstrap: &str,
+    topic: &str,
+    isolation: &str,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let (bootstrap, topic, isolation) = (bootstrap.to_string(), topic.to_string(), isolation.to_string());
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("group.id", "sluice-integration-tests-eos-reader")
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", &isolation)
+            .create()
+            .context("cannot create a Kafka consumer")?;
+        let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(10))?;
+        let partitions: Vec<i32> = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.name() == topic)
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect();
+        let mut out = Vec::new();
+        let text = |bytes: Option<&[u8]>| bytes.map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+        for partition in partitions {
+            let (low, high) = consumer.fetch_watermarks(&topic, partition, Duration::from_secs(10))?;
+            if high <= low {
+                continue;
+            }
+            let mut assignment = TopicPartitionList::new();
+            assignment.add_partition_offset(&topic, partition, Offset::Offset(low))?;
+            consumer.assign(&assignment)?;
+            let start = Instant::now();
+            loop {
+                let position = consumer.position()?;
+                if let Some(Offset::Offset(at)) = position.find_partition(&topic, partition).map(|p| p.offset())
+                    && at >= high
+                {
+                    break;
+                }
+                if start.elapsed() > Duration::from_secs(60) {
+                    bail!("{isolation}: {topic}-{partition} not read up to {high} in 60 s");
+                }
+                match consumer.poll(Duration::from_millis(200)) {
+                    Some(Ok(message)) => out.push((text(message.key()), text(message.payload()))),
+                    Some(Err(e)) => bail!("reading {topic}-{partition}: {e}"),
+                    None => {}
+                }
+            }
+        }
+        Ok(out)
+    })
+    .await?
+}

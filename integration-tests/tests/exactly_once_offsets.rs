@@ -12,13 +12,11 @@
 //! Also: two clusters on one Kafka with a connector of the same name do not fence each other (the transactional ids
 //! and the default offsets topic carry the cluster name).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use serde_json::{Value, json};
-use sluice_integration_tests::kafka::{create_topic, topic_exists};
+use sluice_integration_tests::kafka::{create_topic, read_transactional, topic_exists};
 use sluice_integration_tests::*;
 
 const N: usize = 100;
@@ -208,53 +206,5 @@ async fn two_clusters(env: &TestEnv) -> anyhow::Result<()> {
 
 /// Every value of `topic` (all partitions) from the beginning up to the current end, as `read_committed` sees it.
 async fn read_committed(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<String>> {
-    let (bootstrap, topic) = (bootstrap.to_string(), topic.to_string());
-    tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
-            .set("group.id", "sluice-integration-tests-eos-reader")
-            .set("enable.auto.commit", "false")
-            .set("isolation.level", "read_committed")
-            .create()
-            .context("cannot create a Kafka consumer")?;
-        let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(10))?;
-        let partitions: Vec<i32> = metadata
-            .topics()
-            .iter()
-            .filter(|t| t.name() == topic)
-            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-            .collect();
-        let mut out = Vec::new();
-        for partition in partitions {
-            let (low, high) = consumer.fetch_watermarks(&topic, partition, Duration::from_secs(10))?;
-            if high <= low {
-                continue;
-            }
-            let mut assignment = TopicPartitionList::new();
-            assignment.add_partition_offset(&topic, partition, Offset::Offset(low))?;
-            consumer.assign(&assignment)?;
-            let start = Instant::now();
-            loop {
-                // Positions move past transaction markers and aborted records too, so they reach the end.
-                let position = consumer.position()?;
-                if let Some(Offset::Offset(at)) = position.find_partition(&topic, partition).map(|p| p.offset())
-                    && at >= high
-                {
-                    break;
-                }
-                if start.elapsed() > Duration::from_secs(60) {
-                    bail!("{topic}-{partition} not read up to {high} in 60 s");
-                }
-                match consumer.poll(Duration::from_millis(200)) {
-                    Some(Ok(message)) => {
-                        out.push(message.payload().map(|p| String::from_utf8_lossy(p).into_owned()).unwrap_or_default())
-                    }
-                    Some(Err(e)) => bail!("reading {topic}-{partition}: {e}"),
-                    None => {}
-                }
-            }
-        }
-        Ok(out)
-    })
-    .await?
+    Ok(read_transactional(bootstrap, topic, "read_committed").await?.into_iter().map(|(_, v)| v).collect())
 }

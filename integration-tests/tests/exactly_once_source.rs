@@ -14,12 +14,10 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, ensure};
 use rand::Rng;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use serde_json::{Value, json};
-use sluice_integration_tests::kafka::create_topic;
+use sluice_integration_tests::kafka::{create_topic, read_transactional};
 use sluice_integration_tests::*;
 
 const TOTAL: usize = 9000;
@@ -121,7 +119,7 @@ async fn run(env: &TestEnv) -> anyhow::Result<()> {
     let size = std::fs::metadata(&input)?.len();
     let partition = json!({"filename": input.display().to_string()});
     let key = serde_json::to_string(&json!([source, partition]))?;
-    let stored = read_records(kafka, &offsets_topic, "read_committed").await?;
+    let stored = read_transactional(kafka, &offsets_topic, "read_committed").await?;
     let last = stored.iter().rev().find(|(k, _)| *k == key).map(|(_, v)| v.clone());
     env.note(format!("offsets topic: {} records, latest for {key}: {last:?}", stored.len()));
     let last: Value = serde_json::from_str(&last.context("no offsets record for the file in the offsets topic")?)?;
@@ -250,58 +248,5 @@ async fn interval_boundary(env: &TestEnv) -> anyhow::Result<()> {
 
 /// Every value of partition 0 of `topic` from the beginning up to the current end, as `isolation` sees it.
 async fn read_values(bootstrap: &str, topic: &str, isolation: &str) -> anyhow::Result<Vec<String>> {
-    Ok(read_records(bootstrap, topic, isolation).await?.into_iter().map(|(_, v)| v).collect())
-}
-
-/// Every (key, value) of every partition of `topic`, from the beginning up to the high watermarks at the time of the
-/// call, with `isolation.level=isolation`. Ends when the consumer's position reaches the high watermark (positions
-/// move past transaction markers and aborted records too).
-async fn read_records(bootstrap: &str, topic: &str, isolation: &str) -> anyhow::Result<Vec<(String, String)>> {
-    let (bootstrap, topic, isolation) = (bootstrap.to_string(), topic.to_string(), isolation.to_string());
-    tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
-            .set("group.id", "sluice-integration-tests-eos-reader")
-            .set("enable.auto.commit", "false")
-            .set("isolation.level", &isolation)
-            .create()
-            .context("cannot create a Kafka consumer")?;
-        let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(10))?;
-        let partitions: Vec<i32> = metadata
-            .topics()
-            .iter()
-            .filter(|t| t.name() == topic)
-            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-            .collect();
-        let mut out = Vec::new();
-        let text = |bytes: Option<&[u8]>| bytes.map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
-        for partition in partitions {
-            let (low, high) = consumer.fetch_watermarks(&topic, partition, Duration::from_secs(10))?;
-            if high <= low {
-                continue;
-            }
-            let mut assignment = TopicPartitionList::new();
-            assignment.add_partition_offset(&topic, partition, Offset::Offset(low))?;
-            consumer.assign(&assignment)?;
-            let start = Instant::now();
-            loop {
-                let position = consumer.position()?;
-                if let Some(Offset::Offset(at)) = position.find_partition(&topic, partition).map(|p| p.offset())
-                    && at >= high
-                {
-                    break;
-                }
-                if start.elapsed() > Duration::from_secs(60) {
-                    bail!("{isolation}: {topic}-{partition} not read up to {high} in 60 s");
-                }
-                match consumer.poll(Duration::from_millis(200)) {
-                    Some(Ok(message)) => out.push((text(message.key()), text(message.payload()))),
-                    Some(Err(e)) => bail!("reading {topic}-{partition}: {e}"),
-                    None => {}
-                }
-            }
-        }
-        Ok(out)
-    })
-    .await?
+    Ok(read_transactional(bootstrap, topic, isolation).await?.into_iter().map(|(_, v)| v).collect())
 }
