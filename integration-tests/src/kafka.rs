@@ -209,13 +209,7 @@ pub async fn read_transactional(
             .set("isolation.level", &isolation)
             .create()
             .context("cannot create a Kafka consumer")?;
-        let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(10))?;
-        let partitions: Vec<i32> = metadata
-            .topics()
-            .iter()
-            .filter(|t| t.name() == topic)
-            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-            .collect();
+        let partitions = partitions_of(&consumer, &topic)?;
         let mut out = Vec::new();
         let text = |bytes: Option<&[u8]>| bytes.map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
         for partition in partitions {
