@@ -147,3 +147,23 @@ as_root() {
     die "need root (or sudo) to run: $*"
   fi
 }
+
+# ensure_rust REPO-ROOT: make `cargo` usable for the toolchain rust-toolchain.toml pins. Adds ~/.cargo/bin to PATH
+# when a rustup install is there but not on PATH (a shell that has not read ~/.profile since rustup-init ran), and
+# installs the pinned toolchain with its components when rustup has not got it yet (rustup 1.28 no longer does
+# that on its own). Without rustup, the cargo on PATH is used as it is.
+ensure_rust() {
+  local root="$1" channel
+  if ! command -v cargo >/dev/null 2>&1 && [[ -x "${CARGO_HOME:-$HOME/.cargo}/bin/cargo" ]]; then
+    PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+    export PATH
+  fi
+  command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust with rustup (https://rustup.rs)"
+  if command -v rustup >/dev/null 2>&1 && [[ -f "$root/rust-toolchain.toml" ]]; then
+    channel="$(sed -n 's/^channel *= *"\(.*\)"/\1/p' "$root/rust-toolchain.toml")"
+    if [[ -n "$channel" ]] && ! rustup toolchain list | grep -q "^$channel"; then
+      log "installing Rust $channel (rust-toolchain.toml) with rustup"
+      rustup toolchain install "$channel" --profile minimal --component rustfmt,clippy >&2
+    fi
+  fi
+}
