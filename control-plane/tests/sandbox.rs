@@ -320,6 +320,14 @@ async fn streams_without_the_agent_credential_get_nothing() {
 
     // Another authenticated agent cannot report on agent-a's task, nor commit its offsets.
     let mut other = FakeAgentStream::try_connect(&replica, "agent-b", Some("j0in-token"), Vec::new()).await.unwrap();
+    let stolen = AgentMessage {
+        kind: Some(Up::TopicsUsed(sluice_proto::agent::TopicsUsed {
+            id: Some(id.clone()),
+            epoch: task.epoch,
+            topics: vec!["stolen".into()],
+        })),
+    };
+    other.up.send(stolen).await.unwrap();
     other.up.send(status_message(&id, task.epoch, TaskState::Failed)).await.unwrap();
     other.up.send(offset_message(&id, task.epoch, 424242)).await.unwrap();
     let mut rejects = 0;
@@ -335,6 +343,8 @@ async fn streams_without_the_agent_credential_get_nothing() {
     let status = api.connector_status("src").await.unwrap();
     assert_eq!((status.tasks[0].state.as_str(), status.tasks[0].worker_id.as_str()), ("RUNNING", "agent-a"));
     assert_eq!(offsets_text(&api).await, offsets_before);
+    // Handled before the rejected reports: topics of a connector not assigned to agent-b are not recorded.
+    assert!(!api.connector_topics("src").await.unwrap().contains(&"stolen".to_string()));
     shutdown.cancel();
 }
 
