@@ -280,7 +280,7 @@ pub struct AgentSecurityOptions {
     pub agent_cert_ids: Vec<String>,
     /// Accept agent streams without any credential. Anyone who reaches the gRPC port then receives task configs
     /// (with their secrets) and can change statuses and offsets: for loopback and tests only.
-    #[arg(long, env = "SLUICE_INSECURE_AGENTS", conflicts_with_all = ["agent_token", "agent_tls_client_ca"])]
+    #[arg(long, env = "SLUICE_INSECURE_AGENTS")]
     pub insecure_agents: bool,
 }
 
@@ -288,6 +288,11 @@ impl AgentSecurityOptions {
     /// The policy, checked against the gRPC TLS settings (client certificates need TLS).
     pub fn agent_auth(&self, grpc_tls: bool) -> anyhow::Result<AgentAuth> {
         if self.insecure_agents {
+            // Checked here, not by clap: `SLUICE_INSECURE_AGENTS=false` counts as given for clap's conflicts.
+            anyhow::ensure!(
+                self.agent_token.is_none() && self.agent_tls_client_ca.is_none(),
+                "--insecure-agents accepts every agent: drop it, or drop --agent-token/--agent-tls-client-ca"
+            );
             return Ok(AgentAuth::insecure());
         }
         anyhow::ensure!(
