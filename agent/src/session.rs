@@ -104,17 +104,24 @@ impl Agent {
     pub async fn run(mut self) -> Result<(), String> {
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         let mut next = 0usize;
+        // Refusals in a row: one replica that refuses may be misconfigured, all of them refusing is final.
+        let mut refusals = 0usize;
         loop {
             let endpoint = self.endpoints[next % self.endpoints.len()].clone();
             next = next.wrapping_add(1);
             match self.session(endpoint).await {
                 Outcome::Shutdown => return Ok(()),
                 Outcome::Refused(reason) => {
-                    error!(reason, "the control plane refused this agent; stopping");
-                    self.shutdown_offline().await;
-                    return Err(reason);
+                    refusals += 1;
+                    if refusals >= self.endpoints.len() {
+                        error!(reason, "the control plane refused this agent; stopping");
+                        self.shutdown_offline().await;
+                        return Err(reason);
+                    }
+                    warn!(reason, "this control-plane replica refused the agent; trying the next one");
                 }
                 Outcome::Disconnected { welcomed } => {
+                    refusals = 0;
                     if welcomed {
                         backoff.reset();
                     }
