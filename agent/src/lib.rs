@@ -16,7 +16,25 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
+pub use metrics::MetricsAuth;
 pub use properties::parse_properties;
+pub use session::ClientIdentity;
+
+/// The join token an agent presents (`--agent-token`); never printed.
+#[derive(Clone)]
+pub struct AgentToken(String);
+
+impl AgentToken {
+    pub fn new(token: impl Into<String>) -> AgentToken {
+        AgentToken(token.into())
+    }
+}
+
+impl std::fmt::Debug for AgentToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AgentToken([hidden])")
+    }
+}
 
 /// How to run an agent.
 #[derive(Debug, Clone, Default)]
@@ -27,6 +45,10 @@ pub struct AgentOptions {
     /// PEM of the CA(s) that signed the control plane's certificate, for `https://` addresses; without it the
     /// bundled Mozilla (webpki) roots are trusted. Unused for `http://` addresses.
     pub tls_ca: Option<Vec<u8>>,
+    /// The client certificate for `https://` control planes that authenticate agents by mutual TLS.
+    pub client_identity: Option<ClientIdentity>,
+    /// The cluster's join token, for control planes that authenticate agents by token.
+    pub agent_token: Option<AgentToken>,
     /// Stable identity: an agent that reconnects with the same id gets its assignment back.
     pub agent_id: String,
     /// The worker properties (`bootstrap.servers`, converters, `producer.*`, `consumer.*`, ...).
@@ -37,6 +59,8 @@ pub struct AgentOptions {
     pub worker_id: Option<String>,
     /// Where to serve `/metrics`, `/health` and `/admin/loggers`; none when absent.
     pub metrics_listen: Option<SocketAddr>,
+    /// Credentials the metrics port requires (all but `/health`); a non-loopback `metrics_listen` needs them.
+    pub metrics_auth: Option<MetricsAuth>,
 }
 
 /// Why an agent could not start. Once running, an agent never fails: it keeps reconnecting until shutdown.
@@ -58,8 +82,17 @@ pub enum AgentError {
         #[source]
         source: tonic::transport::Error,
     },
+    #[error("the agent token must be printable ASCII without spaces")]
+    InvalidToken,
+    #[error("the control plane refused this agent: {0}")]
+    Refused(String),
     #[error("invalid worker configuration `{key}`: {message}")]
     WorkerConfig { key: String, message: String },
+    #[error(
+        "--metrics-listen {address} is reachable from other hosts: set --metrics-auth-token or --metrics-basic-auth, \
+         or listen on a loopback address (127.0.0.1)"
+    )]
+    MetricsUnauthenticated { address: SocketAddr },
     #[error("cannot listen for metrics on {address}")]
     MetricsListen {
         address: SocketAddr,
@@ -80,9 +113,9 @@ pub async fn run(opts: AgentOptions, shutdown: CancellationToken) -> Result<(), 
         .filter(|a| !a.trim().is_empty())
         .map(|address| {
             // Plain parsing first, so a malformed address is reported as such and not as a TLS problem.
-            session::endpoint(address, None)
+            session::endpoint(address, None, None)
                 .map_err(|source| AgentError::InvalidAddress { address: address.clone(), source })?;
-            session::endpoint(address, opts.tls_ca.as_deref())
+            session::endpoint(address, opts.tls_ca.as_deref(), opts.client_identity.as_ref())
                 .map_err(|source| AgentError::TlsConfig { address: address.clone(), source })
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -92,13 +125,29 @@ pub async fn run(opts: AgentOptions, shutdown: CancellationToken) -> Result<(), 
     if opts.tls_ca.is_some() && !endpoints.iter().any(|e| e.uri().scheme_str() == Some("https")) {
         tracing::warn!("a TLS CA is given but no control-plane address is https://; it is not used");
     }
+    if opts.client_identity.is_some() && !endpoints.iter().any(|e| e.uri().scheme_str() == Some("https")) {
+        tracing::warn!("a client certificate is given but no control-plane address is https://; it is not used");
+    }
+    let authorization = match &opts.agent_token {
+        Some(AgentToken(token)) => {
+            let token = token.trim();
+            if token.is_empty() || token.contains(' ') {
+                return Err(AgentError::InvalidToken);
+            }
+            Some(format!("Bearer {token}").parse().map_err(|_| AgentError::InvalidToken)?)
+        }
+        None => None,
+    };
     let worker = Arc::new(runtime::WorkerConfig::from_properties(opts.worker_config)?);
     let metrics = Arc::new(metrics::Metrics::default());
     // Stops the metrics endpoint when the agent returns, also on the error-free early exits.
     let metrics_shutdown = shutdown.child_token();
     let _metrics_guard = metrics_shutdown.clone().drop_guard();
     if let Some(address) = opts.metrics_listen {
-        let bound = metrics::serve(address, metrics.clone(), metrics_shutdown)
+        if !address.ip().is_loopback() && opts.metrics_auth.is_none() {
+            return Err(AgentError::MetricsUnauthenticated { address });
+        }
+        let bound = metrics::serve(address, metrics.clone(), opts.metrics_auth.clone(), metrics_shutdown)
             .await
             .map_err(|source| AgentError::MetricsListen { address, source })?;
         info!(address = %bound, "serving /metrics, /health and /admin/loggers");
@@ -111,7 +160,7 @@ pub async fn run(opts: AgentOptions, shutdown: CancellationToken) -> Result<(), 
         capacity: opts.capacity,
     };
     info!(agent = %identity.agent_id, control_plane = ?opts.control_plane, "agent starting");
-    session::Agent::new(identity, endpoints, worker, metrics, shutdown).run().await;
+    let result = session::Agent::new(identity, authorization, endpoints, worker, metrics, shutdown).run().await;
     info!("agent stopped");
-    Ok(())
+    result.map_err(AgentError::Refused)
 }

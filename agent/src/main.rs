@@ -25,6 +25,19 @@ struct Args {
     #[arg(long, env = "SLUICE_TLS_CA")]
     tls_ca: Option<PathBuf>,
 
+    /// PEM client certificate (with --tls-key) presented to `https://` control planes that authenticate agents by
+    /// mutual TLS (`--agent-tls-client-ca`); its subject CN must be allowed this agent's id.
+    #[arg(long, env = "SLUICE_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "SLUICE_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+
+    /// The cluster's join token, for control planes started with `--agent-token`.
+    #[arg(long, env = "SLUICE_AGENT_TOKEN", hide_env_values = true)]
+    agent_token: Option<String>,
+
     /// Stable identity of this agent; reconnecting with the same id gets its assignment back. Default: host name.
     #[arg(long, env = "SLUICE_AGENT_ID")]
     agent_id: Option<String>,
@@ -46,6 +59,15 @@ struct Args {
     /// absent.
     #[arg(long, env = "SLUICE_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
+
+    /// Require `Authorization: Bearer <token>` on the metrics port (every path but `/health`). A --metrics-listen
+    /// address other than loopback needs this or --metrics-basic-auth.
+    #[arg(long, env = "SLUICE_METRICS_AUTH_TOKEN", hide_env_values = true)]
+    metrics_auth_token: Option<String>,
+
+    /// Require HTTP basic credentials `user:password` on the metrics port (every path but `/health`).
+    #[arg(long, env = "SLUICE_METRICS_BASIC_AUTH", hide_env_values = true)]
+    metrics_basic_auth: Option<String>,
 
     /// Log filter in RUST_LOG syntax (e.g. `info`, `sluice_agent=debug,rdkafka=warn`).
     #[arg(long, env = "SLUICE_LOG", default_value = "info")]
@@ -84,14 +106,36 @@ async fn main() -> anyhow::Result<()> {
         }
         None => None,
     };
+    let client_identity = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let cert_pem = std::fs::read(cert).with_context(|| format!("cannot read --tls-cert {}", cert.display()))?;
+            let key_pem = std::fs::read(key).with_context(|| format!("cannot read --tls-key {}", key.display()))?;
+            anyhow::ensure!(
+                String::from_utf8_lossy(&cert_pem).contains("-----BEGIN CERTIFICATE-----"),
+                "--tls-cert {} holds no PEM certificate",
+                cert.display()
+            );
+            anyhow::ensure!(
+                String::from_utf8_lossy(&key_pem).contains("PRIVATE KEY-----"),
+                "--tls-key {} holds no PEM private key",
+                key.display()
+            );
+            Some(sluice_agent::ClientIdentity { cert_pem, key_pem })
+        }
+        _ => None,
+    };
     let opts = sluice_agent::AgentOptions {
         control_plane: args.control_plane,
         tls_ca,
+        client_identity,
+        agent_token: args.agent_token.map(sluice_agent::AgentToken::new),
         agent_id,
         worker_config,
         capacity: args.capacity,
         worker_id: args.worker_id,
         metrics_listen: args.metrics_listen,
+        metrics_auth: sluice_agent::MetricsAuth::new(args.metrics_auth_token, args.metrics_basic_auth)
+            .map_err(anyhow::Error::msg)?,
     };
 
     let shutdown = CancellationToken::new();

@@ -281,20 +281,84 @@ fn escape_label(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
-/// Serves `/metrics` and `/health` until `shutdown`. `/health` answers 200 while connected to the control plane and
-/// 503 otherwise, so it works as a readiness probe.
+/// Credentials the metrics port requires on every path but `/health` (`--metrics-auth-token`,
+/// `--metrics-basic-auth user:password`; either is accepted when both are set).
+#[derive(Clone, Default)]
+pub struct MetricsAuth {
+    token: Option<String>,
+    /// `base64(user:password)`, as sent after `Basic `.
+    basic: Option<String>,
+}
+
+impl std::fmt::Debug for MetricsAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsAuth")
+            .field("token", &self.token.is_some())
+            .field("basic", &self.basic.is_some())
+            .finish()
+    }
+}
+
+impl MetricsAuth {
+    /// `None` when neither is given. `basic` is `user:password`.
+    pub fn new(token: Option<String>, basic: Option<String>) -> Result<Option<MetricsAuth>, String> {
+        use base64::Engine;
+        let token = token.map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
+        let basic = match basic.map(|b| b.trim().to_string()).filter(|b| !b.is_empty()) {
+            None => None,
+            Some(pair) if pair.contains(':') => Some(base64::engine::general_purpose::STANDARD.encode(pair)),
+            Some(_) => return Err("--metrics-basic-auth must be user:password".to_string()),
+        };
+        Ok((token.is_some() || basic.is_some()).then_some(MetricsAuth { token, basic }))
+    }
+
+    fn allows(&self, authorization: Option<&str>) -> bool {
+        let Some((scheme, given)) = authorization.map(str::trim).and_then(|v| v.split_once(' ')) else { return false };
+        let expected = if scheme.eq_ignore_ascii_case("bearer") {
+            self.token.as_deref()
+        } else if scheme.eq_ignore_ascii_case("basic") {
+            self.basic.as_deref()
+        } else {
+            None
+        };
+        let given = given.trim().as_bytes();
+        expected
+            .is_some_and(|e| e.len() == given.len() && e.bytes().zip(given).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0)
+    }
+}
+
+async fn require_auth(
+    State(auth): State<Arc<MetricsAuth>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let header = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    if request.uri().path() == "/health" || auth.allows(header) {
+        return next.run(request).await;
+    }
+    let challenge = if auth.basic.is_some() { "Basic realm=\"sluice-agent\"" } else { "Bearer realm=\"sluice-agent\"" };
+    let body = serde_json::json!({ "error_code": 401, "message": "Authentication required" });
+    (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, challenge)], axum::Json(body)).into_response()
+}
+
+/// Serves `/metrics`, `/health` and `/admin/loggers` until `shutdown`. `/health` answers 200 while connected to the
+/// control plane and 503 otherwise, so it works as a readiness probe; it is the one path `auth` does not cover.
 pub(crate) async fn serve(
     listen: SocketAddr,
     metrics: Arc<Metrics>,
+    auth: Option<MetricsAuth>,
     shutdown: CancellationToken,
 ) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let local = listener.local_addr()?;
-    let app = Router::new()
+    let mut app = Router::new()
         .route("/metrics", get(metrics_handler))
         .route("/health", get(health_handler))
         .route("/admin/loggers", get(loggers_handler))
         .with_state(metrics);
+    if let Some(auth) = auth {
+        app = app.layer(axum::middleware::from_fn_with_state(Arc::new(auth), require_auth));
+    }
     tokio::spawn(async move {
         let served = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await;
         if let Err(err) = served {
@@ -331,6 +395,19 @@ async fn loggers_handler() -> impl IntoResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metrics_credentials() {
+        assert!(MetricsAuth::new(None, None).expect("none").is_none());
+        assert!(MetricsAuth::new(None, Some("nocolon".into())).is_err());
+        let auth = MetricsAuth::new(Some("t0k".into()), Some("prom:pw".into())).expect("ok").expect("on");
+        assert!(auth.allows(Some("Bearer t0k")));
+        assert!(auth.allows(Some("Basic cHJvbTpwdw==")));
+        for wrong in [None, Some("Bearer t0x"), Some("t0k"), Some("Basic cHJvbTpweA=="), Some("")] {
+            assert!(!auth.allows(wrong), "{wrong:?}");
+        }
+        assert!(!format!("{auth:?}").contains("t0k"));
+    }
 
     #[test]
     fn renders_task_series_with_labels() {

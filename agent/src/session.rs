@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity as TlsIdentity};
 use tracing::{debug, error, info, warn};
 
 use crate::lease::{Backoff, LeaseClock};
@@ -44,6 +44,9 @@ pub(crate) struct Identity {
 enum Outcome {
     /// Shut down gracefully; the process may exit.
     Shutdown,
+    /// The control plane refused this agent's credentials, or its certificate cannot be trusted as configured:
+    /// retrying would change nothing, so the agent stops and says why.
+    Refused(String),
     /// The session ended; `welcomed` says whether it got as far as a Welcome (then the backoff starts over).
     Disconnected { welcomed: bool },
 }
@@ -57,6 +60,8 @@ enum Break {
 
 pub(crate) struct Agent {
     identity: Identity,
+    /// `authorization` metadata of every session (the join token), if any.
+    authorization: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
     endpoints: Vec<Endpoint>,
     supervisor: Supervisor,
     events: mpsc::UnboundedReceiver<TaskEvent>,
@@ -72,6 +77,7 @@ pub(crate) struct Agent {
 impl Agent {
     pub fn new(
         identity: Identity,
+        authorization: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
         endpoints: Vec<Endpoint>,
         worker: Arc<WorkerConfig>,
         metrics: Arc<Metrics>,
@@ -80,6 +86,7 @@ impl Agent {
         let (events_tx, events) = mpsc::unbounded_channel();
         Agent {
             identity,
+            authorization,
             endpoints,
             supervisor: Supervisor::new(worker.clone(), metrics.clone(), events_tx),
             events,
@@ -92,16 +99,29 @@ impl Agent {
         }
     }
 
-    /// Keeps a session up (rotating through the endpoints) until shutdown.
-    pub async fn run(mut self) {
+    /// Keeps a session up (rotating through the endpoints) until shutdown; `Err` when the control plane refused
+    /// the agent (its tasks stopped first).
+    pub async fn run(mut self) -> Result<(), String> {
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         let mut next = 0usize;
+        // Refusals in a row: one replica that refuses may be misconfigured, all of them refusing is final.
+        let mut refusals = 0usize;
         loop {
             let endpoint = self.endpoints[next % self.endpoints.len()].clone();
             next = next.wrapping_add(1);
             match self.session(endpoint).await {
-                Outcome::Shutdown => return,
+                Outcome::Shutdown => return Ok(()),
+                Outcome::Refused(reason) => {
+                    refusals += 1;
+                    if refusals >= self.endpoints.len() {
+                        error!(reason, "the control plane refused this agent; stopping");
+                        self.shutdown_offline().await;
+                        return Err(reason);
+                    }
+                    warn!(reason, "this control-plane replica refused the agent; trying the next one");
+                }
                 Outcome::Disconnected { welcomed } => {
+                    refusals = 0;
                     if welcomed {
                         backoff.reset();
                     }
@@ -111,7 +131,7 @@ impl Agent {
             debug!(delay_ms = delay.as_millis() as u64, "reconnecting after backoff");
             if self.offline(tokio::time::sleep(delay)).await.is_none() {
                 self.shutdown_offline().await;
-                return;
+                return Ok(());
             }
         }
     }
@@ -174,7 +194,11 @@ impl Agent {
             None => return self.shutdown_before_session().await,
             Some(Ok(channel)) => channel,
             Some(Err(err)) => {
-                warn!(endpoint = %uri, error = %error_chain(&err), "cannot connect to the control plane");
+                let error = error_chain(&err);
+                if let Some(reason) = certificate_problem(&error) {
+                    return Outcome::Refused(format!("{uri}: {error}. {reason}"));
+                }
+                warn!(endpoint = %uri, error, "cannot connect to the control plane");
                 return Outcome::Disconnected { welcomed: false };
             }
         };
@@ -190,9 +214,18 @@ impl Agent {
         // Queued before the call: the control plane may read Hello before it answers with response headers.
         let _ = outbox.try_send(AgentMessage { kind: Some(Up::Hello(hello)) });
         let mut client = AgentServiceClient::new(channel);
-        let mut inbound = match self.offline(client.session(ReceiverStream::new(inbox))).await {
+        let mut request = tonic::Request::new(ReceiverStream::new(inbox));
+        if let Some(authorization) = &self.authorization {
+            request.metadata_mut().insert("authorization", authorization.clone());
+        }
+        let mut inbound = match self.offline(client.session(request)).await {
             None => return self.shutdown_before_session().await,
             Some(Ok(response)) => response.into_inner(),
+            Some(Err(status))
+                if matches!(status.code(), tonic::Code::Unauthenticated | tonic::Code::PermissionDenied) =>
+            {
+                return Outcome::Refused(format!("{uri}: {}: {}", status.code(), status.message()));
+            }
             Some(Err(status)) => {
                 warn!(endpoint = %uri, code = ?status.code(), message = status.message(), "session refused");
                 return Outcome::Disconnected { welcomed: false };
@@ -427,9 +460,52 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
+/// A TLS error no retry will fix, with what to do about it; `None` for anything else (the network, a restart).
+fn certificate_problem(error: &str) -> Option<&'static str> {
+    if error.contains("CaUsedAsEndEntity") {
+        return Some(
+            "The control plane serves a CA certificate (basicConstraints CA:TRUE, as `openssl req -x509` makes by \
+             default) as its own certificate, which TLS clients refuse. Make a CA and a server certificate signed by \
+             it (deploy/tls/make-certs), serve the server certificate (--grpc-tls-cert) and give agents the CA \
+             (--tls-ca)",
+        );
+    }
+    if error.contains("invalid peer certificate") {
+        return Some(
+            "The control plane's certificate is not trusted as configured: --tls-ca must hold the CA that signed \
+             it, and the host name in --control-plane must be in its subjectAltName",
+        );
+    }
+    if error.contains("received fatal alert") && (error.contains("Certificate") || error.contains("UnknownCA")) {
+        return Some(
+            "The control plane refused this agent's client certificate: --tls-cert must be signed by the CA the \
+             control plane trusts (--agent-tls-client-ca)",
+        );
+    }
+    None
+}
+
+/// An agent's client certificate and key (PEM), for control planes that authenticate agents by mutual TLS.
+#[derive(Clone)]
+pub struct ClientIdentity {
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for ClientIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientIdentity { .. }")
+    }
+}
+
 /// Parses a control-plane address (`http://host:port`, or `host:port` meaning plain HTTP/2; `https://host:port`
-/// for TLS, verifying the server against `tls_ca` (PEM) when given, else against the bundled Mozilla roots).
-pub(crate) fn endpoint(address: &str, tls_ca: Option<&[u8]>) -> Result<Endpoint, tonic::transport::Error> {
+/// for TLS, verifying the server against `tls_ca` (PEM) when given, else against the bundled Mozilla roots, and
+/// presenting `identity` as the client certificate when given).
+pub(crate) fn endpoint(
+    address: &str,
+    tls_ca: Option<&[u8]>,
+    identity: Option<&ClientIdentity>,
+) -> Result<Endpoint, tonic::transport::Error> {
     let address = address.trim();
     let uri = if address.contains("://") { address.to_string() } else { format!("http://{address}") };
     let mut endpoint = Endpoint::from_shared(uri)?;
@@ -438,6 +514,10 @@ pub(crate) fn endpoint(address: &str, tls_ca: Option<&[u8]>) -> Result<Endpoint,
         let tls = match tls_ca {
             Some(pem) => tls.ca_certificate(Certificate::from_pem(pem)),
             None => tls.with_webpki_roots(),
+        };
+        let tls = match identity {
+            Some(identity) => tls.identity(TlsIdentity::from_pem(&identity.cert_pem, &identity.key_pem)),
+            None => tls,
         };
         endpoint = endpoint.tls_config(tls)?;
     }

@@ -3,6 +3,7 @@
 //! gRPC and as Kafka Connect's REST API.
 
 pub mod admin_grpc;
+pub mod agent_auth;
 pub mod api;
 pub mod auth;
 pub mod deadline;

@@ -16,6 +16,7 @@ use tokio::sync::{OnceCell, watch};
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
+use crate::agent_auth::AgentAuth;
 use crate::api::ConnectApi;
 use crate::deadline::Deadline;
 use crate::leader::{self, LeaderSettings};
@@ -42,6 +43,8 @@ pub struct ReplicaSettings {
     pub rest_tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     /// TLS for the gRPC port (agent streams, admin API, reflection); `None`: plaintext HTTP/2.
     pub grpc_tls: Option<tonic::transport::ServerTlsConfig>,
+    /// Who may open an agent stream (the default refuses every one).
+    pub agent_auth: AgentAuth,
 }
 
 /// A running replica: where it listens and whether it leads.
@@ -145,7 +148,14 @@ pub async fn start(
         view.clone(),
         settings.session.clone(),
         shutdown.clone(),
-    );
+    )
+    .with_auth(settings.agent_auth.clone());
+    if !settings.agent_auth.accepts_anyone() {
+        tracing::warn!(
+            "no agent authentication configured: every agent stream is refused (use --agent-token, \
+             --agent-tls-client-ca, or --insecure-agents on loopback)"
+        );
+    }
     let reflection = crate::admin_grpc::reflection_service();
     let mut grpc = tonic::transport::Server::builder();
     if let Some(tls) = settings.grpc_tls.clone() {
@@ -251,4 +261,68 @@ pub fn grpc_tls_config(
         .tls_config(config.clone())
         .context("--grpc-tls-cert/--grpc-tls-key: not a usable certificate and private key")?;
     Ok(config)
+}
+
+/// How agents authenticate on their streams, the same for every replica of a cluster (see [`AgentAuth`]).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AgentSecurityOptions {
+    /// Shared join token agents present (`sluice-agent --agent-token`); whoever holds it may act as any agent id.
+    #[arg(long, env = "SLUICE_AGENT_TOKEN", hide_env_values = true)]
+    pub agent_token: Option<String>,
+    /// PEM of the CA that signs agents' client certificates (mutual TLS, needs --grpc-tls-cert). A certificate's
+    /// subject CN is the agent id it may use, unless --agent-cert-ids says otherwise. Admin clients without a
+    /// certificate still connect.
+    #[arg(long, env = "SLUICE_AGENT_TLS_CLIENT_CA")]
+    pub agent_tls_client_ca: Option<std::path::PathBuf>,
+    /// `CN=pattern` entries, comma-separated: the agent ids a client certificate with that CN may use (`*` matches
+    /// any characters), e.g. `fleet-a=agent-a-*`. A CN without an entry may use exactly its own name.
+    #[arg(long, env = "SLUICE_AGENT_CERT_IDS", value_delimiter = ',')]
+    pub agent_cert_ids: Vec<String>,
+    /// Accept agent streams without any credential. Anyone who reaches the gRPC port then receives task configs
+    /// (with their secrets) and can change statuses and offsets: for loopback and tests only.
+    #[arg(long, env = "SLUICE_INSECURE_AGENTS")]
+    pub insecure_agents: bool,
+}
+
+impl AgentSecurityOptions {
+    /// The policy, checked against the gRPC TLS settings (client certificates need TLS).
+    pub fn agent_auth(&self, grpc_tls: bool) -> anyhow::Result<AgentAuth> {
+        if self.insecure_agents {
+            // Checked here, not by clap: `SLUICE_INSECURE_AGENTS=false` counts as given for clap's conflicts.
+            anyhow::ensure!(
+                self.agent_token.is_none() && self.agent_tls_client_ca.is_none(),
+                "--insecure-agents accepts every agent: drop it, or drop --agent-token/--agent-tls-client-ca"
+            );
+            return Ok(AgentAuth::insecure());
+        }
+        anyhow::ensure!(
+            self.agent_tls_client_ca.is_none() || grpc_tls,
+            "--agent-tls-client-ca needs --grpc-tls-cert/--grpc-tls-key: client certificates are part of TLS"
+        );
+        AgentAuth::new(self.agent_token.clone(), self.agent_tls_client_ca.is_some(), &self.agent_cert_ids)
+            .map_err(anyhow::Error::msg)
+    }
+
+    /// Adds client-certificate verification to the gRPC port's TLS config when --agent-tls-client-ca is given.
+    /// Certificates stay optional at the TLS level (admin clients and token agents have none); the stream service
+    /// decides what a stream without one may do.
+    pub fn client_ca(
+        &self,
+        tls: Option<tonic::transport::ServerTlsConfig>,
+    ) -> anyhow::Result<Option<tonic::transport::ServerTlsConfig>> {
+        use anyhow::Context;
+        let (Some(path), Some(tls)) = (&self.agent_tls_client_ca, &tls) else { return Ok(tls) };
+        let pem = std::fs::read(path).with_context(|| format!("--agent-tls-client-ca {}", path.display()))?;
+        anyhow::ensure!(
+            String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----"),
+            "--agent-tls-client-ca {}: no PEM certificate in the file",
+            path.display()
+        );
+        let config =
+            tls.clone().client_ca_root(tonic::transport::Certificate::from_pem(pem)).client_auth_optional(true);
+        tonic::transport::Server::builder()
+            .tls_config(config.clone())
+            .with_context(|| format!("--agent-tls-client-ca {}: not a usable CA certificate", path.display()))?;
+        Ok(Some(config))
+    }
 }

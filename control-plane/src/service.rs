@@ -1079,6 +1079,40 @@ mod tests {
         assert_eq!(shown.value.value.as_deref(), Some(secrets::HIDDEN));
     }
 
+    /// Issue 13, finding 3: Kafka client and converter passwords behind the override and converter prefixes are
+    /// hidden in every answer that carries a config (info, config, tasks, validate, the list with expand=info).
+    #[tokio::test]
+    async fn prefixed_client_and_converter_passwords_are_hidden_in_every_answer() {
+        let (service, _, _) = service();
+        let jaas = "org.apache.kafka.common.security.plain.PlainLoginModule required username=\"u\" password=\"pw1\";";
+        let secrets_in = [
+            ("producer.override.sasl.jaas.config", jaas),
+            ("admin.override.ssl.key.password", "pw2"),
+            ("value.converter.basic.auth.user.info", "user:pw3"),
+            ("key.converter.basic.auth.user.info", "user:pw4"),
+        ];
+        let config = source_config(&secrets_in);
+        let leaks = |text: String| ["pw1", "pw2", "pw3", "pw4"].into_iter().filter(|s| text.contains(s)).count();
+        let info = service
+            .create_connector(CreateConnector {
+                name: "s".into(),
+                config: config.clone(),
+                initial_state: TargetState::Stopped,
+            })
+            .await
+            .expect("create");
+        assert_eq!(leaks(format!("{:?}", info.config)), 0, "{:?}", info.config);
+        assert_eq!(leaks(format!("{:?}", service.connector_info("s").await.expect("info"))), 0);
+        assert_eq!(leaks(format!("{:?}", service.connector_config("s").await.expect("config"))), 0);
+        assert_eq!(leaks(format!("{:?}", service.connector_tasks("s").await.expect("tasks"))), 0);
+        let validated = service.validate_config("FileStreamSource", config).await.expect("validate");
+        assert_eq!(leaks(format!("{validated:?}")), 0, "{validated:?}");
+        let shown = service.connector_config("s").await.expect("config");
+        for (key, _) in secrets_in {
+            assert_eq!(shown[key], secrets::HIDDEN, "{key}");
+        }
+    }
+
     #[tokio::test]
     async fn plugin_config_answers_connectors_transforms_and_404() {
         let (service, _, _) = service();

@@ -77,6 +77,7 @@ pub async fn run(
         .await
         .with_context(|| format!("cannot listen on {rest_addr} (listeners)"))?;
     let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let agent_token = format!("{:032x}", rand::random::<u128>());
     let settings = ReplicaSettings {
         cluster: CLUSTER.into(),
         replica_id: format!("standalone-{}", rest_addr.port()),
@@ -87,6 +88,10 @@ pub async fn run(
         credentials,
         rest_tls,
         grpc_tls: None,
+        // The embedded agent is the only one meant to connect: a token made up for this process keeps out
+        // anything else that finds the loopback port.
+        agent_auth: crate::agent_auth::AgentAuth::new(Some(agent_token.clone()), false, &[])
+            .map_err(anyhow::Error::msg)?,
     };
     // The control plane outlives the agent, so the agent's final offsets and Goodbye still land at shutdown.
     let control_plane_shutdown = CancellationToken::new();
@@ -112,11 +117,14 @@ pub async fn run(
     let agent = sluice_agent::AgentOptions {
         control_plane: vec![format!("http://{}", replica.grpc_addr)],
         tls_ca: None,
+        client_identity: None,
+        agent_token: Some(sluice_agent::AgentToken::new(agent_token)),
         agent_id: "standalone".into(),
         worker_config: worker.clone(),
         capacity: 0,
         worker_id: Some(worker_id),
         metrics_listen: None,
+        metrics_auth: None,
     };
     let agent_result = sluice_agent::run(agent, shutdown.clone()).await;
     // The agent returns after a graceful stop (offsets committed); only then stop the control plane.

@@ -22,6 +22,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::agent_auth::AgentAuth;
 use crate::api::TargetState;
 use crate::model::{AgentRecord, AssignmentRecord, ClusterState, Keys, TaskStatusRecord, unescape};
 use crate::store::mirror::Snapshot;
@@ -50,6 +51,8 @@ impl Default for SessionSettings {
 #[derive(Clone)]
 pub struct AgentStreamService {
     inner: Arc<Shared>,
+    /// Who may open a stream, as which agent id; refuses everyone until [`AgentStreamService::with_auth`].
+    auth: Arc<AgentAuth>,
 }
 
 struct Shared {
@@ -73,7 +76,16 @@ impl AgentStreamService {
         settings: SessionSettings,
         shutdown: CancellationToken,
     ) -> Self {
-        AgentStreamService { inner: Arc::new(Shared { store, keys, replica_id, mirror, view, settings, shutdown }) }
+        AgentStreamService {
+            inner: Arc::new(Shared { store, keys, replica_id, mirror, view, settings, shutdown }),
+            auth: Arc::new(AgentAuth::default()),
+        }
+    }
+
+    /// The agent-stream authentication policy (default: every stream refused).
+    pub fn with_auth(mut self, auth: AgentAuth) -> Self {
+        self.auth = Arc::new(auth);
+        self
     }
 }
 
@@ -84,6 +96,7 @@ impl AgentService for AgentStreamService {
     type SessionStream = SessionStream;
 
     async fn session(&self, request: Request<Streaming<AgentMessage>>) -> Result<Response<SessionStream>, Status> {
+        let presented = self.auth.presented(&request);
         let mut inbound = request.into_inner();
         let first = tokio::time::timeout(Duration::from_secs(10), inbound.message())
             .await
@@ -94,6 +107,11 @@ impl AgentService for AgentStreamService {
         };
         if hello.agent_id.trim().is_empty() {
             return Err(Status::invalid_argument("Hello.agent_id must not be empty"));
+        }
+        // Before anything is registered or sent: a stream acts as this id only once its credentials cover it.
+        if let Err(refused) = self.auth.authorize(&presented, &hello.agent_id) {
+            tracing::warn!(agent = %hello.agent_id, peer = ?presented.peer, reason = refused.message(), "agent stream refused");
+            return Err(refused);
         }
         let shared = self.inner.clone();
         let lease = register(&shared, &hello).await.map_err(|e| Status::unavailable(e.to_string()))?;
@@ -458,6 +476,19 @@ impl Session {
     /// Records the topics a source task produced to. Not fenced: a topic a zombie wrote to was used all the same.
     async fn record_topics(&self, used: TopicsUsed) {
         let Some(id) = used.id else { return };
+        // Only for a connector this agent was given a task of (now or earlier in this session).
+        let assigned_now = self
+            .shared
+            .view
+            .borrow()
+            .assignments
+            .get(&self.hello.agent_id)
+            .is_some_and(|(record, _)| record.tasks.iter().any(|t| t.connector == id.connector));
+        let sent = self.sent.iter().flatten().any(|t| t.id.as_ref().is_some_and(|i| i.connector == id.connector));
+        if !assigned_now && !sent {
+            tracing::warn!(agent = %self.hello.agent_id, connector = %id.connector, "ignoring topics of a connector not assigned to this agent");
+            return;
+        }
         let ops: Vec<Op> = used
             .topics
             .iter()

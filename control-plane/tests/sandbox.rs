@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use sluice_control_plane::agent_auth::AgentAuth;
 use sluice_control_plane::api::{ApiErrorKind, CreateConnector, TargetState};
 use sluice_control_plane::server::{self, Replica, ReplicaSettings};
 use sluice_control_plane::store::embedded::EmbeddedStore;
@@ -12,12 +13,19 @@ use sluice_control_plane::stream::SessionSettings;
 use sluice_proto::agent::agent_message::Kind as Up;
 use sluice_proto::agent::agent_service_client::AgentServiceClient;
 use sluice_proto::agent::control_message::Kind as Down;
-use sluice_proto::agent::{AgentMessage, Assignment, ControlMessage, Heartbeat, Hello, TaskId, TaskState, TaskStatus};
+use sluice_proto::agent::{
+    AgentMessage, Assignment, ControlMessage, Heartbeat, Hello, OffsetCommit, SourceOffset, TaskId, TaskState,
+    TaskStatus,
+};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
 async fn replica(shutdown: &CancellationToken) -> Replica {
+    replica_with_auth(shutdown, AgentAuth::insecure()).await
+}
+
+async fn replica_with_auth(shutdown: &CancellationToken, agent_auth: AgentAuth) -> Replica {
     let store = std::sync::Arc::new(EmbeddedStore::in_memory());
     let rest = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -34,6 +42,7 @@ async fn replica(shutdown: &CancellationToken) -> Replica {
         credentials: None,
         rest_tls: None,
         grpc_tls: None,
+        agent_auth,
     };
     server::start(store, settings, rest, grpc, shutdown.clone()).await.unwrap()
 }
@@ -58,6 +67,16 @@ struct FakeAgentStream {
 
 impl FakeAgentStream {
     async fn connect(replica: &Replica, id: &str) -> Self {
+        Self::try_connect(replica, id, None, Vec::new()).await.unwrap()
+    }
+
+    /// Opens a stream as `id`, presenting `token` (if any), with `then` queued right after Hello.
+    async fn try_connect(
+        replica: &Replica,
+        id: &str,
+        token: Option<&str>,
+        then: Vec<AgentMessage>,
+    ) -> Result<Self, tonic::Status> {
         let mut client = AgentServiceClient::connect(format!("http://{}", replica.grpc_addr)).await.unwrap();
         let (up, rx) = mpsc::channel(16);
         up.send(AgentMessage {
@@ -70,7 +89,14 @@ impl FakeAgentStream {
         })
         .await
         .unwrap();
-        let down = client.session(ReceiverStream::new(rx)).await.unwrap().into_inner();
+        for message in then {
+            up.send(message).await.unwrap();
+        }
+        let mut request = tonic::Request::new(ReceiverStream::new(rx));
+        if let Some(token) = token {
+            request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+        }
+        let down = client.session(request).await?.into_inner();
         // Keep the lease alive for the whole test.
         let beat = up.clone();
         tokio::spawn(async move {
@@ -82,7 +108,7 @@ impl FakeAgentStream {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         });
-        FakeAgentStream { up, down }
+        Ok(FakeAgentStream { up, down })
     }
 
     /// The next assignment pushed down the stream.
@@ -189,5 +215,149 @@ async fn scheduling_status_and_fencing() {
     assert_eq!(api.connector_status("src").await.unwrap().connector.state, "STOPPED");
     api.delete_connector("src").await.unwrap();
     assert_eq!(api.connector_info("src").await.unwrap_err().kind, ApiErrorKind::NotFound);
+    shutdown.cancel();
+}
+
+fn status_message(id: &TaskId, epoch: u64, state: TaskState) -> AgentMessage {
+    AgentMessage {
+        kind: Some(Up::TaskStatus(TaskStatus {
+            id: Some(id.clone()),
+            epoch,
+            state: state as i32,
+            trace: String::new(),
+        })),
+    }
+}
+
+fn offset_message(id: &TaskId, epoch: u64, position: u64) -> AgentMessage {
+    AgentMessage {
+        kind: Some(Up::OffsetCommit(OffsetCommit {
+            id: Some(id.clone()),
+            epoch,
+            offsets: vec![SourceOffset {
+                partition_json: r#"{"filename":"/tmp/sluice-sandbox-input.txt"}"#.into(),
+                offset_json: format!(r#"{{"position":{position}}}"#),
+            }],
+        })),
+    }
+}
+
+/// Waits until `check` holds (up to 10 s).
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..100 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what}: not within 10 s");
+}
+
+async fn offsets_text(api: &std::sync::Arc<dyn sluice_control_plane::api::ConnectApi>) -> String {
+    serde_json::to_string(&api.connector_offsets("src").await.unwrap()).unwrap()
+}
+
+/// Issue 13, finding 1: a client without the agent credential gets no Welcome, no assignment (so no task config and
+/// none of its secrets), and changes no status and no offset, also when it claims the id of a live agent and says
+/// Goodbye for it. An authenticated agent acts only as itself: reports on another agent's task are rejected.
+#[tokio::test(flavor = "multi_thread")]
+async fn streams_without_the_agent_credential_get_nothing() {
+    let shutdown = CancellationToken::new();
+    let auth = AgentAuth::new(Some("j0in-token".into()), false, &[]).unwrap();
+    let replica = replica_with_auth(&shutdown, auth).await;
+    let api = replica.api.clone();
+    let mut config = source_config("src");
+    config.insert("connection.password".into(), "hunter2".into());
+    api.create_connector(CreateConnector { name: "src".into(), config, initial_state: TargetState::Running })
+        .await
+        .unwrap();
+
+    // The real agent, with the token: assignment, RUNNING, an offset.
+    let mut agent = FakeAgentStream::try_connect(&replica, "agent-a", Some("j0in-token"), Vec::new()).await.unwrap();
+    let mut assignment = agent.next_assignment().await;
+    while assignment.tasks.is_empty() {
+        assignment = agent.next_assignment().await;
+    }
+    let task = assignment.tasks[0].clone();
+    let id = task.id.clone().unwrap();
+    agent.up.send(status_message(&id, task.epoch, TaskState::Running)).await.unwrap();
+    agent.up.send(offset_message(&id, task.epoch, 10)).await.unwrap();
+    eventually("RUNNING on agent-a with offset 10", || {
+        let api = api.clone();
+        async move {
+            let status = api.connector_status("src").await.unwrap();
+            status.tasks[0].state == "RUNNING" && offsets_text(&api).await.contains(r#""position":10"#)
+        }
+    })
+    .await;
+    let offsets_before = offsets_text(&api).await;
+
+    // Rogue streams: no token, a wrong token, and the live agent's id without a token. Each queues a FAILED
+    // status, an offset of 424242 and a Goodbye behind its Hello.
+    let rogue_messages = || {
+        vec![
+            status_message(&id, task.epoch, TaskState::Failed),
+            offset_message(&id, task.epoch, 424242),
+            AgentMessage { kind: Some(Up::Goodbye(sluice_proto::agent::Goodbye { reason: "rogue".into() })) },
+        ]
+    };
+    for (agent_id, token) in [("rogue", None), ("rogue", Some("wrong")), ("agent-a", None), ("agent-a", Some(""))] {
+        let refused = FakeAgentStream::try_connect(&replica, agent_id, token, rogue_messages()).await;
+        let status = refused.err().unwrap_or_else(|| panic!("{agent_id} with {token:?} got a stream"));
+        assert_eq!(status.code(), tonic::Code::Unauthenticated, "{agent_id} with {token:?}: {status:?}");
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let status = api.connector_status("src").await.unwrap();
+    assert_eq!(status.tasks[0].state, "RUNNING");
+    assert_eq!(status.tasks[0].worker_id, "agent-a");
+    assert_eq!(offsets_text(&api).await, offsets_before);
+    // The real agent kept its lease and its task: no new assignment was pushed to it.
+    assert!(tokio::time::timeout(Duration::from_millis(300), agent.next_assignment()).await.is_err());
+
+    // Another authenticated agent cannot report on agent-a's task, nor commit its offsets.
+    let mut other = FakeAgentStream::try_connect(&replica, "agent-b", Some("j0in-token"), Vec::new()).await.unwrap();
+    let stolen = AgentMessage {
+        kind: Some(Up::TopicsUsed(sluice_proto::agent::TopicsUsed {
+            id: Some(id.clone()),
+            epoch: task.epoch,
+            topics: vec!["stolen".into()],
+        })),
+    };
+    other.up.send(stolen).await.unwrap();
+    other.up.send(status_message(&id, task.epoch, TaskState::Failed)).await.unwrap();
+    other.up.send(offset_message(&id, task.epoch, 424242)).await.unwrap();
+    let mut rejects = 0;
+    while rejects < 2 {
+        match tokio::time::timeout(Duration::from_secs(5), other.down.message()).await.unwrap().unwrap().unwrap().kind {
+            Some(Down::Reject(r)) => {
+                assert_eq!(r.id.as_ref(), Some(&id));
+                rejects += 1;
+            }
+            _ => continue,
+        }
+    }
+    let status = api.connector_status("src").await.unwrap();
+    assert_eq!((status.tasks[0].state.as_str(), status.tasks[0].worker_id.as_str()), ("RUNNING", "agent-a"));
+    assert_eq!(offsets_text(&api).await, offsets_before);
+    // Handled before the rejected reports: topics of a connector not assigned to agent-b are not recorded.
+    assert!(!api.connector_topics("src").await.unwrap().contains(&"stolen".to_string()));
+    shutdown.cancel();
+}
+
+/// Without any agent authentication configured, a replica refuses every agent stream.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replica_without_agent_authentication_refuses_every_stream() {
+    let shutdown = CancellationToken::new();
+    let replica = replica_with_auth(&shutdown, AgentAuth::default()).await;
+    for token in [None, Some("anything")] {
+        let refused = FakeAgentStream::try_connect(&replica, "agent-a", token, Vec::new()).await;
+        let status = refused.err().expect("refused");
+        assert_eq!(status.code(), tonic::Code::Unauthenticated);
+        assert!(status.message().contains("--insecure-agents"), "{}", status.message());
+    }
     shutdown.cancel();
 }

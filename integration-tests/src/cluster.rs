@@ -35,6 +35,18 @@ pub fn worker_entries(kafka: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// The join token the harness's control planes require and its agents present (`--agent-token`), unless a test
+/// passes its own agent credentials (or `--insecure-agents`).
+pub const AGENT_TOKEN: &str = "sluice-integration-test-agent-token";
+
+/// Flags that choose how agents authenticate: with any of them, the harness adds no `--agent-token` of its own.
+const CONTROL_PLANE_AGENT_AUTH_FLAGS: &[&str] = &["--agent-token", "--insecure-agents", "--agent-tls-client-ca"];
+const AGENT_AUTH_FLAGS: &[&str] = &["--agent-token", "--tls-cert"];
+
+fn chooses_agent_auth(args: &[String], flags: &[&str]) -> bool {
+    args.iter().any(|a| flags.contains(&a.as_str()))
+}
+
 fn address_in_use(log: &str) -> bool {
     let lower = log.to_lowercase();
     lower.contains("address already in use") || lower.contains("addrinuse")
@@ -127,6 +139,9 @@ impl ControlPlane {
                 "--log",
                 "info",
             ]);
+            if !chooses_agent_auth(args, CONTROL_PLANE_AGENT_AUTH_FLAGS) {
+                command.args(["--agent-token", AGENT_TOKEN]);
+            }
             command.args(args);
             let mut process = Process::spawn(env, replica_id, command)?;
             let rest = RestClient::new(format!("http://127.0.0.1:{rest_port}"));
@@ -221,8 +236,11 @@ impl Agent {
             .arg("--agent-id")
             .arg(id)
             .arg("--config")
-            .arg(&config)
-            .args(args);
+            .arg(&config);
+        if !chooses_agent_auth(args, AGENT_AUTH_FLAGS) {
+            command.args(["--agent-token", AGENT_TOKEN]);
+        }
+        command.args(args);
         let mut process = Process::spawn(env, id, command)?;
         process.ensure_running()?;
         env.note(format!("agent {id} (pid {}) -> {}", process.pid(), control_planes.join(",")));

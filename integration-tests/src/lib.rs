@@ -28,7 +28,7 @@ pub mod tools;
 pub mod wait;
 
 pub use bins::binary;
-pub use cluster::{Agent, ControlPlane, Standalone, write_properties};
+pub use cluster::{AGENT_TOKEN, Agent, ControlPlane, Standalone, write_properties};
 pub use connectors::{file_sink, file_source};
 pub use env::TestEnv;
 pub use lines::{LineReport, LineWriter, analyze, append_lines, numbered_lines, read_complete_lines, wait_for_lines};

@@ -1,5 +1,5 @@
 //! TLS on the gRPC port, off by default: started with `--grpc-tls-cert`/`--grpc-tls-key` (a server certificate for
-//! 127.0.0.1/localhost signed by the test's own CA, made with the openssl CLI), the control plane serves the agent
+//! 127.0.0.1/localhost signed by the test's own CA, made by deploy/tls/make-certs), the control plane serves the agent
 //! streams, the admin API and reflection over TLS only. An agent given `--tls-ca` and an `https://` address runs a
 //! FileStreamSource whose records reach Kafka; grpcurl with `-cacert` (a client we did not write) lists the
 //! services; a plaintext grpcurl, a plaintext agent and an agent that does not trust the CA all fail.
@@ -18,77 +18,20 @@ async fn grpc_tls() {
     env.finish(run(&env).await);
 }
 
-/// `openssl ARGS...`, expecting success.
-fn openssl(what: &str, args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new("openssl").args(args).output().context("cannot run openssl")?;
-    ensure!(out.status.success(), "openssl ({what}): {}", String::from_utf8_lossy(&out.stderr));
-    Ok(())
-}
-
-/// A CA, and a server certificate for 127.0.0.1 and localhost signed by it: (ca.pem, server.pem, server.key).
+/// A CA, and a server certificate for 127.0.0.1 and localhost signed by it, made by `deploy/tls/make-certs` (the
+/// script the README tells operators to use): (ca.pem, control-plane.pem, control-plane.key).
 fn certificates(env: &TestEnv) -> anyhow::Result<(String, String, String)> {
-    let path = |file: &str| env.path(file).display().to_string();
-    let (ca, ca_key, cert, key, csr, ext) = (
-        path("ca.pem"),
-        path("ca.key"),
-        path("server.pem"),
-        path("server.key"),
-        path("server.csr"),
-        path("server.ext"),
-    );
-    openssl(
-        "CA",
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=sluice test CA",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-            "-keyout",
-            &ca_key,
-            "-out",
-            &ca,
-        ],
-    )?;
-    openssl(
-        "server key",
-        &["req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", &key, "-out", &csr],
-    )?;
-    std::fs::write(
-        &ext,
-        "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n\
-         extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
-    )?;
-    openssl(
-        "sign",
-        &[
-            "x509",
-            "-req",
-            "-days",
-            "1",
-            "-sha256",
-            "-CAcreateserial",
-            "-in",
-            &csr,
-            "-CA",
-            &ca,
-            "-CAkey",
-            &ca_key,
-            "-extfile",
-            &ext,
-            "-out",
-            &cert,
-        ],
-    )?;
-    Ok((ca, cert, key))
+    let dir = env.path("tls");
+    let script = repo_root().join("deploy/tls/make-certs");
+    let out = Command::new(&script)
+        .arg("--dir")
+        .arg(&dir)
+        .args(["--days", "1", "--san", "IP:127.0.0.1,DNS:localhost"])
+        .output()
+        .with_context(|| format!("cannot run {}", script.display()))?;
+    ensure!(out.status.success(), "make-certs: {}", String::from_utf8_lossy(&out.stderr));
+    let path = |file: &str| dir.join(file).display().to_string();
+    Ok((path("ca.pem"), path("control-plane.pem"), path("control-plane.key")))
 }
 
 /// Waits until the agent's log shows a failed connection attempt, then checks it never established a session.
@@ -98,6 +41,7 @@ async fn expect_rejected(agent: &mut Agent, what: &str) -> anyhow::Result<String
         async move {
             let failed = log.lines().find(|l| {
                 l.contains("cannot connect to the control plane")
+                    || l.contains("refused this agent")
                     || l.contains("session refused")
                     || l.contains("session handshake failed")
             });

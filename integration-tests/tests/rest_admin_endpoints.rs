@@ -21,7 +21,15 @@ async fn rest_admin_endpoints() {
 async fn run(env: &TestEnv) -> anyhow::Result<()> {
     let kafka = env.services.kafka.as_str();
     let mut cp = ControlPlane::start(env, &env.unique("admin"), &env.services.etcd).await?;
-    let _agent = Agent::start(env, &[cp.grpc_endpoint()], &env.unique("agent"), kafka).await?;
+    // Config providers are off unless the worker lists them; this one may read the test's directory only.
+    let allowed = env.dir().display().to_string();
+    let providers = [
+        ("config.providers", "file"),
+        ("config.providers.file.class", "org.apache.kafka.common.config.provider.FileConfigProvider"),
+        ("config.providers.file.param.allowed.paths", allowed.as_str()),
+    ];
+    let _agent =
+        Agent::start_with_worker(env, &[cp.grpc_endpoint()], &env.unique("agent"), kafka, &providers, &[]).await?;
     let rest = cp.rest.clone();
 
     // Config providers: the input path and a password come from a properties file that only the agent reads.
@@ -50,6 +58,29 @@ async fn run(env: &TestEnv) -> anyhow::Result<()> {
     ensure!(shown["file"] == file_ref.as_str(), "the stored config must keep the reference: {shown}");
     ensure!(shown["connection.password"] == password_ref.as_str(), "a reference is not a secret: {shown}");
     ensure!(!cp.process.log_text().contains("hunter2"), "the control plane saw the resolved secret");
+
+    // Issue 13, finding 2: a connector config cannot read a host file outside the allowed paths (before: the
+    // agent host's /etc/passwd line went into every record). The task fails saying why; nothing reaches Kafka.
+    let passwd_topic = env.unique("passwd");
+    let passwd_source = env.unique("passwd-source");
+    let mut config = file_source(&input, &passwd_topic);
+    config["transforms"] = json!("leak");
+    config["transforms.leak.type"] = json!("org.apache.kafka.connect.transforms.InsertField$Value");
+    config["transforms.leak.static.field"] = json!("root");
+    config["transforms.leak.static.value"] = json!("${file:/etc/passwd:root}");
+    config["value.converter"] = json!("org.apache.kafka.connect.json.JsonConverter");
+    config["value.converter.schemas.enable"] = json!("false");
+    config["task.restart.on.failure"] = json!("false");
+    rest.create_connector(&passwd_source, &config).await?;
+    let status = rest
+        .wait_for_status_matching(&passwd_source, "the task FAILED", WAIT, |s| s["tasks"][0]["state"] == "FAILED")
+        .await?;
+    let trace = status["tasks"][0]["trace"].as_str().unwrap_or_default().to_string();
+    ensure!(trace.contains("outside the allowed paths"), "the task should fail on the allowed paths: {status}");
+    ensure!(!trace.contains("/bin/"), "the trace shows what was read: {trace}");
+    let leaked = read_topic(kafka, &passwd_topic).await.unwrap_or_default();
+    ensure!(leaked.is_empty(), "records with a host file's content reached Kafka: {leaked:?}");
+    rest.delete(&format!("/connectors/{passwd_source}")).await?;
 
     // Topics: a source's topics are those its tasks produced to, reported by the agent.
     let topics = wait_until(WAIT, "the source's topics", || async {

@@ -176,6 +176,12 @@ impl WorkerConfig {
             WorkerSupport::parse(raw.get("exactly.once.source.support").map(String::as_str)).map_err(|message| {
                 crate::AgentError::WorkerConfig { key: "exactly.once.source.support".into(), message }
             })?;
+        // Checked once at start-up, so a bad `config.providers` stops the agent instead of failing every task.
+        if let Err(super::TaskError::Config { key, message }) =
+            super::config_providers::ConfigProviders::from_worker(&raw)
+        {
+            return Err(crate::AgentError::WorkerConfig { key, message });
+        }
         Ok(WorkerConfig {
             raw,
             bootstrap_servers,

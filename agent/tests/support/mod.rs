@@ -128,11 +128,14 @@ pub fn start_agent(
     let opts = sluice_agent::AgentOptions {
         control_plane: vec![format!("http://{}", control_plane.address)],
         tls_ca: None,
+        client_identity: None,
+        agent_token: None,
         agent_id: "agent-1".into(),
         worker_config: worker.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         capacity: 0,
         worker_id: None,
         metrics_listen,
+        metrics_auth: None,
     };
     let join = tokio::spawn(sluice_agent::run(opts, shutdown.clone()));
     RunningAgent { shutdown, join }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use sluice_control_plane::server::{self, ReplicaSettings, RestSecurityOptions};
+use sluice_control_plane::server::{self, AgentSecurityOptions, ReplicaSettings, RestSecurityOptions};
 use sluice_control_plane::store::etcd::EtcdStore;
 use sluice_control_plane::stream::SessionSettings;
 use tokio_util::sync::CancellationToken;
@@ -58,6 +58,8 @@ struct Options {
     /// PEM private key of --grpc-tls-cert.
     #[arg(long, env = "SLUICE_GRPC_TLS_KEY", requires = "grpc_tls_cert")]
     grpc_tls_key: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    agent_security: AgentSecurityOptions,
     /// Log filter, e.g. `info` or `sluice_control_plane=debug,info`.
     #[arg(long, env = "SLUICE_LOG", default_value = "info")]
     log: String,
@@ -74,6 +76,8 @@ async fn main() -> anyhow::Result<()> {
         (Some(cert), Some(key)) => Some(server::grpc_tls_config(cert, key)?),
         _ => None,
     };
+    let agent_auth = options.agent_security.agent_auth(grpc_tls.is_some())?;
+    let grpc_tls = options.agent_security.client_ca(grpc_tls)?;
     let store = Arc::new(EtcdStore::connect(&options.etcd_endpoints).await?);
     let rest = tokio::net::TcpListener::bind(options.rest_listen).await?;
     let grpc = tokio::net::TcpListener::bind(options.grpc_listen).await?;
@@ -91,6 +95,7 @@ async fn main() -> anyhow::Result<()> {
         credentials: options.rest_security.credentials()?,
         rest_tls: options.rest_security.tls()?,
         grpc_tls,
+        agent_auth,
     };
     let replica = server::start(store, settings, rest, grpc, shutdown.clone()).await?;
     shutdown.cancelled().await;
