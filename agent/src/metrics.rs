@@ -560,6 +560,11 @@ impl TaskCounters {
         self.active_sample.record(n as u64);
     }
 
+    /// The records in flight now, without sampling them (cheap enough for every turn of a task's loop).
+    pub fn set_active_records(&self, n: usize) {
+        self.active.store(n as u64, Ordering::Relaxed);
+    }
+
     /// `n` more records in flight (a sink task read them).
     pub fn add_active_records(&self, n: usize) {
         self.active.fetch_add(n as u64, Ordering::Relaxed);

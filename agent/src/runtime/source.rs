@@ -396,6 +396,7 @@ impl SourcePipeline<'_> {
                 _ => {}
             }
             self.drain_deliveries().await?;
+            self.counters.set_active_records(self.tracker.in_flight());
             if Instant::now() >= next_flush {
                 // With exactly-once, offsets are reported when their transaction commits instead.
                 if self.transactions.is_none() {
