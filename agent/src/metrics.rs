@@ -215,21 +215,21 @@ const TASK_SERIES: &[TaskSeries] = &[
         name: "sluice_offset_commit_completion_total",
         kind: COUNTER,
         applies: Applies::Sink,
-        help: "Offset commits to the consumer group that completed (offset-commit-completion-total).",
+        help: "Offset commits that completed, commit points with nothing new included (offset-commit-completion-total).",
         read: |c| load(&c.commit_success),
     },
     TaskSeries {
         name: "sluice_offset_commit_skip_total",
         kind: COUNTER,
         applies: Applies::Sink,
-        help: "Offset commits skipped: nothing new to commit, or only partitions no longer owned (offset-commit-skip-total).",
-        read: |c| load(&c.commit_skips),
+        help: "Offset commits whose completion came out of order (offset-commit-skip-total): always 0, Sluice commits synchronously.",
+        read: |_| 0.0,
     },
     TaskSeries {
         name: "sluice_offset_commit_seq_no",
         kind: GAUGE,
         applies: Applies::Sink,
-        help: "Sequence number of the last offset commit started (offset-commit-seq-no).",
+        help: "Sequence number of the last commit point, one per offset.flush.interval.ms and at stop (offset-commit-seq-no).",
         read: |c| load(&c.commit_seq_no),
     },
     TaskSeries {
@@ -482,7 +482,6 @@ pub(crate) struct TaskCounters {
     dlq_failures: AtomicU64,
     last_error_ms: AtomicU64,
     commit_time: Sample,
-    commit_skips: AtomicU64,
     commit_seq_no: AtomicU64,
     batch_size: Sample,
     poll_time: Sample,
@@ -531,11 +530,6 @@ impl TaskCounters {
     /// A sink offset commit started: its sequence number.
     pub fn offset_commit_started(&self) {
         self.commit_seq_no.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// A sink offset commit found nothing to commit.
-    pub fn offset_commit_skipped(&self) {
-        self.commit_skips.fetch_add(1, Ordering::Relaxed);
     }
 
     fn commit_percentage(&self, success: bool) -> f64 {

@@ -557,13 +557,14 @@ impl SinkPipeline<'_> {
         task: &mut dyn SinkTask,
         mut control: Option<&mut watch::Receiver<Control>>,
     ) -> Result<Option<StopMode>, TaskError> {
+        // Every commit point has a sequence number; one with nothing new completes at once, as in Kafka Connect.
+        self.counters.offset_commit_started();
+        let commit_started = std::time::Instant::now();
         if self.next_offsets == self.committed {
-            self.counters.offset_commit_skipped();
+            self.counters.offset_commit_timed(true, commit_started.elapsed());
             self.counters.sample_active_records(Some(self.held.records.len()));
             return Ok(None);
         }
-        self.counters.offset_commit_started();
-        let commit_started = std::time::Instant::now();
         let mut retry = self.errors.policy.retry_task_failure();
         loop {
             match task.flush(&self.next_offsets).await {
@@ -611,7 +612,8 @@ impl SinkPipeline<'_> {
         self.next_offsets.retain(|tp, _| owned.iter().any(|(t, p)| *t == tp.topic && *p == tp.partition));
         self.committed.retain(|tp, _| self.next_offsets.contains_key(tp));
         if to_commit.is_empty() {
-            self.counters.offset_commit_skipped();
+            self.counters.offset_commit_timed(true, commit_started.elapsed());
+            self.counters.sample_active_records(Some(self.held.records.len()));
             return Ok(None);
         }
         let consumer = self.consumer.clone();
