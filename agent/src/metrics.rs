@@ -704,9 +704,10 @@ impl Metrics {
         self.task_restarts.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A task is being started (task-startup-attempts-total).
-    pub fn task_startup_attempt(&self) {
+    /// A task is being started (task-startup-attempts-total); a restarted task's startup is judged afresh.
+    pub fn task_startup_attempt(&self, id: &TaskKey) {
         self.task_startup_attempts.fetch_add(1, Ordering::Relaxed);
+        self.task(id).started.store(false, Ordering::Relaxed);
     }
 
     /// A task reported `state`: the first RUNNING (or PAUSED) is a successful startup, a failure before it a failed
@@ -918,7 +919,7 @@ mod tests {
         metrics.task(&id).batch(3, Duration::from_millis(4), true);
         metrics.task(&id).batch(1, Duration::from_millis(2), true);
         metrics.task(&id).offset_commit_timed(true, Duration::from_micros(1500));
-        metrics.task_startup_attempt();
+        metrics.task_startup_attempt(&id);
         metrics.task_state(&id, TaskState::Running);
         let text = metrics.render();
         assert!(text.contains(r#"sluice_batch_size_avg{connector="file-\"src\"",task="2"} 2"#), "{text}");
@@ -938,5 +939,24 @@ mod tests {
         }
         metrics.remove_task(&id);
         assert!(!metrics.render().contains("task=\"2\""));
+    }
+
+    #[test]
+    fn task_startups_count_failures_before_running_and_restarts_afresh() {
+        let metrics = Metrics::default();
+        let id = TaskKey { connector: "c".into(), task: 0 };
+        metrics.task_startup_attempt(&id);
+        metrics.task_state(&id, TaskState::Failed);
+        metrics.task_state(&id, TaskState::Restarting);
+        metrics.task_startup_attempt(&id);
+        metrics.task_state(&id, TaskState::Running);
+        metrics.task_state(&id, TaskState::Paused);
+        metrics.task_state(&id, TaskState::Failed);
+        let text = metrics.render();
+        assert!(text.contains("sluice_task_startup_attempts_total 2\n"), "{text}");
+        assert!(text.contains("sluice_task_startup_success_total 1\n"), "{text}");
+        assert!(text.contains("sluice_task_startup_failure_total 1\n"), "{text}");
+        assert!(text.contains("sluice_task_startup_failure_percentage 0.5\n"), "{text}");
+        assert!(text.contains(r#"sluice_connector_task_status{connector="c",task="0",status="failed"} 1"#), "{text}");
     }
 }

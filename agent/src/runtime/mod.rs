@@ -245,7 +245,7 @@ pub(crate) fn spawn_task(
     let epoch = assignment.epoch;
     let (control_tx, control_rx) = watch::channel(initial);
     let span = info_span!("task", connector = %id.connector, task = id.task, epoch);
-    metrics.task_startup_attempt();
+    metrics.task_startup_attempt(&id);
     let ctx = TaskContext { id, epoch, assignment, worker, events, metrics };
     let join = tokio::spawn(
         async move {
