@@ -152,7 +152,7 @@ pub fn connector_type_of(config: &ConfigMap) -> Option<ConnectorType> {
     config.get(CONNECTOR_CLASS).and_then(|class| find_connector(class)).map(|e| e.connector_type)
 }
 
-/// All plugins sorted by class; connectors only unless `include_all`.
+/// All plugins in Kafka Connect's order (by type, then class); connectors only unless `include_all`.
 pub fn plugins(include_all: bool) -> Vec<PluginInfo> {
     let info = |class: &str, plugin_type: &str| PluginInfo {
         class: class.to_string(),
@@ -167,7 +167,11 @@ pub fn plugins(include_all: bool) -> Vec<PluginInfo> {
         out.extend(crate::transforms::transformation_class_names().into_iter().map(|c| info(c, "transformation")));
         out.extend(crate::transforms::predicate_class_names().into_iter().map(|c| info(c, "predicate")));
     }
-    out.sort_by(|a, b| a.class.cmp(&b.class).then_with(|| a.plugin_type.cmp(&b.plugin_type)));
+    // Kafka Connect's order: by type (sink, source, transformation, predicate, converter, header_converter), then
+    // by class.
+    const TYPE_ORDER: [&str; 6] = ["sink", "source", "transformation", "predicate", "converter", "header_converter"];
+    let rank = |t: &str| TYPE_ORDER.iter().position(|o| *o == t).unwrap_or(TYPE_ORDER.len());
+    out.sort_by(|a, b| rank(&a.plugin_type).cmp(&rank(&b.plugin_type)).then_with(|| a.class.cmp(&b.class)));
     out
 }
 
@@ -807,7 +811,7 @@ mod tests {
         );
         assert!(all.iter().any(|p| p.plugin_type == "predicate"
             && p.class == "org.apache.kafka.connect.transforms.predicates.TopicNameMatches"));
-        assert!(all.windows(2).all(|w| w[0].class <= w[1].class));
+        assert!(all.windows(2).all(|w| w[0].plugin_type != w[1].plugin_type || w[0].class <= w[1].class));
         assert!(all.iter().any(|p| p.plugin_type == "header_converter"
             && p.class == "org.apache.kafka.connect.storage.SimpleHeaderConverter"));
         assert!(all.iter().all(|p| p.version == PLUGIN_VERSION));

@@ -401,3 +401,19 @@ fn deviations_are_still_deviations() {
         }
     }
 }
+
+/// `GET /connector-plugins?connectorsOnly=false` lists what Kafka Connect 4.1.2 lists, in its order
+/// (`fixtures/connector_plugins.json`, read from a running worker). Versions are Sluice's own.
+#[test]
+fn plugin_list_matches_kafka_connect() {
+    let fixture = load("connector_plugins.json");
+    let want: Vec<(String, String)> = fixture["plugins"]
+        .as_array()
+        .expect("plugins")
+        .iter()
+        .map(|p| (p["type"].as_str().expect("type").to_string(), p["class"].as_str().expect("class").to_string()))
+        .collect();
+    let got: Vec<(String, String)> = registry::plugins(true).into_iter().map(|p| (p.plugin_type, p.class)).collect();
+    assert_eq!(got, want);
+    assert_eq!(got.len(), 50);
+}
