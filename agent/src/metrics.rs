@@ -577,8 +577,16 @@ impl TaskCounters {
         self.transaction_size.record(records);
     }
 
-    pub fn set_partition_count(&self, n: usize) {
-        self.partitions.store(n as u64, Ordering::Relaxed);
+    /// Partitions assigned in a rebalance. Counted from the rebalance's own lists (eager: all revoked, then all
+    /// assigned; cooperative: the increments), never by asking the consumer: `assignment()` inside a rebalance
+    /// callback can block while the consumer closes.
+    pub fn partitions_assigned(&self, n: usize) {
+        self.partitions.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    pub fn partitions_revoked(&self, n: usize) {
+        let _ =
+            self.partitions.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |p| Some(p.saturating_sub(n as u64)));
     }
 
     /// What the task runs; set once when it starts.

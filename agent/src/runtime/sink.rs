@@ -42,17 +42,18 @@ impl ConsumerContext for SinkConsumerContext {
         match rebalance {
             Rebalance::Assign(partitions) => {
                 info!(partitions = partitions.count(), "partitions assigned");
+                self.counters.partitions_assigned(partitions.count());
                 if self.paused.load(Ordering::SeqCst)
                     && let Err(err) = consumer.pause(partitions)
                 {
                     warn!(error = %err, "failed to pause newly assigned partitions");
                 }
             }
-            Rebalance::Revoke(partitions) => info!(partitions = partitions.count(), "partitions revoked"),
+            Rebalance::Revoke(partitions) => {
+                info!(partitions = partitions.count(), "partitions revoked");
+                self.counters.partitions_revoked(partitions.count());
+            }
             Rebalance::Error(err) => warn!(error = %err, "consumer group rebalance failed"),
-        }
-        if let Ok(assignment) = consumer.assignment() {
-            self.counters.set_partition_count(assignment.count());
         }
     }
 }
