@@ -715,7 +715,10 @@ impl Metrics {
     /// A task is being started (task-startup-attempts-total); a restarted task's startup is judged afresh.
     pub fn task_startup_attempt(&self, id: &TaskKey) {
         self.task_startup_attempts.fetch_add(1, Ordering::Relaxed);
-        self.task(id).started.store(false, Ordering::Relaxed);
+        let counters = self.task(id);
+        counters.started.store(false, Ordering::Relaxed);
+        // The state clock (running and pause ratios) starts with the task's first start here.
+        drop(counters.clock());
     }
 
     /// A task reported `state`: the first RUNNING (or PAUSED) is a successful startup, a failure before it a failed
