@@ -334,6 +334,7 @@ impl Supervisor {
         entry.restarts += 1;
         entry.started_at = Instant::now();
         info!(connector = %key.connector, task = key.task, epoch = entry.epoch, attempt = entry.restarts, "restarting failed task");
+        self.metrics.task_state(key, TaskState::Restarting);
         // Through the task channel, so the status goes up the stream in order, before the new RUNNING.
         let _ = self.events.send(TaskEvent {
             id: key.clone(),
@@ -443,18 +444,22 @@ impl Supervisor {
                 None
             }
             TaskEventKind::Exited => {
+                let mut failed = false;
                 if entry.stopping {
                     self.tasks.remove(&event.id);
                 } else {
                     // Exited without being asked: it failed. Restarted after a backoff (same epoch), or kept
                     // stopped until a new epoch when restarts are off.
                     entry.handle = None;
-                    let failed = matches!(entry.last_state, Some((TaskState::Failed, _)));
+                    failed = matches!(entry.last_state, Some((TaskState::Failed, _)));
                     if failed {
                         self.schedule_restart(&event.id);
                     }
                 }
-                self.metrics.remove_task(&event.id);
+                // A failed task still belongs here: its series stay (status `failed`) until it restarts or leaves.
+                if !failed {
+                    self.metrics.remove_task(&event.id);
+                }
                 self.update_gauge();
                 None
             }

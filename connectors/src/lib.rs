@@ -11,6 +11,7 @@ pub mod converter;
 pub mod error;
 pub mod file;
 pub mod header_converter;
+pub mod primitive_converter;
 pub mod record;
 pub mod registry;
 pub mod topic_creation;

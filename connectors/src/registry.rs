@@ -15,6 +15,7 @@ use crate::converter::{ByteArrayConverter, Converter, JsonConverter, StringConve
 use crate::error::ConnectError;
 use crate::file::{FileStreamSinkConnector, FileStreamSourceConnector};
 use crate::header_converter::{ConverterHeaderConverter, HeaderConverter, SimpleHeaderConverter};
+use crate::primitive_converter::{BooleanConverter, NumberConverter, NumberKind};
 
 /// An entry of `GET /connector-plugins`.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -62,7 +63,8 @@ const CONNECTORS: &[ConnectorEntry] = &[
     },
 ];
 
-/// Every built-in converter.
+/// Every built-in converter. Each is a header converter too, as in Kafka Connect, where all of them implement
+/// `HeaderConverter` and are listed under both types.
 const CONVERTERS: &[ConverterEntry] = &[
     ConverterEntry {
         class: "org.apache.kafka.connect.storage.StringConverter",
@@ -78,6 +80,36 @@ const CONVERTERS: &[ConverterEntry] = &[
         class: "org.apache.kafka.connect.json.JsonConverter",
         aliases: &["JsonConverter", "Json"],
         build: || Box::new(JsonConverter::default()),
+    },
+    ConverterEntry {
+        class: "org.apache.kafka.connect.converters.BooleanConverter",
+        aliases: &["BooleanConverter", "Boolean"],
+        build: || Box::new(BooleanConverter),
+    },
+    ConverterEntry {
+        class: "org.apache.kafka.connect.converters.ShortConverter",
+        aliases: &["ShortConverter", "Short"],
+        build: || Box::new(NumberConverter(NumberKind::Short)),
+    },
+    ConverterEntry {
+        class: "org.apache.kafka.connect.converters.IntegerConverter",
+        aliases: &["IntegerConverter", "Integer"],
+        build: || Box::new(NumberConverter(NumberKind::Integer)),
+    },
+    ConverterEntry {
+        class: "org.apache.kafka.connect.converters.LongConverter",
+        aliases: &["LongConverter", "Long"],
+        build: || Box::new(NumberConverter(NumberKind::Long)),
+    },
+    ConverterEntry {
+        class: "org.apache.kafka.connect.converters.FloatConverter",
+        aliases: &["FloatConverter", "Float"],
+        build: || Box::new(NumberConverter(NumberKind::Float)),
+    },
+    ConverterEntry {
+        class: "org.apache.kafka.connect.converters.DoubleConverter",
+        aliases: &["DoubleConverter", "Double"],
+        build: || Box::new(NumberConverter(NumberKind::Double)),
     },
 ];
 
@@ -120,7 +152,7 @@ pub fn connector_type_of(config: &ConfigMap) -> Option<ConnectorType> {
     config.get(CONNECTOR_CLASS).and_then(|class| find_connector(class)).map(|e| e.connector_type)
 }
 
-/// All plugins sorted by class; connectors only unless `include_all`.
+/// All plugins in Kafka Connect's order (by type, then class); connectors only unless `include_all`.
 pub fn plugins(include_all: bool) -> Vec<PluginInfo> {
     let info = |class: &str, plugin_type: &str| PluginInfo {
         class: class.to_string(),
@@ -130,11 +162,16 @@ pub fn plugins(include_all: bool) -> Vec<PluginInfo> {
     let mut out: Vec<PluginInfo> = CONNECTORS.iter().map(|e| info(e.class, e.connector_type.as_str())).collect();
     if include_all {
         out.extend(CONVERTERS.iter().map(|e| info(e.class, "converter")));
+        out.extend(CONVERTERS.iter().map(|e| info(e.class, "header_converter")));
         out.extend(HEADER_CONVERTERS.iter().map(|(class, _)| info(class, "header_converter")));
         out.extend(crate::transforms::transformation_class_names().into_iter().map(|c| info(c, "transformation")));
         out.extend(crate::transforms::predicate_class_names().into_iter().map(|c| info(c, "predicate")));
     }
-    out.sort_by(|a, b| a.class.cmp(&b.class).then_with(|| a.plugin_type.cmp(&b.plugin_type)));
+    // Kafka Connect's order: by type (sink, source, transformation, predicate, converter, header_converter), then
+    // by class.
+    const TYPE_ORDER: [&str; 6] = ["sink", "source", "transformation", "predicate", "converter", "header_converter"];
+    let rank = |t: &str| TYPE_ORDER.iter().position(|o| *o == t).unwrap_or(TYPE_ORDER.len());
+    out.sort_by(|a, b| rank(&a.plugin_type).cmp(&rank(&b.plugin_type)).then_with(|| a.class.cmp(&b.class)));
     out
 }
 
@@ -747,7 +784,26 @@ mod tests {
             ]
         );
         let all = plugins(true);
-        assert_eq!(all.len(), 6 + 26 + 3, "connectors, converters, header converter, transforms, predicates");
+        // Kafka Connect 4.1.2 lists 50: 2 connectors, 9 converters, the same 9 plus SimpleHeaderConverter as
+        // header converters, 26 transformations and 3 predicates.
+        assert_eq!(all.len(), 2 + 9 + 10 + 26 + 3, "connectors, converters, header converters, transforms, predicates");
+        for class in [
+            "org.apache.kafka.connect.converters.BooleanConverter",
+            "org.apache.kafka.connect.converters.ByteArrayConverter",
+            "org.apache.kafka.connect.converters.DoubleConverter",
+            "org.apache.kafka.connect.converters.FloatConverter",
+            "org.apache.kafka.connect.converters.IntegerConverter",
+            "org.apache.kafka.connect.converters.LongConverter",
+            "org.apache.kafka.connect.converters.ShortConverter",
+            "org.apache.kafka.connect.json.JsonConverter",
+            "org.apache.kafka.connect.storage.StringConverter",
+        ] {
+            for plugin_type in ["converter", "header_converter"] {
+                assert!(all.iter().any(|p| p.class == class && p.plugin_type == plugin_type), "{class} {plugin_type}");
+            }
+        }
+        let header_converters = all.iter().filter(|p| p.plugin_type == "header_converter").count();
+        assert_eq!(header_converters, 10);
         assert!(
             all.iter()
                 .any(|p| p.plugin_type == "transformation"
@@ -755,7 +811,7 @@ mod tests {
         );
         assert!(all.iter().any(|p| p.plugin_type == "predicate"
             && p.class == "org.apache.kafka.connect.transforms.predicates.TopicNameMatches"));
-        assert!(all.windows(2).all(|w| w[0].class <= w[1].class));
+        assert!(all.windows(2).all(|w| w[0].plugin_type != w[1].plugin_type || w[0].class <= w[1].class));
         assert!(all.iter().any(|p| p.plugin_type == "header_converter"
             && p.class == "org.apache.kafka.connect.storage.SimpleHeaderConverter"));
         assert!(all.iter().all(|p| p.version == PLUGIN_VERSION));

@@ -162,6 +162,7 @@ async fn reconcile_loop(
         }
         // No check of the view's leader key here: it may lag behind our own campaign. The transaction's compare on
         // the leader key is what keeps a deposed leader from writing.
+        let rebalance = crate::metrics::global().rebalance_started();
         let plan = plan_writes(keys, &state);
         if plan.is_empty() {
             continue;
@@ -170,7 +171,7 @@ async fn reconcile_loop(
             Ok(Some(revision)) => {
                 tracing::debug!(revision, "assignments written");
                 written_at = revision;
-                crate::metrics::global().rebalanced();
+                rebalance.completed();
             }
             Ok(None) => {
                 // Our view was stale (or we lost the leader key); the mirror will bring the news.

@@ -14,16 +14,31 @@
 //! | `sluice_control_plane_agent_sessions` | gauge | agent streams held by this replica |
 //! | `sluice_control_plane_etcd_request_seconds` | histogram | latency of store calls, by `op` |
 //! | `sluice_control_plane_rejected_reports_total` | counter | status/offset reports rejected for a stale epoch |
+//!
+//! Kafka Connect's connector-level and worker-level metrics are named like the agent's task metrics (`sluice_` + the
+//! JMX name with underscores); here they describe the cluster, as this replica sees it:
+//!
+//! | series | Kafka Connect metric |
+//! |---|---|
+//! | `sluice_connector_info{connector,connector_class,connector_type,connector_version}` (1) | connector-metrics `connector-class`, `connector-type`, `connector-version` |
+//! | `sluice_connector_status{connector,status}` (1) | connector-metrics `status` |
+//! | `sluice_connector_count` | connect-worker-metrics `connector-count` |
+//! | `sluice_connector_{total,running,paused,failed,unassigned,restarting}_task_count{connector}` | connect-worker-metrics `connector-*-task-count` |
+//! | `sluice_connector_startup_{attempts,success,failure}_total`, `..._{success,failure}_percentage` | connect-worker-metrics `connector-startup-*` |
+//! | `sluice_completed_rebalances_total`, `sluice_rebalancing`, `sluice_rebalance_{avg,max}_time_ms`, `sluice_time_since_last_rebalance_ms`, `sluice_epoch`, `sluice_connect_worker_rebalance_info{leader_name,connect_protocol}` (1) | connect-worker-rebalance-metrics |
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use sluice_connectors::registry;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::api::ConnectorStateInfo;
 use crate::model::{ClusterState, Keys};
 use crate::store::mirror::Snapshot;
 use crate::store::{Compare, KeyValue, KvStore, Op, StoreError, TxnOutcome, WatchReceiver};
@@ -37,6 +52,32 @@ pub const REBALANCES: &str = "sluice_control_plane_rebalances_total";
 pub const AGENT_SESSIONS: &str = "sluice_control_plane_agent_sessions";
 pub const ETCD_REQUEST_SECONDS: &str = "sluice_control_plane_etcd_request_seconds";
 pub const REJECTED_REPORTS: &str = "sluice_control_plane_rejected_reports_total";
+pub const CONNECTOR_INFO: &str = "sluice_connector_info";
+pub const CONNECTOR_STATUS: &str = "sluice_connector_status";
+pub const CONNECTOR_COUNT: &str = "sluice_connector_count";
+pub const CONNECTOR_STARTUP_ATTEMPTS: &str = "sluice_connector_startup_attempts_total";
+pub const CONNECTOR_STARTUP_SUCCESS: &str = "sluice_connector_startup_success_total";
+pub const CONNECTOR_STARTUP_SUCCESS_PERCENTAGE: &str = "sluice_connector_startup_success_percentage";
+pub const CONNECTOR_STARTUP_FAILURE: &str = "sluice_connector_startup_failure_total";
+pub const CONNECTOR_STARTUP_FAILURE_PERCENTAGE: &str = "sluice_connector_startup_failure_percentage";
+pub const COMPLETED_REBALANCES: &str = "sluice_completed_rebalances_total";
+pub const REBALANCING: &str = "sluice_rebalancing";
+pub const REBALANCE_AVG_TIME: &str = "sluice_rebalance_avg_time_ms";
+pub const REBALANCE_MAX_TIME: &str = "sluice_rebalance_max_time_ms";
+pub const TIME_SINCE_LAST_REBALANCE: &str = "sluice_time_since_last_rebalance_ms";
+pub const EPOCH: &str = "sluice_epoch";
+pub const REBALANCE_INFO: &str = "sluice_connect_worker_rebalance_info";
+/// Per-connector task counts by state: (series, state as the status answers it; `None`: all tasks).
+const TASK_COUNTS: [(&str, Option<&str>); 6] = [
+    ("sluice_connector_total_task_count", None),
+    ("sluice_connector_running_task_count", Some("RUNNING")),
+    ("sluice_connector_paused_task_count", Some("PAUSED")),
+    ("sluice_connector_failed_task_count", Some("FAILED")),
+    ("sluice_connector_unassigned_task_count", Some("UNASSIGNED")),
+    ("sluice_connector_restarting_task_count", Some("RESTARTING")),
+];
+/// What `connect-protocol` reports: not one of Kafka Connect's group protocols but Sluice's etcd scheduler.
+const CONNECT_PROTOCOL: &str = "sluice";
 
 /// Upper bounds (seconds) of the store latency histogram's buckets.
 const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
@@ -74,6 +115,15 @@ struct ReplicaView {
 #[derive(Default)]
 pub struct Metrics {
     rebalances: AtomicU64,
+    rebalancing: AtomicI64,
+    /// Completed rebalances' durations (µs): sum and max; the count is `rebalances`.
+    rebalance_micros: AtomicU64,
+    rebalance_max_micros: AtomicU64,
+    /// When the last rebalance completed (ms since the Unix epoch), 0 if never.
+    last_rebalance_ms: AtomicU64,
+    connector_startup_attempts: AtomicU64,
+    connector_startup_success: AtomicU64,
+    connector_startup_failure: AtomicU64,
     rejected_reports: AtomicU64,
     agent_sessions: AtomicI64,
     store: [Histogram; OPS.len()],
@@ -105,6 +155,24 @@ impl Metrics {
         self.rebalances.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The leader starts a scheduler pass; `sluice_rebalancing` is 1 while the guard lives, and
+    /// [`RebalanceGuard::completed`] counts it as a rebalance with its duration.
+    pub fn rebalance_started(&'static self) -> RebalanceGuard {
+        self.rebalancing.fetch_add(1, Ordering::Relaxed);
+        RebalanceGuard { metrics: self, started: Instant::now() }
+    }
+
+    /// A connector is being started: its valid config is split into task configs (connector-startup-attempts-total).
+    pub fn connector_startup_attempt(&self) {
+        self.connector_startup_attempts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How a connector start ended.
+    pub fn connector_startup(&self, success: bool) {
+        let counter = if success { &self.connector_startup_success } else { &self.connector_startup_failure };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// A status or offset report was rejected for a stale epoch.
     pub fn report_rejected(&self) {
         self.rejected_reports.fetch_add(1, Ordering::Relaxed);
@@ -120,8 +188,14 @@ impl Metrics {
         self.store[op].observe(elapsed);
     }
 
-    /// The Prometheus text exposition (format 0.0.4).
+    /// The Prometheus text exposition (format 0.0.4), without the series that need the connectors' statuses.
     pub fn render(&self) -> String {
+        self.render_with(None)
+    }
+
+    /// The Prometheus text exposition (format 0.0.4); `statuses` (as `GET /connectors?expand=status` answers them)
+    /// add the connector status and task count series.
+    pub fn render_with(&self, statuses: Option<&BTreeMap<String, ConnectorStateInfo>>) -> String {
         let (leader, state) = {
             let mut replicas = self.replicas.lock().unwrap_or_else(|e| e.into_inner());
             replicas.retain(|r| !r.shutdown.is_cancelled());
@@ -163,6 +237,7 @@ impl Metrics {
             "Task status and offset reports rejected for a stale epoch.",
             self.rejected_reports.load(Ordering::Relaxed).to_string(),
         );
+        self.render_connect(&mut out, &state, statuses);
         let name = ETCD_REQUEST_SECONDS;
         let _ =
             write!(out, "# HELP {name} Latency of the control plane's store (etcd) calls.\n# TYPE {name} histogram\n");
@@ -180,6 +255,210 @@ impl Metrics {
         }
         out
     }
+}
+
+impl Metrics {
+    /// Kafka Connect's connector-metrics, connect-worker-metrics and connect-worker-rebalance-metrics.
+    fn render_connect(
+        &self,
+        out: &mut String,
+        state: &ClusterState,
+        statuses: Option<&BTreeMap<String, ConnectorStateInfo>>,
+    ) {
+        let header = |out: &mut String, name: &str, kind: &str, help: &str| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        };
+        header(
+            out,
+            CONNECTOR_INFO,
+            "gauge",
+            "What each connector runs, in its labels (connector-metrics connector-class, connector-type, connector-version).",
+        );
+        for (name, entry) in &state.connectors {
+            let class = entry.config.get("connector.class").map(String::as_str).unwrap_or_default();
+            let (class, kind, version) = match registry::connector(class) {
+                Some(plugin) => (plugin.class_name(), plugin.connector_type().as_str(), plugin.version()),
+                None => (class, "unknown", ""),
+            };
+            let _ = writeln!(
+                out,
+                "{CONNECTOR_INFO}{{connector=\"{}\",connector_class=\"{}\",connector_type=\"{kind}\",connector_version=\"{}\"}} 1",
+                escape_label(name),
+                escape_label(class),
+                escape_label(version)
+            );
+        }
+        header(out, CONNECTOR_COUNT, "gauge", "Connectors in the cluster (connect-worker-metrics connector-count).");
+        let _ = writeln!(out, "{CONNECTOR_COUNT} {}", state.connectors.len());
+        if let Some(statuses) = statuses {
+            header(
+                out,
+                CONNECTOR_STATUS,
+                "gauge",
+                "Each connector's state, in the status label (connector-metrics status).",
+            );
+            for (name, info) in statuses {
+                let _ = writeln!(
+                    out,
+                    "{CONNECTOR_STATUS}{{connector=\"{}\",status=\"{}\"}} 1",
+                    escape_label(name),
+                    escape_label(&info.connector.state.to_ascii_lowercase())
+                );
+            }
+            for (series, wanted) in TASK_COUNTS {
+                let help = match wanted {
+                    None => "Tasks of the connector (connect-worker-metrics connector-total-task-count).".to_string(),
+                    Some(state) => format!(
+                        "Tasks of the connector in state {state} (connect-worker-metrics connector-{}-task-count).",
+                        state.to_ascii_lowercase()
+                    ),
+                };
+                header(out, series, "gauge", &help);
+                for (name, info) in statuses {
+                    let count = info.tasks.iter().filter(|t| wanted.is_none_or(|w| t.state == w)).count();
+                    let _ = writeln!(out, "{series}{{connector=\"{}\"}} {count}", escape_label(name));
+                }
+            }
+        }
+        let attempts = self.connector_startup_attempts.load(Ordering::Relaxed);
+        let success = self.connector_startup_success.load(Ordering::Relaxed);
+        let failure = self.connector_startup_failure.load(Ordering::Relaxed);
+        let share = |n: u64| if attempts == 0 { 0.0 } else { n as f64 / attempts as f64 };
+        for (name, kind, help, value) in [
+            (
+                CONNECTOR_STARTUP_ATTEMPTS,
+                "counter",
+                "Connector starts (a valid config split into task configs) on this replica (connector-startup-attempts-total).",
+                attempts as f64,
+            ),
+            (
+                CONNECTOR_STARTUP_SUCCESS,
+                "counter",
+                "Connector starts that succeeded (connector-startup-success-total).",
+                success as f64,
+            ),
+            (
+                CONNECTOR_STARTUP_SUCCESS_PERCENTAGE,
+                "gauge",
+                "Share of connector starts that succeeded, 0 to 1 (connector-startup-success-percentage).",
+                share(success),
+            ),
+            (
+                CONNECTOR_STARTUP_FAILURE,
+                "counter",
+                "Connector starts that failed (connector-startup-failure-total).",
+                failure as f64,
+            ),
+            (
+                CONNECTOR_STARTUP_FAILURE_PERCENTAGE,
+                "gauge",
+                "Share of connector starts that failed, 0 to 1 (connector-startup-failure-percentage).",
+                share(failure),
+            ),
+        ] {
+            header(out, name, kind, help);
+            let _ = writeln!(out, "{name} {value}");
+        }
+        // connect-worker-rebalance-metrics: a rebalance is a scheduler pass that wrote new assignments.
+        let completed = self.rebalances.load(Ordering::Relaxed);
+        let micros = self.rebalance_micros.load(Ordering::Relaxed);
+        let avg = if completed == 0 { f64::NAN } else { micros as f64 / completed as f64 / 1000.0 };
+        let max =
+            if completed == 0 { f64::NAN } else { self.rebalance_max_micros.load(Ordering::Relaxed) as f64 / 1000.0 };
+        let last = self.last_rebalance_ms.load(Ordering::Relaxed);
+        let since = if last == 0 { f64::INFINITY } else { now_ms().saturating_sub(last) as f64 };
+        let epoch = state.assignments.values().map(|(_, revision)| *revision).max().unwrap_or(0);
+        for (name, kind, help, value) in [
+            (
+                COMPLETED_REBALANCES,
+                "counter",
+                "Scheduler passes that wrote new assignments, by this replica as leader (completed-rebalances-total).",
+                completed as f64,
+            ),
+            (
+                REBALANCING,
+                "gauge",
+                "1 while this replica's scheduler is computing or writing assignments (rebalancing).",
+                self.rebalancing.load(Ordering::Relaxed).clamp(0, 1) as f64,
+            ),
+            (
+                REBALANCE_AVG_TIME,
+                "gauge",
+                "Average time of a completed rebalance (plan and etcd write), ms (rebalance-avg-time-ms).",
+                avg,
+            ),
+            (REBALANCE_MAX_TIME, "gauge", "Longest completed rebalance, ms (rebalance-max-time-ms).", max),
+            (
+                TIME_SINCE_LAST_REBALANCE,
+                "gauge",
+                "Time since this replica last completed a rebalance, ms; +Inf if never (time-since-last-rebalance-ms).",
+                since,
+            ),
+            (
+                EPOCH,
+                "gauge",
+                "etcd revision of the newest assignment in the cluster: grows with every rebalance (epoch).",
+                epoch as f64,
+            ),
+        ] {
+            header(out, name, kind, help);
+            let _ = writeln!(out, "{name} {}", number(value));
+        }
+        header(
+            out,
+            REBALANCE_INFO,
+            "gauge",
+            "The leader replica and the assignment protocol, in labels (leader-name, connect-protocol).",
+        );
+        let _ = writeln!(
+            out,
+            "{REBALANCE_INFO}{{leader_name=\"{}\",connect_protocol=\"{CONNECT_PROTOCOL}\"}} 1",
+            escape_label(state.leader.as_deref().unwrap_or_default())
+        );
+    }
+}
+
+/// Ends a scheduler pass started with [`Metrics::rebalance_started`].
+pub struct RebalanceGuard {
+    metrics: &'static Metrics,
+    started: Instant,
+}
+
+impl RebalanceGuard {
+    /// The pass wrote new assignments: a completed rebalance.
+    pub fn completed(self) {
+        let micros = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.metrics.rebalanced();
+        self.metrics.rebalance_micros.fetch_add(micros, Ordering::Relaxed);
+        self.metrics.rebalance_max_micros.fetch_max(micros, Ordering::Relaxed);
+        self.metrics.last_rebalance_ms.store(now_ms(), Ordering::Relaxed);
+    }
+}
+
+impl Drop for RebalanceGuard {
+    fn drop(&mut self) {
+        self.metrics.rebalancing.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn now_ms() -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(now.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A sample value in Prometheus' text format (`NaN`, `+Inf`).
+fn number(value: f64) -> String {
+    if value.is_nan() {
+        "NaN".to_string()
+    } else if value.is_infinite() {
+        if value > 0.0 { "+Inf".to_string() } else { "-Inf".to_string() }
+    } else {
+        value.to_string()
+    }
+}
+
+fn escape_label(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 /// Keeps `sluice_control_plane_agent_sessions` counted while an agent stream lives.
@@ -246,11 +525,22 @@ mod tests {
         let store = TimedStore { inner: Arc::new(crate::store::embedded::EmbeddedStore::in_memory()), metrics };
         store.txn(vec![], vec![Op::put("/k", b"v".to_vec())]).await.expect("txn");
         assert!(store.get("/k").await.expect("get").is_some());
-        metrics.rebalanced();
+        let pass = metrics.rebalance_started();
+        assert!(metrics.render().contains("sluice_rebalancing 1\n"));
+        pass.completed();
+        assert!(metrics.render().contains("sluice_rebalancing 0\n"));
+        drop(metrics.rebalance_started());
+        metrics.connector_startup_attempt();
+        metrics.connector_startup(true);
         metrics.report_rejected();
         let guard = metrics.agent_session();
         let text = metrics.render();
         assert!(text.contains("sluice_control_plane_rebalances_total 1\n"), "{text}");
+        assert!(text.contains("sluice_completed_rebalances_total 1\n"), "{text}");
+        assert!(text.contains("sluice_connector_startup_success_percentage 1\n"), "{text}");
+        assert!(text.contains("sluice_connector_count 0\n"), "{text}");
+        assert!(!text.contains("sluice_time_since_last_rebalance_ms +Inf"), "{text}");
+        assert!(text.contains("sluice_connect_worker_rebalance_info{leader_name=\"\",connect_protocol=\"sluice\"} 1"));
         assert!(text.contains("sluice_control_plane_rejected_reports_total 1\n"), "{text}");
         assert!(text.contains("sluice_control_plane_agent_sessions 1\n"), "{text}");
         assert!(text.contains("sluice_control_plane_is_leader 0\n"), "{text}");

@@ -272,9 +272,12 @@ async fn server_info(State(api): State<Api>) -> Result<Response, ApiError> {
 
 /// Kafka Connect's `{"status","message"}` health answer (not an error body, even when unhealthy).
 /// `GET /metrics`: the control plane's Prometheus metrics ([`crate::metrics`]).
-async fn metrics() -> Response {
+/// The connectors' statuses come from the store, as `GET /connectors?expand=status` reads them; if that fails the
+/// other series are still served.
+async fn metrics(State(api): State<Api>) -> Response {
     let headers = [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")];
-    (headers, crate::metrics::global().render()).into_response()
+    let statuses = api.connector_statuses().await.ok();
+    (headers, crate::metrics::global().render_with(statuses.as_ref())).into_response()
 }
 
 async fn health(State(api): State<Api>) -> Response {

@@ -304,15 +304,21 @@ impl ConnectService {
             )));
         }
         let max_tasks = config.get("tasks.max").and_then(|v| v.trim().parse::<usize>().ok()).unwrap_or(1).max(1);
+        // Splitting a valid config into task configs is where Sluice starts a connector (connector-startup-*).
+        let metrics = crate::metrics::global();
+        metrics.connector_startup_attempt();
         let tasks = plugin.task_configs(config, max_tasks).map_err(|e| {
+            metrics.connector_startup(false);
             ApiError::bad_request(format!("Connector {class} could not split its work into tasks: {e}"))
         })?;
         if tasks.len() > max_tasks {
+            metrics.connector_startup(false);
             return Err(ApiError::internal(format!(
                 "Connector {class} produced {} task configs, more than tasks.max={max_tasks}",
                 tasks.len()
             )));
         }
+        metrics.connector_startup(true);
         Ok(tasks)
     }
 

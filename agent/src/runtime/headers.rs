@@ -11,7 +11,8 @@ use std::borrow::Cow;
 
 use bytes::Bytes;
 use sluice_connectors::header_converter::{HeaderConverter, SimpleHeaderConverter};
-use sluice_connectors::{ConfigMap, ConnectError, registry};
+use sluice_connectors::primitive_converter::{coerce_header_value, primitive_type};
+use sluice_connectors::{ConfigMap, ConnectError, Schema, SchemaType, registry};
 
 /// The class used when neither the connector nor the worker names a `header.converter`.
 pub(crate) const DEFAULT_HEADER_CONVERTER: &str = registry::SIMPLE_HEADER_CONVERTER;
@@ -23,6 +24,8 @@ pub(crate) struct HeaderConversion {
     converter: Option<Box<dyn HeaderConverter>>,
     /// Kafka Connect's class name of the converter, for error reports.
     pub class: String,
+    /// The type a primitive converter (`IntegerConverter`, ...) writes: the text's inferred type is widened to it.
+    primitive: Option<SchemaType>,
 }
 
 impl HeaderConversion {
@@ -31,7 +34,8 @@ impl HeaderConversion {
         let converter = registry::new_header_converter(class, config)?;
         let class = registry::header_converter_class_name(class).unwrap_or(class).to_string();
         let pass_through = class == registry::SIMPLE_HEADER_CONVERTER || class == BYTE_ARRAY_CONVERTER;
-        Ok(HeaderConversion { converter: (!pass_through).then_some(converter), class })
+        let primitive = primitive_type(&class);
+        Ok(HeaderConversion { converter: (!pass_through).then_some(converter), class, primitive })
     }
 
     /// The bytes to produce for a record header.
@@ -43,6 +47,11 @@ impl HeaderConversion {
     ) -> Result<Option<Cow<'b, [u8]>>, ConnectError> {
         let Some(converter) = &self.converter else { return Ok(value.map(Cow::Borrowed)) };
         let (schema, value) = SimpleHeaderConverter.to_connect_header(topic, key, value)?;
+        if let Some(target) = self.primitive {
+            let value = coerce_header_value(target, value);
+            let schema = Schema::primitive(target, true);
+            return Ok(converter.from_connect_header(topic, key, Some(&schema), &value)?.map(Cow::Owned));
+        }
         Ok(converter.from_connect_header(topic, key, schema.as_deref(), &value)?.map(Cow::Owned))
     }
 
@@ -85,5 +94,20 @@ mod tests {
         assert_eq!(plain.encode_produced("t", "h", Some(b"hi")).expect("converts").as_deref(), Some(&b"\"hi\""[..]));
         assert!(c.decode_consumed("t", "h", Some(b"not json")).is_err());
         assert!(HeaderConversion::new("AvroConverter", &ConfigMap::new()).is_err());
+    }
+
+    #[test]
+    fn primitive_converters_take_the_inferred_number_in_their_type() {
+        let c = conversion("IntegerConverter", &[]);
+        let out = c.encode_produced("t", "h", Some(b"42")).expect("converts").expect("not null");
+        assert_eq!(&*out, &[0, 0, 0, 42]);
+        assert_eq!(c.decode_consumed("t", "h", Some(&out)).expect("reads"), Some(Bytes::from_static(b"42")));
+        assert!(c.encode_produced("t", "h", Some(b"text")).is_err());
+        assert!(c.encode_produced("t", "h", Some(b"9999999999")).is_err());
+        let b = conversion("BooleanConverter", &[]);
+        assert_eq!(b.encode_produced("t", "h", Some(b"true")).expect("converts").as_deref(), Some(&[1u8][..]));
+        let d = conversion("DoubleConverter", &[]);
+        let out = d.encode_produced("t", "h", Some(b"1.5")).expect("converts").expect("not null");
+        assert_eq!(&*out, &1.5f64.to_bits().to_be_bytes());
     }
 }

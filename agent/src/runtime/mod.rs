@@ -110,6 +110,9 @@ pub(crate) struct TaskContext {
 
 impl TaskContext {
     fn emit(&self, kind: TaskEventKind) {
+        if let TaskEventKind::State { state, .. } = &kind {
+            self.metrics.task_state(&self.id, *state);
+        }
         let _ = self.events.send(TaskEvent { id: self.id.clone(), epoch: self.epoch, kind });
     }
 
@@ -242,6 +245,7 @@ pub(crate) fn spawn_task(
     let epoch = assignment.epoch;
     let (control_tx, control_rx) = watch::channel(initial);
     let span = info_span!("task", connector = %id.connector, task = id.task, epoch);
+    metrics.task_startup_attempt(&id);
     let ctx = TaskContext { id, epoch, assignment, worker, events, metrics };
     let join = tokio::spawn(
         async move {

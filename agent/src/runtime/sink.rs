@@ -24,7 +24,7 @@ use super::errors::{
 use super::fetch::{Fetcher, Polled};
 use super::headers::HeaderConversion;
 use super::{Control, StopMode, TaskContext, TaskError, control_changed, current_control, stop_requested};
-use crate::metrics::TaskCounters;
+use crate::metrics::{TaskCounters, TaskInfo};
 
 /// Kafka Connect's `consumer.max.poll.records` default: the most records handed to one `put`.
 const MAX_BATCH: usize = 500;
@@ -32,6 +32,7 @@ const MAX_BATCH: usize = 500;
 /// Keeps newly assigned partitions paused while the task is paused (a rebalance would otherwise resume them).
 struct SinkConsumerContext {
     paused: Arc<AtomicBool>,
+    counters: Arc<TaskCounters>,
 }
 
 impl ClientContext for SinkConsumerContext {}
@@ -41,13 +42,17 @@ impl ConsumerContext for SinkConsumerContext {
         match rebalance {
             Rebalance::Assign(partitions) => {
                 info!(partitions = partitions.count(), "partitions assigned");
+                self.counters.partitions_assigned(partitions.count());
                 if self.paused.load(Ordering::SeqCst)
                     && let Err(err) = consumer.pause(partitions)
                 {
                     warn!(error = %err, "failed to pause newly assigned partitions");
                 }
             }
-            Rebalance::Revoke(partitions) => info!(partitions = partitions.count(), "partitions revoked"),
+            Rebalance::Revoke(partitions) => {
+                info!(partitions = partitions.count(), "partitions revoked");
+                self.counters.partitions_revoked(partitions.count());
+            }
             Rebalance::Error(err) => warn!(error = %err, "consumer group rebalance failed"),
         }
     }
@@ -76,6 +81,8 @@ pub(crate) async fn run(ctx: &TaskContext, mut control: watch::Receiver<Control>
     let subscription = subscription(&connector_config)?;
     let policy = ErrorPolicy::from_config(&connector_config, true)?;
     let counters = ctx.metrics.task(&ctx.id);
+    counters.set_kind(false);
+    counters.set_info(TaskInfo::new(connector.as_ref(), false, converter_classes.clone()));
     let dlq = match policy.dlq.clone() {
         Some(config) => Some(DeadLetterQueue::open(ctx, config).await?),
         None => None,
@@ -86,7 +93,7 @@ pub(crate) async fn run(ctx: &TaskContext, mut control: watch::Receiver<Control>
     let consumer: TaskConsumer = ctx
         .worker
         .consumer_config(&connector_config, &ctx.id)
-        .create_with_context(SinkConsumerContext { paused: paused.clone() })
+        .create_with_context(SinkConsumerContext { paused: paused.clone(), counters: counters.clone() })
         .map_err(TaskError::kafka("failed to create the Kafka consumer"))?;
     let consumer = Arc::new(consumer);
     let patterns: Vec<&str> = subscription.iter().map(String::as_str).collect();
@@ -359,6 +366,7 @@ impl SinkPipeline<'_> {
     /// (log, DLQ, tolerance); its offset counts as consumed when it is skipped.
     async fn accept(&self, polled: &Polled, batch: &mut Batch) -> Result<(), TaskError> {
         self.counters.sink_records_read(polled.len() as u64);
+        self.counters.add_active_records(polled.len());
         batch.records.reserve(polled.len());
         let keep_raw = self.errors.dlq().is_some();
         for index in 0..polled.len() {
@@ -458,7 +466,10 @@ impl SinkPipeline<'_> {
         let count = records.len() as u64;
         if !records.is_empty() {
             // The batch stays ours: a retriable failure redelivers it, and a bad record is searched for one by one.
+            let put_started = std::time::Instant::now();
             let outcome = self.put_with_retry(task, &records, control).await?;
+            self.counters.batch(records.len(), put_started.elapsed(), false);
+            self.counters.sample_active_records(None);
             match outcome {
                 PutOutcome::Done => {}
                 PutOutcome::Stopped(mode) => return Ok(Some(mode)),
@@ -547,7 +558,12 @@ impl SinkPipeline<'_> {
         task: &mut dyn SinkTask,
         mut control: Option<&mut watch::Receiver<Control>>,
     ) -> Result<Option<StopMode>, TaskError> {
+        // Every commit point has a sequence number; one with nothing new completes at once, as in Kafka Connect.
+        self.counters.offset_commit_started();
+        let commit_started = std::time::Instant::now();
         if self.next_offsets == self.committed {
+            self.counters.offset_commit_timed(true, commit_started.elapsed());
+            self.counters.sample_active_records(Some(self.held.records.len()));
             return Ok(None);
         }
         let mut retry = self.errors.policy.retry_task_failure();
@@ -597,6 +613,8 @@ impl SinkPipeline<'_> {
         self.next_offsets.retain(|tp, _| owned.iter().any(|(t, p)| *t == tp.topic && *p == tp.partition));
         self.committed.retain(|tp, _| self.next_offsets.contains_key(tp));
         if to_commit.is_empty() {
+            self.counters.offset_commit_timed(true, commit_started.elapsed());
+            self.counters.sample_active_records(Some(self.held.records.len()));
             return Ok(None);
         }
         let consumer = self.consumer.clone();
@@ -604,17 +622,18 @@ impl SinkPipeline<'_> {
         match committed {
             Ok(Ok(())) => {
                 debug!(partitions = to_commit.len(), "committed sink offsets");
-                self.counters.offset_commit(true);
+                self.counters.offset_commit_timed(true, commit_started.elapsed());
+                self.counters.sample_active_records(Some(self.held.records.len()));
                 self.committed.extend(to_commit);
             }
             // A stale group generation (we were rebalanced away) or a broker hiccup: the next owner or the next
             // interval re-commits; records since the last commit may be delivered again (at-least-once).
             Ok(Err(err)) => {
-                self.counters.offset_commit(false);
+                self.counters.offset_commit_timed(false, commit_started.elapsed());
                 warn!(error = %err, "failed to commit sink offsets");
             }
             Err(err) => {
-                self.counters.offset_commit(false);
+                self.counters.offset_commit_timed(false, commit_started.elapsed());
                 warn!(error = %err, "the commit did not finish");
             }
         }
@@ -732,7 +751,7 @@ mod tests {
         let paused = Arc::new(AtomicBool::new(false));
         let consumer: TaskConsumer = worker
             .consumer_config(&connector_config, &ctx.id)
-            .create_with_context(SinkConsumerContext { paused: paused.clone() })
+            .create_with_context(SinkConsumerContext { paused: paused.clone(), counters: counters.clone() })
             .expect("consumer");
         let mut pipeline = SinkPipeline {
             ctx: &ctx,

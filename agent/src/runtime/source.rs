@@ -24,7 +24,7 @@ use super::offsets::SourceOffsetTracker;
 use super::producer::PolledProducer;
 use super::topics::TopicCreator;
 use super::{Control, StopMode, TaskContext, TaskError, control_changed, current_control, stop_requested};
-use crate::metrics::TaskCounters;
+use crate::metrics::{TaskCounters, TaskInfo};
 
 /// At most this many records of one task wait for Kafka's acknowledgement; beyond it polling pauses, so a slow
 /// broker slows the source instead of growing memory.
@@ -76,6 +76,12 @@ pub(crate) async fn run(ctx: &TaskContext, mut control: watch::Receiver<Control>
         ],
     };
     let counters = ctx.metrics.task(&ctx.id);
+    counters.set_kind(true);
+    counters.set_info(TaskInfo::new(
+        connector.as_ref(),
+        true,
+        [converters.classes[0].clone(), converters.classes[1].clone(), converters.header.class.clone()],
+    ));
     let errors = RecordErrorHandler::new(
         ErrorPolicy::from_config(&connector_config, false)?,
         ctx.id.clone(),
@@ -269,6 +275,8 @@ struct Transactions {
     offsets: BTreeMap<String, serde_json::Value>,
     /// Records of a batch share one `Arc` partition: its canonical key, cached.
     last_partition: Option<(Arc<serde_json::Map<String, serde_json::Value>>, String)>,
+    /// Records polled into the open transaction (transaction-size-*).
+    records: u64,
 }
 
 impl Transactions {
@@ -280,6 +288,7 @@ impl Transactions {
             incomplete: false,
             offsets: BTreeMap::new(),
             last_partition: None,
+            records: 0,
         }
     }
 
@@ -387,6 +396,7 @@ impl SourcePipeline<'_> {
                 _ => {}
             }
             self.drain_deliveries().await?;
+            self.counters.set_active_records(self.tracker.in_flight());
             if Instant::now() >= next_flush {
                 // With exactly-once, offsets are reported when their transaction commits instead.
                 if self.transactions.is_none() {
@@ -410,6 +420,7 @@ impl SourcePipeline<'_> {
             }
             // `poll` is not cancel-safe (records read but not returned would be lost to this run), so only a stop
             // request may interrupt it; pause and commit wait until it returns, which it should within a second.
+            let poll_started = Instant::now();
             let records = tokio::select! {
                 mode = stop_requested(control) => break mode,
                 polled = task.poll() => polled,
@@ -440,7 +451,13 @@ impl SourcePipeline<'_> {
                 continue;
             }
             self.counters.source_records_polled(records.len() as u64);
-            if let Some(mode) = self.produce_batch(records, control).await? {
+            self.counters.batch(records.len(), poll_started.elapsed(), true);
+            if let Some(txn) = &mut self.transactions {
+                txn.records += records.len() as u64;
+            }
+            let produced = self.produce_batch(records, control).await?;
+            self.counters.active_records(self.tracker.in_flight());
+            if let Some(mode) = produced {
                 if let Some(txn) = &mut self.transactions {
                     txn.incomplete = true;
                 }
@@ -655,7 +672,9 @@ impl SourcePipeline<'_> {
         if !txn.open {
             return Ok(());
         }
+        let commit_started = Instant::now();
         let offsets = std::mem::take(&mut txn.offsets);
+        let records = std::mem::take(&mut txn.records);
         let topic = txn.settings.offsets_topic.clone();
         let transactional_id = txn.settings.transactional_id.clone();
         for (partition, offset) in &offsets {
@@ -674,7 +693,7 @@ impl SourcePipeline<'_> {
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
                     Err((err, _)) => {
-                        self.counters.offset_commit(false);
+                        self.counters.offset_commit_timed(false, commit_started.elapsed());
                         self.abort_transaction().await;
                         return Err(TaskError::kafka(format!("failed to write source offsets to `{topic}`"))(err));
                     }
@@ -686,7 +705,7 @@ impl SourcePipeline<'_> {
             .await
             .map_err(|join| TaskError::ExactlyOnce(format!("commit_transaction did not finish: {join}")))?;
         if let Err(err) = committed {
-            self.counters.offset_commit(false);
+            self.counters.offset_commit_timed(false, commit_started.elapsed());
             let fatal = matches!(&err, KafkaError::Transaction(e) if e.is_fatal());
             if !fatal {
                 self.abort_transaction().await;
@@ -710,7 +729,8 @@ impl SourcePipeline<'_> {
             })
             .collect();
         self.ctx.report_offsets(report);
-        self.counters.offset_commit(true);
+        self.counters.offset_commit_timed(true, commit_started.elapsed());
+        self.counters.transaction_committed(records);
         if let Err(err) = task.commit().await {
             warn!(error = %err.trace(), "source task commit hook failed");
         }
@@ -727,6 +747,7 @@ impl SourcePipeline<'_> {
         txn.open = false;
         txn.deadline = None;
         txn.offsets.clear();
+        txn.records = 0;
         let producer = self.producer.clone();
         let aborted = tokio::task::spawn_blocking(move || producer.abort_transaction(Duration::from_secs(10))).await;
         match aborted {
@@ -740,13 +761,17 @@ impl SourcePipeline<'_> {
 
     /// Reports the acknowledged offsets, then lets the connector know (`SourceTask::commit`).
     async fn commit(&mut self, task: &mut dyn SourceTask) {
+        let commit_started = Instant::now();
         let offsets = self.tracker.take_committable();
+        self.counters.active_records(self.tracker.in_flight());
         if offsets.is_empty() {
+            // Kafka Connect counts a commit point with nothing new as a successful commit too.
+            self.counters.offset_commit_timed(true, commit_started.elapsed());
             return;
         }
         debug!(partitions = offsets.len(), "reporting source offsets");
         self.ctx.report_offsets(offsets);
-        self.counters.offset_commit(true);
+        self.counters.offset_commit_timed(true, commit_started.elapsed());
         if let Err(err) = task.commit().await {
             warn!(error = %err.trace(), "source task commit hook failed");
         }
