@@ -18,7 +18,8 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 use tracing::{debug, error, info, warn};
 
-use crate::lease::{Backoff, LeaseClock};
+use crate::fence::LeaseFence;
+use crate::lease::{Backoff, LeaseClock, Renewal};
 use crate::metrics::Metrics;
 use crate::runtime::{StopMode, TaskEvent, WorkerConfig};
 use crate::supervisor::Supervisor;
@@ -61,6 +62,8 @@ pub(crate) struct Agent {
     supervisor: Supervisor,
     events: mpsc::UnboundedReceiver<TaskEvent>,
     lease: LeaseClock,
+    /// What the tasks check before every effect; closed at every fence.
+    fence: Arc<LeaseFence>,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
     worker: Arc<WorkerConfig>,
@@ -78,12 +81,14 @@ impl Agent {
         shutdown: CancellationToken,
     ) -> Self {
         let (events_tx, events) = mpsc::unbounded_channel();
+        let fence = Arc::new(LeaseFence::default());
         Agent {
             identity,
             endpoints,
-            supervisor: Supervisor::new(worker.clone(), metrics.clone(), events_tx),
+            supervisor: Supervisor::new(worker.clone(), metrics.clone(), events_tx, fence.clone()),
             events,
-            lease: LeaseClock::new(DEFAULT_LEASE_TTL),
+            lease: LeaseClock::new(DEFAULT_LEASE_TTL, fence.clone()),
+            fence,
             metrics,
             shutdown,
             worker,
@@ -123,18 +128,21 @@ impl Agent {
         loop {
             let fence_at = if self.supervisor.has_live_tasks() { self.lease.fence_at() } else { None };
             tokio::select! {
+                biased;
+                _ = sleep_until(fence_at) => self.fence(),
+                _ = self.shutdown.cancelled() => return None,
                 out = &mut work => return Some(out),
                 Some(event) = self.events.recv() => {
                     self.supervisor.on_event(event);
                 }
-                _ = sleep_until(fence_at) => self.fence(),
-                _ = self.shutdown.cancelled() => return None,
             }
         }
     }
 
     /// The lease may have expired: the tasks may already run elsewhere, so none may keep running here.
     fn fence(&mut self) {
+        // First, so that no task acts between now and its stop request.
+        self.fence.close();
         if self.supervisor.has_live_tasks() {
             error!(agent = %self.identity.agent_id, "no heartbeat acknowledged within the lease; stopping all tasks");
             self.metrics.self_fenced();
@@ -252,8 +260,11 @@ impl Agent {
         let ttl = Duration::from_millis(welcome.lease_ttl_ms).max(Duration::from_millis(100));
         let every = Duration::from_millis(welcome.heartbeat_interval_ms).max(MIN_HEARTBEAT_INTERVAL);
         self.lease.set_ttl(ttl);
-        // Welcome answers Hello, so the lease was alive when Hello was sent.
-        self.lease.renewed(hello_sent);
+        // Welcome answers Hello, so the lease was alive when Hello was sent. After a lapse the tasks from before
+        // it (if any still run) may have been moved meanwhile: they stop, the assignment brings them back.
+        if self.lease.renewed(hello_sent) == Renewal::AfterLapse {
+            self.fence();
+        }
         self.metrics.set_connected(true);
         info!(endpoint = %uri, control_plane = %welcome.control_plane_id, lease_ttl_ms = welcome.lease_ttl_ms,
               heartbeat_interval_ms = welcome.heartbeat_interval_ms, "session established");
@@ -271,7 +282,14 @@ impl Agent {
                 return Break::Shutdown;
             }
             let fence_at = self.lease.fence_at();
+            // Before anything that may have waited in the socket or a channel (after a pause of the process, all
+            // of it is ready at once): a passed deadline wins.
+            if fence_at.is_some_and(|at| Instant::now() >= at) {
+                return self.fenced_in_session(uri, drain_deadline);
+            }
             tokio::select! {
+                biased;
+                _ = sleep_until(fence_at) => return self.fenced_in_session(uri, drain_deadline),
                 _ = self.shutdown.cancelled(), if drain_deadline.is_none() => {
                     info!("shutdown requested: stopping tasks and committing their offsets");
                     self.supervisor.stop_all(StopMode::Graceful);
@@ -310,14 +328,6 @@ impl Agent {
                         }
                     }
                 }
-                _ = sleep_until(fence_at) => {
-                    self.fence();
-                    if drain_deadline.is_some() {
-                        return Break::Shutdown;
-                    }
-                    warn!(endpoint = %uri, "no heartbeat acknowledged within the lease; reconnecting");
-                    return Break::Fenced;
-                }
                 _ = sleep_until(drain_deadline) => {
                     warn!("tasks did not stop in time; aborting them");
                     self.supervisor.abort_all();
@@ -327,6 +337,16 @@ impl Agent {
                 _ = idle_check.tick(), if drain_deadline.is_some() => {}
             }
         }
+    }
+
+    /// The lease may have expired: stop every task, then reconnect (or finish shutting down).
+    fn fenced_in_session(&mut self, uri: &str, drain_deadline: Option<Instant>) -> Break {
+        self.fence();
+        if drain_deadline.is_some() {
+            return Break::Shutdown;
+        }
+        warn!(endpoint = %uri, "no heartbeat acknowledged within the lease; reconnecting");
+        Break::Fenced
     }
 
     /// A broken stream during shutdown still ends in shutdown (there is nobody to say goodbye to).
@@ -348,7 +368,13 @@ impl Agent {
         match message.kind {
             Some(Down::HeartbeatAck(ack)) => {
                 debug!(seq = ack.seq, "heartbeat acknowledged");
-                self.lease.acked(ack.seq);
+                if self.lease.acked(ack.seq) == Renewal::AfterLapse {
+                    // The lease had run out before this ack (the process was paused, or acks were late): whatever
+                    // runs here may run elsewhere too. Start over with a fresh session and assignment.
+                    warn!("heartbeat acknowledged after the lease deadline; fencing");
+                    self.fence();
+                    return Err(if draining { Break::Shutdown } else { Break::Fenced });
+                }
             }
             Some(Down::LoggerLevels(levels)) => {
                 let current = levels.levels.into_iter().map(|l| ClusterLevel {

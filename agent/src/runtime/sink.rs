@@ -500,6 +500,9 @@ impl SinkPipeline<'_> {
     ) -> Result<PutOutcome, TaskError> {
         let mut retry = self.errors.policy.retry_task_failure();
         loop {
+            if self.ctx.fenced("put") {
+                return Ok(PutOutcome::Stopped(StopMode::Fenced));
+            }
             match task.put(records).await {
                 Ok(()) => return Ok(PutOutcome::Done),
                 Err(ConnectError::Data(message)) => return Ok(PutOutcome::BadData(ConnectError::Data(message))),
@@ -552,6 +555,9 @@ impl SinkPipeline<'_> {
         }
         let mut retry = self.errors.policy.retry_task_failure();
         loop {
+            if self.ctx.fenced("flush") {
+                return Ok(Some(StopMode::Fenced));
+            }
             match task.flush(&self.next_offsets).await {
                 Ok(()) => break,
                 Err(error) if error.is_retriable() && control.is_some() => {
@@ -598,6 +604,9 @@ impl SinkPipeline<'_> {
         self.committed.retain(|tp, _| self.next_offsets.contains_key(tp));
         if to_commit.is_empty() {
             return Ok(None);
+        }
+        if self.ctx.fenced("commit") {
+            return Ok(Some(StopMode::Fenced));
         }
         let consumer = self.consumer.clone();
         let committed = tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync)).await;
@@ -726,6 +735,7 @@ mod tests {
             worker: worker.clone(),
             events,
             metrics: Arc::new(crate::metrics::Metrics::default()),
+            fence: crate::fence::FenceTicket::unfenced(),
         };
         let counters = ctx.metrics.task(&ctx.id);
         let policy = ErrorPolicy::from_config(&connector_config, true).expect("valid");
