@@ -40,6 +40,8 @@ pub(crate) struct Identity {
     pub worker_id: String,
     pub host: String,
     pub capacity: u32,
+    /// Random per process; see `Hello.instance_id`.
+    pub instance_id: String,
 }
 
 enum Outcome {
@@ -193,6 +195,7 @@ impl Agent {
             capacity: self.identity.capacity,
             version: env!("CARGO_PKG_VERSION").to_string(),
             worker_id: self.identity.worker_id.clone(),
+            instance_id: self.identity.instance_id.clone(),
         };
         let hello_sent = Instant::now();
         // Queued before the call: the control plane may read Hello before it answers with response headers.
@@ -201,6 +204,11 @@ impl Agent {
         let mut inbound = match self.offline(client.session(ReceiverStream::new(inbox))).await {
             None => return self.shutdown_before_session().await,
             Some(Ok(response)) => response.into_inner(),
+            Some(Err(status)) if status.code() == tonic::Code::AlreadyExists => {
+                error!(endpoint = %uri, agent = %self.identity.agent_id, message = status.message(),
+                    "session refused: another agent process with this --agent-id is connected; retrying");
+                return Outcome::Disconnected { welcomed: false };
+            }
             Some(Err(status)) => {
                 warn!(endpoint = %uri, code = ?status.code(), message = status.message(), "session refused");
                 return Outcome::Disconnected { welcomed: false };
