@@ -21,7 +21,7 @@ use super::errors::{
     ConsumedRecord, DeadLetterQueue, ErrorPolicy, FailedRecord, RecordErrorHandler, RecordFailure, Stage,
     converter_index, converter_side,
 };
-use super::fetch::{Fetcher, Polled};
+use super::fetch::{Fetched, Fetcher, Polled};
 use super::headers::HeaderConversion;
 use super::{Control, StopMode, TaskContext, TaskError, control_changed, current_control, stop_requested};
 use crate::metrics::TaskCounters;
@@ -250,7 +250,7 @@ struct SinkPipeline<'a> {
     ctx: &'a TaskContext,
     consumer: Arc<TaskConsumer>,
     /// Batches from the consumer thread.
-    polled: mpsc::Receiver<Polled>,
+    polled: mpsc::Receiver<Fetched>,
     paused: Arc<AtomicBool>,
     key_converter: Box<dyn Converter>,
     value_converter: Box<dyn Converter>,
@@ -316,7 +316,9 @@ impl SinkPipeline<'_> {
             let polled = tokio::select! {
                 _ = control_changed(control) => continue,
                 _ = tokio::time::sleep_until(next_flush) => continue,
-                polled = self.polled.recv() => polled.ok_or(TaskError::ConsumerThreadEnded)?,
+                polled = self.polled.recv() => polled
+                    .ok_or(TaskError::ConsumerThreadEnded)?
+                    .map_err(TaskError::kafka("the sink's Kafka consumer failed (fatal)"))?,
             };
             let mut batch = Batch::default();
             self.accept(&polled, &mut batch).await?;
@@ -620,6 +622,10 @@ impl SinkPipeline<'_> {
             // interval re-commits; records since the last commit may be delivered again (at-least-once).
             Ok(Err(err)) => {
                 self.counters.offset_commit(false);
+                if super::fetch::is_fatal(&self.consumer, &err) {
+                    // The client is dead (e.g. fenced): no commit will ever succeed, fail instead of idling RUNNING.
+                    return Err(TaskError::kafka("failed to commit sink offsets (fatal consumer error)")(err));
+                }
                 warn!(error = %err, "failed to commit sink offsets");
             }
             Err(err) => {
