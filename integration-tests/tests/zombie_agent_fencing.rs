@@ -141,10 +141,9 @@ async fn round(env: &TestEnv, victim_role: Victim, isolation: Isolation) -> anyh
     // While paused nothing of the victim moves, so this is exact; while cut off it is re-read at the handover.
     let mut victim_lines_at_handover = lines_of(env, &victim_id)?.len();
 
-    // Every task the victim held runs elsewhere, and has done work there.
-    let moved = |s: &Value| {
-        task_state(s, 0).as_deref() == Some("RUNNING") && task_worker(s, 0).is_some_and(|w| w != victim_id)
-    };
+    // Every task the victim held runs elsewhere.
+    let moved =
+        |s: &Value| task_state(s, 0).as_deref() == Some("RUNNING") && task_worker(s, 0).is_some_and(|w| w != victim_id);
     let mut new_owners = Vec::new();
     for name in &victim_tasks {
         let left = ISOLATION.saturating_sub(isolated_at.elapsed());
