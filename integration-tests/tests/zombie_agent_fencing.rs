@@ -134,8 +134,14 @@ async fn round(env: &TestEnv, victim_role: Victim, isolation: Isolation) -> anyh
     ensure!(!victim_tasks.is_empty(), "the victim {victim_id} holds no task");
 
     let isolated_at = Instant::now();
+    // Paused: lines already in the input file may have been polled and handed to the Kafka client before the
+    // pause; the client's own threads may still send them after it (records in flight, see below).
+    let mut in_file_at_pause = None;
     match isolation {
-        Isolation::Pause => agents[victim].process.signal("STOP")?,
+        Isolation::Pause => {
+            agents[victim].process.signal("STOP")?;
+            in_file_at_pause = Some(read_complete_lines(&input)?.len());
+        }
         Isolation::Partition => netns.as_ref().context("no namespace")?.cut_control_plane()?,
     }
     // While paused nothing of the victim moves, so this is exact; while cut off it is re-read at the handover.
@@ -191,21 +197,28 @@ async fn round(env: &TestEnv, victim_role: Victim, isolation: Isolation) -> anyh
     let victim_sink_after = lines_of(env, &victim_id)?.len().saturating_sub(victim_lines_at_handover);
     let records = read_records(kafka, &topic).await?;
     let source_owner = new_owners.iter().find(|(name, _)| *name == source).map(|(_, owner)| owner.clone());
-    let victim_produced_after = match &source_owner {
-        Some(owner) => {
-            let first_new = records.iter().position(|r| r.header("agent") == Some(owner.as_str()));
-            first_new.map_or(0, |first| {
-                records[first..].iter().filter(|r| r.header("agent") == Some(victim_id.as_str())).count()
-            })
+    // Records the victim produced after the new owner's first one. Those of lines that were in the input file when
+    // the victim was paused were polled and handed to the Kafka client before the pause, and sent by the client's
+    // threads as soon as the process ran again: in flight at the pause, duplicates of what the new owner re-reads.
+    // Any other is new work done after the fence: the bar is zero.
+    let (mut victim_produced_after, mut in_flight_at_pause) = (0, 0);
+    if let Some(owner) = &source_owner
+        && let Some(first) = records.iter().position(|r| r.header("agent") == Some(owner.as_str()))
+    {
+        for record in records[first..].iter().filter(|r| r.header("agent") == Some(victim_id.as_str())) {
+            let index = record.value.rsplit('-').next().and_then(|n| n.parse::<usize>().ok());
+            match (index, in_file_at_pause) {
+                (Some(index), Some(in_file)) if index < in_file => in_flight_at_pause += 1,
+                _ => victim_produced_after += 1,
+            }
         }
-        None => 0,
-    };
+    }
     let topic_values: Vec<String> = records.iter().map(|r| r.value.clone()).collect();
     let topic_report = analyze(&lines, &topic_values);
     env.note(format!(
         "ZOMBIE ROUND ({victim_role:?}, {isolation:?}): victim wrote {victim_sink_after} sink lines after the handover, \
-         produced {victim_produced_after} records after the new owner's first; duplicates: {} in the sink files, {} \
-         in the topic",
+         produced {victim_produced_after} new records after the new owner's first (+{in_flight_at_pause} in flight \
+         at the pause); duplicates: {} in the sink files, {} in the topic",
         report.duplicates, topic_report.duplicates
     ));
     report.check_complete_at_least_once("sink files")?;
