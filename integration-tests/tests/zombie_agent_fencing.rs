@@ -58,9 +58,15 @@ async fn paused_source_agent_produces_nothing_after_its_task_moved() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn partitioned_agent_writes_and_produces_nothing_after_its_tasks_moved() {
-    let env = TestEnv::new("zombie_partitioned").await;
+async fn partitioned_source_agent_produces_nothing_after_its_task_moved() {
+    let env = TestEnv::new("zombie_partitioned_source").await;
     env.finish(round(&env, Victim::SourceAgent, Isolation::Partition).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn partitioned_sink_agent_writes_nothing_after_its_task_moved() {
+    let env = TestEnv::new("zombie_partitioned_sink").await;
+    env.finish(round(&env, Victim::SinkAgent, Isolation::Partition).await);
 }
 
 fn sink_file(env: &TestEnv, agent: &str) -> PathBuf {
@@ -82,7 +88,9 @@ async fn round(env: &TestEnv, victim_role: Victim, isolation: Isolation) -> anyh
     let input = env.path("input.txt");
     append_lines(&input, &[])?;
     let source = env.unique("source");
-    let sink = env.unique("sink");
+    // The scheduler sheds the task of the alphabetically first connector when an agent holds more than its share:
+    // name the victim's connector so that it sorts last and stays on the namespaced agent.
+    let sink = env.unique(if victim_role == Victim::SinkAgent { "tsink" } else { "sink" });
     for (n, id) in ids.iter().enumerate() {
         let file = sink_file(env, id).display().to_string();
         let vars = [("SLUICE_TEST_SINK_FILE", file.as_str()), ("SLUICE_TEST_AGENT", id.as_str())];
@@ -97,9 +105,20 @@ async fn round(env: &TestEnv, victim_role: Victim, isolation: Isolation) -> anyh
             Agent::start_with_env(env, &[cp.grpc_endpoint()], id, kafka, &[], &[], &vars, &[]).await?
         };
         agents.push(agent);
-        // Cut off, the namespaced agent gets the tasks before the others exist (it keeps at least one).
-        if n == 0 && isolation == Isolation::Partition || n == 2 && isolation == Isolation::Pause {
-            create_pipeline(env, &cp, &input, &topic, &source, &sink).await?;
+        // To be cut off, the namespaced agent gets the victim's task before the others exist (and keeps it: the
+        // scheduler is sticky); the other task goes to another agent.
+        let (first, second) = match victim_role {
+            Victim::SourceAgent => (Role::Source, Role::Sink),
+            Victim::SinkAgent => (Role::Sink, Role::Source),
+        };
+        if n == 0 && isolation == Isolation::Partition {
+            create(env, &cp, first, &input, &topic, &source, &sink).await?;
+        }
+        if n == 2 {
+            if isolation == Isolation::Pause {
+                create(env, &cp, first, &input, &topic, &source, &sink).await?;
+            }
+            create(env, &cp, second, &input, &topic, &source, &sink).await?;
         }
     }
 
@@ -231,32 +250,45 @@ async fn round(env: &TestEnv, victim_role: Victim, isolation: Isolation) -> anyh
     Ok(())
 }
 
-async fn create_pipeline(
+#[derive(Clone, Copy)]
+enum Role {
+    Source,
+    Sink,
+}
+
+/// Creates the source or the sink connector and waits until it runs.
+async fn create(
     env: &TestEnv,
     cp: &ControlPlane,
+    role: Role,
     input: &std::path::Path,
     topic: &str,
     source: &str,
     sink: &str,
 ) -> anyhow::Result<()> {
-    let mut source_config = file_source(input, topic);
-    merge(
-        &mut source_config,
-        json!({
-            "transforms": "tag",
-            "transforms.tag.type": "org.apache.kafka.connect.transforms.InsertHeader",
-            "transforms.tag.header": "agent",
-            "transforms.tag.value.literal": "${env:SLUICE_TEST_AGENT}",
-        }),
-    );
-    let mut sink_config = file_sink(std::path::Path::new("/unused"), topic);
-    merge(&mut sink_config, json!({ "file": "${env:SLUICE_TEST_SINK_FILE}" }));
-    cp.rest.create_connector(source, &source_config).await?;
-    cp.rest.create_connector(sink, &sink_config).await?;
-    for name in [source, sink] {
-        let status = cp.rest.wait_for_status(name, "RUNNING", Duration::from_secs(60)).await?;
-        env.note(format!("{name}: {status}"));
-    }
+    let (name, config) = match role {
+        Role::Source => {
+            let mut config = file_source(input, topic);
+            merge(
+                &mut config,
+                json!({
+                    "transforms": "tag",
+                    "transforms.tag.type": "org.apache.kafka.connect.transforms.InsertHeader",
+                    "transforms.tag.header": "agent",
+                    "transforms.tag.value.literal": "${env:SLUICE_TEST_AGENT}",
+                }),
+            );
+            (source, config)
+        }
+        Role::Sink => {
+            let mut config = file_sink(std::path::Path::new("/unused"), topic);
+            merge(&mut config, json!({ "file": "${env:SLUICE_TEST_SINK_FILE}" }));
+            (sink, config)
+        }
+    };
+    cp.rest.create_connector(name, &config).await?;
+    let status = cp.rest.wait_for_status(name, "RUNNING", Duration::from_secs(60)).await?;
+    env.note(format!("{name}: {status}"));
     Ok(())
 }
 
