@@ -152,6 +152,15 @@ impl Agent {
         self.supervisor.stop_all(StopMode::Fenced);
     }
 
+    /// A renewal came after the deadline (the renewal itself closed the fence). Tasks still running, if any, stop
+    /// as at any fence; when the fence already stopped them, nothing more happens (the progress they had reached
+    /// before it stays remembered for the next assignment).
+    fn fence_after_lapse(&mut self) {
+        if self.supervisor.has_live_tasks() {
+            self.fence();
+        }
+    }
+
     /// Shutdown without a control plane: stop the tasks gracefully; their final offsets cannot be reported.
     async fn shutdown_offline(&mut self) {
         info!("shutting down while disconnected; final offsets cannot be reported");
@@ -271,7 +280,7 @@ impl Agent {
         // Welcome answers Hello, so the lease was alive when Hello was sent. After a lapse the tasks from before
         // it (if any still run) may have been moved meanwhile: they stop, the assignment brings them back.
         if self.lease.renewed(hello_sent) == Renewal::AfterLapse {
-            self.fence();
+            self.fence_after_lapse();
         }
         self.metrics.set_connected(true);
         info!(endpoint = %uri, control_plane = %welcome.control_plane_id, lease_ttl_ms = welcome.lease_ttl_ms,
@@ -380,7 +389,7 @@ impl Agent {
                     // The lease had run out before this ack (the process was paused, or acks were late): whatever
                     // runs here may run elsewhere too. Start over with a fresh session and assignment.
                     warn!("heartbeat acknowledged after the lease deadline; fencing");
-                    self.fence();
+                    self.fence_after_lapse();
                     return Err(if draining { Break::Shutdown } else { Break::Fenced });
                 }
             }
