@@ -6,10 +6,13 @@
 //! plane's own latency) the agent's tasks may already run elsewhere, and it must stop them.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
 use tokio::time::Instant;
+
+use crate::fence::LeaseFence;
 
 /// At most this many unacknowledged heartbeats are remembered (a silent control plane must not grow memory).
 const MAX_UNACKED: usize = 1024;
@@ -23,11 +26,23 @@ pub(crate) struct LeaseClock {
     unacked: VecDeque<(u64, Instant)>,
     /// Latest send time of an acknowledged heartbeat (or Hello): the lease was alive then.
     renewed_at: Option<Instant>,
+    /// Where the tasks read [`LeaseClock::fence_at`] (kept equal to it).
+    fence: Arc<LeaseFence>,
+}
+
+/// What a renewal means for the tasks already running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Renewal {
+    /// The lease was known alive without a gap: the tasks may go on.
+    Continuous,
+    /// The renewal came after the deadline had passed: for a while the lease may have been gone and the tasks may
+    /// run elsewhere. The fence was closed before the deadline moved, so tasks from before stay fenced.
+    AfterLapse,
 }
 
 impl LeaseClock {
-    pub fn new(ttl: Duration) -> Self {
-        LeaseClock { ttl, margin: safety_margin(ttl), unacked: VecDeque::new(), renewed_at: None }
+    pub fn new(ttl: Duration, fence: Arc<LeaseFence>) -> Self {
+        LeaseClock { ttl, margin: safety_margin(ttl), unacked: VecDeque::new(), renewed_at: None, fence }
     }
 
     /// Takes the TTL of a new session's Welcome; the renewal time carries over (the lease may be the same one).
@@ -35,6 +50,7 @@ impl LeaseClock {
         self.ttl = ttl;
         self.margin = safety_margin(ttl);
         self.unacked.clear();
+        self.fence.set_deadline(self.fence_at());
     }
 
     pub fn heartbeat_sent(&mut self, seq: u64, at: Instant) {
@@ -45,7 +61,7 @@ impl LeaseClock {
     }
 
     /// An ack confirms its heartbeat and, since the control plane answers in order, every earlier one.
-    pub fn acked(&mut self, seq: u64) {
+    pub fn acked(&mut self, seq: u64) -> Renewal {
         let mut confirmed = None;
         while let Some(&(sent_seq, at)) = self.unacked.front() {
             if sent_seq > seq {
@@ -56,14 +72,22 @@ impl LeaseClock {
                 confirmed = Some(at);
             }
         }
-        if let Some(at) = confirmed {
-            self.renewed(at);
+        match confirmed {
+            Some(at) => self.renewed(at),
+            None => Renewal::Continuous,
         }
     }
 
     /// The lease was alive at `at` (a heartbeat sent then was acknowledged, or a Welcome answered a Hello sent then).
-    pub fn renewed(&mut self, at: Instant) {
+    pub fn renewed(&mut self, at: Instant) -> Renewal {
+        // Judged on the clock now, not at `at`: a process paused after sending must not count the pause as covered.
+        let lapsed = self.fence_at().is_some_and(|deadline| Instant::now() >= deadline);
+        if lapsed {
+            self.fence.close();
+        }
         self.renewed_at = Some(self.renewed_at.map_or(at, |prev| prev.max(at)));
+        self.fence.set_deadline(self.fence_at());
+        if lapsed { Renewal::AfterLapse } else { Renewal::Continuous }
     }
 
     /// When the agent must consider itself fenced; `None` before any renewal (nothing runs then).
@@ -121,7 +145,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn fences_when_no_heartbeat_is_acknowledged_in_time() {
-        let mut lease = LeaseClock::new(Duration::from_secs(10));
+        let mut lease = LeaseClock::new(Duration::from_secs(10), Arc::default());
         assert_eq!(lease.fence_at(), None, "nothing to fence before the first renewal");
         let hello = Instant::now();
         lease.renewed(hello);
@@ -139,7 +163,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_ack_extends_from_the_send_time_not_the_ack_time() {
-        let mut lease = LeaseClock::new(Duration::from_secs(10));
+        let mut lease = LeaseClock::new(Duration::from_secs(10), Arc::default());
         let start = Instant::now();
         lease.renewed(start);
         lease.heartbeat_sent(1, start + Duration::from_secs(1));
@@ -157,7 +181,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn unknown_acks_do_not_renew() {
-        let mut lease = LeaseClock::new(Duration::from_secs(10));
+        let mut lease = LeaseClock::new(Duration::from_secs(10), Arc::default());
         let start = Instant::now();
         lease.renewed(start);
         tokio::time::advance(Duration::from_secs(5)).await;
@@ -167,13 +191,32 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_new_session_keeps_the_renewal_but_forgets_old_heartbeats() {
-        let mut lease = LeaseClock::new(Duration::from_secs(10));
+        let mut lease = LeaseClock::new(Duration::from_secs(10), Arc::default());
         let start = Instant::now();
         lease.renewed(start);
         lease.heartbeat_sent(1, start + Duration::from_secs(1));
         lease.set_ttl(Duration::from_secs(5));
         lease.acked(1);
         assert_eq!(lease.fence_at(), Some(start + Duration::from_secs(4)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_ack_after_the_deadline_closes_the_fence_before_extending_it() {
+        let fence = Arc::new(LeaseFence::default());
+        let mut lease = LeaseClock::new(Duration::from_secs(10), fence.clone());
+        let start = Instant::now();
+        assert_eq!(lease.renewed(start), Renewal::Continuous);
+        let running = fence.ticket();
+        assert!(running.allows());
+        // Sent just before a 12 s pause of the process, acknowledged right after it.
+        lease.heartbeat_sent(1, start + Duration::from_secs(1));
+        tokio::time::advance(Duration::from_secs(13)).await;
+        assert!(!running.allows(), "the deadline passed during the pause");
+        lease.heartbeat_sent(2, Instant::now());
+        assert_eq!(lease.acked(2), Renewal::AfterLapse);
+        assert!(!running.allows(), "a renewal after the lapse must not revive a task from before it");
+        assert!(fence.ticket().allows());
+        assert_eq!(lease.acked(2), Renewal::Continuous);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! sink tasks assigned over it, and reports their state and offsets back. Used by the `sluice-agent` binary and
 //! embedded in the standalone mode.
 
+mod fence;
 mod lease;
 mod metrics;
 mod properties;
@@ -158,8 +159,10 @@ pub async fn run(opts: AgentOptions, shutdown: CancellationToken) -> Result<(), 
         agent_id: opts.agent_id,
         host,
         capacity: opts.capacity,
+        // Once per process: a reconnect keeps it, a second process with the same --agent-id has another.
+        instance_id: format!("{:032x}", rand::random::<u128>()),
     };
-    info!(agent = %identity.agent_id, control_plane = ?opts.control_plane, "agent starting");
+    info!(agent = %identity.agent_id, instance = %identity.instance_id, control_plane = ?opts.control_plane, "agent starting");
     let result = session::Agent::new(identity, authorization, endpoints, worker, metrics, shutdown).run().await;
     info!("agent stopped");
     result.map_err(AgentError::Refused)

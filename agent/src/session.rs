@@ -18,7 +18,8 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity as TlsIdentity};
 use tracing::{debug, error, info, warn};
 
-use crate::lease::{Backoff, LeaseClock};
+use crate::fence::LeaseFence;
+use crate::lease::{Backoff, LeaseClock, Renewal};
 use crate::metrics::Metrics;
 use crate::runtime::{StopMode, TaskEvent, WorkerConfig};
 use crate::supervisor::Supervisor;
@@ -39,6 +40,8 @@ pub(crate) struct Identity {
     pub worker_id: String,
     pub host: String,
     pub capacity: u32,
+    /// Random per process; see `Hello.instance_id`.
+    pub instance_id: String,
 }
 
 enum Outcome {
@@ -66,6 +69,8 @@ pub(crate) struct Agent {
     supervisor: Supervisor,
     events: mpsc::UnboundedReceiver<TaskEvent>,
     lease: LeaseClock,
+    /// What the tasks check before every effect; closed at every fence.
+    fence: Arc<LeaseFence>,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
     worker: Arc<WorkerConfig>,
@@ -84,13 +89,15 @@ impl Agent {
         shutdown: CancellationToken,
     ) -> Self {
         let (events_tx, events) = mpsc::unbounded_channel();
+        let fence = Arc::new(LeaseFence::default());
         Agent {
             identity,
             authorization,
             endpoints,
-            supervisor: Supervisor::new(worker.clone(), metrics.clone(), events_tx),
+            supervisor: Supervisor::new(worker.clone(), metrics.clone(), events_tx, fence.clone()),
             events,
-            lease: LeaseClock::new(DEFAULT_LEASE_TTL),
+            lease: LeaseClock::new(DEFAULT_LEASE_TTL, fence.clone()),
+            fence,
             metrics,
             shutdown,
             worker,
@@ -143,23 +150,35 @@ impl Agent {
         loop {
             let fence_at = if self.supervisor.has_live_tasks() { self.lease.fence_at() } else { None };
             tokio::select! {
+                biased;
+                _ = sleep_until(fence_at) => self.fence(),
+                _ = self.shutdown.cancelled() => return None,
                 out = &mut work => return Some(out),
                 Some(event) = self.events.recv() => {
                     self.supervisor.on_event(event);
                 }
-                _ = sleep_until(fence_at) => self.fence(),
-                _ = self.shutdown.cancelled() => return None,
             }
         }
     }
 
     /// The lease may have expired: the tasks may already run elsewhere, so none may keep running here.
     fn fence(&mut self) {
+        // First, so that no task acts between now and its stop request.
+        self.fence.close();
         if self.supervisor.has_live_tasks() {
             error!(agent = %self.identity.agent_id, "no heartbeat acknowledged within the lease; stopping all tasks");
             self.metrics.self_fenced();
         }
         self.supervisor.stop_all(StopMode::Fenced);
+    }
+
+    /// A renewal came after the deadline (the renewal itself closed the fence). Tasks still running, if any, stop
+    /// as at any fence; when the fence already stopped them, nothing more happens (the progress they had reached
+    /// before it stays remembered for the next assignment).
+    fn fence_after_lapse(&mut self) {
+        if self.supervisor.has_live_tasks() {
+            self.fence();
+        }
     }
 
     /// Shutdown without a control plane: stop the tasks gracefully; their final offsets cannot be reported.
@@ -209,6 +228,7 @@ impl Agent {
             capacity: self.identity.capacity,
             version: env!("CARGO_PKG_VERSION").to_string(),
             worker_id: self.identity.worker_id.clone(),
+            instance_id: self.identity.instance_id.clone(),
         };
         let hello_sent = Instant::now();
         // Queued before the call: the control plane may read Hello before it answers with response headers.
@@ -225,6 +245,11 @@ impl Agent {
                 if matches!(status.code(), tonic::Code::Unauthenticated | tonic::Code::PermissionDenied) =>
             {
                 return Outcome::Refused(format!("{uri}: {}: {}", status.code(), status.message()));
+            }
+            Some(Err(status)) if status.code() == tonic::Code::AlreadyExists => {
+                error!(endpoint = %uri, agent = %self.identity.agent_id, message = status.message(),
+                    "session refused: another agent process with this --agent-id is connected; retrying");
+                return Outcome::Disconnected { welcomed: false };
             }
             Some(Err(status)) => {
                 warn!(endpoint = %uri, code = ?status.code(), message = status.message(), "session refused");
@@ -285,8 +310,11 @@ impl Agent {
         let ttl = Duration::from_millis(welcome.lease_ttl_ms).max(Duration::from_millis(100));
         let every = Duration::from_millis(welcome.heartbeat_interval_ms).max(MIN_HEARTBEAT_INTERVAL);
         self.lease.set_ttl(ttl);
-        // Welcome answers Hello, so the lease was alive when Hello was sent.
-        self.lease.renewed(hello_sent);
+        // Welcome answers Hello, so the lease was alive when Hello was sent. After a lapse the tasks from before
+        // it (if any still run) may have been moved meanwhile: they stop, the assignment brings them back.
+        if self.lease.renewed(hello_sent) == Renewal::AfterLapse {
+            self.fence_after_lapse();
+        }
         self.metrics.set_connected(true);
         info!(endpoint = %uri, control_plane = %welcome.control_plane_id, lease_ttl_ms = welcome.lease_ttl_ms,
               heartbeat_interval_ms = welcome.heartbeat_interval_ms, "session established");
@@ -304,7 +332,14 @@ impl Agent {
                 return Break::Shutdown;
             }
             let fence_at = self.lease.fence_at();
+            // Before anything that may have waited in the socket or a channel (after a pause of the process, all
+            // of it is ready at once): a passed deadline wins.
+            if fence_at.is_some_and(|at| Instant::now() >= at) {
+                return self.fenced_in_session(uri, drain_deadline);
+            }
             tokio::select! {
+                biased;
+                _ = sleep_until(fence_at) => return self.fenced_in_session(uri, drain_deadline),
                 _ = self.shutdown.cancelled(), if drain_deadline.is_none() => {
                     info!("shutdown requested: stopping tasks and committing their offsets");
                     self.supervisor.stop_all(StopMode::Graceful);
@@ -343,14 +378,6 @@ impl Agent {
                         }
                     }
                 }
-                _ = sleep_until(fence_at) => {
-                    self.fence();
-                    if drain_deadline.is_some() {
-                        return Break::Shutdown;
-                    }
-                    warn!(endpoint = %uri, "no heartbeat acknowledged within the lease; reconnecting");
-                    return Break::Fenced;
-                }
                 _ = sleep_until(drain_deadline) => {
                     warn!("tasks did not stop in time; aborting them");
                     self.supervisor.abort_all();
@@ -360,6 +387,16 @@ impl Agent {
                 _ = idle_check.tick(), if drain_deadline.is_some() => {}
             }
         }
+    }
+
+    /// The lease may have expired: stop every task, then reconnect (or finish shutting down).
+    fn fenced_in_session(&mut self, uri: &str, drain_deadline: Option<Instant>) -> Break {
+        self.fence();
+        if drain_deadline.is_some() {
+            return Break::Shutdown;
+        }
+        warn!(endpoint = %uri, "no heartbeat acknowledged within the lease; reconnecting");
+        Break::Fenced
     }
 
     /// A broken stream during shutdown still ends in shutdown (there is nobody to say goodbye to).
@@ -381,7 +418,13 @@ impl Agent {
         match message.kind {
             Some(Down::HeartbeatAck(ack)) => {
                 debug!(seq = ack.seq, "heartbeat acknowledged");
-                self.lease.acked(ack.seq);
+                if self.lease.acked(ack.seq) == Renewal::AfterLapse {
+                    // The lease had run out before this ack (the process was paused, or acks were late): whatever
+                    // runs here may run elsewhere too. Start over with a fresh session and assignment.
+                    warn!("heartbeat acknowledged after the lease deadline; fencing");
+                    self.fence_after_lapse();
+                    return Err(if draining { Break::Shutdown } else { Break::Fenced });
+                }
             }
             Some(Down::LoggerLevels(levels)) => {
                 let current = levels.levels.into_iter().map(|l| ClusterLevel {

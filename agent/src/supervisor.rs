@@ -24,6 +24,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
+use crate::fence::LeaseFence;
 use crate::metrics::Metrics;
 use crate::runtime::{Control, StopMode, TaskEvent, TaskEventKind, TaskHandle, TaskKey, WorkerConfig, spawn_task};
 
@@ -165,6 +166,8 @@ pub(crate) struct Supervisor {
     worker: Arc<WorkerConfig>,
     metrics: Arc<Metrics>,
     events: mpsc::UnboundedSender<TaskEvent>,
+    /// Every task started gets a ticket of it, checked before each of its effects.
+    fence: Arc<LeaseFence>,
     tasks: BTreeMap<TaskKey, TaskEntry>,
     /// Revoked or fenced tasks still winding down (their reports are ignored; shutdown waits for them).
     retiring: Vec<JoinHandle<()>>,
@@ -182,11 +185,17 @@ pub(crate) struct Supervisor {
 }
 
 impl Supervisor {
-    pub fn new(worker: Arc<WorkerConfig>, metrics: Arc<Metrics>, events: mpsc::UnboundedSender<TaskEvent>) -> Self {
+    pub fn new(
+        worker: Arc<WorkerConfig>,
+        metrics: Arc<Metrics>,
+        events: mpsc::UnboundedSender<TaskEvent>,
+        fence: Arc<LeaseFence>,
+    ) -> Self {
         Supervisor {
             worker,
             metrics,
             events,
+            fence,
             tasks: BTreeMap::new(),
             retiring: Vec::new(),
             pending_offsets: BTreeMap::new(),
@@ -281,6 +290,7 @@ impl Supervisor {
             self.worker.clone(),
             self.events.clone(),
             self.metrics.clone(),
+            self.fence.ticket(),
             predecessor,
         );
         self.tasks.insert(
@@ -348,6 +358,7 @@ impl Supervisor {
             self.worker.clone(),
             self.events.clone(),
             self.metrics.clone(),
+            self.fence.ticket(),
             None,
         );
         entry.handle = Some(handle);

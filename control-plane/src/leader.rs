@@ -417,6 +417,7 @@ mod tests {
                 version: String::new(),
                 lease: 1,
                 replica: "r".into(),
+                ..Default::default()
             };
             state.agents.insert(id, Arc::new(record));
         }

@@ -126,7 +126,7 @@ impl Keys {
 }
 
 /// `agents/<id>`: a live agent, attached to its lease.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct AgentRecord {
     pub agent_id: String,
     pub host: String,
@@ -136,6 +136,14 @@ pub struct AgentRecord {
     pub lease: i64,
     /// Replica holding the agent's stream.
     pub replica: String,
+    /// The agent process (`Hello.instance_id`) the record belongs to; empty for agents that do not send one.
+    #[serde(default)]
+    pub instance: String,
+    /// True while a replica holds the stream of `instance`; false once that stream closed without Goodbye (the
+    /// lease lives on until it expires, so a quick reconnect keeps the tasks). A connected record makes the control
+    /// plane refuse another instance of the same agent id.
+    #[serde(default)]
+    pub connected: bool,
 }
 
 /// One task placed on an agent.

@@ -114,7 +114,7 @@ impl AgentService for AgentStreamService {
             return Err(refused);
         }
         let shared = self.inner.clone();
-        let lease = register(&shared, &hello).await.map_err(|e| Status::unavailable(e.to_string()))?;
+        let (lease, registered_at) = register(&shared, &hello).await.map_err(RegisterError::status)?;
         let (tx, rx) = mpsc::channel(32);
         let welcome = Welcome {
             lease_ttl_ms: shared.settings.lease_ttl.as_millis() as u64,
@@ -127,6 +127,7 @@ impl AgentService for AgentStreamService {
             shared,
             hello,
             lease,
+            registered_at,
             tx,
             sent: None,
             pushed_from: None,
@@ -138,39 +139,95 @@ impl AgentService for AgentStreamService {
     }
 }
 
-/// Puts `agents/<id>` under a lease: the agent's existing one if it is still alive (a quick reconnect keeps the
-/// assignment), else a new one.
-async fn register(shared: &Shared, hello: &Hello) -> Result<i64, StoreError> {
-    let key = shared.keys.agent(&hello.agent_id);
-    let mut lease = None;
-    if let Some(kv) = shared.store.get(&key).await?
-        && kv.lease != 0
-        && shared.store.keep_alive(kv.lease).await.unwrap_or(false)
-    {
-        lease = Some(kv.lease);
+/// Why an agent's session cannot be registered.
+#[derive(Debug, thiserror::Error)]
+enum RegisterError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Another process with the same agent id is connected.
+    #[error(
+        "agent id `{agent}` is in use by another connected agent process (instance {instance} on replica {replica}); \
+         every agent needs its own --agent-id. If that process is gone, its connection closes and this one is \
+         accepted on its next attempt"
+    )]
+    InUse { agent: String, instance: String, replica: String },
+    #[error("agent `{0}` is being registered concurrently; retry")]
+    Contended(String),
+}
+
+impl RegisterError {
+    fn status(self) -> Status {
+        match self {
+            RegisterError::InUse { .. } => Status::already_exists(self.to_string()),
+            other => Status::unavailable(other.to_string()),
+        }
     }
-    let lease = match lease {
-        Some(l) => l,
-        None => shared.store.grant_lease(shared.settings.lease_ttl).await?,
-    };
-    let record = AgentRecord {
-        agent_id: hello.agent_id.clone(),
-        host: hello.host.clone(),
-        capacity: hello.capacity,
-        worker_id: if hello.worker_id.is_empty() { hello.agent_id.clone() } else { hello.worker_id.clone() },
-        version: hello.version.clone(),
-        lease,
-        replica: shared.replica_id.clone(),
-    };
-    let value = serde_json::to_vec(&record).unwrap_or_default();
-    shared.store.txn(Vec::new(), vec![Op::Put { key, value, lease: Some(lease) }]).await?;
-    Ok(lease)
+}
+
+/// Puts `agents/<id>` under a lease: the agent's existing one if it is still alive (a quick reconnect keeps the
+/// assignment), else a new one. Refused while another instance (another process with the same agent id) holds a
+/// connected session: two processes must never run the same tasks under one id. A record whose stream closed
+/// (the process crashed, or lost its connection) does not block: a restart under the same id works at once.
+/// Returns the lease and the revision the record was written at.
+async fn register(shared: &Shared, hello: &Hello) -> Result<(i64, i64), RegisterError> {
+    let key = shared.keys.agent(&hello.agent_id);
+    for _ in 0..5 {
+        let existing = shared.store.get(&key).await?;
+        let mut lease = None;
+        let guard = match &existing {
+            Some(kv) => {
+                // The key exists, so its lease is alive (etcd deletes it with the lease).
+                if let Ok(record) = serde_json::from_slice::<AgentRecord>(&kv.value)
+                    && record.connected
+                    && !record.instance.is_empty()
+                    && !hello.instance_id.is_empty()
+                    && record.instance != hello.instance_id
+                {
+                    return Err(RegisterError::InUse {
+                        agent: hello.agent_id.clone(),
+                        instance: record.instance,
+                        replica: record.replica,
+                    });
+                }
+                if kv.lease != 0 && shared.store.keep_alive(kv.lease).await.unwrap_or(false) {
+                    lease = Some(kv.lease);
+                }
+                Compare::ModRevision(key.clone(), kv.mod_revision)
+            }
+            None => Compare::Missing(key.clone()),
+        };
+        let lease = match lease {
+            Some(l) => l,
+            None => shared.store.grant_lease(shared.settings.lease_ttl).await?,
+        };
+        let record = AgentRecord {
+            agent_id: hello.agent_id.clone(),
+            host: hello.host.clone(),
+            capacity: hello.capacity,
+            worker_id: if hello.worker_id.is_empty() { hello.agent_id.clone() } else { hello.worker_id.clone() },
+            version: hello.version.clone(),
+            lease,
+            replica: shared.replica_id.clone(),
+            instance: hello.instance_id.clone(),
+            connected: true,
+        };
+        let value = serde_json::to_vec(&record).unwrap_or_default();
+        let outcome =
+            shared.store.txn(vec![guard], vec![Op::Put { key: key.clone(), value, lease: Some(lease) }]).await?;
+        if outcome.succeeded {
+            return Ok((lease, outcome.revision));
+        }
+        // Someone registered this id in between: look again (it may be another instance, now connected).
+    }
+    Err(RegisterError::Contended(hello.agent_id.clone()))
 }
 
 struct Session {
     shared: Arc<Shared>,
     hello: Hello,
     lease: i64,
+    /// The revision this session wrote `agents/<id>` at: if it changed, another session registered since.
+    registered_at: i64,
     tx: mpsc::Sender<Result<ControlMessage, Status>>,
     /// The last snapshot sent (without offsets), to push only real changes.
     sent: Option<Vec<TaskAssignment>>,
@@ -251,7 +308,25 @@ impl Session {
         }
         // The stream ended without Goodbye: keep the lease until it expires, so a quick reconnect (to any replica)
         // keeps the agent's tasks where they are. A dead agent's tasks move when the lease runs out.
+        self.mark_disconnected().await;
         tracing::info!(agent = %agent, "agent stream closed");
+    }
+
+    /// Notes in `agents/<id>` that no stream of this instance is open any more, so that a new process with the same
+    /// id (a restart after a crash) is accepted at once. Only if no other session registered since.
+    async fn mark_disconnected(&self) {
+        let key = self.shared.keys.agent(&self.hello.agent_id);
+        let Ok(Some(kv)) = self.shared.store.get(&key).await else { return };
+        if kv.mod_revision != self.registered_at {
+            return;
+        }
+        let Ok(mut record) = serde_json::from_slice::<AgentRecord>(&kv.value) else { return };
+        record.connected = false;
+        let value = serde_json::to_vec(&record).unwrap_or_default();
+        let guard = Compare::ModRevision(key.clone(), kv.mod_revision);
+        if let Err(e) = self.shared.store.txn(vec![guard], vec![Op::Put { key, value, lease: Some(kv.lease) }]).await {
+            tracing::debug!(agent = %self.hello.agent_id, error = %e, "cannot mark the agent disconnected");
+        }
     }
 
     /// Handles messages in order; consecutive task statuses are recorded together. `false` ends the session.
@@ -292,7 +367,16 @@ impl Session {
                     // again; it gets a fresh assignment through the mirror.
                     tracing::warn!(agent = %agent, "agent lease had expired, registering again");
                     match register(&self.shared, &self.hello).await {
-                        Ok(lease) => self.lease = lease,
+                        Ok((lease, revision)) => {
+                            self.lease = lease;
+                            self.registered_at = revision;
+                        }
+                        Err(e @ RegisterError::InUse { .. }) => {
+                            // Another process took this id over meanwhile: this one is out.
+                            tracing::warn!(agent = %agent, error = %e, "ending the session of a replaced agent");
+                            let _ = self.tx.send(Err(e.status())).await;
+                            return false;
+                        }
                         Err(e) => tracing::warn!(agent = %agent, error = %e, "cannot register agent"),
                     }
                 }

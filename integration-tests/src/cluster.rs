@@ -220,6 +220,22 @@ impl Agent {
         worker: &[(&str, &str)],
         args: &[String],
     ) -> anyhow::Result<Agent> {
+        Self::start_with_env(env, control_planes, id, kafka, worker, args, &[], &[]).await
+    }
+
+    /// [`Agent::start_with_worker`] with extra environment variables (e.g. for `${env:...}` config providers) and a
+    /// command prefix the agent runs under (e.g. `ip netns exec <ns>`, which execs: the pid stays the agent's).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn start_with_env(
+        env: &TestEnv,
+        control_planes: &[String],
+        id: &str,
+        kafka: &str,
+        worker: &[(&str, &str)],
+        args: &[String],
+        vars: &[(&str, &str)],
+        prefix: &[String],
+    ) -> anyhow::Result<Agent> {
         let program = binary("sluice-agent")?;
         let defaults = worker_entries(kafka);
         let mut entries: Vec<(&str, &str)> = defaults
@@ -229,7 +245,15 @@ impl Agent {
             .collect();
         entries.extend_from_slice(worker);
         let config = write_properties(&env.path(&format!("{id}.worker.properties")), &entries)?;
-        let mut command = Command::new(&program);
+        let mut command = match prefix.split_first() {
+            Some((first, rest)) => {
+                let mut command = Command::new(first);
+                command.args(rest).arg(&program);
+                command
+            }
+            None => Command::new(&program),
+        };
+        command.envs(vars.iter().copied());
         command
             .arg("--control-plane")
             .arg(control_planes.join(","))

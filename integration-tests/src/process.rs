@@ -84,6 +84,15 @@ impl Process {
         self.exit = self.child.wait().ok();
     }
 
+    /// Sends a signal by name (`STOP`, `CONT`, ...) with `kill`.
+    pub fn signal(&self, name: &str) -> anyhow::Result<()> {
+        let sent = Command::new("kill").arg(format!("-{name}")).arg(self.pid().to_string()).status()?;
+        if !sent.success() {
+            bail!("kill -{name} {} ({}) failed", self.pid(), self.label);
+        }
+        Ok(())
+    }
+
     /// SIGTERM (a graceful stop), then waits up to `timeout` for the exit. SIGKILLs and fails if it does not exit.
     pub async fn terminate(&mut self, timeout: Duration) -> anyhow::Result<ExitStatus> {
         if let Some(status) = self.exit_status() {

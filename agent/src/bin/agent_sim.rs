@@ -355,6 +355,7 @@ async fn session(
         capacity: 0,
         version: env!("CARGO_PKG_VERSION").into(),
         worker_id: String::new(),
+        ..Default::default()
     };
     outbox.try_send(AgentMessage { kind: Some(Up::Hello(hello)) })?;
     let mut inbound = AgentServiceClient::new(channel).session(ReceiverStream::new(inbox)).await?.into_inner();

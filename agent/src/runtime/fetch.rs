@@ -19,12 +19,17 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use futures::FutureExt;
-use rdkafka::consumer::{ConsumerContext, StreamConsumer};
+use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use tokio::sync::mpsc;
 use tracing::warn;
 
 use super::errors::ConsumedRecord;
+
+/// What the consumer thread hands the sink loop: a batch, or the fatal error that ended the consumer (the thread
+/// ends after it; the task must fail, not wait for records that will never come).
+pub(crate) type Fetched = Result<Polled, KafkaError>;
 
 /// Batches on their way to the sink loop: one being converted, one waiting, one filling.
 const CHANNEL_BATCHES: usize = 2;
@@ -148,7 +153,7 @@ impl Fetcher {
         consumer: Arc<StreamConsumer<C>>,
         max_batch: usize,
         name: String,
-    ) -> std::io::Result<(Fetcher, mpsc::Receiver<Polled>)> {
+    ) -> std::io::Result<(Fetcher, mpsc::Receiver<Fetched>)> {
         let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
         let span = tracing::Span::current();
         let thread = std::thread::Builder::new().name(name).spawn(move || {
@@ -170,7 +175,7 @@ impl Fetcher {
 
 async fn fetch_loop<C: ConsumerContext + 'static>(
     consumer: &StreamConsumer<C>,
-    tx: &mpsc::Sender<Polled>,
+    tx: &mpsc::Sender<Fetched>,
     max_batch: usize,
 ) {
     let mut expected_bytes = 0;
@@ -185,6 +190,12 @@ async fn fetch_loop<C: ConsumerContext + 'static>(
         while let Some(received) = next {
             match received {
                 Ok(message) => batch.push(&message),
+                // A fatal error (e.g. fenced by a static member with the same group.instance.id) ends the client
+                // for good: nothing more will come. Records already copied are dropped (never put, not committed).
+                Err(err) if is_fatal(consumer, &err) => {
+                    let _ = tx.send(Err(err)).await;
+                    return;
+                }
                 // Mostly transient (broker down, topic not yet created); librdkafka recovers by itself.
                 Err(err) => warn!(error = %err, "consumer error"),
             }
@@ -197,10 +208,15 @@ async fn fetch_loop<C: ConsumerContext + 'static>(
             continue;
         }
         expected_bytes = batch.arena.len();
-        if tx.send(batch).await.is_err() {
+        if tx.send(Ok(batch)).await.is_err() {
             return;
         }
     }
+}
+
+/// True when the consumer cannot recover from `err` by itself.
+pub(crate) fn is_fatal<C: ConsumerContext + 'static>(consumer: &StreamConsumer<C>, err: &KafkaError) -> bool {
+    matches!(err, KafkaError::MessageConsumptionFatal(_)) || consumer.client().fatal_error().is_some()
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ use tracing::{Instrument, error, info_span, warn};
 
 pub(crate) use config::WorkerConfig;
 
+use crate::fence::FenceTicket;
 use crate::metrics::Metrics;
 
 /// Identity of a task: connector name and task number, like Kafka Connect's `ConnectorTaskId`.
@@ -106,9 +107,22 @@ pub(crate) struct TaskContext {
     pub worker: Arc<WorkerConfig>,
     pub events: mpsc::UnboundedSender<TaskEvent>,
     pub metrics: Arc<Metrics>,
+    /// The lease fence as of this task's start: asked right before every batch produced or put and every commit.
+    pub fence: FenceTicket,
 }
 
 impl TaskContext {
+    /// True when the agent's lease may have expired (or the agent fenced itself since this task started): the task
+    /// may already run elsewhere and must not produce, put or commit anything more. `what` names the effect that
+    /// was about to happen, for the log.
+    pub fn fenced(&self, what: &str) -> bool {
+        if self.fence.allows() {
+            return false;
+        }
+        warn!(effect = what, "the agent's lease may have expired: not acting, stopping the task (self-fenced)");
+        true
+    }
+
     fn emit(&self, kind: TaskEventKind) {
         if let TaskEventKind::State { state, .. } = &kind {
             self.metrics.task_state(&self.id, *state);
@@ -236,6 +250,7 @@ pub(crate) fn spawn_task(
     worker: Arc<WorkerConfig>,
     events: mpsc::UnboundedSender<TaskEvent>,
     metrics: Arc<Metrics>,
+    fence: FenceTicket,
     predecessor: Option<JoinHandle<()>>,
 ) -> TaskHandle {
     let id = TaskKey {
@@ -246,7 +261,7 @@ pub(crate) fn spawn_task(
     let (control_tx, control_rx) = watch::channel(initial);
     let span = info_span!("task", connector = %id.connector, task = id.task, epoch);
     metrics.task_startup_attempt(&id);
-    let ctx = TaskContext { id, epoch, assignment, worker, events, metrics };
+    let ctx = TaskContext { id, epoch, assignment, worker, events, metrics, fence };
     let join = tokio::spawn(
         async move {
             let mut ctx = ctx;

@@ -21,7 +21,7 @@ use super::errors::{
     ConsumedRecord, DeadLetterQueue, ErrorPolicy, FailedRecord, RecordErrorHandler, RecordFailure, Stage,
     converter_index, converter_side,
 };
-use super::fetch::{Fetcher, Polled};
+use super::fetch::{Fetched, Fetcher, Polled};
 use super::headers::HeaderConversion;
 use super::{Control, StopMode, TaskContext, TaskError, control_changed, current_control, stop_requested};
 use crate::metrics::{TaskCounters, TaskInfo};
@@ -257,7 +257,7 @@ struct SinkPipeline<'a> {
     ctx: &'a TaskContext,
     consumer: Arc<TaskConsumer>,
     /// Batches from the consumer thread.
-    polled: mpsc::Receiver<Polled>,
+    polled: mpsc::Receiver<Fetched>,
     paused: Arc<AtomicBool>,
     key_converter: Box<dyn Converter>,
     value_converter: Box<dyn Converter>,
@@ -323,7 +323,9 @@ impl SinkPipeline<'_> {
             let polled = tokio::select! {
                 _ = control_changed(control) => continue,
                 _ = tokio::time::sleep_until(next_flush) => continue,
-                polled = self.polled.recv() => polled.ok_or(TaskError::ConsumerThreadEnded)?,
+                polled = self.polled.recv() => polled
+                    .ok_or(TaskError::ConsumerThreadEnded)?
+                    .map_err(TaskError::kafka("the sink's Kafka consumer failed (fatal)"))?,
             };
             let mut batch = Batch::default();
             self.accept(&polled, &mut batch).await?;
@@ -511,6 +513,9 @@ impl SinkPipeline<'_> {
     ) -> Result<PutOutcome, TaskError> {
         let mut retry = self.errors.policy.retry_task_failure();
         loop {
+            if self.ctx.fenced("put") {
+                return Ok(PutOutcome::Stopped(StopMode::Fenced));
+            }
             match task.put(records).await {
                 Ok(()) => return Ok(PutOutcome::Done),
                 Err(ConnectError::Data(message)) => return Ok(PutOutcome::BadData(ConnectError::Data(message))),
@@ -568,6 +573,9 @@ impl SinkPipeline<'_> {
         }
         let mut retry = self.errors.policy.retry_task_failure();
         loop {
+            if self.ctx.fenced("flush") {
+                return Ok(Some(StopMode::Fenced));
+            }
             match task.flush(&self.next_offsets).await {
                 Ok(()) => break,
                 Err(error) if error.is_retriable() && control.is_some() => {
@@ -617,6 +625,9 @@ impl SinkPipeline<'_> {
             self.counters.sample_active_records(Some(self.held.records.len()));
             return Ok(None);
         }
+        if self.ctx.fenced("commit") {
+            return Ok(Some(StopMode::Fenced));
+        }
         let consumer = self.consumer.clone();
         let committed = tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync)).await;
         match committed {
@@ -630,6 +641,10 @@ impl SinkPipeline<'_> {
             // interval re-commits; records since the last commit may be delivered again (at-least-once).
             Ok(Err(err)) => {
                 self.counters.offset_commit_timed(false, commit_started.elapsed());
+                if super::fetch::is_fatal(&self.consumer, &err) {
+                    // The client is dead (e.g. fenced): no commit will ever succeed, fail instead of idling RUNNING.
+                    return Err(TaskError::kafka("failed to commit sink offsets (fatal consumer error)")(err));
+                }
                 warn!(error = %err, "failed to commit sink offsets");
             }
             Err(err) => {
@@ -745,6 +760,7 @@ mod tests {
             worker: worker.clone(),
             events,
             metrics: Arc::new(crate::metrics::Metrics::default()),
+            fence: crate::fence::FenceTicket::unfenced(),
         };
         let counters = ctx.metrics.task(&ctx.id);
         let policy = ErrorPolicy::from_config(&connector_config, true).expect("valid");

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig};
 use rdkafka::{ClientContext, Message};
 use sluice_connectors::{ConnectError, SourceRecord, SourceTask, SourceTaskContext, TransformChain, registry};
 use sluice_proto::agent::{SourceOffset, TaskState};
@@ -479,6 +479,10 @@ impl SourcePipeline<'_> {
             self.commit(task).await;
         } else {
             debug!(?mode, in_flight = self.tracker.in_flight(), "stopping without committing offsets");
+            if mode == StopMode::Fenced {
+                // Records still queued in the client would reach Kafka after the fence: drop them.
+                self.producer.purge(PurgeConfig::default().queue());
+            }
         }
         Ok(())
     }
@@ -489,6 +493,9 @@ impl SourcePipeline<'_> {
         records: Vec<SourceRecord>,
         control: &mut watch::Receiver<Control>,
     ) -> Result<Option<StopMode>, TaskError> {
+        if self.ctx.fenced("produce") {
+            return Ok(Some(StopMode::Fenced));
+        }
         if let Some(txn) = &mut self.transactions
             && !txn.open
         {
@@ -581,6 +588,9 @@ impl SourcePipeline<'_> {
                             }
                             _ = tokio::time::sleep(Duration::from_millis(50)) => {}
                         }
+                        if self.ctx.fenced("produce") {
+                            return Ok(Some(StopMode::Fenced));
+                        }
                     }
                     Err((err, rec)) if is_retriable(&err) => {
                         self.counters.record_failure();
@@ -594,6 +604,9 @@ impl SourcePipeline<'_> {
                         tokio::select! {
                             mode = stop_requested(control) => return Ok(Some(mode)),
                             _ = tokio::time::sleep(delay) => {}
+                        }
+                        if self.ctx.fenced("produce") {
+                            return Ok(Some(StopMode::Fenced));
                         }
                     }
                     Err((err, _)) => {
@@ -672,6 +685,12 @@ impl SourcePipeline<'_> {
         if !txn.open {
             return Ok(());
         }
+        if self.ctx.fenced("commit") {
+            // The next batch finds the fence too and stops the task; nothing of this transaction becomes visible.
+            self.abort_transaction().await;
+            return Ok(());
+        }
+        let Some(txn) = self.transactions.as_mut() else { return Ok(()) };
         let commit_started = Instant::now();
         let offsets = std::mem::take(&mut txn.offsets);
         let records = std::mem::take(&mut txn.records);
@@ -761,6 +780,9 @@ impl SourcePipeline<'_> {
 
     /// Reports the acknowledged offsets, then lets the connector know (`SourceTask::commit`).
     async fn commit(&mut self, task: &mut dyn SourceTask) {
+        if self.ctx.fenced("commit") {
+            return;
+        }
         let commit_started = Instant::now();
         let offsets = self.tracker.take_committable();
         self.counters.active_records(self.tracker.in_flight());
