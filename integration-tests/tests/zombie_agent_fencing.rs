@@ -94,15 +94,21 @@ async fn round(env: &TestEnv, victim_role: Victim, isolation: Isolation) -> anyh
     for (n, id) in ids.iter().enumerate() {
         let file = sink_file(env, id).display().to_string();
         let vars = [("SLUICE_TEST_SINK_FILE", file.as_str()), ("SLUICE_TEST_AGENT", id.as_str())];
+        // `${env:...}` resolves only where the worker offers the env provider, limited to these variables.
+        let worker = [
+            ("config.providers", "env"),
+            ("config.providers.env.class", "org.apache.kafka.common.config.provider.EnvVarConfigProvider"),
+            ("config.providers.env.param.allowlist.pattern", "SLUICE_TEST_.*"),
+        ];
         let agent = if isolation == Isolation::Partition && n == 0 {
             let ns = ns::Namespace::create(env, kafka, cp.grpc_port).await?;
             let endpoint = ns.control_plane_endpoint();
             let prefix = ns.exec_prefix();
-            let agent = Agent::start_with_env(env, &[endpoint], id, kafka, &[], &[], &vars, &prefix).await?;
+            let agent = Agent::start_with_env(env, &[endpoint], id, kafka, &worker, &[], &vars, &prefix).await?;
             netns = Some(ns);
             agent
         } else {
-            Agent::start_with_env(env, &[cp.grpc_endpoint()], id, kafka, &[], &[], &vars, &[]).await?
+            Agent::start_with_env(env, &[cp.grpc_endpoint()], id, kafka, &worker, &[], &vars, &[]).await?
         };
         agents.push(agent);
         // To be cut off, the namespaced agent gets the victim's task before the others exist (and keeps it: the
