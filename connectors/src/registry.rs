@@ -26,8 +26,13 @@ pub struct PluginInfo {
     pub version: String,
 }
 
-/// The version every built-in plugin reports: they ship with this crate.
-pub const PLUGIN_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The Kafka Connect release whose REST API and plugins Sluice implements. `GET /` reports it as `version` (clients
+/// switch features on by it), and every built-in plugin reports it as its version, as Kafka Connect's own plugins
+/// report the Kafka version they ship with (so `connector.plugin.version=4.1.2` configs keep working).
+pub const KAFKA_CONNECT_VERSION: &str = "4.1.2";
+
+/// The version every built-in plugin reports: [`KAFKA_CONNECT_VERSION`], the Kafka Connect plugins they reimplement.
+pub const PLUGIN_VERSION: &str = KAFKA_CONNECT_VERSION;
 
 /// A connector plugin of the table: its canonical class, Kafka Connect's aliases (simple name and simple name
 /// without the `Connector` suffix) and its constructor.

@@ -348,6 +348,7 @@ impl From<ServerInfo> for pb::ServerInfo {
             version: info.version,
             commit: info.commit,
             kafka_cluster_id: info.kafka_cluster_id.unwrap_or_default(),
+            sluice_version: info.sluice_version,
         }
     }
 }
@@ -382,6 +383,7 @@ impl From<TaskStateInfo> for pb::TaskStateInfo {
             state: task.state,
             worker_id: task.worker_id,
             trace: task.trace.unwrap_or_default(),
+            version: task.version.unwrap_or_default(),
         }
     }
 }
@@ -394,6 +396,7 @@ impl From<ConnectorStateInfo> for pb::ConnectorStateInfo {
                 state: status.connector.state,
                 worker_id: status.connector.worker_id,
                 trace: status.connector.trace.unwrap_or_default(),
+                version: status.connector.version.unwrap_or_default(),
             }),
             tasks: status.tasks.into_iter().map(Into::into).collect(),
             r#type: status.connector_type,

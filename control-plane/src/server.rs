@@ -38,6 +38,8 @@ pub struct ReplicaSettings {
     pub request_timeout: Duration,
     /// Credentials the REST gateway and the admin gRPC service require; `None`: no authentication.
     pub credentials: Option<crate::auth::Credentials>,
+    /// Cross-origin access to the REST gateway (Kafka Connect's `access.control.allow.*`); default: none.
+    pub cors: crate::rest::Cors,
     /// TLS for the REST gateway; `None`: plain HTTP.
     pub rest_tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     /// TLS for the gRPC port (agent streams, admin API, reflection); `None`: plaintext HTTP/2.
@@ -170,10 +172,11 @@ pub async fn start(
     let rest_api = api.clone();
     let rest_credentials = settings.credentials.clone();
     let rest_tls = settings.rest_tls.clone();
+    let rest_cors = settings.cors.clone();
     let rest_shutdown = shutdown.clone();
     tasks.push(tokio::spawn(async move {
         let stop = async move { rest_shutdown.cancelled().await };
-        if let Err(e) = crate::rest::serve(rest_listener, rest_api, rest_credentials, rest_tls, stop).await {
+        if let Err(e) = crate::rest::serve(rest_listener, rest_api, rest_credentials, rest_cors, rest_tls, stop).await {
             tracing::error!(error = %e, "REST server failed");
         }
     }));

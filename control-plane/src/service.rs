@@ -406,7 +406,12 @@ impl ConnectService {
 
     /// Status of every task of a connector, derived from where the task is assigned and what its agent reported
     /// for the current epoch (a report of an older epoch is history, not the present).
-    async fn task_states(&self, name: &str, task_count: usize) -> Result<Vec<TaskStateInfo>, ApiError> {
+    async fn task_states(
+        &self,
+        name: &str,
+        task_count: usize,
+        version: Option<String>,
+    ) -> Result<Vec<TaskStateInfo>, ApiError> {
         let (assignment_kvs, _) = self.store.list(&self.keys.assignments()).await?;
         let mut placements: BTreeMap<u32, (String, AssignedTask)> = BTreeMap::new();
         for kv in assignment_kvs {
@@ -425,7 +430,7 @@ impl ConnectService {
                 Some((n, serde_json::from_slice(&kv.value).ok()?))
             })
             .collect();
-        Ok(derive_task_states(task_count, &placements, &statuses))
+        Ok(derive_task_states(task_count, &placements, &statuses, version))
     }
 
     /// The status of every connector in three prefix reads (connectors, assignments, statuses), however many there
@@ -480,6 +485,7 @@ impl ConnectService {
                     task_count,
                     placements.get(&name).unwrap_or(&no_placements),
                     statuses.get(&name).unwrap_or(&no_statuses),
+                    plugin_version(&config),
                 );
                 let info = self.state_info(&name, &config, target, tasks);
                 Some((name, info))
@@ -488,7 +494,7 @@ impl ConnectService {
     }
 
     async fn status_of(&self, name: &str, stored: &StoredConnector) -> Result<ConnectorStateInfo, ApiError> {
-        let tasks = self.task_states(name, stored.tasks.len()).await?;
+        let tasks = self.task_states(name, stored.tasks.len(), plugin_version(&stored.config)).await?;
         Ok(self.state_info(name, &stored.config, stored.target, tasks))
     }
 
@@ -506,17 +512,53 @@ impl ConnectService {
             .unwrap_or_else(|| self.replica_id.clone());
         ConnectorStateInfo {
             name: name.to_string(),
-            connector: ConnectorState { state: target.as_str().to_string(), worker_id, trace: None },
+            connector: ConnectorState {
+                state: target.as_str().to_string(),
+                worker_id,
+                trace: None,
+                version: plugin_version(config),
+            },
             tasks,
             connector_type: type_name(config),
         }
     }
 
+    /// Asks the leader to restart `tasks` and, in the same transaction, records them as RESTARTING at the epoch
+    /// they run at: status shows RESTARTING from the moment the request is accepted until the agent reports on
+    /// the new epoch, as Kafka Connect shows it at once (see [`derive_task_states`]).
     async fn request_restarts(&self, name: &str, tasks: &[u32]) -> Result<(), ApiError> {
         if tasks.is_empty() {
             return Ok(());
         }
-        let ops = tasks.iter().map(|&t| Op::put(self.keys.restart(name, t), b"{}".to_vec())).collect();
+        let (assignment_kvs, _) = self.store.list(&self.keys.assignments()).await?;
+        let mut placements: BTreeMap<u32, (String, u64)> = BTreeMap::new();
+        for kv in assignment_kvs {
+            let Ok(record) = serde_json::from_slice::<AssignmentRecord>(&kv.value) else { continue };
+            let agent = unescape(kv.key.rsplit('/').next().unwrap_or_default());
+            for t in record.tasks.into_iter().filter(|t| t.connector == name) {
+                placements.insert(t.task, (agent.clone(), t.epoch));
+            }
+        }
+        let mut ops = Vec::new();
+        for &task in tasks {
+            ops.push(Op::put(self.keys.restart(name, task), b"{}".to_vec()));
+            let Some((agent, epoch)) = placements.get(&task) else { continue };
+            let status_key = self.keys.task_status(name, task);
+            let worker_id = match self.store.get(&status_key).await? {
+                Some(kv) => serde_json::from_slice::<TaskStatusRecord>(&kv.value)
+                    .map(|r| r.worker_id)
+                    .unwrap_or_else(|_| agent.clone()),
+                None => agent.clone(),
+            };
+            let record = TaskStatusRecord {
+                state: RESTARTING.to_string(),
+                worker_id,
+                trace: None,
+                epoch: *epoch,
+                agent_id: agent.clone(),
+            };
+            ops.push(Op::put(status_key, to_json(&record)));
+        }
         self.store.txn(Vec::new(), ops).await?;
         Ok(())
     }
@@ -524,25 +566,42 @@ impl ConnectService {
 
 /// Status of every task of one connector, from where each task is assigned and what its agent reported for the
 /// current epoch (a report of an older epoch is history, not the present).
+///
+/// A restart writes RESTARTING with the epoch the task ran at (see `ConnectService::request_restarts`); it stands
+/// until the agent reports on the new epoch, so status never falls back to the pre-restart state, nor to
+/// UNASSIGNED while the task moves to its new epoch, after the restart was accepted.
 fn derive_task_states(
     task_count: usize,
     placements: &BTreeMap<u32, (String, AssignedTask)>,
     statuses: &BTreeMap<u32, TaskStatusRecord>,
+    version: Option<String>,
 ) -> Vec<TaskStateInfo> {
+    let state = |id, state: &str, worker_id: &str, trace: Option<String>| TaskStateInfo {
+        id,
+        state: state.to_string(),
+        worker_id: worker_id.to_string(),
+        trace,
+        version: version.clone(),
+    };
     (0..task_count as u32)
         .map(|id| match (placements.get(&id), statuses.get(&id)) {
-            (Some((_, assigned)), Some(s)) if s.epoch == assigned.epoch => TaskStateInfo {
-                id,
-                state: s.state.clone(),
-                worker_id: s.worker_id.clone(),
-                trace: s.trace.clone().filter(|t| !t.is_empty()),
-            },
-            (Some((agent, _)), _) => {
-                TaskStateInfo { id, state: "UNASSIGNED".into(), worker_id: agent.clone(), trace: None }
+            (Some((_, assigned)), Some(s))
+                if s.epoch == assigned.epoch || (s.state == RESTARTING && s.epoch < assigned.epoch) =>
+            {
+                state(id, &s.state, &s.worker_id, s.trace.clone().filter(|t| !t.is_empty()))
             }
-            (None, _) => TaskStateInfo { id, state: "UNASSIGNED".into(), worker_id: String::new(), trace: None },
+            (Some((agent, _)), _) => state(id, "UNASSIGNED", agent, None),
+            (None, _) => state(id, "UNASSIGNED", "", None),
         })
         .collect()
+}
+
+const RESTARTING: &str = "RESTARTING";
+
+/// The version of the connector plugin a config names, as status answers show it.
+fn plugin_version(config: &ConfigMap) -> Option<String> {
+    let class = config.get("connector.class")?;
+    registry::connector(class).map(|c| c.version().to_string())
 }
 
 #[async_trait]
@@ -553,9 +612,10 @@ impl ConnectApi for ConnectService {
             None => None,
         };
         Ok(ServerInfo {
-            version: env!("CARGO_PKG_VERSION").to_string(),
+            version: registry::KAFKA_CONNECT_VERSION.to_string(),
             commit: option_env!("SLUICE_GIT_COMMIT").unwrap_or("unknown").to_string(),
             kafka_cluster_id,
+            sluice_version: env!("CARGO_PKG_VERSION").to_string(),
         })
     }
 
@@ -714,7 +774,7 @@ impl ConnectApi for ConnectService {
         if !stored.tasks.contains_key(&task) {
             return Err(not_found());
         }
-        let states = self.task_states(name, stored.tasks.len()).await?;
+        let states = self.task_states(name, stored.tasks.len(), plugin_version(&stored.config)).await?;
         states.into_iter().find(|t| t.id == task).ok_or_else(not_found)
     }
 

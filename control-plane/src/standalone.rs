@@ -85,6 +85,7 @@ pub async fn run(
         kafka_bootstrap_servers: worker.get("bootstrap.servers").cloned(),
         request_timeout: crate::deadline::DEFAULT_REQUEST_TIMEOUT,
         credentials,
+        cors: crate::rest::Cors::from_worker_config(&worker),
         rest_tls,
         grpc_tls: None,
     };

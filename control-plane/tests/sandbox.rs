@@ -32,6 +32,7 @@ async fn replica(shutdown: &CancellationToken) -> Replica {
         kafka_bootstrap_servers: None,
         request_timeout: sluice_control_plane::deadline::DEFAULT_REQUEST_TIMEOUT,
         credentials: None,
+        cors: Default::default(),
         rest_tls: None,
         grpc_tls: None,
     };
