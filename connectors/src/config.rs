@@ -266,9 +266,12 @@ impl ConfigKey {
                     Some(normalized)
                 }
                 Err(message) => {
-                    // Unlike Kafka Connect we keep showing the raw value: it is what the user has to fix.
+                    // As Kafka Connect: a value that does not parse is null, and a range check then fails on it too.
                     errors.push(message);
-                    Some(raw.to_string())
+                    if matches!(self.validator, Some(Validator::AtLeast(_) | Validator::Between(..))) {
+                        errors.push(invalid_value(self.name, "null", "Value must be non-null"));
+                    }
+                    None
                 }
             },
             (None, DefaultValue::Required) => {

@@ -198,6 +198,11 @@ const CONNECTOR_CLASS: &str = "connector.class";
 const KEY_CONVERTER: &str = "key.converter";
 const VALUE_CONVERTER: &str = "value.converter";
 const HEADER_CONVERTER: &str = "header.converter";
+/// KIP-891: the version of each plugin a connector uses (Sluice's built-ins have one: [`PLUGIN_VERSION`]).
+const CONNECTOR_PLUGIN_VERSION: &str = "connector.plugin.version";
+const KEY_CONVERTER_VERSION: &str = "key.converter.plugin.version";
+const VALUE_CONVERTER_VERSION: &str = "value.converter.plugin.version";
+const HEADER_CONVERTER_VERSION: &str = "header.converter.plugin.version";
 const TRANSFORMS: &str = "transforms";
 const PREDICATES: &str = "predicates";
 const TOPICS: &str = "topics";
@@ -210,7 +215,7 @@ const PREDICATES_GROUP: &str = "Predicates";
 const ERROR_GROUP: &str = "Error Handling";
 const TOPIC_CREATION_GROUP: &str = "Topic Creation";
 const EXACTLY_ONCE_SUPPORT_GROUP: &str = "Exactly Once Support";
-const OFFSETS_TOPIC_GROUP: &str = "offsets";
+const OFFSETS_TOPIC_GROUP: &str = "offsets.topic";
 
 const CONNECTOR_CLASS_DOC: &str = "Name or alias of the class for this connector. Must be a subclass of org.apache.kafka.connect.connector.Connector. If the connector is org.apache.kafka.connect.file.FileStreamSinkConnector, you can either specify this full name,  or use \"FileStreamSink\" or \"FileStreamSinkConnector\" to make the configuration a bit shorter";
 const TASKS_MAX_DOC: &str = "Maximum number of tasks to use for this connector.";
@@ -245,6 +250,8 @@ const OFFSETS_STORAGE_TOPIC_DOC: &str = "The name of a separate offsets topic to
 fn base_config_def() -> ConfigDef {
     let common = |key: ConfigKey, order, width, display| key.in_group(COMMON_GROUP, order, width, display);
     let errors = |key: ConfigKey, order, display| key.in_group(ERROR_GROUP, order, Width::Medium, display);
+    // errors.tolerance and errors.log.* are SHORT in Kafka Connect, the rest of the group MEDIUM.
+    let short_errors = |key: ConfigKey, order, display| key.in_group(ERROR_GROUP, order, Width::Short, display);
     let value = |v: &str| DefaultValue::Value(v.to_string());
     ConfigDef::new()
         .define(common(
@@ -273,9 +280,21 @@ fn base_config_def() -> ConfigDef {
             "Connector class",
         ))
         .define(common(
+            ConfigKey::new(
+                CONNECTOR_PLUGIN_VERSION,
+                ConfigType::String,
+                value(PLUGIN_VERSION),
+                Importance::Medium,
+                "Version of the connector.",
+            ),
+            3,
+            Width::Medium,
+            "Connector version",
+        ))
+        .define(common(
             ConfigKey::new("tasks.max", ConfigType::Int, value("1"), Importance::High, TASKS_MAX_DOC)
                 .with_validator(Validator::AtLeast(1)),
-            3,
+            4,
             Width::Short,
             "Tasks max",
         ))
@@ -287,15 +306,27 @@ fn base_config_def() -> ConfigDef {
                 Importance::Low,
                 TASKS_MAX_ENFORCE_DOC,
             ),
-            4,
+            5,
             Width::Short,
             "Enforce tasks max",
         ))
         .define(common(
             ConfigKey::new(KEY_CONVERTER, ConfigType::Class, DefaultValue::Null, Importance::Low, KEY_CONVERTER_DOC),
-            5,
+            6,
             Width::Short,
             "Key converter class",
+        ))
+        .define(common(
+            ConfigKey::new(
+                KEY_CONVERTER_VERSION,
+                ConfigType::String,
+                DefaultValue::Null,
+                Importance::Low,
+                "Version of the key converter.",
+            ),
+            7,
+            Width::Short,
+            "Key converter version",
         ))
         .define(common(
             ConfigKey::new(
@@ -305,9 +336,21 @@ fn base_config_def() -> ConfigDef {
                 Importance::Low,
                 VALUE_CONVERTER_DOC,
             ),
-            6,
+            8,
             Width::Short,
             "Value converter class",
+        ))
+        .define(common(
+            ConfigKey::new(
+                VALUE_CONVERTER_VERSION,
+                ConfigType::String,
+                DefaultValue::Null,
+                Importance::Low,
+                "Version of the value converter.",
+            ),
+            9,
+            Width::Short,
+            "Value converter version",
         ))
         .define(common(
             ConfigKey::new(
@@ -317,13 +360,25 @@ fn base_config_def() -> ConfigDef {
                 Importance::Low,
                 HEADER_CONVERTER_DOC,
             ),
-            7,
+            10,
             Width::Short,
             "Header converter class",
         ))
+        .define(common(
+            ConfigKey::new(
+                HEADER_CONVERTER_VERSION,
+                ConfigType::String,
+                DefaultValue::Null,
+                Importance::Low,
+                "Version of the header converter.",
+            ),
+            11,
+            Width::Short,
+            "Header converter version",
+        ))
         .define(ConfigKey::new(TRANSFORMS, ConfigType::List, value(""), Importance::Low, TRANSFORMS_DOC).in_group(
             TRANSFORMS_GROUP,
-            8,
+            12,
             Width::Long,
             "Transforms",
         ))
@@ -333,9 +388,9 @@ fn base_config_def() -> ConfigDef {
                 ConfigType::List,
                 value(""),
                 Importance::Low,
-                "Aliases for predicates used by transformations.",
+                "Aliases for the predicates used by transformations.",
             )
-            .in_group(PREDICATES_GROUP, 9, Width::Long, "Predicates"),
+            .in_group(PREDICATES_GROUP, 13, Width::Long, "Predicates"),
         )
         .define(common(
             ConfigKey::new(
@@ -346,7 +401,7 @@ fn base_config_def() -> ConfigDef {
                 CONFIG_ACTION_RELOAD_DOC,
             )
             .with_validator(Validator::OneOf(vec!["none", "restart"])),
-            10,
+            14,
             Width::Medium,
             "Reload Action",
         ))
@@ -372,7 +427,7 @@ fn base_config_def() -> ConfigDef {
             2,
             "Maximum Delay Between Retries for Errors",
         ))
-        .define(errors(
+        .define(short_errors(
             ConfigKey::new(
                 "errors.tolerance",
                 ConfigType::String,
@@ -384,7 +439,7 @@ fn base_config_def() -> ConfigDef {
             3,
             "Error Tolerance",
         ))
-        .define(errors(
+        .define(short_errors(
             ConfigKey::new(
                 "errors.log.enable",
                 ConfigType::Boolean,
@@ -395,7 +450,7 @@ fn base_config_def() -> ConfigDef {
             4,
             "Log Errors",
         ))
-        .define(errors(
+        .define(short_errors(
             ConfigKey::new(
                 "errors.log.include.messages",
                 ConfigType::Boolean,
@@ -500,7 +555,7 @@ fn source_config_def(def: ConfigDef) -> ConfigDef {
             EXACTLY_ONCE_SUPPORT_DOC,
         )
         .with_validator(Validator::OneOf(vec!["requested", "required"]))
-        .in_group(EXACTLY_ONCE_SUPPORT_GROUP, 1, Width::Short, "Exactly once support"),
+        .in_group(EXACTLY_ONCE_SUPPORT_GROUP, 2, Width::Short, "Exactly once support"),
     )
     .define(
         ConfigKey::new(
@@ -511,7 +566,7 @@ fn source_config_def(def: ConfigDef) -> ConfigDef {
             TRANSACTION_BOUNDARY_DOC,
         )
         .with_validator(Validator::OneOf(vec!["poll", "interval", "connector"]))
-        .in_group(EXACTLY_ONCE_SUPPORT_GROUP, 2, Width::Short, "Transaction Boundary"),
+        .in_group(EXACTLY_ONCE_SUPPORT_GROUP, 3, Width::Short, "Transaction Boundary"),
     )
     .define(
         ConfigKey::new(
@@ -522,7 +577,7 @@ fn source_config_def(def: ConfigDef) -> ConfigDef {
             TRANSACTION_BOUNDARY_INTERVAL_MS_DOC,
         )
         .with_validator(Validator::AtLeast(0))
-        .in_group(EXACTLY_ONCE_SUPPORT_GROUP, 3, Width::Short, "Transaction boundary interval"),
+        .in_group(EXACTLY_ONCE_SUPPORT_GROUP, 4, Width::Short, "Transaction boundary interval"),
     )
     .define(
         ConfigKey::new(
@@ -554,6 +609,146 @@ fn known_connectors_text() -> String {
 /// once, as Kafka Connect's validate endpoint does. An unknown or missing `connector.class` is reported as an error
 /// on that key naming the known plugins.
 pub fn validate(config: &ConfigMap) -> ConfigInfos {
+    validate_with(config, &WorkerConverters::default())
+}
+
+/// The converters a worker uses for connectors that name none (`key.converter`, `value.converter`,
+/// `header.converter` of the worker properties): validate shows them as defaults, as Kafka Connect does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerConverters {
+    pub key: String,
+    pub value: String,
+    pub header: String,
+}
+
+impl Default for WorkerConverters {
+    /// Sluice's (and Kafka Connect's usual) defaults: JSON keys and values, simple headers.
+    fn default() -> Self {
+        WorkerConverters {
+            key: JSON_CONVERTER.to_string(),
+            value: JSON_CONVERTER.to_string(),
+            header: SIMPLE_HEADER_CONVERTER.to_string(),
+        }
+    }
+}
+
+impl WorkerConverters {
+    /// From worker properties; a missing key keeps the default. Aliases are resolved to class names.
+    pub fn from_worker_config(worker: &ConfigMap) -> Self {
+        let mut out = WorkerConverters::default();
+        let class = |key: &str, is_header: bool| {
+            let given = worker.get(key).map(|v| v.trim()).filter(|v| !v.is_empty())?;
+            let resolved = if is_header { header_converter_class_name(given) } else { converter_class_name(given) };
+            Some(resolved.map(str::to_string).unwrap_or_else(|| given.to_string()))
+        };
+        if let Some(c) = class(KEY_CONVERTER, false) {
+            out.key = c;
+        }
+        if let Some(c) = class(VALUE_CONVERTER, false) {
+            out.value = c;
+        }
+        if let Some(c) = class(HEADER_CONVERTER, true) {
+            out.header = c;
+        }
+        out
+    }
+}
+
+const JSON_CONVERTER: &str = "org.apache.kafka.connect.json.JsonConverter";
+
+/// The classes validate recommends for `key.converter`/`value.converter` (every converter) and `header.converter`
+/// (every converter and header converter), sorted as Kafka Connect lists them.
+fn recommended_converters(header: bool) -> Vec<String> {
+    let mut classes: Vec<String> = CONVERTERS.iter().map(|e| e.class.to_string()).collect();
+    if header {
+        classes.extend(HEADER_CONVERTERS.iter().map(|(class, _)| class.to_string()));
+    }
+    classes.sort();
+    classes.dedup();
+    classes
+}
+
+/// Whether `version` satisfies a `*.plugin.version` value: a version (`4.1.2`, exact) or a Maven-style range
+/// (`[4.0,5.0)`, `[4.1.2,)`), as Kafka Connect reads them (KIP-891).
+fn version_matches(spec: &str, version: &str) -> bool {
+    let spec = spec.trim();
+    let parts = |v: &str| v.trim().split('.').map(|p| p.trim().parse::<u64>().unwrap_or(0)).collect::<Vec<_>>();
+    let (Some(open), Some(close)) = (spec.chars().next(), spec.chars().last()) else { return true };
+    if !matches!(open, '[' | '(') || !matches!(close, ']' | ')') {
+        return spec == version;
+    }
+    let inner = &spec[1..spec.len() - 1];
+    let Some((low, high)) = inner.split_once(',') else { return inner.trim() == version };
+    let v = parts(version);
+    let low_ok = low.trim().is_empty() || if open == '[' { v >= parts(low) } else { v > parts(low) };
+    let high_ok = high.trim().is_empty() || if close == ']' { v <= parts(high) } else { v < parts(high) };
+    low_ok && high_ok
+}
+
+/// Kafka Connect's validate answers for the plugin keys: the worker's converters as default and value of
+/// `*.converter`, the converters as their recommended values, and the plugins' versions (KIP-891) as default, value
+/// and only recommended value of `*.plugin.version`; a version that does not match is an error on both keys.
+fn apply_plugin_defaults(
+    configs: &mut [ConfigInfo],
+    config: &ConfigMap,
+    converters: &WorkerConverters,
+    plugin: Option<&dyn Connector>,
+) {
+    let given = |key: &str| config.get(key).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let mut plugins: Vec<(&str, &str, Option<String>)> = Vec::new();
+    if let Some(plugin) = plugin {
+        plugins.push((CONNECTOR_CLASS, CONNECTOR_PLUGIN_VERSION, Some(plugin.class_name().to_string())));
+    }
+    for (key, version_key, default, header) in [
+        (KEY_CONVERTER, KEY_CONVERTER_VERSION, &converters.key, false),
+        (VALUE_CONVERTER, VALUE_CONVERTER_VERSION, &converters.value, false),
+        (HEADER_CONVERTER, HEADER_CONVERTER_VERSION, &converters.header, true),
+    ] {
+        let class = given(key).unwrap_or_else(|| default.clone());
+        let known =
+            if header { header_converter_class_name(&class).is_some() } else { converter_class_name(&class).is_some() };
+        if let Some(info) = configs.iter_mut().find(|c| c.value.name == key) {
+            if let Some(definition) = info.definition.as_mut() {
+                definition.default_value = Some(default.clone());
+            }
+            if info.value.value.is_none() {
+                info.value.value = Some(default.clone());
+            }
+            info.value.recommended_values = recommended_converters(header);
+        }
+        plugins.push((key, version_key, known.then_some(class)));
+    }
+    let mut version_errors: Vec<(&str, String)> = Vec::new();
+    for (class_key, version_key, class) in plugins {
+        let Some(class) = class else { continue };
+        let Some(info) = configs.iter_mut().find(|c| c.value.name == version_key) else { continue };
+        if let Some(definition) = info.definition.as_mut() {
+            definition.default_value = Some(PLUGIN_VERSION.to_string());
+        }
+        info.value.recommended_values = vec![PLUGIN_VERSION.to_string()];
+        match given(version_key) {
+            None => info.value.value = Some(PLUGIN_VERSION.to_string()),
+            Some(spec) if !version_matches(&spec, PLUGIN_VERSION) => {
+                let range = if spec.starts_with(['[', '(']) { spec.clone() } else { format!("[{spec},{spec}]") };
+                let message = format!(
+                    "Plugin {class} not found that matches the version range {range}, available versions: [{PLUGIN_VERSION}]"
+                );
+                version_errors.push((class_key, message.clone()));
+                version_errors.push((version_key, message));
+            }
+            Some(_) => {}
+        }
+    }
+    for (key, message) in version_errors {
+        if let Some(info) = configs.iter_mut().find(|c| c.value.name == key) {
+            info.value.errors.push(message);
+        }
+    }
+}
+
+/// [`validate`] with the worker's converters as the defaults of `key.converter`, `value.converter` and
+/// `header.converter`.
+pub fn validate_with(config: &ConfigMap, converters: &WorkerConverters) -> ConfigInfos {
     let class = config.get(CONNECTOR_CLASS);
     let plugin = class.and_then(|c| connector(c));
     let mut keys: Vec<ConfigKey> = match &plugin {
@@ -626,6 +821,8 @@ pub fn validate(config: &ConfigMap) -> ConfigInfos {
             }),
         }
     }
+
+    apply_plugin_defaults(&mut configs, config, converters, plugin.as_deref());
 
     let mut groups: Vec<String> = Vec::new();
     for group in keys.iter().filter_map(|k| k.group) {
@@ -792,15 +989,15 @@ mod tests {
                 "Error Handling",
                 "Topic Creation",
                 "Exactly Once Support",
-                "offsets"
+                "offsets.topic"
             ]
         );
         let names: Vec<&str> = infos.configs.iter().map(|c| c.value.name.as_str()).collect();
-        assert_eq!(&names[..3], ["name", "connector.class", "tasks.max"]);
+        assert_eq!(&names[..4], ["name", "connector.class", "connector.plugin.version", "tasks.max"]);
         let file = names.iter().position(|n| *n == "file").expect("plugin key listed");
         assert!(file > names.iter().position(|n| *n == "errors.tolerance").expect("common key"));
         assert_eq!(value_of(&infos, "tasks.max"), Some("1"));
-        assert_eq!(value_of(&infos, "key.converter"), None);
+        assert_eq!(value_of(&infos, "key.converter"), Some("org.apache.kafka.connect.json.JsonConverter"));
         assert_eq!(value_of(&infos, "batch.size"), Some("2000"));
         let undefined = infos.configs.last().expect("undefined key listed last");
         assert!(undefined.definition.is_none());
@@ -949,19 +1146,28 @@ mod tests {
             errors_of(&infos, "connector.class"),
             ["Missing required configuration \"connector.class\" which has no default value."]
         );
-        assert_eq!(infos.error_count, 2, "common keys are still checked: {:?}", infos.error_messages());
+        // tasks.max=x: as Kafka Connect, the value is null and the range check fails on it too.
+        assert_eq!(infos.error_count, 3, "common keys are still checked: {:?}", infos.error_messages());
+        assert_eq!(value_of(&infos, "tasks.max"), None);
+        assert_eq!(
+            errors_of(&infos, "tasks.max"),
+            [
+                "Invalid value x for configuration tasks.max: Not a number of type INT",
+                "Invalid value null for configuration tasks.max: Value must be non-null"
+            ]
+        );
     }
 
     #[test]
     fn config_infos_serialize_like_kafka_connect() {
         let infos = validate(&map(&[("name", "s"), ("connector.class", "FileStreamSink"), ("topics", "a")]));
         let json = serde_json::to_value(&infos).expect("serializes");
-        let tasks_max = &json["configs"][2];
+        let tasks_max = &json["configs"][3];
         assert_eq!(
             tasks_max["definition"],
             serde_json::json!({"name":"tasks.max","type":"INT","required":false,"default_value":"1",
                 "importance":"HIGH","documentation":"Maximum number of tasks to use for this connector.","group":"Common",
-                "order":3,"width":"SHORT","display_name":"Tasks max","dependents":[]})
+                "order":4,"width":"SHORT","display_name":"Tasks max","dependents":[]})
         );
         assert_eq!(
             tasks_max["value"],
@@ -1008,5 +1214,92 @@ mod tests {
         assert_eq!(out, b"5");
         let err = new_converter("Avro", &ConfigMap::new(), true).err().expect("unknown");
         assert_eq!(err.to_string(), "invalid configuration for `key.converter`: Class Avro could not be found.");
+    }
+}
+
+/// Issue 12 item 6: the plugin keys of KIP-891 and the worker's converters in validate, as Kafka Connect 4.1.2
+/// answers them (checked against it by deploy/compat/rest-compare).
+#[cfg(test)]
+mod plugin_key_tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> ConfigMap {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn info<'a>(infos: &'a ConfigInfos, key: &str) -> &'a ConfigInfo {
+        infos.configs.iter().find(|c| c.value.name == key).expect("key listed")
+    }
+
+    #[test]
+    fn validate_shows_plugin_versions_and_the_workers_converters() {
+        let config = map(&[("connector.class", "FileStreamSink"), ("topics", "t"), ("name", "s")]);
+        let infos = validate(&config);
+        assert_eq!(infos.error_count, 0, "{:?}", infos.error_messages());
+        let names: Vec<&str> = infos.configs.iter().take(12).map(|c| c.value.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "name",
+                "connector.class",
+                "connector.plugin.version",
+                "tasks.max",
+                "tasks.max.enforce",
+                "key.converter",
+                "key.converter.plugin.version",
+                "value.converter",
+                "value.converter.plugin.version",
+                "header.converter",
+                "header.converter.plugin.version",
+                "transforms"
+            ]
+        );
+        let version = info(&infos, "connector.plugin.version");
+        assert_eq!(version.value.value.as_deref(), Some("4.1.2"));
+        assert_eq!(version.value.recommended_values, ["4.1.2"]);
+        let key = info(&infos, "key.converter");
+        assert_eq!(key.value.value.as_deref(), Some("org.apache.kafka.connect.json.JsonConverter"));
+        let default = key.definition.as_ref().and_then(|d| d.default_value.as_deref());
+        assert_eq!(default, Some("org.apache.kafka.connect.json.JsonConverter"));
+        assert!(key.value.recommended_values.contains(&"org.apache.kafka.connect.storage.StringConverter".to_string()));
+        let header = info(&infos, "header.converter");
+        assert_eq!(header.value.value.as_deref(), Some(SIMPLE_HEADER_CONVERTER));
+        assert!(header.value.recommended_values.contains(&SIMPLE_HEADER_CONVERTER.to_string()));
+        let mut sorted = header.value.recommended_values.clone();
+        sorted.sort();
+        assert_eq!(header.value.recommended_values, sorted);
+        let errors = info(&infos, "errors.tolerance").definition.as_ref().map(|d| d.width.clone());
+        assert_eq!(errors.as_deref(), Some("SHORT"));
+
+        // The worker's converters are the defaults; a connector's own wins.
+        let worker = WorkerConverters::from_worker_config(&map(&[("value.converter", "StringConverter")]));
+        let infos = validate_with(&config, &worker);
+        let value = info(&infos, "value.converter");
+        assert_eq!(value.value.value.as_deref(), Some("org.apache.kafka.connect.storage.StringConverter"));
+        let mut own = config.clone();
+        own.insert("value.converter".into(), "org.apache.kafka.connect.converters.ByteArrayConverter".into());
+        let infos = validate_with(&own, &worker);
+        let value = info(&infos, "value.converter");
+        assert_eq!(value.value.value.as_deref(), Some("org.apache.kafka.connect.converters.ByteArrayConverter"));
+
+        // A version that does not match is an error on the class and on the version key.
+        let mut wrong = config.clone();
+        wrong.insert("value.converter.plugin.version".into(), "1.0".into());
+        wrong.insert("connector.plugin.version".into(), "[4.0,5.0)".into());
+        let infos = validate(&wrong);
+        assert_eq!(infos.error_count, 2, "{:?}", infos.error_messages());
+        assert!(info(&infos, "value.converter").value.errors[0].contains("version range [1.0,1.0]"));
+        assert!(info(&infos, "connector.plugin.version").value.errors.is_empty());
+    }
+
+    #[test]
+    fn version_ranges() {
+        assert!(version_matches("4.1.2", "4.1.2"));
+        assert!(!version_matches("4.1.1", "4.1.2"));
+        assert!(version_matches("[4.0,5.0)", "4.1.2"));
+        assert!(version_matches("[4.1.2,)", "4.1.2"));
+        assert!(!version_matches("(4.1.2,)", "4.1.2"));
+        assert!(!version_matches("[3.0,4.0]", "4.1.2"));
+        assert!(version_matches("[4.1.2]", "4.1.2"));
     }
 }

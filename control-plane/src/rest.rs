@@ -97,7 +97,8 @@ pub fn router_with(api: Arc<dyn ConnectApi>, credentials: Option<Credentials>, c
         })),
     };
     let cors = Arc::new(cors);
-    routes.layer(from_fn(move |request: Request, next: Next| {
+    // Around the whole router, not around each route: `Router::layer` would run after the method dispatch.
+    Router::new().fallback_service(routes).layer(from_fn(move |request: Request, next: Next| {
         let cors = cors.clone();
         async move { options_cors_and_accept(&cors, request, next).await }
     }))
@@ -144,6 +145,12 @@ async fn options_cors_and_accept(cors: &Cors, request: Request, next: Next) -> R
     let is_options = request.method() == Method::OPTIONS;
     let preflight = is_options && request.headers().contains_key(ACCESS_CONTROL_REQUEST_METHOD);
     let request_headers = request.headers().get(ACCESS_CONTROL_REQUEST_HEADERS).cloned();
+    let mut request = request;
+    if is_options {
+        // No route has OPTIONS or TRACE: asked with TRACE, the router answers 405 with the path's methods in
+        // `Allow` (for OPTIONS itself axum leaves `Allow` empty), or 404 for an unknown path.
+        *request.method_mut() = Method::TRACE;
+    }
     if !is_options && !accepts_json(&request) {
         let mut response = error_response(StatusCode::NOT_ACCEPTABLE, "HTTP 406 Not Acceptable".to_string());
         if let Some(origin) = &origin {
@@ -163,13 +170,16 @@ async fn options_cors_and_accept(cors: &Cors, request: Request, next: Next) -> R
             .filter(|m| !m.is_empty())
             .collect();
         methods.push("OPTIONS".to_string());
-        if preflight && origin.is_some() {
+        if !cors.allow_origin.is_empty() {
+            // Jetty's cross-origin filter answers every OPTIONS itself once it is configured: no body.
             response = StatusCode::OK.into_response();
-            if let Ok(value) = HeaderValue::from_str(cors.methods()) {
-                response.headers_mut().insert(ACCESS_CONTROL_ALLOW_METHODS, value);
-            }
-            if let Some(headers) = request_headers {
-                response.headers_mut().insert(ACCESS_CONTROL_ALLOW_HEADERS, headers);
+            if preflight && origin.is_some() {
+                if let Ok(value) = HeaderValue::from_str(cors.methods()) {
+                    response.headers_mut().insert(ACCESS_CONTROL_ALLOW_METHODS, value);
+                }
+                if let Some(headers) = request_headers {
+                    response.headers_mut().insert(ACCESS_CONTROL_ALLOW_HEADERS, headers);
+                }
             }
         } else {
             response = (StatusCode::OK, [(CONTENT_TYPE, "text/plain")], methods.join(", ")).into_response();
@@ -205,10 +215,10 @@ fn accepts_json(request: &Request) -> bool {
 }
 
 async fn authenticate(credentials: &Credentials, request: Request, next: Next) -> Response {
-    // OPTIONS reaches no resource (it answers the allowed methods), and browsers send preflights without
-    // credentials.
+    // OPTIONS (asked as TRACE, see `options_cors_and_accept`) reaches no resource, it only learns the allowed
+    // methods; browsers send preflights without credentials.
     if matches!(request.uri().path().trim_end_matches('/'), "/health" | "/metrics")
-        || request.method() == Method::OPTIONS
+        || matches!(*request.method(), Method::OPTIONS | Method::TRACE)
     {
         return next.run(request).await;
     }

@@ -38,6 +38,9 @@ pub struct ReplicaSettings {
     pub request_timeout: Duration,
     /// Credentials the REST gateway and the admin gRPC service require; `None`: no authentication.
     pub credentials: Option<crate::auth::Credentials>,
+    /// The converters validate shows as defaults: the workers' (standalone knows them; a distributed control plane
+    /// shows Sluice's defaults, which agents use unless their worker properties name others).
+    pub worker_converters: sluice_connectors::registry::WorkerConverters,
     /// Cross-origin access to the REST gateway (Kafka Connect's `access.control.allow.*`); default: none.
     pub cors: crate::rest::Cors,
     /// TLS for the REST gateway; `None`: plain HTTP.
@@ -112,7 +115,8 @@ pub async fn start(
     // Parsed once per change for the whole replica: the scheduler and every agent stream read it.
     let view = crate::model::spawn_view(keys.clone(), mirror.clone(), shutdown.clone());
 
-    let mut service = ConnectService::new(store.clone(), keys.clone(), settings.replica_id.clone());
+    let mut service = ConnectService::new(store.clone(), keys.clone(), settings.replica_id.clone())
+        .with_worker_converters(settings.worker_converters.clone());
     if let Some(bootstrap) = &settings.kafka_bootstrap_servers {
         service = service
             .with_cluster_id_source(Arc::new(KafkaClusterId { bootstrap: bootstrap.clone(), id: OnceCell::new() }))

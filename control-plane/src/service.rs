@@ -52,6 +52,8 @@ pub struct ConnectService {
     /// The consumer groups of sink connectors; absent when the control plane was not told where Kafka is.
     sink_offsets: Option<Arc<dyn SinkOffsets>>,
     log_levels: Arc<LogLevels>,
+    /// The defaults validate shows for `key.converter`, `value.converter` and `header.converter`.
+    worker_converters: registry::WorkerConverters,
 }
 
 const NOT_STOPPED_SUFFIX: &str = "/stop' endpoint";
@@ -100,11 +102,17 @@ impl ConnectService {
             cluster_id: None,
             sink_offsets: None,
             log_levels: crate::logging::levels(),
+            worker_converters: registry::WorkerConverters::default(),
         }
     }
 
     pub fn with_sink_offsets(mut self, sink_offsets: Arc<dyn SinkOffsets>) -> Self {
         self.sink_offsets = Some(sink_offsets);
+        self
+    }
+
+    pub fn with_worker_converters(mut self, converters: registry::WorkerConverters) -> Self {
+        self.worker_converters = converters;
         self
     }
 
@@ -850,7 +858,7 @@ impl ConnectApi for ConnectService {
                 config.insert("connector.class".into(), plugin.to_string());
             }
         }
-        let mut infos = registry::validate(&config);
+        let mut infos = registry::validate_with(&config, &self.worker_converters);
         for info in infos.configs.iter_mut() {
             if let Some(value) = &info.value.value {
                 let single = ConfigMap::from([(info.value.name.clone(), value.clone())]);
@@ -863,10 +871,10 @@ impl ConnectApi for ConnectService {
     async fn plugin_config(&self, plugin: &str) -> Result<Vec<ConfigKeyInfo>, ApiError> {
         let unknown = || ApiError::not_found(format!("Unknown plugin {plugin}."));
         let def = if let Some(connector) = registry::connector(plugin) {
-            // Kafka Connect answers the connector's own keys plus the common ones.
-            let mut def = registry::common_config_def(connector.connector_type());
-            let own = connector.config_def();
-            def.keys.extend(own.keys.into_iter().filter(|k| def.key(k.name).is_none()).collect::<Vec<_>>());
+            // Kafka Connect answers the connector's own keys, then the common ones it does not redefine.
+            let mut def = connector.config_def();
+            let common = registry::common_config_def(connector.connector_type());
+            def.keys.extend(common.keys.into_iter().filter(|k| def.key(k.name).is_none()).collect::<Vec<_>>());
             def
         } else if let Some(def) = sluice_connectors::transforms::plugin_config_def(plugin) {
             def
@@ -1076,7 +1084,8 @@ mod tests {
     async fn cluster_scope_levels_are_stored_for_every_process_worker_scope_is_not() {
         let (service, store, keys) = service();
         let changed = service.set_logger_level("sluice_agent", "debug", LoggerScope::Cluster).await.expect("cluster");
-        assert_eq!(changed, vec!["sluice_agent"]);
+        assert_eq!(changed[0], "sluice_agent");
+        assert!(changed.iter().all(|c| c.starts_with("sluice_agent")), "{changed:?}");
         let stored = store.get(&keys.logger("sluice_agent")).await.expect("get").expect("stored");
         assert_eq!(stored.value, br#"{"level":"DEBUG"}"#.to_vec());
         assert_eq!(service.logger("sluice_agent").await.expect("applied here too").level, "DEBUG");

@@ -86,6 +86,7 @@ pub async fn run(
         request_timeout: crate::deadline::DEFAULT_REQUEST_TIMEOUT,
         credentials,
         cors: crate::rest::Cors::from_worker_config(&worker),
+        worker_converters: sluice_connectors::registry::WorkerConverters::from_worker_config(&worker),
         rest_tls,
         grpc_tls: None,
     };

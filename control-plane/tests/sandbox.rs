@@ -33,6 +33,7 @@ async fn replica(shutdown: &CancellationToken) -> Replica {
         request_timeout: sluice_control_plane::deadline::DEFAULT_REQUEST_TIMEOUT,
         credentials: None,
         cors: Default::default(),
+        worker_converters: Default::default(),
         rest_tls: None,
         grpc_tls: None,
     };

@@ -73,6 +73,8 @@ struct Options {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let options = Options::parse();
+    // The loggers `GET /admin/loggers` lists: the modules of the crates this binary is built from.
+    sluice_logging::set_crates(&["sluice_control_plane", "sluice_connectors", "sluice_logging"]);
     sluice_control_plane::logging::init(&options.log);
     let shutdown = CancellationToken::new();
     sluice_control_plane::logging::cancel_on_signal(shutdown.clone());
@@ -96,6 +98,7 @@ async fn main() -> anyhow::Result<()> {
         kafka_bootstrap_servers: options.kafka_bootstrap_servers.clone(),
         request_timeout: Duration::from_millis(options.request_timeout_ms),
         credentials: options.rest_security.credentials()?,
+        worker_converters: Default::default(),
         cors: sluice_control_plane::rest::Cors {
             allow_origin: options.access_control_allow_origin.clone(),
             allow_methods: options.access_control_allow_methods.clone(),
