@@ -139,7 +139,16 @@ pub fn plugins(include_all: bool) -> Vec<PluginInfo> {
         out.extend(crate::transforms::transformation_class_names().into_iter().map(|c| info(c, "transformation")));
         out.extend(crate::transforms::predicate_class_names().into_iter().map(|c| info(c, "predicate")));
     }
-    out.sort_by(|a, b| a.class.cmp(&b.class).then_with(|| a.plugin_type.cmp(&b.plugin_type)));
+    // Kafka Connect's order: connectors, transformations, predicates, converters, header converters; by class
+    // within each.
+    let rank = |plugin_type: &str| match plugin_type {
+        "source" | "sink" => 0,
+        "transformation" => 1,
+        "predicate" => 2,
+        "converter" => 3,
+        _ => 4,
+    };
+    out.sort_by(|a, b| rank(&a.plugin_type).cmp(&rank(&b.plugin_type)).then_with(|| a.class.cmp(&b.class)));
     out
 }
 
@@ -957,7 +966,15 @@ mod tests {
         );
         assert!(all.iter().any(|p| p.plugin_type == "predicate"
             && p.class == "org.apache.kafka.connect.transforms.predicates.TopicNameMatches"));
-        assert!(all.windows(2).all(|w| w[0].class <= w[1].class));
+        // Kafka Connect's order: by type (connectors, transformations, predicates, converters, header
+        // converters), then by class.
+        let types: Vec<&str> = all.iter().map(|p| p.plugin_type.as_str()).collect();
+        let first = |t: &str| types.iter().position(|x| *x == t).expect("type listed");
+        let last = |t: &str| types.iter().rposition(|x| *x == t).expect("type listed");
+        assert!(last("source") < first("transformation") && last("transformation") < first("predicate"));
+        assert!(last("predicate") < first("converter") && last("converter") < first("header_converter"));
+        assert!(all.windows(2).all(|w| w[0].plugin_type != w[1].plugin_type || w[0].class <= w[1].class));
+        assert_eq!(PLUGIN_VERSION, "4.1.2", "the Kafka Connect plugins Sluice reimplements");
         assert!(all.iter().any(|p| p.plugin_type == "header_converter"
             && p.class == "org.apache.kafka.connect.storage.SimpleHeaderConverter"));
         assert!(all.iter().all(|p| p.version == PLUGIN_VERSION));
