@@ -1080,6 +1080,53 @@ mod tests {
         assert_eq!(error.message, "Connector s not found");
     }
 
+    /// Issue 12 item 3: RESTARTING from the accepted restart until the agent reports on the new epoch; never the
+    /// pre-restart state, never UNASSIGNED while the leader moves the task to its new epoch.
+    #[tokio::test]
+    async fn a_restarted_task_shows_restarting_until_it_reports_on_its_new_epoch() {
+        let (service, store, keys) = service();
+        let create =
+            CreateConnector { name: "r".into(), config: source_config(&[]), initial_state: TargetState::Running };
+        service.create_connector(create).await.expect("create");
+        let assign = |epoch: u64| {
+            let record = AssignmentRecord {
+                tasks: vec![AssignedTask { connector: "r".into(), task: 0, epoch, config_revision: 1 }],
+            };
+            Op::put(keys.assignment("agent-1"), to_json(&record))
+        };
+        let report = |state: &str, epoch: u64| {
+            let record = TaskStatusRecord {
+                state: state.into(),
+                worker_id: "host:9464".into(),
+                trace: None,
+                epoch,
+                agent_id: "agent-1".into(),
+            };
+            Op::put(keys.task_status("r", 0), to_json(&record))
+        };
+        store.txn(vec![], vec![assign(5), report("RUNNING", 5)]).await.expect("running");
+        let task_state = || async { service.task_status("r", 0).await.expect("status").state };
+        assert_eq!(task_state().await, "RUNNING");
+        assert_eq!(service.connector_status("r").await.expect("status").tasks[0].version.as_deref(), Some("4.1.2"));
+
+        let answer = service.restart_connector("r", true, false).await.expect("restart").expect("202 body");
+        assert_eq!(answer.tasks[0].state, "RESTARTING");
+        assert_eq!(task_state().await, "RESTARTING", "at once after the 202");
+        assert!(store.get(&keys.restart("r", 0)).await.expect("get").is_some(), "the leader is asked to restart it");
+        // The leader moves it to a new epoch: still RESTARTING, not UNASSIGNED.
+        store.txn(vec![], vec![assign(6), Op::delete(keys.restart("r", 0))]).await.expect("new epoch");
+        assert_eq!(task_state().await, "RESTARTING");
+        store.txn(vec![], vec![report("RUNNING", 6)]).await.expect("reported");
+        assert_eq!(task_state().await, "RUNNING");
+
+        // A single task's restart, too.
+        service.restart_task("r", 0).await.expect("restart task");
+        assert_eq!(task_state().await, "RESTARTING");
+        // Without a restart, a stale report is history: the task is UNASSIGNED until it reports on its epoch.
+        store.txn(vec![], vec![assign(8), report("RUNNING", 7)]).await.expect("moved");
+        assert_eq!(task_state().await, "UNASSIGNED");
+    }
+
     #[tokio::test]
     async fn cluster_scope_levels_are_stored_for_every_process_worker_scope_is_not() {
         let (service, store, keys) = service();
