@@ -89,8 +89,10 @@ pub enum Validator {
     AtLeast(i64),
     /// Integer within the range, inclusive.
     Between(i64, i64),
-    /// One of these strings (case-insensitive).
+    /// One of these strings (case-insensitive), Kafka Connect's `CaseInsensitiveValidString`.
     OneOf(Vec<&'static str>),
+    /// One of these strings exactly, Kafka Connect's `ValidString`.
+    ValidString(Vec<&'static str>),
     /// A non-empty string.
     NonEmptyString,
     /// A non-empty string without ISO control characters (Kafka Connect's rule for connector names).
@@ -309,6 +311,13 @@ impl Validator {
                     Ok(())
                 } else {
                     Err(format!("String must be one of (case insensitive): {}", allowed.join(", ")))
+                }
+            }
+            Validator::ValidString(allowed) => {
+                if allowed.contains(&value) {
+                    Ok(())
+                } else {
+                    Err(format!("String must be one of: {}", allowed.join(", ")))
                 }
             }
             Validator::NonEmptyString => {

@@ -409,7 +409,7 @@ fn base_config_def() -> ConfigDef {
                 Importance::Low,
                 CONFIG_ACTION_RELOAD_DOC,
             )
-            .with_validator(Validator::OneOf(vec!["none", "restart"])),
+            .with_validator(Validator::ValidString(vec!["none", "restart"])),
             14,
             Width::Medium,
             "Reload Action",
@@ -444,7 +444,7 @@ fn base_config_def() -> ConfigDef {
                 Importance::Medium,
                 ERRORS_TOLERANCE_DOC,
             )
-            .with_validator(Validator::OneOf(vec!["none", "all"])),
+            .with_validator(Validator::ValidString(vec!["none", "all"])),
             3,
             "Error Tolerance",
         ))
@@ -563,7 +563,8 @@ fn source_config_def(def: ConfigDef) -> ConfigDef {
             Importance::Medium,
             EXACTLY_ONCE_SUPPORT_DOC,
         )
-        .with_validator(Validator::OneOf(vec!["requested", "required"]))
+        // Kafka Connect lists the enum's names: upper case, in its order.
+        .with_validator(Validator::OneOf(vec!["REQUIRED", "REQUESTED"]))
         .in_group(EXACTLY_ONCE_SUPPORT_GROUP, 2, Width::Short, "Exactly once support"),
     )
     .define(
@@ -574,7 +575,7 @@ fn source_config_def(def: ConfigDef) -> ConfigDef {
             Importance::Medium,
             TRANSACTION_BOUNDARY_DOC,
         )
-        .with_validator(Validator::OneOf(vec!["poll", "interval", "connector"]))
+        .with_validator(Validator::OneOf(vec!["INTERVAL", "POLL", "CONNECTOR"]))
         .in_group(EXACTLY_ONCE_SUPPORT_GROUP, 3, Width::Short, "Transaction Boundary"),
     )
     .define(
@@ -1050,9 +1051,7 @@ mod tests {
         );
         assert_eq!(
             errors_of(&infos, "errors.tolerance"),
-            [
-                "Invalid value some for configuration errors.tolerance: String must be one of (case insensitive): none, all"
-            ]
+            ["Invalid value some for configuration errors.tolerance: String must be one of: none, all"]
         );
         assert_eq!(
             errors_of(&infos, "errors.log.enable"),

@@ -354,8 +354,14 @@ impl ConnectService {
         initial_state: TargetState,
     ) -> Result<ConnectorInfo, ApiError> {
         let tasks = self.validate_for_write(&config)?;
-        let stopped = existing.map(|e| e.target).unwrap_or(initial_state) == TargetState::Stopped;
-        let task_list: &[ConfigMap] = if stopped { &[] } else { &tasks };
+        // As Kafka Connect: a STOPPED connector has no tasks, nor has one created PAUSED until it first runs (one
+        // paused while running keeps its tasks, PAUSED).
+        let no_tasks = match existing.map(|e| e.target).unwrap_or(initial_state) {
+            TargetState::Stopped => true,
+            TargetState::Paused => existing.is_none_or(|e| e.tasks.is_empty()),
+            TargetState::Running => false,
+        };
+        let task_list: &[ConfigMap] = if no_tasks { &[] } else { &tasks };
         let mut compares = Vec::new();
         let mut ops = vec![Op::put(self.keys.config(name), to_json(&config))];
         match existing {
@@ -398,6 +404,11 @@ impl ConnectService {
                     ops.extend(self.task_ops(name, &[], existing.tasks.len()));
                 }
                 (TargetState::Stopped, _) => {
+                    let tasks = self.validate_for_write(&existing.config)?;
+                    ops.extend(self.task_ops(name, &tasks, 0));
+                }
+                // Created PAUSED: its tasks come with the first resume.
+                (TargetState::Paused, TargetState::Running) if existing.tasks.is_empty() => {
                     let tasks = self.validate_for_write(&existing.config)?;
                     ops.extend(self.task_ops(name, &tasks, 0));
                 }
@@ -1125,6 +1136,23 @@ mod tests {
         // Without a restart, a stale report is history: the task is UNASSIGNED until it reports on its epoch.
         store.txn(vec![], vec![assign(8), report("RUNNING", 7)]).await.expect("moved");
         assert_eq!(task_state().await, "UNASSIGNED");
+    }
+
+    /// As Kafka Connect 4.1.2: created PAUSED, a connector has no tasks (also after a config change) until it is
+    /// resumed; paused while running, it keeps them.
+    #[tokio::test]
+    async fn a_connector_created_paused_gets_its_tasks_when_resumed() {
+        let (service, _, _) = service();
+        let create =
+            CreateConnector { name: "p".into(), config: source_config(&[]), initial_state: TargetState::Paused };
+        assert!(service.create_connector(create).await.expect("create").tasks.is_empty());
+        assert!(service.connector_status("p").await.expect("status").tasks.is_empty());
+        let (_, info) = service.put_connector_config("p", source_config(&[("batch.size", "10")])).await.expect("put");
+        assert!(info.tasks.is_empty(), "still no tasks while paused");
+        service.resume_connector("p").await.expect("resume");
+        assert_eq!(service.connector_tasks("p").await.expect("tasks").len(), 1);
+        service.pause_connector("p").await.expect("pause");
+        assert_eq!(service.connector_tasks("p").await.expect("tasks").len(), 1, "paused while running: kept");
     }
 
     #[tokio::test]

@@ -109,7 +109,15 @@ async fn run(env: &TestEnv) -> anyhow::Result<()> {
     // initial_state and restart codes.
     let paused = env.unique("paused");
     let body = json!({"name": paused, "config": file_source(&input, &env.unique("t")), "initial_state": "PAUSED"});
-    rest.post("/connectors", &body).await?.expect_status(201, "create PAUSED")?;
+    let reply = rest.post("/connectors", &body).await?;
+    reply.expect_status(201, "create PAUSED")?;
+    // As Kafka Connect 4.1.2: created PAUSED, a connector has no tasks until it first runs.
+    ensure!(reply.json()?["tasks"] == json!([]), "created PAUSED: {}", reply.body);
+    let status = rest.status(&paused).await?;
+    ensure!(status["connector"]["state"] == "PAUSED" && status["tasks"] == json!([]), "created PAUSED: {status}");
+    rest.put(&format!("/connectors/{paused}/resume"), &json!(null)).await?.expect_status(202, "resume")?;
+    rest.wait_for_status(&paused, "RUNNING", WAIT).await?;
+    rest.put(&format!("/connectors/{paused}/pause"), &json!(null)).await?.expect_status(202, "pause")?;
     rest.wait_for_status(&paused, "PAUSED", WAIT).await?;
     rest.request(reqwest::Method::POST, &format!("/connectors/{paused}/restart"), None)
         .await?
