@@ -7,8 +7,8 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::config::{
-    ConfigDef, ConfigInfo, ConfigInfos, ConfigKey, ConfigMap, ConfigType, ConfigValueInfo, DefaultValue, Importance,
-    Validator, Width, invalid_value, parse_list,
+    ConfigDef, ConfigInfo, ConfigInfos, ConfigKey, ConfigKeyInfo, ConfigMap, ConfigType, ConfigValueInfo, DefaultValue,
+    Importance, Validator, Width, invalid_value, parse_list,
 };
 use crate::connector::{Connector, ConnectorType};
 use crate::converter::{ByteArrayConverter, Converter, JsonConverter, StringConverter};
@@ -765,6 +765,7 @@ pub fn validate_with(config: &ConfigMap, converters: &WorkerConverters) -> Confi
         Some(p) => common_config_def(p.connector_type()).keys,
         None => base_config_def().keys,
     };
+    let common_count = keys.len();
     if let Some(p) = &plugin {
         // A plugin key that shadows a common one would be listed twice; the common definition wins.
         let plugin_keys = p.config_def().keys.into_iter().filter(|k| !keys.iter().any(|c| c.name == k.name));
@@ -779,8 +780,13 @@ pub fn validate_with(config: &ConfigMap, converters: &WorkerConverters) -> Confi
             value: key.validate_value(config.get(key.name).map(String::as_str)),
         })
         .collect();
-    let undefined = config.iter().filter(|(k, _)| !keys.iter().any(|key| key.name == k.as_str()));
-    configs.extend(undefined.map(|(k, v)| ConfigInfo {
+    // Each transformation's keys, defined as Kafka Connect's enriched definition does, between the common keys and
+    // the connector's own.
+    let (transform_infos, transform_groups) = transformation_infos(config);
+    let defined = |k: &str| keys.iter().any(|key| key.name == k) || transform_infos.iter().any(|t| t.value.name == k);
+    let undefined: Vec<(&String, &String)> = config.iter().filter(|(k, _)| !defined(k)).collect();
+    configs.splice(common_count..common_count, transform_infos.clone());
+    configs.extend(undefined.into_iter().map(|(k, v)| ConfigInfo {
         definition: None,
         value: ConfigValueInfo {
             name: k.clone(),
@@ -840,8 +846,123 @@ pub fn validate_with(config: &ConfigMap, converters: &WorkerConverters) -> Confi
             groups.push(group.to_string());
         }
     }
+    groups.extend(transform_groups);
     let error_count = configs.iter().map(|c| c.value.errors.len()).sum();
     ConfigInfos { name: class.cloned().unwrap_or_default(), error_count, groups, configs }
+}
+
+/// The validate entries of every transformation alias, as Kafka Connect's enriched connector definition has them: in
+/// a group `Transforms: <alias>`, `type` and `plugin.version`, then (for a known class) the transformation's own
+/// keys, `negate` and `predicate`, all prefixed with `transforms.<alias>.`. Their errors come from
+/// [`crate::transforms::validate_transforms`]. Returns the entries and the groups.
+fn transformation_infos(config: &ConfigMap) -> (Vec<ConfigInfo>, Vec<String>) {
+    let mut aliases: Vec<&str> = Vec::new();
+    for alias in config.get(TRANSFORMS).map(|v| parse_list(v)).unwrap_or_default() {
+        if !alias.is_empty() && !aliases.contains(&alias) {
+            aliases.push(alias);
+        }
+    }
+    let mut recommended: Vec<String> =
+        crate::transforms::transformation_class_names().into_iter().map(str::to_string).collect();
+    recommended.sort();
+    let mut infos = Vec::new();
+    let mut groups = Vec::new();
+    for alias in aliases {
+        let prefix = format!("{TRANSFORMS}.{alias}.");
+        let group = format!("Transforms: {alias}");
+        let given = |key: &str| config.get(&format!("{prefix}{key}")).map(|v| v.trim().to_string());
+        let class = given("type").filter(|c| !c.is_empty());
+        let def = class.as_deref().and_then(crate::transforms::plugin_config_def);
+        let known = def.is_some();
+        let mut alias_infos: Vec<ConfigInfo> = Vec::new();
+        let mut entry = |key: &str, info: ConfigKeyInfo, value: Option<String>, recommended_values: Vec<String>| {
+            // Orders count from 0 within the alias's group.
+            let order = i32::try_from(alias_infos.len()).unwrap_or(i32::MAX);
+            alias_infos.push(ConfigInfo {
+                definition: Some(ConfigKeyInfo {
+                    name: format!("{prefix}{key}"),
+                    group: Some(group.clone()),
+                    order,
+                    ..info
+                }),
+                value: ConfigValueInfo {
+                    name: format!("{prefix}{key}"),
+                    value,
+                    recommended_values,
+                    errors: Vec::new(),
+                    visible: true,
+                },
+            });
+        };
+        let key_info =
+            |config_type: &str, default: Option<&str>, importance: &str, doc: String, width: &str, display: String| {
+                ConfigKeyInfo {
+                    name: String::new(),
+                    config_type: config_type.to_string(),
+                    required: false,
+                    default_value: default.map(str::to_string),
+                    importance: importance.to_string(),
+                    documentation: doc,
+                    group: None,
+                    order: 0,
+                    width: width.to_string(),
+                    display_name: display,
+                    dependents: Vec::new(),
+                }
+            };
+        let type_info = ConfigKeyInfo {
+            required: true,
+            ..key_info(
+                "CLASS",
+                None,
+                "HIGH",
+                format!("Class for the '{alias}' transformation."),
+                "LONG",
+                format!("Transformation type for {alias}"),
+            )
+        };
+        // Kafka Connect shows no value for a class it cannot load.
+        entry("type", type_info, class.clone().filter(|_| known), recommended.clone());
+        let version_default = known.then_some(PLUGIN_VERSION);
+        let version_info = key_info(
+            "STRING",
+            version_default,
+            "HIGH",
+            format!("Version of the '{alias}' transformation."),
+            "LONG",
+            format!("Transformation version for {alias}"),
+        );
+        let version = given("plugin.version").or(version_default.map(str::to_string));
+        let version_recommended = if known { vec![PLUGIN_VERSION.to_string()] } else { Vec::new() };
+        entry("plugin.version", version_info, version, version_recommended);
+        if let Some(def) = def {
+            for key in &def.keys {
+                let value = key.validate_value(config.get(&format!("{prefix}{}", key.name)).map(String::as_str)).value;
+                entry(key.name, key.info(), value, Vec::new());
+            }
+            let negate = key_info(
+                "BOOLEAN",
+                Some("false"),
+                "MEDIUM",
+                "Whether the configured predicate should be negated.".to_string(),
+                "NONE",
+                "negate".to_string(),
+            );
+            entry("negate", negate, given("negate").or(Some("false".to_string())), Vec::new());
+            let predicate = key_info(
+                "STRING",
+                None,
+                "MEDIUM",
+                "The alias of a predicate used to determine whether to apply this transformation.".to_string(),
+                "NONE",
+                "predicate".to_string(),
+            );
+            entry("predicate", predicate, given("predicate"), Vec::new());
+        }
+        infos.extend(alias_infos);
+        groups.push(group);
+    }
+    (infos, groups)
 }
 
 /// Kafka Connect's `SinkConnectorConfig.validate`: exactly one of `topics`/`topics.regex`, and the DLQ topic may not
@@ -1306,6 +1427,49 @@ mod plugin_key_tests {
         assert_eq!(infos.error_count, 2, "{:?}", infos.error_messages());
         assert!(info(&infos, "value.converter").value.errors[0].contains("version range [1.0,1.0]"));
         assert!(info(&infos, "connector.plugin.version").value.errors.is_empty());
+    }
+
+    #[test]
+    fn validate_defines_each_transformations_keys_in_its_group() {
+        let config = map(&[
+            ("connector.class", "FileStreamSource"),
+            ("topic", "t"),
+            ("name", "s"),
+            ("transforms", "route,bad"),
+            ("transforms.route.type", "org.apache.kafka.connect.transforms.RegexRouter"),
+            ("transforms.route.regex", "(.*)"),
+            ("transforms.bad.type", "org.example.NoSuchTransform"),
+        ]);
+        let infos = validate(&config);
+        let names: Vec<&str> = infos.configs.iter().map(|c| c.value.name.as_str()).collect();
+        let first = names.iter().position(|n| n.starts_with("transforms.")).expect("transform keys");
+        assert_eq!(
+            &names[first..first + 8],
+            [
+                "transforms.route.type",
+                "transforms.route.plugin.version",
+                "transforms.route.regex",
+                "transforms.route.replacement",
+                "transforms.route.negate",
+                "transforms.route.predicate",
+                "transforms.bad.type",
+                "transforms.bad.plugin.version"
+            ]
+        );
+        assert_eq!(names[first - 1], "offsets.storage.topic", "after the common keys");
+        assert_eq!(names[first + 8], "file", "before the connector's own");
+        assert!(infos.groups.ends_with(&["Transforms: route".to_string(), "Transforms: bad".to_string()]));
+        let replacement = info(&infos, "transforms.route.replacement");
+        let definition = replacement.definition.as_ref().expect("defined");
+        assert_eq!((definition.group.as_deref(), definition.order), (Some("Transforms: route"), 3));
+        assert_eq!(
+            replacement.value.errors,
+            ["Missing required configuration \"transforms.route.replacement\" which has no default value."]
+        );
+        let bad = info(&infos, "transforms.bad.type");
+        assert_eq!(bad.value.value, None, "as Kafka Connect: no value for a class it cannot load");
+        assert_eq!(bad.value.errors.len(), 1);
+        assert_eq!(infos.error_count, 2, "{:?}", infos.error_messages());
     }
 
     #[test]
