@@ -856,23 +856,50 @@ pub fn validate_with(config: &ConfigMap, converters: &WorkerConverters) -> Confi
 /// keys, `negate` and `predicate`, all prefixed with `transforms.<alias>.`. Their errors come from
 /// [`crate::transforms::validate_transforms`]. Returns the entries and the groups.
 fn transformation_infos(config: &ConfigMap) -> (Vec<ConfigInfo>, Vec<String>) {
+    let (mut infos, mut groups) = alias_infos(config, AliasKind::Transformation);
+    let (predicate_infos, predicate_groups) = alias_infos(config, AliasKind::Predicate);
+    infos.extend(predicate_infos);
+    groups.extend(predicate_groups);
+    (infos, groups)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum AliasKind {
+    Transformation,
+    Predicate,
+}
+
+/// [`transformation_infos`] of the `transforms` or the `predicates` aliases (predicates have no `negate` and
+/// `predicate` keys; their group is `Predicates: <alias>`).
+fn alias_infos(config: &ConfigMap, kind: AliasKind) -> (Vec<ConfigInfo>, Vec<String>) {
+    let (list_key, group_name, noun, display) = match kind {
+        AliasKind::Transformation => (TRANSFORMS, "Transforms", "transformation", "Transformation"),
+        AliasKind::Predicate => (PREDICATES, "Predicates", "predicate", "Predicate"),
+    };
     let mut aliases: Vec<&str> = Vec::new();
-    for alias in config.get(TRANSFORMS).map(|v| parse_list(v)).unwrap_or_default() {
+    for alias in config.get(list_key).map(|v| parse_list(v)).unwrap_or_default() {
         if !alias.is_empty() && !aliases.contains(&alias) {
             aliases.push(alias);
         }
     }
-    let mut recommended: Vec<String> =
-        crate::transforms::transformation_class_names().into_iter().map(str::to_string).collect();
+    let classes = match kind {
+        AliasKind::Transformation => crate::transforms::transformation_class_names(),
+        AliasKind::Predicate => crate::transforms::predicate_class_names(),
+    };
+    let mut recommended: Vec<String> = classes.into_iter().map(str::to_string).collect();
     recommended.sort();
     let mut infos = Vec::new();
     let mut groups = Vec::new();
     for alias in aliases {
-        let prefix = format!("{TRANSFORMS}.{alias}.");
-        let group = format!("Transforms: {alias}");
+        let prefix = format!("{list_key}.{alias}.");
+        let group = format!("{group_name}: {alias}");
         let given = |key: &str| config.get(&format!("{prefix}{key}")).map(|v| v.trim().to_string());
         let class = given("type").filter(|c| !c.is_empty());
-        let def = class.as_deref().and_then(crate::transforms::plugin_config_def);
+        let canonical = class.as_deref().and_then(|c| match kind {
+            AliasKind::Transformation => crate::transforms::transformation_class(c),
+            AliasKind::Predicate => crate::transforms::predicate_class(c),
+        });
+        let def = canonical.and_then(crate::transforms::plugin_config_def);
         let known = def.is_some();
         let mut alias_infos: Vec<ConfigInfo> = Vec::new();
         let mut entry = |key: &str, info: ConfigKeyInfo, value: Option<String>, recommended_values: Vec<String>| {
@@ -916,9 +943,9 @@ fn transformation_infos(config: &ConfigMap) -> (Vec<ConfigInfo>, Vec<String>) {
                 "CLASS",
                 None,
                 "HIGH",
-                format!("Class for the '{alias}' transformation."),
+                format!("Class for the '{alias}' {noun}."),
                 "LONG",
-                format!("Transformation type for {alias}"),
+                format!("{display} type for {alias}"),
             )
         };
         // Kafka Connect shows no value for a class it cannot load.
@@ -928,18 +955,20 @@ fn transformation_infos(config: &ConfigMap) -> (Vec<ConfigInfo>, Vec<String>) {
             "STRING",
             version_default,
             "HIGH",
-            format!("Version of the '{alias}' transformation."),
+            format!("Version of the '{alias}' {noun}."),
             "LONG",
-            format!("Transformation version for {alias}"),
+            format!("{display} version for {alias}"),
         );
         let version = given("plugin.version").or(version_default.map(str::to_string));
         let version_recommended = if known { vec![PLUGIN_VERSION.to_string()] } else { Vec::new() };
         entry("plugin.version", version_info, version, version_recommended);
-        if let Some(def) = def {
+        if let Some(def) = &def {
             for key in &def.keys {
                 let value = key.validate_value(config.get(&format!("{prefix}{}", key.name)).map(String::as_str)).value;
                 entry(key.name, key.info(), value, Vec::new());
             }
+        }
+        if known && kind == AliasKind::Transformation {
             let negate = key_info(
                 "BOOLEAN",
                 Some("false"),
