@@ -17,13 +17,14 @@ use std::time::Instant;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::Extension;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::header::{
     ACCEPT, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
     ACCESS_CONTROL_REQUEST_HEADERS, ACCESS_CONTROL_REQUEST_METHOD, ALLOW, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE,
-    LOCATION, ORIGIN, VARY, WWW_AUTHENTICATE,
+    HOST, LOCATION, ORIGIN, VARY, WWW_AUTHENTICATE,
 };
-use axum::http::{HeaderValue, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::{Next, from_fn, map_response};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -245,7 +246,8 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, authentication = credentials.is_some(), tls = tls.is_some(), cors = %cors.allow_origin, "rest api listening");
     }
-    let app = router_with(api, credentials, cors);
+    let scheme = RestScheme(if tls.is_some() { "https" } else { "http" });
+    let app = router_with(api, credentials, cors).layer(Extension(scheme));
     match tls {
         None => axum::serve(listener, app).with_graceful_shutdown(shutdown).await,
         Some(config) => {
@@ -374,11 +376,24 @@ fn task_id(name: &str, task: &str) -> Result<u32, ApiError> {
     task.parse().map_err(|_| ApiError::not_found(format!("Unknown task: {name}-{task} (task ids are numbers)")))
 }
 
-/// `201 Created` with `Location: /connectors/{name}`.
-fn created(info: ConnectorInfo) -> Response {
-    let location = format!("/connectors/{}", percent_encode_segment(&info.name));
+/// `201 Created` with `Location`: as Kafka Connect's, the absolute URL of the connector on the address the client
+/// used (`Host`); just the path `/connectors/{name}` without a `Host` header.
+fn created(info: ConnectorInfo, headers: &HeaderMap, scheme: Option<Extension<RestScheme>>) -> Response {
+    let path = format!("/connectors/{}", percent_encode_segment(&info.name));
+    let host = headers
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| !h.is_empty() && h.parse::<axum::http::uri::Authority>().is_ok());
+    let location = match host {
+        Some(host) => format!("{}://{host}{path}", scheme.map(|Extension(s)| s.0).unwrap_or("http")),
+        None => path,
+    };
     (StatusCode::CREATED, [(LOCATION, location)], Json(info)).into_response()
 }
+
+/// `http` or `https`: how the REST API is served, for absolute URLs.
+#[derive(Debug, Clone, Copy)]
+pub struct RestScheme(pub &'static str);
 
 fn percent_encode_segment(segment: &str) -> String {
     let mut out = String::with_capacity(segment.len());
@@ -462,9 +477,14 @@ async fn list_connectors(State(api): State<Api>, Query(query): QueryPairs) -> Re
     Ok(Json(out).into_response())
 }
 
-async fn create_connector(State(api): State<Api>, body: Bytes) -> Result<Response, ApiError> {
+async fn create_connector(
+    State(api): State<Api>,
+    scheme: Option<Extension<RestScheme>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let request = body::parse_create(&body)?;
-    Ok(created(api.create_connector(request).await?))
+    Ok(created(api.create_connector(request).await?, &headers, scheme))
 }
 
 async fn connector_info(State(api): State<Api>, Path(name): Path<String>) -> Result<Response, ApiError> {
@@ -478,11 +498,13 @@ async fn connector_config(State(api): State<Api>, Path(name): Path<String>) -> R
 async fn put_connector_config(
     State(api): State<Api>,
     Path(name): Path<String>,
+    scheme: Option<Extension<RestScheme>>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let config = body::parse_config(&body, body::UrlContext { name: Some(&name), plugin: None })?;
     match api.put_connector_config(&name, config).await? {
-        (true, info) => Ok(created(info)),
+        (true, info) => Ok(created(info, &headers, scheme)),
         (false, info) => Ok(Json(info).into_response()),
     }
 }

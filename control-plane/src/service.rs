@@ -140,6 +140,19 @@ impl ConnectService {
                  the specified connector by issuing a 'PUT' request to the '/connectors/{name}{NOT_STOPPED_SUFFIX}"
             )));
         }
+        if self.wait_unassigned(name).await? {
+            Ok(stored)
+        } else {
+            Err(ApiError::new(
+                ApiErrorKind::Conflict,
+                format!("The tasks of connector {name} are still stopping; try again in a few seconds"),
+            ))
+        }
+    }
+
+    /// Waits up to 10 s until no agent is assigned a task of `name` (tasks that are stopping still commit offsets);
+    /// `false` when some still are.
+    async fn wait_unassigned(&self, name: &str) -> Result<bool, ApiError> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
             let (kvs, _) = self.store.list(&self.keys.assignments()).await?;
@@ -148,15 +161,12 @@ impl ConnectService {
                     .is_ok_and(|r| r.tasks.iter().any(|t| t.connector == name))
             });
             if !assigned {
-                return Ok(stored);
+                return Ok(true);
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(ApiError::new(
-                    ApiErrorKind::Conflict,
-                    format!("The tasks of connector {name} are still stopping; try again in a few seconds"),
-                ));
+                return Ok(false);
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 

@@ -481,3 +481,19 @@ async fn options_cors_and_not_acceptable_as_kafka_connect() {
     let reply = call_with(&app, "GET", "/connectors", &[("origin", "http://evil.example")]).await;
     assert!(!reply.headers.contains_key("access-control-allow-origin"), "an origin not allowed gets nothing");
 }
+
+/// As Kafka Connect's: `Location` is the absolute URL on the address the client used.
+#[tokio::test]
+async fn location_is_absolute_on_the_clients_host() {
+    let (app, _) = app_with(&[]);
+    let request = Request::builder()
+        .method("POST")
+        .uri("/connectors")
+        .header("host", "connect.example:8083")
+        .header("content-type", "application/json")
+        .body(Body::from(r#"{"name":"c 1","config":{"connector.class":"FileStreamSource"}}"#))
+        .expect("request");
+    let response = app.oneshot(request).await.expect("infallible");
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(response.headers()["location"], "http://connect.example:8083/connectors/c%201");
+}
