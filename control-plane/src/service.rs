@@ -313,7 +313,9 @@ impl ConnectService {
         };
         let infos = registry::validate(config);
         if infos.error_count > 0 {
-            let errors = infos.error_messages();
+            // Kafka Connect lists the messages alone (they name their key).
+            let errors: Vec<&str> =
+                infos.configs.iter().flat_map(|c| c.value.errors.iter().map(String::as_str)).collect();
             return Err(ApiError::bad_request(format!(
                 "Connector configuration is invalid and contains the following {} error(s):\n{}\n\
                  You can also find the above list of errors at the endpoint `/connector-plugins/{{connectorType}}/config/validate`",
