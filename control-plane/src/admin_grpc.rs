@@ -550,7 +550,7 @@ mod tests {
         service.pause_connector(reference()).await.expect("pause");
         let task = Request::new(pb::TaskRef { connector: "a".to_string(), task: 9 });
         let error = service.restart_task(task).await.expect_err("no task 9");
-        assert_eq!((error.code(), error.message()), (tonic::Code::NotFound, "Unknown task: a-9"));
+        assert_eq!((error.code(), error.message()), (tonic::Code::NotFound, "Task a-9 not found"));
         service.delete_connector(reference()).await.expect("delete");
         let error = service.get_connector(reference()).await.expect_err("deleted");
         assert_eq!((error.code(), error.message()), (tonic::Code::NotFound, "Connector a not found"));

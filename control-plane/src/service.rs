@@ -852,7 +852,7 @@ impl ConnectApi for ConnectService {
     async fn restart_task(&self, name: &str, task: u32) -> Result<(), ApiError> {
         let stored = self.require(name, |n| ApiError::not_found(format!("Unknown connector: {n}"))).await?;
         if !stored.tasks.contains_key(&task) {
-            return Err(ApiError::not_found(format!("Unknown task: {name}-{task}")));
+            return Err(ApiError::not_found(format!("Task {name}-{task} not found")));
         }
         self.request_restarts(name, &[task]).await
     }

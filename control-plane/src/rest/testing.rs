@@ -236,7 +236,7 @@ impl ConnectApi for FakeApi {
     async fn restart_task(&self, name: &str, task: u32) -> Result<(), ApiError> {
         self.config(name).map_err(|_| ApiError::not_found(format!("Unknown connector: {name}")))?;
         if task != 0 {
-            return Err(ApiError::not_found(format!("Unknown task: {name}-{task}")));
+            return Err(ApiError::not_found(format!("Task {name}-{task} not found")));
         }
         self.record(format!("restart task {name} {task}"));
         Ok(())

@@ -225,7 +225,7 @@ async fn lifecycle_status_codes() {
     assert_eq!(call(&app, "PUT", "/connectors/a/stop", "").await.status, StatusCode::NO_CONTENT);
     assert_eq!(call(&app, "PUT", "/connectors/zz/pause", "").await.error(404), "Unknown connector zz");
     assert_eq!(call(&app, "POST", "/connectors/a/tasks/0/restart", "").await.status, StatusCode::NO_CONTENT);
-    assert_eq!(call(&app, "POST", "/connectors/a/tasks/3/restart", "").await.error(404), "Unknown task: a-3");
+    assert_eq!(call(&app, "POST", "/connectors/a/tasks/3/restart", "").await.error(404), "Task a-3 not found");
 
     let plain = call(&app, "POST", "/connectors/a/restart", "").await;
     assert_eq!((plain.status, plain.body.as_str()), (StatusCode::NO_CONTENT, ""));
