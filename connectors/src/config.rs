@@ -89,8 +89,10 @@ pub enum Validator {
     AtLeast(i64),
     /// Integer within the range, inclusive.
     Between(i64, i64),
-    /// One of these strings (case-insensitive).
+    /// One of these strings (case-insensitive), Kafka Connect's `CaseInsensitiveValidString`.
     OneOf(Vec<&'static str>),
+    /// One of these strings exactly, Kafka Connect's `ValidString`.
+    ValidString(Vec<&'static str>),
     /// A non-empty string.
     NonEmptyString,
     /// A non-empty string without ISO control characters (Kafka Connect's rule for connector names).
@@ -266,9 +268,12 @@ impl ConfigKey {
                     Some(normalized)
                 }
                 Err(message) => {
-                    // Unlike Kafka Connect we keep showing the raw value: it is what the user has to fix.
+                    // As Kafka Connect: a value that does not parse is null, and a range check then fails on it too.
                     errors.push(message);
-                    Some(raw.to_string())
+                    if matches!(self.validator, Some(Validator::AtLeast(_) | Validator::Between(..))) {
+                        errors.push(invalid_value(self.name, "null", "Value must be non-null"));
+                    }
+                    None
                 }
             },
             (None, DefaultValue::Required) => {
@@ -306,6 +311,13 @@ impl Validator {
                     Ok(())
                 } else {
                     Err(format!("String must be one of (case insensitive): {}", allowed.join(", ")))
+                }
+            }
+            Validator::ValidString(allowed) => {
+                if allowed.contains(&value) {
+                    Ok(())
+                } else {
+                    Err(format!("String must be one of: {}", allowed.join(", ")))
                 }
             }
             Validator::NonEmptyString => {

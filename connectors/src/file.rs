@@ -26,6 +26,10 @@ pub const TOPIC_CONFIG: &str = "topic";
 pub const BATCH_SIZE_CONFIG: &str = "batch.size";
 /// `batch.size`'s default, as in Kafka Connect.
 pub const DEFAULT_BATCH_SIZE: usize = 2000;
+/// The key Kafka Connect adds to every task config: the task's class.
+pub const TASK_CLASS_CONFIG: &str = "task.class";
+const FILE_SOURCE_TASK_CLASS: &str = "org.apache.kafka.connect.file.FileStreamSourceTask";
+const FILE_SINK_TASK_CLASS: &str = "org.apache.kafka.connect.file.FileStreamSinkTask";
 /// The source partition key naming the file.
 pub const FILENAME_FIELD: &str = "filename";
 /// The source offset key holding the byte position after the last emitted line.
@@ -114,13 +118,11 @@ impl Connector for FileStreamSourceConnector {
     }
 
     fn task_configs(&self, config: &ConfigMap, _max_tasks: usize) -> Result<Vec<ConfigMap>, ConnectError> {
-        let settings = FileSourceSettings::from_config(config)?;
-        let mut task = ConfigMap::new();
-        if let Some(file) = settings.file {
-            task.insert(FILE_CONFIG.to_string(), file);
-        }
-        task.insert(TOPIC_CONFIG.to_string(), settings.topic);
-        task.insert(BATCH_SIZE_CONFIG.to_string(), settings.batch_size.to_string());
+        // Checked here so that a bad config fails the write, not the task; the task reads the same keys.
+        FileSourceSettings::from_config(config)?;
+        // As Kafka Connect's: the connector's config plus `task.class`.
+        let mut task = config.clone();
+        task.insert(TASK_CLASS_CONFIG.to_string(), FILE_SOURCE_TASK_CLASS.to_string());
         Ok(vec![task])
     }
 
@@ -406,7 +408,9 @@ impl Connector for FileStreamSinkConnector {
     }
 
     fn task_configs(&self, config: &ConfigMap, max_tasks: usize) -> Result<Vec<ConfigMap>, ConnectError> {
-        Ok(vec![config.clone(); max_tasks])
+        let mut task = config.clone();
+        task.insert(TASK_CLASS_CONFIG.to_string(), FILE_SINK_TASK_CLASS.to_string());
+        Ok(vec![task; max_tasks])
     }
 
     fn create_sink_task(&self) -> Option<Box<dyn SinkTask>> {
@@ -583,18 +587,20 @@ mod tests {
     }
 
     #[test]
-    fn source_connector_makes_one_task_config() {
+    fn task_configs_are_kafka_connects_connector_config_plus_task_class() {
         let config: ConfigMap =
             [("name", "s"), ("connector.class", "FileStreamSource"), ("file", "/tmp/x"), ("topic", "t")]
                 .map(|(k, v)| (k.into(), v.into()))
                 .into();
         let tasks = FileStreamSourceConnector.task_configs(&config, 5).expect("valid");
-        let expected: ConfigMap =
-            [("file", "/tmp/x"), ("topic", "t"), ("batch.size", "2000")].map(|(k, v)| (k.into(), v.into())).into();
+        let mut expected = config.clone();
+        expected.insert("task.class".into(), "org.apache.kafka.connect.file.FileStreamSourceTask".into());
         assert_eq!(tasks, vec![expected]);
         let missing_topic: ConfigMap = [("file", "/tmp/x")].map(|(k, v)| (k.into(), v.into())).into();
         assert!(FileStreamSourceConnector.task_configs(&missing_topic, 1).is_err());
-        assert_eq!(FileStreamSinkConnector.task_configs(&config, 3).expect("valid"), vec![config.clone(); 3]);
+        let mut sink_task = config.clone();
+        sink_task.insert("task.class".into(), "org.apache.kafka.connect.file.FileStreamSinkTask".into());
+        assert_eq!(FileStreamSinkConnector.task_configs(&config, 3).expect("valid"), vec![sink_task; 3]);
     }
 
     #[tokio::test]

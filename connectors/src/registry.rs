@@ -7,8 +7,8 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::config::{
-    ConfigDef, ConfigInfo, ConfigInfos, ConfigKey, ConfigMap, ConfigType, ConfigValueInfo, DefaultValue, Importance,
-    Validator, Width, invalid_value, parse_list,
+    ConfigDef, ConfigInfo, ConfigInfos, ConfigKey, ConfigKeyInfo, ConfigMap, ConfigType, ConfigValueInfo, DefaultValue,
+    Importance, Validator, Width, invalid_value, parse_list,
 };
 use crate::connector::{Connector, ConnectorType};
 use crate::converter::{ByteArrayConverter, Converter, JsonConverter, StringConverter};
@@ -27,8 +27,13 @@ pub struct PluginInfo {
     pub version: String,
 }
 
-/// The version every built-in plugin reports: they ship with this crate.
-pub const PLUGIN_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The Kafka Connect release whose REST API and plugins Sluice implements. `GET /` reports it as `version` (clients
+/// switch features on by it), and every built-in plugin reports it as its version, as Kafka Connect's own plugins
+/// report the Kafka version they ship with (so `connector.plugin.version=4.1.2` configs keep working).
+pub const KAFKA_CONNECT_VERSION: &str = "4.1.2";
+
+/// The version every built-in plugin reports: [`KAFKA_CONNECT_VERSION`], the Kafka Connect plugins they reimplement.
+pub const PLUGIN_VERSION: &str = KAFKA_CONNECT_VERSION;
 
 /// A connector plugin of the table: its canonical class, Kafka Connect's aliases (simple name and simple name
 /// without the `Connector` suffix) and its constructor.
@@ -230,6 +235,11 @@ const CONNECTOR_CLASS: &str = "connector.class";
 const KEY_CONVERTER: &str = "key.converter";
 const VALUE_CONVERTER: &str = "value.converter";
 const HEADER_CONVERTER: &str = "header.converter";
+/// KIP-891: the version of each plugin a connector uses (Sluice's built-ins have one: [`PLUGIN_VERSION`]).
+const CONNECTOR_PLUGIN_VERSION: &str = "connector.plugin.version";
+const KEY_CONVERTER_VERSION: &str = "key.converter.plugin.version";
+const VALUE_CONVERTER_VERSION: &str = "value.converter.plugin.version";
+const HEADER_CONVERTER_VERSION: &str = "header.converter.plugin.version";
 const TRANSFORMS: &str = "transforms";
 const PREDICATES: &str = "predicates";
 const TOPICS: &str = "topics";
@@ -242,7 +252,7 @@ const PREDICATES_GROUP: &str = "Predicates";
 const ERROR_GROUP: &str = "Error Handling";
 const TOPIC_CREATION_GROUP: &str = "Topic Creation";
 const EXACTLY_ONCE_SUPPORT_GROUP: &str = "Exactly Once Support";
-const OFFSETS_TOPIC_GROUP: &str = "offsets";
+const OFFSETS_TOPIC_GROUP: &str = "offsets.topic";
 
 const CONNECTOR_CLASS_DOC: &str = "Name or alias of the class for this connector. Must be a subclass of org.apache.kafka.connect.connector.Connector. If the connector is org.apache.kafka.connect.file.FileStreamSinkConnector, you can either specify this full name,  or use \"FileStreamSink\" or \"FileStreamSinkConnector\" to make the configuration a bit shorter";
 const TASKS_MAX_DOC: &str = "Maximum number of tasks to use for this connector.";
@@ -277,6 +287,8 @@ const OFFSETS_STORAGE_TOPIC_DOC: &str = "The name of a separate offsets topic to
 fn base_config_def() -> ConfigDef {
     let common = |key: ConfigKey, order, width, display| key.in_group(COMMON_GROUP, order, width, display);
     let errors = |key: ConfigKey, order, display| key.in_group(ERROR_GROUP, order, Width::Medium, display);
+    // errors.tolerance and errors.log.* are SHORT in Kafka Connect, the rest of the group MEDIUM.
+    let short_errors = |key: ConfigKey, order, display| key.in_group(ERROR_GROUP, order, Width::Short, display);
     let value = |v: &str| DefaultValue::Value(v.to_string());
     ConfigDef::new()
         .define(common(
@@ -305,9 +317,21 @@ fn base_config_def() -> ConfigDef {
             "Connector class",
         ))
         .define(common(
+            ConfigKey::new(
+                CONNECTOR_PLUGIN_VERSION,
+                ConfigType::String,
+                value(PLUGIN_VERSION),
+                Importance::Medium,
+                "Version of the connector.",
+            ),
+            3,
+            Width::Medium,
+            "Connector version",
+        ))
+        .define(common(
             ConfigKey::new("tasks.max", ConfigType::Int, value("1"), Importance::High, TASKS_MAX_DOC)
                 .with_validator(Validator::AtLeast(1)),
-            3,
+            4,
             Width::Short,
             "Tasks max",
         ))
@@ -319,15 +343,27 @@ fn base_config_def() -> ConfigDef {
                 Importance::Low,
                 TASKS_MAX_ENFORCE_DOC,
             ),
-            4,
+            5,
             Width::Short,
             "Enforce tasks max",
         ))
         .define(common(
             ConfigKey::new(KEY_CONVERTER, ConfigType::Class, DefaultValue::Null, Importance::Low, KEY_CONVERTER_DOC),
-            5,
+            6,
             Width::Short,
             "Key converter class",
+        ))
+        .define(common(
+            ConfigKey::new(
+                KEY_CONVERTER_VERSION,
+                ConfigType::String,
+                DefaultValue::Null,
+                Importance::Low,
+                "Version of the key converter.",
+            ),
+            7,
+            Width::Short,
+            "Key converter version",
         ))
         .define(common(
             ConfigKey::new(
@@ -337,9 +373,21 @@ fn base_config_def() -> ConfigDef {
                 Importance::Low,
                 VALUE_CONVERTER_DOC,
             ),
-            6,
+            8,
             Width::Short,
             "Value converter class",
+        ))
+        .define(common(
+            ConfigKey::new(
+                VALUE_CONVERTER_VERSION,
+                ConfigType::String,
+                DefaultValue::Null,
+                Importance::Low,
+                "Version of the value converter.",
+            ),
+            9,
+            Width::Short,
+            "Value converter version",
         ))
         .define(common(
             ConfigKey::new(
@@ -349,13 +397,25 @@ fn base_config_def() -> ConfigDef {
                 Importance::Low,
                 HEADER_CONVERTER_DOC,
             ),
-            7,
+            10,
             Width::Short,
             "Header converter class",
         ))
+        .define(common(
+            ConfigKey::new(
+                HEADER_CONVERTER_VERSION,
+                ConfigType::String,
+                DefaultValue::Null,
+                Importance::Low,
+                "Version of the header converter.",
+            ),
+            11,
+            Width::Short,
+            "Header converter version",
+        ))
         .define(ConfigKey::new(TRANSFORMS, ConfigType::List, value(""), Importance::Low, TRANSFORMS_DOC).in_group(
             TRANSFORMS_GROUP,
-            8,
+            12,
             Width::Long,
             "Transforms",
         ))
@@ -365,9 +425,9 @@ fn base_config_def() -> ConfigDef {
                 ConfigType::List,
                 value(""),
                 Importance::Low,
-                "Aliases for predicates used by transformations.",
+                "Aliases for the predicates used by transformations.",
             )
-            .in_group(PREDICATES_GROUP, 9, Width::Long, "Predicates"),
+            .in_group(PREDICATES_GROUP, 13, Width::Long, "Predicates"),
         )
         .define(common(
             ConfigKey::new(
@@ -377,8 +437,8 @@ fn base_config_def() -> ConfigDef {
                 Importance::Low,
                 CONFIG_ACTION_RELOAD_DOC,
             )
-            .with_validator(Validator::OneOf(vec!["none", "restart"])),
-            10,
+            .with_validator(Validator::ValidString(vec!["none", "restart"])),
+            14,
             Width::Medium,
             "Reload Action",
         ))
@@ -404,7 +464,7 @@ fn base_config_def() -> ConfigDef {
             2,
             "Maximum Delay Between Retries for Errors",
         ))
-        .define(errors(
+        .define(short_errors(
             ConfigKey::new(
                 "errors.tolerance",
                 ConfigType::String,
@@ -412,11 +472,11 @@ fn base_config_def() -> ConfigDef {
                 Importance::Medium,
                 ERRORS_TOLERANCE_DOC,
             )
-            .with_validator(Validator::OneOf(vec!["none", "all"])),
+            .with_validator(Validator::ValidString(vec!["none", "all"])),
             3,
             "Error Tolerance",
         ))
-        .define(errors(
+        .define(short_errors(
             ConfigKey::new(
                 "errors.log.enable",
                 ConfigType::Boolean,
@@ -427,7 +487,7 @@ fn base_config_def() -> ConfigDef {
             4,
             "Log Errors",
         ))
-        .define(errors(
+        .define(short_errors(
             ConfigKey::new(
                 "errors.log.include.messages",
                 ConfigType::Boolean,
@@ -531,8 +591,9 @@ fn source_config_def(def: ConfigDef) -> ConfigDef {
             Importance::Medium,
             EXACTLY_ONCE_SUPPORT_DOC,
         )
-        .with_validator(Validator::OneOf(vec!["requested", "required"]))
-        .in_group(EXACTLY_ONCE_SUPPORT_GROUP, 1, Width::Short, "Exactly once support"),
+        // Kafka Connect lists the enum's names: upper case, in its order.
+        .with_validator(Validator::OneOf(vec!["REQUIRED", "REQUESTED"]))
+        .in_group(EXACTLY_ONCE_SUPPORT_GROUP, 2, Width::Short, "Exactly once support"),
     )
     .define(
         ConfigKey::new(
@@ -542,8 +603,8 @@ fn source_config_def(def: ConfigDef) -> ConfigDef {
             Importance::Medium,
             TRANSACTION_BOUNDARY_DOC,
         )
-        .with_validator(Validator::OneOf(vec!["poll", "interval", "connector"]))
-        .in_group(EXACTLY_ONCE_SUPPORT_GROUP, 2, Width::Short, "Transaction Boundary"),
+        .with_validator(Validator::OneOf(vec!["INTERVAL", "POLL", "CONNECTOR"]))
+        .in_group(EXACTLY_ONCE_SUPPORT_GROUP, 3, Width::Short, "Transaction Boundary"),
     )
     .define(
         ConfigKey::new(
@@ -554,7 +615,7 @@ fn source_config_def(def: ConfigDef) -> ConfigDef {
             TRANSACTION_BOUNDARY_INTERVAL_MS_DOC,
         )
         .with_validator(Validator::AtLeast(0))
-        .in_group(EXACTLY_ONCE_SUPPORT_GROUP, 3, Width::Short, "Transaction boundary interval"),
+        .in_group(EXACTLY_ONCE_SUPPORT_GROUP, 4, Width::Short, "Transaction boundary interval"),
     )
     .define(
         ConfigKey::new(
@@ -586,12 +647,153 @@ fn known_connectors_text() -> String {
 /// once, as Kafka Connect's validate endpoint does. An unknown or missing `connector.class` is reported as an error
 /// on that key naming the known plugins.
 pub fn validate(config: &ConfigMap) -> ConfigInfos {
+    validate_with(config, &WorkerConverters::default())
+}
+
+/// The converters a worker uses for connectors that name none (`key.converter`, `value.converter`,
+/// `header.converter` of the worker properties): validate shows them as defaults, as Kafka Connect does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerConverters {
+    pub key: String,
+    pub value: String,
+    pub header: String,
+}
+
+impl Default for WorkerConverters {
+    /// Sluice's (and Kafka Connect's usual) defaults: JSON keys and values, simple headers.
+    fn default() -> Self {
+        WorkerConverters {
+            key: JSON_CONVERTER.to_string(),
+            value: JSON_CONVERTER.to_string(),
+            header: SIMPLE_HEADER_CONVERTER.to_string(),
+        }
+    }
+}
+
+impl WorkerConverters {
+    /// From worker properties; a missing key keeps the default. Aliases are resolved to class names.
+    pub fn from_worker_config(worker: &ConfigMap) -> Self {
+        let mut out = WorkerConverters::default();
+        let class = |key: &str, is_header: bool| {
+            let given = worker.get(key).map(|v| v.trim()).filter(|v| !v.is_empty())?;
+            let resolved = if is_header { header_converter_class_name(given) } else { converter_class_name(given) };
+            Some(resolved.map(str::to_string).unwrap_or_else(|| given.to_string()))
+        };
+        if let Some(c) = class(KEY_CONVERTER, false) {
+            out.key = c;
+        }
+        if let Some(c) = class(VALUE_CONVERTER, false) {
+            out.value = c;
+        }
+        if let Some(c) = class(HEADER_CONVERTER, true) {
+            out.header = c;
+        }
+        out
+    }
+}
+
+const JSON_CONVERTER: &str = "org.apache.kafka.connect.json.JsonConverter";
+
+/// The classes validate recommends for `key.converter`/`value.converter` (every converter) and `header.converter`
+/// (every converter and header converter), sorted as Kafka Connect lists them.
+fn recommended_converters(header: bool) -> Vec<String> {
+    let mut classes: Vec<String> = CONVERTERS.iter().map(|e| e.class.to_string()).collect();
+    if header {
+        classes.extend(HEADER_CONVERTERS.iter().map(|(class, _)| class.to_string()));
+    }
+    classes.sort();
+    classes.dedup();
+    classes
+}
+
+/// Whether `version` satisfies a `*.plugin.version` value: a version (`4.1.2`, exact) or a Maven-style range
+/// (`[4.0,5.0)`, `[4.1.2,)`), as Kafka Connect reads them (KIP-891).
+fn version_matches(spec: &str, version: &str) -> bool {
+    let spec = spec.trim();
+    let parts = |v: &str| v.trim().split('.').map(|p| p.trim().parse::<u64>().unwrap_or(0)).collect::<Vec<_>>();
+    let (Some(open), Some(close)) = (spec.chars().next(), spec.chars().last()) else { return true };
+    if !matches!(open, '[' | '(') || !matches!(close, ']' | ')') {
+        return spec == version;
+    }
+    let inner = &spec[1..spec.len() - 1];
+    let Some((low, high)) = inner.split_once(',') else { return inner.trim() == version };
+    let v = parts(version);
+    let low_ok = low.trim().is_empty() || if open == '[' { v >= parts(low) } else { v > parts(low) };
+    let high_ok = high.trim().is_empty() || if close == ']' { v <= parts(high) } else { v < parts(high) };
+    low_ok && high_ok
+}
+
+/// Kafka Connect's validate answers for the plugin keys: the worker's converters as default and value of
+/// `*.converter`, the converters as their recommended values, and the plugins' versions (KIP-891) as default, value
+/// and only recommended value of `*.plugin.version`; a version that does not match is an error on both keys.
+fn apply_plugin_defaults(
+    configs: &mut [ConfigInfo],
+    config: &ConfigMap,
+    converters: &WorkerConverters,
+    plugin: Option<&dyn Connector>,
+) {
+    let given = |key: &str| config.get(key).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let mut plugins: Vec<(&str, &str, Option<String>)> = Vec::new();
+    if let Some(plugin) = plugin {
+        plugins.push((CONNECTOR_CLASS, CONNECTOR_PLUGIN_VERSION, Some(plugin.class_name().to_string())));
+    }
+    for (key, version_key, default, header) in [
+        (KEY_CONVERTER, KEY_CONVERTER_VERSION, &converters.key, false),
+        (VALUE_CONVERTER, VALUE_CONVERTER_VERSION, &converters.value, false),
+        (HEADER_CONVERTER, HEADER_CONVERTER_VERSION, &converters.header, true),
+    ] {
+        let class = given(key).unwrap_or_else(|| default.clone());
+        let known =
+            if header { header_converter_class_name(&class).is_some() } else { converter_class_name(&class).is_some() };
+        if let Some(info) = configs.iter_mut().find(|c| c.value.name == key) {
+            if let Some(definition) = info.definition.as_mut() {
+                definition.default_value = Some(default.clone());
+            }
+            if info.value.value.is_none() {
+                info.value.value = Some(default.clone());
+            }
+            info.value.recommended_values = recommended_converters(header);
+        }
+        plugins.push((key, version_key, known.then_some(class)));
+    }
+    let mut version_errors: Vec<(&str, String)> = Vec::new();
+    for (class_key, version_key, class) in plugins {
+        let Some(class) = class else { continue };
+        let Some(info) = configs.iter_mut().find(|c| c.value.name == version_key) else { continue };
+        if let Some(definition) = info.definition.as_mut() {
+            definition.default_value = Some(PLUGIN_VERSION.to_string());
+        }
+        info.value.recommended_values = vec![PLUGIN_VERSION.to_string()];
+        match given(version_key) {
+            None => info.value.value = Some(PLUGIN_VERSION.to_string()),
+            Some(spec) if !version_matches(&spec, PLUGIN_VERSION) => {
+                let range = if spec.starts_with(['[', '(']) { spec.clone() } else { format!("[{spec},{spec}]") };
+                let message = format!(
+                    "Plugin {class} not found that matches the version range {range}, available versions: [{PLUGIN_VERSION}]"
+                );
+                version_errors.push((class_key, message.clone()));
+                version_errors.push((version_key, message));
+            }
+            Some(_) => {}
+        }
+    }
+    for (key, message) in version_errors {
+        if let Some(info) = configs.iter_mut().find(|c| c.value.name == key) {
+            info.value.errors.push(message);
+        }
+    }
+}
+
+/// [`validate`] with the worker's converters as the defaults of `key.converter`, `value.converter` and
+/// `header.converter`.
+pub fn validate_with(config: &ConfigMap, converters: &WorkerConverters) -> ConfigInfos {
     let class = config.get(CONNECTOR_CLASS);
     let plugin = class.and_then(|c| connector(c));
     let mut keys: Vec<ConfigKey> = match &plugin {
         Some(p) => common_config_def(p.connector_type()).keys,
         None => base_config_def().keys,
     };
+    let common_count = keys.len();
     if let Some(p) = &plugin {
         // A plugin key that shadows a common one would be listed twice; the common definition wins.
         let plugin_keys = p.config_def().keys.into_iter().filter(|k| !keys.iter().any(|c| c.name == k.name));
@@ -606,8 +808,13 @@ pub fn validate(config: &ConfigMap) -> ConfigInfos {
             value: key.validate_value(config.get(key.name).map(String::as_str)),
         })
         .collect();
-    let undefined = config.iter().filter(|(k, _)| !keys.iter().any(|key| key.name == k.as_str()));
-    configs.extend(undefined.map(|(k, v)| ConfigInfo {
+    // Each transformation's keys, defined as Kafka Connect's enriched definition does, between the common keys and
+    // the connector's own.
+    let (transform_infos, transform_groups) = transformation_infos(config);
+    let defined = |k: &str| keys.iter().any(|key| key.name == k) || transform_infos.iter().any(|t| t.value.name == k);
+    let undefined: Vec<(&String, &String)> = config.iter().filter(|(k, _)| !defined(k)).collect();
+    configs.splice(common_count..common_count, transform_infos.clone());
+    configs.extend(undefined.into_iter().map(|(k, v)| ConfigInfo {
         definition: None,
         value: ConfigValueInfo {
             name: k.clone(),
@@ -659,14 +866,160 @@ pub fn validate(config: &ConfigMap) -> ConfigInfos {
         }
     }
 
+    apply_plugin_defaults(&mut configs, config, converters, plugin.as_deref());
+
     let mut groups: Vec<String> = Vec::new();
     for group in keys.iter().filter_map(|k| k.group) {
         if !groups.iter().any(|g| g == group) {
             groups.push(group.to_string());
         }
     }
+    groups.extend(transform_groups);
     let error_count = configs.iter().map(|c| c.value.errors.len()).sum();
     ConfigInfos { name: class.cloned().unwrap_or_default(), error_count, groups, configs }
+}
+
+/// The validate entries of every transformation alias, as Kafka Connect's enriched connector definition has them: in
+/// a group `Transforms: <alias>`, `type` and `plugin.version`, then (for a known class) the transformation's own
+/// keys, `negate` and `predicate`, all prefixed with `transforms.<alias>.`. Their errors come from
+/// [`crate::transforms::validate_transforms`]. Returns the entries and the groups.
+fn transformation_infos(config: &ConfigMap) -> (Vec<ConfigInfo>, Vec<String>) {
+    let (mut infos, mut groups) = alias_infos(config, AliasKind::Transformation);
+    let (predicate_infos, predicate_groups) = alias_infos(config, AliasKind::Predicate);
+    infos.extend(predicate_infos);
+    groups.extend(predicate_groups);
+    (infos, groups)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum AliasKind {
+    Transformation,
+    Predicate,
+}
+
+/// [`transformation_infos`] of the `transforms` or the `predicates` aliases (predicates have no `negate` and
+/// `predicate` keys; their group is `Predicates: <alias>`).
+fn alias_infos(config: &ConfigMap, kind: AliasKind) -> (Vec<ConfigInfo>, Vec<String>) {
+    let (list_key, group_name, noun, display) = match kind {
+        AliasKind::Transformation => (TRANSFORMS, "Transforms", "transformation", "Transformation"),
+        AliasKind::Predicate => (PREDICATES, "Predicates", "predicate", "Predicate"),
+    };
+    let mut aliases: Vec<&str> = Vec::new();
+    for alias in config.get(list_key).map(|v| parse_list(v)).unwrap_or_default() {
+        if !alias.is_empty() && !aliases.contains(&alias) {
+            aliases.push(alias);
+        }
+    }
+    let classes = match kind {
+        AliasKind::Transformation => crate::transforms::transformation_class_names(),
+        AliasKind::Predicate => crate::transforms::predicate_class_names(),
+    };
+    let mut recommended: Vec<String> = classes.into_iter().map(str::to_string).collect();
+    recommended.sort();
+    let mut infos = Vec::new();
+    let mut groups = Vec::new();
+    for alias in aliases {
+        let prefix = format!("{list_key}.{alias}.");
+        let group = format!("{group_name}: {alias}");
+        let given = |key: &str| config.get(&format!("{prefix}{key}")).map(|v| v.trim().to_string());
+        let class = given("type").filter(|c| !c.is_empty());
+        let canonical = class.as_deref().and_then(|c| match kind {
+            AliasKind::Transformation => crate::transforms::transformation_class(c),
+            AliasKind::Predicate => crate::transforms::predicate_class(c),
+        });
+        let def = canonical.and_then(crate::transforms::plugin_config_def);
+        let known = def.is_some();
+        let mut alias_infos: Vec<ConfigInfo> = Vec::new();
+        let mut entry = |key: &str, info: ConfigKeyInfo, value: Option<String>, recommended_values: Vec<String>| {
+            // Orders count from 0 within the alias's group.
+            let order = i32::try_from(alias_infos.len()).unwrap_or(i32::MAX);
+            alias_infos.push(ConfigInfo {
+                definition: Some(ConfigKeyInfo {
+                    name: format!("{prefix}{key}"),
+                    group: Some(group.clone()),
+                    order,
+                    ..info
+                }),
+                value: ConfigValueInfo {
+                    name: format!("{prefix}{key}"),
+                    value,
+                    recommended_values,
+                    errors: Vec::new(),
+                    visible: true,
+                },
+            });
+        };
+        let key_info =
+            |config_type: &str, default: Option<&str>, importance: &str, doc: String, width: &str, display: String| {
+                ConfigKeyInfo {
+                    name: String::new(),
+                    config_type: config_type.to_string(),
+                    required: false,
+                    default_value: default.map(str::to_string),
+                    importance: importance.to_string(),
+                    documentation: doc,
+                    group: None,
+                    order: 0,
+                    width: width.to_string(),
+                    display_name: display,
+                    dependents: Vec::new(),
+                }
+            };
+        let type_info = ConfigKeyInfo {
+            required: true,
+            ..key_info(
+                "CLASS",
+                None,
+                "HIGH",
+                format!("Class for the '{alias}' {noun}."),
+                "LONG",
+                format!("{display} type for {alias}"),
+            )
+        };
+        // Kafka Connect shows no value for a class it cannot load.
+        entry("type", type_info, class.clone().filter(|_| known), recommended.clone());
+        let version_default = known.then_some(PLUGIN_VERSION);
+        let version_info = key_info(
+            "STRING",
+            version_default,
+            "HIGH",
+            format!("Version of the '{alias}' {noun}."),
+            "LONG",
+            format!("{display} version for {alias}"),
+        );
+        let version = given("plugin.version").or(version_default.map(str::to_string));
+        let version_recommended = if known { vec![PLUGIN_VERSION.to_string()] } else { Vec::new() };
+        entry("plugin.version", version_info, version, version_recommended);
+        if let Some(def) = &def {
+            for key in &def.keys {
+                let value = key.validate_value(config.get(&format!("{prefix}{}", key.name)).map(String::as_str)).value;
+                entry(key.name, key.info(), value, Vec::new());
+            }
+        }
+        if known && kind == AliasKind::Transformation {
+            let negate = key_info(
+                "BOOLEAN",
+                Some("false"),
+                "MEDIUM",
+                "Whether the configured predicate should be negated.".to_string(),
+                "NONE",
+                "negate".to_string(),
+            );
+            entry("negate", negate, given("negate").or(Some("false".to_string())), Vec::new());
+            let predicate = key_info(
+                "STRING",
+                None,
+                "MEDIUM",
+                "The alias of a predicate used to determine whether to apply this transformation.".to_string(),
+                "NONE",
+                "predicate".to_string(),
+            );
+            entry("predicate", predicate, given("predicate"), Vec::new());
+        }
+        infos.extend(alias_infos);
+        groups.push(group);
+    }
+    (infos, groups)
 }
 
 /// Kafka Connect's `SinkConnectorConfig.validate`: exactly one of `topics`/`topics.regex`, and the DLQ topic may not
@@ -811,7 +1164,15 @@ mod tests {
         );
         assert!(all.iter().any(|p| p.plugin_type == "predicate"
             && p.class == "org.apache.kafka.connect.transforms.predicates.TopicNameMatches"));
+        // Kafka Connect's order: by type (connectors, transformations, predicates, converters, header
+        // converters), then by class.
+        let types: Vec<&str> = all.iter().map(|p| p.plugin_type.as_str()).collect();
+        let first = |t: &str| types.iter().position(|x| *x == t).expect("type listed");
+        let last = |t: &str| types.iter().rposition(|x| *x == t).expect("type listed");
+        assert!(last("source") < first("transformation") && last("transformation") < first("predicate"));
+        assert!(last("predicate") < first("converter") && last("converter") < first("header_converter"));
         assert!(all.windows(2).all(|w| w[0].plugin_type != w[1].plugin_type || w[0].class <= w[1].class));
+        assert_eq!(PLUGIN_VERSION, "4.1.2", "the Kafka Connect plugins Sluice reimplements");
         assert!(all.iter().any(|p| p.plugin_type == "header_converter"
             && p.class == "org.apache.kafka.connect.storage.SimpleHeaderConverter"));
         assert!(all.iter().all(|p| p.version == PLUGIN_VERSION));
@@ -843,15 +1204,15 @@ mod tests {
                 "Error Handling",
                 "Topic Creation",
                 "Exactly Once Support",
-                "offsets"
+                "offsets.topic"
             ]
         );
         let names: Vec<&str> = infos.configs.iter().map(|c| c.value.name.as_str()).collect();
-        assert_eq!(&names[..3], ["name", "connector.class", "tasks.max"]);
+        assert_eq!(&names[..4], ["name", "connector.class", "connector.plugin.version", "tasks.max"]);
         let file = names.iter().position(|n| *n == "file").expect("plugin key listed");
         assert!(file > names.iter().position(|n| *n == "errors.tolerance").expect("common key"));
         assert_eq!(value_of(&infos, "tasks.max"), Some("1"));
-        assert_eq!(value_of(&infos, "key.converter"), None);
+        assert_eq!(value_of(&infos, "key.converter"), Some("org.apache.kafka.connect.json.JsonConverter"));
         assert_eq!(value_of(&infos, "batch.size"), Some("2000"));
         let undefined = infos.configs.last().expect("undefined key listed last");
         assert!(undefined.definition.is_none());
@@ -887,9 +1248,7 @@ mod tests {
         );
         assert_eq!(
             errors_of(&infos, "errors.tolerance"),
-            [
-                "Invalid value some for configuration errors.tolerance: String must be one of (case insensitive): none, all"
-            ]
+            ["Invalid value some for configuration errors.tolerance: String must be one of: none, all"]
         );
         assert_eq!(
             errors_of(&infos, "errors.log.enable"),
@@ -1000,19 +1359,28 @@ mod tests {
             errors_of(&infos, "connector.class"),
             ["Missing required configuration \"connector.class\" which has no default value."]
         );
-        assert_eq!(infos.error_count, 2, "common keys are still checked: {:?}", infos.error_messages());
+        // tasks.max=x: as Kafka Connect, the value is null and the range check fails on it too.
+        assert_eq!(infos.error_count, 3, "common keys are still checked: {:?}", infos.error_messages());
+        assert_eq!(value_of(&infos, "tasks.max"), None);
+        assert_eq!(
+            errors_of(&infos, "tasks.max"),
+            [
+                "Invalid value x for configuration tasks.max: Not a number of type INT",
+                "Invalid value null for configuration tasks.max: Value must be non-null"
+            ]
+        );
     }
 
     #[test]
     fn config_infos_serialize_like_kafka_connect() {
         let infos = validate(&map(&[("name", "s"), ("connector.class", "FileStreamSink"), ("topics", "a")]));
         let json = serde_json::to_value(&infos).expect("serializes");
-        let tasks_max = &json["configs"][2];
+        let tasks_max = &json["configs"][3];
         assert_eq!(
             tasks_max["definition"],
             serde_json::json!({"name":"tasks.max","type":"INT","required":false,"default_value":"1",
                 "importance":"HIGH","documentation":"Maximum number of tasks to use for this connector.","group":"Common",
-                "order":3,"width":"SHORT","display_name":"Tasks max","dependents":[]})
+                "order":4,"width":"SHORT","display_name":"Tasks max","dependents":[]})
         );
         assert_eq!(
             tasks_max["value"],
@@ -1059,5 +1427,135 @@ mod tests {
         assert_eq!(out, b"5");
         let err = new_converter("Avro", &ConfigMap::new(), true).err().expect("unknown");
         assert_eq!(err.to_string(), "invalid configuration for `key.converter`: Class Avro could not be found.");
+    }
+}
+
+/// Issue 12 item 6: the plugin keys of KIP-891 and the worker's converters in validate, as Kafka Connect 4.1.2
+/// answers them (checked against it by deploy/compat/rest-compare).
+#[cfg(test)]
+mod plugin_key_tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> ConfigMap {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn info<'a>(infos: &'a ConfigInfos, key: &str) -> &'a ConfigInfo {
+        infos.configs.iter().find(|c| c.value.name == key).expect("key listed")
+    }
+
+    #[test]
+    fn validate_shows_plugin_versions_and_the_workers_converters() {
+        let config = map(&[("connector.class", "FileStreamSink"), ("topics", "t"), ("name", "s")]);
+        let infos = validate(&config);
+        assert_eq!(infos.error_count, 0, "{:?}", infos.error_messages());
+        let names: Vec<&str> = infos.configs.iter().take(12).map(|c| c.value.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "name",
+                "connector.class",
+                "connector.plugin.version",
+                "tasks.max",
+                "tasks.max.enforce",
+                "key.converter",
+                "key.converter.plugin.version",
+                "value.converter",
+                "value.converter.plugin.version",
+                "header.converter",
+                "header.converter.plugin.version",
+                "transforms"
+            ]
+        );
+        let version = info(&infos, "connector.plugin.version");
+        assert_eq!(version.value.value.as_deref(), Some("4.1.2"));
+        assert_eq!(version.value.recommended_values, ["4.1.2"]);
+        let key = info(&infos, "key.converter");
+        assert_eq!(key.value.value.as_deref(), Some("org.apache.kafka.connect.json.JsonConverter"));
+        let default = key.definition.as_ref().and_then(|d| d.default_value.as_deref());
+        assert_eq!(default, Some("org.apache.kafka.connect.json.JsonConverter"));
+        assert!(key.value.recommended_values.contains(&"org.apache.kafka.connect.storage.StringConverter".to_string()));
+        let header = info(&infos, "header.converter");
+        assert_eq!(header.value.value.as_deref(), Some(SIMPLE_HEADER_CONVERTER));
+        assert!(header.value.recommended_values.contains(&SIMPLE_HEADER_CONVERTER.to_string()));
+        let mut sorted = header.value.recommended_values.clone();
+        sorted.sort();
+        assert_eq!(header.value.recommended_values, sorted);
+        let errors = info(&infos, "errors.tolerance").definition.as_ref().map(|d| d.width.clone());
+        assert_eq!(errors.as_deref(), Some("SHORT"));
+
+        // The worker's converters are the defaults; a connector's own wins.
+        let worker = WorkerConverters::from_worker_config(&map(&[("value.converter", "StringConverter")]));
+        let infos = validate_with(&config, &worker);
+        let value = info(&infos, "value.converter");
+        assert_eq!(value.value.value.as_deref(), Some("org.apache.kafka.connect.storage.StringConverter"));
+        let mut own = config.clone();
+        own.insert("value.converter".into(), "org.apache.kafka.connect.converters.ByteArrayConverter".into());
+        let infos = validate_with(&own, &worker);
+        let value = info(&infos, "value.converter");
+        assert_eq!(value.value.value.as_deref(), Some("org.apache.kafka.connect.converters.ByteArrayConverter"));
+
+        // A version that does not match is an error on the class and on the version key.
+        let mut wrong = config.clone();
+        wrong.insert("value.converter.plugin.version".into(), "1.0".into());
+        wrong.insert("connector.plugin.version".into(), "[4.0,5.0)".into());
+        let infos = validate(&wrong);
+        assert_eq!(infos.error_count, 2, "{:?}", infos.error_messages());
+        assert!(info(&infos, "value.converter").value.errors[0].contains("version range [1.0,1.0]"));
+        assert!(info(&infos, "connector.plugin.version").value.errors.is_empty());
+    }
+
+    #[test]
+    fn validate_defines_each_transformations_keys_in_its_group() {
+        let config = map(&[
+            ("connector.class", "FileStreamSource"),
+            ("topic", "t"),
+            ("name", "s"),
+            ("transforms", "route,bad"),
+            ("transforms.route.type", "org.apache.kafka.connect.transforms.RegexRouter"),
+            ("transforms.route.regex", "(.*)"),
+            ("transforms.bad.type", "org.example.NoSuchTransform"),
+        ]);
+        let infos = validate(&config);
+        let names: Vec<&str> = infos.configs.iter().map(|c| c.value.name.as_str()).collect();
+        let first = names.iter().position(|n| n.starts_with("transforms.")).expect("transform keys");
+        assert_eq!(
+            &names[first..first + 8],
+            [
+                "transforms.route.type",
+                "transforms.route.plugin.version",
+                "transforms.route.regex",
+                "transforms.route.replacement",
+                "transforms.route.negate",
+                "transforms.route.predicate",
+                "transforms.bad.type",
+                "transforms.bad.plugin.version"
+            ]
+        );
+        assert_eq!(names[first - 1], "offsets.storage.topic", "after the common keys");
+        assert_eq!(names[first + 8], "file", "before the connector's own");
+        assert!(infos.groups.ends_with(&["Transforms: route".to_string(), "Transforms: bad".to_string()]));
+        let replacement = info(&infos, "transforms.route.replacement");
+        let definition = replacement.definition.as_ref().expect("defined");
+        assert_eq!((definition.group.as_deref(), definition.order), (Some("Transforms: route"), 3));
+        assert_eq!(
+            replacement.value.errors,
+            ["Missing required configuration \"transforms.route.replacement\" which has no default value."]
+        );
+        let bad = info(&infos, "transforms.bad.type");
+        assert_eq!(bad.value.value, None, "as Kafka Connect: no value for a class it cannot load");
+        assert_eq!(bad.value.errors.len(), 1);
+        assert_eq!(infos.error_count, 2, "{:?}", infos.error_messages());
+    }
+
+    #[test]
+    fn version_ranges() {
+        assert!(version_matches("4.1.2", "4.1.2"));
+        assert!(!version_matches("4.1.1", "4.1.2"));
+        assert!(version_matches("[4.0,5.0)", "4.1.2"));
+        assert!(version_matches("[4.1.2,)", "4.1.2"));
+        assert!(!version_matches("(4.1.2,)", "4.1.2"));
+        assert!(!version_matches("[3.0,4.0]", "4.1.2"));
+        assert!(version_matches("[4.1.2]", "4.1.2"));
     }
 }

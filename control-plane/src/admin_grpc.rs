@@ -348,6 +348,7 @@ impl From<ServerInfo> for pb::ServerInfo {
             version: info.version,
             commit: info.commit,
             kafka_cluster_id: info.kafka_cluster_id.unwrap_or_default(),
+            sluice_version: info.sluice_version,
         }
     }
 }
@@ -382,6 +383,7 @@ impl From<TaskStateInfo> for pb::TaskStateInfo {
             state: task.state,
             worker_id: task.worker_id,
             trace: task.trace.unwrap_or_default(),
+            version: task.version.unwrap_or_default(),
         }
     }
 }
@@ -394,6 +396,7 @@ impl From<ConnectorStateInfo> for pb::ConnectorStateInfo {
                 state: status.connector.state,
                 worker_id: status.connector.worker_id,
                 trace: status.connector.trace.unwrap_or_default(),
+                version: status.connector.version.unwrap_or_default(),
             }),
             tasks: status.tasks.into_iter().map(Into::into).collect(),
             r#type: status.connector_type,
@@ -547,7 +550,7 @@ mod tests {
         service.pause_connector(reference()).await.expect("pause");
         let task = Request::new(pb::TaskRef { connector: "a".to_string(), task: 9 });
         let error = service.restart_task(task).await.expect_err("no task 9");
-        assert_eq!((error.code(), error.message()), (tonic::Code::NotFound, "Unknown task: a-9"));
+        assert_eq!((error.code(), error.message()), (tonic::Code::NotFound, "Task a-9 not found"));
         service.delete_connector(reference()).await.expect("delete");
         let error = service.get_connector(reference()).await.expect_err("deleted");
         assert_eq!((error.code(), error.message()), (tonic::Code::NotFound, "Connector a not found"));
@@ -616,7 +619,8 @@ mod tests {
             scope: pb::LoggerScope::Cluster as i32,
         };
         let changed = service.set_logger_level(Request::new(set)).await.expect("set").into_inner();
-        assert_eq!(changed.changed, vec!["sluice_control_plane".to_string()]);
+        assert_eq!(changed.changed[0], "sluice_control_plane");
+        assert!(changed.changed.contains(&"sluice_control_plane::rest".to_string()), "modules below change too");
         let loggers = service.list_loggers(Request::new(pb::ListLoggersRequest {})).await.expect("list").into_inner();
         assert_eq!(loggers.loggers["sluice_control_plane"].level, "TRACE");
         assert!(loggers.loggers["root"].last_modified.is_none());

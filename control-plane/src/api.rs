@@ -78,9 +78,13 @@ impl ApiError {
 /// `GET /` answer.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ServerInfo {
+    /// The Kafka Connect release whose REST API Sluice implements (`4.1.2`): clients read this field as the Kafka
+    /// Connect version and switch features off below a version.
     pub version: String,
     pub commit: String,
     pub kafka_cluster_id: Option<String>,
+    /// Sluice's own version.
+    pub sluice_version: String,
 }
 
 /// Task id as Kafka Connect shows it: `{"connector":"n","task":0}`.
@@ -115,6 +119,9 @@ pub struct ConnectorState {
     pub worker_id: String,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub trace: Option<String>,
+    /// The connector plugin's version (Kafka Connect 4.1 adds it); absent when the class is unknown.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub version: Option<String>,
 }
 
 /// `GET /connectors/{name}/tasks/{id}/status` answer and an element of a status answer's `tasks`.
@@ -125,6 +132,9 @@ pub struct TaskStateInfo {
     pub worker_id: String,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub trace: Option<String>,
+    /// The connector plugin's version (Kafka Connect 4.1 adds it); absent when the class is unknown.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub version: Option<String>,
 }
 
 /// `GET /connectors/{name}/status` answer.

@@ -17,9 +17,14 @@ use std::time::Instant;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::Extension;
 use axum::extract::{Path, Query, Request, State};
-use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
-use axum::http::{HeaderValue, StatusCode, Uri};
+use axum::http::header::{
+    ACCEPT, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
+    ACCESS_CONTROL_REQUEST_HEADERS, ACCESS_CONTROL_REQUEST_METHOD, ALLOW, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE,
+    HOST, LOCATION, ORIGIN, VARY, WWW_AUTHENTICATE,
+};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::{Next, from_fn, map_response};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -79,18 +84,143 @@ pub fn router(api: Arc<dyn ConnectApi>) -> Router {
 /// [`router`] behind an authentication check when `credentials` is set (`GET /health` and `GET /metrics` stay open
 /// for probes and scrapers).
 pub fn router_with_auth(api: Arc<dyn ConnectApi>, credentials: Option<Credentials>) -> Router {
+    router_with(api, credentials, Cors::default())
+}
+
+/// [`router_with_auth`] with Kafka Connect's cross-origin settings.
+pub fn router_with(api: Arc<dyn ConnectApi>, credentials: Option<Credentials>, cors: Cors) -> Router {
     let routes = router(api);
-    match credentials {
+    let routes = match credentials {
         None => routes,
         Some(credentials) => routes.layer(from_fn(move |request: Request, next: Next| {
             let credentials = credentials.clone();
             async move { authenticate(&credentials, request, next).await }
         })),
+    };
+    let cors = Arc::new(cors);
+    // Around the whole router, not around each route: `Router::layer` would run after the method dispatch.
+    Router::new().fallback_service(routes).layer(from_fn(move |request: Request, next: Next| {
+        let cors = cors.clone();
+        async move { options_cors_and_accept(&cors, request, next).await }
+    }))
+}
+
+/// Kafka Connect's worker settings `access.control.allow.origin` and `access.control.allow.methods` (Jetty's
+/// cross-origin filter): off while the origin is empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cors {
+    /// `*`, or a comma-separated list of origins allowed to call the API from a browser; empty: none.
+    pub allow_origin: String,
+    /// The methods a preflight answer allows; empty: Kafka Connect's default, `GET,POST,HEAD`.
+    pub allow_methods: String,
+}
+
+impl Cors {
+    /// From worker properties, as Kafka Connect reads them.
+    pub fn from_worker_config(worker: &BTreeMap<String, String>) -> Self {
+        let get = |key: &str| worker.get(key).map(|v| v.trim().to_string()).unwrap_or_default();
+        Cors { allow_origin: get("access.control.allow.origin"), allow_methods: get("access.control.allow.methods") }
+    }
+
+    fn allows(&self, origin: &str) -> bool {
+        self.allow_origin.split(',').map(str::trim).any(|allowed| allowed == "*" || allowed == origin)
+    }
+
+    fn methods(&self) -> &str {
+        if self.allow_methods.is_empty() { "GET,POST,HEAD" } else { &self.allow_methods }
     }
 }
 
+/// What Kafka Connect's Jersey and Jetty do before any resource runs:
+/// - `OPTIONS` answers 200 with the path's methods in `Allow` (and as text), or 404 for an unknown path;
+/// - with cross-origin access configured, a browser's preflight gets `Access-Control-Allow-*` and an allowed
+///   origin gets `Access-Control-Allow-Origin` on every answer;
+/// - a request that accepts no JSON (`Accept: text/html`) gets 406: every answer is JSON.
+async fn options_cors_and_accept(cors: &Cors, request: Request, next: Next) -> Response {
+    let origin = request
+        .headers()
+        .get(ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .filter(|origin| !cors.allow_origin.is_empty() && cors.allows(origin));
+    let is_options = request.method() == Method::OPTIONS;
+    let preflight = is_options && request.headers().contains_key(ACCESS_CONTROL_REQUEST_METHOD);
+    let request_headers = request.headers().get(ACCESS_CONTROL_REQUEST_HEADERS).cloned();
+    let mut request = request;
+    if is_options {
+        // No route has OPTIONS or TRACE: asked with TRACE, the router answers 405 with the path's methods in
+        // `Allow` (for OPTIONS itself axum leaves `Allow` empty), or 404 for an unknown path.
+        *request.method_mut() = Method::TRACE;
+    }
+    if !is_options && !accepts_json(&request) {
+        let mut response = error_response(StatusCode::NOT_ACCEPTABLE, "HTTP 406 Not Acceptable".to_string());
+        if let Some(origin) = &origin {
+            allow_origin(&mut response, origin);
+        }
+        return response;
+    }
+    let mut response = next.run(request).await;
+    if is_options && response.status() == StatusCode::METHOD_NOT_ALLOWED {
+        let mut methods: Vec<String> = response
+            .headers()
+            .get(ALLOW)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .split(',')
+            .map(|m| m.trim().to_string())
+            .filter(|m| !m.is_empty())
+            .collect();
+        methods.push("OPTIONS".to_string());
+        if !cors.allow_origin.is_empty() {
+            // Jetty's cross-origin filter answers every OPTIONS itself once it is configured: no body.
+            response = StatusCode::OK.into_response();
+            if preflight && origin.is_some() {
+                if let Ok(value) = HeaderValue::from_str(cors.methods()) {
+                    response.headers_mut().insert(ACCESS_CONTROL_ALLOW_METHODS, value);
+                }
+                if let Some(headers) = request_headers {
+                    response.headers_mut().insert(ACCESS_CONTROL_ALLOW_HEADERS, headers);
+                }
+            }
+        } else {
+            response = (StatusCode::OK, [(CONTENT_TYPE, "text/plain")], methods.join(", ")).into_response();
+        }
+        if let Ok(value) = HeaderValue::from_str(&methods.join(",")) {
+            response.headers_mut().insert(ALLOW, value);
+        }
+    }
+    if let Some(origin) = &origin {
+        allow_origin(&mut response, origin);
+    }
+    response
+}
+
+fn allow_origin(response: &mut Response, origin: &str) {
+    if let Ok(value) = HeaderValue::from_str(origin) {
+        response.headers_mut().insert(ACCESS_CONTROL_ALLOW_ORIGIN, value);
+        response.headers_mut().append(VARY, HeaderValue::from_static("Origin"));
+    }
+}
+
+/// Whether the `Accept` header (absent: anything) admits `application/json`. `/metrics` answers text and is
+/// exempt.
+fn accepts_json(request: &Request) -> bool {
+    if request.uri().path().trim_end_matches('/') == "/metrics" {
+        return true;
+    }
+    let Some(accept) = request.headers().get(ACCEPT).and_then(|v| v.to_str().ok()) else { return true };
+    accept.split(',').any(|range| {
+        let media = range.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        media.is_empty() || matches!(media.as_str(), "*/*" | "application/*" | "application/json")
+    })
+}
+
 async fn authenticate(credentials: &Credentials, request: Request, next: Next) -> Response {
-    if matches!(request.uri().path().trim_end_matches('/'), "/health" | "/metrics") {
+    // OPTIONS (asked as TRACE, see `options_cors_and_accept`) reaches no resource, it only learns the allowed
+    // methods; browsers send preflights without credentials.
+    if matches!(request.uri().path().trim_end_matches('/'), "/health" | "/metrics")
+        || matches!(*request.method(), Method::OPTIONS | Method::TRACE)
+    {
         return next.run(request).await;
     }
     let header = request.headers().get(AUTHORIZATION).and_then(|value| value.to_str().ok());
@@ -109,13 +239,15 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     api: Arc<dyn ConnectApi>,
     credentials: Option<Credentials>,
+    cors: Cors,
     tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, authentication = credentials.is_some(), tls = tls.is_some(), "rest api listening");
+        tracing::info!(%addr, authentication = credentials.is_some(), tls = tls.is_some(), cors = %cors.allow_origin, "rest api listening");
     }
-    let app = router_with_auth(api, credentials);
+    let scheme = RestScheme(if tls.is_some() { "https" } else { "http" });
+    let app = router_with(api, credentials, cors).layer(Extension(scheme));
     match tls {
         None => axum::serve(listener, app).with_graceful_shutdown(shutdown).await,
         Some(config) => {
@@ -244,11 +376,24 @@ fn task_id(name: &str, task: &str) -> Result<u32, ApiError> {
     task.parse().map_err(|_| ApiError::not_found(format!("Unknown task: {name}-{task} (task ids are numbers)")))
 }
 
-/// `201 Created` with `Location: /connectors/{name}`.
-fn created(info: ConnectorInfo) -> Response {
-    let location = format!("/connectors/{}", percent_encode_segment(&info.name));
+/// `201 Created` with `Location`: as Kafka Connect's, the absolute URL of the connector on the address the client
+/// used (`Host`); just the path `/connectors/{name}` without a `Host` header.
+fn created(info: ConnectorInfo, headers: &HeaderMap, scheme: Option<Extension<RestScheme>>) -> Response {
+    let path = format!("/connectors/{}", percent_encode_segment(&info.name));
+    let host = headers
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| !h.is_empty() && h.parse::<axum::http::uri::Authority>().is_ok());
+    let location = match host {
+        Some(host) => format!("{}://{host}{path}", scheme.map(|Extension(s)| s.0).unwrap_or("http")),
+        None => path,
+    };
     (StatusCode::CREATED, [(LOCATION, location)], Json(info)).into_response()
 }
+
+/// `http` or `https`: how the REST API is served, for absolute URLs.
+#[derive(Debug, Clone, Copy)]
+pub struct RestScheme(pub &'static str);
 
 fn percent_encode_segment(segment: &str) -> String {
     let mut out = String::with_capacity(segment.len());
@@ -335,9 +480,14 @@ async fn list_connectors(State(api): State<Api>, Query(query): QueryPairs) -> Re
     Ok(Json(out).into_response())
 }
 
-async fn create_connector(State(api): State<Api>, body: Bytes) -> Result<Response, ApiError> {
+async fn create_connector(
+    State(api): State<Api>,
+    scheme: Option<Extension<RestScheme>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let request = body::parse_create(&body)?;
-    Ok(created(api.create_connector(request).await?))
+    Ok(created(api.create_connector(request).await?, &headers, scheme))
 }
 
 async fn connector_info(State(api): State<Api>, Path(name): Path<String>) -> Result<Response, ApiError> {
@@ -351,11 +501,13 @@ async fn connector_config(State(api): State<Api>, Path(name): Path<String>) -> R
 async fn put_connector_config(
     State(api): State<Api>,
     Path(name): Path<String>,
+    scheme: Option<Extension<RestScheme>>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let config = body::parse_config(&body, body::UrlContext { name: Some(&name), plugin: None })?;
     match api.put_connector_config(&name, config).await? {
-        (true, info) => Ok(created(info)),
+        (true, info) => Ok(created(info, &headers, scheme)),
         (false, info) => Ok(Json(info).into_response()),
     }
 }

@@ -39,6 +39,11 @@ pub struct ReplicaSettings {
     pub request_timeout: Duration,
     /// Credentials the REST gateway and the admin gRPC service require; `None`: no authentication.
     pub credentials: Option<crate::auth::Credentials>,
+    /// The converters validate shows as defaults: the workers' (standalone knows them; a distributed control plane
+    /// shows Sluice's defaults, which agents use unless their worker properties name others).
+    pub worker_converters: sluice_connectors::registry::WorkerConverters,
+    /// Cross-origin access to the REST gateway (Kafka Connect's `access.control.allow.*`); default: none.
+    pub cors: crate::rest::Cors,
     /// TLS for the REST gateway; `None`: plain HTTP.
     pub rest_tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     /// TLS for the gRPC port (agent streams, admin API, reflection); `None`: plaintext HTTP/2.
@@ -113,7 +118,8 @@ pub async fn start(
     // Parsed once per change for the whole replica: the scheduler and every agent stream read it.
     let view = crate::model::spawn_view(keys.clone(), mirror.clone(), shutdown.clone());
 
-    let mut service = ConnectService::new(store.clone(), keys.clone(), settings.replica_id.clone());
+    let mut service = ConnectService::new(store.clone(), keys.clone(), settings.replica_id.clone())
+        .with_worker_converters(settings.worker_converters.clone());
     if let Some(bootstrap) = &settings.kafka_bootstrap_servers {
         service = service
             .with_cluster_id_source(Arc::new(KafkaClusterId { bootstrap: bootstrap.clone(), id: OnceCell::new() }))
@@ -180,10 +186,11 @@ pub async fn start(
     let rest_api = api.clone();
     let rest_credentials = settings.credentials.clone();
     let rest_tls = settings.rest_tls.clone();
+    let rest_cors = settings.cors.clone();
     let rest_shutdown = shutdown.clone();
     tasks.push(tokio::spawn(async move {
         let stop = async move { rest_shutdown.cancelled().await };
-        if let Err(e) = crate::rest::serve(rest_listener, rest_api, rest_credentials, rest_tls, stop).await {
+        if let Err(e) = crate::rest::serve(rest_listener, rest_api, rest_credentials, rest_cors, rest_tls, stop).await {
             tracing::error!(error = %e, "REST server failed");
         }
     }));

@@ -52,6 +52,8 @@ pub struct ConnectService {
     /// The consumer groups of sink connectors; absent when the control plane was not told where Kafka is.
     sink_offsets: Option<Arc<dyn SinkOffsets>>,
     log_levels: Arc<LogLevels>,
+    /// The defaults validate shows for `key.converter`, `value.converter` and `header.converter`.
+    worker_converters: registry::WorkerConverters,
 }
 
 const NOT_STOPPED_SUFFIX: &str = "/stop' endpoint";
@@ -100,11 +102,17 @@ impl ConnectService {
             cluster_id: None,
             sink_offsets: None,
             log_levels: crate::logging::levels(),
+            worker_converters: registry::WorkerConverters::default(),
         }
     }
 
     pub fn with_sink_offsets(mut self, sink_offsets: Arc<dyn SinkOffsets>) -> Self {
         self.sink_offsets = Some(sink_offsets);
+        self
+    }
+
+    pub fn with_worker_converters(mut self, converters: registry::WorkerConverters) -> Self {
+        self.worker_converters = converters;
         self
     }
 
@@ -132,6 +140,19 @@ impl ConnectService {
                  the specified connector by issuing a 'PUT' request to the '/connectors/{name}{NOT_STOPPED_SUFFIX}"
             )));
         }
+        if self.wait_unassigned(name).await? {
+            Ok(stored)
+        } else {
+            Err(ApiError::new(
+                ApiErrorKind::Conflict,
+                format!("The tasks of connector {name} are still stopping; try again in a few seconds"),
+            ))
+        }
+    }
+
+    /// Waits up to 10 s until no agent is assigned a task of `name` (tasks that are stopping still commit offsets);
+    /// `false` when some still are.
+    async fn wait_unassigned(&self, name: &str) -> Result<bool, ApiError> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
             let (kvs, _) = self.store.list(&self.keys.assignments()).await?;
@@ -140,15 +161,12 @@ impl ConnectService {
                     .is_ok_and(|r| r.tasks.iter().any(|t| t.connector == name))
             });
             if !assigned {
-                return Ok(stored);
+                return Ok(true);
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(ApiError::new(
-                    ApiErrorKind::Conflict,
-                    format!("The tasks of connector {name} are still stopping; try again in a few seconds"),
-                ));
+                return Ok(false);
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
@@ -295,7 +313,9 @@ impl ConnectService {
         };
         let infos = registry::validate(config);
         if infos.error_count > 0 {
-            let errors = infos.error_messages();
+            // Kafka Connect lists the messages alone (they name their key).
+            let errors: Vec<&str> =
+                infos.configs.iter().flat_map(|c| c.value.errors.iter().map(String::as_str)).collect();
             return Err(ApiError::bad_request(format!(
                 "Connector configuration is invalid and contains the following {} error(s):\n{}\n\
                  You can also find the above list of errors at the endpoint `/connector-plugins/{{connectorType}}/config/validate`",
@@ -352,8 +372,14 @@ impl ConnectService {
         initial_state: TargetState,
     ) -> Result<ConnectorInfo, ApiError> {
         let tasks = self.validate_for_write(&config)?;
-        let stopped = existing.map(|e| e.target).unwrap_or(initial_state) == TargetState::Stopped;
-        let task_list: &[ConfigMap] = if stopped { &[] } else { &tasks };
+        // As Kafka Connect: a STOPPED connector has no tasks, nor has one created PAUSED until it first runs (one
+        // paused while running keeps its tasks, PAUSED).
+        let no_tasks = match existing.map(|e| e.target).unwrap_or(initial_state) {
+            TargetState::Stopped => true,
+            TargetState::Paused => existing.is_none_or(|e| e.tasks.is_empty()),
+            TargetState::Running => false,
+        };
+        let task_list: &[ConfigMap] = if no_tasks { &[] } else { &tasks };
         let mut compares = Vec::new();
         let mut ops = vec![Op::put(self.keys.config(name), to_json(&config))];
         match existing {
@@ -399,6 +425,11 @@ impl ConnectService {
                     let tasks = self.validate_for_write(&existing.config)?;
                     ops.extend(self.task_ops(name, &tasks, 0));
                 }
+                // Created PAUSED: its tasks come with the first resume.
+                (TargetState::Paused, TargetState::Running) if existing.tasks.is_empty() => {
+                    let tasks = self.validate_for_write(&existing.config)?;
+                    ops.extend(self.task_ops(name, &tasks, 0));
+                }
                 _ => {}
             }
             let compare = Compare::ModRevision(self.keys.config(name), existing.config_kv.mod_revision);
@@ -412,7 +443,12 @@ impl ConnectService {
 
     /// Status of every task of a connector, derived from where the task is assigned and what its agent reported
     /// for the current epoch (a report of an older epoch is history, not the present).
-    async fn task_states(&self, name: &str, task_count: usize) -> Result<Vec<TaskStateInfo>, ApiError> {
+    async fn task_states(
+        &self,
+        name: &str,
+        task_count: usize,
+        version: Option<String>,
+    ) -> Result<Vec<TaskStateInfo>, ApiError> {
         let (assignment_kvs, _) = self.store.list(&self.keys.assignments()).await?;
         let mut placements: BTreeMap<u32, (String, AssignedTask)> = BTreeMap::new();
         for kv in assignment_kvs {
@@ -431,7 +467,7 @@ impl ConnectService {
                 Some((n, serde_json::from_slice(&kv.value).ok()?))
             })
             .collect();
-        Ok(derive_task_states(task_count, &placements, &statuses))
+        Ok(derive_task_states(task_count, &placements, &statuses, version))
     }
 
     /// The status of every connector in three prefix reads (connectors, assignments, statuses), however many there
@@ -486,6 +522,7 @@ impl ConnectService {
                     task_count,
                     placements.get(&name).unwrap_or(&no_placements),
                     statuses.get(&name).unwrap_or(&no_statuses),
+                    plugin_version(&config),
                 );
                 let info = self.state_info(&name, &config, target, tasks);
                 Some((name, info))
@@ -494,7 +531,7 @@ impl ConnectService {
     }
 
     async fn status_of(&self, name: &str, stored: &StoredConnector) -> Result<ConnectorStateInfo, ApiError> {
-        let tasks = self.task_states(name, stored.tasks.len()).await?;
+        let tasks = self.task_states(name, stored.tasks.len(), plugin_version(&stored.config)).await?;
         Ok(self.state_info(name, &stored.config, stored.target, tasks))
     }
 
@@ -512,17 +549,53 @@ impl ConnectService {
             .unwrap_or_else(|| self.replica_id.clone());
         ConnectorStateInfo {
             name: name.to_string(),
-            connector: ConnectorState { state: target.as_str().to_string(), worker_id, trace: None },
+            connector: ConnectorState {
+                state: target.as_str().to_string(),
+                worker_id,
+                trace: None,
+                version: plugin_version(config),
+            },
             tasks,
             connector_type: type_name(config),
         }
     }
 
+    /// Asks the leader to restart `tasks` and, in the same transaction, records them as RESTARTING at the epoch
+    /// they run at: status shows RESTARTING from the moment the request is accepted until the agent reports on
+    /// the new epoch, as Kafka Connect shows it at once (see [`derive_task_states`]).
     async fn request_restarts(&self, name: &str, tasks: &[u32]) -> Result<(), ApiError> {
         if tasks.is_empty() {
             return Ok(());
         }
-        let ops = tasks.iter().map(|&t| Op::put(self.keys.restart(name, t), b"{}".to_vec())).collect();
+        let (assignment_kvs, _) = self.store.list(&self.keys.assignments()).await?;
+        let mut placements: BTreeMap<u32, (String, u64)> = BTreeMap::new();
+        for kv in assignment_kvs {
+            let Ok(record) = serde_json::from_slice::<AssignmentRecord>(&kv.value) else { continue };
+            let agent = unescape(kv.key.rsplit('/').next().unwrap_or_default());
+            for t in record.tasks.into_iter().filter(|t| t.connector == name) {
+                placements.insert(t.task, (agent.clone(), t.epoch));
+            }
+        }
+        let mut ops = Vec::new();
+        for &task in tasks {
+            ops.push(Op::put(self.keys.restart(name, task), b"{}".to_vec()));
+            let Some((agent, epoch)) = placements.get(&task) else { continue };
+            let status_key = self.keys.task_status(name, task);
+            let worker_id = match self.store.get(&status_key).await? {
+                Some(kv) => serde_json::from_slice::<TaskStatusRecord>(&kv.value)
+                    .map(|r| r.worker_id)
+                    .unwrap_or_else(|_| agent.clone()),
+                None => agent.clone(),
+            };
+            let record = TaskStatusRecord {
+                state: RESTARTING.to_string(),
+                worker_id,
+                trace: None,
+                epoch: *epoch,
+                agent_id: agent.clone(),
+            };
+            ops.push(Op::put(status_key, to_json(&record)));
+        }
         self.store.txn(Vec::new(), ops).await?;
         Ok(())
     }
@@ -530,25 +603,42 @@ impl ConnectService {
 
 /// Status of every task of one connector, from where each task is assigned and what its agent reported for the
 /// current epoch (a report of an older epoch is history, not the present).
+///
+/// A restart writes RESTARTING with the epoch the task ran at (see `ConnectService::request_restarts`); it stands
+/// until the agent reports on the new epoch, so status never falls back to the pre-restart state, nor to
+/// UNASSIGNED while the task moves to its new epoch, after the restart was accepted.
 fn derive_task_states(
     task_count: usize,
     placements: &BTreeMap<u32, (String, AssignedTask)>,
     statuses: &BTreeMap<u32, TaskStatusRecord>,
+    version: Option<String>,
 ) -> Vec<TaskStateInfo> {
+    let state = |id, state: &str, worker_id: &str, trace: Option<String>| TaskStateInfo {
+        id,
+        state: state.to_string(),
+        worker_id: worker_id.to_string(),
+        trace,
+        version: version.clone(),
+    };
     (0..task_count as u32)
         .map(|id| match (placements.get(&id), statuses.get(&id)) {
-            (Some((_, assigned)), Some(s)) if s.epoch == assigned.epoch => TaskStateInfo {
-                id,
-                state: s.state.clone(),
-                worker_id: s.worker_id.clone(),
-                trace: s.trace.clone().filter(|t| !t.is_empty()),
-            },
-            (Some((agent, _)), _) => {
-                TaskStateInfo { id, state: "UNASSIGNED".into(), worker_id: agent.clone(), trace: None }
+            (Some((_, assigned)), Some(s))
+                if s.epoch == assigned.epoch || (s.state == RESTARTING && s.epoch < assigned.epoch) =>
+            {
+                state(id, &s.state, &s.worker_id, s.trace.clone().filter(|t| !t.is_empty()))
             }
-            (None, _) => TaskStateInfo { id, state: "UNASSIGNED".into(), worker_id: String::new(), trace: None },
+            (Some((agent, _)), _) => state(id, "UNASSIGNED", agent, None),
+            (None, _) => state(id, "UNASSIGNED", "", None),
         })
         .collect()
+}
+
+const RESTARTING: &str = "RESTARTING";
+
+/// The version of the connector plugin a config names, as status answers show it.
+fn plugin_version(config: &ConfigMap) -> Option<String> {
+    let class = config.get("connector.class")?;
+    registry::connector(class).map(|c| c.version().to_string())
 }
 
 #[async_trait]
@@ -559,9 +649,10 @@ impl ConnectApi for ConnectService {
             None => None,
         };
         Ok(ServerInfo {
-            version: env!("CARGO_PKG_VERSION").to_string(),
+            version: registry::KAFKA_CONNECT_VERSION.to_string(),
             commit: option_env!("SLUICE_GIT_COMMIT").unwrap_or("unknown").to_string(),
             kafka_cluster_id,
+            sluice_version: env!("CARGO_PKG_VERSION").to_string(),
         })
     }
 
@@ -720,7 +811,7 @@ impl ConnectApi for ConnectService {
         if !stored.tasks.contains_key(&task) {
             return Err(not_found());
         }
-        let states = self.task_states(name, stored.tasks.len()).await?;
+        let states = self.task_states(name, stored.tasks.len(), plugin_version(&stored.config)).await?;
         states.into_iter().find(|t| t.id == task).ok_or_else(not_found)
     }
 
@@ -767,7 +858,7 @@ impl ConnectApi for ConnectService {
     async fn restart_task(&self, name: &str, task: u32) -> Result<(), ApiError> {
         let stored = self.require(name, |n| ApiError::not_found(format!("Unknown connector: {n}"))).await?;
         if !stored.tasks.contains_key(&task) {
-            return Err(ApiError::not_found(format!("Unknown task: {name}-{task}")));
+            return Err(ApiError::not_found(format!("Task {name}-{task} not found")));
         }
         self.request_restarts(name, &[task]).await
     }
@@ -796,7 +887,7 @@ impl ConnectApi for ConnectService {
                 config.insert("connector.class".into(), plugin.to_string());
             }
         }
-        let mut infos = registry::validate(&config);
+        let mut infos = registry::validate_with(&config, &self.worker_converters);
         for info in infos.configs.iter_mut() {
             if let Some(value) = &info.value.value {
                 let single = ConfigMap::from([(info.value.name.clone(), value.clone())]);
@@ -809,10 +900,10 @@ impl ConnectApi for ConnectService {
     async fn plugin_config(&self, plugin: &str) -> Result<Vec<ConfigKeyInfo>, ApiError> {
         let unknown = || ApiError::not_found(format!("Unknown plugin {plugin}."));
         let def = if let Some(connector) = registry::connector(plugin) {
-            // Kafka Connect answers the connector's own keys plus the common ones.
-            let mut def = registry::common_config_def(connector.connector_type());
-            let own = connector.config_def();
-            def.keys.extend(own.keys.into_iter().filter(|k| def.key(k.name).is_none()).collect::<Vec<_>>());
+            // Kafka Connect answers the connector's own keys, then the common ones it does not redefine.
+            let mut def = connector.config_def();
+            let common = registry::common_config_def(connector.connector_type());
+            def.keys.extend(common.keys.into_iter().filter(|k| def.key(k.name).is_none()).collect::<Vec<_>>());
             def
         } else if let Some(def) = sluice_connectors::transforms::plugin_config_def(plugin) {
             def
@@ -1018,11 +1109,76 @@ mod tests {
         assert_eq!(error.message, "Connector s not found");
     }
 
+    /// Issue 12 item 3: RESTARTING from the accepted restart until the agent reports on the new epoch; never the
+    /// pre-restart state, never UNASSIGNED while the leader moves the task to its new epoch.
+    #[tokio::test]
+    async fn a_restarted_task_shows_restarting_until_it_reports_on_its_new_epoch() {
+        let (service, store, keys) = service();
+        let create =
+            CreateConnector { name: "r".into(), config: source_config(&[]), initial_state: TargetState::Running };
+        service.create_connector(create).await.expect("create");
+        let assign = |epoch: u64| {
+            let record = AssignmentRecord {
+                tasks: vec![AssignedTask { connector: "r".into(), task: 0, epoch, config_revision: 1 }],
+            };
+            Op::put(keys.assignment("agent-1"), to_json(&record))
+        };
+        let report = |state: &str, epoch: u64| {
+            let record = TaskStatusRecord {
+                state: state.into(),
+                worker_id: "host:9464".into(),
+                trace: None,
+                epoch,
+                agent_id: "agent-1".into(),
+            };
+            Op::put(keys.task_status("r", 0), to_json(&record))
+        };
+        store.txn(vec![], vec![assign(5), report("RUNNING", 5)]).await.expect("running");
+        let task_state = || async { service.task_status("r", 0).await.expect("status").state };
+        assert_eq!(task_state().await, "RUNNING");
+        assert_eq!(service.connector_status("r").await.expect("status").tasks[0].version.as_deref(), Some("4.1.2"));
+
+        let answer = service.restart_connector("r", true, false).await.expect("restart").expect("202 body");
+        assert_eq!(answer.tasks[0].state, "RESTARTING");
+        assert_eq!(task_state().await, "RESTARTING", "at once after the 202");
+        assert!(store.get(&keys.restart("r", 0)).await.expect("get").is_some(), "the leader is asked to restart it");
+        // The leader moves it to a new epoch: still RESTARTING, not UNASSIGNED.
+        store.txn(vec![], vec![assign(6), Op::delete(keys.restart("r", 0))]).await.expect("new epoch");
+        assert_eq!(task_state().await, "RESTARTING");
+        store.txn(vec![], vec![report("RUNNING", 6)]).await.expect("reported");
+        assert_eq!(task_state().await, "RUNNING");
+
+        // A single task's restart, too.
+        service.restart_task("r", 0).await.expect("restart task");
+        assert_eq!(task_state().await, "RESTARTING");
+        // Without a restart, a stale report is history: the task is UNASSIGNED until it reports on its epoch.
+        store.txn(vec![], vec![assign(8), report("RUNNING", 7)]).await.expect("moved");
+        assert_eq!(task_state().await, "UNASSIGNED");
+    }
+
+    /// As Kafka Connect 4.1.2: created PAUSED, a connector has no tasks (also after a config change) until it is
+    /// resumed; paused while running, it keeps them.
+    #[tokio::test]
+    async fn a_connector_created_paused_gets_its_tasks_when_resumed() {
+        let (service, _, _) = service();
+        let create =
+            CreateConnector { name: "p".into(), config: source_config(&[]), initial_state: TargetState::Paused };
+        assert!(service.create_connector(create).await.expect("create").tasks.is_empty());
+        assert!(service.connector_status("p").await.expect("status").tasks.is_empty());
+        let (_, info) = service.put_connector_config("p", source_config(&[("batch.size", "10")])).await.expect("put");
+        assert!(info.tasks.is_empty(), "still no tasks while paused");
+        service.resume_connector("p").await.expect("resume");
+        assert_eq!(service.connector_tasks("p").await.expect("tasks").len(), 1);
+        service.pause_connector("p").await.expect("pause");
+        assert_eq!(service.connector_tasks("p").await.expect("tasks").len(), 1, "paused while running: kept");
+    }
+
     #[tokio::test]
     async fn cluster_scope_levels_are_stored_for_every_process_worker_scope_is_not() {
         let (service, store, keys) = service();
         let changed = service.set_logger_level("sluice_agent", "debug", LoggerScope::Cluster).await.expect("cluster");
-        assert_eq!(changed, vec!["sluice_agent"]);
+        assert_eq!(changed[0], "sluice_agent");
+        assert!(changed.iter().all(|c| c.starts_with("sluice_agent")), "{changed:?}");
         let stored = store.get(&keys.logger("sluice_agent")).await.expect("get").expect("stored");
         assert_eq!(stored.value, br#"{"level":"DEBUG"}"#.to_vec());
         assert_eq!(service.logger("sluice_agent").await.expect("applied here too").level, "DEBUG");

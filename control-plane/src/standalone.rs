@@ -78,14 +78,23 @@ pub async fn run(
         .with_context(|| format!("cannot listen on {rest_addr} (listeners)"))?;
     let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let agent_token = format!("{:032x}", rand::random::<u128>());
+    // The worker's id in status answers, as Kafka Connect's (its REST host:port): the agent's and, for connectors
+    // without running tasks, the control plane's.
+    let worker_id = format!(
+        "{}:{}",
+        if rest_addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { rest_addr.ip().to_string() },
+        rest_addr.port()
+    );
     let settings = ReplicaSettings {
         cluster: CLUSTER.into(),
-        replica_id: format!("standalone-{}", rest_addr.port()),
+        replica_id: worker_id.clone(),
         session: SessionSettings { lease_ttl: Duration::from_secs(5), heartbeat_interval: Duration::from_millis(500) },
         leader_lease_ttl: Duration::from_secs(5),
         kafka_bootstrap_servers: worker.get("bootstrap.servers").cloned(),
         request_timeout: crate::deadline::DEFAULT_REQUEST_TIMEOUT,
         credentials,
+        cors: crate::rest::Cors::from_worker_config(&worker),
+        worker_converters: sluice_connectors::registry::WorkerConverters::from_worker_config(&worker),
         rest_tls,
         grpc_tls: None,
         // The embedded agent is the only one meant to connect: a token made up for this process keeps out
@@ -109,11 +118,6 @@ pub async fn run(
         tracing::info!(connector = %name, file = %path.display(), "connector created");
     }
 
-    let worker_id = format!(
-        "{}:{}",
-        if rest_addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { rest_addr.ip().to_string() },
-        rest_addr.port()
-    );
     let agent = sluice_agent::AgentOptions {
         control_plane: vec![format!("http://{}", replica.grpc_addr)],
         tls_ca: None,

@@ -40,6 +40,8 @@ async fn replica_with_auth(shutdown: &CancellationToken, agent_auth: AgentAuth) 
         kafka_bootstrap_servers: None,
         request_timeout: sluice_control_plane::deadline::DEFAULT_REQUEST_TIMEOUT,
         credentials: None,
+        cors: Default::default(),
+        worker_converters: Default::default(),
         rest_tls: None,
         grpc_tls: None,
         agent_auth,

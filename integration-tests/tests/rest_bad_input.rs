@@ -115,7 +115,7 @@ async fn run(env: &TestEnv) -> anyhow::Result<()> {
             None,
             format!("No status found for task {existing}-7"),
         ),
-        (Method::POST, format!("/connectors/{existing}/tasks/7/restart"), None, format!("Unknown task: {existing}-7")),
+        (Method::POST, format!("/connectors/{existing}/tasks/7/restart"), None, format!("Task {existing}-7 not found")),
     ];
     let mut failures = Vec::new();
     for (method, path, body, want) in &cases {

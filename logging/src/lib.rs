@@ -66,6 +66,26 @@ struct LevelState {
 
 static LEVELS: OnceLock<Arc<LogLevels>> = OnceLock::new();
 
+mod modules;
+pub use modules::MODULES;
+
+/// The crates whose modules this process lists as loggers; unset: every crate of [`MODULES`].
+static CRATES: OnceLock<Vec<&'static str>> = OnceLock::new();
+
+/// Names the crates this process is built from (`sluice_control_plane`, `sluice_agent`, ...): `GET /admin/loggers`
+/// lists their modules. Call once, at startup; later calls are ignored.
+pub fn set_crates(crates: &[&'static str]) {
+    let _ = CRATES.set(crates.to_vec());
+}
+
+fn known_modules() -> impl Iterator<Item = &'static str> {
+    let crates = CRATES.get();
+    MODULES
+        .iter()
+        .filter(move |(krate, _)| crates.is_none_or(|crates| crates.contains(krate)))
+        .map(|(_, module)| *module)
+}
+
 /// Kafka Connect's (log4j) level name for a tracing level name, or `None` when it is not a level.
 pub fn kafka_level(level: &str) -> Option<&'static str> {
     Some(match level.trim().to_ascii_uppercase().as_str() {
@@ -105,6 +125,16 @@ fn is_descendant(child: &str, parent: &str) -> bool {
 }
 
 impl LevelState {
+    /// The level `logger` logs at: its nearest ancestor's with an explicit level, else root's.
+    fn effective(&self, logger: &str) -> LoggerLevel {
+        self.loggers
+            .iter()
+            .filter(|(name, _)| is_descendant(logger, name))
+            .max_by_key(|(name, _)| name.len())
+            .map(|(_, level)| level.clone())
+            .unwrap_or_else(|| self.root.clone())
+    }
+
     fn parse(filter: &str) -> LevelState {
         let mut state = LevelState {
             root: LoggerLevel { level: "INFO".into(), last_modified: None },
@@ -154,21 +184,30 @@ impl LogLevels {
         self.state.lock().map_err(|_| LevelError::Poisoned)
     }
 
-    /// `root` and every logger with an explicit level.
+    /// `root`, every logger with an explicit level, and every module of this process's crates (see
+    /// [`set_crates`]) with the level it logs at, as Kafka Connect lists every logger it has.
     pub fn all(&self) -> Result<BTreeMap<String, LoggerLevel>, LevelError> {
         let state = self.lock()?;
-        let mut out = state.loggers.clone();
+        let mut out: BTreeMap<String, LoggerLevel> =
+            known_modules().map(|module| (module.to_string(), state.effective(module))).collect();
+        out.extend(state.loggers.clone());
         out.insert("root".into(), state.root.clone());
         Ok(out)
     }
 
-    /// `NotFound` for a logger without an explicit level.
+    /// The level of a logger with an explicit level or of a module of this process; `NotFound` otherwise.
     pub fn get(&self, name: &str) -> Result<LoggerLevel, LevelError> {
         let state = self.lock()?;
         if name == "root" {
             return Ok(state.root.clone());
         }
-        state.loggers.get(name).cloned().ok_or_else(|| LevelError::NotFound(name.to_string()))
+        if let Some(level) = state.loggers.get(name) {
+            return Ok(level.clone());
+        }
+        if known_modules().any(|module| module == name) {
+            return Ok(state.effective(name));
+        }
+        Err(LevelError::NotFound(name.to_string()))
     }
 
     /// Sets `name` (and every logger below it) to `level`, as log4j does; answers the names that changed.
@@ -195,7 +234,9 @@ impl LogLevels {
             }
             names
         };
+        changed.extend(known_modules().filter(|m| name == "root" || is_descendant(m, name)).map(str::to_string));
         changed.sort();
+        changed.dedup();
         if let Some(handle) = &self.handle
             && let Err(e) = handle.reload(state.filter())
         {
@@ -282,18 +323,23 @@ mod tests {
         let all = levels.all().expect("all");
         assert_eq!(all["root"].level, "DEBUG");
         assert_eq!(all["sluice_control_plane::rest"].level, "WARN");
-        assert_eq!(all.len(), 2);
+        assert_eq!(all.len(), MODULES.len() + 1, "root and every module: {:?}", all.keys());
+        assert_eq!(all["sluice_agent::supervisor"].level, "DEBUG", "from root");
         assert!(levels.get("nope").is_err_and(|e| e.to_string() == "Logger nope not found."));
 
         let changed = levels.set("sluice_control_plane", "trace").expect("set");
-        assert_eq!(changed, vec!["sluice_control_plane", "sluice_control_plane::rest"]);
+        assert!(changed.contains(&"sluice_control_plane::rest".to_string()), "{changed:?}");
+        assert!(changed.contains(&"sluice_control_plane::store::etcd".to_string()), "modules below change too");
+        assert!(changed.iter().all(|c| c.starts_with("sluice_control_plane")), "{changed:?}");
+        assert_eq!(levels.get("sluice_control_plane::store::etcd").expect("module").level, "TRACE");
+        assert_eq!(levels.all().expect("all")["sluice_control_plane::leader"].level, "TRACE");
         let rest = levels.get("sluice_control_plane::rest").expect("rest");
         assert_eq!(rest.level, "TRACE");
         assert!(rest.last_modified.is_some());
         assert_eq!(levels.get("root").expect("root").last_modified, None);
 
         let changed = levels.set("root", "Error").expect("root");
-        assert_eq!(changed.len(), 3);
+        assert_eq!(changed.len(), MODULES.len() + 1, "root and every module (the explicit loggers are modules)");
         assert_eq!(levels.get("sluice_control_plane").expect("cp").level, "ERROR");
         let error = levels.set("x", "LOUD").expect_err("bad level");
         assert!(error.is_bad_request() && error.to_string().contains("LOUD"));

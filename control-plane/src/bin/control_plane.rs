@@ -51,6 +51,13 @@ struct Options {
     request_timeout_ms: u64,
     #[command(flatten)]
     rest_security: RestSecurityOptions,
+    /// Kafka Connect's `access.control.allow.origin`: `*` or comma-separated origins that browsers may call the
+    /// REST API from (CORS). Default: none.
+    #[arg(long, env = "SLUICE_ACCESS_CONTROL_ALLOW_ORIGIN", default_value = "")]
+    access_control_allow_origin: String,
+    /// Kafka Connect's `access.control.allow.methods`: the methods a CORS preflight allows. Default: GET,POST,HEAD.
+    #[arg(long, env = "SLUICE_ACCESS_CONTROL_ALLOW_METHODS", default_value = "")]
+    access_control_allow_methods: String,
     /// PEM certificate chain: the gRPC port (agent streams, admin API, reflection) is served over TLS (with
     /// --grpc-tls-key). May be the same files as --tls-cert/--tls-key. Agents then need `https://` addresses.
     #[arg(long, env = "SLUICE_GRPC_TLS_CERT", requires = "grpc_tls_key")]
@@ -68,6 +75,8 @@ struct Options {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let options = Options::parse();
+    // The loggers `GET /admin/loggers` lists: the modules of the crates this binary is built from.
+    sluice_logging::set_crates(&["sluice_control_plane", "sluice_connectors", "sluice_logging"]);
     sluice_control_plane::logging::init(&options.log);
     let shutdown = CancellationToken::new();
     sluice_control_plane::logging::cancel_on_signal(shutdown.clone());
@@ -93,6 +102,11 @@ async fn main() -> anyhow::Result<()> {
         kafka_bootstrap_servers: options.kafka_bootstrap_servers.clone(),
         request_timeout: Duration::from_millis(options.request_timeout_ms),
         credentials: options.rest_security.credentials()?,
+        worker_converters: Default::default(),
+        cors: sluice_control_plane::rest::Cors {
+            allow_origin: options.access_control_allow_origin.clone(),
+            allow_methods: options.access_control_allow_methods.clone(),
+        },
         rest_tls: options.rest_security.tls()?,
         grpc_tls,
         agent_auth,

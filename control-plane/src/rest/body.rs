@@ -557,6 +557,7 @@ fn plausible(catalog: &KeyCatalog, key: &str, value: &str) -> bool {
     };
     let allowed = match &def.validator {
         Some(Validator::OneOf(options)) => options.iter().any(|o| o.eq_ignore_ascii_case(value)),
+        Some(Validator::ValidString(options)) => options.contains(&value),
         _ => true,
     };
     typed && allowed

@@ -92,12 +92,18 @@ impl FakeApi {
     fn status(name: &str, state: &str) -> ConnectorStateInfo {
         ConnectorStateInfo {
             name: name.to_string(),
-            connector: ConnectorState { state: state.to_string(), worker_id: "w1:8083".to_string(), trace: None },
+            connector: ConnectorState {
+                state: state.to_string(),
+                worker_id: "w1:8083".to_string(),
+                trace: None,
+                version: Some("4.1.2".to_string()),
+            },
             tasks: vec![TaskStateInfo {
                 id: 0,
                 state: state.to_string(),
                 worker_id: "w1:8083".to_string(),
                 trace: Some("boom".to_string()),
+                version: Some("4.1.2".to_string()),
             }],
             connector_type: "source".to_string(),
         }
@@ -108,7 +114,12 @@ impl FakeApi {
 impl ConnectApi for FakeApi {
     async fn server_info(&self) -> Result<ServerInfo, ApiError> {
         self.check()?;
-        Ok(ServerInfo { version: "0.1.0".to_string(), commit: "abc".to_string(), kafka_cluster_id: None })
+        Ok(ServerInfo {
+            version: "4.1.2".to_string(),
+            commit: "abc".to_string(),
+            kafka_cluster_id: None,
+            sluice_version: "0.1.0".to_string(),
+        })
     }
 
     async fn list_connectors(&self) -> Result<Vec<String>, ApiError> {
@@ -225,7 +236,7 @@ impl ConnectApi for FakeApi {
     async fn restart_task(&self, name: &str, task: u32) -> Result<(), ApiError> {
         self.config(name).map_err(|_| ApiError::not_found(format!("Unknown connector: {name}")))?;
         if task != 0 {
-            return Err(ApiError::not_found(format!("Unknown task: {name}-{task}")));
+            return Err(ApiError::not_found(format!("Task {name}-{task} not found")));
         }
         self.record(format!("restart task {name} {task}"));
         Ok(())

@@ -62,7 +62,10 @@ async fn server_info_at_root() {
     let (app, _) = app_with(&[]);
     let reply = call(&app, "GET", "/", "").await;
     assert_eq!(reply.status, StatusCode::OK);
-    assert_eq!(reply.json(), json!({"version": "0.1.0", "commit": "abc", "kafka_cluster_id": null}));
+    assert_eq!(
+        reply.json(),
+        json!({"version": "4.1.2", "commit": "abc", "kafka_cluster_id": null, "sluice_version": "0.1.0"})
+    );
 }
 
 #[tokio::test]
@@ -199,7 +202,11 @@ async fn patch_config_null_deletes() {
 async fn status_tasks_and_task_status() {
     let (app, _) = app_with(&["a"]);
     let status = call(&app, "GET", "/connectors/a/status", "").await.json();
-    assert_eq!(status["tasks"][0], json!({"id": 0, "state": "RUNNING", "worker_id": "w1:8083", "trace": "boom"}));
+    assert_eq!(
+        status["tasks"][0],
+        json!({"id": 0, "state": "RUNNING", "worker_id": "w1:8083", "trace": "boom", "version": "4.1.2"})
+    );
+    assert_eq!(status["connector"]["version"], "4.1.2");
     assert!(status["connector"].get("trace").is_none());
     let tasks = call(&app, "GET", "/connectors/a/tasks", "").await.json();
     assert_eq!(tasks[0]["id"], json!({"connector": "a", "task": 0}));
@@ -218,7 +225,7 @@ async fn lifecycle_status_codes() {
     assert_eq!(call(&app, "PUT", "/connectors/a/stop", "").await.status, StatusCode::NO_CONTENT);
     assert_eq!(call(&app, "PUT", "/connectors/zz/pause", "").await.error(404), "Unknown connector zz");
     assert_eq!(call(&app, "POST", "/connectors/a/tasks/0/restart", "").await.status, StatusCode::NO_CONTENT);
-    assert_eq!(call(&app, "POST", "/connectors/a/tasks/3/restart", "").await.error(404), "Unknown task: a-3");
+    assert_eq!(call(&app, "POST", "/connectors/a/tasks/3/restart", "").await.error(404), "Task a-3 not found");
 
     let plain = call(&app, "POST", "/connectors/a/restart", "").await;
     assert_eq!((plain.status, plain.body.as_str()), (StatusCode::NO_CONTENT, ""));
@@ -267,9 +274,10 @@ async fn serve_answers_until_shutdown() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(super::serve(listener, Arc::new(FakeApi::with(&["a"])), None, None, async {
-        let _ = stopped.await;
-    }));
+    let server =
+        tokio::spawn(super::serve(listener, Arc::new(FakeApi::with(&["a"])), None, Default::default(), None, async {
+            let _ = stopped.await;
+        }));
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     stream.write_all(b"GET /connectors HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.expect("write");
@@ -330,8 +338,14 @@ async fn topics_plugin_config_and_loggers() {
 
     let reply = call(&app, "GET", "/admin/loggers", "").await;
     assert_eq!(reply.json()["root"], json!({"level": "INFO", "last_modified": null}));
+    // Issue 12 item 9: every module is a logger, listed with the level it logs at.
+    // (Other tests change the process's levels meanwhile: only the listing is checked.)
+    assert!(reply.json()["sluice_control_plane::service"]["level"].is_string(), "{}", reply.body);
     let reply = call(&app, "PUT", "/admin/loggers/sluice_control_plane::rest", r#"{"level":"debug"}"#).await;
-    assert_eq!((reply.status, reply.json()), (StatusCode::OK, json!(["sluice_control_plane::rest"])));
+    assert_eq!(
+        (reply.status, reply.json()),
+        (StatusCode::OK, json!(["sluice_control_plane::rest", "sluice_control_plane::rest::body"]))
+    );
     let reply = call(&app, "PUT", "/admin/loggers/sluice_control_plane?scope=cluster", r#"{"level":"WARN"}"#).await;
     assert_eq!((reply.status, reply.body.as_str()), (StatusCode::NO_CONTENT, ""));
     let reply = call(&app, "GET", "/admin/loggers/sluice_control_plane::rest", "").await;
@@ -398,4 +412,88 @@ async fn authentication_when_configured() {
         let response = app.clone().oneshot(request).await.expect("infallible");
         assert_eq!(response.status().as_u16(), status, "{header}");
     }
+}
+
+async fn call_with(app: &Router, method: &str, uri: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut request = Request::builder().method(method).uri(uri);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = app.clone().oneshot(request.body(Body::empty()).expect("request")).await.expect("infallible");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
+    Reply { status, headers, body: String::from_utf8_lossy(&bytes).into_owned() }
+}
+
+fn methods(value: &str) -> Vec<String> {
+    let mut methods: Vec<String> = value.split(',').map(|m| m.trim().to_string()).collect();
+    methods.sort();
+    methods
+}
+
+/// Issue 12 item 8: OPTIONS answers 200 with `Allow` (Kafka Connect's Jersey does), CORS as Kafka Connect's
+/// `access.control.allow.*` settings configure it, and 406 for a client that accepts no JSON.
+#[tokio::test]
+async fn options_cors_and_not_acceptable_as_kafka_connect() {
+    let fake = Arc::new(FakeApi::with(&["a"]));
+    let app = super::router_with(fake.clone(), None, super::Cors::default());
+    let reply = call_with(&app, "OPTIONS", "/connectors", &[]).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(methods(reply.headers["allow"].to_str().expect("ascii")), ["GET", "HEAD", "OPTIONS", "POST"]);
+    assert_eq!(methods(&reply.body), ["GET", "HEAD", "OPTIONS", "POST"]);
+    let reply = call_with(&app, "OPTIONS", "/connectors/a/config/", &[]).await;
+    assert_eq!(methods(reply.headers["allow"].to_str().expect("ascii")), ["GET", "HEAD", "OPTIONS", "PATCH", "PUT"]);
+    assert_eq!(call_with(&app, "OPTIONS", "/nope", &[]).await.error(404), "HTTP 404 Not Found");
+    // No CORS configured: no CORS headers.
+    let reply = call_with(&app, "GET", "/connectors", &[("origin", "http://console.example")]).await;
+    assert!(!reply.headers.contains_key("access-control-allow-origin"));
+
+    let reply = call_with(&app, "GET", "/connectors", &[("accept", "text/html")]).await;
+    assert_eq!(reply.error(406), "HTTP 406 Not Acceptable");
+    for accept in ["application/json", "*/*", "text/html, application/json;q=0.9", "application/*"] {
+        assert_eq!(
+            call_with(&app, "GET", "/connectors", &[("accept", accept)]).await.status,
+            StatusCode::OK,
+            "{accept}"
+        );
+    }
+    assert_eq!(call_with(&app, "GET", "/metrics", &[("accept", "text/plain")]).await.status, StatusCode::OK);
+
+    let cors = super::Cors {
+        allow_origin: "http://console.example".to_string(),
+        allow_methods: "GET,POST,PUT,DELETE,OPTIONS".to_string(),
+    };
+    let app = super::router_with(fake, None, cors);
+    let preflight = [
+        ("origin", "http://console.example"),
+        ("access-control-request-method", "POST"),
+        ("access-control-request-headers", "content-type"),
+    ];
+    let reply = call_with(&app, "OPTIONS", "/connectors", &preflight).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.headers["access-control-allow-origin"], "http://console.example");
+    assert_eq!(reply.headers["access-control-allow-methods"], "GET,POST,PUT,DELETE,OPTIONS");
+    assert_eq!(reply.headers["access-control-allow-headers"], "content-type");
+    let reply = call_with(&app, "GET", "/connectors", &[("origin", "http://console.example")]).await;
+    assert_eq!(reply.headers["access-control-allow-origin"], "http://console.example");
+    assert_eq!(reply.json(), json!(["a"]));
+    let reply = call_with(&app, "GET", "/connectors", &[("origin", "http://evil.example")]).await;
+    assert!(!reply.headers.contains_key("access-control-allow-origin"), "an origin not allowed gets nothing");
+}
+
+/// As Kafka Connect's: `Location` is the absolute URL on the address the client used.
+#[tokio::test]
+async fn location_is_absolute_on_the_clients_host() {
+    let (app, _) = app_with(&[]);
+    let request = Request::builder()
+        .method("POST")
+        .uri("/connectors")
+        .header("host", "connect.example:8083")
+        .header("content-type", "application/json")
+        .body(Body::from(r#"{"name":"c 1","config":{"connector.class":"FileStreamSource"}}"#))
+        .expect("request");
+    let response = app.oneshot(request).await.expect("infallible");
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(response.headers()["location"], "http://connect.example:8083/connectors/c%201");
 }
