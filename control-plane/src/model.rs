@@ -61,8 +61,15 @@ impl Keys {
     pub fn offsets_generation(&self, name: &str) -> String {
         format!("{}offsets-generation", self.connector(name))
     }
+    /// Legacy layout (one key per task), still read; written configs go to [`Keys::task_configs`].
     pub fn task(&self, name: &str, task: u32) -> String {
         format!("{}tasks/{}", self.connector(name), task)
+    }
+    /// `connectors/<name>/task-configs`: every task config of the connector in one key (see [`encode_task_configs`]),
+    /// so writing a connector is a fixed number of etcd operations whatever its task count (etcd allows 128 per
+    /// transaction).
+    pub fn task_configs(&self, name: &str) -> String {
+        format!("{}task-configs", self.connector(name))
     }
     pub fn agents(&self) -> String {
         format!("{}agents/", self.root)
@@ -123,6 +130,25 @@ impl Keys {
     pub fn leader(&self) -> String {
         format!("{}leader", self.root)
     }
+}
+
+/// The value of `connectors/<name>/task-configs`: a JSON array with one entry per task, `null` where the task config
+/// equals the connector config (every task of a FileStreamSink, for example), else the task config itself. A
+/// thousand identical tasks take five thousand bytes instead of a thousand copies of the config.
+pub fn encode_task_configs(config: &ConfigMap, tasks: &[ConfigMap]) -> Vec<u8> {
+    let entries: Vec<Option<&ConfigMap>> = tasks.iter().map(|t| if t == config { None } else { Some(t) }).collect();
+    serde_json::to_vec(&entries).unwrap_or_default()
+}
+
+/// Reads a `task-configs` value back (see [`encode_task_configs`]) without the connector config: `None` entries
+/// are "same as the connector config".
+pub fn decode_task_configs(value: &[u8]) -> Result<Vec<Option<ConfigMap>>, serde_json::Error> {
+    serde_json::from_slice(value)
+}
+
+/// The task configs of a decoded `task-configs` value, given the connector config.
+pub fn expand_task_configs(config: &ConfigMap, entries: &[Option<ConfigMap>]) -> Vec<ConfigMap> {
+    entries.iter().map(|e| e.clone().unwrap_or_else(|| config.clone())).collect()
 }
 
 /// `agents/<id>`: a live agent, attached to its lease.
@@ -223,6 +249,8 @@ pub struct ClusterStateBuilder {
     configs: BTreeMap<String, (ConfigMap, i64)>,
     targets: BTreeMap<String, TargetState>,
     tasks: BTreeMap<String, BTreeMap<u32, (ConfigMap, i64)>>,
+    /// `task-configs` keys: the entries as stored (expanded with the config when the state is derived) and revision.
+    task_lists: BTreeMap<String, (Arc<Vec<Option<ConfigMap>>>, i64)>,
     /// Connectors with a key changed since the last [`ClusterStateBuilder::state`].
     touched: BTreeSet<String>,
     state: ClusterState,
@@ -245,6 +273,12 @@ impl ClusterStateBuilder {
                     let target = serde_json::from_slice(&kv.value).map_err(|e| e.to_string())?;
                     let name = unescape(name);
                     self.targets.insert(name.clone(), target);
+                    self.touched.insert(name);
+                }
+                ["connectors", name, "task-configs"] => {
+                    let entries = decode_task_configs(&kv.value).map_err(|e| e.to_string())?;
+                    let name = unescape(name);
+                    self.task_lists.insert(name.clone(), (Arc::new(entries), kv.mod_revision));
                     self.touched.insert(name);
                 }
                 ["connectors", name, "tasks", n] => {
@@ -292,6 +326,11 @@ impl ClusterStateBuilder {
                 self.targets.remove(&name);
                 self.touched.insert(name);
             }
+            ["connectors", name, "task-configs"] => {
+                let name = unescape(name);
+                self.task_lists.remove(&name);
+                self.touched.insert(name);
+            }
             ["connectors", name, "tasks", n] => {
                 let name = unescape(name);
                 if let (Ok(n), Some(tasks)) = (n.parse::<u32>(), self.tasks.get_mut(&name)) {
@@ -327,7 +366,14 @@ impl ClusterStateBuilder {
                         config: config.clone(),
                         config_revision: *config_revision,
                         target: self.targets.get(&name).copied().unwrap_or(TargetState::Running),
-                        tasks: self.tasks.get(&name).cloned().unwrap_or_default(),
+                        tasks: match self.task_lists.get(&name) {
+                            Some((entries, revision)) => expand_task_configs(config, entries)
+                                .into_iter()
+                                .enumerate()
+                                .map(|(n, task)| (n as u32, (task, *revision)))
+                                .collect(),
+                            None => self.tasks.get(&name).cloned().unwrap_or_default(),
+                        },
                     };
                     if self.state.connectors.insert(name, Arc::new(entry)).is_some() {
                         self.state.connectors_changed += 1;
@@ -443,6 +489,27 @@ mod tests {
         assert!(b.state(5).connectors_changed > after.connectors_changed);
         b.delete(&keys, &keys.config("b"));
         assert!(b.state(6).connectors.is_empty());
+    }
+
+    #[test]
+    fn task_configs_in_one_key_expand_with_the_connector_config() {
+        let keys = Keys::new("c");
+        let config: ConfigMap = [("connector.class".to_string(), "X".to_string())].into();
+        let own: ConfigMap = [("file".to_string(), "/tmp/a".to_string())].into();
+        let tasks: Vec<ConfigMap> = vec![config.clone(); 999].into_iter().chain([own.clone()]).collect();
+        let value = encode_task_configs(&config, &tasks);
+        assert!(value.len() < 6_000, "identical tasks are not copied: {} bytes", value.len());
+        let mut b = ClusterStateBuilder::default();
+        let key = keys.task_configs("a");
+        b.put(&keys, &key, &kv(&key, std::str::from_utf8(&value).expect("json"), 7));
+        b.put(&keys, &keys.config("a"), &kv(&keys.config("a"), r#"{"connector.class":"X"}"#, 7));
+        let state = b.state(7).clone();
+        let entry = &state.connectors["a"];
+        assert_eq!(entry.tasks.len(), 1000);
+        assert_eq!(entry.tasks[&0], (config.clone(), 7));
+        assert_eq!(entry.tasks[&999], (own, 7));
+        b.delete(&keys, &key);
+        assert!(b.state(8).connectors["a"].tasks.is_empty(), "stopping removes the key, and the tasks with it");
     }
 
     #[test]
