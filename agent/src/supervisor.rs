@@ -25,7 +25,10 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::metrics::Metrics;
-use crate::runtime::{Control, StopMode, TaskEvent, TaskEventKind, TaskHandle, TaskKey, WorkerConfig, spawn_task};
+use crate::runtime::{
+    Control, Predecessor, Progress, StopMode, TaskEvent, TaskEventKind, TaskHandle, TaskKey, WorkerConfig,
+    progress_offsets, spawn_task,
+};
 
 /// What the table knows about one task, as far as planning is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,7 +179,8 @@ pub(crate) struct Supervisor {
     /// assignment gives the task back with the same epoch, nobody else ran it meanwhile: it resumes from here and
     /// these offsets are committed, instead of re-reading everything since the last commit that landed (during an
     /// etcd outage, commits cannot land at all).
-    fenced_progress: BTreeMap<TaskKey, (u64, Vec<SourceOffset>)>,
+    /// The task's own [`Progress`] adds what Kafka acknowledged after the last report, up to the fence.
+    fenced_progress: BTreeMap<TaskKey, (u64, Vec<SourceOffset>, Progress)>,
     /// Topics source tasks started producing to, not yet sent (`GET /connectors/{name}/topics`).
     pending_topics: Vec<TopicsUsed>,
 }
@@ -247,12 +251,20 @@ impl Supervisor {
         let Some(id) = assignment.id.as_ref() else { return };
         let key = task_key(id);
         let resumed = match self.fenced_progress.remove(&key) {
-            Some((epoch, offsets)) if epoch == assignment.epoch && !offsets.is_empty() => {
-                for offset in &offsets {
-                    assignment.offsets.retain(|o| o.partition_json != offset.partition_json);
-                    assignment.offsets.push(offset.clone());
+            Some((epoch, mut offsets, progress)) if epoch == assignment.epoch => {
+                for reached in progress_offsets(&progress) {
+                    offsets.retain(|o| o.partition_json != reached.partition_json);
+                    offsets.push(reached);
                 }
-                Some((epoch, offsets))
+                if offsets.is_empty() {
+                    None
+                } else {
+                    for offset in &offsets {
+                        assignment.offsets.retain(|o| o.partition_json != offset.partition_json);
+                        assignment.offsets.push(offset.clone());
+                    }
+                    Some((epoch, offsets))
+                }
             }
             _ => None,
         };
@@ -263,7 +275,7 @@ impl Supervisor {
                 if !old.stopping {
                     handle.send(Control::Stop(StopMode::Revoked));
                 }
-                handle.join
+                Predecessor { join: handle.join, progress: handle.progress }
             })
         });
         self.pending_offsets.remove(&key);
@@ -358,7 +370,9 @@ impl Supervisor {
         info!(connector = %key.connector, task = key.task, epoch = entry.epoch, ?mode, "stopping task");
         if let Some(handle) = entry.handle.take() {
             handle.send(Control::Stop(mode));
-            if mode == StopMode::Graceful {
+            // Revoked while this agent holds its lease: the task still reports the offsets it reached (the control
+            // plane takes them while no other incarnation took over), so its entry lives until it exits.
+            if mode != StopMode::Fenced {
                 entry.handle = Some(handle);
                 entry.stopping = true;
                 self.tasks.insert(key.clone(), entry);
@@ -376,6 +390,9 @@ impl Supervisor {
     pub fn reject(&mut self, id: &TaskId, epoch: u64, reason: &str) {
         let key = task_key(id);
         match self.tasks.get(&key) {
+            Some(entry) if entry.epoch == epoch && entry.stopping => {
+                warn!(connector = %key.connector, task = key.task, epoch, reason, "final report of a stopping task rejected")
+            }
             Some(entry) if entry.epoch == epoch => {
                 warn!(connector = %key.connector, task = key.task, epoch, reason, "report rejected, stopping task");
                 self.stop(&key, StopMode::Revoked);
@@ -395,7 +412,10 @@ impl Supervisor {
                 .tasks
                 .iter()
                 .filter(|(_, e)| !e.stopping && e.assignment.connector_type == "source")
-                .map(|(k, e)| (k.clone(), (e.epoch, e.assignment.offsets.clone())))
+                .map(|(k, e)| {
+                    let progress = e.handle.as_ref().map(|h| h.progress.clone()).unwrap_or_default();
+                    (k.clone(), (e.epoch, e.assignment.offsets.clone(), progress))
+                })
                 .collect();
         }
         for key in keys {

@@ -432,7 +432,7 @@ impl Session {
         if commit.offsets.is_empty() {
             return;
         }
-        let ops = commit
+        let ops: Vec<Op> = commit
             .offsets
             .iter()
             .map(|o| {
@@ -444,7 +444,11 @@ impl Session {
                 }
             })
             .collect();
-        match self.guarded_write(&id, commit.epoch, ops).await {
+        let written = match self.guarded_write(&id, commit.epoch, ops.clone()).await {
+            Ok(false) => self.record_final_offsets(&id, ops).await,
+            other => other,
+        };
+        match written {
             Ok(true) => {
                 tracing::debug!(connector = %id.connector, task = id.task, partitions = commit.offsets.len(), "offsets committed")
             }
@@ -453,6 +457,34 @@ impl Session {
             }
             Err(e) => tracing::warn!(error = %e, "cannot commit offsets"),
         }
+    }
+
+    /// The final offsets of a task that was stopped with its connector (`PUT /connectors/<name>/stop`): its agent
+    /// drains what is in flight and reports what Kafka acknowledged after the assignment dropped the task. Taken
+    /// while the connector is still STOPPED and no agent holds the task, checked against the target key's revision
+    /// in the same transaction, so no incarnation started after a resume can be overwritten by them.
+    async fn record_final_offsets(&self, id: &TaskId, ops: Vec<Op>) -> Result<bool, StoreError> {
+        let assigned = self
+            .shared
+            .view
+            .borrow()
+            .assignments
+            .values()
+            .any(|(record, _)| record.tasks.iter().any(|t| t.connector == id.connector && t.task == id.task));
+        if assigned {
+            return Ok(false);
+        }
+        let target_key = self.shared.keys.target(&id.connector);
+        let Some(target) = self.shared.store.get(&target_key).await? else { return Ok(false) };
+        if serde_json::from_slice::<TargetState>(&target.value).ok() != Some(TargetState::Stopped) {
+            return Ok(false);
+        }
+        let written = self.shared.store.txn(vec![Compare::ModRevision(target_key, target.mod_revision)], ops).await?;
+        if written.succeeded {
+            tracing::info!(agent = %self.hello.agent_id, connector = %id.connector, task = id.task,
+                "final offsets of a stopped task committed");
+        }
+        Ok(written.succeeded)
     }
 
     /// Records the topics a source task produced to. Not fenced: a topic a zombie wrote to was used all the same.
