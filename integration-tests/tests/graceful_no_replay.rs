@@ -79,6 +79,7 @@ async fn run(env: &TestEnv) -> anyhow::Result<()> {
 
     let events = ["stop+resume", "restart includeTasks", "task restart", "config update", "SIGTERM of the agent"];
     let mut results = Vec::new();
+    let mut problems = Vec::new();
     for event in events {
         tokio::time::sleep(Duration::from_millis(1500)).await;
         match event {
@@ -93,10 +94,9 @@ async fn run(env: &TestEnv) -> anyhow::Result<()> {
                 let offsets = cp.rest.get(&format!("/connectors/{source}/offsets")).await?;
                 let offsets = offsets.json()?.clone();
                 env.note(format!("offsets while STOPPED: {offsets}"));
-                ensure!(
-                    offsets["offsets"].as_array().is_some_and(|o| !o.is_empty()),
-                    "no offsets after stop: {offsets}"
-                );
+                if !offsets["offsets"].as_array().is_some_and(|o| !o.is_empty()) {
+                    problems.push(format!("no source offsets while STOPPED: {offsets}"));
+                }
                 cp.rest.put(&format!("/connectors/{source}/resume"), &json!({})).await?.expect_status(202, "resume")?;
             }
             "restart includeTasks" => {
@@ -140,7 +140,7 @@ async fn run(env: &TestEnv) -> anyhow::Result<()> {
     writer.finish().await?;
     env.note(format!("{} lines in {:?}; per event (topic, sink): {results:?}", lines.len(), start.elapsed()));
     let replayed: Vec<_> = results.iter().filter(|(_, (t, s))| *t > 0 || *s > 0).collect();
-    ensure!(replayed.is_empty(), "graceful events replayed records: {replayed:?}");
+    ensure!(replayed.is_empty() && problems.is_empty(), "graceful events replayed records: {replayed:?} {problems:?}");
     let report = wait_for_lines(&output, &lines, Duration::from_secs(60)).await?;
     report.check_exact("sink file")?;
     Ok(())
