@@ -5,6 +5,7 @@
 pub mod admin_grpc;
 pub mod api;
 pub mod auth;
+pub mod connections;
 pub mod deadline;
 pub mod leader;
 pub mod logging;

@@ -87,6 +87,7 @@ pub async fn run(
         credentials,
         rest_tls,
         grpc_tls: None,
+        connection_limits: crate::connections::ConnectionLimits::default(),
     };
     // The control plane outlives the agent, so the agent's final offsets and Goodbye still land at shutdown.
     let control_plane_shutdown = CancellationToken::new();

@@ -34,6 +34,7 @@ async fn replica(shutdown: &CancellationToken) -> Replica {
         credentials: None,
         rest_tls: None,
         grpc_tls: None,
+        connection_limits: sluice_control_plane::connections::ConnectionLimits::default(),
     };
     server::start(store, settings, rest, grpc, shutdown.clone()).await.unwrap()
 }

@@ -51,6 +51,8 @@ struct Options {
     request_timeout_ms: u64,
     #[command(flatten)]
     rest_security: RestSecurityOptions,
+    #[command(flatten)]
+    connections: server::ConnectionOptions,
     /// PEM certificate chain: the gRPC port (agent streams, admin API, reflection) is served over TLS (with
     /// --grpc-tls-key). May be the same files as --tls-cert/--tls-key. Agents then need `https://` addresses.
     #[arg(long, env = "SLUICE_GRPC_TLS_CERT", requires = "grpc_tls_key")]
@@ -91,6 +93,7 @@ async fn main() -> anyhow::Result<()> {
         credentials: options.rest_security.credentials()?,
         rest_tls: options.rest_security.tls()?,
         grpc_tls,
+        connection_limits: options.connections.limits(),
     };
     let replica = server::start(store, settings, rest, grpc, shutdown.clone()).await?;
     shutdown.cancelled().await;

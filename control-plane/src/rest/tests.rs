@@ -267,7 +267,8 @@ async fn serve_answers_until_shutdown() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(super::serve(listener, Arc::new(FakeApi::with(&["a"])), None, None, async {
+    let limits = crate::connections::ConnectionLimits::default();
+    let server = tokio::spawn(super::serve(listener, Arc::new(FakeApi::with(&["a"])), None, None, limits, async {
         let _ = stopped.await;
     }));
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
