@@ -183,6 +183,10 @@ pub(crate) struct Supervisor {
     fenced_progress: BTreeMap<TaskKey, (u64, Vec<SourceOffset>, Progress)>,
     /// Topics source tasks started producing to, not yet sent (`GET /connectors/{name}/topics`).
     pending_topics: Vec<TopicsUsed>,
+    /// The last offset commit of source tasks that stopped while this agent held their lease, sent even when empty:
+    /// it tells the control plane the task is released, so a task being moved to another agent starts there from
+    /// these offsets at once.
+    final_commits: Vec<OffsetCommit>,
 }
 
 impl Supervisor {
@@ -197,6 +201,7 @@ impl Supervisor {
             restarts_allowed: true,
             fenced_progress: BTreeMap::new(),
             pending_topics: Vec::new(),
+            final_commits: Vec::new(),
         }
     }
 
@@ -428,6 +433,7 @@ impl Supervisor {
         }
         if mode == StopMode::Fenced {
             self.pending_offsets.clear();
+            self.final_commits.clear();
             self.restarts_allowed = false;
         }
         self.update_gauge();
@@ -464,7 +470,22 @@ impl Supervisor {
             }
             TaskEventKind::Exited => {
                 if entry.stopping {
+                    let source = entry.assignment.connector_type == "source";
                     self.tasks.remove(&event.id);
+                    if source {
+                        let offsets = match self.pending_offsets.remove(&event.id) {
+                            Some((epoch, offsets)) if epoch == event.epoch => offsets,
+                            _ => BTreeMap::new(),
+                        };
+                        self.final_commits.push(OffsetCommit {
+                            id: Some(TaskId { connector: event.id.connector.clone(), task: event.id.task }),
+                            epoch: event.epoch,
+                            offsets: offsets
+                                .into_iter()
+                                .map(|(partition_json, offset_json)| SourceOffset { partition_json, offset_json })
+                                .collect(),
+                        });
+                    }
                 } else {
                     // Exited without being asked: it failed. Restarted after a backoff (same epoch), or kept
                     // stopped until a new epoch when restarts are off.
@@ -500,7 +521,8 @@ impl Supervisor {
     }
 
     pub fn take_offset_commits(&mut self) -> Vec<OffsetCommit> {
-        std::mem::take(&mut self.pending_offsets)
+        let finals = std::mem::take(&mut self.final_commits);
+        let mut commits: Vec<OffsetCommit> = std::mem::take(&mut self.pending_offsets)
             .into_iter()
             .filter(|(key, (epoch, _))| self.tasks.get(key).is_some_and(|e| e.epoch == *epoch))
             .map(|(key, (epoch, offsets))| OffsetCommit {
@@ -511,7 +533,9 @@ impl Supervisor {
                     .map(|(partition_json, offset_json)| SourceOffset { partition_json, offset_json })
                     .collect(),
             })
-            .collect()
+            .collect();
+        commits.extend(finals);
+        commits
     }
 
     /// The current state of every task that reported one, for a new session.

@@ -111,6 +111,11 @@ impl Keys {
     pub fn topic(&self, name: &str, topic: &str) -> String {
         format!("{}{}", self.topics_prefix(name), escape(topic))
     }
+    /// `handovers/<connector>/<task>`: a source task the scheduler took from a live agent, not given to another
+    /// one until that agent reported the task's final offsets (see [`HandoverRecord`]).
+    pub fn handover(&self, name: &str, task: u32) -> String {
+        format!("{}handovers/{}/{}", self.root, escape(name), task)
+    }
     pub fn restarts(&self) -> String {
         format!("{}restarts/", self.root)
     }
@@ -181,6 +186,17 @@ pub struct AssignmentRecord {
     pub tasks: Vec<AssignedTask>,
 }
 
+/// `handovers/<connector>/<task>`: the task was taken from `agent_id`, where it ran with `epoch`, at `since_ms`
+/// (milliseconds since the Unix epoch). Like Kafka Connect's incremental cooperative rebalancing, the task is
+/// revoked first and assigned again only when the old owner released it (its final offsets are committed with the
+/// deletion of this key), its agent is gone, or the handover timed out.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HandoverRecord {
+    pub agent_id: String,
+    pub epoch: u64,
+    pub since_ms: u64,
+}
+
 /// `status/<connector>/<task>`: the last state an agent reported for a task.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TaskStatusRecord {
@@ -213,6 +229,8 @@ pub struct ClusterState {
     /// Per agent: its assignment and the revision of the key.
     pub assignments: BTreeMap<String, (Arc<AssignmentRecord>, i64)>,
     pub restarts: BTreeSet<(String, u32)>,
+    /// Source tasks being handed over from a live agent (see [`HandoverRecord`]).
+    pub handovers: BTreeMap<(String, u32), HandoverRecord>,
     pub leader: Option<String>,
     /// Grows whenever a connector that was already there changes or goes away (not when one is added): a reader
     /// whose connectors all existed last time and whose assignment key did not change has nothing new while this
@@ -300,6 +318,11 @@ impl ClusterStateBuilder {
                     let n: u32 = n.parse().map_err(|_| "bad task number".to_string())?;
                     self.state.restarts.insert((unescape(name), n));
                 }
+                ["handovers", name, n] => {
+                    let n: u32 = n.parse().map_err(|_| "bad task number".to_string())?;
+                    let record: HandoverRecord = serde_json::from_slice(&kv.value).map_err(|e| e.to_string())?;
+                    self.state.handovers.insert((unescape(name), n), record);
+                }
                 ["leader"] => self.state.leader = Some(String::from_utf8_lossy(&kv.value).into_owned()),
                 _ => {}
             }
@@ -350,6 +373,11 @@ impl ClusterStateBuilder {
             ["restarts", name, n] => {
                 if let Ok(n) = n.parse::<u32>() {
                     self.state.restarts.remove(&(unescape(name), n));
+                }
+            }
+            ["handovers", name, n] => {
+                if let Ok(n) = n.parse::<u32>() {
+                    self.state.handovers.remove(&(unescape(name), n));
                 }
             }
             ["leader"] => self.state.leader = None,

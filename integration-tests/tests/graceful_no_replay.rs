@@ -1,8 +1,9 @@
-//! Graceful events replay nothing (issue 11, part 4): FileStreamSource -> topic -> FileStreamSink on two agents,
-//! with `offset.flush.interval.ms=60000` so that a source task that did not commit what Kafka acknowledged before
+//! Graceful events replay nothing (issue 11, part 4): FileStreamSource -> topic -> FileStreamSink on one agent, then
+//! two, with `offset.flush.interval.ms=60000` so that a source task that did not commit what Kafka acknowledged before
 //! it stopped would produce everything since its start again. A writer appends lines the whole time; the source
-//! is stopped and resumed, restarted (`includeTasks=true`, then the task alone), reconfigured, and its agent is
-//! stopped with SIGTERM. After each event the duplicates in the topic and in the sink file are counted; every
+//! is stopped and resumed, restarted (`includeTasks=true`, then the task alone), reconfigured, moved to a second
+//! agent that joins (the scheduler rebalances; connector names are chosen so that the source is the task that
+//! moves), and its agent is stopped with SIGTERM. After each event the duplicates in the topic and in the sink file are counted; every
 //! event must add none, and in the end every line is in the sink file exactly once.
 
 use std::time::{Duration, Instant};
@@ -55,18 +56,16 @@ async fn settle(env: &TestEnv, written: usize, lines: &[String], topic: &str) ->
 
 async fn run(env: &TestEnv) -> anyhow::Result<()> {
     let cp = ControlPlane::start(env, &env.unique("graceful"), &env.services.etcd).await?;
-    let mut agents = vec![
-        start_agent(env, &cp, &env.unique("agent-a")).await?,
-        start_agent(env, &cp, &env.unique("agent-b")).await?,
-    ];
+    let mut agents = vec![start_agent(env, &cp, &env.unique("agent-a")).await?];
 
     let topic = env.unique("lines");
     let input = env.path("input.txt");
     let output = env.path("output.txt");
     let lines = numbered_lines("line", 0, 12_000);
     append_lines(&input, &lines[..100])?;
-    let source = env.unique("source");
-    let sink = env.unique("sink");
+    // With one task each on one agent, a joining agent takes the task of the connector whose name sorts first.
+    let source = env.unique("a-source");
+    let sink = env.unique("b-sink");
     cp.rest.create_connector(&source, &file_source(&input, &topic)).await?;
     cp.rest.create_connector(&sink, &file_sink(&output, &topic)).await?;
     source_running(&cp, &source).await?;
@@ -77,7 +76,14 @@ async fn run(env: &TestEnv) -> anyhow::Result<()> {
     let mut before = settle(env, 100 + writer.written(), &lines, &topic).await?;
     ensure!(before.topic == 0 && before.sink == 0, "duplicates before any event");
 
-    let events = ["stop+resume", "restart includeTasks", "task restart", "config update", "SIGTERM of the agent"];
+    let events = [
+        "stop+resume",
+        "restart includeTasks",
+        "task restart",
+        "config update",
+        "rebalance: a second agent joins",
+        "SIGTERM of the agent",
+    ];
     let mut results = Vec::new();
     let mut problems = Vec::new();
     for event in events {
@@ -118,6 +124,25 @@ async fn run(env: &TestEnv) -> anyhow::Result<()> {
                     .put(&format!("/connectors/{source}/config"), &config)
                     .await?
                     .expect_status(200, "config update")?;
+            }
+            "rebalance: a second agent joins" => {
+                let before = task_worker(&source_running(&cp, &source).await?, 0);
+                let joined = Instant::now();
+                agents.push(start_agent(env, &cp, &env.unique("agent-b")).await?);
+                let moved = cp
+                    .rest
+                    .wait_for_status_matching(&source, "moved to the new agent", Duration::from_secs(60), |s| {
+                        all_in_state(s, "RUNNING") && task_worker(s, 0) != before
+                    })
+                    .await;
+                match moved {
+                    Ok(status) => env.note(format!(
+                        "source moved from {before:?} to {:?}, running there {:?} after the agent started",
+                        task_worker(&status, 0),
+                        joined.elapsed()
+                    )),
+                    Err(e) => problems.push(format!("the source did not move to the new agent: {e}")),
+                }
             }
             "SIGTERM of the agent" => {
                 let status = source_running(&cp, &source).await?;
