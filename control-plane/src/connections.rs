@@ -97,7 +97,7 @@ impl LimitedListener {
             };
             let Ok(permit) = self.permits.clone().try_acquire_owned() else {
                 let refused = self.counters.refused.fetch_add(1, Ordering::Relaxed);
-                if refused % 100 == 0 {
+                if refused.is_multiple_of(100) {
                     tracing::warn!(port = self.port, %peer, max_connections = self.limits.max_connections, refused = refused + 1,
                         "connection limit reached: closing new connections");
                 }

@@ -145,6 +145,9 @@ pub fn encode_task_configs(config: &ConfigMap, tasks: &[ConfigMap]) -> Vec<u8> {
     serde_json::to_vec(&entries).unwrap_or_default()
 }
 
+/// The entries of a `task-configs` value, as stored.
+type TaskConfigEntries = Arc<Vec<Option<ConfigMap>>>;
+
 /// Reads a `task-configs` value back (see [`encode_task_configs`]) without the connector config: `None` entries
 /// are "same as the connector config".
 pub fn decode_task_configs(value: &[u8]) -> Result<Vec<Option<ConfigMap>>, serde_json::Error> {
@@ -268,7 +271,7 @@ pub struct ClusterStateBuilder {
     targets: BTreeMap<String, TargetState>,
     tasks: BTreeMap<String, BTreeMap<u32, (ConfigMap, i64)>>,
     /// `task-configs` keys: the entries as stored (expanded with the config when the state is derived) and revision.
-    task_lists: BTreeMap<String, (Arc<Vec<Option<ConfigMap>>>, i64)>,
+    task_lists: BTreeMap<String, (TaskConfigEntries, i64)>,
     /// Connectors with a key changed since the last [`ClusterStateBuilder::state`].
     touched: BTreeSet<String>,
     state: ClusterState,

@@ -100,7 +100,7 @@ async fn run(env: &TestEnv) -> anyhow::Result<()> {
                 let offsets = cp.rest.get(&format!("/connectors/{source}/offsets")).await?;
                 let offsets = offsets.json()?.clone();
                 env.note(format!("offsets while STOPPED: {offsets}"));
-                if !offsets["offsets"].as_array().is_some_and(|o| !o.is_empty()) {
+                if offsets["offsets"].as_array().is_none_or(|o| o.is_empty()) {
                     problems.push(format!("no source offsets while STOPPED: {offsets}"));
                 }
                 cp.rest.put(&format!("/connectors/{source}/resume"), &json!({})).await?.expect_status(202, "resume")?;

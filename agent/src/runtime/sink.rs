@@ -726,6 +726,7 @@ mod tests {
             worker: worker.clone(),
             events,
             metrics: Arc::new(crate::metrics::Metrics::default()),
+            progress: Default::default(),
         };
         let counters = ctx.metrics.task(&ctx.id);
         let policy = ErrorPolicy::from_config(&connector_config, true).expect("valid");
