@@ -479,6 +479,48 @@ mod tests {
         state
     }
 
+    /// Two single-task source connectors on a0000, and a0001 joins: one task moves, revoked first.
+    #[test]
+    fn a_source_moving_from_a_live_agent_is_revoked_first_and_assigned_once_released() {
+        let keys = Keys::new("t");
+        let mut state = cluster(2, 1, 2);
+        for entry in state.connectors.values_mut() {
+            let config = [("connector.class".to_string(), "FileStreamSource".to_string())].into();
+            *entry = Arc::new(ConnectorEntry { config, ..(**entry).clone() });
+        }
+        let plan = plan_writes(&keys, &state, 1_000);
+        assert_eq!(plan.handovers.len(), 1, "{plan:?}");
+        let tasks_of = |w: &GuardedWrite| match &w.op {
+            Op::Put { value, .. } => serde_json::from_slice::<AssignmentRecord>(value).expect("json").tasks,
+            _ => Vec::new(),
+        };
+        assert!(plan.additions.iter().all(|w| tasks_of(w).is_empty()), "nothing goes to the new agent yet: {plan:?}");
+        let moved = plan.removals.iter().find(|w| w.key == keys.assignment("a0000")).expect("a0000 loses a task");
+        let Op::Put { value, .. } = &moved.op else { panic!("{moved:?}") };
+        let kept: AssignmentRecord = serde_json::from_slice(value).expect("json");
+        assert_eq!(kept.tasks.len(), 1);
+        let gone = if kept.tasks[0].connector == "c0000" { "c0001" } else { "c0000" };
+
+        // Written: the task is on no agent, the handover pending.
+        let record = AssignmentRecord { tasks: kept.tasks.clone() };
+        state.assignments.insert("a0000".into(), (Arc::new(record), 60));
+        let handover = crate::model::HandoverRecord { agent_id: "a0000".into(), epoch: 3, since_ms: 1_000 };
+        state.handovers.insert((gone.to_string(), 0), handover);
+        state.assignments.insert("a0001".into(), (Arc::new(AssignmentRecord::default()), 61));
+        let waiting = plan_writes(&keys, &state, 5_000);
+        assert!(waiting.is_empty(), "not assigned while the old owner releases it: {waiting:?}");
+        // Timed out (the old owner never answered): assigned, the record cleaned up.
+        let late = plan_writes(&keys, &state, 1_000 + HANDOVER_TIMEOUT.as_millis() as u64);
+        assert_eq!(late.additions.len(), 1, "{late:?}");
+        assert_eq!(late.cleanup, vec![Op::delete(keys.handover(gone, 0))]);
+        // Released: the record is gone, the task is assigned to the new agent.
+        state.handovers.clear();
+        let released = plan_writes(&keys, &state, 5_000);
+        assert_eq!(released.additions.len(), 1);
+        assert_eq!(released.additions[0].key, keys.assignment("a0001"));
+        assert!(released.handovers.is_empty());
+    }
+
     #[tokio::test]
     async fn small_change_is_one_transaction() {
         let keys = Keys::new("t");
