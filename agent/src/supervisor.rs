@@ -385,6 +385,14 @@ impl Supervisor {
             }
             self.retiring.retain(|join| !join.is_finished());
             self.retiring.push(handle.join);
+        } else if mode != StopMode::Fenced && entry.assignment.connector_type == "source" {
+            // A failed source task has nothing left to drain: release it at once (a task being moved to another
+            // agent would otherwise wait for the handover to time out).
+            self.final_commits.push(OffsetCommit {
+                id: Some(TaskId { connector: key.connector.clone(), task: key.task }),
+                epoch: entry.epoch,
+                offsets: Vec::new(),
+            });
         }
         self.metrics.remove_task(key);
         // Offsets of a task that moved away would be rejected: the new owner re-reads the last committed ones.
