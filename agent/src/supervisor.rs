@@ -26,7 +26,10 @@ use tracing::{info, warn};
 
 use crate::fence::LeaseFence;
 use crate::metrics::Metrics;
-use crate::runtime::{Control, StopMode, TaskEvent, TaskEventKind, TaskHandle, TaskKey, WorkerConfig, spawn_task};
+use crate::runtime::{
+    Control, Predecessor, Progress, StopMode, TaskEvent, TaskEventKind, TaskHandle, TaskKey, WorkerConfig,
+    progress_offsets, spawn_task,
+};
 
 /// What the table knows about one task, as far as planning is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,9 +182,14 @@ pub(crate) struct Supervisor {
     /// assignment gives the task back with the same epoch, nobody else ran it meanwhile: it resumes from here and
     /// these offsets are committed, instead of re-reading everything since the last commit that landed (during an
     /// etcd outage, commits cannot land at all).
-    fenced_progress: BTreeMap<TaskKey, (u64, Vec<SourceOffset>)>,
+    /// The task's own [`Progress`] adds what Kafka acknowledged after the last report, up to the fence.
+    fenced_progress: BTreeMap<TaskKey, (u64, Vec<SourceOffset>, Progress)>,
     /// Topics source tasks started producing to, not yet sent (`GET /connectors/{name}/topics`).
     pending_topics: Vec<TopicsUsed>,
+    /// The last offset commit of source tasks that stopped while this agent held their lease, sent even when empty:
+    /// it tells the control plane the task is released, so a task being moved to another agent starts there from
+    /// these offsets at once.
+    final_commits: Vec<OffsetCommit>,
 }
 
 impl Supervisor {
@@ -202,6 +210,7 @@ impl Supervisor {
             restarts_allowed: true,
             fenced_progress: BTreeMap::new(),
             pending_topics: Vec::new(),
+            final_commits: Vec::new(),
         }
     }
 
@@ -256,12 +265,20 @@ impl Supervisor {
         let Some(id) = assignment.id.as_ref() else { return };
         let key = task_key(id);
         let resumed = match self.fenced_progress.remove(&key) {
-            Some((epoch, offsets)) if epoch == assignment.epoch && !offsets.is_empty() => {
-                for offset in &offsets {
-                    assignment.offsets.retain(|o| o.partition_json != offset.partition_json);
-                    assignment.offsets.push(offset.clone());
+            Some((epoch, mut offsets, progress)) if epoch == assignment.epoch => {
+                for reached in progress_offsets(&progress) {
+                    offsets.retain(|o| o.partition_json != reached.partition_json);
+                    offsets.push(reached);
                 }
-                Some((epoch, offsets))
+                if offsets.is_empty() {
+                    None
+                } else {
+                    for offset in &offsets {
+                        assignment.offsets.retain(|o| o.partition_json != offset.partition_json);
+                        assignment.offsets.push(offset.clone());
+                    }
+                    Some((epoch, offsets))
+                }
             }
             _ => None,
         };
@@ -272,7 +289,7 @@ impl Supervisor {
                 if !old.stopping {
                     handle.send(Control::Stop(StopMode::Revoked));
                 }
-                handle.join
+                Predecessor { join: handle.join, progress: handle.progress }
             })
         });
         self.pending_offsets.remove(&key);
@@ -370,7 +387,9 @@ impl Supervisor {
         info!(connector = %key.connector, task = key.task, epoch = entry.epoch, ?mode, "stopping task");
         if let Some(handle) = entry.handle.take() {
             handle.send(Control::Stop(mode));
-            if mode == StopMode::Graceful {
+            // Revoked while this agent holds its lease: the task still reports the offsets it reached (the control
+            // plane takes them while no other incarnation took over), so its entry lives until it exits.
+            if mode != StopMode::Fenced {
                 entry.handle = Some(handle);
                 entry.stopping = true;
                 self.tasks.insert(key.clone(), entry);
@@ -378,6 +397,14 @@ impl Supervisor {
             }
             self.retiring.retain(|join| !join.is_finished());
             self.retiring.push(handle.join);
+        } else if mode != StopMode::Fenced && entry.assignment.connector_type == "source" {
+            // A failed source task has nothing left to drain: release it at once (a task being moved to another
+            // agent would otherwise wait for the handover to time out).
+            self.final_commits.push(OffsetCommit {
+                id: Some(TaskId { connector: key.connector.clone(), task: key.task }),
+                epoch: entry.epoch,
+                offsets: Vec::new(),
+            });
         }
         self.metrics.remove_task(key);
         // Offsets of a task that moved away would be rejected: the new owner re-reads the last committed ones.
@@ -388,6 +415,9 @@ impl Supervisor {
     pub fn reject(&mut self, id: &TaskId, epoch: u64, reason: &str) {
         let key = task_key(id);
         match self.tasks.get(&key) {
+            Some(entry) if entry.epoch == epoch && entry.stopping => {
+                warn!(connector = %key.connector, task = key.task, epoch, reason, "final report of a stopping task rejected")
+            }
             Some(entry) if entry.epoch == epoch => {
                 warn!(connector = %key.connector, task = key.task, epoch, reason, "report rejected, stopping task");
                 self.stop(&key, StopMode::Revoked);
@@ -407,7 +437,10 @@ impl Supervisor {
                 .tasks
                 .iter()
                 .filter(|(_, e)| !e.stopping && e.assignment.connector_type == "source")
-                .map(|(k, e)| (k.clone(), (e.epoch, e.assignment.offsets.clone())))
+                .map(|(k, e)| {
+                    let progress = e.handle.as_ref().map(|h| h.progress.clone()).unwrap_or_default();
+                    (k.clone(), (e.epoch, e.assignment.offsets.clone(), progress))
+                })
                 .collect();
         }
         for key in keys {
@@ -420,6 +453,7 @@ impl Supervisor {
         }
         if mode == StopMode::Fenced {
             self.pending_offsets.clear();
+            self.final_commits.clear();
             self.restarts_allowed = false;
         }
         self.update_gauge();
@@ -457,7 +491,22 @@ impl Supervisor {
             TaskEventKind::Exited => {
                 let mut failed = false;
                 if entry.stopping {
+                    let source = entry.assignment.connector_type == "source";
                     self.tasks.remove(&event.id);
+                    if source {
+                        let offsets = match self.pending_offsets.remove(&event.id) {
+                            Some((epoch, offsets)) if epoch == event.epoch => offsets,
+                            _ => BTreeMap::new(),
+                        };
+                        self.final_commits.push(OffsetCommit {
+                            id: Some(TaskId { connector: event.id.connector.clone(), task: event.id.task }),
+                            epoch: event.epoch,
+                            offsets: offsets
+                                .into_iter()
+                                .map(|(partition_json, offset_json)| SourceOffset { partition_json, offset_json })
+                                .collect(),
+                        });
+                    }
                 } else {
                     // Exited without being asked: it failed. Restarted after a backoff (same epoch), or kept
                     // stopped until a new epoch when restarts are off.
@@ -496,7 +545,8 @@ impl Supervisor {
     }
 
     pub fn take_offset_commits(&mut self) -> Vec<OffsetCommit> {
-        std::mem::take(&mut self.pending_offsets)
+        let finals = std::mem::take(&mut self.final_commits);
+        let mut commits: Vec<OffsetCommit> = std::mem::take(&mut self.pending_offsets)
             .into_iter()
             .filter(|(key, (epoch, _))| self.tasks.get(key).is_some_and(|e| e.epoch == *epoch))
             .map(|(key, (epoch, offsets))| OffsetCommit {
@@ -507,7 +557,9 @@ impl Supervisor {
                     .map(|(partition_json, offset_json)| SourceOffset { partition_json, offset_json })
                     .collect(),
             })
-            .collect()
+            .collect();
+        commits.extend(finals);
+        commits
     }
 
     /// The current state of every task that reported one, for a new session.

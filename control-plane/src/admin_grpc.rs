@@ -60,7 +60,7 @@ fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
 /// The gRPC status for an API error: same message, the code the proto's header comment promises.
 pub fn status_of(error: ApiError) -> Status {
     let code = match error.kind {
-        ApiErrorKind::BadRequest => tonic::Code::InvalidArgument,
+        ApiErrorKind::BadRequest | ApiErrorKind::PayloadTooLarge => tonic::Code::InvalidArgument,
         ApiErrorKind::NotFound => tonic::Code::NotFound,
         ApiErrorKind::AlreadyExists => tonic::Code::AlreadyExists,
         ApiErrorKind::Conflict => tonic::Code::FailedPrecondition,
@@ -460,6 +460,7 @@ mod tests {
     fn every_error_kind_maps_to_its_code_with_the_same_message() {
         let cases = [
             (ApiErrorKind::BadRequest, tonic::Code::InvalidArgument),
+            (ApiErrorKind::PayloadTooLarge, tonic::Code::InvalidArgument),
             (ApiErrorKind::NotFound, tonic::Code::NotFound),
             (ApiErrorKind::AlreadyExists, tonic::Code::AlreadyExists),
             (ApiErrorKind::Conflict, tonic::Code::FailedPrecondition),

@@ -33,6 +33,8 @@ pub enum ApiErrorKind {
     AlreadyExists,
     /// 409 / FAILED_PRECONDITION (rebalance in progress, stale config)
     Conflict,
+    /// 413 / INVALID_ARGUMENT (a config larger than the store takes): the client must send less, not retry
+    PayloadTooLarge,
     /// 500 / INTERNAL
     Internal,
     /// 503 / UNAVAILABLE (store unreachable, no leader)
@@ -47,6 +49,7 @@ impl ApiErrorKind {
             ApiErrorKind::Forbidden => 403,
             ApiErrorKind::NotFound => 404,
             ApiErrorKind::AlreadyExists | ApiErrorKind::Conflict => 409,
+            ApiErrorKind::PayloadTooLarge => 413,
             ApiErrorKind::Internal => 500,
             ApiErrorKind::Unavailable => 503,
         }

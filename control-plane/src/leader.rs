@@ -163,7 +163,7 @@ async fn reconcile_loop(
         // No check of the view's leader key here: it may lag behind our own campaign. The transaction's compare on
         // the leader key is what keeps a deposed leader from writing.
         let rebalance = crate::metrics::global().rebalance_started();
-        let plan = plan_writes(keys, &state);
+        let plan = plan_writes(keys, &state, now_ms());
         if plan.is_empty() {
             continue;
         }
@@ -188,6 +188,15 @@ async fn reconcile_loop(
     }
 }
 
+/// How long a source task taken from a live agent waits for that agent's final offsets before it is assigned again
+/// anyway (its agent drains in-flight records for at most `task.shutdown.graceful.timeout.ms`, 5 s by default).
+pub const HANDOVER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Wall-clock milliseconds: handover records carry it, so a new leader knows how old a handover is.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
 /// etcd refuses a transaction with more than `--max-txn-ops` (default 128) compares or operations.
 const MAX_TXN_OPS: usize = 100;
 
@@ -206,6 +215,8 @@ pub struct GuardedWrite {
 /// fenced out while the newer one starts).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct WritePlan {
+    /// Handover records of source tasks taken from live agents; written with (or before) the removals.
+    pub handovers: Vec<Op>,
     pub removals: Vec<GuardedWrite>,
     pub additions: Vec<GuardedWrite>,
     pub cleanup: Vec<Op>,
@@ -213,7 +224,7 @@ pub struct WritePlan {
 
 impl WritePlan {
     pub fn is_empty(&self) -> bool {
-        self.removals.is_empty() && self.additions.is_empty() && self.cleanup.is_empty()
+        self.handovers.is_empty() && self.removals.is_empty() && self.additions.is_empty() && self.cleanup.is_empty()
     }
 
     /// The end state in one list: an agent's final write replaces its intermediate one (both expect the same
@@ -242,10 +253,11 @@ async fn write_plan(
         None => Compare::Missing(w.key.clone()),
     };
     let combined = plan.combined();
-    if combined.len() + plan.cleanup.len() < MAX_TXN_OPS {
+    if combined.len() + plan.cleanup.len() + plan.handovers.len() < MAX_TXN_OPS {
         let mut compares = vec![leader];
         compares.extend(combined.iter().map(guard));
-        let mut ops: Vec<Op> = combined.into_iter().map(|w| w.op).collect();
+        let mut ops: Vec<Op> = plan.handovers;
+        ops.extend(combined.into_iter().map(|w| w.op));
         ops.extend(plan.cleanup);
         let outcome = store.txn(compares, ops).await?;
         return Ok(outcome.succeeded.then_some(outcome.revision));
@@ -254,6 +266,14 @@ async fn write_plan(
     // then the cleanup.
     let mut written: BTreeMap<String, Option<i64>> = BTreeMap::new();
     let mut last = 0;
+    // Handover records first: the old owner's final offsets are only taken while its record exists.
+    for chunk in plan.handovers.chunks(MAX_TXN_OPS - 1) {
+        let outcome = store.txn(vec![leader.clone()], chunk.to_vec()).await?;
+        if !outcome.succeeded {
+            return Ok(None);
+        }
+        last = outcome.revision;
+    }
     for phase in [plan.removals, plan.additions] {
         for chunk in phase.chunks(MAX_TXN_OPS - 1) {
             let mut compares = vec![leader.clone()];
@@ -284,8 +304,22 @@ async fn write_plan(
     Ok(Some(last))
 }
 
-/// What moves the cluster from `state` to the scheduler's plan.
-pub fn plan_writes(keys: &Keys, state: &ClusterState) -> WritePlan {
+/// What moves the cluster from `state` to the scheduler's plan. A source task the plan moves away from a live agent
+/// is only revoked this time, with a handover record; it is assigned again once the record is gone (the old owner
+/// committed its final offsets), its agent is gone, or `HANDOVER_TIMEOUT` passed (`now_ms`: wall clock).
+pub fn plan_writes(keys: &Keys, state: &ClusterState, now_ms: u64) -> WritePlan {
+    let mut writes = WritePlan::default();
+    let mut handing_over: std::collections::BTreeSet<(&str, u32)> = std::collections::BTreeSet::new();
+    for ((connector, task), record) in &state.handovers {
+        let pending = state.agents.contains_key(&record.agent_id)
+            && state.connectors.contains_key(connector)
+            && now_ms < record.since_ms.saturating_add(HANDOVER_TIMEOUT.as_millis() as u64);
+        if pending {
+            handing_over.insert((connector.as_str(), *task));
+        } else {
+            writes.cleanup.push(Op::delete(keys.handover(connector, *task)));
+        }
+    }
     let agents: Vec<AgentSlot> =
         state.agents.values().map(|a| AgentSlot { id: a.agent_id.clone(), capacity: a.capacity }).collect();
     let desired: Vec<DesiredTask> = state
@@ -299,14 +333,37 @@ pub fn plan_writes(keys: &Keys, state: &ClusterState) -> WritePlan {
                 config_revision: *rev,
             })
         })
+        .filter(|t| !handing_over.contains(&(t.connector.as_str(), t.task)))
         .collect();
     let current: BTreeMap<String, Vec<AssignedTask>> =
         state.assignments.iter().map(|(agent, (record, _))| (agent.clone(), record.tasks.clone())).collect();
     // Epochs only grow: every earlier epoch was written at a revision <= the snapshot's.
     let next_epoch = state.revision as u64 + 1;
-    let plan = scheduler::assign(&current, &agents, &desired, &state.restarts, next_epoch);
+    let mut plan = scheduler::assign(&current, &agents, &desired, &state.restarts, next_epoch);
+    // Source tasks moving away from a live agent: revoke now, assign once released.
+    let holders: BTreeMap<(&str, u32), (&str, u64)> = state
+        .assignments
+        .iter()
+        .flat_map(|(agent, (record, _))| {
+            record.tasks.iter().map(move |t| ((t.connector.as_str(), t.task), (agent.as_str(), t.epoch)))
+        })
+        .collect();
+    for (agent, tasks) in plan.iter_mut() {
+        tasks.retain(|t| {
+            let Some((holder, epoch)) = holders.get(&(t.connector.as_str(), t.task)) else { return true };
+            let is_source = state.connectors.get(&t.connector).is_some_and(|c| {
+                c.config.get("connector.class").and_then(|class| sluice_connectors::registry::connector(class)).is_some_and(|p| p.connector_type() == sluice_connectors::ConnectorType::Source)
+            });
+            if *holder == agent.as_str() || !state.agents.contains_key(*holder) || !is_source {
+                return true;
+            }
+            let record = crate::model::HandoverRecord { agent_id: holder.to_string(), epoch: *epoch, since_ms: now_ms };
+            writes.handovers.push(Op::put(keys.handover(&t.connector, t.task), serde_json::to_vec(&record).unwrap_or_default()));
+            tracing::info!(connector = %t.connector, task = t.task, from = %holder, to = %agent, "moving a source task: revoking it first");
+            false
+        });
+    }
 
-    let mut writes = WritePlan::default();
     let put = |agent: &str, tasks: &[AssignedTask]| {
         let record = AssignmentRecord { tasks: tasks.to_vec() };
         Op::put(keys.assignment(agent), serde_json::to_vec(&record).unwrap_or_default())
@@ -424,11 +481,53 @@ mod tests {
         state
     }
 
+    /// Two single-task source connectors on a0000, and a0001 joins: one task moves, revoked first.
+    #[test]
+    fn a_source_moving_from_a_live_agent_is_revoked_first_and_assigned_once_released() {
+        let keys = Keys::new("t");
+        let mut state = cluster(2, 1, 2);
+        for entry in state.connectors.values_mut() {
+            let config = [("connector.class".to_string(), "FileStreamSource".to_string())].into();
+            *entry = Arc::new(ConnectorEntry { config, ..(**entry).clone() });
+        }
+        let plan = plan_writes(&keys, &state, 1_000);
+        assert_eq!(plan.handovers.len(), 1, "{plan:?}");
+        let tasks_of = |w: &GuardedWrite| match &w.op {
+            Op::Put { value, .. } => serde_json::from_slice::<AssignmentRecord>(value).expect("json").tasks,
+            _ => Vec::new(),
+        };
+        assert!(plan.additions.iter().all(|w| tasks_of(w).is_empty()), "nothing goes to the new agent yet: {plan:?}");
+        let moved = plan.removals.iter().find(|w| w.key == keys.assignment("a0000")).expect("a0000 loses a task");
+        let Op::Put { value, .. } = &moved.op else { panic!("{moved:?}") };
+        let kept: AssignmentRecord = serde_json::from_slice(value).expect("json");
+        assert_eq!(kept.tasks.len(), 1);
+        let gone = if kept.tasks[0].connector == "c0000" { "c0001" } else { "c0000" };
+
+        // Written: the task is on no agent, the handover pending.
+        let record = AssignmentRecord { tasks: kept.tasks.clone() };
+        state.assignments.insert("a0000".into(), (Arc::new(record), 60));
+        let handover = crate::model::HandoverRecord { agent_id: "a0000".into(), epoch: 3, since_ms: 1_000 };
+        state.handovers.insert((gone.to_string(), 0), handover);
+        state.assignments.insert("a0001".into(), (Arc::new(AssignmentRecord::default()), 61));
+        let waiting = plan_writes(&keys, &state, 5_000);
+        assert!(waiting.is_empty(), "not assigned while the old owner releases it: {waiting:?}");
+        // Timed out (the old owner never answered): assigned, the record cleaned up.
+        let late = plan_writes(&keys, &state, 1_000 + HANDOVER_TIMEOUT.as_millis() as u64);
+        assert_eq!(late.additions.len(), 1, "{late:?}");
+        assert_eq!(late.cleanup, vec![Op::delete(keys.handover(gone, 0))]);
+        // Released: the record is gone, the task is assigned to the new agent.
+        state.handovers.clear();
+        let released = plan_writes(&keys, &state, 5_000);
+        assert_eq!(released.additions.len(), 1);
+        assert_eq!(released.additions[0].key, keys.assignment("a0001"));
+        assert!(released.handovers.is_empty());
+    }
+
     #[tokio::test]
     async fn small_change_is_one_transaction() {
         let keys = Keys::new("t");
         // a0002 died: its task moves; the survivors keep theirs.
-        let plan = plan_writes(&keys, &cluster(3, 3, 2));
+        let plan = plan_writes(&keys, &cluster(3, 3, 2), 0);
         assert_eq!(plan.removals.len(), 1);
         assert!(matches!(plan.removals[0].op, Op::Delete { .. }));
         let store = Recorder::default();
@@ -443,7 +542,7 @@ mod tests {
     async fn big_change_writes_every_removal_before_any_addition() {
         let keys = Keys::new("t");
         // 300 agents, 30 of them dead, 2,000 tasks: far more writes than one etcd transaction takes.
-        let plan = plan_writes(&keys, &cluster(2000, 300, 270));
+        let plan = plan_writes(&keys, &cluster(2000, 300, 270), 0);
         assert_eq!(plan.removals.len(), 30);
         assert!(plan.additions.len() > MAX_TXN_OPS);
         let store = Recorder::default();

@@ -6,6 +6,7 @@ pub mod admin_grpc;
 pub mod agent_auth;
 pub mod api;
 pub mod auth;
+pub mod connections;
 pub mod deadline;
 pub mod leader;
 pub mod logging;

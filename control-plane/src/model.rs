@@ -61,8 +61,15 @@ impl Keys {
     pub fn offsets_generation(&self, name: &str) -> String {
         format!("{}offsets-generation", self.connector(name))
     }
+    /// Legacy layout (one key per task), still read; written configs go to [`Keys::task_configs`].
     pub fn task(&self, name: &str, task: u32) -> String {
         format!("{}tasks/{}", self.connector(name), task)
+    }
+    /// `connectors/<name>/task-configs`: every task config of the connector in one key (see [`encode_task_configs`]),
+    /// so writing a connector is a fixed number of etcd operations whatever its task count (etcd allows 128 per
+    /// transaction).
+    pub fn task_configs(&self, name: &str) -> String {
+        format!("{}task-configs", self.connector(name))
     }
     pub fn agents(&self) -> String {
         format!("{}agents/", self.root)
@@ -104,6 +111,11 @@ impl Keys {
     pub fn topic(&self, name: &str, topic: &str) -> String {
         format!("{}{}", self.topics_prefix(name), escape(topic))
     }
+    /// `handovers/<connector>/<task>`: a source task the scheduler took from a live agent, not given to another
+    /// one until that agent reported the task's final offsets (see [`HandoverRecord`]).
+    pub fn handover(&self, name: &str, task: u32) -> String {
+        format!("{}handovers/{}/{}", self.root, escape(name), task)
+    }
     pub fn restarts(&self) -> String {
         format!("{}restarts/", self.root)
     }
@@ -123,6 +135,28 @@ impl Keys {
     pub fn leader(&self) -> String {
         format!("{}leader", self.root)
     }
+}
+
+/// The value of `connectors/<name>/task-configs`: a JSON array with one entry per task, `null` where the task config
+/// equals the connector config (every task of a FileStreamSink, for example), else the task config itself. A
+/// thousand identical tasks take five thousand bytes instead of a thousand copies of the config.
+pub fn encode_task_configs(config: &ConfigMap, tasks: &[ConfigMap]) -> Vec<u8> {
+    let entries: Vec<Option<&ConfigMap>> = tasks.iter().map(|t| if t == config { None } else { Some(t) }).collect();
+    serde_json::to_vec(&entries).unwrap_or_default()
+}
+
+/// The entries of a `task-configs` value, as stored.
+type TaskConfigEntries = Arc<Vec<Option<ConfigMap>>>;
+
+/// Reads a `task-configs` value back (see [`encode_task_configs`]) without the connector config: `None` entries
+/// are "same as the connector config".
+pub fn decode_task_configs(value: &[u8]) -> Result<Vec<Option<ConfigMap>>, serde_json::Error> {
+    serde_json::from_slice(value)
+}
+
+/// The task configs of a decoded `task-configs` value, given the connector config.
+pub fn expand_task_configs(config: &ConfigMap, entries: &[Option<ConfigMap>]) -> Vec<ConfigMap> {
+    entries.iter().map(|e| e.clone().unwrap_or_else(|| config.clone())).collect()
 }
 
 /// `agents/<id>`: a live agent, attached to its lease.
@@ -163,6 +197,17 @@ pub struct AssignmentRecord {
     pub tasks: Vec<AssignedTask>,
 }
 
+/// `handovers/<connector>/<task>`: the task was taken from `agent_id`, where it ran with `epoch`, at `since_ms`
+/// (milliseconds since the Unix epoch). Like Kafka Connect's incremental cooperative rebalancing, the task is
+/// revoked first and assigned again only when the old owner released it (its final offsets are committed with the
+/// deletion of this key), its agent is gone, or the handover timed out.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HandoverRecord {
+    pub agent_id: String,
+    pub epoch: u64,
+    pub since_ms: u64,
+}
+
 /// `status/<connector>/<task>`: the last state an agent reported for a task.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TaskStatusRecord {
@@ -195,6 +240,8 @@ pub struct ClusterState {
     /// Per agent: its assignment and the revision of the key.
     pub assignments: BTreeMap<String, (Arc<AssignmentRecord>, i64)>,
     pub restarts: BTreeSet<(String, u32)>,
+    /// Source tasks being handed over from a live agent (see [`HandoverRecord`]).
+    pub handovers: BTreeMap<(String, u32), HandoverRecord>,
     pub leader: Option<String>,
     /// Grows whenever a connector that was already there changes or goes away (not when one is added): a reader
     /// whose connectors all existed last time and whose assignment key did not change has nothing new while this
@@ -231,6 +278,8 @@ pub struct ClusterStateBuilder {
     configs: BTreeMap<String, (ConfigMap, i64)>,
     targets: BTreeMap<String, TargetState>,
     tasks: BTreeMap<String, BTreeMap<u32, (ConfigMap, i64)>>,
+    /// `task-configs` keys: the entries as stored (expanded with the config when the state is derived) and revision.
+    task_lists: BTreeMap<String, (TaskConfigEntries, i64)>,
     /// Connectors with a key changed since the last [`ClusterStateBuilder::state`].
     touched: BTreeSet<String>,
     state: ClusterState,
@@ -255,6 +304,12 @@ impl ClusterStateBuilder {
                     self.targets.insert(name.clone(), target);
                     self.touched.insert(name);
                 }
+                ["connectors", name, "task-configs"] => {
+                    let entries = decode_task_configs(&kv.value).map_err(|e| e.to_string())?;
+                    let name = unescape(name);
+                    self.task_lists.insert(name.clone(), (Arc::new(entries), kv.mod_revision));
+                    self.touched.insert(name);
+                }
                 ["connectors", name, "tasks", n] => {
                     let n: u32 = n.parse().map_err(|_| "bad task number".to_string())?;
                     let config: ConfigMap = serde_json::from_slice(&kv.value).map_err(|e| e.to_string())?;
@@ -273,6 +328,11 @@ impl ClusterStateBuilder {
                 ["restarts", name, n] => {
                     let n: u32 = n.parse().map_err(|_| "bad task number".to_string())?;
                     self.state.restarts.insert((unescape(name), n));
+                }
+                ["handovers", name, n] => {
+                    let n: u32 = n.parse().map_err(|_| "bad task number".to_string())?;
+                    let record: HandoverRecord = serde_json::from_slice(&kv.value).map_err(|e| e.to_string())?;
+                    self.state.handovers.insert((unescape(name), n), record);
                 }
                 ["leader"] => self.state.leader = Some(String::from_utf8_lossy(&kv.value).into_owned()),
                 _ => {}
@@ -300,6 +360,11 @@ impl ClusterStateBuilder {
                 self.targets.remove(&name);
                 self.touched.insert(name);
             }
+            ["connectors", name, "task-configs"] => {
+                let name = unescape(name);
+                self.task_lists.remove(&name);
+                self.touched.insert(name);
+            }
             ["connectors", name, "tasks", n] => {
                 let name = unescape(name);
                 if let (Ok(n), Some(tasks)) = (n.parse::<u32>(), self.tasks.get_mut(&name)) {
@@ -321,6 +386,11 @@ impl ClusterStateBuilder {
                     self.state.restarts.remove(&(unescape(name), n));
                 }
             }
+            ["handovers", name, n] => {
+                if let Ok(n) = n.parse::<u32>() {
+                    self.state.handovers.remove(&(unescape(name), n));
+                }
+            }
             ["leader"] => self.state.leader = None,
             _ => {}
         }
@@ -335,7 +405,14 @@ impl ClusterStateBuilder {
                         config: config.clone(),
                         config_revision: *config_revision,
                         target: self.targets.get(&name).copied().unwrap_or(TargetState::Running),
-                        tasks: self.tasks.get(&name).cloned().unwrap_or_default(),
+                        tasks: match self.task_lists.get(&name) {
+                            Some((entries, revision)) => expand_task_configs(config, entries)
+                                .into_iter()
+                                .enumerate()
+                                .map(|(n, task)| (n as u32, (task, *revision)))
+                                .collect(),
+                            None => self.tasks.get(&name).cloned().unwrap_or_default(),
+                        },
                     };
                     if self.state.connectors.insert(name, Arc::new(entry)).is_some() {
                         self.state.connectors_changed += 1;
@@ -451,6 +528,27 @@ mod tests {
         assert!(b.state(5).connectors_changed > after.connectors_changed);
         b.delete(&keys, &keys.config("b"));
         assert!(b.state(6).connectors.is_empty());
+    }
+
+    #[test]
+    fn task_configs_in_one_key_expand_with_the_connector_config() {
+        let keys = Keys::new("c");
+        let config: ConfigMap = [("connector.class".to_string(), "X".to_string())].into();
+        let own: ConfigMap = [("file".to_string(), "/tmp/a".to_string())].into();
+        let tasks: Vec<ConfigMap> = vec![config.clone(); 999].into_iter().chain([own.clone()]).collect();
+        let value = encode_task_configs(&config, &tasks);
+        assert!(value.len() < 6_000, "identical tasks are not copied: {} bytes", value.len());
+        let mut b = ClusterStateBuilder::default();
+        let key = keys.task_configs("a");
+        b.put(&keys, &key, &kv(&key, std::str::from_utf8(&value).expect("json"), 7));
+        b.put(&keys, &keys.config("a"), &kv(&keys.config("a"), r#"{"connector.class":"X"}"#, 7));
+        let state = b.state(7).clone();
+        let entry = &state.connectors["a"];
+        assert_eq!(entry.tasks.len(), 1000);
+        assert_eq!(entry.tasks[&0], (config.clone(), 7));
+        assert_eq!(entry.tasks[&999], (own, 7));
+        b.delete(&keys, &key);
+        assert!(b.state(8).connectors["a"].tasks.is_empty(), "stopping removes the key, and the tasks with it");
     }
 
     #[test]

@@ -33,6 +33,7 @@ use tower::ServiceExt;
 
 use crate::api::{ApiError, ApiErrorKind, ConnectApi, ConnectorInfo, ConnectorStateInfo, LoggerScope};
 use crate::auth::Credentials;
+use crate::connections::{ConnectionLimits, LimitedListener};
 
 pub(crate) use body::create_request;
 
@@ -234,25 +235,29 @@ async fn authenticate(credentials: &Credentials, request: Request, next: Next) -
     }
 }
 
-/// Serves the REST API on `listener` until `shutdown` completes, then lets in-flight requests finish.
+/// Serves the REST API on `listener` until `shutdown` completes, then lets in-flight requests finish. Connections
+/// are bounded in number and in how long they may stay idle or take to send a request ([`ConnectionLimits`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     api: Arc<dyn ConnectApi>,
     credentials: Option<Credentials>,
     cors: Cors,
     tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, authentication = credentials.is_some(), tls = tls.is_some(), cors = %cors.allow_origin, "rest api listening");
+        tracing::info!(%addr, authentication = credentials.is_some(), tls = tls.is_some(), cors = %cors.allow_origin,
+            max_connections = limits.max_connections, "rest api listening");
     }
     let scheme = RestScheme(if tls.is_some() { "https" } else { "http" });
     let app = router_with(api, credentials, cors).layer(Extension(scheme));
+    let listener = LimitedListener::new(listener, limits, "rest");
     match tls {
-        None => axum::serve(listener, app).with_graceful_shutdown(shutdown).await,
+        None => crate::connections::serve_http(listener, app, limits, shutdown).await,
         Some(config) => {
             let listener = crate::tls::TlsListener::new(listener, config)?;
-            axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+            crate::connections::serve_http(listener, app, limits, shutdown).await
         }
     }
 }

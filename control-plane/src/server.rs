@@ -13,11 +13,11 @@ use sluice_proto::admin::admin_service_server::AdminServiceServer;
 use sluice_proto::agent::agent_service_server::AgentServiceServer;
 use tokio::net::TcpListener;
 use tokio::sync::{OnceCell, watch};
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::agent_auth::AgentAuth;
 use crate::api::ConnectApi;
+use crate::connections::{ConnectionLimits, LimitedListener};
 use crate::deadline::Deadline;
 use crate::leader::{self, LeaderSettings};
 use crate::model::Keys;
@@ -50,6 +50,37 @@ pub struct ReplicaSettings {
     pub grpc_tls: Option<tonic::transport::ServerTlsConfig>,
     /// Who may open an agent stream (the default refuses every one).
     pub agent_auth: AgentAuth,
+    /// Connection limits and read timeouts of both ports.
+    pub connection_limits: ConnectionLimits,
+}
+
+/// Connection limits of the REST and gRPC ports (see [`ConnectionLimits`]).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConnectionOptions {
+    /// Most connections open at once on each port (REST, gRPC); more are closed as soon as they are accepted.
+    #[arg(long, env = "SLUICE_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// A connection that sends nothing for this long while the server waits for it is closed (idle keep-alive,
+    /// half-sent request, no bytes at all), in milliseconds.
+    #[arg(long, env = "SLUICE_CONNECTION_IDLE_TIMEOUT_MS", default_value_t = 60000)]
+    pub connection_idle_timeout_ms: u64,
+    /// Time to receive a REST request's headers, in milliseconds.
+    #[arg(long, env = "SLUICE_HEADER_READ_TIMEOUT_MS", default_value_t = 10000)]
+    pub header_read_timeout_ms: u64,
+    /// Time to receive a REST request's body, in milliseconds (408 past it).
+    #[arg(long, env = "SLUICE_BODY_READ_TIMEOUT_MS", default_value_t = 30000)]
+    pub body_read_timeout_ms: u64,
+}
+
+impl ConnectionOptions {
+    pub fn limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            max_connections: self.max_connections.max(1),
+            idle_timeout: Duration::from_millis(self.connection_idle_timeout_ms.max(1)),
+            header_read_timeout: Duration::from_millis(self.header_read_timeout_ms.max(1)),
+            body_read_timeout: Duration::from_millis(self.body_read_timeout_ms.max(1)),
+        }
+    }
 }
 
 /// A running replica: where it listens and whether it leads.
@@ -177,8 +208,9 @@ pub async fn start(
         ))
         .add_service(reflection);
     let grpc_shutdown = shutdown.clone();
+    let limits = settings.connection_limits;
     tasks.push(tokio::spawn(async move {
-        let incoming = TcpListenerStream::new(grpc_listener);
+        let incoming = LimitedListener::new(grpc_listener, limits, "grpc").into_stream();
         if let Err(e) = grpc.serve_with_incoming_shutdown(incoming, grpc_shutdown.cancelled()).await {
             tracing::error!(error = %e, "gRPC server failed");
         }
@@ -190,7 +222,8 @@ pub async fn start(
     let rest_shutdown = shutdown.clone();
     tasks.push(tokio::spawn(async move {
         let stop = async move { rest_shutdown.cancelled().await };
-        if let Err(e) = crate::rest::serve(rest_listener, rest_api, rest_credentials, rest_cors, rest_tls, stop).await {
+        let serve = crate::rest::serve(rest_listener, rest_api, rest_credentials, rest_cors, rest_tls, limits, stop);
+        if let Err(e) = serve.await {
             tracing::error!(error = %e, "REST server failed");
         }
     }));

@@ -19,10 +19,36 @@ use crate::api::{
     TaskInfo, TaskStateInfo,
 };
 use crate::logging::LogLevels;
-use crate::model::{AssignedTask, AssignmentRecord, Keys, TaskStatusRecord, unescape};
+use crate::model::{
+    AssignedTask, AssignmentRecord, Keys, TaskStatusRecord, decode_task_configs, encode_task_configs,
+    expand_task_configs, unescape,
+};
 use crate::secrets;
 use crate::sink_offsets::{SinkOffsets, SinkPosition, SinkTopics};
 use crate::store::{Compare, KeyValue, KvStore, Op, StoreError};
+
+/// Longest connector name, in bytes. Kafka Connect sets none, but a name is part of several store keys, of the
+/// sink's consumer group `connect-<name>` and of transactional ids; a longer one is a 400, not a store error.
+pub const MAX_NAME_BYTES: usize = 1024;
+
+/// Highest `tasks.max`. Checked before the connector splits its work, so no request can make the control plane
+/// allocate in proportion to a number in it.
+pub const MAX_TASKS: usize = 4096;
+
+/// Largest connector config, as stored (JSON). etcd refuses requests over `--max-request-bytes` (1.5 MiB by
+/// default); a config above this is a 413 before anything is written.
+pub const MAX_CONFIG_BYTES: usize = 1024 * 1024;
+
+/// Largest write of one connector (config, task configs, target) in one transaction, below etcd's 1.5 MiB.
+const MAX_WRITE_BYTES: usize = 1400 * 1024;
+
+/// Most task statuses deleted key by key in a config write; beyond it the connector's status prefix goes at once
+/// (a config change restarts every task with a new epoch, which reports its status again), so that a transaction
+/// stays within etcd's 128 operations.
+const MAX_STATUS_DELETES: usize = 64;
+
+/// Most keys written by one transaction of the service (etcd's `--max-txn-ops` is 128).
+const MAX_TXN_OPS: usize = 100;
 
 const STALE_CONFIG: &str =
     "Cannot complete request momentarily due to stale configuration (typically caused by a concurrent config change)";
@@ -83,6 +109,12 @@ fn type_name(config: &ConfigMap) -> String {
 fn check_name(name: &str) -> Result<(), ApiError> {
     if name.is_empty() {
         return Err(ApiError::bad_request("Connector name cannot be empty"));
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return Err(ApiError::bad_request(format!(
+            "Connector name is too long: {} bytes, at most {MAX_NAME_BYTES} are allowed",
+            name.len()
+        )));
     }
     if name.chars().any(char::is_control) {
         return Err(ApiError::bad_request(format!(
@@ -266,15 +298,25 @@ impl ConnectService {
     }
 
     async fn load(&self, name: &str) -> Result<Option<StoredConnector>, ApiError> {
+        if name.len() > MAX_NAME_BYTES {
+            // No connector can have this name (creating one is a 400): not found, without asking the store.
+            return Ok(None);
+        }
         let (kvs, _) = self.store.list(&self.keys.connector(name)).await?;
         let config_key = self.keys.config(name);
         let target_key = self.keys.target(name);
         let tasks_prefix = self.keys.tasks(name);
+        let task_configs_key = self.keys.task_configs(name);
         let mut config_kv = None;
         let mut target = TargetState::Running;
         let mut tasks = BTreeMap::new();
+        let mut task_list = None;
         for kv in kvs {
-            if kv.key == config_key {
+            if kv.key == task_configs_key {
+                let entries = decode_task_configs(&kv.value)
+                    .map_err(|e| ApiError::internal(format!("corrupt task configs at {}: {e}", kv.key)))?;
+                task_list = Some(entries);
+            } else if kv.key == config_key {
                 config_kv = Some(kv);
             } else if kv.key == target_key {
                 target = serde_json::from_slice(&kv.value).unwrap_or(TargetState::Running);
@@ -287,6 +329,10 @@ impl ConnectService {
         let Some(config_kv) = config_kv else { return Ok(None) };
         let config: ConfigMap = serde_json::from_slice(&config_kv.value)
             .map_err(|e| ApiError::internal(format!("corrupt connector config at {}: {e}", config_kv.key)))?;
+        if let Some(entries) = task_list {
+            tasks =
+                expand_task_configs(&config, &entries).into_iter().enumerate().map(|(n, t)| (n as u32, t)).collect();
+        }
         Ok(Some(StoredConnector { config, config_kv, target, tasks }))
     }
 
@@ -296,6 +342,7 @@ impl ConnectService {
 
     /// Validates a config for storing: the plugin exists and every key is valid. Returns the task configs.
     fn validate_for_write(&self, config: &ConfigMap) -> Result<Vec<ConfigMap>, ApiError> {
+        check_limits(config)?;
         let class = config.get("connector.class").map(String::as_str).unwrap_or_default();
         let Some(plugin) = registry::connector(class) else {
             let known = registry::plugins(false).into_iter().map(|p| p.class).collect::<Vec<_>>().join(", ");
@@ -323,7 +370,8 @@ impl ConnectService {
                 errors.join("\n")
             )));
         }
-        let max_tasks = config.get("tasks.max").and_then(|v| v.trim().parse::<usize>().ok()).unwrap_or(1).max(1);
+        let max_tasks =
+            config.get("tasks.max").and_then(|v| v.trim().parse::<usize>().ok()).unwrap_or(1).clamp(1, MAX_TASKS);
         // Splitting a valid config into task configs is where Sluice starts a connector (connector-startup-*).
         let metrics = crate::metrics::global();
         metrics.connector_startup_attempt();
@@ -342,13 +390,23 @@ impl ConnectService {
         Ok(tasks)
     }
 
-    /// Ops that replace a connector's task configs: write the new ones, drop extra ones and their statuses.
-    fn task_ops(&self, name: &str, tasks: &[ConfigMap], old_count: usize) -> Vec<Op> {
-        let mut ops: Vec<Op> =
-            tasks.iter().enumerate().map(|(n, t)| Op::put(self.keys.task(name, n as u32), to_json(t))).collect();
-        for n in tasks.len()..old_count {
-            ops.push(Op::delete(self.keys.task(name, n as u32)));
-            ops.push(Op::delete(self.keys.task_status(name, n as u32)));
+    /// Ops that replace a connector's task configs: all of them in one key (and the legacy per-task keys gone),
+    /// the statuses of tasks that no longer exist dropped. At most `3 + MAX_STATUS_DELETES` operations, whatever
+    /// the task count.
+    fn task_ops(&self, name: &str, config: &ConfigMap, tasks: &[ConfigMap], old_count: usize) -> Vec<Op> {
+        let mut ops = vec![Op::delete_prefix(self.keys.tasks(name))];
+        if tasks.is_empty() {
+            ops.push(Op::delete(self.keys.task_configs(name)));
+        } else {
+            ops.push(Op::put(self.keys.task_configs(name), encode_task_configs(config, tasks)));
+        }
+        let removed = old_count.saturating_sub(tasks.len());
+        if removed > MAX_STATUS_DELETES {
+            ops.push(Op::delete_prefix(self.keys.status_prefix(name)));
+        } else {
+            for n in tasks.len()..old_count {
+                ops.push(Op::delete(self.keys.task_status(name, n as u32)));
+            }
         }
         ops
     }
@@ -395,7 +453,8 @@ impl ConnectService {
             }
         }
         let old_count = existing.map(|e| e.tasks.len()).unwrap_or(0);
-        ops.extend(self.task_ops(name, task_list, old_count));
+        ops.extend(self.task_ops(name, &config, task_list, old_count));
+        check_write_size(&ops)?;
         let outcome = self.store.txn(compares, ops).await?;
         if !outcome.succeeded {
             return Err(match existing {
@@ -419,16 +478,18 @@ impl ConnectService {
             match (existing.target, target) {
                 (_, TargetState::Stopped) => {
                     // Stopping removes the task configs, as Kafka Connect does; the scheduler then revokes them.
-                    ops.extend(self.task_ops(name, &[], existing.tasks.len()));
+                    ops.extend(self.task_ops(name, &existing.config, &[], existing.tasks.len()));
                 }
                 (TargetState::Stopped, _) => {
                     let tasks = self.validate_for_write(&existing.config)?;
-                    ops.extend(self.task_ops(name, &tasks, 0));
+                    ops.extend(self.task_ops(name, &existing.config, &tasks, 0));
+                    check_write_size(&ops)?;
                 }
                 // Created PAUSED: its tasks come with the first resume.
                 (TargetState::Paused, TargetState::Running) if existing.tasks.is_empty() => {
                     let tasks = self.validate_for_write(&existing.config)?;
-                    ops.extend(self.task_ops(name, &tasks, 0));
+                    ops.extend(self.task_ops(name, &existing.config, &tasks, 0));
+                    check_write_size(&ops)?;
                 }
                 _ => {}
             }
@@ -494,6 +555,10 @@ impl ConnectService {
                 }
                 [name, "tasks", n] if n.parse::<u32>().is_ok() => {
                     connectors.entry(entry(name)).or_insert((None, TargetState::Running, 0)).2 += 1;
+                }
+                [name, "task-configs"] => {
+                    let count = decode_task_configs(&kv.value).map(|t| t.len()).unwrap_or(0);
+                    connectors.entry(entry(name)).or_insert((None, TargetState::Running, 0)).2 = count;
                 }
                 _ => {}
             }
@@ -576,29 +641,81 @@ impl ConnectService {
                 placements.insert(t.task, (agent.clone(), t.epoch));
             }
         }
-        let mut ops = Vec::new();
-        for &task in tasks {
-            ops.push(Op::put(self.keys.restart(name, task), b"{}".to_vec()));
-            let Some((agent, epoch)) = placements.get(&task) else { continue };
-            let status_key = self.keys.task_status(name, task);
-            let worker_id = match self.store.get(&status_key).await? {
-                Some(kv) => serde_json::from_slice::<TaskStatusRecord>(&kv.value)
-                    .map(|r| r.worker_id)
-                    .unwrap_or_else(|_| agent.clone()),
-                None => agent.clone(),
-            };
-            let record = TaskStatusRecord {
-                state: RESTARTING.to_string(),
-                worker_id,
-                trace: None,
-                epoch: *epoch,
-                agent_id: agent.clone(),
-            };
-            ops.push(Op::put(status_key, to_json(&record)));
+        // A task's restart mark and its RESTARTING status go in one transaction; a connector with many tasks is
+        // marked in several (restart marks are idempotent).
+        for chunk in tasks.chunks(MAX_TXN_OPS / 2) {
+            let mut ops = Vec::new();
+            for &task in chunk {
+                ops.push(Op::put(self.keys.restart(name, task), b"{}".to_vec()));
+                let Some((agent, epoch)) = placements.get(&task) else { continue };
+                let status_key = self.keys.task_status(name, task);
+                let worker_id = match self.store.get(&status_key).await? {
+                    Some(kv) => serde_json::from_slice::<TaskStatusRecord>(&kv.value)
+                        .map(|r| r.worker_id)
+                        .unwrap_or_else(|_| agent.clone()),
+                    None => agent.clone(),
+                };
+                let record = TaskStatusRecord {
+                    state: RESTARTING.to_string(),
+                    worker_id,
+                    trace: None,
+                    epoch: *epoch,
+                    agent_id: agent.clone(),
+                };
+                ops.push(Op::put(status_key, to_json(&record)));
+            }
+            self.store.txn(Vec::new(), ops).await?;
         }
-        self.store.txn(Vec::new(), ops).await?;
         Ok(())
     }
+}
+
+/// The limits checked before a config is validated or written: its stored size (413 above
+/// [`MAX_CONFIG_BYTES`]) and `tasks.max` (400 above [`MAX_TASKS`]).
+fn check_limits(config: &ConfigMap) -> Result<(), ApiError> {
+    let size = to_json(config).len();
+    if size > MAX_CONFIG_BYTES {
+        let largest = config.iter().max_by_key(|(k, v)| k.len() + v.len()).map(|(k, _)| k.as_str()).unwrap_or("");
+        return Err(ApiError::new(
+            ApiErrorKind::PayloadTooLarge,
+            format!(
+                "Connector configuration is too large: {size} bytes as stored, at most {MAX_CONFIG_BYTES} are \
+                 allowed (largest value: `{largest}`)"
+            ),
+        ));
+    }
+    if let Some(value) = config.get("tasks.max")
+        && let Ok(n) = value.trim().parse::<u64>()
+        && n > MAX_TASKS as u64
+    {
+        return Err(ApiError::bad_request(format!(
+            "Invalid value {} for configuration tasks.max: at most {MAX_TASKS} tasks per connector are allowed",
+            value.trim()
+        )));
+    }
+    Ok(())
+}
+
+/// 413 when one write would exceed what etcd takes in one request (the task configs of many distinct tasks).
+fn check_write_size(ops: &[Op]) -> Result<(), ApiError> {
+    let size: usize = ops
+        .iter()
+        .map(|op| match op {
+            Op::Put { key, value, .. } => key.len() + value.len(),
+            Op::Delete { key } => key.len(),
+            Op::DeletePrefix { prefix } => prefix.len(),
+        })
+        .sum();
+    if size > MAX_WRITE_BYTES {
+        return Err(ApiError::new(
+            ApiErrorKind::PayloadTooLarge,
+            format!(
+                "Connector configuration and task configurations are too large to store: {size} bytes, at most \
+                 {MAX_WRITE_BYTES} are allowed in one write"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Status of every task of one connector, from where each task is assigned and what its agent reported for the
@@ -1065,6 +1182,70 @@ mod tests {
         let partition = Map::from_iter([("filename".to_string(), Value::from("/tmp/in"))]);
         let offset = Map::from_iter([("position".to_string(), Value::from(position))]);
         ConnectorOffsets { offsets: vec![ConnectorOffset { partition, offset: Some(offset) }] }
+    }
+
+    fn sink_config(tasks: usize) -> ConfigMap {
+        [("connector.class", "FileStreamSink"), ("file", "/tmp/out"), ("topics", "t")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .chain([("tasks.max".to_string(), tasks.to_string())])
+            .collect()
+    }
+
+    fn create(name: &str, config: ConfigMap) -> CreateConnector {
+        CreateConnector { name: name.into(), config, initial_state: TargetState::Running }
+    }
+
+    /// The embedded store refuses transactions of more than 128 operations, as etcd does.
+    #[tokio::test]
+    async fn a_thousand_tasks_fit_in_a_fixed_number_of_store_operations() {
+        let (service, _, _) = service();
+        let info = service.create_connector(create("wide", sink_config(1000))).await.expect("1000 tasks");
+        assert_eq!(info.tasks.len(), 1000);
+        let tasks = service.connector_tasks("wide").await.expect("tasks");
+        assert_eq!(tasks.len(), 1000);
+        assert_eq!(tasks[999].config.get("file").map(String::as_str), Some("/tmp/out"));
+        assert_eq!(service.connector_status("wide").await.expect("status").tasks.len(), 1000);
+        // Shrinking drops 999 statuses, growing back writes 1000 configs again: still within the limit.
+        let (created, info) = service.put_connector_config("wide", sink_config(1)).await.expect("shrink");
+        assert!(!created);
+        assert_eq!(info.tasks.len(), 1);
+        service.put_connector_config("wide", sink_config(1000)).await.expect("grow");
+        service.restart_connector("wide", true, false).await.expect("restart 1000 tasks");
+        service.stop_connector("wide").await.expect("stop");
+        assert!(service.connector_tasks("wide").await.expect("tasks").is_empty());
+        service.resume_connector("wide").await.expect("resume");
+        assert_eq!(service.connector_tasks("wide").await.expect("tasks").len(), 1000);
+        service.delete_connector("wide").await.expect("delete");
+    }
+
+    #[tokio::test]
+    async fn limits_answer_400_and_413_before_anything_is_written() {
+        let (service, store, keys) = service();
+        let error = service.create_connector(create("huge-tasks", sink_config(1_000_000))).await.expect_err("400");
+        assert_eq!(error.kind, ApiErrorKind::BadRequest, "{}", error.message);
+        assert!(error.message.contains("tasks.max"), "{}", error.message);
+        service.create_connector(create("max-tasks", sink_config(MAX_TASKS))).await.expect("the maximum itself");
+
+        let long_name = "n".repeat(1_000_000);
+        let error = service.create_connector(create(&long_name, sink_config(1))).await.expect_err("400");
+        assert_eq!(error.kind, ApiErrorKind::BadRequest, "{}", error.message);
+        assert!(error.message.contains("too long"), "{}", error.message);
+        let error = service.put_connector_config(&long_name, sink_config(1)).await.expect_err("400");
+        assert_eq!(error.kind, ApiErrorKind::BadRequest);
+        assert_eq!(service.connector_info(&long_name).await.expect_err("404").kind, ApiErrorKind::NotFound);
+
+        let mut big = source_config(&[]);
+        big.insert("padding".into(), "x".repeat(1_900_000));
+        let error = service.create_connector(create("big", big.clone())).await.expect_err("413");
+        assert_eq!(error.kind, ApiErrorKind::PayloadTooLarge, "{}", error.message);
+        assert!(error.message.contains("`padding`"), "{}", error.message);
+        let error = service.put_connector_config("big", big).await.expect_err("413");
+        assert_eq!(error.kind, ApiErrorKind::PayloadTooLarge);
+        let (kvs, _) = store.list(&keys.connector("big")).await.expect("list");
+        assert!(kvs.is_empty(), "nothing written");
+        let (kvs, _) = store.list(&keys.connector("huge-tasks")).await.expect("list");
+        assert!(kvs.is_empty(), "nothing written");
     }
 
     #[tokio::test]

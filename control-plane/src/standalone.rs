@@ -101,6 +101,7 @@ pub async fn run(
         // anything else that finds the loopback port.
         agent_auth: crate::agent_auth::AgentAuth::new(Some(agent_token.clone()), false, &[])
             .map_err(anyhow::Error::msg)?,
+        connection_limits: crate::connections::ConnectionLimits::default(),
     };
     // The control plane outlives the agent, so the agent's final offsets and Goodbye still land at shutdown.
     let control_plane_shutdown = CancellationToken::new();

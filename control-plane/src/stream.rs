@@ -532,9 +532,13 @@ impl Session {
     async fn record_offsets(&self, commit: OffsetCommit) {
         let Some(id) = commit.id.clone() else { return };
         if commit.offsets.is_empty() {
+            // The last report of a stopped source task: releases its handover, if it is being moved.
+            if let Err(e) = self.release_handover(&id, commit.epoch, Vec::new()).await {
+                tracing::warn!(error = %e, "cannot release a handover");
+            }
             return;
         }
-        let ops = commit
+        let ops: Vec<Op> = commit
             .offsets
             .iter()
             .map(|o| {
@@ -546,7 +550,14 @@ impl Session {
                 }
             })
             .collect();
-        match self.guarded_write(&id, commit.epoch, ops).await {
+        let written = match self.guarded_write(&id, commit.epoch, ops.clone()).await {
+            Ok(false) => match self.release_handover(&id, commit.epoch, ops.clone()).await {
+                Ok(false) => self.record_final_offsets(&id, ops).await,
+                other => other,
+            },
+            other => other,
+        };
+        match written {
             Ok(true) => {
                 tracing::debug!(connector = %id.connector, task = id.task, partitions = commit.offsets.len(), "offsets committed")
             }
@@ -555,6 +566,53 @@ impl Session {
             }
             Err(e) => tracing::warn!(error = %e, "cannot commit offsets"),
         }
+    }
+
+    /// The final offsets of a source task the scheduler is moving away from this agent: taken (and the handover
+    /// released, so the task is assigned again) while the handover record names this agent and epoch, in one
+    /// transaction guarded by the record's revision. No other agent runs the task while the record exists.
+    async fn release_handover(&self, id: &TaskId, epoch: u64, mut ops: Vec<Op>) -> Result<bool, StoreError> {
+        let key = self.shared.keys.handover(&id.connector, id.task);
+        let Some(kv) = self.shared.store.get(&key).await? else { return Ok(false) };
+        let Ok(record) = serde_json::from_slice::<crate::model::HandoverRecord>(&kv.value) else { return Ok(false) };
+        if record.agent_id != self.hello.agent_id || record.epoch != epoch {
+            return Ok(false);
+        }
+        ops.push(Op::delete(key.clone()));
+        let written = self.shared.store.txn(vec![Compare::ModRevision(key, kv.mod_revision)], ops).await?;
+        if written.succeeded {
+            tracing::info!(agent = %self.hello.agent_id, connector = %id.connector, task = id.task, epoch,
+                "source task released by its old owner: final offsets committed");
+        }
+        Ok(written.succeeded)
+    }
+
+    /// The final offsets of a task that was stopped with its connector (`PUT /connectors/<name>/stop`): its agent
+    /// drains what is in flight and reports what Kafka acknowledged after the assignment dropped the task. Taken
+    /// while the connector is still STOPPED and no agent holds the task, checked against the target key's revision
+    /// in the same transaction, so no incarnation started after a resume can be overwritten by them.
+    async fn record_final_offsets(&self, id: &TaskId, ops: Vec<Op>) -> Result<bool, StoreError> {
+        let assigned = self
+            .shared
+            .view
+            .borrow()
+            .assignments
+            .values()
+            .any(|(record, _)| record.tasks.iter().any(|t| t.connector == id.connector && t.task == id.task));
+        if assigned {
+            return Ok(false);
+        }
+        let target_key = self.shared.keys.target(&id.connector);
+        let Some(target) = self.shared.store.get(&target_key).await? else { return Ok(false) };
+        if serde_json::from_slice::<TargetState>(&target.value).ok() != Some(TargetState::Stopped) {
+            return Ok(false);
+        }
+        let written = self.shared.store.txn(vec![Compare::ModRevision(target_key, target.mod_revision)], ops).await?;
+        if written.succeeded {
+            tracing::info!(agent = %self.hello.agent_id, connector = %id.connector, task = id.task,
+                "final offsets of a stopped task committed");
+        }
+        Ok(written.succeeded)
     }
 
     /// Records the topics a source task produced to. Not fenced: a topic a zombie wrote to was used all the same.

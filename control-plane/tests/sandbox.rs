@@ -45,6 +45,7 @@ async fn replica_with_auth(shutdown: &CancellationToken, agent_auth: AgentAuth) 
         rest_tls: None,
         grpc_tls: None,
         agent_auth,
+        connection_limits: sluice_control_plane::connections::ConnectionLimits::default(),
     };
     server::start(store, settings, rest, grpc, shutdown.clone()).await.unwrap()
 }

@@ -4,6 +4,7 @@
 /// (crate, module) of every module of the workspace's library crates.
 pub const MODULES: &[(&str, &str)] = &[
     ("sluice_agent", "sluice_agent"),
+    ("sluice_agent", "sluice_agent::fence"),
     ("sluice_agent", "sluice_agent::lease"),
     ("sluice_agent", "sluice_agent::metrics"),
     ("sluice_agent", "sluice_agent::properties"),
@@ -28,6 +29,7 @@ pub const MODULES: &[(&str, &str)] = &[
     ("sluice_connectors", "sluice_connectors::error"),
     ("sluice_connectors", "sluice_connectors::file"),
     ("sluice_connectors", "sluice_connectors::header_converter"),
+    ("sluice_connectors", "sluice_connectors::primitive_converter"),
     ("sluice_connectors", "sluice_connectors::record"),
     ("sluice_connectors", "sluice_connectors::registry"),
     ("sluice_connectors", "sluice_connectors::topic_creation"),
@@ -43,8 +45,10 @@ pub const MODULES: &[(&str, &str)] = &[
     ("sluice_connectors", "sluice_connectors::transforms::timestamp"),
     ("sluice_control_plane", "sluice_control_plane"),
     ("sluice_control_plane", "sluice_control_plane::admin_grpc"),
+    ("sluice_control_plane", "sluice_control_plane::agent_auth"),
     ("sluice_control_plane", "sluice_control_plane::api"),
     ("sluice_control_plane", "sluice_control_plane::auth"),
+    ("sluice_control_plane", "sluice_control_plane::connections"),
     ("sluice_control_plane", "sluice_control_plane::deadline"),
     ("sluice_control_plane", "sluice_control_plane::leader"),
     ("sluice_control_plane", "sluice_control_plane::logging"),

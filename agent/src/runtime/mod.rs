@@ -13,15 +13,16 @@ pub(crate) mod sink;
 pub(crate) mod source;
 pub(crate) mod topics;
 
+use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sluice_connectors::ConnectError;
 use sluice_proto::agent::{SourceOffset, TaskAssignment, TaskState};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use tracing::{Instrument, error, info_span, warn};
+use tracing::{Instrument, error, info, info_span, warn};
 
 pub(crate) use config::WorkerConfig;
 
@@ -54,12 +55,36 @@ pub(crate) enum Control {
 pub(crate) enum StopMode {
     /// Agent shutdown (or target state STOPPED): drain in-flight records, commit offsets, then stop.
     Graceful,
-    /// The task moved away or got a new epoch: reports with this epoch would be rejected, so commit nothing more
-    /// to the control plane (sinks still flush and commit to their consumer group, which the group generation
-    /// fences).
+    /// The task moved away, got a new epoch, or its connector was stopped, while this agent holds its lease: drain
+    /// in-flight records and report the offsets Kafka acknowledged, as in `Graceful`. The control plane accepts
+    /// them while no other incarnation took the task over; a successor on this agent starts from them (see
+    /// [`Progress`]). Sinks flush and commit to their consumer group, which the group generation fences.
     Revoked,
     /// The agent's lease may have expired and the task may already run elsewhere: stop at once, commit nothing.
     Fenced,
+}
+
+/// The source offsets (partition JSON → offset JSON, as the protocol carries them) a task reached: every offset
+/// whose record and all earlier ones Kafka acknowledged, reported or not. Kept by the agent so that a successor of
+/// the task on this agent (new epoch: restart, config change) or the same task given back after a fence starts
+/// exactly where this one ended instead of at the last commit that reached the store.
+pub(crate) type Progress = Arc<Mutex<BTreeMap<String, String>>>;
+
+/// Adds offsets to a task's progress.
+pub(crate) fn record_progress(progress: &Progress, offsets: &[SourceOffset]) {
+    if offsets.is_empty() {
+        return;
+    }
+    let mut reached = progress.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    for o in offsets {
+        reached.insert(o.partition_json.clone(), o.offset_json.clone());
+    }
+}
+
+/// A task's progress, as offsets.
+pub(crate) fn progress_offsets(progress: &Progress) -> Vec<SourceOffset> {
+    let reached = progress.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    reached.iter().map(|(p, o)| SourceOffset { partition_json: p.clone(), offset_json: o.clone() }).collect()
 }
 
 /// A report from a task to the session.
@@ -90,6 +115,7 @@ pub(crate) enum TaskEventKind {
 pub(crate) struct TaskHandle {
     pub control: watch::Sender<Control>,
     pub join: JoinHandle<()>,
+    pub progress: Progress,
 }
 
 impl TaskHandle {
@@ -109,6 +135,7 @@ pub(crate) struct TaskContext {
     pub metrics: Arc<Metrics>,
     /// The lease fence as of this task's start: asked right before every batch produced or put and every commit.
     pub fence: FenceTicket,
+    pub progress: Progress,
 }
 
 impl TaskContext {
@@ -141,6 +168,7 @@ impl TaskContext {
 
     pub fn report_offsets(&self, offsets: Vec<SourceOffset>) {
         if !offsets.is_empty() {
+            record_progress(&self.progress, &offsets);
             self.emit(TaskEventKind::Offsets(offsets));
         }
     }
@@ -242,8 +270,16 @@ impl TaskError {
     }
 }
 
+/// The same task's previous incarnation on this agent.
+pub(crate) struct Predecessor {
+    pub join: JoinHandle<()>,
+    pub progress: Progress,
+}
+
 /// Starts a task. When `predecessor` is the same task's previous incarnation (epoch change), the new one starts
-/// only after the old one exited (or after the graceful timeout), so two copies never poll side by side for long.
+/// only after the old one exited (or after the graceful timeout), so two copies never poll side by side for long,
+/// and a source starts from the offsets the old one reached (reporting them again under its own epoch, which the
+/// control plane accepts), not from those the assignment carried when it was pushed.
 pub(crate) fn spawn_task(
     assignment: TaskAssignment,
     initial: Control,
@@ -251,7 +287,7 @@ pub(crate) fn spawn_task(
     events: mpsc::UnboundedSender<TaskEvent>,
     metrics: Arc<Metrics>,
     fence: FenceTicket,
-    predecessor: Option<JoinHandle<()>>,
+    predecessor: Option<Predecessor>,
 ) -> TaskHandle {
     let id = TaskKey {
         connector: assignment.id.as_ref().map(|t| t.connector.clone()).unwrap_or_default(),
@@ -261,12 +297,22 @@ pub(crate) fn spawn_task(
     let (control_tx, control_rx) = watch::channel(initial);
     let span = info_span!("task", connector = %id.connector, task = id.task, epoch);
     metrics.task_startup_attempt(&id);
-    let ctx = TaskContext { id, epoch, assignment, worker, events, metrics, fence };
+    let progress = Progress::default();
+    let ctx = TaskContext { id, epoch, assignment, worker, events, metrics, fence, progress: progress.clone() };
     let join = tokio::spawn(
         async move {
             let mut ctx = ctx;
             if let Some(previous) = predecessor {
-                wait_or_abort(previous, ctx.worker.shutdown_timeout).await;
+                wait_or_abort(previous.join, ctx.worker.shutdown_timeout).await;
+                let reached = progress_offsets(&previous.progress);
+                if !reached.is_empty() && ctx.assignment.connector_type == "source" {
+                    info!(partitions = reached.len(), "starting from the offsets the previous incarnation reached");
+                    for offset in &reached {
+                        ctx.assignment.offsets.retain(|o| o.partition_json != offset.partition_json);
+                        ctx.assignment.offsets.push(offset.clone());
+                    }
+                    ctx.report_offsets(reached);
+                }
             }
             let kind = ctx.assignment.connector_type.clone();
             // Config-provider references (`${env:X}`, `${file:path:key}`) are resolved here and nowhere else.
@@ -289,7 +335,7 @@ pub(crate) fn spawn_task(
         }
         .instrument(span),
     );
-    TaskHandle { control: control_tx, join }
+    TaskHandle { control: control_tx, join, progress }
 }
 
 /// Waits for a task to finish; aborts it when it overstays `grace` (a connector stuck in `poll` or `stop`).

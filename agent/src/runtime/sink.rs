@@ -761,6 +761,7 @@ mod tests {
             events,
             metrics: Arc::new(crate::metrics::Metrics::default()),
             fence: crate::fence::FenceTicket::unfenced(),
+            progress: Default::default(),
         };
         let counters = ctx.metrics.task(&ctx.id);
         let policy = ErrorPolicy::from_config(&connector_config, true).expect("valid");

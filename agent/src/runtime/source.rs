@@ -474,15 +474,20 @@ impl SourcePipeline<'_> {
                 debug!(?mode, "stopping: aborting the open transaction");
                 self.abort_transaction().await;
             }
-        } else if mode == StopMode::Graceful {
+        } else if mode == StopMode::Fenced {
+            // Nothing more goes out, but what Kafka already acknowledged is kept: if the same task comes back with
+            // the same epoch (nobody else ran it), it resumes from here and commits these.
+            self.drain_deliveries().await?;
+            super::record_progress(&self.ctx.progress, &self.tracker.take_committable());
+            // Records still queued in the client would reach Kafka after the fence: drop them.
+            self.producer.purge(PurgeConfig::default().queue());
+            debug!(?mode, in_flight = self.tracker.in_flight(), "stopping without committing offsets");
+        } else {
+            // Graceful or revoked: every record Kafka acknowledged is committed before the task is gone, so a
+            // stop, restart, config change or move replays nothing.
             self.drain_in_flight(self.ctx.worker.shutdown_timeout).await?;
             self.commit(task).await;
-        } else {
-            debug!(?mode, in_flight = self.tracker.in_flight(), "stopping without committing offsets");
-            if mode == StopMode::Fenced {
-                // Records still queued in the client would reach Kafka after the fence: drop them.
-                self.producer.purge(PurgeConfig::default().queue());
-            }
+            info!(?mode, "source task stopped: acknowledged offsets reported");
         }
         Ok(())
     }

@@ -58,6 +58,8 @@ struct Options {
     /// Kafka Connect's `access.control.allow.methods`: the methods a CORS preflight allows. Default: GET,POST,HEAD.
     #[arg(long, env = "SLUICE_ACCESS_CONTROL_ALLOW_METHODS", default_value = "")]
     access_control_allow_methods: String,
+    #[command(flatten)]
+    connections: server::ConnectionOptions,
     /// PEM certificate chain: the gRPC port (agent streams, admin API, reflection) is served over TLS (with
     /// --grpc-tls-key). May be the same files as --tls-cert/--tls-key. Agents then need `https://` addresses.
     #[arg(long, env = "SLUICE_GRPC_TLS_CERT", requires = "grpc_tls_key")]
@@ -110,6 +112,7 @@ async fn main() -> anyhow::Result<()> {
         rest_tls: options.rest_security.tls()?,
         grpc_tls,
         agent_auth,
+        connection_limits: options.connections.limits(),
     };
     let replica = server::start(store, settings, rest, grpc, shutdown.clone()).await?;
     shutdown.cancelled().await;

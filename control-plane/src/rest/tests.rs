@@ -274,10 +274,11 @@ async fn serve_answers_until_shutdown() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server =
-        tokio::spawn(super::serve(listener, Arc::new(FakeApi::with(&["a"])), None, Default::default(), None, async {
-            let _ = stopped.await;
-        }));
+    let limits = crate::connections::ConnectionLimits::default();
+    let api = Arc::new(FakeApi::with(&["a"]));
+    let server = tokio::spawn(super::serve(listener, api, None, Default::default(), None, limits, async {
+        let _ = stopped.await;
+    }));
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     stream.write_all(b"GET /connectors HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.expect("write");

@@ -218,6 +218,14 @@ impl KvStore for EmbeddedStore {
     }
 
     async fn txn(&self, compares: Vec<Compare>, ops: Vec<Op>) -> Result<TxnOutcome, StoreError> {
+        if compares.len() > super::MAX_TXN_OPS || ops.len() > super::MAX_TXN_OPS {
+            return Err(StoreError::Refused(format!(
+                "too many operations in txn request ({} compares, {} operations; at most {})",
+                compares.len(),
+                ops.len(),
+                super::MAX_TXN_OPS
+            )));
+        }
         let mut inner = self.lock();
         let holds = compares.iter().all(|c| match c {
             Compare::Missing(key) => !inner.data.contains_key(key),

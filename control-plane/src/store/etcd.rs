@@ -38,7 +38,17 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     vec![0]
 }
 
+/// etcd's errors: a request it refuses for its size or operation count is `Refused` (a retry cannot help, and the
+/// API must not answer 503 for it); anything else means etcd cannot be reached or cannot answer now.
 fn unavailable(e: etcd_client::Error) -> StoreError {
+    if let etcd_client::Error::GRpcStatus(status) = &e
+        && matches!(
+            status.code(),
+            tonic::Code::InvalidArgument | tonic::Code::ResourceExhausted | tonic::Code::OutOfRange
+        )
+    {
+        return StoreError::Refused(status.message().to_string());
+    }
     StoreError::Unavailable(e.to_string())
 }
 

@@ -88,7 +88,14 @@ pub enum StoreError {
     Corrupt { key: String, message: String },
     #[error("store I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// The request is beyond the store's limits (etcd: 128 operations per transaction); retrying cannot help.
+    #[error("the store refused the request: {0}")]
+    Refused(String),
 }
+
+/// etcd's default `--max-txn-ops`: the most compares, and the most operations, in one transaction. The embedded
+/// store enforces it too, so what works in standalone mode (and in unit tests) also works against etcd.
+pub const MAX_TXN_OPS: usize = 128;
 
 /// The operations the control plane needs from its store. Keys are absolute (the caller adds the cluster prefix).
 #[async_trait]
