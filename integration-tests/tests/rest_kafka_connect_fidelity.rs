@@ -119,7 +119,7 @@ async fn run(env: &TestEnv) -> anyhow::Result<()> {
     // Item 9: the control plane's loggers, per module, without the agent's (another process).
     let loggers = rest.get("/admin/loggers").await?.json()?.clone();
     let names: Vec<&String> = loggers.as_object().context("loggers")?.keys().collect();
-    for module in ["root", "sluice_control_plane::rest", "sluice_control_plane::scheduler", "sluice_connectors::file"] {
+    for module in ["root", "sluice_control_plane::rest", "sluice_control_plane::scheduler", "sluice_connector_file"] {
         ensure!(names.iter().any(|n| *n == module), "{module} not among the loggers: {names:?}");
     }
     ensure!(!names.iter().any(|n| n.starts_with("sluice_agent")), "agent modules listed by the control plane");

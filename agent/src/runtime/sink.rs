@@ -572,12 +572,13 @@ impl SinkPipeline<'_> {
             return Ok(None);
         }
         let mut retry = self.errors.policy.retry_task_failure();
-        loop {
+        // What the task says is durable (`preCommit`): by default everything put so far.
+        let durable = loop {
             if self.ctx.fenced("flush") {
                 return Ok(Some(StopMode::Fenced));
             }
-            match task.flush(&self.next_offsets).await {
-                Ok(()) => break,
+            match task.pre_commit(&self.next_offsets).await {
+                Ok(durable) => break durable,
                 Err(error) if error.is_retriable() && control.is_some() => {
                     self.counters.offset_commit(false);
                     let delay = retry.next_delay();
@@ -596,7 +597,7 @@ impl SinkPipeline<'_> {
                     return Err(TaskError::connector("sink task failed to flush")(error));
                 }
             }
-        }
+        };
         // Only partitions we still own: committing a revoked one would fail the whole commit.
         let owned: Vec<(String, i32)> = match self.consumer.assignment() {
             Ok(assignment) => assignment.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect(),
@@ -607,7 +608,13 @@ impl SinkPipeline<'_> {
         };
         let mut tpl = TopicPartitionList::new();
         let mut to_commit = Vec::new();
-        for (tp, next) in &self.next_offsets {
+        for (tp, next) in &durable {
+            // Never beyond what was put (a task cannot claim more), and only partitions we still own.
+            let next = match self.next_offsets.get(tp) {
+                Some(put) => (*next).min(*put),
+                None => continue,
+            };
+            let next = &next;
             let is_owned = owned.iter().any(|(t, p)| *t == tp.topic && *p == tp.partition);
             if is_owned && self.committed.get(tp) != Some(next) {
                 if let Err(err) = tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*next)) {

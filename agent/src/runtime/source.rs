@@ -9,7 +9,9 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig};
 use rdkafka::{ClientContext, Message};
-use sluice_connectors::{ConnectError, SourceRecord, SourceTask, SourceTaskContext, TransformChain, registry};
+use sluice_connectors::{
+    CommittedOffsets, ConnectError, SourceRecord, SourceTask, SourceTaskContext, TransformChain, registry,
+};
 use sluice_proto::agent::{SourceOffset, TaskState};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -745,6 +747,7 @@ impl SourcePipeline<'_> {
             txn.deadline = None;
         }
         debug!(partitions = offsets.len(), "transaction committed");
+        let committed: CommittedOffsets = offsets.iter().map(|(p, o)| (p.to_string(), o.clone())).collect();
         let report = offsets
             .into_iter()
             .map(|(partition_json, offset)| SourceOffset {
@@ -755,7 +758,7 @@ impl SourcePipeline<'_> {
         self.ctx.report_offsets(report);
         self.counters.offset_commit_timed(true, commit_started.elapsed());
         self.counters.transaction_committed(records);
-        if let Err(err) = task.commit().await {
+        if let Err(err) = task.commit(&committed).await {
             warn!(error = %err.trace(), "source task commit hook failed");
         }
         Ok(())
@@ -797,9 +800,16 @@ impl SourcePipeline<'_> {
             return;
         }
         debug!(partitions = offsets.len(), "reporting source offsets");
+        let committed: CommittedOffsets = offsets
+            .iter()
+            .map(|o| {
+                let offset = serde_json::from_str(&o.offset_json).unwrap_or(serde_json::Value::Null);
+                (o.partition_json.clone(), offset)
+            })
+            .collect();
         self.ctx.report_offsets(offsets);
         self.counters.offset_commit_timed(true, commit_started.elapsed());
-        if let Err(err) = task.commit().await {
+        if let Err(err) = task.commit(&committed).await {
             warn!(error = %err.trace(), "source task commit hook failed");
         }
     }

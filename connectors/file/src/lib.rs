@@ -9,14 +9,32 @@ use async_trait::async_trait;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
-use crate::config::{ConfigDef, ConfigKey, ConfigMap, ConfigType, DefaultValue, Importance, Validator};
-use crate::connector::{
+use sluice_connect_api::config::{ConfigDef, ConfigKey, ConfigMap, ConfigType, DefaultValue, Importance, Validator};
+use sluice_connect_api::connector::{
     Connector, ConnectorType, SinkTask, SinkTaskContext, SourceTask, SourceTaskContext, TopicPartition,
 };
-use crate::converter::write_text;
-use crate::error::ConnectError;
-use crate::record::{Schema, SinkRecord, SourceRecord, Value};
-use crate::registry::PLUGIN_VERSION;
+use sluice_connect_api::error::ConnectError;
+use sluice_connect_api::plugin::{ConnectorPlugin, PLUGIN_VERSION};
+use sluice_connect_api::record::{Schema, SinkRecord, SourceRecord, Value};
+use sluice_connect_api::values::write_text;
+
+/// The plugins of this crate, for the registry.
+pub const PLUGINS: &[ConnectorPlugin] = &[
+    ConnectorPlugin {
+        class: "org.apache.kafka.connect.file.FileStreamSourceConnector",
+        aliases: &["FileStreamSource", "FileStreamSourceConnector"],
+        connector_type: ConnectorType::Source,
+        version: PLUGIN_VERSION,
+        build: || Arc::new(FileStreamSourceConnector),
+    },
+    ConnectorPlugin {
+        class: "org.apache.kafka.connect.file.FileStreamSinkConnector",
+        aliases: &["FileStreamSink", "FileStreamSinkConnector"],
+        connector_type: ConnectorType::Sink,
+        version: PLUGIN_VERSION,
+        build: || Arc::new(FileStreamSinkConnector),
+    },
+];
 
 /// The file to read or write; unset or empty means stdin (source) or stdout (sink).
 pub const FILE_CONFIG: &str = "file";
@@ -560,7 +578,10 @@ mod tests {
         if let Some(position) = offsets {
             let partition = serde_json::json!({"filename": file.to_str().expect("utf-8 path")});
             let partition = partition.as_object().expect("object").clone();
-            committed.insert(crate::record::partition_key(&partition), serde_json::json!({"position": position}));
+            committed.insert(
+                sluice_connect_api::record::partition_key(&partition),
+                serde_json::json!({"position": position}),
+            );
         }
         SourceTaskContext { connector: "src".into(), task: 0, config, offsets: Arc::new(committed) }
     }
@@ -699,7 +720,7 @@ mod tests {
 
         let mut bad = source_context(&path, None, None);
         let partition = serde_json::json!({"filename": path.to_str().expect("utf-8 path")});
-        let key = crate::record::partition_key(partition.as_object().expect("object"));
+        let key = sluice_connect_api::record::partition_key(partition.as_object().expect("object"));
         bad.offsets = Arc::new([(key, serde_json::json!({"position": "seven"}))].into());
         assert!(FileStreamSourceTask::new().start(bad).await.is_err());
     }

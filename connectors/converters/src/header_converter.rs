@@ -12,8 +12,8 @@ use crate::config::ConfigMap;
 use crate::converter::Converter;
 use crate::error::ConnectError;
 use crate::record::{Schema, SchemaType, Value};
-use crate::transforms::date_format::days_from_civil;
-use crate::transforms::header_text;
+use sluice_connect_api::date_format::days_from_civil;
+use sluice_connect_api::values::append_text as header_text;
 
 const DECIMAL_LOGICAL: &str = "org.apache.kafka.connect.data.Decimal";
 const DATE_LOGICAL: &str = "org.apache.kafka.connect.data.Date";

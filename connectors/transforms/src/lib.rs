@@ -3,7 +3,6 @@
 //! a connector configuration describes (`transforms=a,b`, `transforms.a.type=...`, `predicates=...`).
 
 mod cast;
-pub mod date_format;
 mod fields;
 mod headers;
 mod plugin_config;
@@ -24,7 +23,8 @@ use crate::record::{Schema, SinkRecord, SourceRecord, Value};
 
 pub use plugin_config::PluginConfig;
 
-pub(crate) use headers::append_text as header_text;
+pub use sluice_connect_api::date_format;
+use sluice_connect_api::{config, error, record, values};
 
 /// Where a source record came from and how far the source had got, carried through the transforms untouched.
 #[derive(Debug, Clone, PartialEq)]
@@ -152,7 +152,7 @@ impl fmt::Display for ConnectRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let text = |schema: Option<&Arc<Schema>>, value: &Value| {
             let mut out = String::new();
-            crate::converter::write_text(schema.map(|s| &**s), value, &mut out);
+            crate::values::write_text(schema.map(|s| &**s), value, &mut out);
             out
         };
         let opt = |v: Option<String>| v.unwrap_or_else(|| "null".to_string());

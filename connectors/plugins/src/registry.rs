@@ -2,7 +2,7 @@
 //! looked up by class name and by Kafka Connect's aliases, plus full validation of a connector configuration.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::Serialize;
 
@@ -13,7 +13,6 @@ use crate::config::{
 use crate::connector::{Connector, ConnectorType};
 use crate::converter::{ByteArrayConverter, Converter, JsonConverter, StringConverter};
 use crate::error::ConnectError;
-use crate::file::{FileStreamSinkConnector, FileStreamSourceConnector};
 use crate::header_converter::{ConverterHeaderConverter, HeaderConverter, SimpleHeaderConverter};
 use crate::primitive_converter::{BooleanConverter, NumberConverter, NumberKind};
 
@@ -27,22 +26,7 @@ pub struct PluginInfo {
     pub version: String,
 }
 
-/// The Kafka Connect release whose REST API and plugins Sluice implements. `GET /` reports it as `version` (clients
-/// switch features on by it), and every built-in plugin reports it as its version, as Kafka Connect's own plugins
-/// report the Kafka version they ship with (so `connector.plugin.version=4.1.2` configs keep working).
-pub const KAFKA_CONNECT_VERSION: &str = "4.1.2";
-
-/// The version every built-in plugin reports: [`KAFKA_CONNECT_VERSION`], the Kafka Connect plugins they reimplement.
-pub const PLUGIN_VERSION: &str = KAFKA_CONNECT_VERSION;
-
-/// A connector plugin of the table: its canonical class, Kafka Connect's aliases (simple name and simple name
-/// without the `Connector` suffix) and its constructor.
-struct ConnectorEntry {
-    class: &'static str,
-    aliases: &'static [&'static str],
-    connector_type: ConnectorType,
-    build: fn() -> Arc<dyn Connector>,
-}
+pub use sluice_connect_api::plugin::{ConnectorPlugin, KAFKA_CONNECT_VERSION, PLUGIN_VERSION};
 
 /// A converter plugin of the table; aliases are the simple name and the simple name without `Converter`, as Kafka
 /// Connect computes them.
@@ -52,21 +36,24 @@ struct ConverterEntry {
     build: fn() -> Box<dyn Converter>,
 }
 
-/// Every built-in connector. Adding a connector means adding a line here.
-const CONNECTORS: &[ConnectorEntry] = &[
-    ConnectorEntry {
-        class: "org.apache.kafka.connect.file.FileStreamSourceConnector",
-        aliases: &["FileStreamSource", "FileStreamSourceConnector"],
-        connector_type: ConnectorType::Source,
-        build: || Arc::new(FileStreamSourceConnector),
-    },
-    ConnectorEntry {
-        class: "org.apache.kafka.connect.file.FileStreamSinkConnector",
-        aliases: &["FileStreamSink", "FileStreamSinkConnector"],
-        connector_type: ConnectorType::Sink,
-        build: || Arc::new(FileStreamSinkConnector),
-    },
-];
+/// Every connector linked into this build: the one explicit list. Each connector crate exports its plugins
+/// (`PLUGINS`); adding a connector family means adding a line here (and a cargo feature, if it may be left out).
+fn connectors() -> &'static [ConnectorPlugin] {
+    static ALL: OnceLock<Vec<ConnectorPlugin>> = OnceLock::new();
+    ALL.get_or_init(|| {
+        let mut all: Vec<ConnectorPlugin> = Vec::new();
+        all.extend_from_slice(sluice_connector_file::PLUGINS);
+        #[cfg(feature = "jdbc")]
+        all.extend_from_slice(sluice_connector_jdbc::PLUGINS);
+        #[cfg(feature = "postgres-cdc")]
+        all.extend_from_slice(sluice_connector_postgres_cdc::PLUGINS);
+        #[cfg(feature = "mysql-cdc")]
+        all.extend_from_slice(sluice_connector_mysql_cdc::PLUGINS);
+        #[cfg(feature = "s3")]
+        all.extend_from_slice(sluice_connector_s3::PLUGINS);
+        all
+    })
+}
 
 /// Every built-in converter. Each is a header converter too, as in Kafka Connect, where all of them implement
 /// `HeaderConverter` and are listed under both types.
@@ -124,9 +111,8 @@ pub const SIMPLE_HEADER_CONVERTER: &str = "org.apache.kafka.connect.storage.Simp
 /// Header converters proper, with their aliases (every converter of [`CONVERTERS`] serves as one too).
 const HEADER_CONVERTERS: &[(&str, &[&str])] = &[(SIMPLE_HEADER_CONVERTER, &["SimpleHeaderConverter", "Simple"])];
 
-fn find_connector(class_or_alias: &str) -> Option<&'static ConnectorEntry> {
-    let name = class_or_alias.trim();
-    CONNECTORS.iter().find(|e| e.class == name || e.aliases.contains(&name))
+fn find_connector(class_or_alias: &str) -> Option<&'static ConnectorPlugin> {
+    connectors().iter().find(|e| e.matches(class_or_alias))
 }
 
 fn find_converter(class_or_alias: &str) -> Option<&'static ConverterEntry> {
@@ -149,7 +135,7 @@ pub fn connector(class_or_alias: &str) -> Option<Arc<dyn Connector>> {
 
 /// The canonical class names of every connector plugin, for error messages that list what is known.
 pub fn connector_class_names() -> Vec<&'static str> {
-    CONNECTORS.iter().map(|e| e.class).collect()
+    connectors().iter().map(|e| e.class).collect()
 }
 
 /// The type of the connector a configuration names in `connector.class`, if that class is known.
@@ -164,7 +150,14 @@ pub fn plugins(include_all: bool) -> Vec<PluginInfo> {
         plugin_type: plugin_type.to_string(),
         version: PLUGIN_VERSION.to_string(),
     };
-    let mut out: Vec<PluginInfo> = CONNECTORS.iter().map(|e| info(e.class, e.connector_type.as_str())).collect();
+    let mut out: Vec<PluginInfo> = connectors()
+        .iter()
+        .map(|e| PluginInfo {
+            class: e.class.to_string(),
+            plugin_type: e.connector_type.as_str().to_string(),
+            version: e.version.to_string(),
+        })
+        .collect();
     if include_all {
         out.extend(CONVERTERS.iter().map(|e| info(e.class, "converter")));
         out.extend(CONVERTERS.iter().map(|e| info(e.class, "header_converter")));
@@ -640,7 +633,11 @@ pub fn common_config_def(connector_type: ConnectorType) -> ConfigDef {
 
 /// The "known connector plugins" part of the unknown-class error: every class with its aliases.
 fn known_connectors_text() -> String {
-    CONNECTORS.iter().map(|e| format!("{} (aliases: {})", e.class, e.aliases.join(", "))).collect::<Vec<_>>().join(", ")
+    connectors()
+        .iter()
+        .map(|e| format!("{} (aliases: {})", e.class, e.aliases.join(", ")))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Validates a whole connector configuration (common keys and the plugin's own keys) and returns every problem at
@@ -733,9 +730,14 @@ fn apply_plugin_defaults(
     plugin: Option<&dyn Connector>,
 ) {
     let given = |key: &str| config.get(key).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
-    let mut plugins: Vec<(&str, &str, Option<String>)> = Vec::new();
+    let mut plugins: Vec<(&str, &str, Option<String>, &str)> = Vec::new();
     if let Some(plugin) = plugin {
-        plugins.push((CONNECTOR_CLASS, CONNECTOR_PLUGIN_VERSION, Some(plugin.class_name().to_string())));
+        plugins.push((
+            CONNECTOR_CLASS,
+            CONNECTOR_PLUGIN_VERSION,
+            Some(plugin.class_name().to_string()),
+            plugin.version(),
+        ));
     }
     for (key, version_key, default, header) in [
         (KEY_CONVERTER, KEY_CONVERTER_VERSION, &converters.key, false),
@@ -754,22 +756,22 @@ fn apply_plugin_defaults(
             }
             info.value.recommended_values = recommended_converters(header);
         }
-        plugins.push((key, version_key, known.then_some(class)));
+        plugins.push((key, version_key, known.then_some(class), PLUGIN_VERSION));
     }
     let mut version_errors: Vec<(&str, String)> = Vec::new();
-    for (class_key, version_key, class) in plugins {
+    for (class_key, version_key, class, version) in plugins {
         let Some(class) = class else { continue };
         let Some(info) = configs.iter_mut().find(|c| c.value.name == version_key) else { continue };
         if let Some(definition) = info.definition.as_mut() {
-            definition.default_value = Some(PLUGIN_VERSION.to_string());
+            definition.default_value = Some(version.to_string());
         }
-        info.value.recommended_values = vec![PLUGIN_VERSION.to_string()];
+        info.value.recommended_values = vec![version.to_string()];
         match given(version_key) {
-            None => info.value.value = Some(PLUGIN_VERSION.to_string()),
-            Some(spec) if !version_matches(&spec, PLUGIN_VERSION) => {
+            None => info.value.value = Some(version.to_string()),
+            Some(spec) if !version_matches(&spec, version) => {
                 let range = if spec.starts_with(['[', '(']) { spec.clone() } else { format!("[{spec},{spec}]") };
                 let message = format!(
-                    "Plugin {class} not found that matches the version range {range}, available versions: [{PLUGIN_VERSION}]"
+                    "Plugin {class} not found that matches the version range {range}, available versions: [{version}]"
                 );
                 version_errors.push((class_key, message.clone()));
                 version_errors.push((version_key, message));

@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use crate::config::{ConfigDef, ConfigType, Importance};
-use crate::converter::{java_double_string, java_float_string};
 use crate::error::ConnectError;
 use crate::record::{Schema, SchemaType, Value};
+use crate::values::{java_double_string, java_float_string};
 
 use super::plugin_config::{PluginConfig, REPLACE_NULL_WITH_DEFAULT, key, replace_null_with_default_key};
 use super::support::{
@@ -344,7 +344,7 @@ fn java_to_string(value: &Value) -> String {
         Value::Bytes(b) => base64(b),
         other => {
             let mut out = String::new();
-            crate::converter::write_text(None, other, &mut out);
+            crate::values::write_text(None, other, &mut out);
             out
         }
     }

@@ -5,11 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::error::ConnectError;
 use crate::record::{Field, Schema, SchemaType, Value};
-
-pub const TIMESTAMP_LOGICAL: &str = "org.apache.kafka.connect.data.Timestamp";
-pub const DATE_LOGICAL: &str = "org.apache.kafka.connect.data.Date";
-pub const TIME_LOGICAL: &str = "org.apache.kafka.connect.data.Time";
-pub const DECIMAL_LOGICAL: &str = "org.apache.kafka.connect.data.Decimal";
+pub use crate::values::{DATE_LOGICAL, DECIMAL_LOGICAL, TIME_LOGICAL, TIMESTAMP_LOGICAL, base64, field_value};
 
 /// The Java class Kafka Connect would hold for a value, as `getClass().getName()` prints it.
 pub fn java_class_name(value: &Value) -> &'static str {
@@ -116,21 +112,9 @@ pub fn key_text(key: &Value) -> String {
         Value::String(s) => s.clone(),
         other => {
             let mut out = String::new();
-            crate::converter::write_text(None, other, &mut out);
+            crate::values::write_text(None, other, &mut out);
             out
         }
-    }
-}
-
-/// A field's value as `Struct.get(field)` reads it: a null replaced by the field's default when
-/// `replace_null_with_default` (Kafka Connect's `replace.null.with.default`, on by default).
-pub fn field_value(field: &Field, values: &[Value], replace_null_with_default: bool) -> Value {
-    match values.get(field.index) {
-        Some(Value::Null) | None => match (&field.schema.default, replace_null_with_default) {
-            (Some(default), true) => (**default).clone(),
-            _ => Value::Null,
-        },
-        Some(value) => value.clone(),
     }
 }
 
@@ -222,21 +206,6 @@ impl SchemaCache {
         }
         Ok(derived)
     }
-}
-
-/// Standard base64 with padding (`Base64.getEncoder()`), used where Kafka Connect renders bytes as text.
-pub fn base64(input: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        out.push(ALPHABET[(n >> 18) as usize & 63] as char);
-        out.push(ALPHABET[(n >> 12) as usize & 63] as char);
-        out.push(if chunk.len() > 1 { ALPHABET[(n >> 6) as usize & 63] as char } else { '=' });
-        out.push(if chunk.len() > 2 { ALPHABET[n as usize & 63] as char } else { '=' });
-    }
-    out
 }
 
 #[cfg(test)]

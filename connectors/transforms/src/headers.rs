@@ -6,15 +6,13 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::config::{ConfigDef, ConfigType, Importance};
-use crate::converter::{java_double_string, java_float_string, write_text};
 use crate::error::ConnectError;
 use crate::record::{Schema, SchemaType, Value};
+use crate::values::append_text;
 
-use super::date_format::iso_text;
 use super::plugin_config::{PluginConfig, REPLACE_NULL_WITH_DEFAULT, key, replace_null_with_default_key};
 use super::support::{
-    DATE_LOGICAL, DECIMAL_LOGICAL, SchemaCache, TIME_LOGICAL, TIMESTAMP_LOGICAL, base64, copy_schema_basics,
-    data_error, field_value, into_map, into_struct, map_get, map_remove, push_field,
+    SchemaCache, copy_schema_basics, data_error, field_value, into_map, into_struct, map_get, map_remove, push_field,
 };
 use super::{ConnectRecord, Operand, Transformation};
 
@@ -210,76 +208,6 @@ pub fn header_bytes(schema: Option<&Arc<Schema>>, value: &Value) -> Option<Bytes
     let mut out = String::new();
     append_text(schema.map(|s| &**s), value, false, &mut out);
     Some(Bytes::from(out))
-}
-
-/// Kafka Connect's `Values.append`: strings quoted and escaped only when embedded in a list, map or struct.
-pub(crate) fn append_text(schema: Option<&Schema>, value: &Value, embedded: bool, out: &mut String) {
-    let logical = schema.and_then(|s| s.name.as_deref());
-    match value {
-        Value::Null => out.push_str("null"),
-        Value::Int32(days) if logical == Some(DATE_LOGICAL) => out.push_str(&iso_text(i64::from(*days) * 86_400_000)),
-        Value::Int32(ms) if logical == Some(TIME_LOGICAL) => out.push_str(&iso_text(i64::from(*ms))),
-        Value::Int64(ms) if logical == Some(TIMESTAMP_LOGICAL) => out.push_str(&iso_text(*ms)),
-        Value::Boolean(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Int8(v) => out.push_str(&v.to_string()),
-        Value::Int16(v) => out.push_str(&v.to_string()),
-        Value::Int32(v) => out.push_str(&v.to_string()),
-        Value::Int64(v) => out.push_str(&v.to_string()),
-        Value::Float32(v) => out.push_str(&java_float_string(*v)),
-        Value::Float64(v) => out.push_str(&java_double_string(*v)),
-        Value::String(s) if embedded => {
-            out.push('"');
-            out.push_str(&s.replace('\\', "\\\\").replace('"', "\\\""));
-            out.push('"');
-        }
-        Value::String(s) => out.push_str(s),
-        Value::Bytes(_) if logical == Some(DECIMAL_LOGICAL) => write_text(schema, value, out),
-        Value::Bytes(b) if embedded => {
-            out.push('"');
-            out.push_str(&base64(b));
-            out.push('"');
-        }
-        Value::Bytes(b) => out.push_str(&base64(b)),
-        Value::Array(items) => {
-            let item_schema = schema.and_then(|s| s.value_schema.as_deref());
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                append_text(item_schema, item, true, out);
-            }
-            out.push(']');
-        }
-        Value::Map(entries) => {
-            let key_schema = schema.and_then(|s| s.key_schema.as_deref());
-            let value_schema = schema.and_then(|s| s.value_schema.as_deref());
-            out.push('{');
-            for (i, (k, v)) in entries.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                append_text(key_schema, k, true, out);
-                out.push(':');
-                append_text(value_schema, v, true, out);
-            }
-            out.push('}');
-        }
-        Value::Struct(values) => {
-            out.push('{');
-            if let Some(schema) = schema {
-                for (i, field) in schema.fields.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    append_text(None, &Value::String(field.name.clone()), true, out);
-                    out.push(':');
-                    append_text(Some(&field.schema), &field_value(field, values, true), true, out);
-                }
-            }
-            out.push('}');
-        }
-    }
 }
 
 #[cfg(test)]

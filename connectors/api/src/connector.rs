@@ -77,12 +77,19 @@ impl SourceTaskContext {
 pub trait SourceTask: Send {
     async fn start(&mut self, context: SourceTaskContext) -> Result<(), ConnectError>;
     async fn poll(&mut self) -> Result<Vec<SourceRecord>, ConnectError>;
-    /// Called after the offsets of the records polled so far were committed.
-    async fn commit(&mut self) -> Result<(), ConnectError> {
+    /// Called when the runtime has handed offsets to the offset store: `committed` holds, per source partition
+    /// (keyed by its canonical JSON, as in [`SourceTaskContext::offsets`]), the offset of the last record Kafka
+    /// acknowledged, together with every record before it from that partition. Kafka Connect's `commit()` plus
+    /// what its `commitRecord` calls told; a CDC task advances its replication position here (never further).
+    async fn commit(&mut self, _committed: &CommittedOffsets) -> Result<(), ConnectError> {
         Ok(())
     }
     async fn stop(&mut self) -> Result<(), ConnectError>;
 }
+
+/// Source offsets by partition: the canonical JSON of the source partition (see [`crate::record::partition_key`])
+/// to the offset.
+pub type CommittedOffsets = BTreeMap<String, serde_json::Value>;
 
 /// A Kafka topic partition.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -109,5 +116,16 @@ pub trait SinkTask: Send {
     /// Makes everything `put` so far durable. `offsets` are the next offsets to consume per partition; the runtime
     /// commits them to the consumer group only after this returns `Ok`.
     async fn flush(&mut self, offsets: &BTreeMap<TopicPartition, i64>) -> Result<(), ConnectError>;
+    /// Kafka Connect's `preCommit`: called at every commit point with the next offsets of everything `put` so far;
+    /// returns the offsets that are safe to commit to the consumer group. The default flushes and returns them all.
+    /// A task that buffers across commit points (an object store writing one object per `flush.size` records)
+    /// returns only what is durable, per partition; a partition it leaves out is not committed this time.
+    async fn pre_commit(
+        &mut self,
+        offsets: &BTreeMap<TopicPartition, i64>,
+    ) -> Result<BTreeMap<TopicPartition, i64>, ConnectError> {
+        self.flush(offsets).await?;
+        Ok(offsets.clone())
+    }
     async fn stop(&mut self) -> Result<(), ConnectError>;
 }

@@ -1,0 +1,1 @@
+//! The JDBC sink (Confluent's and Debezium's).

@@ -1,0 +1,1 @@
+//! The JDBC source (Confluent's `JdbcSourceConnector`).
