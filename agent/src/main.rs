@@ -79,7 +79,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     EnvFilter::try_new(&args.log).with_context(|| format!("invalid log filter `{}`", args.log))?;
     // Levels change at run time when the control plane pushes cluster-wide ones (`?scope=cluster`).
-    sluice_logging::set_crates(&["sluice_agent", "sluice_connectors", "sluice_logging"]);
+    sluice_logging::set_crates(&[vec!["sluice_agent", "sluice_logging"], sluice_logging::plugin_crates()].concat());
     sluice_logging::init(&args.log, true);
 
     let worker_config = match &args.config {

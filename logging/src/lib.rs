@@ -78,6 +78,18 @@ pub fn set_crates(crates: &[&'static str]) {
     let _ = CRATES.set(crates.to_vec());
 }
 
+/// The crates of the connector API, converters, transforms, registry and connectors (every crate of [`MODULES`]
+/// but the agent's, the control plane's and this one): both processes link them all.
+pub fn plugin_crates() -> Vec<&'static str> {
+    let mut crates: Vec<&'static str> = MODULES
+        .iter()
+        .map(|(krate, _)| *krate)
+        .filter(|k| !matches!(*k, "sluice_agent" | "sluice_control_plane" | "sluice_logging"))
+        .collect();
+    crates.dedup();
+    crates
+}
+
 fn known_modules() -> impl Iterator<Item = &'static str> {
     let crates = CRATES.get();
     MODULES

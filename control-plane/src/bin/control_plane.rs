@@ -78,7 +78,9 @@ struct Options {
 async fn main() -> anyhow::Result<()> {
     let options = Options::parse();
     // The loggers `GET /admin/loggers` lists: the modules of the crates this binary is built from.
-    sluice_logging::set_crates(&["sluice_control_plane", "sluice_connectors", "sluice_logging"]);
+    sluice_logging::set_crates(
+        &[vec!["sluice_control_plane", "sluice_logging"], sluice_logging::plugin_crates()].concat(),
+    );
     sluice_control_plane::logging::init(&options.log);
     let shutdown = CancellationToken::new();
     sluice_control_plane::logging::cancel_on_signal(shutdown.clone());
