@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Helpers shared by deploy/local/{kafka,etcd,setup}, deploy/test and deploy/quickstart. Sourced, not run.
+# Helpers shared by deploy/local/{kafka,etcd,postgres,mysql,s3,setup}, deploy/test and deploy/quickstart. Sourced, not run.
 
 SLUICE_CACHE="${SLUICE_CACHE:-$HOME/.cache/sluice}"
 SLUICE_RUN_DIR="${SLUICE_RUN_DIR:-$SLUICE_CACHE/run}"
@@ -166,4 +166,33 @@ ensure_rust() {
       rustup toolchain install "$channel" --profile minimal --component rustfmt,clippy >&2
     fi
   fi
+}
+
+# service_prefix USER: set the array SVC to the command prefix that runs a program as USER when this is root
+# (databases refuse to run as root): setpriv to USER, keeping only the capability to search directories USER could
+# not enter (the run dir under /root, mode 700), so the data can stay under $SLUICE_RUN_DIR. setpriv exec's, so a
+# program started through it keeps the pid start_bg records. Not root: SVC is empty (run as the caller).
+SVC=()
+service_prefix() {
+  local user="$1" cap="" bnd
+  SVC=()
+  [[ "$(id -u)" -eq 0 ]] || return 0
+  getent passwd "$user" >/dev/null 2>&1 ||
+    die "system user '$user' not found (the server's Debian package creates it: run deploy/local/setup)"
+  need_cmd setpriv
+  # CAP_DAC_READ_SEARCH (bit 2) if the bounding set has it, else CAP_DAC_OVERRIDE (bit 1; Docker's default set).
+  bnd="$(awk '/^CapBnd:/ {print $2}' /proc/self/status 2>/dev/null || echo 0)"
+  if (((16#$bnd >> 2) & 1)); then
+    cap=dac_read_search
+  elif (((16#$bnd >> 1) & 1)); then
+    cap=dac_override
+  fi
+  SVC=(setpriv --reuid="$user" --regid="$user" --init-groups)
+  [[ -z "$cap" ]] || SVC+=(--inh-caps="+$cap" --ambient-caps="+$cap")
+  SVC+=(--)
+}
+
+# service_owner USER: the owner to give a database's files: USER when this is root, else the caller.
+service_owner() {
+  if [[ "$(id -u)" -eq 0 ]]; then echo "$1"; else id -un; fi
 }
