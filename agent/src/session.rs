@@ -310,6 +310,7 @@ impl Agent {
         let ttl = Duration::from_millis(welcome.lease_ttl_ms).max(Duration::from_millis(100));
         let every = Duration::from_millis(welcome.heartbeat_interval_ms).max(MIN_HEARTBEAT_INTERVAL);
         self.lease.set_ttl(ttl);
+        self.lease.set_heartbeat_interval(every);
         // Welcome answers Hello, so the lease was alive when Hello was sent. After a lapse the tasks from before
         // it (if any still run) may have been moved meanwhile: they stop, the assignment brings them back.
         if self.lease.renewed(hello_sent) == Renewal::AfterLapse {
