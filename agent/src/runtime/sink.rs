@@ -424,7 +424,10 @@ impl SinkPipeline<'_> {
         let now = Instant::now();
         self.rejoins.retain(|at| now.duration_since(*at) < REJOIN_WINDOW);
         if self.rejoins.len() >= MAX_REJOINS {
-            warn!(rejoins = self.rejoins.len(), "the consumer keeps being fenced by another with the same group.instance.id");
+            warn!(
+                rejoins = self.rejoins.len(),
+                "the consumer keeps being fenced by another with the same group.instance.id"
+            );
             return Err(cause);
         }
         if self.ctx.fenced("rejoin") {
