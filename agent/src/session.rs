@@ -42,6 +42,8 @@ pub(crate) struct Identity {
     pub capacity: u32,
     /// Random per process; see `Hello.instance_id`.
     pub instance_id: String,
+    /// The previous process of this agent id on this host, known dead; see `Hello.replaces_instance`.
+    pub replaces_instance: String,
 }
 
 enum Outcome {
@@ -229,6 +231,7 @@ impl Agent {
             version: env!("CARGO_PKG_VERSION").to_string(),
             worker_id: self.identity.worker_id.clone(),
             instance_id: self.identity.instance_id.clone(),
+            replaces_instance: self.identity.replaces_instance.clone(),
         };
         let hello_sent = Instant::now();
         // Queued before the call: the control plane may read Hello before it answers with response headers.
