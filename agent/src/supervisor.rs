@@ -685,6 +685,39 @@ mod tests {
         TaskKey { connector: connector.into(), task }
     }
 
+    fn offset(partition: &str, value: &str) -> SourceOffset {
+        SourceOffset { partition_json: partition.into(), offset_json: value.into() }
+    }
+
+    #[test]
+    fn fenced_progress_is_resumed_under_a_new_epoch_only_when_nobody_else_committed() {
+        let mut old = assigned("c", 0, 5, TargetState::Running);
+        old.offsets = vec![offset("p", "10")];
+        let mut lineage = BTreeMap::new();
+        for value in ["10", "20", "30"] {
+            remember(&mut lineage, &offset("p", value));
+        }
+        let fenced = FencedProgress {
+            epoch: 5,
+            offsets: vec![offset("p", "30")],
+            progress: Progress::default(),
+            assignment: old.clone(),
+            lineage,
+        };
+        let mut back = old.clone();
+        back.epoch = 9;
+        back.offsets = vec![offset("p", "20")];
+        assert!(fenced.resumable_by(&back), "the store holds a report of this incarnation");
+        back.offsets = vec![offset("p", "25")];
+        assert!(!fenced.resumable_by(&back), "someone else committed meanwhile");
+        back.offsets = vec![offset("p", "20")];
+        back.task_config.insert("file".into(), "other".into());
+        assert!(!fenced.resumable_by(&back), "the task's config changed");
+        let mut same_epoch = old.clone();
+        same_epoch.offsets = vec![offset("p", "25")];
+        assert!(fenced.resumable_by(&same_epoch), "same epoch: nobody else ran it");
+    }
+
     fn assigned(connector: &str, task: u32, epoch: u64, target: TargetState) -> TaskAssignment {
         TaskAssignment {
             id: Some(TaskId { connector: connector.into(), task }),
