@@ -441,9 +441,11 @@ impl SinkPipeline<'_> {
         if let Ok(assignment) = self.consumer.assignment() {
             self.counters.partitions_revoked(assignment.count());
         }
-        release_consumer(self.consumer.clone(), self.fetcher.take(), self.ctx.worker.shutdown_timeout).await;
+        // The old client is dead (fatal error): it sends nothing more, so it can be closed after the new one exists.
         let connector_config = self.ctx.connector_config();
-        self.consumer = open_consumer(self.ctx, &connector_config, &self.subscription, &self.paused, &self.counters)?;
+        let consumer = open_consumer(self.ctx, &connector_config, &self.subscription, &self.paused, &self.counters)?;
+        let old = std::mem::replace(&mut self.consumer, consumer);
+        release_consumer(old, self.fetcher.take(), self.ctx.worker.shutdown_timeout).await;
         let (fetcher, polled) = Fetcher::spawn(self.consumer.clone(), MAX_BATCH, fetch_thread_name(self.ctx))
             .map_err(|source| TaskError::Io { context: "failed to start the consumer thread", source })?;
         self.fetcher = Some(fetcher);
