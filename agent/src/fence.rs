@@ -11,6 +11,7 @@
 //! pause — never brings the tasks started before the lapse back: their successors get new tickets.
 
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use tokio::time::Instant;
 
@@ -20,6 +21,9 @@ struct State {
     deadline: Option<Instant>,
     /// Moves on at every fence: tickets of an older generation never allow anything again.
     generation: u64,
+    /// How long before the deadline a renewal is overdue (heartbeats are missing): from then on sinks commit what
+    /// they wrote at once, so that little is left uncommitted if the deadline passes.
+    warning: Duration,
 }
 
 /// Shared between the session (which moves the deadline) and every task (which checks it).
@@ -44,6 +48,11 @@ impl LeaseFence {
         self.state().deadline = deadline;
     }
 
+    /// A renewal is overdue once the deadline is less than `warning` away (see [`FenceTicket::at_risk_from`]).
+    pub fn set_warning(&self, warning: Duration) {
+        self.state().warning = warning;
+    }
+
     /// Voids every ticket handed out so far (the session fenced: the tasks may already run elsewhere).
     pub fn close(&self) {
         self.state().generation += 1;
@@ -62,6 +71,17 @@ impl FenceTicket {
     pub fn allows(&self) -> bool {
         let state = self.fence.state();
         state.generation == self.generation && state.deadline.is_some_and(|deadline| Instant::now() < deadline)
+    }
+
+    /// From when on the lease is at risk: renewals are overdue and the deadline is near (`None` before the first
+    /// renewal, or when no warning window is set). A sink commits what it wrote at once from then on, while it still
+    /// may: after a self-fence only what was in flight is read again.
+    pub fn at_risk_from(&self) -> Option<Instant> {
+        let state = self.fence.state();
+        if state.warning.is_zero() {
+            return None;
+        }
+        state.deadline.map(|deadline| deadline.checked_sub(state.warning).unwrap_or(deadline))
     }
 
     /// A ticket that always allows (unit tests of the task loops, which have no session).
@@ -89,6 +109,17 @@ mod tests {
         // A pause of the whole process looks like this to the task: time jumped past the deadline.
         tokio::time::advance(Duration::from_secs(3)).await;
         assert!(!ticket.allows());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_lease_is_at_risk_a_warning_window_before_the_deadline() {
+        let fence = Arc::new(LeaseFence::default());
+        let ticket = fence.ticket();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        fence.set_deadline(Some(deadline));
+        assert_eq!(ticket.at_risk_from(), None, "no window set");
+        fence.set_warning(Duration::from_millis(1500));
+        assert_eq!(ticket.at_risk_from(), Some(deadline - Duration::from_millis(1500)));
     }
 
     #[tokio::test(start_paused = true)]

@@ -53,6 +53,12 @@ impl LeaseClock {
         self.fence.set_deadline(self.fence_at());
     }
 
+    /// Takes the heartbeat interval of a new session's Welcome: once two heartbeats in a row are overdue the lease
+    /// is at risk (sinks then commit what they wrote at once, see `FenceTicket::at_risk_from`).
+    pub fn set_heartbeat_interval(&mut self, every: Duration) {
+        self.fence.set_warning(warning_window(self.ttl.saturating_sub(self.margin), every));
+    }
+
     pub fn heartbeat_sent(&mut self, seq: u64, at: Instant) {
         if self.unacked.len() == MAX_UNACKED {
             self.unacked.pop_front();
@@ -106,6 +112,14 @@ fn safety_margin(ttl: Duration) -> Duration {
     (ttl / 5).max(Duration::from_millis(500)).min(ttl / 2)
 }
 
+/// How long before the fence the lease counts as at risk: what is left of the lease once two heartbeat intervals
+/// passed without an acknowledgement (normally the deadline is at most one interval plus a round trip old), or half
+/// the lease when heartbeats are so sparse that this leaves too little.
+fn warning_window(usable: Duration, every: Duration) -> Duration {
+    let window = usable.saturating_sub(every * 2);
+    if window < usable / 4 { usable / 2 } else { window }
+}
+
 /// Exponential reconnect backoff with jitter, so a fleet of agents does not reconnect in lockstep.
 #[derive(Debug)]
 pub(crate) struct Backoff {
@@ -135,6 +149,13 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_warning_window_leaves_two_heartbeats() {
+        let ms = Duration::from_millis;
+        assert_eq!(warning_window(ms(2400), ms(500)), ms(1400), "3 s lease, 500 ms heartbeats");
+        assert_eq!(warning_window(ms(2400), ms(1000)), ms(1200), "too sparse: half the lease");
+    }
 
     #[test]
     fn margin_bounds() {

@@ -3,6 +3,7 @@
 //! embedded in the standalone mode.
 
 mod fence;
+mod instance_lock;
 mod lease;
 mod metrics;
 mod properties;
@@ -154,13 +155,16 @@ pub async fn run(opts: AgentOptions, shutdown: CancellationToken) -> Result<(), 
         info!(address = %bound, "serving /metrics, /health and /admin/loggers");
     }
     let host = hostname::get().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
+    // Once per process: a reconnect keeps it, a second process with the same --agent-id has another.
+    let instance_id = format!("{:032x}", rand::random::<u128>());
+    let replaces_instance = instance_lock::take(&opts.agent_id, &instance_id).unwrap_or_default();
     let identity = session::Identity {
         worker_id: opts.worker_id.filter(|w| !w.trim().is_empty()).unwrap_or_else(|| opts.agent_id.clone()),
         agent_id: opts.agent_id,
         host,
         capacity: opts.capacity,
-        // Once per process: a reconnect keeps it, a second process with the same --agent-id has another.
-        instance_id: format!("{:032x}", rand::random::<u128>()),
+        instance_id,
+        replaces_instance,
     };
     info!(agent = %identity.agent_id, instance = %identity.instance_id, control_plane = ?opts.control_plane, "agent starting");
     let result = session::Agent::new(identity, authorization, endpoints, worker, metrics, shutdown).run().await;

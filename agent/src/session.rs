@@ -42,6 +42,8 @@ pub(crate) struct Identity {
     pub capacity: u32,
     /// Random per process; see `Hello.instance_id`.
     pub instance_id: String,
+    /// The previous process of this agent id on this host, known dead; see `Hello.replaces_instance`.
+    pub replaces_instance: String,
 }
 
 enum Outcome {
@@ -229,6 +231,7 @@ impl Agent {
             version: env!("CARGO_PKG_VERSION").to_string(),
             worker_id: self.identity.worker_id.clone(),
             instance_id: self.identity.instance_id.clone(),
+            replaces_instance: self.identity.replaces_instance.clone(),
         };
         let hello_sent = Instant::now();
         // Queued before the call: the control plane may read Hello before it answers with response headers.
@@ -310,6 +313,7 @@ impl Agent {
         let ttl = Duration::from_millis(welcome.lease_ttl_ms).max(Duration::from_millis(100));
         let every = Duration::from_millis(welcome.heartbeat_interval_ms).max(MIN_HEARTBEAT_INTERVAL);
         self.lease.set_ttl(ttl);
+        self.lease.set_heartbeat_interval(every);
         // Welcome answers Hello, so the lease was alive when Hello was sent. After a lapse the tasks from before
         // it (if any still run) may have been moved meanwhile: they stop, the assignment brings them back.
         if self.lease.renewed(hello_sent) == Renewal::AfterLapse {

@@ -10,7 +10,7 @@
 //! or removes the entry, and the pending restart finds nothing to restart. A fenced agent restarts nothing until
 //! a session hands it an assignment again.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -162,6 +162,52 @@ struct TaskEntry {
     last_state: Option<(TaskState, String)>,
     /// Asked to stop gracefully; the entry lives until the task exits so its final offsets are still accepted.
     stopping: bool,
+    /// Per source partition, the offsets this incarnation started from or reported (the latest [`LINEAGE`]): if
+    /// the store holds one of them when the task comes back after a fence, nobody else committed meanwhile.
+    lineage: BTreeMap<String, VecDeque<String>>,
+}
+
+/// Offsets remembered per partition in [`TaskEntry::lineage`]: reports go out every `offset.flush.interval.ms`,
+/// so this covers far more than the reports a lease's worth of outage can hold back.
+const LINEAGE: usize = 64;
+
+fn remember(lineage: &mut BTreeMap<String, VecDeque<String>>, offset: &SourceOffset) {
+    let values = lineage.entry(offset.partition_json.clone()).or_default();
+    if values.back() != Some(&offset.offset_json) {
+        if values.len() == LINEAGE {
+            values.pop_front();
+        }
+        values.push_back(offset.offset_json.clone());
+    }
+}
+
+/// What a source task had reached when the agent fenced itself (see [`Supervisor::fenced_progress`]).
+struct FencedProgress {
+    epoch: u64,
+    offsets: Vec<SourceOffset>,
+    progress: Progress,
+    assignment: TaskAssignment,
+    lineage: BTreeMap<String, VecDeque<String>>,
+}
+
+impl FencedProgress {
+    /// The task comes back under `assignment` and nobody else ran it meanwhile: same epoch, or a new epoch (the
+    /// agent's lease expired in etcd, e.g. an outage of every control-plane replica, and it was assigned again)
+    /// with the same configuration and offsets generation, and stored offsets that this incarnation started from
+    /// or reported — no other incarnation committed since.
+    fn resumable_by(&self, assignment: &TaskAssignment) -> bool {
+        if self.epoch == assignment.epoch {
+            return true;
+        }
+        let old = &self.assignment;
+        old.connector_config == assignment.connector_config
+            && old.task_config == assignment.task_config
+            && old.offsets_generation == assignment.offsets_generation
+            && old.cluster == assignment.cluster
+            && assignment.offsets.iter().all(|stored| {
+                self.lineage.get(&stored.partition_json).is_some_and(|values| values.contains(&stored.offset_json))
+            })
+    }
 }
 
 /// Owns every task this agent runs; survives reconnects.
@@ -183,7 +229,7 @@ pub(crate) struct Supervisor {
     /// these offsets are committed, instead of re-reading everything since the last commit that landed (during an
     /// etcd outage, commits cannot land at all).
     /// The task's own [`Progress`] adds what Kafka acknowledged after the last report, up to the fence.
-    fenced_progress: BTreeMap<TaskKey, (u64, Vec<SourceOffset>, Progress)>,
+    fenced_progress: BTreeMap<TaskKey, FencedProgress>,
     /// Topics source tasks started producing to, not yet sent (`GET /connectors/{name}/topics`).
     pending_topics: Vec<TopicsUsed>,
     /// The last offset commit of source tasks that stopped while this agent held their lease, sent even when empty:
@@ -265,7 +311,9 @@ impl Supervisor {
         let Some(id) = assignment.id.as_ref() else { return };
         let key = task_key(id);
         let resumed = match self.fenced_progress.remove(&key) {
-            Some((epoch, mut offsets, progress)) if epoch == assignment.epoch => {
+            Some(fenced) if fenced.resumable_by(&assignment) => {
+                let FencedProgress { mut offsets, progress, .. } = fenced;
+                let epoch = assignment.epoch;
                 for reached in progress_offsets(&progress) {
                     offsets.retain(|o| o.partition_json != reached.partition_json);
                     offsets.push(reached);
@@ -301,6 +349,10 @@ impl Supervisor {
         info!(connector = %key.connector, task = key.task, epoch = assignment.epoch, paused, "starting task");
         let epoch = assignment.epoch;
         let restart_policy = RestartPolicy::of(&assignment);
+        let mut lineage = BTreeMap::new();
+        for offset in &assignment.offsets {
+            remember(&mut lineage, offset);
+        }
         let handle = spawn_task(
             assignment.clone(),
             if paused { Control::Pause } else { Control::Run },
@@ -323,6 +375,7 @@ impl Supervisor {
                 handle: Some(handle),
                 last_state: None,
                 stopping: false,
+                lineage,
             },
         );
     }
@@ -439,7 +492,14 @@ impl Supervisor {
                 .filter(|(_, e)| !e.stopping && e.assignment.connector_type == "source")
                 .map(|(k, e)| {
                     let progress = e.handle.as_ref().map(|h| h.progress.clone()).unwrap_or_default();
-                    (k.clone(), (e.epoch, e.assignment.offsets.clone(), progress))
+                    let fenced = FencedProgress {
+                        epoch: e.epoch,
+                        offsets: e.assignment.offsets.clone(),
+                        progress,
+                        assignment: e.assignment.clone(),
+                        lineage: e.lineage.clone(),
+                    };
+                    (k.clone(), fenced)
                 })
                 .collect();
         }
@@ -475,6 +535,7 @@ impl Supervisor {
                 for offset in &offsets {
                     entry.assignment.offsets.retain(|o| o.partition_json != offset.partition_json);
                     entry.assignment.offsets.push(offset.clone());
+                    remember(&mut entry.lineage, offset);
                 }
                 let pending = self.pending_offsets.entry(event.id).or_insert_with(|| (event.epoch, BTreeMap::new()));
                 if pending.0 != event.epoch {
@@ -622,6 +683,39 @@ mod tests {
 
     fn key(connector: &str, task: u32) -> TaskKey {
         TaskKey { connector: connector.into(), task }
+    }
+
+    fn offset(partition: &str, value: &str) -> SourceOffset {
+        SourceOffset { partition_json: partition.into(), offset_json: value.into() }
+    }
+
+    #[test]
+    fn fenced_progress_is_resumed_under_a_new_epoch_only_when_nobody_else_committed() {
+        let mut old = assigned("c", 0, 5, TargetState::Running);
+        old.offsets = vec![offset("p", "10")];
+        let mut lineage = BTreeMap::new();
+        for value in ["10", "20", "30"] {
+            remember(&mut lineage, &offset("p", value));
+        }
+        let fenced = FencedProgress {
+            epoch: 5,
+            offsets: vec![offset("p", "30")],
+            progress: Progress::default(),
+            assignment: old.clone(),
+            lineage,
+        };
+        let mut back = old.clone();
+        back.epoch = 9;
+        back.offsets = vec![offset("p", "20")];
+        assert!(fenced.resumable_by(&back), "the store holds a report of this incarnation");
+        back.offsets = vec![offset("p", "25")];
+        assert!(!fenced.resumable_by(&back), "someone else committed meanwhile");
+        back.offsets = vec![offset("p", "20")];
+        back.task_config.insert("file".into(), "other".into());
+        assert!(!fenced.resumable_by(&back), "the task's config changed");
+        let mut same_epoch = old.clone();
+        same_epoch.offsets = vec![offset("p", "25")];
+        assert!(fenced.resumable_by(&same_epoch), "same epoch: nobody else ran it");
     }
 
     fn assigned(connector: &str, task: u32, epoch: u64, target: TargetState) -> TaskAssignment {

@@ -178,16 +178,31 @@ async fn register(shared: &Shared, hello: &Hello) -> Result<(i64, i64), Register
             Some(kv) => {
                 // The key exists, so its lease is alive (etcd deletes it with the lease).
                 if let Ok(record) = serde_json::from_slice::<AgentRecord>(&kv.value)
-                    && record.connected
                     && !record.instance.is_empty()
                     && !hello.instance_id.is_empty()
                     && record.instance != hello.instance_id
                 {
-                    return Err(RegisterError::InUse {
-                        agent: hello.agent_id.clone(),
-                        instance: record.instance,
-                        replica: record.replica,
-                    });
+                    // Another process of this agent id. Known dead (the new one took over its per-host lock):
+                    // take over its lease and assignment at once. Else a connected one refuses this session; a
+                    // disconnected one may be alive and reconnecting (cut off, not crashed), still running its tasks
+                    // until its lease deadline: this session waits until that lease has expired (then the old
+                    // process has fenced itself), and is refused if the old one reconnects meanwhile.
+                    let proven_dead = hello.replaces_instance == record.instance;
+                    if !proven_dead && record.connected {
+                        return Err(RegisterError::InUse {
+                            agent: hello.agent_id.clone(),
+                            instance: record.instance,
+                            replica: record.replica,
+                        });
+                    }
+                    if !proven_dead {
+                        tracing::info!(agent = %hello.agent_id, old_instance = %record.instance,
+                            new_instance = %hello.instance_id,
+                            "another process of this agent id disconnected without proof that it is gone: waiting \
+                             for its lease to expire before taking over");
+                        wait_for_change(shared, &key, kv.mod_revision).await?;
+                        continue;
+                    }
                 }
                 if kv.lease != 0 && shared.store.keep_alive(kv.lease).await.unwrap_or(false) {
                     lease = Some(kv.lease);
@@ -220,6 +235,20 @@ async fn register(shared: &Shared, hello: &Hello) -> Result<(i64, i64), Register
         // Someone registered this id in between: look again (it may be another instance, now connected).
     }
     Err(RegisterError::Contended(hello.agent_id.clone()))
+}
+
+/// Waits until `key` is gone (its lease expired) or was written again (the old process reconnected), at most a
+/// little longer than a lease.
+async fn wait_for_change(shared: &Shared, key: &str, mod_revision: i64) -> Result<(), RegisterError> {
+    let until = tokio::time::Instant::now() + shared.settings.lease_ttl + Duration::from_secs(1);
+    while tokio::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        match shared.store.get(key).await? {
+            Some(kv) if kv.mod_revision == mod_revision => {}
+            _ => return Ok(()),
+        }
+    }
+    Ok(())
 }
 
 struct Session {

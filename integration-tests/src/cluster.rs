@@ -86,6 +86,9 @@ pub struct ControlPlane {
     pub cluster: String,
     pub rest_port: u16,
     pub grpc_port: u16,
+    /// The etcd endpoints and extra arguments it was started with (for [`ControlPlane::restart`]).
+    etcd: String,
+    args: Vec<String>,
 }
 
 impl ControlPlane {
@@ -112,37 +115,10 @@ impl ControlPlane {
         replica_id: &str,
         args: &[String],
     ) -> anyhow::Result<ControlPlane> {
-        let program = binary("sluice-control-plane")?;
         let mut last_error = None;
         for _ in 0..START_ATTEMPTS {
             let (rest_port, grpc_port) = (free_port(), free_port());
-            let mut command = Command::new(&program);
-            command.args([
-                "--etcd-endpoints",
-                etcd,
-                "--cluster",
-                cluster,
-                "--rest-listen",
-                &format!("127.0.0.1:{rest_port}"),
-                "--grpc-listen",
-                &format!("127.0.0.1:{grpc_port}"),
-                "--replica-id",
-                replica_id,
-                "--agent-lease-ttl-ms",
-                "3000",
-                "--heartbeat-interval-ms",
-                "500",
-                "--leader-lease-ttl-ms",
-                "3000",
-                "--kafka-bootstrap-servers",
-                &env.services.kafka,
-                "--log",
-                "info",
-            ]);
-            if !chooses_agent_auth(args, CONTROL_PLANE_AGENT_AUTH_FLAGS) {
-                command.args(["--agent-token", AGENT_TOKEN]);
-            }
-            command.args(args);
+            let command = Self::command(env, cluster, etcd, replica_id, rest_port, grpc_port, args)?;
             let mut process = Process::spawn(env, replica_id, command)?;
             let rest = RestClient::new(format!("http://127.0.0.1:{rest_port}"));
             match wait_ready(&mut process, &rest, Some(grpc_port)).await {
@@ -158,6 +134,8 @@ impl ControlPlane {
                         cluster: cluster.to_string(),
                         rest_port,
                         grpc_port,
+                        etcd: etcd.to_string(),
+                        args: args.to_vec(),
                     });
                 }
                 Err(e) if !process.is_running() && address_in_use(&process.log_text()) => last_error = Some(e),
@@ -167,6 +145,66 @@ impl ControlPlane {
         Err(last_error
             .unwrap_or_else(|| anyhow::anyhow!("no attempt made"))
             .context("control plane: ports kept being taken"))
+    }
+
+    /// Starts the replica again on the same ports (after it was killed), so agents find it where they look.
+    pub async fn restart(&mut self, env: &TestEnv) -> anyhow::Result<()> {
+        let _ = self.process.is_running();
+        let command = Self::command(
+            env,
+            &self.cluster,
+            &self.etcd,
+            &self.replica_id,
+            self.rest_port,
+            self.grpc_port,
+            &self.args,
+        )?;
+        self.process = Process::spawn(env, &self.replica_id, command)?;
+        wait_ready(&mut self.process, &self.rest, Some(self.grpc_port))
+            .await
+            .with_context(|| format!("control plane {} did not start again", self.replica_id))?;
+        env.note(format!("control plane {} started again (pid {})", self.replica_id, self.process.pid()));
+        Ok(())
+    }
+
+    fn command(
+        env: &TestEnv,
+        cluster: &str,
+        etcd: &str,
+        replica_id: &str,
+        rest_port: u16,
+        grpc_port: u16,
+        args: &[String],
+    ) -> anyhow::Result<Command> {
+        let program = binary("sluice-control-plane")?;
+        let mut command = Command::new(&program);
+        command.args([
+            "--etcd-endpoints",
+            etcd,
+            "--cluster",
+            cluster,
+            "--rest-listen",
+            &format!("127.0.0.1:{rest_port}"),
+            "--grpc-listen",
+            &format!("127.0.0.1:{grpc_port}"),
+            "--replica-id",
+            replica_id,
+            "--agent-lease-ttl-ms",
+            "3000",
+            "--heartbeat-interval-ms",
+            "500",
+            "--leader-lease-ttl-ms",
+            "3000",
+            "--kafka-bootstrap-servers",
+            &env.services.kafka,
+            "--log",
+            "info",
+        ]);
+        if !chooses_agent_auth(args, CONTROL_PLANE_AGENT_AUTH_FLAGS) {
+            command.args(["--agent-token", AGENT_TOKEN]);
+        }
+        command.args(args);
+        Ok(command)
     }
 
     /// The gRPC endpoint agents connect to, e.g. `http://127.0.0.1:40123`.

@@ -129,3 +129,64 @@ async fn restart_after_crash(env: &TestEnv) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_second_agent_arriving_while_the_first_is_cut_off_waits_for_its_fence() {
+    let env = TestEnv::new("agent_id_while_cut_off").await;
+    env.finish(second_while_cut_off(&env).await);
+}
+
+/// The first process reaches the control plane through a TCP forwarder; killing the forwarder closes its stream
+/// (the control plane notes it disconnected) while the process lives on, reconnecting in vain. A second process
+/// with the same id on the same host cannot take the id's lock (the first holds it), so it proves nothing: it must
+/// not start a task before the first has fenced itself (both logs on one clock).
+async fn second_while_cut_off(env: &TestEnv) -> anyhow::Result<()> {
+    let kafka = env.services.kafka.as_str();
+    let cp = ControlPlane::start(env, &env.unique("dup"), &env.services.etcd).await?;
+    let id = env.unique("agent");
+    let port = free_port();
+    let mut forward = std::process::Command::new(binary("sluice-test-forward")?);
+    forward.arg(format!("127.0.0.1:{port}")).arg(format!("127.0.0.1:{}", cp.grpc_port));
+    let mut forwarder = Process::spawn(env, "forward", forward)?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut first = Agent::start(env, &[format!("http://127.0.0.1:{port}")], &id, kafka).await?;
+    let p = pipeline(env, cp).await?;
+    let lines = numbered_lines("cut", 0, 2000);
+    let writer = LineWriter::start(&p.input, lines.clone(), 20, Duration::from_millis(50));
+    writer.wait_written(400, Duration::from_secs(30)).await?;
+    wait_until(Duration::from_secs(30), "lines in the sink", || async {
+        Ok((read_complete_lines(&p.output)?.len() >= 100).then_some(()))
+    })
+    .await?;
+
+    forwarder.kill9();
+    let cut_at = Instant::now();
+    let second = Agent::start(env, &[p.cp.grpc_endpoint()], &id, kafka).await?;
+    wait_until(Duration::from_secs(20), "the second agent to start the tasks", || async {
+        Ok((second.process.log_text().matches("starting task").count() >= 2).then_some(()))
+    })
+    .await?;
+    let took_over = cut_at.elapsed();
+    let timestamp = |log: &str, needle: &str| {
+        log.lines().find(|l| l.contains(needle)).and_then(|l| l.split_whitespace().next()).map(str::to_string)
+    };
+    let first_log = first.process.log_text();
+    let fenced = timestamp(&first_log, "mode=Fenced");
+    let started = timestamp(&second.process.log_text(), "starting task");
+    env.note(format!(
+        "CUT OFF: the second process started the tasks {took_over:?} after the first's stream closed; first fenced \
+         at {fenced:?}, second started at {started:?}"
+    ));
+    let (Some(fenced), Some(started)) = (fenced.clone(), started) else {
+        anyhow::bail!("no fence of the first process before the second started (fenced {fenced:?})");
+    };
+    // RFC 3339 UTC timestamps of one clock, same width: ordered as strings.
+    ensure!(fenced < started, "the second process started tasks at {started}, before the first fenced at {fenced}");
+    first.process.ensure_running()?;
+    writer.finish().await?;
+    let report = wait_for_lines(&p.output, &lines, Duration::from_secs(60)).await?;
+    let topic = analyze(&lines, &read_topic(kafka, &p.topic).await?);
+    env.note(format!("DUPID ROUND: sink file {report}; topic {topic}"));
+    report.check_complete_at_least_once("sink file")?;
+    Ok(())
+}

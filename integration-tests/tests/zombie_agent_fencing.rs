@@ -219,6 +219,16 @@ async fn round(env: &TestEnv, victim_role: Victim, isolation: Isolation) -> anyh
         "inconclusive: the victim was given a task again after it came back, so its later writes are legitimate"
     );
 
+    // The new owners never fail a task: a zombie's rejoining consumer that fences the new owner's (same static
+    // group.instance.id) is answered by a rejoin in place, not FAILED and a restart.
+    let (mut failed, mut rejoins) = (0, 0);
+    for (n, agent) in agents.iter().enumerate() {
+        if n != victim {
+            let log = agent.process.log_text();
+            failed += log.lines().filter(|l| l.contains("task failed")).count();
+            rejoins += log.lines().filter(|l| l.contains("rejoining with a new consumer")).count();
+        }
+    }
     let victim_sink_after = lines_of(env, &victim_id)?.len().saturating_sub(victim_lines_at_handover);
     let records = read_records(kafka, &topic).await?;
     let source_owner = new_owners.iter().find(|(name, _)| *name == source).map(|(_, owner)| owner.clone());
@@ -243,9 +253,11 @@ async fn round(env: &TestEnv, victim_role: Victim, isolation: Isolation) -> anyh
     env.note(format!(
         "ZOMBIE ROUND ({victim_role:?}, {isolation:?}): victim wrote {victim_sink_after} sink lines after the handover, \
          produced {victim_produced_after} new records after the new owner's first (+{in_flight_at_pause} in flight \
-         at the pause); duplicates: {} in the sink files, {} in the topic",
+         at the pause); duplicates: {} in the sink files, {} in the topic; new owners: {failed} task failures, \
+         {rejoins} consumer rejoins",
         report.duplicates, topic_report.duplicates
     ));
+    ensure!(failed == 0, "a task failed on an agent other than the victim ({failed} times)");
     // The sink files are read one agent after the other, not in the order they were written: no order check here.
     ensure!(report.missing.is_empty() && report.unexpected.is_empty(), "sink files: {report}");
     topic_report.check_complete_at_least_once("topic")?;

@@ -20,7 +20,7 @@ use std::thread::JoinHandle;
 
 use futures::FutureExt;
 use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use tokio::sync::mpsc;
 use tracing::warn;
@@ -212,6 +212,11 @@ async fn fetch_loop<C: ConsumerContext + 'static>(
             return;
         }
     }
+}
+
+/// True when the consumer is dead because another member joined its group with the same `group.instance.id`.
+pub(crate) fn fenced_by_instance<C: ConsumerContext + 'static>(consumer: &StreamConsumer<C>) -> bool {
+    consumer.client().fatal_error().is_some_and(|(code, _)| code == RDKafkaErrorCode::FencedInstanceId)
 }
 
 /// True when the consumer cannot recover from `err` by itself.

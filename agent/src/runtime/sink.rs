@@ -29,6 +29,11 @@ use crate::metrics::{TaskCounters, TaskInfo};
 /// Kafka Connect's `consumer.max.poll.records` default: the most records handed to one `put`.
 const MAX_BATCH: usize = 500;
 
+/// At most this many in-place rejoins after `FencedInstanceId` within [`REJOIN_WINDOW`]; one more fails the task
+/// (two live consumers keep taking the identity from each other: something other than a zombie is at work).
+const MAX_REJOINS: usize = 3;
+const REJOIN_WINDOW: Duration = Duration::from_secs(60);
+
 /// Keeps newly assigned partitions paused while the task is paused (a rebalance would otherwise resume them).
 struct SinkConsumerContext {
     paused: Arc<AtomicBool>,
@@ -90,14 +95,7 @@ pub(crate) async fn run(ctx: &TaskContext, mut control: watch::Receiver<Control>
     let errors = RecordErrorHandler::new(policy, ctx.id.clone(), counters.clone(), dlq);
 
     let paused = Arc::new(AtomicBool::new(false));
-    let consumer: TaskConsumer = ctx
-        .worker
-        .consumer_config(&connector_config, &ctx.id)
-        .create_with_context(SinkConsumerContext { paused: paused.clone(), counters: counters.clone() })
-        .map_err(TaskError::kafka("failed to create the Kafka consumer"))?;
-    let consumer = Arc::new(consumer);
-    let patterns: Vec<&str> = subscription.iter().map(String::as_str).collect();
-    consumer.subscribe(&patterns).map_err(TaskError::kafka(format!("failed to subscribe to {subscription:?}")))?;
+    let consumer = open_consumer(ctx, &connector_config, &subscription, &paused, &counters)?;
 
     let transforms = TransformChain::from_config(&connector_config)
         .map_err(|source| TaskError::Connector { context: "invalid `transforms` configuration", source })?;
@@ -107,8 +105,7 @@ pub(crate) async fn run(ctx: &TaskContext, mut control: watch::Receiver<Control>
         release_consumer(consumer, None, ctx.worker.shutdown_timeout).await;
         return Err(TaskError::Connector { context: "sink task failed to start", source: err });
     }
-    let thread_name = format!("sink-{}-{}", ctx.id.connector, ctx.id.task).chars().take(15).collect();
-    let (fetcher, polled) = match Fetcher::spawn(consumer.clone(), MAX_BATCH, thread_name) {
+    let (fetcher, polled) = match Fetcher::spawn(consumer.clone(), MAX_BATCH, fetch_thread_name(ctx)) {
         Ok(started) => started,
         Err(err) => {
             let _ = task.stop().await;
@@ -135,15 +132,42 @@ pub(crate) async fn run(ctx: &TaskContext, mut control: watch::Receiver<Control>
         next_offsets: BTreeMap::new(),
         committed: BTreeMap::new(),
         topics_used: HashSet::new(),
+        fetcher: Some(fetcher),
+        subscription,
+        put_since_flush: false,
+        rejoins: Vec::new(),
+        skip_below: BTreeMap::new(),
     };
     let result = pipeline.run_started(task.as_mut(), &mut control).await;
     let stopped = task.stop().await;
-    let SinkPipeline { consumer, polled, .. } = pipeline;
+    let SinkPipeline { consumer, polled, fetcher, .. } = pipeline;
     drop(polled);
-    release_consumer(consumer, Some(fetcher), ctx.worker.shutdown_timeout).await;
+    release_consumer(consumer, fetcher, ctx.worker.shutdown_timeout).await;
     info!("sink task stopped");
     result?;
     stopped.map_err(TaskError::connector("sink task failed to stop"))
+}
+
+/// Creates the task's consumer (group `connect-<connector>`, the task's static `group.instance.id`) and subscribes.
+fn open_consumer(
+    ctx: &TaskContext,
+    connector_config: &sluice_connectors::ConfigMap,
+    subscription: &[String],
+    paused: &Arc<AtomicBool>,
+    counters: &Arc<TaskCounters>,
+) -> Result<Arc<TaskConsumer>, TaskError> {
+    let consumer: TaskConsumer = ctx
+        .worker
+        .consumer_config(connector_config, &ctx.id)
+        .create_with_context(SinkConsumerContext { paused: paused.clone(), counters: counters.clone() })
+        .map_err(TaskError::kafka("failed to create the Kafka consumer"))?;
+    let patterns: Vec<&str> = subscription.iter().map(String::as_str).collect();
+    consumer.subscribe(&patterns).map_err(TaskError::kafka(format!("failed to subscribe to {subscription:?}")))?;
+    Ok(Arc::new(consumer))
+}
+
+fn fetch_thread_name(ctx: &TaskContext) -> String {
+    format!("sink-{}-{}", ctx.id.connector, ctx.id.task).chars().take(15).collect()
 }
 
 /// Kafka Connect's class name of the converter a task uses for `key` (for error reports).
@@ -278,6 +302,16 @@ struct SinkPipeline<'a> {
     /// Topics consumed from since the start, each reported once (Kafka Connect's active topics; with `topics.regex`
     /// the only way to know them).
     topics_used: HashSet<String>,
+    /// The consumer thread (`None` only while the consumer is being replaced).
+    fetcher: Option<Fetcher>,
+    subscription: Vec<String>,
+    /// Records were put since the last flush (a commit is due when the lease is at risk).
+    put_since_flush: bool,
+    /// When the consumer was replaced after `FencedInstanceId`, within [`REJOIN_WINDOW`].
+    rejoins: Vec<Instant>,
+    /// After a rejoin the new consumer starts from the group's committed offsets: records below these positions
+    /// were put by this task already (and are flushed with the next commit), so they are not put again.
+    skip_below: BTreeMap<TopicPartition, i64>,
 }
 
 impl SinkPipeline<'_> {
@@ -313,19 +347,44 @@ impl SinkPipeline<'_> {
                 }
                 _ => {}
             }
-            if Instant::now() >= next_flush {
-                if let Some(mode) = self.flush_and_commit(task, Some(control)).await? {
-                    break mode;
+            // Once the lease is at risk (heartbeats overdue: the control plane may be unreachable), what was put is
+            // committed after every batch, while the fence still allows it: a self-fence then leaves at most the
+            // batch in flight uncommitted, not a whole `offset.flush.interval.ms`.
+            let at_risk_from = self.ctx.fence.at_risk_from();
+            let at_risk = at_risk_from.is_some_and(|at| Instant::now() >= at);
+            if Instant::now() >= next_flush || (at_risk && self.put_since_flush) {
+                self.put_since_flush = false;
+                match self.flush_and_commit(task, Some(control)).await {
+                    Ok(Some(mode)) => break mode,
+                    Ok(None) => {}
+                    Err(err) if self.consumer_fenced_by_instance() => {
+                        if let Some(mode) = self.rejoin(err).await? {
+                            break mode;
+                        }
+                    }
+                    Err(err) => return Err(err),
                 }
                 next_flush = Instant::now() + interval;
             }
+            let wake = match at_risk_from {
+                Some(at) if self.put_since_flush && at > Instant::now() => next_flush.min(at),
+                _ => next_flush,
+            };
             // The consumer is polled even while paused: that serves rebalances and keeps the group membership.
             let polled = tokio::select! {
                 _ = control_changed(control) => continue,
-                _ = tokio::time::sleep_until(next_flush) => continue,
-                polled = self.polled.recv() => polled
-                    .ok_or(TaskError::ConsumerThreadEnded)?
-                    .map_err(TaskError::kafka("the sink's Kafka consumer failed (fatal)"))?,
+                _ = tokio::time::sleep_until(wake) => continue,
+                polled = self.polled.recv() => match polled.ok_or(TaskError::ConsumerThreadEnded)? {
+                    Ok(polled) => polled,
+                    Err(err) if self.consumer_fenced_by_instance() => {
+                        let err = TaskError::kafka("the sink's Kafka consumer failed (fatal)")(err);
+                        match self.rejoin(err).await? {
+                            Some(mode) => break mode,
+                            None => continue,
+                        }
+                    }
+                    Err(err) => return Err(TaskError::kafka("the sink's Kafka consumer failed (fatal)")(err)),
+                },
             };
             let mut batch = Batch::default();
             self.accept(&polled, &mut batch).await?;
@@ -338,6 +397,8 @@ impl SinkPipeline<'_> {
                 self.held.extend(batch);
             } else if let Some(mode) = self.put(task, batch, control).await? {
                 break mode;
+            } else {
+                self.put_since_flush = true;
             }
         };
         match mode {
@@ -347,6 +408,53 @@ impl SinkPipeline<'_> {
                 Ok(())
             }
         }
+    }
+
+    /// True when the consumer is dead because another member joined with the task's `group.instance.id`.
+    fn consumer_fenced_by_instance(&self) -> bool {
+        super::fetch::fenced_by_instance(&self.consumer)
+    }
+
+    /// The consumer was fenced by another one with the task's static `group.instance.id` — a zombie agent's consumer
+    /// rejoining after a pause — while this agent's lease is alive, so this task is the rightful owner. Rather than
+    /// failing (FAILED until the automatic restart), the task takes the identity back with a new consumer, which
+    /// fences the zombie's in turn; the zombie stops at its own lease deadline and never puts or commits. What this
+    /// task put before is not put again (`skip_below`), and its offsets are committed by the new consumer.
+    async fn rejoin(&mut self, cause: TaskError) -> Result<Option<StopMode>, TaskError> {
+        let now = Instant::now();
+        self.rejoins.retain(|at| now.duration_since(*at) < REJOIN_WINDOW);
+        if self.rejoins.len() >= MAX_REJOINS {
+            warn!(
+                rejoins = self.rejoins.len(),
+                "the consumer keeps being fenced by another with the same group.instance.id"
+            );
+            return Err(cause);
+        }
+        if self.ctx.fenced("rejoin") {
+            return Ok(Some(StopMode::Fenced));
+        }
+        self.rejoins.push(now);
+        warn!(error = %cause, "the sink's consumer was fenced by another member with the task's group.instance.id \
+              (a zombie's?) while this agent's lease is alive: rejoining with a new consumer");
+        let old = std::mem::replace(&mut self.polled, mpsc::channel(1).1);
+        drop(old);
+        if let Ok(assignment) = self.consumer.assignment() {
+            self.counters.partitions_revoked(assignment.count());
+        }
+        // The old client is dead (fatal error): it sends nothing more, so it can be closed after the new one exists.
+        let connector_config = self.ctx.connector_config();
+        let consumer = open_consumer(self.ctx, &connector_config, &self.subscription, &self.paused, &self.counters)?;
+        let old = std::mem::replace(&mut self.consumer, consumer);
+        release_consumer(old, self.fetcher.take(), self.ctx.worker.shutdown_timeout).await;
+        let (fetcher, polled) = Fetcher::spawn(self.consumer.clone(), MAX_BATCH, fetch_thread_name(self.ctx))
+            .map_err(|source| TaskError::Io { context: "failed to start the consumer thread", source })?;
+        self.fetcher = Some(fetcher);
+        self.polled = polled;
+        // The new member starts from the group's committed offsets; everything put since is flushed and committed
+        // with the next commit, so it is skipped when read again.
+        self.skip_below = self.next_offsets.clone();
+        self.committed.clear();
+        Ok(None)
     }
 
     fn set_paused(&self, paused: bool) {
@@ -373,6 +481,12 @@ impl SinkPipeline<'_> {
         let keep_raw = self.errors.dlq().is_some();
         for index in 0..polled.len() {
             let consumed = polled.record(index);
+            if !self.skip_below.is_empty() {
+                let tp = TopicPartition { topic: consumed.topic.to_string(), partition: consumed.partition };
+                if self.skip_below.get(&tp).is_some_and(|below| consumed.offset < *below) {
+                    continue;
+                }
+            }
             if let Some(record) = self.convert_and_transform(&consumed, || polled.record(index)).await? {
                 if keep_raw {
                     batch.raw.push(raw_record(&consumed));
@@ -794,6 +908,11 @@ mod tests {
             next_offsets: BTreeMap::new(),
             committed: BTreeMap::new(),
             topics_used: HashSet::new(),
+            fetcher: None,
+            subscription: Vec::new(),
+            put_since_flush: false,
+            rejoins: Vec::new(),
+            skip_below: BTreeMap::new(),
         };
         let batch = Batch {
             records: vec![record(10, "a"), record(11, "bad"), record(12, "c")],
