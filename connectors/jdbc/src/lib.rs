@@ -2,6 +2,7 @@
 //! `io.confluent.connect.jdbc.JdbcSinkConnector` / `JdbcSourceConnector` and Debezium's
 //! `io.debezium.connector.jdbc.JdbcSinkConnector`: same class names, keys, defaults, SQL and offsets.
 
+pub mod connection;
 pub mod sink;
 pub mod source;
 
