@@ -264,9 +264,11 @@ impl ConnectionParams {
             c.password(pw);
         }
         c.application_name(self.param("ApplicationName").unwrap_or("sluice-jdbc"));
-        if let Some(schema) = self.param("currentSchema") {
-            c.options(format!("-c search_path={schema}"));
-        }
+        // Sessions run in UTC (Kafka Connect JDBC's `db.timezone` default): timestamps are read and written as UTC.
+        match self.param("currentSchema") {
+            Some(schema) => c.options(format!("-c TimeZone=UTC -c search_path={schema}")),
+            None => c.options("-c TimeZone=UTC"),
+        };
         c
     }
 
@@ -279,6 +281,8 @@ impl ConnectionParams {
             .pass(self.password.clone())
             .db_name(if self.database.is_empty() { None } else { Some(self.database.clone()) })
             .prefer_socket(false)
+            // Sessions run in UTC (Kafka Connect JDBC's `db.timezone` default).
+            .init(vec!["SET time_zone = '+00:00'"])
             .pool_opts(mysql_async::PoolOpts::default().with_constraints(constraints));
         builder.into()
     }
