@@ -9,4 +9,4 @@ pub mod source;
 use sluice_connect_api::plugin::ConnectorPlugin;
 
 /// The plugins of this crate, for the registry.
-pub const PLUGINS: &[ConnectorPlugin] = &[sink::SINK_PLUGINS[0], sink::SINK_PLUGINS[1]];
+pub const PLUGINS: &[ConnectorPlugin] = &[sink::SINK_PLUGINS[0], sink::SINK_PLUGINS[1], source::SOURCE_PLUGIN];
