@@ -85,7 +85,7 @@ impl Sql {
     /// Inserts rows `from..to` (ids follow), names `row-<n>`.
     fn insert(&self, t: &str, from: usize, to: usize) -> anyhow::Result<()> {
         let values: Vec<String> =
-            (from..to).map(|n| format!("('row-{n}', {}.50, '2024-01-01 00:00:00.123456')", n - 1)).collect();
+            (from..to).map(|n| format!("('row-{n}', {n}.50, '2024-01-01 00:00:00.123456')")).collect();
         if values.is_empty() {
             return Ok(());
         }
