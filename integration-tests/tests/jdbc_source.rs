@@ -218,7 +218,8 @@ async fn run(env: &TestEnv, sql: &Sql) -> anyhow::Result<()> {
         }
     }
     let records = wait_until(WAIT, "every row after the kill", || async {
-        let r: Vec<Value> = read_topic(kafka, &topic).await?.iter().filter_map(|r| serde_json::from_str(r).ok()).collect();
+        let r: Vec<Value> =
+            read_topic(kafka, &topic).await?.iter().filter_map(|r| serde_json::from_str(r).ok()).collect();
         let mut seen: Vec<i64> = ids(&r[before..]);
         seen.sort_unstable();
         seen.dedup();

@@ -11,7 +11,7 @@ use mysql_async::prelude::Queryable;
 use serde_json::json;
 use sluice_connect_api::config::ConfigMap;
 use sluice_connect_api::connector::{Connector, SourceTask, SourceTaskContext};
-use sluice_connect_api::record::{partition_key, SchemaType, SourceRecord, Value};
+use sluice_connect_api::record::{SchemaType, SourceRecord, Value, partition_key};
 use sluice_connector_jdbc::source::JdbcSourceConnector;
 
 #[derive(Clone, Copy, PartialEq)]
@@ -109,9 +109,14 @@ fn config(d: &Db, extra: &[(&str, &str)]) -> ConfigMap {
 async fn start(config: &ConfigMap, offsets: BTreeMap<String, serde_json::Value>) -> Box<dyn SourceTask> {
     let task_config = JdbcSourceConnector.task_configs(config, 1).expect("task configs").remove(0);
     let mut task = JdbcSourceConnector.create_source_task().unwrap();
-    task.start(SourceTaskContext { connector: "test".into(), task: 0, config: task_config, offsets: Arc::new(offsets) })
-        .await
-        .expect("start");
+    task.start(SourceTaskContext {
+        connector: "test".into(),
+        task: 0,
+        config: task_config,
+        offsets: Arc::new(offsets),
+    })
+    .await
+    .expect("start");
     task
 }
 
@@ -157,7 +162,15 @@ async fn incrementing(kind: Kind) {
     let t = unique("src_inc");
     exec(&d, &create(&d, &t)).await;
     exec(&d, &format!("INSERT INTO {t} (name, amount) VALUES ('a', 1.50), ('b', NULL), ('c', -2.25)")).await;
-    let cfg = config(&d, &[("mode", "incrementing"), ("incrementing.column.name", "id"), ("topic.prefix", "pfx-"), ("table.whitelist", &t)]);
+    let cfg = config(
+        &d,
+        &[
+            ("mode", "incrementing"),
+            ("incrementing.column.name", "id"),
+            ("topic.prefix", "pfx-"),
+            ("table.whitelist", &t),
+        ],
+    );
     let mut task = start(&cfg, BTreeMap::new()).await;
     let rs = poll_n(&mut task, 3).await;
     assert_eq!(names(&rs), ["a", "b", "c"]);
@@ -168,7 +181,8 @@ async fn incrementing(kind: Kind) {
     assert_eq!(r.key, Value::Null);
     let schema = r.value_schema.as_ref().unwrap();
     assert_eq!(schema.name.as_deref(), Some(t.as_str()));
-    let cols: Vec<_> = schema.fields.iter().map(|f| (f.name.as_str(), f.schema.schema_type, f.schema.optional)).collect();
+    let cols: Vec<_> =
+        schema.fields.iter().map(|f| (f.name.as_str(), f.schema.schema_type, f.schema.optional)).collect();
     assert_eq!(
         cols,
         [
@@ -226,7 +240,8 @@ async fn timestamp_modes(kind: Kind, mode: &str) {
         ),
     )
     .await;
-    let mut extra = vec![("mode", mode), ("timestamp.column.name", "ts"), ("topic.prefix", "p."), ("table.whitelist", t.as_str())];
+    let mut extra =
+        vec![("mode", mode), ("timestamp.column.name", "ts"), ("topic.prefix", "p."), ("table.whitelist", t.as_str())];
     if mode == "timestamp+incrementing" {
         extra.push(("incrementing.column.name", "id"));
     }
@@ -266,7 +281,8 @@ async fn bulk_and_query(kind: Kind) {
     let t = unique("src_bulk");
     exec(&d, &create(&d, &t)).await;
     exec(&d, &format!("INSERT INTO {t} (name) VALUES ('a'), ('b'), ('c')")).await;
-    let cfg = config(&d, &[("mode", "bulk"), ("topic.prefix", "b-"), ("table.whitelist", &t), ("poll.interval.ms", "300")]);
+    let cfg =
+        config(&d, &[("mode", "bulk"), ("topic.prefix", "b-"), ("table.whitelist", &t), ("poll.interval.ms", "300")]);
     let mut task = start(&cfg, BTreeMap::new()).await;
     let rs = poll_n(&mut task, 6).await;
     assert!(rs.len() >= 6);
@@ -277,7 +293,10 @@ async fn bulk_and_query(kind: Kind) {
 
     // query mode: WHERE appended to the query, partition {"query":"query"}, topic = the prefix.
     let q = format!("SELECT id, name FROM {t}");
-    let cfg = config(&d, &[("mode", "incrementing"), ("incrementing.column.name", "id"), ("topic.prefix", "qtopic"), ("query", &q)]);
+    let cfg = config(
+        &d,
+        &[("mode", "incrementing"), ("incrementing.column.name", "id"), ("topic.prefix", "qtopic"), ("query", &q)],
+    );
     let mut task = start(&cfg, BTreeMap::new()).await;
     let rs = poll_n(&mut task, 3).await;
     assert_eq!(names(&rs), ["a", "b", "c"]);
@@ -294,7 +313,15 @@ async fn nullable_incrementing_refused(kind: Kind) {
     let t = unique("src_null");
     exec(&d, &format!("CREATE TABLE {t} (id int, name varchar(10))")).await;
     exec(&d, &format!("INSERT INTO {t} VALUES (1, 'a')")).await;
-    let cfg = config(&d, &[("mode", "incrementing"), ("incrementing.column.name", "id"), ("topic.prefix", "n-"), ("table.whitelist", &t)]);
+    let cfg = config(
+        &d,
+        &[
+            ("mode", "incrementing"),
+            ("incrementing.column.name", "id"),
+            ("topic.prefix", "n-"),
+            ("table.whitelist", &t),
+        ],
+    );
     let mut task = start(&cfg, BTreeMap::new()).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     let err = loop {

@@ -14,10 +14,10 @@ use tokio::sync::mpsc;
 use tokio_postgres::types::{FromSql, IsNull, ToSql, Type};
 
 use super::values::{
-    civil_from_days, days_from_civil, logical, numeric_kind, numeric_schema, numeric_value, NumericKind,
-    NumericMapping, Ts, DATE, TIME, TIMESTAMP,
+    DATE, NumericKind, NumericMapping, TIME, TIMESTAMP, Ts, civil_from_days, days_from_civil, logical, numeric_kind,
+    numeric_schema, numeric_value,
 };
-use crate::connection::{mysql_error, pg_error, Pool};
+use crate::connection::{Pool, mysql_error, pg_error};
 
 /// A table the source reads: its parts, as Kafka Connect JDBC's `TableId` (PostgreSQL: schema + table, MySQL:
 /// catalog (database) + table).
@@ -76,7 +76,10 @@ pub struct RowOut {
 /// What the reader sends.
 pub enum Msg {
     /// The value schema, and whether each offset column (timestamp columns, then incrementing) is optional.
-    Schema { schema: Arc<Schema>, offset_columns_optional: Vec<(String, bool)> },
+    Schema {
+        schema: Arc<Schema>,
+        offset_columns_optional: Vec<(String, bool)>,
+    },
     Rows(Vec<RowOut>),
     Done,
     Err(ConnectError),
@@ -106,16 +109,16 @@ fn column_index(names: &[String], name: &str) -> Option<usize> {
     names.iter().position(|n| n == name).or_else(|| names.iter().position(|n| n.eq_ignore_ascii_case(name)))
 }
 
+/// The struct schema, the offset columns' positions, and each offset column's name and optionality.
+type BuiltSchema = (Arc<Schema>, OffsetCols, Vec<(String, bool)>);
+
 struct OffsetCols {
     ts: Vec<usize>,
     inc: Option<usize>,
 }
 
 /// Builds the struct schema from the kept columns; returns it with the offset columns' positions in the struct.
-fn build_schema(
-    spec: &QuerySpec,
-    fields: Vec<(String, Schema)>,
-) -> Result<(Arc<Schema>, OffsetCols, Vec<(String, bool)>), ConnectError> {
+fn build_schema(spec: &QuerySpec, fields: Vec<(String, Schema)>) -> Result<BuiltSchema, ConnectError> {
     let names: Vec<String> = fields.iter().map(|(n, _)| n.clone()).collect();
     let mut ts = Vec::new();
     let mut optional = Vec::new();
@@ -200,11 +203,7 @@ const PG_EPOCH_DAYS: i64 = 10957;
 struct PgTs(Ts);
 
 impl ToSql for PgTs {
-    fn to_sql(
-        &self,
-        ty: &Type,
-        out: &mut bytes::BytesMut,
-    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+    fn to_sql(&self, ty: &Type, out: &mut bytes::BytesMut) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
         use bytes::BufMut;
         if *ty == Type::DATE {
             out.put_i32((self.0.micros().div_euclid(86_400_000_000) - PG_EPOCH_DAYS) as i32);
@@ -224,11 +223,7 @@ impl ToSql for PgTs {
 struct PgInt(i64);
 
 impl ToSql for PgInt {
-    fn to_sql(
-        &self,
-        ty: &Type,
-        out: &mut bytes::BytesMut,
-    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+    fn to_sql(&self, ty: &Type, out: &mut bytes::BytesMut) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
         use bytes::BufMut;
         let v = self.0;
         match *ty {
@@ -503,9 +498,8 @@ async fn pg_query(pool: &Pool, spec: &QuerySpec, tx: &mpsc::Sender<Msg>) -> Resu
                         ts_raw.push(None);
                     }
                     Some(Raw(bytes)) => {
-                        let (v, t) = pg_value(kind, bytes).map_err(|e| {
-                            ConnectError::Data(format!("column {}: {e}", stmt.columns()[i].name()))
-                        })?;
+                        let (v, t) = pg_value(kind, bytes)
+                            .map_err(|e| ConnectError::Data(format!("column {}: {e}", stmt.columns()[i].name())))?;
                         values.push(v);
                         ts_raw.push(t);
                     }
@@ -542,8 +536,8 @@ enum MyKind {
 }
 
 fn my_kind(c: &mysql_async::Column) -> Option<(MyKind, Schema)> {
-    use mysql_async::consts::{ColumnFlags, ColumnType as T};
     use SchemaType as S;
+    use mysql_async::consts::{ColumnFlags, ColumnType as T};
     let optional = !c.flags().contains(ColumnFlags::NOT_NULL_FLAG);
     let unsigned = c.flags().contains(ColumnFlags::UNSIGNED_FLAG);
     let binary = c.character_set() == 63;
@@ -584,10 +578,9 @@ fn my_kind(c: &mysql_async::Column) -> Option<(MyKind, Schema)> {
             (MyKind::Date, logical(S::Int32, DATE, optional, None))
         }
         T::MYSQL_TYPE_TIME | T::MYSQL_TYPE_TIME2 => (MyKind::Time, logical(S::Int32, TIME, optional, None)),
-        T::MYSQL_TYPE_DATETIME
-        | T::MYSQL_TYPE_DATETIME2
-        | T::MYSQL_TYPE_TIMESTAMP
-        | T::MYSQL_TYPE_TIMESTAMP2 => (MyKind::Timestamp, logical(S::Int64, TIMESTAMP, optional, None)),
+        T::MYSQL_TYPE_DATETIME | T::MYSQL_TYPE_DATETIME2 | T::MYSQL_TYPE_TIMESTAMP | T::MYSQL_TYPE_TIMESTAMP2 => {
+            (MyKind::Timestamp, logical(S::Int64, TIMESTAMP, optional, None))
+        }
         _ => return None,
     })
 }
@@ -788,10 +781,7 @@ pub async fn list_tables(
                 )
                 .await
                 .map_err(|e| pg_error("listing tables", e))?;
-            Ok(rows
-                .iter()
-                .map(|r| TableId { catalog: None, schema: Some(r.get(0)), table: r.get(1) })
-                .collect())
+            Ok(rows.iter().map(|r| TableId { catalog: None, schema: Some(r.get(0)), table: r.get(1) }).collect())
         }
         Pool::MySql(_) => {
             let mut conn = pool.mysql().await?;

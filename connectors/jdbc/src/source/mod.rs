@@ -27,9 +27,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use serde_json::{json, Map as JsonMap, Value as Json};
+use serde_json::{Map as JsonMap, Value as Json, json};
 
-use sluice_connect_api::config::{parse_list, ConfigDef, ConfigKey, ConfigMap, ConfigType, DefaultValue, Importance, Validator};
+use sluice_connect_api::config::{
+    ConfigDef, ConfigKey, ConfigMap, ConfigType, DefaultValue, Importance, Validator, parse_list,
+};
 use sluice_connect_api::connector::{Connector, ConnectorType, SourceTask, SourceTaskContext};
 use sluice_connect_api::error::ConnectError;
 use sluice_connect_api::plugin::ConnectorPlugin;
@@ -117,8 +119,10 @@ impl SourceSettings {
             other => {
                 return Err(ConnectError::config(
                     "mode",
-                    format!("Invalid value {other} for configuration mode: String must be one of: bulk, timestamp, incrementing, timestamp+incrementing"),
-                ))
+                    format!(
+                        "Invalid value {other} for configuration mode: String must be one of: bulk, timestamp, incrementing, timestamp+incrementing"
+                    ),
+                ));
             }
         };
         let timestamp_columns = list(c, "timestamp.column.name");
@@ -157,7 +161,10 @@ impl SourceSettings {
                 "best_fit" => NumericMapping::BestFit,
                 "best_fit_eager_double" => NumericMapping::BestFitEagerDouble,
                 other => {
-                    return Err(ConnectError::config("numeric.mapping", format!("Invalid value {other} for numeric.mapping")))
+                    return Err(ConnectError::config(
+                        "numeric.mapping",
+                        format!("Invalid value {other} for numeric.mapping"),
+                    ));
                 }
             },
         };
@@ -166,29 +173,27 @@ impl SourceSettings {
             "never" => false,
             other => return Err(ConnectError::config("quote.sql.identifiers", format!("Invalid value {other}"))),
         };
-        if let Some(tz) = get(c, "db.timezone") {
-            if !matches!(tz, "UTC" | "Etc/UTC" | "GMT" | "Z" | "Etc/GMT" | "UCT" | "Universal" | "Zulu") {
-                return Err(ConnectError::config(
-                    "db.timezone",
-                    format!("db.timezone {tz} is not supported by Sluice's JDBC source yet (only UTC)"),
-                ));
-            }
+        if let Some(tz) = get(c, "db.timezone")
+            && !matches!(tz, "UTC" | "Etc/UTC" | "GMT" | "Z" | "Etc/GMT" | "UCT" | "Universal" | "Zulu")
+        {
+            return Err(ConnectError::config(
+                "db.timezone",
+                format!("db.timezone {tz} is not supported by Sluice's JDBC source yet (only UTC)"),
+            ));
         }
-        if let Some(g) = get(c, "timestamp.granularity") {
-            if g != "connect_logical" {
-                return Err(ConnectError::config(
-                    "timestamp.granularity",
-                    format!("timestamp.granularity {g} is not supported by Sluice's JDBC source yet (only connect_logical)"),
-                ));
-            }
+        if let Some(g) = get(c, "timestamp.granularity")
+            && g != "connect_logical"
+        {
+            return Err(ConnectError::config(
+                "timestamp.granularity",
+                format!(
+                    "timestamp.granularity {g} is not supported by Sluice's JDBC source yet (only connect_logical)"
+                ),
+            ));
         }
         let table_types = {
             let t = list(c, "table.types");
-            if t.is_empty() {
-                vec!["TABLE".to_string()]
-            } else {
-                t
-            }
+            if t.is_empty() { vec!["TABLE".to_string()] } else { t }
         };
         Ok(SourceSettings {
             mode,
@@ -206,7 +211,9 @@ impl SourceSettings {
             timestamp_delay_ms: num(c, "timestamp.delay.interval.ms", 0i64)?,
             timestamp_initial: match get(c, "timestamp.initial") {
                 None => None,
-                Some(v) => Some(v.parse().map_err(|_| ConnectError::config("timestamp.initial", format!("Invalid value {v}")))?),
+                Some(v) => Some(
+                    v.parse().map_err(|_| ConnectError::config("timestamp.initial", format!("Invalid value {v}")))?,
+                ),
             },
             validate_non_null: get(c, "validate.non.null").map(|v| !v.eq_ignore_ascii_case("false")).unwrap_or(true),
             numeric_mapping,
@@ -219,7 +226,13 @@ impl SourceSettings {
     }
 }
 
-fn key(name: &'static str, t: ConfigType, default: DefaultValue, importance: Importance, doc: &'static str) -> ConfigKey {
+fn key(
+    name: &'static str,
+    t: ConfigType,
+    default: DefaultValue,
+    importance: Importance,
+    doc: &'static str,
+) -> ConfigKey {
     ConfigKey::new(name, t, default, importance, doc)
 }
 
@@ -344,7 +357,10 @@ impl Offset {
     }
 
     pub fn from_json(v: &Json) -> Offset {
-        let int = |k: &str| v.get(k).and_then(|x| x.as_i64().or_else(|| x.as_f64().map(|f| f as i64)).or_else(|| x.as_str()?.parse().ok()));
+        let int = |k: &str| {
+            v.get(k)
+                .and_then(|x| x.as_i64().or_else(|| x.as_f64().map(|f| f as i64)).or_else(|| x.as_str()?.parse().ok()))
+        };
         Offset { inc: int("incrementing"), ts: int("timestamp").map(|ms| Ts::from_offset(ms, int("timestamp_nanos"))) }
     }
 }
@@ -431,7 +447,12 @@ impl JdbcSourceTask {
             Some(t) => format!("{}{}", s.topic_prefix, t.table),
             None => s.topic_prefix.clone(),
         };
-        tracing::info!("JDBC source task {}: reading {} from offset {}", self.context.task, table.as_ref().map(|t| t.fqn()).unwrap_or_else(|| "query".into()), offset.to_json());
+        tracing::info!(
+            "JDBC source task {}: reading {} from offset {}",
+            self.context.task,
+            table.as_ref().map(|t| t.fqn()).unwrap_or_else(|| "query".into()),
+            offset.to_json()
+        );
         Ok(Querier {
             table,
             partition: Arc::new(partition),
@@ -456,7 +477,8 @@ impl JdbcSourceTask {
             return Ok(());
         }
         let pool = self.pool.clone().expect("started");
-        let tables = db::list_tables(&pool, &s.table_types, s.schema_pattern.as_deref(), s.catalog_pattern.as_deref()).await?;
+        let tables =
+            db::list_tables(&pool, &s.table_types, s.schema_pattern.as_deref(), s.catalog_pattern.as_deref()).await?;
         let matches = |list: &[String], t: &TableId| list.iter().any(|e| *e == t.fqn() || *e == t.table);
         let mine: Vec<TableId> = tables
             .into_iter()
@@ -591,7 +613,10 @@ impl JdbcSourceTask {
             if head.incrementing_column.is_none() {
                 return Err(ConnectError::config(
                     "incrementing.column.name",
-                    format!("Cannot find auto-incrementing column in {} and incrementing.column.name is not set", head.table.as_ref().map(|t| t.fqn()).unwrap_or_else(|| "the query".into())),
+                    format!(
+                        "Cannot find auto-incrementing column in {} and incrementing.column.name is not set",
+                        head.table.as_ref().map(|t| t.fqn()).unwrap_or_else(|| "the query".into())
+                    ),
                 ));
             }
         }
@@ -611,8 +636,16 @@ impl JdbcSourceTask {
             sql,
             params,
             schema_name: head.table.as_ref().map(|t| t.table.clone()),
-            timestamp_columns: if matches!(s.mode, Mode::Timestamp | Mode::TimestampIncrementing) { s.timestamp_columns.clone() } else { vec![] },
-            incrementing_column: if matches!(s.mode, Mode::Incrementing | Mode::TimestampIncrementing) { head.incrementing_column.clone() } else { None },
+            timestamp_columns: if matches!(s.mode, Mode::Timestamp | Mode::TimestampIncrementing) {
+                s.timestamp_columns.clone()
+            } else {
+                vec![]
+            },
+            incrementing_column: if matches!(s.mode, Mode::Incrementing | Mode::TimestampIncrementing) {
+                head.incrementing_column.clone()
+            } else {
+                None
+            },
             numeric_mapping: s.numeric_mapping,
             batch_max_rows: s.batch_max_rows,
         };
@@ -689,16 +722,25 @@ impl SourceTask for JdbcSourceTask {
                         let s = self.settings.as_ref().expect("started");
                         let inc_nullable = matches!(s.mode, Mode::Incrementing | Mode::TimestampIncrementing)
                             && offset_columns_optional.last().is_some_and(|(_, o)| *o);
-                        let n_ts = if matches!(s.mode, Mode::Timestamp | Mode::TimestampIncrementing) { s.timestamp_columns.len() } else { 0 };
+                        let n_ts = if matches!(s.mode, Mode::Timestamp | Mode::TimestampIncrementing) {
+                            s.timestamp_columns.len()
+                        } else {
+                            0
+                        };
                         let ts_all_nullable = n_ts > 0 && offset_columns_optional[..n_ts].iter().all(|(_, o)| *o);
                         if inc_nullable {
                             let col = offset_columns_optional.last().map(|(c, _)| c.clone()).unwrap_or_default();
                             head.stream = None;
-                            return Err(ConnectError::Other(format!("Cannot make incremental queries using incrementing column {col} on {name} because this column is nullable.")));
+                            return Err(ConnectError::Other(format!(
+                                "Cannot make incremental queries using incrementing column {col} on {name} because this column is nullable."
+                            )));
                         }
                         if ts_all_nullable {
                             head.stream = None;
-                            return Err(ConnectError::Other(format!("Cannot make incremental queries using timestamp columns {} on {name} because all of these columns are nullable.", s.timestamp_columns.join(","))));
+                            return Err(ConnectError::Other(format!(
+                                "Cannot make incremental queries using timestamp columns {} on {name} because all of these columns are nullable.",
+                                s.timestamp_columns.join(",")
+                            )));
                         }
                     }
                     stream.schema = Some(schema);

@@ -44,9 +44,9 @@ pub fn numeric_kind(mapping: NumericMapping, precision: i32, scale: i32) -> Nume
     match mapping {
         NumericMapping::None => decimal,
         NumericMapping::PrecisionOnly if scale == 0 && precision <= 18 => ints(precision),
-        NumericMapping::BestFit if precision <= 18 && scale < 1 && scale >= -84 => ints(precision),
+        NumericMapping::BestFit if precision <= 18 && (-84..1).contains(&scale) => ints(precision),
         NumericMapping::BestFit if precision <= 18 && scale > 0 => NumericKind::Float64,
-        NumericMapping::BestFitEagerDouble if scale < 1 && scale >= -84 && precision <= 18 => ints(precision),
+        NumericMapping::BestFitEagerDouble if (-84..1).contains(&scale) && precision <= 18 => ints(precision),
         NumericMapping::BestFitEagerDouble if scale > 0 => NumericKind::Float64,
         _ => decimal,
     }
@@ -130,9 +130,7 @@ pub fn decimal_bytes(text: &str, scale: i32) -> Result<Vec<u8>, String> {
             round_up = b >= b'5';
         }
     }
-    for _ in frac_part.len()..scale {
-        digits.push(0);
-    }
+    digits.extend(std::iter::repeat_n(0, scale.saturating_sub(frac_part.len())));
     // Magnitude in base 256, big-endian.
     let mut mag: Vec<u8> = vec![0];
     for d in digits {
