@@ -242,7 +242,6 @@ async fn kill9_insert(env: &TestEnv, db: Db) -> anyhow::Result<()> {
     let mut config = base_config(db, "io.confluent.connect.jdbc.JdbcSinkConnector", &topic)?;
     config["auto.create"] = json!("true");
     config["batch.size"] = json!("500");
-    config["consumer.override.max.poll.records"] = json!("500");
     cp.rest.create_connector(&name, &config).await?;
     let t = db.q(&topic);
     // Kill -9 once some but not all rows are in.
