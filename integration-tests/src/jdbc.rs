@@ -108,7 +108,11 @@ impl Db {
 }
 
 /// Writes keyed records (`None` value = tombstone) to partition 0 of `topic`, in order.
-pub async fn produce_keyed(bootstrap: &str, topic: &str, records: &[(Option<String>, Option<String>)]) -> anyhow::Result<()> {
+pub async fn produce_keyed(
+    bootstrap: &str,
+    topic: &str,
+    records: &[(Option<String>, Option<String>)],
+) -> anyhow::Result<()> {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("acks", "all")
@@ -127,9 +131,7 @@ pub async fn produce_keyed(bootstrap: &str, topic: &str, records: &[(Option<Stri
         pending.push(producer.send_result(r).map_err(|(e, _)| anyhow::anyhow!("producing to {topic}: {e}"))?);
     }
     for p in pending {
-        p.await
-            .context("producer dropped")?
-            .map_err(|(e, _)| anyhow::anyhow!("producing to {topic}: {e}"))?;
+        p.await.context("producer dropped")?.map_err(|(e, _)| anyhow::anyhow!("producing to {topic}: {e}"))?;
     }
     let _ = Duration::from_secs(0);
     Ok(())

@@ -20,13 +20,19 @@ fn key(id: i64) -> Option<String> {
 }
 
 fn value(id: i64, name: &str, score: Option<f64>) -> Option<String> {
-    let mut fields = vec![json!({"field": "id", "type": "int32", "optional": false}), json!({"field": "name", "type": "string", "optional": true})];
+    let mut fields = vec![
+        json!({"field": "id", "type": "int32", "optional": false}),
+        json!({"field": "name", "type": "string", "optional": true}),
+    ];
     let mut payload = json!({"id": id, "name": name});
     if let Some(s) = score {
         fields.push(json!({"field": "score", "type": "double", "optional": true}));
         payload["score"] = json!(s);
     }
-    Some(json!({"schema": {"type": "struct", "name": "row", "optional": false, "fields": fields}, "payload": payload}).to_string())
+    Some(
+        json!({"schema": {"type": "struct", "name": "row", "optional": false, "fields": fields}, "payload": payload})
+            .to_string(),
+    )
 }
 
 fn base_config(db: Db, class: &str, topic: &str) -> anyhow::Result<Value> {
@@ -108,7 +114,13 @@ async fn confluent_upsert(env: &TestEnv, db: Db) -> anyhow::Result<()> {
     produce_keyed(kafka, &topic, &records).await?;
     let name = env.unique("jdbc-confluent");
     let mut config = base_config(db, "io.confluent.connect.jdbc.JdbcSinkConnector", &topic)?;
-    for (k, v) in [("insert.mode", "upsert"), ("pk.mode", "record_key"), ("auto.create", "true"), ("auto.evolve", "true"), ("delete.enabled", "true")] {
+    for (k, v) in [
+        ("insert.mode", "upsert"),
+        ("pk.mode", "record_key"),
+        ("auto.create", "true"),
+        ("auto.evolve", "true"),
+        ("delete.enabled", "true"),
+    ] {
         config[k] = json!(v);
     }
     cp.rest.create_connector(&name, &config).await?;
@@ -119,14 +131,18 @@ async fn confluent_upsert(env: &TestEnv, db: Db) -> anyhow::Result<()> {
     // Mid-stream: the schema gains an optional field (auto.evolve adds the column).
     let more: Vec<_> = (1..=5).map(|i| (key(i), value(i, &format!("s{i}"), Some(i as f64 / 2.0)))).collect();
     produce_keyed(kafka, &topic, &more).await?;
-    wait_rows(db, &format!("SELECT id, name, score FROM {t} WHERE id <= 6 ORDER BY id"), &[
-        row(&["1", "s1", "0.5"]),
-        row(&["2", "s2", "1"]),
-        row(&["3", "s3", "1.5"]),
-        row(&["4", "s4", "2"]),
-        row(&["5", "s5", "2.5"]),
-        row(&["6", "u6", "NULL"]),
-    ])
+    wait_rows(
+        db,
+        &format!("SELECT id, name, score FROM {t} WHERE id <= 6 ORDER BY id"),
+        &[
+            row(&["1", "s1", "0.5"]),
+            row(&["2", "s2", "1"]),
+            row(&["3", "s3", "1.5"]),
+            row(&["4", "s4", "2"]),
+            row(&["5", "s5", "2.5"]),
+            row(&["6", "u6", "NULL"]),
+        ],
+    )
     .await?;
     let status = cp.rest.status(&name).await?;
     ensure!(task_state(&status, 0).as_deref() == Some("RUNNING"), "{status}");
@@ -163,13 +179,19 @@ async fn debezium_envelopes(env: &TestEnv, db: Db) -> anyhow::Result<()> {
     produce_keyed(kafka, &topic, &records).await?;
     let name = env.unique("jdbc-debezium");
     let mut config = base_config(db, "io.debezium.connector.jdbc.JdbcSinkConnector", &topic)?;
-    for (k, v) in [("insert.mode", "upsert"), ("primary.key.mode", "record_key"), ("delete.enabled", "true"), ("schema.evolution", "basic")] {
+    for (k, v) in [
+        ("insert.mode", "upsert"),
+        ("primary.key.mode", "record_key"),
+        ("delete.enabled", "true"),
+        ("schema.evolution", "basic"),
+    ] {
         config[k] = json!(v);
     }
     cp.rest.create_connector(&name, &config).await?;
     // Debezium's naming: the topic's dots become underscores.
     let table = format!("{prefix}_public_customers");
-    wait_rows(db, &format!("SELECT id, email FROM {table} ORDER BY id"), &[row(&["1", "a2@x"]), row(&["3", "c@x"])]).await?;
+    wait_rows(db, &format!("SELECT id, email FROM {table} ORDER BY id"), &[row(&["1", "a2@x"]), row(&["3", "c@x"])])
+        .await?;
     Ok(())
 }
 
@@ -180,7 +202,8 @@ async fn rejected_rows(env: &TestEnv, db: Db) -> anyhow::Result<()> {
     create_topic(kafka, &topic, 1).await?;
     let t = db.q(&topic);
     db.execute(&format!("CREATE TABLE {t} (id INT NOT NULL, name VARCHAR(5))")).await?;
-    let records: Vec<_> = (0..30).map(|i| (key(i), value(i, if i % 10 == 4 { "far too long" } else { "ok" }, None))).collect();
+    let records: Vec<_> =
+        (0..30).map(|i| (key(i), value(i, if i % 10 == 4 { "far too long" } else { "ok" }, None))).collect();
     produce_keyed(kafka, &topic, &records).await?;
     let dlq = env.unique("jdbc-dlq");
     let name = env.unique("jdbc-tolerant");
@@ -203,7 +226,12 @@ async fn rejected_rows(env: &TestEnv, db: Db) -> anyhow::Result<()> {
     ensure!(dead.len() == 3, "{dead:?}");
     for (record, offset) in dead.iter().zip(["4", "14", "24"]) {
         ensure!(record.value.contains("far too long"), "{record:?}");
-        for (k, v) in [("__connect.errors.topic", topic.as_str()), ("__connect.errors.offset", offset), ("__connect.errors.stage", "TASK_PUT"), ("__connect.errors.connector.name", name.as_str())] {
+        for (k, v) in [
+            ("__connect.errors.topic", topic.as_str()),
+            ("__connect.errors.offset", offset),
+            ("__connect.errors.stage", "TASK_PUT"),
+            ("__connect.errors.connector.name", name.as_str()),
+        ] {
             ensure!(record.header(k) == Some(v), "header {k} should be {v}: {record:?}");
         }
         let message = record.header("__connect.errors.exception.message").unwrap_or_default().to_lowercase();
@@ -258,4 +286,88 @@ async fn kill9_insert(env: &TestEnv, db: Db) -> anyhow::Result<()> {
     let n = N.to_string();
     wait_rows(db, &format!("SELECT COUNT(*), COUNT(DISTINCT id) FROM {t}"), &[row(&[&n, &n])]).await?;
     Ok(())
+}
+
+/// `deploy/local/postgres` (or `SLUICE_TEST_PG_SCRIPT`), for a private PostgreSQL this test may restart.
+fn pg_script() -> Option<std::path::PathBuf> {
+    if let Ok(p) = std::env::var("SLUICE_TEST_PG_SCRIPT") {
+        return Some(p.into());
+    }
+    let p = repo_root().join("deploy/local/postgres");
+    p.exists().then_some(p)
+}
+
+fn pg_private(script: &std::path::Path, run_dir: &std::path::Path, port: u16, action: &str) -> anyhow::Result<()> {
+    let status = std::process::Command::new(script)
+        .arg(action)
+        .env("SLUICE_RUN_DIR", run_dir)
+        .env("SLUICE_PG_PORT", port.to_string())
+        .status()?;
+    ensure!(status.success(), "deploy/local/postgres {action}: {status}");
+    Ok(())
+}
+
+async fn pg_count(url: &str, sql: &str) -> Option<(i64, i64)> {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.ok()?;
+    tokio::spawn(conn);
+    let r = client.query_one(sql, &[]).await.ok()?;
+    Some((r.get(0), r.get(1)))
+}
+
+/// A private PostgreSQL is restarted while the sink writes: the task retries (a lost connection is retriable)
+/// and every record ends in the table exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn jdbc_sink_postgres_restart_mid_stream() {
+    let env = TestEnv::new("jdbc_sink_postgres_restart_mid_stream").await;
+    let Some(script) = pg_script() else {
+        env.note("deploy/local/postgres not found: skipped");
+        return;
+    };
+    env.finish(pg_restart(&env, &script).await);
+}
+
+async fn pg_restart(env: &TestEnv, script: &std::path::Path) -> anyhow::Result<()> {
+    const N: i64 = 60_000;
+    let run_dir = env.path("pg-run");
+    let port = free_port();
+    pg_private(script, &run_dir, port, "up")?;
+    let result = async {
+        let url = format!("postgres://sluice:sluice@127.0.0.1:{port}/sluice");
+        let kafka = env.services.kafka.as_str();
+        let (cp, _agent) = cluster(env).await?;
+        let topic = env.unique("jdbc_restart").replace('-', "_");
+        create_topic(kafka, &topic, 1).await?;
+        let records: Vec<_> = (0..N).map(|i| (None, value(i, "x", None))).collect();
+        produce_keyed(kafka, &topic, &records).await?;
+        let name = env.unique("jdbc-restart");
+        let mut config = base_config(Db::Postgres, "io.confluent.connect.jdbc.JdbcSinkConnector", &topic)
+            .unwrap_or_else(|_| json!({}));
+        config["connector.class"] = json!("io.confluent.connect.jdbc.JdbcSinkConnector");
+        config["topics"] = json!(topic);
+        config["connection.url"] = json!(format!("jdbc:postgresql://127.0.0.1:{port}/sluice"));
+        config["connection.user"] = json!("sluice");
+        config["connection.password"] = json!("sluice");
+        config["key.converter"] = json!("org.apache.kafka.connect.json.JsonConverter");
+        config["value.converter"] = json!("org.apache.kafka.connect.json.JsonConverter");
+        config["auto.create"] = json!("true");
+        config["batch.size"] = json!("500");
+        cp.rest.create_connector(&name, &config).await?;
+        let sql = format!("SELECT COUNT(*), COUNT(DISTINCT id) FROM \"{topic}\"");
+        let written = wait_until(TIMEOUT, "some rows written", || async {
+            Ok(pg_count(&url, &sql).await.map(|c| c.0).filter(|c| *c > 0))
+        })
+        .await?;
+        pg_private(script, &run_dir, port, "restart")?;
+        env.note(format!("restarted PostgreSQL with {written} of {N} rows written"));
+        wait_until(TIMEOUT, format!("{N} distinct rows"), || async {
+            Ok(pg_count(&url, &sql).await.filter(|c| *c == (N, N)))
+        })
+        .await?;
+        let status = cp.rest.status(&name).await?;
+        ensure!(task_state(&status, 0).as_deref() == Some("RUNNING"), "{status}");
+        Ok(())
+    }
+    .await;
+    let _ = pg_private(script, &run_dir, port, "down");
+    result
 }
