@@ -136,12 +136,12 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
+        let hex =
+            if bytes[i] == b'%' && i + 2 < bytes.len() { std::str::from_utf8(&bytes[i + 1..i + 3]).ok() } else { None };
+        if let Some(v) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+            out.push(v);
+            i += 3;
+            continue;
         }
         out.push(bytes[i]);
         i += 1;

@@ -198,8 +198,8 @@ fn extract<'a>(s: &'a SinkSettings, record: &'a SinkRecord) -> Result<Option<Row
         }
     }
     let nkey = cols.len();
-    if !delete {
-        if let Some((vs, vv)) = value {
+    if let (false, Some((vs, vv))) = (delete, value) {
+        {
             for f in &vs.fields {
                 if cols[..nkey].iter().any(|c| c.name == f.name) {
                     continue;
