@@ -38,6 +38,8 @@ pub const MODULES: &[(&str, &str)] = &[
     ("sluice_connector_jdbc", "sluice_connector_jdbc::sink::types"),
     ("sluice_connector_jdbc", "sluice_connector_jdbc::sink::write"),
     ("sluice_connector_jdbc", "sluice_connector_jdbc::source"),
+    ("sluice_connector_jdbc", "sluice_connector_jdbc::source::db"),
+    ("sluice_connector_jdbc", "sluice_connector_jdbc::source::values"),
     ("sluice_connector_mysql_cdc", "sluice_connector_mysql_cdc"),
     ("sluice_connector_postgres_cdc", "sluice_connector_postgres_cdc"),
     ("sluice_connector_s3", "sluice_connector_s3"),
