@@ -376,3 +376,143 @@ async fn pg_nullable_incrementing_refused() {
 async fn mariadb_nullable_incrementing_refused() {
     nullable_incrementing_refused(Kind::My).await
 }
+
+/// The type table: every common column type, one row of values and one of NULLs, bulk mode with
+/// `numeric.mapping=best_fit` (schemas as Confluent's dialects map pgjdbc's / Connector/J's JDBC types).
+async fn type_table(kind: Kind) {
+    let Some(d) = db(kind) else { return };
+    let t = unique("src_types");
+    let (ddl, row, expected): (String, String, Vec<(&str, SchemaType, Option<&str>, Value)>) = match kind {
+        Kind::Pg => (
+            format!(
+                "CREATE TABLE {t} (b bool, i2 smallint, i4 int, i8 bigint, f4 real, f8 double precision, \
+                 n5 numeric(5,0), n12 numeric(12,3), tx text, vc varchar(10), ch char(3), by bytea, dt date, \
+                 tm time(3), ts timestamp(6), tz timestamptz, u uuid, j json, jb jsonb)"
+            ),
+            format!(
+                "INSERT INTO {t} VALUES (true, -2, 40000, 5000000000, 1.5, 2.25, 12345, 123456789.123, 'héllo', 'v', \
+                 'ab', '\\x00ff', '2024-02-29', '13:14:15.678', '2024-01-01 00:00:00.5', '2024-01-01 01:00:00+01', \
+                 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{{\"a\": 1}}', '{{\"a\": 1}}')"
+            ),
+            vec![
+                ("b", SchemaType::Boolean, None, Value::Boolean(true)),
+                ("i2", SchemaType::Int16, None, Value::Int16(-2)),
+                ("i4", SchemaType::Int32, None, Value::Int32(40000)),
+                ("i8", SchemaType::Int64, None, Value::Int64(5_000_000_000)),
+                ("f4", SchemaType::Float32, None, Value::Float32(1.5)),
+                ("f8", SchemaType::Float64, None, Value::Float64(2.25)),
+                ("n5", SchemaType::Int32, None, Value::Int32(12345)),
+                ("n12", SchemaType::Float64, None, Value::Float64(123456789.123)),
+                ("tx", SchemaType::String, None, Value::String("héllo".into())),
+                ("vc", SchemaType::String, None, Value::String("v".into())),
+                ("ch", SchemaType::String, None, Value::String("ab ".into())),
+                ("by", SchemaType::Bytes, None, Value::Bytes(vec![0u8, 255].into())),
+                ("dt", SchemaType::Int32, Some("org.apache.kafka.connect.data.Date"), Value::Int32(19782)),
+                ("tm", SchemaType::Int32, Some("org.apache.kafka.connect.data.Time"), Value::Int32(47_655_678)),
+                (
+                    "ts",
+                    SchemaType::Int64,
+                    Some("org.apache.kafka.connect.data.Timestamp"),
+                    Value::Int64(1_704_067_200_500),
+                ),
+                (
+                    "tz",
+                    SchemaType::Int64,
+                    Some("org.apache.kafka.connect.data.Timestamp"),
+                    Value::Int64(1_704_067_200_000),
+                ),
+                ("u", SchemaType::String, None, Value::String("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11".into())),
+                ("j", SchemaType::String, None, Value::String("{\"a\": 1}".into())),
+                ("jb", SchemaType::String, None, Value::String("{\"a\": 1}".into())),
+            ],
+        ),
+        Kind::My => (
+            format!(
+                "CREATE TABLE {t} (b tinyint(1), i1 tinyint, u1 tinyint unsigned, i2 smallint, i4 int, u4 int unsigned, \
+                 i8 bigint, f4 float, f8 double, d12 decimal(12,3), tx text, vc varchar(10), vb varbinary(4), \
+                 bl blob, dt date, tm time(3), ts datetime(6), tsp timestamp(3) NULL, e enum('x','y'))"
+            ),
+            format!(
+                "INSERT INTO {t} VALUES (1, -2, 200, -300, 40000, 4000000000, 5000000000, 1.5, 2.25, 123456789.123, \
+                 'héllo', 'v', x'00ff', x'01', '2024-02-29', '13:14:15.678', '2024-01-01 00:00:00.5', \
+                 '2024-01-01 00:00:00.250', 'y')"
+            ),
+            vec![
+                ("b", SchemaType::Int8, None, Value::Int8(1)),
+                ("i1", SchemaType::Int8, None, Value::Int8(-2)),
+                ("u1", SchemaType::Int16, None, Value::Int16(200)),
+                ("i2", SchemaType::Int16, None, Value::Int16(-300)),
+                ("i4", SchemaType::Int32, None, Value::Int32(40000)),
+                ("u4", SchemaType::Int64, None, Value::Int64(4_000_000_000)),
+                ("i8", SchemaType::Int64, None, Value::Int64(5_000_000_000)),
+                ("f4", SchemaType::Float32, None, Value::Float32(1.5)),
+                ("f8", SchemaType::Float64, None, Value::Float64(2.25)),
+                (
+                    "d12",
+                    SchemaType::Bytes,
+                    Some("org.apache.kafka.connect.data.Decimal"),
+                    Value::Bytes(123456789123i64.to_be_bytes()[3..].to_vec().into()),
+                ),
+                ("tx", SchemaType::String, None, Value::String("héllo".into())),
+                ("vc", SchemaType::String, None, Value::String("v".into())),
+                ("vb", SchemaType::Bytes, None, Value::Bytes(vec![0u8, 255].into())),
+                ("bl", SchemaType::Bytes, None, Value::Bytes(vec![1u8].into())),
+                ("dt", SchemaType::Int32, Some("org.apache.kafka.connect.data.Date"), Value::Int32(19782)),
+                ("tm", SchemaType::Int32, Some("org.apache.kafka.connect.data.Time"), Value::Int32(47_655_678)),
+                (
+                    "ts",
+                    SchemaType::Int64,
+                    Some("org.apache.kafka.connect.data.Timestamp"),
+                    Value::Int64(1_704_067_200_500),
+                ),
+                (
+                    "tsp",
+                    SchemaType::Int64,
+                    Some("org.apache.kafka.connect.data.Timestamp"),
+                    Value::Int64(1_704_067_200_250),
+                ),
+                ("e", SchemaType::String, None, Value::String("y".into())),
+            ],
+        ),
+    };
+    exec(&d, &ddl).await;
+    exec(&d, &row).await;
+    let nulls = vec!["NULL"; expected.len()].join(",");
+    exec(&d, &format!("INSERT INTO {t} VALUES ({nulls})")).await;
+    let cfg = config(
+        &d,
+        &[
+            ("mode", "bulk"),
+            ("topic.prefix", "t-"),
+            ("table.whitelist", &t),
+            ("numeric.mapping", "best_fit"),
+            ("poll.interval.ms", "60000"),
+        ],
+    );
+    let mut task = start(&cfg, BTreeMap::new()).await;
+    let rs = poll_n(&mut task, 2).await;
+    task.stop().await.unwrap();
+    exec(&d, &format!("DROP TABLE {t}")).await;
+    assert_eq!(rs.len(), 2);
+    let schema = rs[0].value_schema.as_ref().unwrap();
+    let got: Vec<_> = schema
+        .fields
+        .iter()
+        .map(|f| (f.name.as_str(), f.schema.schema_type, f.schema.name.as_deref(), f.schema.optional))
+        .collect();
+    let want: Vec<_> = expected.iter().map(|(n, t, l, _)| (*n, *t, *l, true)).collect();
+    assert_eq!(got, want);
+    for (name, _, _, v) in &expected {
+        assert_eq!(field(&rs[0], name), v, "column {name}");
+        assert_eq!(field(&rs[1], name), &Value::Null, "column {name} NULL");
+    }
+}
+
+#[tokio::test]
+async fn pg_type_table() {
+    type_table(Kind::Pg).await
+}
+#[tokio::test]
+async fn mariadb_type_table() {
+    type_table(Kind::My).await
+}
