@@ -23,11 +23,15 @@ DEBEZIUM_SNAPSHOT_1M = {"seconds": 64.6, "records_per_s": 15500, "rss_gib": 2.24
                                   "initial snapshot of 1M rows, this machine, Dec 2026"}
 
 
+class BenchError(Exception):
+    pass
+
+
 def _psql(url, sql):
     r = subprocess.run(["psql", url, "-v", "ON_ERROR_STOP=1", "-qAt", "-c", sql], capture_output=True, text=True,
                        timeout=1800)
     if r.returncode != 0:
-        raise RuntimeError(f"psql: {sql[:200]}: {r.stderr}")
+        raise BenchError(f"psql: {sql[:200]}: {r.stderr}")
     return r.stdout
 
 
@@ -40,6 +44,8 @@ def _jdbc_url(url):
 
 def scenario_jdbc_source(env, run):
     """`run` is deploy/bench/run's module namespace (Worker, SLUICE, wait_until, rss_kb, cpu_s, ...)."""
+    global BenchError
+    BenchError = run.BenchError
     count = 1_000_000 if not env.args.smoke else 10_000
     url = os.environ.get("SLUICE_BENCH_PG", "postgres://sluice:sluice@127.0.0.1:55432/sluice")
     jdbc, user, pw = _jdbc_url(url)
@@ -48,8 +54,8 @@ def scenario_jdbc_source(env, run):
     _psql(url, f"DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (id bigserial PRIMARY KEY, name text NOT NULL, "
                f"amount numeric(10,2), ts timestamp(6) NOT NULL, payload text)")
     _psql(url, f"INSERT INTO {table} (name, amount, ts, payload) SELECT 'name-' || g, g % 100000 + 0.25, "
-               f"'2024-01-01'::timestamp + g * interval '1 ms', repeat('x', 40) FROM generate_series(1, {count}) g; "
-               f"VACUUM ANALYZE {table}")
+               f"'2024-01-01'::timestamp + g * interval '1 ms', repeat('x', 40) FROM generate_series(1, {count}) g")
+    _psql(url, f"VACUUM ANALYZE {table}")
     runs = []
     try:
         for rep in range(env.args.reps):
