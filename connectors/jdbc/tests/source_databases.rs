@@ -377,12 +377,15 @@ async fn mariadb_nullable_incrementing_refused() {
     nullable_incrementing_refused(Kind::My).await
 }
 
+/// A column of the type table: name, Connect type, logical name, value of the first row.
+type Expected = (&'static str, SchemaType, Option<&'static str>, Value);
+
 /// The type table: every common column type, one row of values and one of NULLs, bulk mode with
 /// `numeric.mapping=best_fit` (schemas as Confluent's dialects map pgjdbc's / Connector/J's JDBC types).
 async fn type_table(kind: Kind) {
     let Some(d) = db(kind) else { return };
     let t = unique("src_types");
-    let (ddl, row, expected): (String, String, Vec<(&str, SchemaType, Option<&str>, Value)>) = match kind {
+    let (ddl, row, expected): (String, String, Vec<Expected>) = match kind {
         Kind::Pg => (
             format!(
                 "CREATE TABLE {t} (b bool, i2 smallint, i4 int, i8 bigint, f4 real, f8 double precision, \
