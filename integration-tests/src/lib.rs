@@ -18,6 +18,7 @@ pub mod bins;
 pub mod cluster;
 pub mod connectors;
 pub mod env;
+pub mod jdbc;
 pub mod kafka;
 pub mod lines;
 pub mod net;

@@ -2,10 +2,11 @@
 //! `io.confluent.connect.jdbc.JdbcSinkConnector` / `JdbcSourceConnector` and Debezium's
 //! `io.debezium.connector.jdbc.JdbcSinkConnector`: same class names, keys, defaults, SQL and offsets.
 
+pub mod connection;
 pub mod sink;
 pub mod source;
 
 use sluice_connect_api::plugin::ConnectorPlugin;
 
 /// The plugins of this crate, for the registry.
-pub const PLUGINS: &[ConnectorPlugin] = &[];
+pub const PLUGINS: &[ConnectorPlugin] = &[sink::SINK_PLUGINS[0], sink::SINK_PLUGINS[1], source::SOURCE_PLUGIN];

@@ -413,7 +413,12 @@ fn plugin_list_matches_kafka_connect() {
         .iter()
         .map(|p| (p["type"].as_str().expect("type").to_string(), p["class"].as_str().expect("class").to_string()))
         .collect();
-    let got: Vec<(String, String)> = registry::plugins(true).into_iter().map(|p| (p.plugin_type, p.class)).collect();
+    // Kafka Connect's own plugins (the connector crates' plugins, which a bare worker does not have, left out).
+    let got: Vec<(String, String)> = registry::plugins(true)
+        .into_iter()
+        .filter(|p| !p.class.starts_with("io."))
+        .map(|p| (p.plugin_type, p.class))
+        .collect();
     assert_eq!(got, want);
     assert_eq!(got.len(), 50);
 }

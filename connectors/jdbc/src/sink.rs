@@ -1,1 +1,0 @@
-//! The JDBC sink (Confluent's and Debezium's).

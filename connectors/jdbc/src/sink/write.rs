@@ -1,0 +1,843 @@
+//! From records to rows to SQL: extraction (primary key modes, field filters, Debezium envelopes), table
+//! creation/evolution, and the per-dialect batch writers.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::LazyLock;
+
+use bytes::Bytes;
+use futures::SinkExt;
+use mysql_async::prelude::Queryable;
+
+use sluice_connect_api::error::ConnectError;
+use sluice_connect_api::record::{Schema, SchemaType, SinkRecord, Value};
+
+use super::config::{InsertMode, PkMode, SinkSettings};
+use super::types::{self, Flavor, Rendered};
+use crate::connection::{Dialect, Pool, mysql_error, pg_error};
+
+static STRING_SCHEMA: LazyLock<Schema> = LazyLock::new(|| Schema::primitive(SchemaType::String, false));
+static INT32_SCHEMA: LazyLock<Schema> = LazyLock::new(|| Schema::primitive(SchemaType::Int32, false));
+static INT64_SCHEMA: LazyLock<Schema> = LazyLock::new(|| Schema::primitive(SchemaType::Int64, false));
+const KAFKA_PK: [&str; 3] = ["__connect_topic", "__connect_partition", "__connect_offset"];
+/// MySQL's limit on placeholders in one statement is 65,535.
+const MYSQL_MAX_PARAMS: usize = 60_000;
+
+/// A column's value: from the record, or Kafka coordinates.
+#[derive(Clone, Copy)]
+enum Cell<'a> {
+    V(&'a Value),
+    Str(&'a str),
+    I64(i64),
+}
+
+#[derive(Clone, Copy)]
+struct Col<'a> {
+    name: &'a str,
+    schema: &'a Schema,
+    cell: Cell<'a>,
+}
+
+struct Row<'a> {
+    table: String,
+    delete: bool,
+    /// Key columns first (`nkey` of them), then the others.
+    cols: Vec<Col<'a>>,
+    nkey: usize,
+}
+
+/// Known columns of a table (normalized names).
+pub struct TableInfo {
+    columns: HashSet<String>,
+}
+
+pub struct Writer {
+    pub settings: SinkSettings,
+    pub pool: Pool,
+    pub connector: String,
+    pub tables: HashMap<String, TableInfo>,
+    pub retries: u32,
+    pub offsets_table_ready: bool,
+}
+
+fn field_value<'a>(schema: &'a Schema, values: &'a [Value], name: &str) -> Option<(&'a Schema, &'a Value)> {
+    let f = schema.field(name)?;
+    Some((&f.schema, values.get(f.index)?))
+}
+
+fn is_envelope(schema: &Schema) -> bool {
+    schema.schema_type == SchemaType::Struct
+        && schema.field("op").is_some()
+        && schema.field("after").is_some_and(|f| f.schema.schema_type == SchemaType::Struct)
+}
+
+fn table_name(settings: &SinkSettings, record: &SinkRecord, source: Option<(&Schema, &[Value])>) -> String {
+    let topic = match settings.flavor {
+        Flavor::Confluent => std::borrow::Cow::Borrowed(record.topic.as_str()),
+        Flavor::Debezium => std::borrow::Cow::Owned(record.topic.replace('.', "_")),
+    };
+    let mut name = settings.table_format.replace("${topic}", &topic);
+    if let Some((schema, values)) = source {
+        while let Some(start) = name.find("${source.") {
+            let Some(end) = name[start..].find('}') else { break };
+            let field = &name[start + 9..start + end];
+            let v = match field_value(schema, values, field) {
+                Some((_, Value::String(s))) => s.clone(),
+                _ => String::new(),
+            };
+            name.replace_range(start..start + end + 1, &v);
+        }
+    }
+    name
+}
+
+/// Kafka Connect JDBC's record-to-row logic. `None`: nothing to write for this record.
+fn extract<'a>(s: &'a SinkSettings, record: &'a SinkRecord) -> Result<Option<Row<'a>>, ConnectError> {
+    let mut delete = false;
+    let mut source = None;
+    let mut value: Option<(&'a Schema, &'a [Value])> = None;
+    match (&record.value, record.value_schema.as_deref()) {
+        (Value::Null, _) => {
+            if !s.delete_enabled {
+                return Ok(None);
+            }
+            delete = true;
+        }
+        (Value::Struct(fields), Some(schema)) if schema.schema_type == SchemaType::Struct => {
+            if is_envelope(schema) {
+                let op = match field_value(schema, fields, "op") {
+                    Some((_, Value::String(op))) => op.as_str(),
+                    _ => "",
+                };
+                if let Some((ss, Value::Struct(sv))) = field_value(schema, fields, "source") {
+                    source = Some((ss, sv.as_slice()));
+                }
+                match op {
+                    "d" => {
+                        if !s.delete_enabled {
+                            return Ok(None);
+                        }
+                        delete = true;
+                    }
+                    "c" | "r" | "u" => match field_value(schema, fields, "after") {
+                        Some((after_schema, Value::Struct(after))) => value = Some((after_schema, after.as_slice())),
+                        _ => return Ok(None),
+                    },
+                    // Truncate and unknown operations are not applied.
+                    _ => return Ok(None),
+                }
+            } else {
+                value = Some((schema, fields.as_slice()));
+            }
+        }
+        _ => {
+            return Err(ConnectError::Data(format!(
+                "Sink connector requires records with a non-null Struct value and non-null Struct schema, but found \
+                 record at (topic='{}',partition={},offset={}) with a {} value and {} value schema",
+                record.topic,
+                record.partition,
+                record.offset,
+                kind(&record.value),
+                record.value_schema.as_ref().map(|s| s.schema_type.name()).unwrap_or("null")
+            )));
+        }
+    }
+    let table = table_name(s, record, source);
+    let mut cols: Vec<Col<'a>> = Vec::with_capacity(value.map(|(sc, _)| sc.fields.len()).unwrap_or(0) + 3);
+    match s.pk_mode {
+        PkMode::None => {}
+        PkMode::Kafka => {
+            let names: [&'a str; 3] =
+                if s.pk_fields.len() == 3 { [&s.pk_fields[0], &s.pk_fields[1], &s.pk_fields[2]] } else { KAFKA_PK };
+            cols.push(Col { name: names[0], schema: &STRING_SCHEMA, cell: Cell::Str(&record.topic) });
+            cols.push(Col { name: names[1], schema: &INT32_SCHEMA, cell: Cell::I64(record.partition as i64) });
+            cols.push(Col { name: names[2], schema: &INT64_SCHEMA, cell: Cell::I64(record.offset) });
+        }
+        PkMode::RecordKey => {
+            let key_schema = record.key_schema.as_deref().ok_or_else(|| {
+                ConnectError::Data(format!(
+                    "pk.mode=record_key needs a key schema (record at topic='{}',partition={},offset={})",
+                    record.topic, record.partition, record.offset
+                ))
+            })?;
+            match (&record.key, key_schema.schema_type) {
+                (Value::Struct(kv), SchemaType::Struct) => {
+                    for f in &key_schema.fields {
+                        if !s.pk_fields.is_empty() && !s.pk_fields.iter().any(|p| p == &f.name) {
+                            continue;
+                        }
+                        let v = kv.get(f.index).unwrap_or(&Value::Null);
+                        cols.push(Col { name: &f.name, schema: &f.schema, cell: Cell::V(v) });
+                    }
+                }
+                (Value::Null, _) => {
+                    return Err(ConnectError::Data(format!(
+                        "pk.mode=record_key needs a non-null key (record at topic='{}',partition={},offset={})",
+                        record.topic, record.partition, record.offset
+                    )));
+                }
+                (k, _) => {
+                    let name = s.pk_fields.first().map(String::as_str).unwrap_or("__connect_key");
+                    cols.push(Col { name, schema: key_schema, cell: Cell::V(k) });
+                }
+            }
+        }
+        PkMode::RecordValue => {
+            let Some((vs, vv)) = value else {
+                return Err(ConnectError::Data("pk.mode=record_value cannot delete: the key is in the value".into()));
+            };
+            for f in &vs.fields {
+                if !s.pk_fields.is_empty() && !s.pk_fields.iter().any(|p| p == &f.name) {
+                    continue;
+                }
+                cols.push(Col {
+                    name: &f.name,
+                    schema: &f.schema,
+                    cell: Cell::V(vv.get(f.index).unwrap_or(&Value::Null)),
+                });
+            }
+        }
+    }
+    let nkey = cols.len();
+    if let (false, Some((vs, vv))) = (delete, value) {
+        {
+            for f in &vs.fields {
+                if cols[..nkey].iter().any(|c| c.name == f.name) {
+                    continue;
+                }
+                if !s.fields_include.is_empty() && !s.fields_include.iter().any(|p| p == &f.name) {
+                    continue;
+                }
+                if s.fields_exclude.iter().any(|p| p == &f.name) {
+                    continue;
+                }
+                cols.push(Col {
+                    name: &f.name,
+                    schema: &f.schema,
+                    cell: Cell::V(vv.get(f.index).unwrap_or(&Value::Null)),
+                });
+            }
+        }
+    }
+    Ok(Some(Row { table, delete, cols, nkey }))
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Struct(_) => "Struct",
+        Value::Map(_) => "Map",
+        Value::Array(_) => "Array",
+        Value::String(_) => "String",
+        _ => "primitive",
+    }
+}
+
+/// Renders a cell as text into `scratch` (cleared first).
+fn render_cell(scratch: &mut String, dialect: Dialect, col: &Col<'_>) -> Result<Rendered, ConnectError> {
+    use std::fmt::Write;
+    scratch.clear();
+    match col.cell {
+        Cell::Str(s) => {
+            scratch.push_str(s);
+            Ok(Rendered::Text)
+        }
+        Cell::I64(v) => {
+            let _ = write!(scratch, "{v}");
+            Ok(Rendered::Text)
+        }
+        Cell::V(v) => types::render(scratch, dialect, col.schema, v)
+            .map_err(|e| ConnectError::Data(format!("cannot write column `{}`: {e}", col.name))),
+    }
+}
+
+/// A run of consecutive rows for one statement.
+struct Run<'a> {
+    rows: Vec<Row<'a>>,
+}
+
+fn same_shape(a: &Row<'_>, b: &Row<'_>) -> bool {
+    a.table == b.table
+        && a.delete == b.delete
+        && a.nkey == b.nkey
+        && a.cols.len() == b.cols.len()
+        && a.cols.iter().zip(&b.cols).all(|(x, y)| x.name == y.name)
+}
+
+impl Writer {
+    fn dialect(&self) -> Dialect {
+        self.pool.dialect()
+    }
+
+    fn keyed(&self) -> bool {
+        self.settings.pk_mode != PkMode::None
+    }
+
+    /// Normalized identifier for metadata comparisons.
+    fn norm(&self, name: &str) -> String {
+        match (self.dialect(), self.settings.quote) {
+            (Dialect::Postgres, true) => name.to_string(),
+            _ => name.to_lowercase(),
+        }
+    }
+
+    fn ident(&self, out: &mut String, name: &str) {
+        self.dialect().push_ident(out, name, self.settings.quote);
+    }
+
+    fn table_sql(&self, table: &str) -> String {
+        let mut s = String::new();
+        self.dialect().push_table(&mut s, table, self.settings.quote);
+        s
+    }
+
+    pub async fn put(&mut self, records: &[SinkRecord]) -> Result<(), ConnectError> {
+        // Extract rows (a bad record fails the batch as Data: the runtime isolates it).
+        let mut rows = Vec::with_capacity(records.len());
+        let mut partitions: BTreeMap<(&str, i32), (i64, i64)> = BTreeMap::new();
+        for r in records {
+            let e = partitions.entry((r.topic.as_str(), r.partition)).or_insert((r.offset, r.offset));
+            e.0 = e.0.min(r.offset);
+            e.1 = e.1.max(r.offset);
+        }
+        for (i, r) in records.iter().enumerate() {
+            if let Some(row) = extract(&self.settings, r)? {
+                rows.push((i, row));
+            }
+        }
+        // DDL outside the data transaction.
+        for (_, row) in &rows {
+            let known = match self.tables.get(&row.table) {
+                Some(info) => row.cols.iter().all(|c| info.columns.contains(&self.norm(c.name))),
+                None => false,
+            };
+            if !known {
+                let info = self.ensure_table(row).await?;
+                self.tables.insert(row.table.clone(), info);
+            }
+        }
+        if self.settings.offsets_table.is_some() && !self.offsets_table_ready {
+            self.create_offsets_table().await?;
+            self.offsets_table_ready = true;
+        }
+        match self.dialect() {
+            Dialect::Postgres => self.put_pg(records, rows, &partitions).await,
+            Dialect::MySql => self.put_mysql(records, rows, &partitions).await,
+        }
+    }
+
+    /// Groups rows into runs: consecutive rows of the same table, operation and columns; in keyed modes a run
+    /// never holds one key twice (a later change to the same key starts a new run, so order is kept).
+    fn runs<'a>(
+        &self,
+        rows: Vec<(usize, Row<'a>)>,
+        skip: &dyn Fn(usize) -> bool,
+    ) -> Result<Vec<Run<'a>>, ConnectError> {
+        let mut runs: Vec<Run<'a>> = Vec::new();
+        let mut keys: HashSet<String> = HashSet::new();
+        let mut scratch = String::new();
+        let keyed = self.keyed();
+        for (i, row) in rows {
+            if skip(i) {
+                continue;
+            }
+            let key = if keyed {
+                let mut k = String::new();
+                for c in &row.cols[..row.nkey] {
+                    match render_cell(&mut scratch, self.dialect(), c)? {
+                        Rendered::Null => k.push_str("\u{0}N"),
+                        _ => k.push_str(&scratch),
+                    }
+                    k.push('\u{1}');
+                }
+                Some(k)
+            } else {
+                None
+            };
+            let new_run = match runs.last() {
+                Some(run) => {
+                    !same_shape(&run.rows[0], &row)
+                        || run.rows.len() >= self.settings.batch_size
+                        || key.as_ref().is_some_and(|k| keys.contains(k))
+                }
+                None => true,
+            };
+            if new_run {
+                keys.clear();
+                runs.push(Run { rows: Vec::new() });
+            }
+            if let Some(k) = key {
+                keys.insert(k);
+            }
+            runs.last_mut().expect("pushed").rows.push(row);
+        }
+        Ok(runs)
+    }
+
+    async fn ensure_table(&self, row: &Row<'_>) -> Result<TableInfo, ConnectError> {
+        let existing = self.read_columns(&row.table).await?;
+        let dialect = self.dialect();
+        let flavor = self.settings.flavor;
+        let table_sql = self.table_sql(&row.table);
+        let mut ddl = Vec::new();
+        if existing.is_empty() {
+            if !self.settings.auto_create {
+                return Err(ConnectError::Other(format!(
+                    "Table {table_sql} is missing and auto-creation is disabled ({})",
+                    if flavor == Flavor::Confluent { "auto.create=false" } else { "schema.evolution=none" }
+                )));
+            }
+            let mut sql = format!("CREATE TABLE IF NOT EXISTS {table_sql} (");
+            for (i, c) in row.cols.iter().enumerate() {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                let key = i < row.nkey;
+                self.ident(&mut sql, c.name);
+                sql.push(' ');
+                sql.push_str(
+                    &types::sql_type(dialect, flavor, c.schema, key)
+                        .map_err(|e| ConnectError::Other(format!("{table_sql}.{}: {e}", c.name)))?,
+                );
+                sql.push_str(if key || !c.schema.optional { " NOT NULL" } else { " NULL" });
+            }
+            if row.nkey > 0 {
+                sql.push_str(", PRIMARY KEY(");
+                for (i, c) in row.cols[..row.nkey].iter().enumerate() {
+                    if i > 0 {
+                        sql.push_str(", ");
+                    }
+                    self.ident(&mut sql, c.name);
+                }
+                sql.push(')');
+            }
+            sql.push(')');
+            ddl.push(sql);
+        } else {
+            let missing: Vec<&Col<'_>> = row.cols.iter().filter(|c| !existing.contains(&self.norm(c.name))).collect();
+            if !missing.is_empty() {
+                if !self.settings.auto_evolve {
+                    let names: Vec<&str> = missing.iter().map(|c| c.name).collect();
+                    return Err(ConnectError::Other(format!(
+                        "Table {table_sql} is missing fields ({}) and auto-evolution is disabled",
+                        names.join(", ")
+                    )));
+                }
+                for c in missing {
+                    if !c.schema.optional && c.schema.default.is_none() {
+                        return Err(ConnectError::Other(format!(
+                            "Cannot ALTER TABLE {table_sql} to add missing field {}, as the field is not optional and does not have a default value",
+                            c.name
+                        )));
+                    }
+                    let mut sql = format!("ALTER TABLE {table_sql} ADD COLUMN IF NOT EXISTS ");
+                    self.ident(&mut sql, c.name);
+                    sql.push(' ');
+                    sql.push_str(
+                        &types::sql_type(dialect, flavor, c.schema, false)
+                            .map_err(|e| ConnectError::Other(format!("{table_sql}.{}: {e}", c.name)))?,
+                    );
+                    sql.push_str(" NULL");
+                    ddl.push(sql);
+                }
+            }
+        }
+        for sql in &ddl {
+            tracing::info!(sql = %sql, "JDBC sink: schema change");
+            match &self.pool {
+                Pool::Postgres(_) => {
+                    let conn = self.pool.pg().await?;
+                    conn.batch_execute(sql).await.map_err(|e| pg_error("schema change", e))?;
+                }
+                Pool::MySql(_) => {
+                    let mut conn = self.pool.mysql().await?;
+                    conn.query_drop(sql).await.map_err(|e| mysql_error("schema change", e))?;
+                }
+            }
+        }
+        let columns = if ddl.is_empty() { existing } else { self.read_columns(&row.table).await? };
+        Ok(TableInfo { columns })
+    }
+
+    /// The table's columns (normalized), empty when it does not exist.
+    async fn read_columns(&self, table: &str) -> Result<HashSet<String>, ConnectError> {
+        let (schema, name) = match table.rsplit_once('.') {
+            Some((s, t)) => (Some(s.to_string()), t.to_string()),
+            None => (None, table.to_string()),
+        };
+        let fold =
+            |s: String| if self.dialect() == Dialect::Postgres && !self.settings.quote { s.to_lowercase() } else { s };
+        let (schema, name) = (schema.map(fold), fold(name));
+        let names: Vec<String> = match &self.pool {
+            Pool::Postgres(_) => {
+                let conn = self.pool.pg().await?;
+                let rows = conn
+                    .query(
+                        "SELECT column_name::text FROM information_schema.columns \
+                         WHERE table_schema = COALESCE($1, current_schema()) AND table_name = $2",
+                        &[&schema, &name],
+                    )
+                    .await
+                    .map_err(|e| pg_error("reading table metadata", e))?;
+                rows.iter().map(|r| r.get::<_, String>(0)).collect()
+            }
+            Pool::MySql(_) => {
+                let mut conn = self.pool.mysql().await?;
+                conn.exec(
+                    "SELECT CAST(column_name AS CHAR) FROM information_schema.columns \
+                     WHERE table_schema = COALESCE(?, DATABASE()) AND table_name = ?",
+                    (schema, name),
+                )
+                .await
+                .map_err(|e| mysql_error("reading table metadata", e))?
+            }
+        };
+        Ok(names.into_iter().map(|n| self.norm(&n)).collect())
+    }
+
+    async fn create_offsets_table(&self) -> Result<(), ConnectError> {
+        let Some(t) = &self.settings.offsets_table else { return Ok(()) };
+        match &self.pool {
+            Pool::Postgres(_) => {
+                let conn = self.pool.pg().await?;
+                let sql = format!(
+                    "CREATE TABLE IF NOT EXISTS {t} (connector TEXT NOT NULL, topic TEXT NOT NULL, \
+                     kafka_partition INT NOT NULL, next_offset BIGINT NOT NULL, PRIMARY KEY (connector, topic, kafka_partition))"
+                );
+                conn.batch_execute(&sql).await.map_err(|e| pg_error("creating the offsets table", e))
+            }
+            Pool::MySql(_) => {
+                let mut conn = self.pool.mysql().await?;
+                let sql = format!(
+                    "CREATE TABLE IF NOT EXISTS {t} (connector VARCHAR(255) NOT NULL, topic VARCHAR(255) NOT NULL, \
+                     kafka_partition INT NOT NULL, next_offset BIGINT NOT NULL, PRIMARY KEY (connector, topic, kafka_partition))"
+                );
+                conn.query_drop(sql).await.map_err(|e| mysql_error("creating the offsets table", e))
+            }
+        }
+    }
+
+    fn col_list(&self, out: &mut String, cols: &[Col<'_>], prefix: Option<&str>) {
+        for (i, c) in cols.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            if let Some(p) = prefix {
+                out.push_str(p);
+                out.push('.');
+            }
+            self.ident(out, c.name);
+        }
+    }
+
+    async fn put_pg(
+        &self,
+        records: &[SinkRecord],
+        rows: Vec<(usize, Row<'_>)>,
+        partitions: &BTreeMap<(&str, i32), (i64, i64)>,
+    ) -> Result<(), ConnectError> {
+        let mut conn = self.pool.pg().await?;
+        let tx = conn.transaction().await.map_err(|e| pg_error("BEGIN", e))?;
+        let result: Result<(), ConnectError> = async {
+            // Exactly-once: what this connector already wrote, locked for this transaction.
+            let mut stored: HashMap<(String, i32), i64> = HashMap::new();
+            if let Some(t) = &self.settings.offsets_table {
+                let sql = format!(
+                    "SELECT next_offset FROM {t} WHERE connector = $1 AND topic = $2 AND kafka_partition = $3 FOR UPDATE"
+                );
+                for (topic, partition) in partitions.keys() {
+                    let r = tx.query_opt(&sql, &[&self.connector, topic, partition]).await.map_err(|e| pg_error("reading stored offsets", e))?;
+                    if let Some(r) = r {
+                        stored.insert((topic.to_string(), *partition), r.get::<_, i64>(0));
+                    }
+                }
+            }
+            let skip = |i: usize| {
+                let r = &records[i];
+                stored.get(&(r.topic.clone(), r.partition)).is_some_and(|next| r.offset < *next)
+            };
+            let runs = self.runs(rows, &skip)?;
+            let mut scratch = String::new();
+            let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
+            for (n, run) in runs.iter().enumerate() {
+                let first = &run.rows[0];
+                let table = self.table_sql(&first.table);
+                let cols = if first.delete { &first.cols[..first.nkey] } else { &first.cols[..] };
+                let direct = !first.delete && self.settings.insert_mode == InsertMode::Insert;
+                let stage = format!("sluice_stage_{n}");
+                let target = if direct {
+                    table.clone()
+                } else {
+                    let mut sql = format!("CREATE TEMP TABLE {stage} ON COMMIT DROP AS SELECT ");
+                    self.col_list(&mut sql, cols, None);
+                    sql.push_str(&format!(" FROM {table} WITH NO DATA"));
+                    tx.batch_execute(&sql).await.map_err(|e| pg_error("creating the staging table", e))?;
+                    stage.clone()
+                };
+                let mut copy = format!("COPY {target} (");
+                self.col_list(&mut copy, cols, None);
+                copy.push_str(") FROM STDIN");
+                let sink = tx.copy_in(&copy).await.map_err(|e| pg_error("COPY", e))?;
+                futures::pin_mut!(sink);
+                buf.clear();
+                for row in &run.rows {
+                    let cols = if row.delete { &row.cols[..row.nkey] } else { &row.cols[..] };
+                    for (j, c) in cols.iter().enumerate() {
+                        if j > 0 {
+                            buf.push(b'\t');
+                        }
+                        match render_cell(&mut scratch, Dialect::Postgres, c)? {
+                            Rendered::Null => buf.extend_from_slice(b"\\N"),
+                            _ => types::push_copy_escaped(&mut buf, &scratch),
+                        }
+                    }
+                    buf.push(b'\n');
+                    if buf.len() >= 1 << 20 {
+                        sink.send(Bytes::from(std::mem::take(&mut buf))).await.map_err(|e| pg_error("COPY", e))?;
+                        buf.reserve(1 << 20);
+                    }
+                }
+                if !buf.is_empty() {
+                    sink.send(Bytes::from(std::mem::take(&mut buf))).await.map_err(|e| pg_error("COPY", e))?;
+                }
+                sink.finish().await.map_err(|e| pg_error(&format!("COPY into {target}"), e))?;
+                if direct {
+                    continue;
+                }
+                let keys = &first.cols[..first.nkey];
+                let rest = &first.cols[first.nkey..];
+                let sql = if first.delete {
+                    let mut s = format!("DELETE FROM {table} AS d USING {stage} AS s WHERE ");
+                    self.key_match(&mut s, keys);
+                    s
+                } else if self.settings.insert_mode == InsertMode::Update {
+                    if rest.is_empty() {
+                        continue;
+                    }
+                    let mut s = format!("UPDATE {table} AS d SET ");
+                    for (i, c) in rest.iter().enumerate() {
+                        if i > 0 {
+                            s.push_str(", ");
+                        }
+                        self.ident(&mut s, c.name);
+                        s.push_str(" = s.");
+                        self.ident(&mut s, c.name);
+                    }
+                    s.push_str(&format!(" FROM {stage} AS s WHERE "));
+                    self.key_match(&mut s, keys);
+                    s
+                } else {
+                    let mut s = format!("INSERT INTO {table} (");
+                    self.col_list(&mut s, cols, None);
+                    s.push_str(") SELECT ");
+                    self.col_list(&mut s, cols, None);
+                    s.push_str(&format!(" FROM {stage} ON CONFLICT ("));
+                    self.col_list(&mut s, keys, None);
+                    if rest.is_empty() {
+                        s.push_str(") DO NOTHING");
+                    } else {
+                        s.push_str(") DO UPDATE SET ");
+                        for (i, c) in rest.iter().enumerate() {
+                            if i > 0 {
+                                s.push_str(", ");
+                            }
+                            self.ident(&mut s, c.name);
+                            s.push_str(" = EXCLUDED.");
+                            self.ident(&mut s, c.name);
+                        }
+                    }
+                    s
+                };
+                tx.batch_execute(&sql).await.map_err(|e| pg_error(&format!("writing to {table}"), e))?;
+            }
+            if let Some(t) = &self.settings.offsets_table {
+                let sql = format!(
+                    "INSERT INTO {t} (connector, topic, kafka_partition, next_offset) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (connector, topic, kafka_partition) DO UPDATE SET next_offset = GREATEST({t}.next_offset, EXCLUDED.next_offset)"
+                );
+                for ((topic, partition), (_, last)) in partitions {
+                    tx.execute(&sql, &[&self.connector, topic, partition, &(last + 1)]).await.map_err(|e| pg_error("storing offsets", e))?;
+                }
+            }
+            Ok(())
+        }
+        .await;
+        match result {
+            Ok(()) => tx.commit().await.map_err(|e| pg_error("COMMIT", e)),
+            Err(e) => {
+                let _ = tx.rollback().await;
+                Err(e)
+            }
+        }
+    }
+
+    fn key_match(&self, s: &mut String, keys: &[Col<'_>]) {
+        for (i, c) in keys.iter().enumerate() {
+            if i > 0 {
+                s.push_str(" AND ");
+            }
+            s.push_str("d.");
+            self.ident(s, c.name);
+            s.push_str(" = s.");
+            self.ident(s, c.name);
+        }
+    }
+
+    fn mysql_value(scratch: &mut String, c: &Col<'_>) -> Result<mysql_async::Value, ConnectError> {
+        Ok(match c.cell {
+            Cell::V(Value::Int8(v)) => mysql_async::Value::Int(*v as i64),
+            Cell::V(Value::Int16(v)) => mysql_async::Value::Int(*v as i64),
+            Cell::V(Value::Int32(v)) if c.schema.name.is_none() => mysql_async::Value::Int(*v as i64),
+            Cell::V(Value::Int64(v)) if c.schema.name.is_none() => mysql_async::Value::Int(*v),
+            Cell::I64(v) => mysql_async::Value::Int(v),
+            Cell::V(Value::Float64(v)) if v.is_finite() => mysql_async::Value::Double(*v),
+            Cell::V(Value::Float32(v)) if v.is_finite() => mysql_async::Value::Float(*v),
+            _ => match render_cell(scratch, Dialect::MySql, c)? {
+                Rendered::Null => mysql_async::Value::NULL,
+                Rendered::Text => mysql_async::Value::Bytes(scratch.as_bytes().to_vec()),
+                Rendered::Bytes => match c.cell {
+                    Cell::V(Value::Bytes(b)) => mysql_async::Value::Bytes(b.to_vec()),
+                    _ => mysql_async::Value::NULL,
+                },
+            },
+        })
+    }
+
+    async fn put_mysql(
+        &self,
+        records: &[SinkRecord],
+        rows: Vec<(usize, Row<'_>)>,
+        partitions: &BTreeMap<(&str, i32), (i64, i64)>,
+    ) -> Result<(), ConnectError> {
+        let mut conn = self.pool.mysql().await?;
+        let mut tx =
+            conn.start_transaction(mysql_async::TxOpts::default()).await.map_err(|e| mysql_error("BEGIN", e))?;
+        let result: Result<(), ConnectError> = async {
+            let mut stored: HashMap<(String, i32), i64> = HashMap::new();
+            if let Some(t) = &self.settings.offsets_table {
+                let sql = format!(
+                    "SELECT next_offset FROM {t} WHERE connector = ? AND topic = ? AND kafka_partition = ? FOR UPDATE"
+                );
+                for (topic, partition) in partitions.keys() {
+                    let r: Option<i64> = tx
+                        .exec_first(&sql, (self.connector.as_str(), *topic, *partition))
+                        .await
+                        .map_err(|e| mysql_error("reading stored offsets", e))?;
+                    if let Some(next) = r {
+                        stored.insert((topic.to_string(), *partition), next);
+                    }
+                }
+            }
+            let skip = |i: usize| {
+                let r = &records[i];
+                stored.get(&(r.topic.clone(), r.partition)).is_some_and(|next| r.offset < *next)
+            };
+            let runs = self.runs(rows, &skip)?;
+            let mut scratch = String::new();
+            for run in &runs {
+                let first = &run.rows[0];
+                let table = self.table_sql(&first.table);
+                let keys = &first.cols[..first.nkey];
+                let rest = &first.cols[first.nkey..];
+                if first.delete || self.settings.insert_mode == InsertMode::Update {
+                    if !first.delete && rest.is_empty() {
+                        continue;
+                    }
+                    let mut sql = if first.delete {
+                        format!("DELETE FROM {table} WHERE ")
+                    } else {
+                        let mut s = format!("UPDATE {table} SET ");
+                        for (i, c) in rest.iter().enumerate() {
+                            if i > 0 {
+                                s.push_str(", ");
+                            }
+                            self.ident(&mut s, c.name);
+                            s.push_str(" = ?");
+                        }
+                        s.push_str(" WHERE ");
+                        s
+                    };
+                    for (i, c) in keys.iter().enumerate() {
+                        if i > 0 {
+                            sql.push_str(" AND ");
+                        }
+                        self.ident(&mut sql, c.name);
+                        sql.push_str(" = ?");
+                    }
+                    let mut params = Vec::with_capacity(run.rows.len());
+                    for row in &run.rows {
+                        let mut p = Vec::with_capacity(row.cols.len());
+                        if !row.delete {
+                            for c in &row.cols[row.nkey..] {
+                                p.push(Self::mysql_value(&mut scratch, c)?);
+                            }
+                        }
+                        for c in &row.cols[..row.nkey] {
+                            p.push(Self::mysql_value(&mut scratch, c)?);
+                        }
+                        params.push(mysql_async::Params::Positional(p));
+                    }
+                    tx.exec_batch(&sql, params).await.map_err(|e| mysql_error(&format!("writing to {table}"), e))?;
+                    continue;
+                }
+                let ncols = first.cols.len().max(1);
+                let per_stmt = (MYSQL_MAX_PARAMS / ncols).max(1);
+                for chunk in run.rows.chunks(per_stmt) {
+                    let mut sql = format!("INSERT INTO {table} (");
+                    self.col_list(&mut sql, &first.cols, None);
+                    sql.push_str(") VALUES ");
+                    let mut p = Vec::with_capacity(chunk.len() * ncols);
+                    for (i, row) in chunk.iter().enumerate() {
+                        if i > 0 {
+                            sql.push(',');
+                        }
+                        sql.push('(');
+                        for (j, c) in row.cols.iter().enumerate() {
+                            if j > 0 {
+                                sql.push(',');
+                            }
+                            sql.push('?');
+                            p.push(Self::mysql_value(&mut scratch, c)?);
+                        }
+                        sql.push(')');
+                    }
+                    if self.settings.insert_mode == InsertMode::Upsert {
+                        sql.push_str(" ON DUPLICATE KEY UPDATE ");
+                        let upd = if rest.is_empty() { keys } else { rest };
+                        for (i, c) in upd.iter().enumerate() {
+                            if i > 0 {
+                                sql.push(',');
+                            }
+                            self.ident(&mut sql, c.name);
+                            sql.push_str("=VALUES(");
+                            self.ident(&mut sql, c.name);
+                            sql.push(')');
+                        }
+                    }
+                    tx.exec_drop(&sql, mysql_async::Params::Positional(p))
+                        .await
+                        .map_err(|e| mysql_error(&format!("writing to {table}"), e))?;
+                }
+            }
+            if let Some(t) = &self.settings.offsets_table {
+                let sql = format!(
+                    "INSERT INTO {t} (connector, topic, kafka_partition, next_offset) VALUES (?, ?, ?, ?) \
+                     ON DUPLICATE KEY UPDATE next_offset = GREATEST(next_offset, VALUES(next_offset))"
+                );
+                for ((topic, partition), (_, last)) in partitions {
+                    tx.exec_drop(&sql, (self.connector.as_str(), *topic, *partition, last + 1))
+                        .await
+                        .map_err(|e| mysql_error("storing offsets", e))?;
+                }
+            }
+            Ok(())
+        }
+        .await;
+        match result {
+            Ok(()) => tx.commit().await.map_err(|e| mysql_error("COMMIT", e)),
+            Err(e) => {
+                let _ = tx.rollback().await;
+                Err(e)
+            }
+        }
+    }
+}

@@ -1,1 +1,0 @@
-//! The JDBC source (Confluent's `JdbcSourceConnector`).

@@ -1,0 +1,506 @@
+//! The JDBC sink task against the real PostgreSQL and MariaDB of `deploy/local/postgres|mysql` (variables
+//! `SLUICE_TEST_PG=postgres://user:pw@host:port/db` and `SLUICE_TEST_MYSQL=mysql://user:pw@host:port/db`, which
+//! `deploy/local/<db> env` and deploy/test export). A test whose database variable is unset says so and passes.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use mysql_async::prelude::Queryable;
+use sluice_connect_api::config::ConfigMap;
+use sluice_connect_api::connector::Connector;
+use sluice_connect_api::connector::{SinkTask, SinkTaskContext};
+use sluice_connect_api::error::ConnectError;
+use sluice_connect_api::record::{Field, Schema, SchemaType, SinkRecord, Value};
+use sluice_connector_jdbc::sink::{Flavor, JdbcSinkConnector};
+
+struct Db {
+    jdbc: String,
+    user: String,
+    password: String,
+    url: String,
+}
+
+fn db(var: &str, scheme: &str) -> Option<Db> {
+    let url = std::env::var(var).ok()?;
+    let rest = url.split_once("://")?.1;
+    let (cred, hostdb) = rest.rsplit_once('@')?;
+    let (user, password) = cred.split_once(':')?;
+    Some(Db { jdbc: format!("jdbc:{scheme}://{hostdb}"), user: user.into(), password: password.into(), url })
+}
+
+fn unique(prefix: &str) -> String {
+    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{prefix}_{}_{}", std::process::id(), n % 1_000_000_000)
+}
+
+fn field(name: &str, index: usize, schema: Schema) -> Field {
+    Field { name: name.into(), index, schema: Arc::new(schema) }
+}
+
+fn prim(t: SchemaType, optional: bool) -> Schema {
+    Schema::primitive(t, optional)
+}
+
+fn logical(t: SchemaType, name: &str, params: &[(&str, &str)]) -> Schema {
+    let mut s = Schema::primitive(t, true);
+    s.name = Some(name.into());
+    if !params.is_empty() {
+        s.parameters = Some(params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+    }
+    s
+}
+
+fn structure(fields: Vec<Field>) -> Arc<Schema> {
+    let mut s = Schema::primitive(SchemaType::Struct, false);
+    s.name = Some("row".into());
+    s.fields = fields;
+    Arc::new(s)
+}
+
+fn key_schema() -> Arc<Schema> {
+    structure(vec![field("id", 0, prim(SchemaType::Int32, false))])
+}
+
+/// The type table: every Connect type and logical type.
+fn typed_schema(pg: bool) -> Arc<Schema> {
+    let mut fields = vec![
+        field("id", 0, prim(SchemaType::Int32, false)),
+        field("i8", 1, prim(SchemaType::Int8, true)),
+        field("i16", 2, prim(SchemaType::Int16, true)),
+        field("i64", 3, prim(SchemaType::Int64, true)),
+        field("f32", 4, prim(SchemaType::Float32, true)),
+        field("f64", 5, prim(SchemaType::Float64, true)),
+        field("b", 6, prim(SchemaType::Boolean, true)),
+        field("s", 7, prim(SchemaType::String, true)),
+        field("raw", 8, prim(SchemaType::Bytes, true)),
+        field("dec", 9, logical(SchemaType::Bytes, "org.apache.kafka.connect.data.Decimal", &[("scale", "2")])),
+        field("d", 10, logical(SchemaType::Int32, "org.apache.kafka.connect.data.Date", &[])),
+        field("t", 11, logical(SchemaType::Int32, "org.apache.kafka.connect.data.Time", &[])),
+        field("ts", 12, logical(SchemaType::Int64, "org.apache.kafka.connect.data.Timestamp", &[])),
+    ];
+    if pg {
+        let mut arr = Schema::primitive(SchemaType::Array, true);
+        arr.value_schema = Some(Arc::new(prim(SchemaType::String, true)));
+        fields.push(field("tags", 13, arr));
+    }
+    structure(fields)
+}
+
+fn typed_value(id: i32, pg: bool) -> Value {
+    let mut v = vec![
+        Value::Int32(id),
+        Value::Int8(-8),
+        Value::Int16(1600),
+        Value::Int64(1 << 40),
+        Value::Float32(1.5),
+        Value::Float64(-2.25),
+        Value::Boolean(true),
+        Value::String(format!("tab\there \"q\" \\ é {id}")),
+        Value::Bytes(Bytes::from_static(&[0, 1, 255])),
+        Value::Bytes(Bytes::from_static(&[0xcf, 0xc7])), // -123.45
+        Value::Int32(19_723),                            // 2024-01-01
+        Value::Int32(45_296_789),                        // 12:34:56.789
+        Value::Int64(1_704_067_200_123),                 // 2024-01-01 00:00:00.123 UTC
+    ];
+    if pg {
+        v.push(Value::Array(vec![Value::String("a b".into()), Value::Null, Value::String("c\"d".into())]));
+    }
+    Value::Struct(v)
+}
+
+fn record(
+    topic: &str,
+    offset: i64,
+    key: Option<(Arc<Schema>, Value)>,
+    vs: Option<Arc<Schema>>,
+    value: Value,
+) -> SinkRecord {
+    let (key_schema, key) = key.map(|(s, v)| (Some(s), v)).unwrap_or((None, Value::Null));
+    SinkRecord {
+        topic: topic.into(),
+        partition: 0,
+        offset,
+        key_schema,
+        key,
+        value_schema: vs,
+        value,
+        timestamp: None,
+        headers: Vec::new(),
+    }
+}
+
+async fn task(flavor: Flavor, d: &Db, extra: &[(&str, &str)], name: &str) -> Box<dyn SinkTask> {
+    let mut config = ConfigMap::new();
+    config.insert("connection.url".into(), d.jdbc.clone());
+    let user_key = if flavor == Flavor::Confluent { "connection.user" } else { "connection.username" };
+    config.insert(user_key.into(), d.user.clone());
+    config.insert("connection.password".into(), d.password.clone());
+    for (k, v) in extra {
+        config.insert(k.to_string(), v.to_string());
+    }
+    let connector = JdbcSinkConnector { flavor };
+    let tasks = connector.task_configs(&config, 1).expect("valid config");
+    let mut t = connector.create_sink_task().unwrap();
+    t.start(SinkTaskContext { connector: name.into(), task: 0, config: tasks[0].clone() }).await.expect("start");
+    t
+}
+
+async fn pg_rows(d: &Db, sql: &str) -> Vec<Vec<Option<String>>> {
+    let (client, conn) = tokio_postgres::connect(&d.url, tokio_postgres::NoTls).await.expect("connect");
+    tokio::spawn(conn);
+    client.batch_execute("SET TimeZone = 'UTC'").await.unwrap();
+    let rows = client.simple_query(sql).await.expect(sql);
+    rows.into_iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+async fn my_rows(d: &Db, sql: &str) -> Vec<Vec<Option<String>>> {
+    let pool = mysql_async::Pool::new(d.url.as_str());
+    let mut conn = pool.get_conn().await.expect("connect");
+    conn.query_drop("SET time_zone = '+00:00'").await.unwrap();
+    let rows: Vec<mysql_async::Row> = conn.query(sql).await.expect(sql);
+    let out = rows
+        .into_iter()
+        .map(|r| {
+            (0..r.len())
+                .map(|i| match r.as_ref(i).unwrap() {
+                    mysql_async::Value::NULL => None,
+                    mysql_async::Value::Bytes(b) => Some(String::from_utf8_lossy(b).into_owned()),
+                    other => Some(other.as_sql(true).trim_matches('\'').to_string()),
+                })
+                .collect()
+        })
+        .collect();
+    drop(conn);
+    pool.disconnect().await.ok();
+    out
+}
+
+async fn rows(pg: bool, d: &Db, sql: &str) -> Vec<Vec<Option<String>>> {
+    if pg { pg_rows(d, sql).await } else { my_rows(d, sql).await }
+}
+
+fn s(v: &[&str]) -> Vec<Option<String>> {
+    v.iter().map(|x| if *x == "NULL" { None } else { Some(x.to_string()) }).collect()
+}
+
+async fn type_table(pg: bool, d: &Db) {
+    let topic = unique("jdbc_types");
+    let mut t = task(
+        Flavor::Confluent,
+        d,
+        &[("auto.create", "true"), ("pk.mode", "record_value"), ("pk.fields", "id")],
+        &topic,
+    )
+    .await;
+    let schema = typed_schema(pg);
+    let recs: Vec<SinkRecord> =
+        (1..=3).map(|i| record(&topic, i as i64, None, Some(schema.clone()), typed_value(i, pg))).collect();
+    t.put(&recs).await.expect("put");
+    let cols = if pg {
+        pg_rows(d, &format!("SELECT column_name, data_type, is_nullable FROM information_schema.columns WHERE table_name = '{topic}' ORDER BY ordinal_position")).await
+    } else {
+        my_rows(d, &format!("SELECT column_name, column_type, is_nullable FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = '{topic}' ORDER BY ordinal_position")).await
+    };
+    let types: Vec<String> =
+        cols.iter().map(|r| format!("{} {}", r[0].clone().unwrap(), r[1].clone().unwrap())).collect();
+    let expected: Vec<&str> = if pg {
+        vec![
+            "id integer",
+            "i8 smallint",
+            "i16 smallint",
+            "i64 bigint",
+            "f32 real",
+            "f64 double precision",
+            "b boolean",
+            "s text",
+            "raw bytea",
+            "dec numeric",
+            "d date",
+            "t time without time zone",
+            "ts timestamp without time zone",
+            "tags ARRAY",
+        ]
+    } else {
+        vec![
+            "id int(11)",
+            "i8 tinyint(4)",
+            "i16 smallint(6)",
+            "i64 bigint(20)",
+            "f32 float",
+            "f64 double",
+            "b tinyint(4)",
+            "s text",
+            "raw varbinary(1024)",
+            "dec decimal(65,2)",
+            "d date",
+            "t time(3)",
+            "ts datetime(3)",
+        ]
+    };
+    assert_eq!(types, expected);
+    let got = if pg {
+        pg_rows(d, &format!("SELECT id, i8, i16, i64, f32, f64, b, s, encode(raw,'hex'), dec, d, t, ts, tags FROM \"{topic}\" ORDER BY id")).await
+    } else {
+        my_rows(
+            d,
+            &format!("SELECT id, i8, i16, i64, f32, f64, b, s, hex(raw), `dec`, d, t, ts FROM `{topic}` ORDER BY id"),
+        )
+        .await
+    };
+    assert_eq!(got.len(), 3);
+    let mut want = if pg {
+        s(&[
+            "1",
+            "-8",
+            "1600",
+            "1099511627776",
+            "1.5",
+            "-2.25",
+            "t",
+            "tab\there \"q\" \\ é 1",
+            "0001ff",
+            "-123.45",
+            "2024-01-01",
+            "12:34:56.789",
+            "2024-01-01 00:00:00.123",
+        ])
+    } else {
+        s(&[
+            "1",
+            "-8",
+            "1600",
+            "1099511627776",
+            "1.5",
+            "-2.25",
+            "1",
+            "tab\there \"q\" \\ é 1",
+            "0001FF",
+            "-123.45",
+            "2024-01-01",
+            "12:34:56.789",
+            "2024-01-01 00:00:00.123",
+        ])
+    };
+    if pg {
+        want.push(Some("{\"a b\",NULL,\"c\\\"d\"}".into()));
+    }
+    assert_eq!(got[0], want);
+    t.stop().await.unwrap();
+}
+
+async fn modes_and_evolution(pg: bool, d: &Db) {
+    let topic = unique("jdbc_modes");
+    let q = |n: &str| if pg { format!("\"{n}\"") } else { format!("`{n}`") };
+    let vs = structure(vec![
+        field("id", 0, prim(SchemaType::Int32, false)),
+        field("name", 1, prim(SchemaType::String, true)),
+    ]);
+    let vs2 = structure(vec![
+        field("id", 0, prim(SchemaType::Int32, false)),
+        field("name", 1, prim(SchemaType::String, true)),
+        field("score", 2, prim(SchemaType::Float64, true)),
+    ]);
+    let key = |i: i32| Some((key_schema(), Value::Struct(vec![Value::Int32(i)])));
+    let mut t = task(
+        Flavor::Confluent,
+        d,
+        &[
+            ("auto.create", "true"),
+            ("auto.evolve", "true"),
+            ("insert.mode", "upsert"),
+            ("pk.mode", "record_key"),
+            ("delete.enabled", "true"),
+        ],
+        &topic,
+    )
+    .await;
+    let v = |i: i32, n: &str| Value::Struct(vec![Value::Int32(i), Value::String(n.into())]);
+    t.put(&[
+        record(&topic, 0, key(1), Some(vs.clone()), v(1, "a")),
+        record(&topic, 1, key(2), Some(vs.clone()), v(2, "b")),
+        record(&topic, 2, key(1), Some(vs.clone()), v(1, "a2")), // same key twice in one batch
+        record(&topic, 3, key(3), Some(vs.clone()), v(3, "c")),
+        record(&topic, 4, key(3), None, Value::Null), // tombstone: delete
+    ])
+    .await
+    .expect("put");
+    // Mid-stream: a new optional field (auto.evolve).
+    t.put(&[record(
+        &topic,
+        5,
+        key(2),
+        Some(vs2.clone()),
+        Value::Struct(vec![Value::Int32(2), Value::String("b2".into()), Value::Float64(0.5)]),
+    )])
+    .await
+    .expect("evolve");
+    let got =
+        rows(pg, d, &format!("SELECT {}, {}, {} FROM {} ORDER BY 1", q("id"), q("name"), q("score"), q(&topic))).await;
+    assert_eq!(got, vec![s(&["1", "a2", "NULL"]), s(&["2", "b2", "0.5"])]);
+    // Replay of the same offsets (as after a crash): nothing changes.
+    t.put(&[
+        record(&topic, 4, key(3), None, Value::Null),
+        record(
+            &topic,
+            5,
+            key(2),
+            Some(vs2.clone()),
+            Value::Struct(vec![Value::Int32(2), Value::String("zz".into()), Value::Float64(0.5)]),
+        ),
+    ])
+    .await
+    .expect("replay");
+    let again =
+        rows(pg, d, &format!("SELECT {}, {}, {} FROM {} ORDER BY 1", q("id"), q("name"), q("score"), q(&topic))).await;
+    assert_eq!(again, got, "replayed offsets are skipped");
+    t.stop().await.unwrap();
+
+    // update mode
+    let mut u = task(
+        Flavor::Confluent,
+        d,
+        &[("insert.mode", "update"), ("pk.mode", "record_key"), ("table.name.format", &topic)],
+        &unique("upd"),
+    )
+    .await;
+    u.put(&[
+        record("other", 0, key(1), Some(vs.clone()), v(1, "updated")),
+        record("other", 1, key(9), Some(vs.clone()), v(9, "absent")),
+    ])
+    .await
+    .expect("update");
+    let got = rows(pg, d, &format!("SELECT {}, {} FROM {} ORDER BY 1", q("id"), q("name"), q(&topic))).await;
+    assert_eq!(got, vec![s(&["1", "updated"]), s(&["2", "b2"])]);
+    u.stop().await.unwrap();
+}
+
+async fn rejected_row(pg: bool, d: &Db) {
+    let topic = unique("jdbc_reject");
+    let q = |n: &str| if pg { format!("\"{n}\"") } else { format!("`{n}`") };
+    let vs = structure(vec![
+        field("id", 0, prim(SchemaType::Int32, false)),
+        field("name", 1, prim(SchemaType::String, true)),
+    ]);
+    let mut t = task(
+        Flavor::Confluent,
+        d,
+        &[("auto.create", "true"), ("pk.mode", "record_value"), ("pk.fields", "id")],
+        &topic,
+    )
+    .await;
+    let v = |i: i32| Value::Struct(vec![Value::Int32(i), Value::String(format!("n{i}"))]);
+    t.put(&[record(&topic, 0, None, Some(vs.clone()), v(1))]).await.expect("first");
+    // Batch with a duplicate primary key in the middle: the whole batch is rolled back and reported as Data.
+    let batch = [
+        record(&topic, 1, None, Some(vs.clone()), v(2)),
+        record(&topic, 2, None, Some(vs.clone()), v(1)),
+        record(&topic, 3, None, Some(vs.clone()), v(3)),
+    ];
+    let err = t.put(&batch).await.expect_err("duplicate key");
+    assert!(matches!(err, ConnectError::Data(_)), "{err:?}");
+    assert!(err.to_string().to_lowercase().contains("duplicate"), "{err}");
+    let got = rows(pg, d, &format!("SELECT {} FROM {} ORDER BY 1", q("id"), q(&topic))).await;
+    assert_eq!(got, vec![s(&["1"])], "nothing of the failed batch was written");
+    // The runtime then puts record by record: the good ones land, the bad one fails alone.
+    t.put(&batch[0..1]).await.expect("good");
+    assert!(matches!(t.put(&batch[1..2]).await, Err(ConnectError::Data(_))));
+    t.put(&batch[2..3]).await.expect("good");
+    let got = rows(pg, d, &format!("SELECT {} FROM {} ORDER BY 1", q("id"), q(&topic))).await;
+    assert_eq!(got, vec![s(&["1"]), s(&["2"]), s(&["3"])]);
+    t.stop().await.unwrap();
+}
+
+fn envelope_schema(row: Arc<Schema>) -> Arc<Schema> {
+    let mut opt_row = (*row).clone();
+    opt_row.optional = true;
+    let opt_row = Arc::new(opt_row);
+    let mut source = Schema::primitive(SchemaType::Struct, false);
+    source.fields = vec![field("table", 0, prim(SchemaType::String, false))];
+    let mut s = Schema::primitive(SchemaType::Struct, true);
+    s.name = Some("dbserver1.public.customers.Envelope".into());
+    s.fields = vec![
+        Field { name: "before".into(), index: 0, schema: opt_row.clone() },
+        Field { name: "after".into(), index: 1, schema: opt_row },
+        field("source", 2, source),
+        field("op", 3, prim(SchemaType::String, false)),
+    ];
+    Arc::new(s)
+}
+
+async fn debezium_envelopes(pg: bool, d: &Db) {
+    let prefix = unique("dbz");
+    let topic = format!("{prefix}.public.customers");
+    let table = format!("{prefix}_public_customers");
+    let row = structure(vec![
+        field("id", 0, prim(SchemaType::Int32, false)),
+        field("name", 1, prim(SchemaType::String, false)),
+    ]);
+    let es = envelope_schema(row);
+    let ev = |op: &str, before: Option<(i32, &str)>, after: Option<(i32, &str)>| {
+        let r = |x: Option<(i32, &str)>| {
+            x.map(|(i, n)| Value::Struct(vec![Value::Int32(i), Value::String(n.into())])).unwrap_or(Value::Null)
+        };
+        Value::Struct(vec![
+            r(before),
+            r(after),
+            Value::Struct(vec![Value::String("customers".into())]),
+            Value::String(op.into()),
+        ])
+    };
+    let key = |i: i32| Some((key_schema(), Value::Struct(vec![Value::Int32(i)])));
+    let mut t = task(
+        Flavor::Debezium,
+        d,
+        &[
+            ("insert.mode", "upsert"),
+            ("primary.key.mode", "record_key"),
+            ("delete.enabled", "true"),
+            ("schema.evolution", "basic"),
+        ],
+        &prefix,
+    )
+    .await;
+    t.put(&[
+        record(&topic, 0, key(1), Some(es.clone()), ev("r", None, Some((1, "snap")))),
+        record(&topic, 1, key(2), Some(es.clone()), ev("c", None, Some((2, "new")))),
+        record(&topic, 2, key(1), Some(es.clone()), ev("u", Some((1, "snap")), Some((1, "upd")))),
+        record(&topic, 3, key(2), Some(es.clone()), ev("d", Some((2, "new")), None)),
+        record(&topic, 4, key(2), None, Value::Null),
+    ])
+    .await
+    .expect("put");
+    let got = rows(pg, d, &format!("SELECT id, name FROM {table} ORDER BY 1")).await;
+    assert_eq!(got, vec![s(&["1", "upd"])]);
+    t.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn postgres_sink() {
+    let Some(d) = db("SLUICE_TEST_PG", "postgresql") else {
+        eprintln!("SLUICE_TEST_PG unset: run `eval \"$(deploy/local/postgres env)\"` first; skipped");
+        return;
+    };
+    type_table(true, &d).await;
+    modes_and_evolution(true, &d).await;
+    rejected_row(true, &d).await;
+    debezium_envelopes(true, &d).await;
+}
+
+#[tokio::test]
+async fn mariadb_sink() {
+    let Some(d) = db("SLUICE_TEST_MYSQL", "mariadb") else {
+        eprintln!("SLUICE_TEST_MYSQL unset: run `eval \"$(deploy/local/mysql env)\"` first; skipped");
+        return;
+    };
+    type_table(false, &d).await;
+    modes_and_evolution(false, &d).await;
+    rejected_row(false, &d).await;
+    debezium_envelopes(false, &d).await;
+}
