@@ -296,6 +296,18 @@ impl S3Client {
         Ok((resp_headers, text))
     }
 
+    /// Creates the bucket (fine if this identity owns it already).
+    pub async fn create_bucket(&self) -> Result<(), S3Error> {
+        match self.request(reqwest::Method::PUT, None, &[], &[], Vec::new()).await {
+            Err(e) if matches!(e.code(), "BucketAlreadyOwnedByYou" | "BucketAlreadyExists") => Ok(()),
+            r => r.map(|_| ()),
+        }
+    }
+
+    pub async fn delete_object(&self, key: &str) -> Result<(), S3Error> {
+        self.request(reqwest::Method::DELETE, Some(key), &[], &[], Vec::new()).await.map(|_| ())
+    }
+
     /// HEAD the bucket: Ok if it exists and the credentials may use it.
     pub async fn head_bucket(&self) -> Result<(), S3Error> {
         self.request(reqwest::Method::HEAD, None, &[], &[], Vec::new()).await.map(|_| ())
@@ -308,6 +320,31 @@ impl S3Client {
 
     pub async fn get_object(&self, key: &str) -> Result<String, S3Error> {
         self.request(reqwest::Method::GET, Some(key), &[], &[], Vec::new()).await.map(|(_, t)| t)
+    }
+
+    /// Sets the object's tags (PutObjectTagging).
+    pub async fn put_tags(&self, key: &str, tags: &[(&str, String)]) -> Result<(), S3Error> {
+        let mut xml = String::from("<Tagging><TagSet>");
+        for (k, v) in tags {
+            xml.push_str(&format!("<Tag><Key>{}</Key><Value>{}</Value></Tag>", xml_escape(k), xml_escape(v)));
+        }
+        xml.push_str("</TagSet></Tagging>");
+        self.request(reqwest::Method::PUT, Some(key), &[("tagging", "")], &[], xml.into_bytes()).await.map(|_| ())
+    }
+
+    /// The object's tags (GetObjectTagging), as (key, value) pairs.
+    pub async fn get_tags(&self, key: &str) -> Result<Vec<(String, String)>, S3Error> {
+        let (_, text) = self.request(reqwest::Method::GET, Some(key), &[("tagging", "")], &[], Vec::new()).await?;
+        let mut out = Vec::new();
+        let mut rest = text.as_str();
+        while let Some(start) = rest.find("<Tag>") {
+            let end = rest[start..].find("</Tag>").map_or(rest.len(), |e| start + e);
+            if let (Some(k), Some(v)) = (xml_tag(&rest[start..end], "Key"), xml_tag(&rest[start..end], "Value")) {
+                out.push((xml_unescape(k), xml_unescape(v)));
+            }
+            rest = &rest[end..];
+        }
+        Ok(out)
     }
 
     pub async fn create_multipart(&self, key: &str) -> Result<String, S3Error> {

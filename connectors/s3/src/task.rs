@@ -19,6 +19,7 @@ use crate::{NullBehavior, S3Settings};
 struct OpenFile {
     key: String,
     start_offset: i64,
+    end_offset: i64,
     count: u64,
     buffer: Vec<u8>,
     upload_id: Option<String>,
@@ -155,6 +156,7 @@ impl S3SinkTask {
     async fn commit_partition(&mut self, tp: &TopicPartition) -> Result<(), ConnectError> {
         let client = self.client.clone().expect("started");
         let part_size = self.s().part_size;
+        let tagging = self.s().tagging;
         let Some(state) = self.partitions.get_mut(tp) else { return Ok(()) };
         state.rotation_pending = true;
         let keys: Vec<String> = state.files.keys().cloned().collect();
@@ -174,6 +176,18 @@ impl S3SinkTask {
                     .complete_multipart(&f.key, &id, &f.etags)
                     .await
                     .map_err(|e| s3_error(&client, &format!("completing {}", f.key), e))?;
+            }
+            if tagging {
+                // As TopicPartitionWriter.tagFile: startOffset, endOffset, recordCount.
+                let tags = [
+                    ("startOffset", f.start_offset.to_string()),
+                    ("endOffset", f.end_offset.to_string()),
+                    ("recordCount", f.count.to_string()),
+                ];
+                if let Err(e) = client.put_tags(&f.key, &tags).await {
+                    // Confluent logs tagging failures and goes on (the object is written).
+                    tracing::warn!(key = f.key, error = %e, "could not tag the object");
+                }
             }
             tracing::debug!(key = f.key, records = f.count, "object written");
             state.files.remove(&enc);
@@ -255,6 +269,7 @@ impl S3SinkTask {
                 s.format.extension(),
             ),
             start_offset: r.offset,
+            end_offset: r.offset,
             count: 0,
             buffer: Vec::new(),
             upload_id: None,
@@ -262,6 +277,7 @@ impl S3SinkTask {
         });
         f.buffer.extend_from_slice(&bytes);
         f.count += 1;
+        f.end_offset = r.offset;
         st.count += 1;
         st.next = Some(r.offset + 1);
         st.base_ts.get_or_insert(ts);
