@@ -269,6 +269,21 @@ impl Connector for S3SinkConnector {
     fn task_configs(&self, config: &ConfigMap, max_tasks: usize) -> Result<Vec<ConfigMap>, ConnectError> {
         S3Settings::from_config(config)?;
         let mut task = config.clone();
+        // What the seed leaves out and Confluent requires (or defaults), made explicit in the task configs, so
+        // `GET /connectors/{name}/tasks` shows what is in force (GET .../config stays what the user submitted, as
+        // in Kafka Connect).
+        for (k, v) in [
+            ("storage.class", STORAGE_CLASS),
+            ("format.class", DEFAULT_FORMAT),
+            ("flush.size", DEFAULT_FLUSH_SIZE),
+            ("partitioner.class", DEFAULT_PARTITIONER),
+            ("s3.region", "us-west-2"),
+            ("topics.dir", "topics"),
+            ("s3.part.size", "26214400"),
+            ("behavior.on.null.values", "fail"),
+        ] {
+            task.entry(k.to_string()).or_insert_with(|| v.to_string());
+        }
         task.insert("task.class".into(), TASK_CLASS.into());
         Ok(vec![task; max_tasks.max(1)])
     }
@@ -298,6 +313,10 @@ mod tests {
         let s = S3Settings::from_config(&c).unwrap();
         assert_eq!((s.flush_size, s.format.extension(), s.region.as_str()), (1000, ".json", "us-east-1"));
         assert!(S3SinkConnector.validate_extra(&c).is_empty());
-        assert_eq!(S3SinkConnector.task_configs(&c, 1).unwrap().len(), 1);
+        let tasks = S3SinkConnector.task_configs(&c, 1).unwrap();
+        assert_eq!(tasks.len(), 1);
+        assert_eq!(tasks[0]["format.class"], DEFAULT_FORMAT);
+        assert_eq!(tasks[0]["flush.size"], "1000");
+        assert_eq!(tasks[0]["s3.region"], "us-east-1");
     }
 }
