@@ -70,8 +70,11 @@ impl S3Server {
     }
 
     pub fn client(&self, bucket: &str) -> anyhow::Result<S3Client> {
-        let creds =
-            Credentials { access_key: self.access_key.clone(), secret_key: self.secret_key.clone(), session_token: None };
+        let creds = Credentials {
+            access_key: self.access_key.clone(),
+            secret_key: self.secret_key.clone(),
+            session_token: None,
+        };
         Ok(S3Client::new(self.endpoint.clone(), self.region.clone(), bucket.to_string(), creds)?)
     }
 
@@ -80,6 +83,19 @@ impl S3Server {
         let client = self.client(bucket)?;
         client.create_bucket().await.with_context(|| format!("creating bucket {bucket}"))?;
         Ok(client)
+    }
+
+    /// Deletes a bucket with everything in it (SeaweedFS gives each bucket its own volumes: tests clean up).
+    pub async fn delete_bucket(&self, bucket: &str) -> anyhow::Result<()> {
+        let client = self.client(bucket)?;
+        for (key, id) in client.list_multipart("").await? {
+            client.abort_multipart(&key, &id).await?;
+        }
+        for key in client.list_keys("").await? {
+            client.delete_object(&key).await?;
+        }
+        client.delete_bucket().await?;
+        Ok(())
     }
 
     /// Runs `deploy/local/s3 <command>` (restart, kill, up).

@@ -90,7 +90,8 @@ async fn run(env: &TestEnv) -> anyhow::Result<()> {
     agent.process.kill9();
     env.note("agent killed with SIGKILL while records stream");
     producer.await??;
-    let _agent_b = Agent::start_with_env(env, &[cp.grpc_endpoint()], &env.unique("agent-b"), kafka, &[], &[], &vars, &[]).await?;
+    let _agent_b =
+        Agent::start_with_env(env, &[cp.grpc_endpoint()], &env.unique("agent-b"), kafka, &[], &[], &vars, &[]).await?;
 
     wait_until(Duration::from_secs(120), "8 objects (offsets 0..8000)", || {
         let client = client.clone();
@@ -112,5 +113,7 @@ async fn run(env: &TestEnv) -> anyhow::Result<()> {
     let unfinished = client.list_multipart("topics/").await.context("listing multipart uploads")?;
     ensure!(unfinished.is_empty(), "unfinished multipart uploads: {unfinished:?}");
     env.note(format!("after SIGKILL and takeover: {} objects, 8000 records exactly once", keys.len()));
+    cp.rest.delete("/connectors/s3-sink").await?;
+    s3.delete_bucket(&bucket).await?;
     Ok(())
 }

@@ -33,7 +33,19 @@ fn unique(base: &str) -> String {
     bucket_name(&format!("{base}-{}-{:08x}", std::process::id(), rand::random::<u32>()))
 }
 
-fn config(server: &S3Server, bucket: &str, extra: &[(&str, &str)]) -> ConfigMap {
+/// The bucket every test here writes to, each under its own prefix (SeaweedFS gives every bucket its own set of
+/// volumes: a bucket per test would exhaust a small server).
+const BUCKET: &str = "sluice-s3-sink-tests";
+
+/// A config writing to [`BUCKET`] under `prefix` (`topics.dir` = `<prefix>/<topics.dir or "topics">`).
+fn config(server: &S3Server, prefix: &str, extra: &[(&str, &str)]) -> ConfigMap {
+    let mut c = config_bucket(server, BUCKET, extra);
+    let dir = c.get("topics.dir").cloned().unwrap_or_else(|| "topics".into());
+    c.insert("topics.dir".into(), format!("{prefix}/{dir}"));
+    c
+}
+
+fn config_bucket(server: &S3Server, bucket: &str, extra: &[(&str, &str)]) -> ConfigMap {
     let mut c: ConfigMap = [
         ("name", "s3-sink"),
         ("connector.class", "io.confluent.connect.s3.S3SinkConnector"),
@@ -52,6 +64,27 @@ fn config(server: &S3Server, bucket: &str, extra: &[(&str, &str)]) -> ConfigMap 
         c.insert(k.to_string(), v.to_string());
     }
     c
+}
+
+/// A test's view of [`BUCKET`]: keys relative to its prefix.
+struct Store {
+    client: S3Client,
+    prefix: String,
+}
+
+impl Store {
+    async fn new(server: &S3Server, prefix: &str) -> anyhow::Result<Store> {
+        Ok(Store { client: server.bucket(BUCKET).await?, prefix: format!("{prefix}/") })
+    }
+    async fn get_object(&self, key: &str) -> anyhow::Result<String> {
+        Ok(self.client.get_object(&format!("{}{key}", self.prefix)).await?)
+    }
+    async fn get_tags(&self, key: &str) -> anyhow::Result<Vec<(String, String)>> {
+        Ok(self.client.get_tags(&format!("{}{key}", self.prefix)).await?)
+    }
+    async fn list_multipart(&self, prefix: &str) -> anyhow::Result<Vec<(String, String)>> {
+        Ok(self.client.list_multipart(&format!("{}{prefix}", self.prefix)).await?)
+    }
 }
 
 async fn start(config: &ConfigMap) -> anyhow::Result<Box<dyn SinkTask>> {
@@ -86,8 +119,9 @@ fn json_lines(values: impl IntoIterator<Item = String>) -> String {
     values.into_iter().map(|v| format!("\"{v}\"\n")).collect()
 }
 
-async fn keys(client: &S3Client) -> anyhow::Result<Vec<String>> {
-    let mut k = client.list_keys("").await?;
+async fn keys(store: &Store) -> anyhow::Result<Vec<String>> {
+    let mut k: Vec<String> =
+        store.client.list_keys(&store.prefix).await?.into_iter().map(|k| k[store.prefix.len()..].to_string()).collect();
     k.sort();
     Ok(k)
 }
@@ -96,7 +130,7 @@ async fn keys(client: &S3Client) -> anyhow::Result<Vec<String>> {
 async fn json_default_partitioner_keys_bytes_and_pre_commit() -> anyhow::Result<()> {
     let server = S3Server::ensure()?;
     let bucket = unique("s3-json");
-    let client = server.bucket(&bucket).await?;
+    let client = Store::new(&server, &bucket).await?;
     let mut task = start(&config(&server, &bucket, &[("flush.size", "3"), ("s3.object.tagging", "true")])).await?;
     let mut batch = recs("t", 0, 0..7);
     batch.extend(recs("t", 1, 0..2));
@@ -123,7 +157,7 @@ async fn json_default_partitioner_keys_bytes_and_pre_commit() -> anyhow::Result<
 async fn bytearray_format_topics_dir_delimiters_and_padding() -> anyhow::Result<()> {
     let server = S3Server::ensure()?;
     let bucket = unique("s3-bytes");
-    let client = server.bucket(&bucket).await?;
+    let client = Store::new(&server, &bucket).await?;
     let extra = [
         ("format.class", "io.confluent.connect.s3.format.bytearray.ByteArrayFormat"),
         ("flush.size", "2"),
@@ -159,7 +193,7 @@ fn struct_schema() -> Arc<Schema> {
 async fn field_partitioner_paths_and_struct_json() -> anyhow::Result<()> {
     let server = S3Server::ensure()?;
     let bucket = unique("s3-field");
-    let client = server.bucket(&bucket).await?;
+    let client = Store::new(&server, &bucket).await?;
     let extra = [
         ("partitioner.class", "io.confluent.connect.storage.partitioner.FieldPartitioner"),
         ("partition.field.name", "region,n"),
@@ -176,7 +210,10 @@ async fn field_partitioner_paths_and_struct_json() -> anyhow::Result<()> {
         .collect();
     task.put(&batch).await?;
     let k = keys(&client).await?;
-    ensure!(k == ["topics/t/region=eu/n=7/t+0+0000000000.json", "topics/t/region=us/n=7/t+0+0000000001.json"], "keys {k:?}");
+    ensure!(
+        k == ["topics/t/region=eu/n=7/t+0+0000000000.json", "topics/t/region=us/n=7/t+0+0000000001.json"],
+        "keys {k:?}"
+    );
     let body = client.get_object(&k[0]).await?;
     ensure!(body == "{\"region\":\"eu\",\"n\":7}\n{\"region\":\"eu\",\"n\":7}\n", "contents {body:?}");
     Ok(())
@@ -206,16 +243,21 @@ async fn hourly_daily_and_time_based_partitioners_with_record_time_rotation() ->
         ),
         (
             "io.confluent.connect.storage.partitioner.TimeBasedPartitioner",
-            vec![("path.format", "'dt'=YYYY-MM-dd/'h'=HH"), ("partition.duration.ms", "3600000"), ("timezone", "+02:00")],
             vec![
-                "topics/t/dt=2023-11-15/h=00/t+0+0000000000.json",
-                "topics/t/dt=2023-11-15/h=01/t+0+0000002800.json",
+                ("path.format", "'dt'=YYYY-MM-dd/'h'=HH"),
+                ("partition.duration.ms", "3600000"),
+                ("timezone", "+02:00"),
             ],
+            vec!["topics/t/dt=2023-11-15/h=00/t+0+0000000000.json", "topics/t/dt=2023-11-15/h=01/t+0+0000002800.json"],
         ),
     ] {
         let bucket = unique("s3-time");
-        let client = server.bucket(&bucket).await?;
-        let mut c = config(&server, &bucket, &[("partitioner.class", class), ("timestamp.extractor", "Record"), ("flush.size", "100000")]);
+        let client = Store::new(&server, &bucket).await?;
+        let mut c = config(
+            &server,
+            &bucket,
+            &[("partitioner.class", class), ("timestamp.extractor", "Record"), ("flush.size", "100000")],
+        );
         if class.ends_with("DailyPartitioner") {
             c.insert("rotate.interval.ms".into(), "1800000".into());
         } else {
@@ -243,7 +285,7 @@ async fn hourly_daily_and_time_based_partitioners_with_record_time_rotation() ->
 async fn scheduled_rotation_writes_idle_partitions() -> anyhow::Result<()> {
     let server = S3Server::ensure()?;
     let bucket = unique("s3-sched");
-    let client = server.bucket(&bucket).await?;
+    let client = Store::new(&server, &bucket).await?;
     let mut task = start(&config(&server, &bucket, &[("rotate.schedule.interval.ms", "500")])).await?;
     task.put(&recs("t", 0, 0..2)).await?;
     let offsets: BTreeMap<_, _> = [(tp("t", 0), 2)].into_iter().collect();
@@ -263,7 +305,7 @@ fn big(topic: &str, offset: i64, size: usize) -> SinkRecord {
 async fn multipart_uploads_and_a_crash_in_the_middle_of_one() -> anyhow::Result<()> {
     let server = S3Server::ensure()?;
     let bucket = unique("s3-multi");
-    let client = server.bucket(&bucket).await?;
+    let client = Store::new(&server, &bucket).await?;
     let c = config(&server, &bucket, &[("s3.part.size", "5242880"), ("flush.size", "60")]);
     // Task A takes 30 records of 200 KB: one 5 MiB part is uploaded, the upload is in flight; then it "crashes"
     // (dropped without stop: nothing aborts the upload, nothing was committed).
@@ -283,7 +325,12 @@ async fn multipart_uploads_and_a_crash_in_the_middle_of_one() -> anyhow::Result<
     ensure!(k == ["topics/t/partition=0/t+0+0000000000.json"], "keys {k:?}");
     let body = client.get_object(&k[0]).await?;
     let expected: String = (0..60).map(|o| format!("\"{}\"\n", big("t", o, 200_000).value_as_str())).collect();
-    ensure!(body.len() == expected.len() && body == expected, "contents: {} bytes, expected {}", body.len(), expected.len());
+    ensure!(
+        body.len() == expected.len() && body == expected,
+        "contents: {} bytes, expected {}",
+        body.len(),
+        expected.len()
+    );
     // A new file past a part size is in flight again; stop aborts it.
     b.put(&(61..100).map(|o| big("t", o, 200_000)).collect::<Vec<_>>()).await?;
     ensure!(client.list_multipart("topics/").await?.len() == 1, "an upload in flight");
@@ -308,7 +355,7 @@ impl ValueStr for SinkRecord {
 async fn retried_and_rewound_batches_are_written_once() -> anyhow::Result<()> {
     let server = S3Server::ensure()?;
     let bucket = unique("s3-rewind");
-    let client = server.bucket(&bucket).await?;
+    let client = Store::new(&server, &bucket).await?;
     let mut task = start(&config(&server, &bucket, &[("flush.size", "10")])).await?;
     task.put(&recs("t", 0, 0..6)).await?;
     // The runtime puts a batch again after a retriable failure: the records already taken are skipped.
@@ -326,14 +373,18 @@ async fn retried_and_rewound_batches_are_written_once() -> anyhow::Result<()> {
 async fn many_partitions_under_a_small_buffer_budget() -> anyhow::Result<()> {
     let server = S3Server::ensure()?;
     let bucket = unique("s3-budget");
-    let client = server.bucket(&bucket).await?;
+    let client = Store::new(&server, &bucket).await?;
     let budget = 64 * 1024;
-    let mut task = start(&config(&server, &bucket, &[("flush.size", "100000"), ("sluice.s3.buffer.budget.bytes", "65536")])).await?;
+    let mut task =
+        start(&config(&server, &bucket, &[("flush.size", "100000"), ("sluice.s3.buffer.budget.bytes", "65536")]))
+            .await?;
     let mut offsets = BTreeMap::new();
     let value = "x".repeat(1000);
     for round in 0..5i64 {
-        let batch: Vec<SinkRecord> =
-            (0..200).flat_map(|p| (0..4).map(move |i| (p, round * 4 + i))).map(|(p, o)| rec("t", p, o, &value)).collect();
+        let batch: Vec<SinkRecord> = (0..200)
+            .flat_map(|p| (0..4).map(move |i| (p, round * 4 + i)))
+            .map(|(p, o)| rec("t", p, o, &value))
+            .collect();
         task.put(&batch).await?;
         for p in 0..200 {
             offsets.insert(tp("t", p), round * 4 + 4);
@@ -351,7 +402,11 @@ async fn many_partitions_under_a_small_buffer_budget() -> anyhow::Result<()> {
     let mut in_memory = 0i64;
     for p in 0..200 {
         let durable = lines_per_partition.get(&p).copied().unwrap_or(0);
-        ensure!(durable == safe[&tp("t", p)], "partition {p}: {durable} records in objects, pre_commit {}", safe[&tp("t", p)]);
+        ensure!(
+            durable == safe[&tp("t", p)],
+            "partition {p}: {durable} records in objects, pre_commit {}",
+            safe[&tp("t", p)]
+        );
         in_memory += 20 - durable;
     }
     ensure!(in_memory * 1003 <= budget as i64, "{in_memory} records still buffered exceed the budget");
@@ -364,7 +419,7 @@ async fn many_partitions_under_a_small_buffer_budget() -> anyhow::Result<()> {
 async fn a_bucket_created_while_the_task_retries() -> anyhow::Result<()> {
     let server = S3Server::ensure()?;
     let bucket = unique("s3-late");
-    let c = config(&server, &bucket, &[("sluice.s3.start.timeout.ms", "30000")]);
+    let c = config_bucket(&server, &bucket, &[("sluice.s3.start.timeout.ms", "30000")]);
     let started = tokio::spawn(async move { start(&c).await.map(|_| ()) });
     tokio::time::sleep(Duration::from_secs(2)).await;
     ensure!(!started.is_finished(), "the task waits for the bucket");
@@ -379,19 +434,29 @@ async fn a_bucket_created_while_the_task_retries() -> anyhow::Result<()> {
 async fn missing_bucket_wrong_credentials_unreachable_endpoint_fail_with_what_to_do() -> anyhow::Result<()> {
     let server = S3Server::ensure()?;
     let bucket = unique("s3-missing");
-    let err = start(&config(&server, &bucket, &[("sluice.s3.start.timeout.ms", "500")])).await.err().context("missing bucket must fail")?;
+    let err = start(&config_bucket(&server, &bucket, &[("sluice.s3.start.timeout.ms", "500")]))
+        .await
+        .err()
+        .context("missing bucket must fail")?;
     let msg = format!("{err:#}");
-    ensure!(msg.contains(&bucket) && msg.contains(&server.endpoint) && msg.contains("create it"), "missing bucket: {msg}");
+    ensure!(
+        msg.contains(&bucket) && msg.contains(&server.endpoint) && msg.contains("create it"),
+        "missing bucket: {msg}"
+    );
 
-    let bucket = unique("s3-creds");
+    let bucket = BUCKET.to_string();
     server.bucket(&bucket).await?;
-    let mut c = config(&server, &bucket, &[("sluice.s3.start.timeout.ms", "500")]);
+    let mut c = config_bucket(&server, &bucket, &[("sluice.s3.start.timeout.ms", "500")]);
     c.insert("aws.secret.access.key".into(), "wrong".into());
     let err = start(&c).await.err().context("wrong credentials must fail")?;
     let msg = format!("{err:#}");
-    ensure!(msg.contains(&bucket) && (msg.contains("credentials") || msg.contains("access denied")), "wrong credentials: {msg}");
+    ensure!(
+        msg.contains(&bucket) && (msg.contains("credentials") || msg.contains("access denied")),
+        "wrong credentials: {msg}"
+    );
 
-    let c = config(&server, &bucket, &[("sluice.s3.start.timeout.ms", "500"), ("store.url", "http://127.0.0.1:9")]);
+    let c =
+        config_bucket(&server, &bucket, &[("sluice.s3.start.timeout.ms", "500"), ("store.url", "http://127.0.0.1:9")]);
     let err = start(&c).await.err().context("unreachable endpoint must fail")?;
     let msg = format!("{err:#}");
     ensure!(msg.contains("http://127.0.0.1:9") && msg.contains("unreachable"), "unreachable: {msg}");
@@ -403,13 +468,14 @@ async fn missing_bucket_wrong_credentials_unreachable_endpoint_fail_with_what_to
 async fn null_values_fail_by_default_and_are_skipped_with_ignore() -> anyhow::Result<()> {
     let server = S3Server::ensure()?;
     let bucket = unique("s3-null");
-    let client = server.bucket(&bucket).await?;
+    let client = Store::new(&server, &bucket).await?;
     let mut null = rec("t", 0, 0, "");
     null.value = Value::Null;
     null.value_schema = None;
     let mut task = start(&config(&server, &bucket, &[("flush.size", "1")])).await?;
     ensure!(task.put(std::slice::from_ref(&null)).await.is_err(), "behavior.on.null.values=fail");
-    let mut task = start(&config(&server, &bucket, &[("flush.size", "1"), ("behavior.on.null.values", "ignore")])).await?;
+    let mut task =
+        start(&config(&server, &bucket, &[("flush.size", "1"), ("behavior.on.null.values", "ignore")])).await?;
     task.put(&[null, rec("t", 0, 1, "v")]).await?;
     ensure!(keys(&client).await? == ["topics/t/partition=0/t+0+0000000001.json"], "null skipped");
     Ok(())

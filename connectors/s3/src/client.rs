@@ -41,8 +41,8 @@ impl Credentials {
         if let (Some(a), Some(s)) = (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
             return Some(Credentials { access_key: a, secret_key: s, session_token: env("AWS_SESSION_TOKEN") });
         }
-        let file = env("AWS_SHARED_CREDENTIALS_FILE")
-            .or_else(|| env("HOME").map(|h| format!("{h}/.aws/credentials")))?;
+        let file =
+            env("AWS_SHARED_CREDENTIALS_FILE").or_else(|| env("HOME").map(|h| format!("{h}/.aws/credentials")))?;
         let text = std::fs::read_to_string(file).ok()?;
         parse_profile(&text, &env("AWS_PROFILE").unwrap_or_else(|| "default".into()))
     }
@@ -282,8 +282,7 @@ impl S3Client {
                 req = req.header(k.as_str(), v.as_str());
             }
         }
-        let transport =
-            |source| S3Error::Transport { method: method.to_string(), url: url.clone(), source };
+        let transport = |source| S3Error::Transport { method: method.to_string(), url: url.clone(), source };
         let resp = req.body(body).send().await.map_err(transport)?;
         let status = resp.status();
         let resp_headers = resp.headers().clone();
@@ -302,6 +301,11 @@ impl S3Client {
             Err(e) if matches!(e.code(), "BucketAlreadyOwnedByYou" | "BucketAlreadyExists") => Ok(()),
             r => r.map(|_| ()),
         }
+    }
+
+    /// Deletes the (empty) bucket.
+    pub async fn delete_bucket(&self) -> Result<(), S3Error> {
+        self.request(reqwest::Method::DELETE, None, &[], &[], Vec::new()).await.map(|_| ())
     }
 
     pub async fn delete_object(&self, key: &str) -> Result<(), S3Error> {
@@ -468,6 +472,9 @@ mod tests {
         assert_eq!(amz_dates(1_369_353_600_000), ("20130524T000000Z".into(), "20130524".into()));
         let c = parse_profile("[default]\naws_access_key_id=a\naws_secret_access_key=b\n[profile x]\naws_access_key_id = c\naws_secret_access_key = d\n", "x").unwrap();
         assert_eq!((c.access_key.as_str(), c.secret_key.as_str()), ("c", "d"));
-        assert_eq!(uri_encode("topics/t/partition=0/t+0+0000000000.json", true), "topics/t/partition%3D0/t%2B0%2B0000000000.json");
+        assert_eq!(
+            uri_encode("topics/t/partition=0/t+0+0000000000.json", true),
+            "topics/t/partition%3D0/t%2B0%2B0000000000.json"
+        );
     }
 }

@@ -123,9 +123,8 @@ impl Partitioner {
                 }
                 let mut parts = Vec::new();
                 for f in fields {
-                    let v = record_field(record, f).ok_or_else(|| {
-                        ConnectError::Data(format!("FieldPartitioner: the value has no field {f:?}"))
-                    })?;
+                    let v = record_field(record, f)
+                        .ok_or_else(|| ConnectError::Data(format!("FieldPartitioner: the value has no field {f:?}")))?;
                     let text = field_text(v).ok_or_else(|| {
                         ConnectError::Data(format!("FieldPartitioner: field {f:?} is not an int, string or boolean"))
                     })?;

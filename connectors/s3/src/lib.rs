@@ -90,7 +90,12 @@ fn simple(class: &str) -> &str {
 impl S3Settings {
     pub fn from_config(c: &ConfigMap) -> Result<Self, ConnectError> {
         let bucket = get(c, "s3.bucket.name")
-            .ok_or_else(|| ConnectError::config("s3.bucket.name", "Missing required configuration \"s3.bucket.name\" which has no default value."))?
+            .ok_or_else(|| {
+                ConnectError::config(
+                    "s3.bucket.name",
+                    "Missing required configuration \"s3.bucket.name\" which has no default value.",
+                )
+            })?
             .to_string();
         if let Some(s) = get(c, "storage.class")
             && simple(s) != "S3Storage"
@@ -109,14 +114,19 @@ impl S3Settings {
             other => {
                 return Err(ConnectError::config(
                     "format.class",
-                    format!("{other}: this build of Sluice's S3 sink writes JsonFormat and ByteArrayFormat (Avro and Parquet are not built yet)"),
+                    format!(
+                        "{other}: this build of Sluice's S3 sink writes JsonFormat and ByteArrayFormat (Avro and Parquet are not built yet)"
+                    ),
                 ));
             }
         };
         match get(c, "s3.compression.type").unwrap_or("none") {
             "none" => {}
             other => {
-                return Err(ConnectError::config("s3.compression.type", format!("{other}: only none is supported in this build")));
+                return Err(ConnectError::config(
+                    "s3.compression.type",
+                    format!("{other}: only none is supported in this build"),
+                ));
             }
         }
         let flush_size: u64 = num(c, "flush.size", 1000)?;
@@ -133,7 +143,8 @@ impl S3Settings {
             "RecordField" => Extractor::RecordField(get(c, "timestamp.field").unwrap_or("timestamp").to_string()),
             other => return Err(ConnectError::config("timestamp.extractor", format!("unknown extractor {other}"))),
         };
-        let tz = parse_timezone(get(c, "timezone").unwrap_or("UTC")).map_err(|m| ConnectError::config("timezone", m))?;
+        let tz =
+            parse_timezone(get(c, "timezone").unwrap_or("UTC")).map_err(|m| ConnectError::config("timezone", m))?;
         let time = |path: &str, duration: i64| -> Result<Partitioner, ConnectError> {
             Ok(Partitioner::Time {
                 format: compile_path_format(path).map_err(|m| ConnectError::config("path.format", m))?,
@@ -159,7 +170,10 @@ impl S3Settings {
                     .ok_or_else(|| ConnectError::config("path.format", "required by TimeBasedPartitioner"))?;
                 let duration: i64 = num(c, "partition.duration.ms", -1)?;
                 if duration <= 0 {
-                    return Err(ConnectError::config("partition.duration.ms", "required (> 0) by TimeBasedPartitioner"));
+                    return Err(ConnectError::config(
+                        "partition.duration.ms",
+                        "required (> 0) by TimeBasedPartitioner",
+                    ));
                 }
                 time(path, duration)?
             }

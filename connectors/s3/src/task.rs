@@ -69,19 +69,27 @@ fn s3_error(client: &S3Client, what: &str, e: S3Error) -> ConnectError {
     let ctx = format!("S3 sink: {what} in bucket {:?} at {}", client.bucket, client.endpoint);
     match e.status() {
         Some(404) if e.code() == "NoSuchBucket" || what.starts_with("checking") => ConnectError::fatal(
-            format!("{ctx}: the bucket does not exist; create it (or fix s3.bucket.name / s3.region / store.url) and restart the task"),
+            format!(
+                "{ctx}: the bucket does not exist; create it (or fix s3.bucket.name / s3.region / store.url) and restart the task"
+            ),
             e,
         ),
         Some(403) | Some(401) => ConnectError::fatal(
-            format!("{ctx}: access denied; check aws.access.key.id / aws.secret.access.key or the AWS_* environment / profile of the agent, and the bucket's policy"),
+            format!(
+                "{ctx}: access denied; check aws.access.key.id / aws.secret.access.key or the AWS_* environment / profile of the agent, and the bucket's policy"
+            ),
             e,
         ),
-        Some(400) if matches!(e.code(), "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "AuthorizationHeaderMalformed") => {
+        Some(400)
+            if matches!(e.code(), "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "AuthorizationHeaderMalformed") =>
+        {
             ConnectError::fatal(format!("{ctx}: credentials refused; check the access key, secret and s3.region"), e)
         }
         Some(s) if s < 500 && s != 408 && s != 429 => ConnectError::fatal(ctx, e),
         _ => ConnectError::retriable(
-            format!("{ctx}: the endpoint failed or is unreachable; check store.url / AWS_ENDPOINT_URL and that the server runs (retrying)"),
+            format!(
+                "{ctx}: the endpoint failed or is unreachable; check store.url / AWS_ENDPOINT_URL and that the server runs (retrying)"
+            ),
             e,
         ),
     }
@@ -102,12 +110,16 @@ impl S3SinkTask {
             format!("{}{}{}{}", s.topics_dir, s.dir_delim, tp.topic, s.dir_delim)
         };
         let name_prefix = format!("{}{}{}{}", tp.topic, s.file_delim, tp.partition, s.file_delim);
-        let uploads = client.list_multipart(&prefix).await.map_err(|e| s3_error(client, "listing multipart uploads", e))?;
+        let uploads =
+            client.list_multipart(&prefix).await.map_err(|e| s3_error(client, "listing multipart uploads", e))?;
         for (key, id) in uploads {
             let name = key.rsplit(s.dir_delim.as_str()).next().unwrap_or(&key);
             if name.starts_with(&name_prefix) {
                 tracing::info!(key, "aborting an unfinished multipart upload");
-                client.abort_multipart(&key, &id).await.map_err(|e| s3_error(client, "aborting a multipart upload", e))?;
+                client
+                    .abort_multipart(&key, &id)
+                    .await
+                    .map_err(|e| s3_error(client, "aborting a multipart upload", e))?;
             }
         }
         Ok(())
@@ -130,12 +142,20 @@ impl S3SinkTask {
     }
 
     /// Uploads a full part of a file if its buffer reached the part size.
-    async fn upload_part(client: &S3Client, f: &mut OpenFile, part_size: usize, last: bool) -> Result<(), ConnectError> {
+    async fn upload_part(
+        client: &S3Client,
+        f: &mut OpenFile,
+        part_size: usize,
+        last: bool,
+    ) -> Result<(), ConnectError> {
         if f.buffer.len() < part_size && !last {
             return Ok(());
         }
         if f.upload_id.is_none() {
-            let id = client.create_multipart(&f.key).await.map_err(|e| s3_error(client, "starting a multipart upload", e))?;
+            let id = client
+                .create_multipart(&f.key)
+                .await
+                .map_err(|e| s3_error(client, "starting a multipart upload", e))?;
             f.upload_id = Some(id);
         }
         let id = f.upload_id.clone().unwrap_or_default();
@@ -210,7 +230,12 @@ impl S3SinkTask {
                 // Part of a batch put again after a failure: already taken.
                 Some(min) if r.offset > min => return Ok(()),
                 _ => {
-                    tracing::info!(topic = tp.topic, partition = tp.partition, offset = r.offset, "rewind: the partition's buffer is reset");
+                    tracing::info!(
+                        topic = tp.topic,
+                        partition = tp.partition,
+                        offset = r.offset,
+                        "rewind: the partition's buffer is reset"
+                    );
                     self.reset(&tp).await;
                 }
             }
@@ -314,7 +339,9 @@ impl S3SinkTask {
         let due: Vec<TopicPartition> = self
             .partitions
             .iter()
-            .filter(|(_, st)| st.count > 0 && st.opened.is_some_and(|o| o.elapsed() >= Duration::from_millis(interval as u64)))
+            .filter(|(_, st)| {
+                st.count > 0 && st.opened.is_some_and(|o| o.elapsed() >= Duration::from_millis(interval as u64))
+            })
             .map(|(tp, _)| tp.clone())
             .collect();
         for tp in due {
@@ -341,7 +368,9 @@ impl SinkTask for S3SinkTask {
         }
         // Check the bucket now, retrying for a while (the bucket may be being created), then fail with the cause.
         let deadline = Instant::now()
-            + Duration::from_millis(context.config.get("sluice.s3.start.timeout.ms").and_then(|v| v.parse().ok()).unwrap_or(60_000));
+            + Duration::from_millis(
+                context.config.get("sluice.s3.start.timeout.ms").and_then(|v| v.parse().ok()).unwrap_or(60_000),
+            );
         let mut backoff = Duration::from_millis(200);
         loop {
             match client.head_bucket().await {
