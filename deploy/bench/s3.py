@@ -33,7 +33,7 @@ def _curl(aws, method, path):
 
 def _objects(aws, bucket, prefix):
     """[(key, size)] under prefix (first 1000: enough here)."""
-    xml = _curl(aws, "GET", f"/{bucket}?list-type=2&prefix={urllib.parse.quote(prefix)}")
+    xml = _curl(aws, "GET", f"/{bucket}?list-type=2&prefix={urllib.parse.quote(prefix, safe='')}")
     return [(k, int(s)) for k, s in re.findall(r"<Key>([^<]*)</Key>.*?<Size>(\d+)</Size>", xml, re.S)]
 
 
