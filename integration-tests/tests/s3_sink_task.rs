@@ -366,6 +366,16 @@ async fn retried_and_rewound_batches_are_written_once() -> anyhow::Result<()> {
     ensure!(k == ["topics/t/partition=0/t+0+0000000000.json"], "keys {k:?}");
     let body = client.get_object(&k[0]).await?;
     ensure!(body == json_lines((0..10).map(|o| format!("t-0-{o}"))), "contents {body:?}");
+    // A batch put again that spans a rotation already done: the written part is skipped, the next file starts at
+    // the same offset as before.
+    task.put(&recs("t", 0, 5..25)).await?;
+    let k = keys(&client).await?;
+    ensure!(
+        k == ["topics/t/partition=0/t+0+0000000000.json", "topics/t/partition=0/t+0+0000000010.json"],
+        "keys {k:?}"
+    );
+    let body = client.get_object(&k[1]).await?;
+    ensure!(body == json_lines((10..20).map(|o| format!("t-0-{o}"))), "contents {body:?}");
     Ok(())
 }
 

@@ -38,6 +38,8 @@ struct PartitionState {
     current_encoded: Option<String>,
     /// The offset after the last record taken.
     next: Option<i64>,
+    /// The offset after the last record in a completed object (this task's view).
+    written: Option<i64>,
     /// Stale multipart uploads of this partition were aborted.
     cleaned: bool,
     /// A rotation was decided but its upload has not succeeded yet: retried before anything else is appended.
@@ -136,8 +138,8 @@ impl S3SinkTask {
                     tracing::warn!(key = f.key, error = %e, "could not abort a multipart upload");
                 }
             }
-            let cleaned = state.cleaned;
-            *state = PartitionState { cleaned, ..PartitionState::default() };
+            let (cleaned, written) = (state.cleaned, state.written);
+            *state = PartitionState { cleaned, written, ..PartitionState::default() };
         }
     }
 
@@ -212,6 +214,7 @@ impl S3SinkTask {
             tracing::debug!(key = f.key, records = f.count, "object written");
             state.files.remove(&enc);
         }
+        state.written = state.next;
         state.count = 0;
         state.base_ts = None;
         state.opened = None;
@@ -223,6 +226,11 @@ impl S3SinkTask {
     async fn put_one(&mut self, r: &SinkRecord) -> Result<(), ConnectError> {
         let tp = TopicPartition { topic: r.topic.clone(), partition: r.partition };
         let state = self.partitions.entry(tp.clone()).or_default();
+        // Already in a completed object (a batch put again after a failure past a rotation): skipped, so the
+        // next file starts where the written one ended, as before.
+        if state.written.is_some_and(|w| r.offset < w) {
+            return Ok(());
+        }
         if let Some(next) = state.next
             && r.offset < next
         {
