@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, ensure};
 use serde_json::json;
 use sluice_integration_tests::kafka::{create_topic, produce};
-use sluice_integration_tests::s3::{S3Server, bucket_name};
+use sluice_integration_tests::s3::S3Server;
 use sluice_integration_tests::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -28,7 +28,9 @@ async fn produce_lines(kafka: &str, topic: &str, range: std::ops::Range<usize>) 
 async fn run(env: &TestEnv) -> anyhow::Result<()> {
     let kafka = env.services.kafka.as_str();
     let s3 = S3Server::ensure()?;
-    let bucket = bucket_name(&env.unique("my-kafka-bucket"));
+    // One bucket shared by the S3 tests (SeaweedFS gives each bucket its own volumes: a bucket per run would
+    // exhaust a small server); this run's objects are under its own topic's directory.
+    let bucket = "sluice-s3-sink-tests".to_string();
     let client = s3.bucket(&bucket).await?;
     let aws = s3.aws_env();
     let vars: Vec<(&str, &str)> = aws.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -37,6 +39,7 @@ async fn run(env: &TestEnv) -> anyhow::Result<()> {
     let mut agent = Agent::start_with_env(env, &[cp.grpc_endpoint()], &agent_id, kafka, &[], &[], &vars, &[]).await?;
 
     let topic = env.unique("file-input-topic");
+    let prefix = format!("topics/{topic}/");
     create_topic(kafka, &topic, 1).await?;
     produce_lines(kafka, &topic, 0..2500).await?;
 
@@ -67,14 +70,14 @@ async fn run(env: &TestEnv) -> anyhow::Result<()> {
         format!("topics/{topic}/partition=0/{topic}+0+0000001000.json"),
     ];
     wait_until(Duration::from_secs(60), "the first two objects", || {
-        let client = client.clone();
+        let (client, prefix) = (client.clone(), prefix.clone());
         async move {
-            let keys = client.list_keys("topics/").await?;
+            let keys = client.list_keys(&prefix).await?;
             Ok((keys.len() >= 2).then_some(keys))
         }
     })
     .await?;
-    let mut keys = client.list_keys("topics/").await?;
+    let mut keys = client.list_keys(&prefix).await?;
     keys.sort();
     ensure!(keys == first, "keys {keys:?}");
     let body = client.get_object(&first[1]).await?;
@@ -94,11 +97,11 @@ async fn run(env: &TestEnv) -> anyhow::Result<()> {
         Agent::start_with_env(env, &[cp.grpc_endpoint()], &env.unique("agent-b"), kafka, &[], &[], &vars, &[]).await?;
 
     wait_until(Duration::from_secs(120), "8 objects (offsets 0..8000)", || {
-        let client = client.clone();
-        async move { Ok((client.list_keys("topics/").await?.len() >= 8).then_some(())) }
+        let (client, prefix) = (client.clone(), prefix.clone());
+        async move { Ok((client.list_keys(&prefix).await?.len() >= 8).then_some(())) }
     })
     .await?;
-    let mut keys = client.list_keys("topics/").await?;
+    let mut keys = client.list_keys(&prefix).await?;
     keys.sort();
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     for key in &keys {
@@ -110,10 +113,12 @@ async fn run(env: &TestEnv) -> anyhow::Result<()> {
     ensure!(dups.is_empty(), "records written twice: {dups:?}");
     ensure!(seen.len() == 8000, "{} distinct records in {} objects, expected 8000", seen.len(), keys.len());
     ensure!(keys.len() == 8, "keys {keys:?}");
-    let unfinished = client.list_multipart("topics/").await.context("listing multipart uploads")?;
+    let unfinished = client.list_multipart(&prefix).await.context("listing multipart uploads")?;
     ensure!(unfinished.is_empty(), "unfinished multipart uploads: {unfinished:?}");
     env.note(format!("after SIGKILL and takeover: {} objects, 8000 records exactly once", keys.len()));
     cp.rest.delete("/connectors/s3-sink").await?;
-    s3.delete_bucket(&bucket).await?;
+    for key in &keys {
+        client.delete_object(key).await?;
+    }
     Ok(())
 }
