@@ -24,6 +24,7 @@ pub mod lines;
 pub mod net;
 pub mod process;
 pub mod rest;
+pub mod s3;
 pub mod services;
 pub mod tools;
 pub mod wait;

@@ -1,0 +1,450 @@
+//! The sink task: per Kafka partition, open files (one per encoded partition) buffered in memory, streamed as
+//! multipart parts once a buffer reaches `s3.part.size`, committed (object completed) at rotation; `pre_commit`
+//! hands back, per partition, only offsets whose records are in completed objects.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use sluice_connect_api::connector::{SinkTask, SinkTaskContext, TopicPartition};
+use sluice_connect_api::error::ConnectError;
+use sluice_connect_api::record::{SinkRecord, Value};
+
+use crate::client::{Credentials, S3Client, S3Error, resolve_endpoint};
+use crate::layout::object_key;
+use crate::{NullBehavior, S3Settings};
+
+#[derive(Debug)]
+struct OpenFile {
+    key: String,
+    start_offset: i64,
+    end_offset: i64,
+    count: u64,
+    buffer: Vec<u8>,
+    upload_id: Option<String>,
+    etags: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+struct PartitionState {
+    files: BTreeMap<String, OpenFile>,
+    /// Records in the open files.
+    count: u64,
+    /// Timestamp (per extractor) of the first record of the open files, for `rotate.interval.ms`.
+    base_ts: Option<i64>,
+    /// Wall clock of the first record of the open files, for `rotate.schedule.interval.ms`.
+    opened: Option<Instant>,
+    current_encoded: Option<String>,
+    /// The offset after the last record taken.
+    next: Option<i64>,
+    /// The offset after the last record in a completed object (this task's view).
+    written: Option<i64>,
+    /// Stale multipart uploads of this partition were aborted.
+    cleaned: bool,
+    /// A rotation was decided but its upload has not succeeded yet: retried before anything else is appended.
+    rotation_pending: bool,
+}
+
+impl PartitionState {
+    fn buffered(&self) -> usize {
+        self.files.values().map(|f| f.buffer.len()).sum()
+    }
+    fn min_start(&self) -> Option<i64> {
+        self.files.values().map(|f| f.start_offset).min()
+    }
+}
+
+#[derive(Default)]
+pub struct S3SinkTask {
+    settings: Option<S3Settings>,
+    client: Option<S3Client>,
+    partitions: HashMap<TopicPartition, PartitionState>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// Turns an S3 failure into the task's error, naming the bucket and endpoint and what to do.
+fn s3_error(client: &S3Client, what: &str, e: S3Error) -> ConnectError {
+    let ctx = format!("S3 sink: {what} in bucket {:?} at {}", client.bucket, client.endpoint);
+    match e.status() {
+        Some(404) if e.code() == "NoSuchBucket" || what.starts_with("checking") => ConnectError::fatal(
+            format!(
+                "{ctx}: the bucket does not exist; create it (or fix s3.bucket.name / s3.region / store.url) and restart the task"
+            ),
+            e,
+        ),
+        Some(403) | Some(401) => ConnectError::fatal(
+            format!(
+                "{ctx}: access denied; check aws.access.key.id / aws.secret.access.key or the AWS_* environment / profile of the agent, and the bucket's policy"
+            ),
+            e,
+        ),
+        Some(400)
+            if matches!(e.code(), "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "AuthorizationHeaderMalformed") =>
+        {
+            ConnectError::fatal(format!("{ctx}: credentials refused; check the access key, secret and s3.region"), e)
+        }
+        Some(s) if s < 500 && s != 408 && s != 429 => ConnectError::fatal(ctx, e),
+        _ => ConnectError::retriable(
+            format!(
+                "{ctx}: the endpoint failed or is unreachable; check store.url / AWS_ENDPOINT_URL and that the server runs (retrying)"
+            ),
+            e,
+        ),
+    }
+}
+
+impl S3SinkTask {
+    fn s(&self) -> &S3Settings {
+        self.settings.as_ref().expect("started")
+    }
+
+    /// Aborts unfinished multipart uploads of this partition's objects (left by a crash).
+    async fn clean_stale(&mut self, tp: &TopicPartition) -> Result<(), ConnectError> {
+        let s = self.s();
+        let client = self.client.as_ref().expect("started");
+        let prefix = if s.topics_dir.is_empty() {
+            format!("{}{}", tp.topic, s.dir_delim)
+        } else {
+            format!("{}{}{}{}", s.topics_dir, s.dir_delim, tp.topic, s.dir_delim)
+        };
+        let name_prefix = format!("{}{}{}{}", tp.topic, s.file_delim, tp.partition, s.file_delim);
+        let uploads =
+            client.list_multipart(&prefix).await.map_err(|e| s3_error(client, "listing multipart uploads", e))?;
+        for (key, id) in uploads {
+            let name = key.rsplit(s.dir_delim.as_str()).next().unwrap_or(&key);
+            if name.starts_with(&name_prefix) {
+                tracing::info!(key, "aborting an unfinished multipart upload");
+                client
+                    .abort_multipart(&key, &id)
+                    .await
+                    .map_err(|e| s3_error(client, "aborting a multipart upload", e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops a partition's open files (aborting their multipart uploads): after a rewind.
+    async fn reset(&mut self, tp: &TopicPartition) {
+        let client = self.client.clone().expect("started");
+        if let Some(state) = self.partitions.get_mut(tp) {
+            for f in state.files.values() {
+                if let Some(id) = &f.upload_id
+                    && let Err(e) = client.abort_multipart(&f.key, id).await
+                {
+                    tracing::warn!(key = f.key, error = %e, "could not abort a multipart upload");
+                }
+            }
+            let (cleaned, written) = (state.cleaned, state.written);
+            *state = PartitionState { cleaned, written, ..PartitionState::default() };
+        }
+    }
+
+    /// Uploads a full part of a file if its buffer reached the part size.
+    async fn upload_part(
+        client: &S3Client,
+        f: &mut OpenFile,
+        part_size: usize,
+        last: bool,
+    ) -> Result<(), ConnectError> {
+        if f.buffer.len() < part_size && !last {
+            return Ok(());
+        }
+        if f.upload_id.is_none() {
+            let id = client
+                .create_multipart(&f.key)
+                .await
+                .map_err(|e| s3_error(client, "starting a multipart upload", e))?;
+            f.upload_id = Some(id);
+        }
+        let id = f.upload_id.clone().unwrap_or_default();
+        let body = std::mem::take(&mut f.buffer);
+        match client.upload_part(&f.key, &id, f.etags.len() as u32 + 1, body.clone()).await {
+            Ok(etag) => {
+                f.etags.push(etag);
+                Ok(())
+            }
+            Err(e) => {
+                f.buffer = body;
+                Err(s3_error(client, &format!("uploading part {} of {}", f.etags.len() + 1, f.key), e))
+            }
+        }
+    }
+
+    /// Completes every open file of a partition (rotation). Files done are removed; on failure the rest stay.
+    async fn commit_partition(&mut self, tp: &TopicPartition) -> Result<(), ConnectError> {
+        let client = self.client.clone().expect("started");
+        let part_size = self.s().part_size;
+        let tagging = self.s().tagging;
+        let Some(state) = self.partitions.get_mut(tp) else { return Ok(()) };
+        state.rotation_pending = true;
+        let keys: Vec<String> = state.files.keys().cloned().collect();
+        for enc in keys {
+            let f = state.files.get_mut(&enc).expect("present");
+            if f.upload_id.is_none() {
+                client
+                    .put_object(&f.key, f.buffer.clone())
+                    .await
+                    .map_err(|e| s3_error(&client, &format!("writing {}", f.key), e))?;
+            } else {
+                if !f.buffer.is_empty() {
+                    Self::upload_part(&client, f, part_size, true).await?;
+                }
+                let id = f.upload_id.clone().unwrap_or_default();
+                client
+                    .complete_multipart(&f.key, &id, &f.etags)
+                    .await
+                    .map_err(|e| s3_error(&client, &format!("completing {}", f.key), e))?;
+            }
+            if tagging {
+                // As TopicPartitionWriter.tagFile: startOffset, endOffset, recordCount.
+                let tags = [
+                    ("startOffset", f.start_offset.to_string()),
+                    ("endOffset", f.end_offset.to_string()),
+                    ("recordCount", f.count.to_string()),
+                ];
+                if let Err(e) = client.put_tags(&f.key, &tags).await {
+                    // Confluent logs tagging failures and goes on (the object is written).
+                    tracing::warn!(key = f.key, error = %e, "could not tag the object");
+                }
+            }
+            tracing::debug!(key = f.key, records = f.count, "object written");
+            state.files.remove(&enc);
+        }
+        state.written = state.next;
+        state.count = 0;
+        state.base_ts = None;
+        state.opened = None;
+        state.current_encoded = None;
+        state.rotation_pending = false;
+        Ok(())
+    }
+
+    async fn put_one(&mut self, r: &SinkRecord) -> Result<(), ConnectError> {
+        let tp = TopicPartition { topic: r.topic.clone(), partition: r.partition };
+        let state = self.partitions.entry(tp.clone()).or_default();
+        // Already in a completed object (a batch put again after a failure past a rotation): skipped, so the
+        // next file starts where the written one ended, as before.
+        if state.written.is_some_and(|w| r.offset < w) {
+            return Ok(());
+        }
+        if let Some(next) = state.next
+            && r.offset < next
+        {
+            match state.min_start() {
+                // Part of a batch put again after a failure: already taken.
+                Some(min) if r.offset > min => return Ok(()),
+                _ => {
+                    tracing::info!(
+                        topic = tp.topic,
+                        partition = tp.partition,
+                        offset = r.offset,
+                        "rewind: the partition's buffer is reset"
+                    );
+                    self.reset(&tp).await;
+                }
+            }
+        }
+        if !self.partitions.get(&tp).is_some_and(|st| st.cleaned) {
+            self.clean_stale(&tp).await?;
+            self.partitions.entry(tp.clone()).or_default().cleaned = true;
+        }
+        let s = self.settings.clone().expect("started");
+        if self.partitions.get(&tp).is_some_and(|st| st.rotation_pending) {
+            self.commit_partition(&tp).await?;
+        }
+        if matches!(r.value, Value::Null) {
+            match s.null_values {
+                NullBehavior::Ignore | NullBehavior::Write => {
+                    // `write` would need a tombstone folder; Sluice skips them like `ignore` (documented).
+                    self.partitions.get_mut(&tp).expect("present").next = Some(r.offset + 1);
+                    return Ok(());
+                }
+                NullBehavior::Fail => {
+                    return Err(ConnectError::Data(format!(
+                        "Null valued records are not writeable with current behavior.on.null.values 'settings' ({}-{}@{}); set behavior.on.null.values=ignore",
+                        r.topic, r.partition, r.offset
+                    )));
+                }
+            }
+        }
+        let needs_ts = s.rotate_interval_ms > 0 || matches!(s.partitioner, crate::layout::Partitioner::Time { .. });
+        let ts = if needs_ts { s.extractor.extract(r, now_ms())? } else { 0 };
+        let encoded = s.partitioner.encode(r, ts, &s.dir_delim)?;
+        let mut bytes = Vec::new();
+        s.format.write(r, &mut bytes)?;
+        // Record-time rotation, as TopicPartitionWriter: the span of timestamps, or a new encoded partition.
+        let rotate_on_time = {
+            let st = &self.partitions[&tp];
+            s.rotate_interval_ms > 0
+                && st.count > 0
+                && (st.base_ts.is_some_and(|b| ts - b >= s.rotate_interval_ms)
+                    || st.current_encoded.as_deref() != Some(encoded.as_str()))
+        };
+        if rotate_on_time {
+            self.commit_partition(&tp).await?;
+        }
+        let client = self.client.clone().expect("started");
+        let st = self.partitions.get_mut(&tp).expect("present");
+        let f = st.files.entry(encoded.clone()).or_insert_with(|| OpenFile {
+            key: object_key(
+                &s.topics_dir,
+                &s.dir_delim,
+                &s.file_delim,
+                s.pad,
+                &r.topic,
+                &encoded,
+                r.partition,
+                r.offset,
+                s.format.extension(),
+            ),
+            start_offset: r.offset,
+            end_offset: r.offset,
+            count: 0,
+            buffer: Vec::new(),
+            upload_id: None,
+            etags: Vec::new(),
+        });
+        f.buffer.extend_from_slice(&bytes);
+        f.count += 1;
+        f.end_offset = r.offset;
+        st.count += 1;
+        st.next = Some(r.offset + 1);
+        st.base_ts.get_or_insert(ts);
+        st.opened.get_or_insert_with(Instant::now);
+        st.current_encoded = Some(encoded.clone());
+        Self::upload_part(&client, f, s.part_size, false).await?;
+        if st.count >= s.flush_size {
+            self.commit_partition(&tp).await?;
+        }
+        Ok(())
+    }
+
+    /// Past the task's buffer budget, uploads the partitions holding the most bytes early.
+    async fn enforce_budget(&mut self) -> Result<(), ConnectError> {
+        let budget = self.s().buffer_budget;
+        loop {
+            let total: usize = self.partitions.values().map(PartitionState::buffered).sum();
+            if total <= budget {
+                return Ok(());
+            }
+            let Some(tp) = self.partitions.iter().max_by_key(|(_, st)| st.buffered()).map(|(tp, _)| tp.clone()) else {
+                return Ok(());
+            };
+            tracing::debug!(total, budget, topic = tp.topic, partition = tp.partition, "buffer budget: early rotation");
+            self.commit_partition(&tp).await?;
+        }
+    }
+
+    async fn scheduled_rotation(&mut self) -> Result<(), ConnectError> {
+        let interval = self.s().rotate_schedule_interval_ms;
+        if interval <= 0 {
+            return Ok(());
+        }
+        let due: Vec<TopicPartition> = self
+            .partitions
+            .iter()
+            .filter(|(_, st)| {
+                st.count > 0 && st.opened.is_some_and(|o| o.elapsed() >= Duration::from_millis(interval as u64))
+            })
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        for tp in due {
+            self.commit_partition(&tp).await?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SinkTask for S3SinkTask {
+    async fn start(&mut self, context: SinkTaskContext) -> Result<(), ConnectError> {
+        let s = S3Settings::from_config(&context.config)?;
+        let endpoint = resolve_endpoint(s.store_url.as_deref(), &s.region);
+        let creds = Credentials::resolve(s.access_key.as_deref(), s.secret_key.as_deref()).ok_or_else(|| {
+            ConnectError::config(
+                "aws.access.key.id",
+                format!("no AWS credentials for bucket {:?} at {endpoint}: set aws.access.key.id / aws.secret.access.key, or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or ~/.aws/credentials, AWS_PROFILE) in the agent's environment", s.bucket),
+            )
+        })?;
+        let mut client = S3Client::new(endpoint, s.region.clone(), s.bucket.clone(), creds)?;
+        if let Some(alg) = &s.ssea {
+            client.put_headers.push(("x-amz-server-side-encryption".into(), alg.clone()));
+        }
+        // Check the bucket now, retrying for a while (the bucket may be being created), then fail with the cause.
+        let deadline = Instant::now()
+            + Duration::from_millis(
+                context.config.get("sluice.s3.start.timeout.ms").and_then(|v| v.parse().ok()).unwrap_or(60_000),
+            );
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            match client.head_bucket().await {
+                Ok(()) => break,
+                Err(e) => {
+                    let err = s3_error(&client, "checking the bucket", e);
+                    if Instant::now() >= deadline {
+                        return Err(err);
+                    }
+                    tracing::warn!(error = %err.trace(), "S3 sink: bucket not usable yet, retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        self.settings = Some(s);
+        self.client = Some(client);
+        Ok(())
+    }
+
+    async fn put(&mut self, records: &[SinkRecord]) -> Result<(), ConnectError> {
+        for r in records {
+            self.put_one(r).await?;
+        }
+        self.enforce_budget().await?;
+        self.scheduled_rotation().await
+    }
+
+    async fn flush(&mut self, _offsets: &BTreeMap<TopicPartition, i64>) -> Result<(), ConnectError> {
+        // As Confluent's: files are written at rotation only.
+        Ok(())
+    }
+
+    async fn pre_commit(
+        &mut self,
+        offsets: &BTreeMap<TopicPartition, i64>,
+    ) -> Result<BTreeMap<TopicPartition, i64>, ConnectError> {
+        self.scheduled_rotation().await?;
+        let pending: Vec<TopicPartition> =
+            self.partitions.iter().filter(|(_, st)| st.rotation_pending).map(|(tp, _)| tp.clone()).collect();
+        for tp in pending {
+            self.commit_partition(&tp).await?;
+        }
+        let mut out = BTreeMap::new();
+        for (tp, offset) in offsets {
+            let safe = match self.partitions.get(tp).and_then(PartitionState::min_start) {
+                Some(min) => min.min(*offset),
+                None => *offset,
+            };
+            out.insert(tp.clone(), safe);
+        }
+        Ok(out)
+    }
+
+    async fn stop(&mut self) -> Result<(), ConnectError> {
+        let tps: Vec<TopicPartition> = self.partitions.keys().cloned().collect();
+        for tp in tps {
+            self.reset(&tp).await;
+        }
+        Ok(())
+    }
+}
+
+/// For tests: the set of partitions with open files.
+impl S3SinkTask {
+    pub fn open_partitions(&self) -> HashSet<TopicPartition> {
+        self.partitions.iter().filter(|(_, st)| st.count > 0).map(|(tp, _)| tp.clone()).collect()
+    }
+}
