@@ -409,7 +409,11 @@ async fn throughput(env: &TestEnv) -> anyhow::Result<()> {
     let records: Vec<_> = (0..n).map(|i| (Some(bench_key(i)), Some(bench_value(i)))).collect();
     let t0 = std::time::Instant::now();
     produce_keyed(kafka, &topic, &records).await?;
-    env.note(format!("produced {n} records ({} B per value) in {:.1?}", records[0].1.as_ref().map(String::len).unwrap_or(0), t0.elapsed()));
+    env.note(format!(
+        "produced {n} records ({} B per value) in {:.1?}",
+        records[0].1.as_ref().map(String::len).unwrap_or(0),
+        t0.elapsed()
+    ));
     drop(records);
     let (cp, _agent) = cluster(env).await?;
     let mut results = Vec::new();
@@ -443,7 +447,10 @@ async fn throughput(env: &TestEnv) -> anyhow::Result<()> {
         let total = created.elapsed();
         let (ft, fc) = first.expect("rows seen");
         let steady = (n - fc) as f64 / ft.elapsed().as_secs_f64();
-        let line = format!("sluice {mode}: {n} rows in {total:.1?} from create ({:.0} rows/s); {steady:.0} rows/s after the first rows", n as f64 / total.as_secs_f64());
+        let line = format!(
+            "sluice {mode}: {n} rows in {total:.1?} from create ({:.0} rows/s); {steady:.0} rows/s after the first rows",
+            n as f64 / total.as_secs_f64()
+        );
         env.note(&line);
         results.push(line);
         cp.rest.delete(&format!("/connectors/{name}")).await?;
@@ -453,11 +460,19 @@ async fn throughput(env: &TestEnv) -> anyhow::Result<()> {
     let mut text = String::with_capacity(n as usize * 80);
     for i in 0..n {
         use std::fmt::Write;
-        let _ = writeln!(text, "{i},customer-{i:08},{},{},lorem ipsum dolor sit amet consectetur", i as f64 * 0.25, if i % 2 == 0 { "t" } else { "f" });
+        let _ = writeln!(
+            text,
+            "{i},customer-{i:08},{},{},lorem ipsum dolor sit amet consectetur",
+            i as f64 * 0.25,
+            if i % 2 == 0 { "t" } else { "f" }
+        );
     }
     std::fs::write(&csv, &text)?;
     let ceiling = format!("{topic}_ceiling");
-    db.execute(&format!("CREATE TABLE \"{ceiling}\" (id BIGINT NOT NULL, name TEXT, amount DOUBLE PRECISION, flag BOOLEAN, note TEXT)")).await?;
+    db.execute(&format!(
+        "CREATE TABLE \"{ceiling}\" (id BIGINT NOT NULL, name TEXT, amount DOUBLE PRECISION, flag BOOLEAN, note TEXT)"
+    ))
+    .await?;
     let t = std::time::Instant::now();
     let status = std::process::Command::new("psql")
         .arg(&url)
@@ -477,7 +492,11 @@ async fn throughput(env: &TestEnv) -> anyhow::Result<()> {
             if j > 0 {
                 sql.push(',');
             }
-            sql.push_str(&format!("({i},'customer-{i:08}',{},{},'lorem ipsum dolor sit amet consectetur')", *i as f64 * 0.25, i % 2 == 0));
+            sql.push_str(&format!(
+                "({i},'customer-{i:08}',{},{},'lorem ipsum dolor sit amet consectetur')",
+                *i as f64 * 0.25,
+                i % 2 == 0
+            ));
         }
         sql.push_str(" ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, amount = EXCLUDED.amount, flag = EXCLUDED.flag, note = EXCLUDED.note");
         client.batch_execute(&sql).await?;
