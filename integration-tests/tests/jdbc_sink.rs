@@ -371,3 +371,137 @@ async fn pg_restart(env: &TestEnv, script: &std::path::Path) -> anyhow::Result<(
     let _ = pg_private(script, &run_dir, port, "down");
     result
 }
+
+fn bench_value(id: i64) -> String {
+    json!({"schema": {"type": "struct", "name": "bench", "optional": false, "fields": [
+        {"field": "id", "type": "int64", "optional": false},
+        {"field": "name", "type": "string", "optional": true},
+        {"field": "amount", "type": "double", "optional": true},
+        {"field": "flag", "type": "boolean", "optional": true},
+        {"field": "note", "type": "string", "optional": true}]},
+        "payload": {"id": id, "name": format!("customer-{id:08}"), "amount": id as f64 * 0.25, "flag": id % 2 == 0,
+            "note": "lorem ipsum dolor sit amet consectetur"}})
+    .to_string()
+}
+
+fn bench_key(id: i64) -> String {
+    json!({"schema": {"type": "struct", "name": "k", "optional": false, "fields": [{"field": "id", "type": "int64", "optional": false}]}, "payload": {"id": id}}).to_string()
+}
+
+/// Throughput of the sink into PostgreSQL (insert and upsert) against the ceilings of `psql \copy` of the same
+/// rows and a bare 1,000-row `INSERT ... ON CONFLICT DO UPDATE` from one client. Not part of the suite (ignored):
+/// `SLUICE_BIN_DIR=<release dir> SLUICE_JDBC_BENCH_N=200000 cargo test -p sluice-integration-tests --test
+/// jdbc_sink jdbc_sink_throughput -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore]
+async fn jdbc_sink_throughput_postgres() {
+    let env = TestEnv::new("jdbc_sink_throughput_postgres").await;
+    env.finish(throughput(&env).await);
+}
+
+async fn throughput(env: &TestEnv) -> anyhow::Result<()> {
+    let n: i64 = std::env::var("SLUICE_JDBC_BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
+    let db = Db::Postgres;
+    let url = db.url().ok_or_else(|| anyhow::anyhow!("SLUICE_TEST_PG unset"))?;
+    let kafka = env.services.kafka.as_str();
+    let topic = env.unique("jdbc_bench").replace('-', "_");
+    create_topic(kafka, &topic, 1).await?;
+    let records: Vec<_> = (0..n).map(|i| (Some(bench_key(i)), Some(bench_value(i)))).collect();
+    let t0 = std::time::Instant::now();
+    produce_keyed(kafka, &topic, &records).await?;
+    env.note(format!(
+        "produced {n} records ({} B per value) in {:.1?}",
+        records[0].1.as_ref().map(String::len).unwrap_or(0),
+        t0.elapsed()
+    ));
+    drop(records);
+    let (cp, _agent) = cluster(env).await?;
+    let mut results = Vec::new();
+    for mode in ["insert", "upsert"] {
+        let table = format!("{topic}_{mode}");
+        let name = env.unique(&format!("bench-{mode}"));
+        let mut config = base_config(db, "io.confluent.connect.jdbc.JdbcSinkConnector", &topic)?;
+        config["table.name.format"] = json!(table);
+        config["auto.create"] = json!("true");
+        config["insert.mode"] = json!(mode);
+        if mode == "upsert" {
+            config["pk.mode"] = json!("record_key");
+        }
+        let created = std::time::Instant::now();
+        cp.rest.create_connector(&name, &config).await?;
+        let sql = format!("SELECT COUNT(*), COUNT(*) FROM \"{table}\"");
+        let mut first: Option<(std::time::Instant, i64)> = None;
+        loop {
+            if let Ok(r) = db.rows(&sql).await {
+                let c: i64 = r[0][0].as_deref().unwrap_or("0").parse().unwrap_or(0);
+                if c > 0 && first.is_none() {
+                    first = Some((std::time::Instant::now(), c));
+                }
+                if c >= n {
+                    break;
+                }
+            }
+            ensure!(created.elapsed() < Duration::from_secs(600), "{mode}: not done in 600 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let total = created.elapsed();
+        let (ft, fc) = first.expect("rows seen");
+        let steady = (n - fc) as f64 / ft.elapsed().as_secs_f64();
+        let line = format!(
+            "sluice {mode}: {n} rows in {total:.1?} from create ({:.0} rows/s); {steady:.0} rows/s after the first rows",
+            n as f64 / total.as_secs_f64()
+        );
+        env.note(&line);
+        results.push(line);
+        cp.rest.delete(&format!("/connectors/{name}")).await?;
+    }
+    // Ceilings: psql \copy of the same rows, and a bare 1,000-row upsert from one client.
+    let csv = env.path("rows.csv");
+    let mut text = String::with_capacity(n as usize * 80);
+    for i in 0..n {
+        use std::fmt::Write;
+        let _ = writeln!(
+            text,
+            "{i},customer-{i:08},{},{},lorem ipsum dolor sit amet consectetur",
+            i as f64 * 0.25,
+            if i % 2 == 0 { "t" } else { "f" }
+        );
+    }
+    std::fs::write(&csv, &text)?;
+    let ceiling = format!("{topic}_ceiling");
+    db.execute(&format!(
+        "CREATE TABLE \"{ceiling}\" (id BIGINT NOT NULL, name TEXT, amount DOUBLE PRECISION, flag BOOLEAN, note TEXT)"
+    ))
+    .await?;
+    let t = std::time::Instant::now();
+    let status = std::process::Command::new("psql")
+        .arg(&url)
+        .arg("-c")
+        .arg(format!("\\copy \"{ceiling}\" FROM '{}' WITH (FORMAT csv)", csv.display()))
+        .status()?;
+    ensure!(status.success(), "psql \\copy");
+    let copy = n as f64 / t.elapsed().as_secs_f64();
+    let upsert_table = format!("{topic}_bare");
+    db.execute(&format!("CREATE TABLE \"{upsert_table}\" (id BIGINT PRIMARY KEY, name TEXT, amount DOUBLE PRECISION, flag BOOLEAN, note TEXT)")).await?;
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
+    tokio::spawn(conn);
+    let t = std::time::Instant::now();
+    for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+        let mut sql = format!("INSERT INTO \"{upsert_table}\" (id, name, amount, flag, note) VALUES ");
+        for (j, i) in chunk.iter().enumerate() {
+            if j > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!(
+                "({i},'customer-{i:08}',{},{},'lorem ipsum dolor sit amet consectetur')",
+                *i as f64 * 0.25,
+                i % 2 == 0
+            ));
+        }
+        sql.push_str(" ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, amount = EXCLUDED.amount, flag = EXCLUDED.flag, note = EXCLUDED.note");
+        client.batch_execute(&sql).await?;
+    }
+    let bare = n as f64 / t.elapsed().as_secs_f64();
+    env.note(format!("ceilings: psql \\copy {copy:.0} rows/s; bare 1,000-row upsert {bare:.0} rows/s"));
+    Ok(())
+}

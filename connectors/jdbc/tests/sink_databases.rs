@@ -504,3 +504,50 @@ async fn mariadb_sink() {
     rejected_row(false, &d).await;
     debezium_envelopes(false, &d).await;
 }
+
+/// The task's own write path into PostgreSQL, 100,000 records in puts of 500 (no Kafka, no converter):
+/// `MODE=insert|upsert cargo test -p sluice-connector-jdbc --test sink_databases put_speed -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore]
+async fn put_speed() {
+    let d = db("SLUICE_TEST_PG", "postgresql").unwrap();
+    let topic = unique("speed");
+    let vs = structure(vec![
+        field("id", 0, prim(SchemaType::Int64, false)),
+        field("name", 1, prim(SchemaType::String, true)),
+        field("note", 2, prim(SchemaType::String, true)),
+    ]);
+    let mode = std::env::var("MODE").unwrap_or("insert".into());
+    let mut t = task(
+        Flavor::Confluent,
+        &d,
+        &[
+            ("auto.create", "true"),
+            ("insert.mode", &mode),
+            ("pk.mode", if mode == "insert" { "none" } else { "record_value" }),
+            ("pk.fields", "id"),
+        ],
+        &topic,
+    )
+    .await;
+    let recs: Vec<SinkRecord> = (0..100_000)
+        .map(|i| {
+            record(
+                &topic,
+                i,
+                None,
+                Some(vs.clone()),
+                Value::Struct(vec![
+                    Value::Int64(i),
+                    Value::String(format!("customer-{i:08}")),
+                    Value::String("lorem ipsum dolor sit amet consectetur".into()),
+                ]),
+            )
+        })
+        .collect();
+    let start = std::time::Instant::now();
+    for chunk in recs.chunks(500) {
+        t.put(chunk).await.unwrap();
+    }
+    eprintln!("{mode}: {:.0} rows/s", 100_000.0 / start.elapsed().as_secs_f64());
+}

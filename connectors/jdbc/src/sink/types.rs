@@ -29,6 +29,8 @@ pub fn sql_type(dialect: Dialect, flavor: Flavor, schema: &Schema, key: bool) ->
                 let precision = schema.parameter("connect.decimal.precision");
                 Some(match (pg, flavor, precision) {
                     (true, Flavor::Debezium, Some(p)) => format!("decimal({p},{scale})"),
+                    // Seen from the real Debezium JDBC sink 3.6.0 on PostgreSQL: no precision parameter → 38.
+                    (true, Flavor::Debezium, None) => format!("decimal(38,{scale})"),
                     (true, _, _) => "DECIMAL".to_string(),
                     (false, Flavor::Debezium, Some(p)) => format!("decimal({p},{scale})"),
                     (false, _, _) => format!("DECIMAL(65,{scale})"),
