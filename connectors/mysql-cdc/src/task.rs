@@ -702,6 +702,9 @@ impl Worker {
             conn.query_drop("SET @mariadb_slave_capability = 4").await?;
         }
         conn.query_drop("SET @master_heartbeat_period = 5000000000").await?;
+        let checksum: Option<String> = conn.query_first("SELECT @@GLOBAL.binlog_checksum").await.unwrap_or(None);
+        let checksums = checksum.map(|c| !c.eq_ignore_ascii_case("NONE")).unwrap_or(false);
+        let mut seen_fde = false;
         tracing::info!(file = %start.file, pos = start.pos, skip_events = start.skip_events, skip_rows = start.skip_rows, "streaming binlog");
         let request = BinlogStreamRequest::new(self.s.server_id).with_filename(start.file.as_bytes()).with_pos(start.pos);
         let mut stream = conn.get_binlog_stream(request).await?;
@@ -778,7 +781,13 @@ impl Worker {
             }
             match data {
                 EventData::RotateEvent(r) => {
-                    file = r.name().to_string();
+                    let mut name = r.name_raw();
+                    if !seen_fde && checksums && name.len() > 4 {
+                        // the artificial ROTATE that opens the stream comes before the FORMAT_DESCRIPTION that tells
+                        // the reader about checksums, so its CRC32 is still at the end of the name
+                        name = &name[..name.len() - 4];
+                    }
+                    file = String::from_utf8_lossy(name).into_owned();
                     if !r.is_fake() || r.position() > 4 {
                         txn_start = r.position();
                     }
@@ -844,6 +853,7 @@ impl Worker {
                     self.end_txn(&mut txn_meta, ts).await?;
                     self.txn_end(&file, log_pos as u64, &mut txn_gtid, &mut in_txn, &mut skipping);
                 }
+                EventData::FormatDescriptionEvent(_) => seen_fde = true,
                 EventData::TableMapEvent(tme) => {
                     table_names.insert(tme.table_id(), (tme.database_name().to_string(), tme.table_name().to_string()));
                 }

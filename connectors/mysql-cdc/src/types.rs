@@ -363,6 +363,27 @@ fn text_of(v: &My) -> Option<String> {
     }
 }
 
+/// The value of an integer column as the column's width and signedness say: the binlog carries no signedness
+/// (MariaDB logs no `binlog_row_metadata` by default), so a raw value is re-read at the column's width.
+fn normalize_int(col: &ColumnInfo, v: i64) -> i64 {
+    let bits = match col.data_type.as_str() {
+        "tinyint" => 8,
+        "smallint" => 16,
+        "mediumint" => 24,
+        "int" | "integer" => 32,
+        _ => return v,
+    };
+    let mask = (1i64 << bits) - 1;
+    let raw = v & mask;
+    if col.unsigned() {
+        raw
+    } else if raw >> (bits - 1) & 1 == 1 {
+        raw - (1i64 << bits)
+    } else {
+        raw
+    }
+}
+
 fn int_of(v: &My) -> Option<i64> {
     match v {
         My::Int(i) => Some(*i),
@@ -464,9 +485,9 @@ pub fn convert(
     }
     let bad = || format!("column `{}` ({}): cannot convert {value:?}", col.name, col.column_type);
     Ok(match kind {
-        Kind::Int16 => Value::Int16(int_of(value).ok_or_else(bad)? as i16),
-        Kind::Int32 => Value::Int32(int_of(value).ok_or_else(bad)? as i32),
-        Kind::Int64 => Value::Int64(int_of(value).ok_or_else(bad)?),
+        Kind::Int16 => Value::Int16(normalize_int(col, int_of(value).ok_or_else(bad)?) as i16),
+        Kind::Int32 => Value::Int32(normalize_int(col, int_of(value).ok_or_else(bad)?) as i32),
+        Kind::Int64 => Value::Int64(normalize_int(col, int_of(value).ok_or_else(bad)?)),
         Kind::UnsignedBigPrecise => {
             let text = match value {
                 My::Int(i) => (*i as u64).to_string(),
