@@ -20,6 +20,7 @@ pub mod connectors;
 pub mod env;
 pub mod kafka;
 pub mod lines;
+pub mod mariadb;
 pub mod net;
 pub mod process;
 pub mod rest;

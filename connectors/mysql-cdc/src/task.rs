@@ -343,7 +343,7 @@ impl Worker {
         let rows: Vec<Row> = conn
             .exec(
                 "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, NUMERIC_PRECISION, NUMERIC_SCALE, \
-                 DATETIME_PRECISION FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
+                 DATETIME_PRECISION, COLUMN_DEFAULT FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
                  ORDER BY ORDINAL_POSITION",
                 (db, table),
             )
@@ -368,6 +368,7 @@ impl Worker {
                 precision: r.take::<Option<u64>, _>(4).flatten().map(|v| v as u32),
                 scale: r.take::<Option<u64>, _>(5).flatten().map(|v| v as u32),
                 datetime_precision: r.take::<Option<u64>, _>(6).flatten().map(|v| v as u32),
+                default: r.take::<Option<String>, _>(7).flatten(),
             })
             .collect();
         Ok(Some(Arc::new(self.table_info(db, table, columns, keys))))

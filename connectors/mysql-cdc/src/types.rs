@@ -67,6 +67,8 @@ pub struct ColumnInfo {
     pub precision: Option<u32>,
     pub scale: Option<u32>,
     pub datetime_precision: Option<u32>,
+    /// `COLUMN_DEFAULT` as MariaDB shows it (`0`, `'abc'`, `NULL`, `current_timestamp()`); `None` when no default.
+    pub default: Option<String>,
 }
 
 /// How a column is converted.
@@ -201,8 +203,55 @@ fn decimal_schema(optional: bool, precision: u32, scale: u32, mode: DecimalMode)
     }
 }
 
-/// The Connect schema of a column (Debezium's).
+/// The Connect schema of a column (Debezium's), with the column's literal default as the schema default.
 pub fn column_schema(col: &ColumnInfo, settings: &TypeSettings) -> Schema {
+    let mut schema = column_schema_without_default(col, settings);
+    if let Some(default) = literal_default(col, settings) {
+        schema.default = Some(Box::new(default));
+    }
+    schema
+}
+
+/// A literal column default as a Connect value (numbers, strings, enums, decimals, dates); expressions such as
+/// `current_timestamp()` and `NULL` give none.
+fn literal_default(col: &ColumnInfo, settings: &TypeSettings) -> Option<Value> {
+    let raw = col.default.as_deref()?.trim();
+    if raw.eq_ignore_ascii_case("NULL") {
+        return None;
+    }
+    let text = if let Some(inner) = raw.strip_prefix('\'').and_then(|r| r.strip_suffix('\'')) {
+        inner.replace("''", "'").replace("\\\\", "\\")
+    } else if raw.chars().all(|c| c.is_ascii_digit() || matches!(c, '-' | '+' | '.' | 'e' | 'E')) {
+        raw.to_string()
+    } else {
+        return None;
+    };
+    let kind = col.kind();
+    let value = match kind {
+        Kind::Date | Kind::Datetime(_) | Kind::Timestamp(_) => {
+            let (date, time) = text.split_once(' ').unwrap_or((&text, "00:00:00"));
+            let mut d = date.split('-').map(|p| p.parse::<u32>().ok());
+            let (y, m, dd) = (d.next()??, d.next()??, d.next()??);
+            let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
+            let mut t = hms.split(':').map(|p| p.parse::<u32>().ok());
+            let (h, mi, sec) = (t.next()??, t.next()??, t.next()??);
+            let mut f = frac.to_string();
+            while f.len() < 6 {
+                f.push('0');
+            }
+            let us: u32 = f[..6].parse().ok()?;
+            My::Date(y as u16, m as u8, dd as u8, h as u8, mi as u8, sec as u8, us)
+        }
+        Kind::Time | Kind::Bool | Kind::Bits(_) | Kind::Binary => return None,
+        _ => My::Bytes(text.into_bytes()),
+    };
+    match convert(col, &kind, &value, settings, false) {
+        Ok(Value::Null) | Err(_) => None,
+        Ok(v) => Some(v),
+    }
+}
+
+fn column_schema_without_default(col: &ColumnInfo, settings: &TypeSettings) -> Schema {
     let optional = col.nullable;
     match col.kind() {
         Kind::Int16 => Schema::primitive(SchemaType::Int16, optional),

@@ -192,6 +192,7 @@ async fn snapshot_stream_ddl_and_restart() {
     }
     assert_eq!(more.len(), 2);
     assert_eq!(payload(&more[0])["after"]["extra"], 7);
+    assert!(json(&more[0]).1.contains(r#"{"type":"int32","optional":true,"default":7,"field":"extra"}"#), "column default in the schema");
     assert_eq!(more[1].topic, format!("{prefix}.{name}.n"));
     let last_offset = more[0].source_offset.clone();
     task.stop().await.unwrap();
