@@ -52,10 +52,11 @@ fn writer(db: MariaDb, statements: Vec<String>, pause: Duration) -> tokio::task:
 async fn run(env: &TestEnv, db: &MariaDb) -> anyhow::Result<()> {
     let kafka = env.services.kafka.as_str();
     let name = env.unique("cdc").replace(['-', '.'], "_");
-    db.sql(&format!("DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}"))?;
+    // the Sequence engine's seq_1_to_N tables need a current database: a small one of the test's own
+    db.sql(&format!("DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}; CREATE DATABASE IF NOT EXISTS seq"))?;
     db.sql(&format!(
         "CREATE TABLE {name}.t (id INT PRIMARY KEY, v VARCHAR(100) NOT NULL, n INT NOT NULL DEFAULT 0); \
-         INSERT INTO {name}.t (id, v) SELECT seq, CONCAT('row-', seq) FROM seq_1_to_{SNAPSHOT_ROWS}"
+         INSERT INTO {name}.t (id, v) SELECT seq, CONCAT('row-', seq) FROM seq.seq_1_to_{SNAPSHOT_ROWS}"
     ))?;
     let cp = ControlPlane::start(env, &env.unique("cdc"), &env.services.etcd).await?;
     let mut agents = [
@@ -85,7 +86,7 @@ async fn run(env: &TestEnv, db: &MariaDb) -> anyhow::Result<()> {
     let inserts: Vec<String> = (0..STREAMED_ROWS / 20)
         .map(|b| {
             let from = SNAPSHOT_ROWS + 1 + b * 20;
-            format!("INSERT INTO {name}.t (id, v) SELECT seq, CONCAT('row-', seq) FROM seq_{from}_to_{}", from + 19)
+            format!("INSERT INTO {name}.t (id, v) SELECT seq, CONCAT('row-', seq) FROM seq.seq_{from}_to_{}", from + 19)
         })
         .collect();
     let w = writer(db.clone(), inserts, Duration::from_millis(5));
