@@ -91,11 +91,21 @@ fn normalize(v: &mut Value, prefix: &str, snapshot: bool) {
     }
 }
 
-fn normalized(records: &[KeyedRecord], prefix: &str) -> Vec<(Value, Value, Vec<(String, String)>)> {
+/// A normalised record: key, value, headers.
+type Normalized = (Value, Value, Vec<(String, String)>);
+
+/// JSON text, fields in their order.
+fn text(v: &Value) -> String {
+    v.to_string()
+}
+
+fn normalized(records: &[KeyedRecord], prefix: &str) -> Vec<Normalized> {
     records
         .iter()
         .map(|r| {
-            let parse = |t: &Option<String>| t.as_deref().map(|t| serde_json::from_str(t).unwrap_or(json!(t))).unwrap_or(Value::Null);
+            let parse = |t: &Option<String>| {
+                t.as_deref().map(|t| serde_json::from_str(t).unwrap_or(json!(t))).unwrap_or(Value::Null)
+            };
             let mut k = parse(&r.key);
             let mut v = parse(&r.value);
             let snapshot = v["payload"]["op"] == "r";
@@ -217,8 +227,10 @@ async fn run(env: &TestEnv, db: &MariaDb, libs: &std::path::Path) -> anyhow::Res
         }
     };
     for p in [&dbz, &sl] {
-        wait_until(Duration::from_secs(120), "the snapshot", || async { Ok((count(p.clone()).await? >= 5).then_some(())) })
-            .await?;
+        wait_until(Duration::from_secs(120), "the snapshot", || async {
+            Ok((count(p.clone()).await? >= 5).then_some(()))
+        })
+        .await?;
     }
 
     // The scripted changes.
@@ -261,9 +273,7 @@ async fn run(env: &TestEnv, db: &MariaDb, libs: &std::path::Path) -> anyhow::Res
     for t in tables {
         let a = normalized(&read_keyed(kafka, &format!("{dbz}.{name}.{t}")).await?, &dbz);
         let b = normalized(&read_keyed(kafka, &format!("{sl}.{name}.{t}")).await?, &sl);
-        let dump = |side: &[(Value, Value, Vec<(String, String)>)]| {
-            side.iter().map(|(k, v, h)| format!("{k}\t{v}\t{h:?}\n")).collect::<String>()
-        };
+        let dump = |side: &[Normalized]| side.iter().map(|(k, v, h)| format!("{k}\t{v}\t{h:?}\n")).collect::<String>();
         let _ = std::fs::write(env.path(&format!("debezium-{t}.jsonl")), dump(&a));
         let _ = std::fs::write(env.path(&format!("sluice-{t}.jsonl")), dump(&b));
         if a.len() != b.len() {
@@ -273,7 +283,7 @@ async fn run(env: &TestEnv, db: &MariaDb, libs: &std::path::Path) -> anyhow::Res
             compared += 1;
             for (what, l, r) in [("key", &x.0, &y.0), ("value", &x.1, &y.1)] {
                 // as text: field order counts (serde_json's map equality would ignore it)
-                if l.to_string() != r.to_string() {
+                if text(l) != text(r) {
                     mismatches.push(format!("{t}[{i}] {what}:\n  debezium: {l}\n  sluice:   {r}"));
                 }
             }

@@ -129,8 +129,9 @@ async fn run(env: &TestEnv, db: &MariaDb) -> anyhow::Result<()> {
     }
 
     // Phase 2: kill -9 the task's agent while updates stream.
-    let updates: Vec<String> =
-        (0..total as u32 / 50).map(|b| format!("UPDATE {name}.t SET n = 1 WHERE id BETWEEN {} AND {}", b * 50 + 1, b * 50 + 50)).collect();
+    let updates: Vec<String> = (0..total as u32 / 50)
+        .map(|b| format!("UPDATE {name}.t SET n = 1 WHERE id BETWEEN {} AND {}", b * 50 + 1, b * 50 + 50))
+        .collect();
     let w = writer(db.clone(), updates, Duration::from_millis(20));
     tokio::time::sleep(Duration::from_millis(400)).await;
     let status = cp.rest.status(&connector).await?;

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use regex::Regex;
-use sluice_connect_api::config::{parse_list, ConfigMap};
+use sluice_connect_api::config::{ConfigMap, parse_list};
 use sluice_connect_api::error::ConnectError;
 
 use crate::types::{BinaryMode, DecimalMode, TimeMode, TypeSettings};
@@ -136,9 +136,9 @@ fn required(config: &ConfigMap, key: &str) -> Result<String, ConnectError> {
 fn number<T: std::str::FromStr>(config: &ConfigMap, key: &str, default: T) -> Result<T, ConnectError> {
     match get(config, key) {
         None => Ok(default),
-        Some(raw) => raw
-            .parse()
-            .map_err(|_| ConnectError::config(key, format!("Invalid value {raw} for configuration {key}"))),
+        Some(raw) => {
+            raw.parse().map_err(|_| ConnectError::config(key, format!("Invalid value {raw} for configuration {key}")))
+        }
     }
 }
 
@@ -151,7 +151,7 @@ fn boolean(config: &ConfigMap, key: &str, default: bool) -> Result<bool, Connect
     }
 }
 
-fn choice<'a>(config: &ConfigMap, key: &str, default: &'a str, allowed: &[&str]) -> Result<String, ConnectError> {
+fn choice(config: &ConfigMap, key: &str, default: &str, allowed: &[&str]) -> Result<String, ConnectError> {
     let raw = get(config, key).unwrap_or(default).to_ascii_lowercase();
     if allowed.contains(&raw.as_str()) {
         Ok(raw)
@@ -166,7 +166,9 @@ impl MySqlSettings {
         if !topic_prefix.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_')) {
             return Err(ConnectError::config(
                 "topic.prefix",
-                format!("{topic_prefix} has invalid format (only the underscore, hyphen, dot and alphanumeric characters are allowed)"),
+                format!(
+                    "{topic_prefix} has invalid format (only the underscore, hyphen, dot and alphanumeric characters are allowed)"
+                ),
             ));
         }
         let server_id: u64 = number(config, "database.server.id", 0)?;
@@ -216,11 +218,12 @@ impl MySqlSettings {
             "none" => LockingMode::None,
             _ => LockingMode::Minimal,
         };
-        let decimal = match choice(config, "decimal.handling.mode", "precise", &["precise", "double", "string"])?.as_str() {
-            "double" => DecimalMode::Double,
-            "string" => DecimalMode::String,
-            _ => DecimalMode::Precise,
-        };
+        let decimal =
+            match choice(config, "decimal.handling.mode", "precise", &["precise", "double", "string"])?.as_str() {
+                "double" => DecimalMode::Double,
+                "string" => DecimalMode::String,
+                _ => DecimalMode::Precise,
+            };
         let time = match choice(
             config,
             "time.precision.mode",
@@ -233,14 +236,15 @@ impl MySqlSettings {
             "adaptive" => TimeMode::Adaptive { time_micros: false },
             _ => TimeMode::Adaptive { time_micros: true },
         };
-        let binary = match choice(config, "binary.handling.mode", "bytes", &["bytes", "base64", "base64-url-safe", "hex"])?
-            .as_str()
-        {
-            "base64" => BinaryMode::Base64,
-            "base64-url-safe" => BinaryMode::Base64UrlSafe,
-            "hex" => BinaryMode::Hex,
-            _ => BinaryMode::Bytes,
-        };
+        let binary =
+            match choice(config, "binary.handling.mode", "bytes", &["bytes", "base64", "base64-url-safe", "hex"])?
+                .as_str()
+            {
+                "base64" => BinaryMode::Base64,
+                "base64-url-safe" => BinaryMode::Base64UrlSafe,
+                "hex" => BinaryMode::Hex,
+                _ => BinaryMode::Bytes,
+            };
         let bigint_precise =
             choice(config, "bigint.unsigned.handling.mode", "long", &["long", "precise"])? == "precise";
         let skipped_operations = match get(config, "skipped.operations") {
@@ -257,7 +261,7 @@ impl MySqlSettings {
                             return Err(ConnectError::config(
                                 "skipped.operations",
                                 format!("Invalid operation `{other}`: use c, u, d, t or none"),
-                            ))
+                            ));
                         }
                     }
                 }
@@ -293,7 +297,11 @@ impl MySqlSettings {
                 topic_prefix
             ),
             provide_transaction_metadata: boolean(config, "provide.transaction.metadata", false)?,
-            transaction_topic: format!("{}.{}", topic_prefix, get(config, "topic.transaction").unwrap_or("transaction")),
+            transaction_topic: format!(
+                "{}.{}",
+                topic_prefix,
+                get(config, "topic.transaction").unwrap_or("transaction")
+            ),
             topic_prefix,
             max_batch_size,
             max_queue_size,

@@ -100,9 +100,10 @@ pub fn envelope_schema(topic: &str, row: &Arc<Schema>, flavor: Flavor) -> Arc<Sc
         Field { name: "source".into(), index: 2, schema: source_schema(flavor) },
         Field { name: "transaction".into(), index: 3, schema: transaction_block_schema() },
     ];
-    for (i, (n, t, opt)) in [("op", String, false), ("ts_ms", Int64, true), ("ts_us", Int64, true), ("ts_ns", Int64, true)]
-        .into_iter()
-        .enumerate()
+    for (i, (n, t, opt)) in
+        [("op", String, false), ("ts_ms", Int64, true), ("ts_us", Int64, true), ("ts_ns", Int64, true)]
+            .into_iter()
+            .enumerate()
     {
         fields.push(Field { name: n.into(), index: 4 + i, schema: Arc::new(prim(t, opt)) });
     }
@@ -204,7 +205,12 @@ pub fn transaction_schemas() -> (Arc<Schema>, Arc<Schema>) {
     static S: OnceLock<(Arc<Schema>, Arc<Schema>)> = OnceLock::new();
     S.get_or_init(|| {
         use SchemaType::*;
-        let key = structure("io.debezium.connector.common.TransactionMetadataKey", false, None, vec![("id", prim(String, false))]);
+        let key = structure(
+            "io.debezium.connector.common.TransactionMetadataKey",
+            false,
+            None,
+            vec![("id", prim(String, false))],
+        );
         let collection = structure(
             "event.collection",
             false,

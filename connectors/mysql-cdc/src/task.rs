@@ -14,14 +14,14 @@ use mysql_async::{BinlogStreamRequest, Conn, Opts, OptsBuilder, Row, Value as My
 use serde_json::json;
 use sluice_connect_api::connector::{CommittedOffsets, SourceTask, SourceTaskContext};
 use sluice_connect_api::error::ConnectError;
-use sluice_connect_api::record::{partition_key, Schema, SchemaType, SourceRecord, Value};
+use sluice_connect_api::record::{Schema, SchemaType, SourceRecord, Value, partition_key};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::DEBEZIUM_VERSION;
 use crate::config::{Flavor, LockingMode, MySqlSettings, SnapshotMode};
 use crate::envelope::{self, SourceInfo};
 use crate::types::{self, ColumnInfo, Kind};
-use crate::DEBEZIUM_VERSION;
 
 /// What the worker hands to `poll`.
 enum Item {
@@ -176,7 +176,9 @@ impl TableInfo {
         let mut out = Vec::new();
         for &i in &self.key_columns {
             let v = values.get(i).unwrap_or(&My::NULL);
-            out.push(types::convert(&self.columns[i], &self.kinds[i], v, &s.types, binlog).map_err(ConnectError::Data)?);
+            out.push(
+                types::convert(&self.columns[i], &self.kinds[i], v, &s.types, binlog).map_err(ConnectError::Data)?,
+            );
         }
         Ok(Value::Struct(out))
     }
@@ -259,10 +261,10 @@ fn parse_gtids(text: &str) -> BTreeMap<u32, (u32, u64)> {
     let mut out = BTreeMap::new();
     for part in text.split(',') {
         let mut it = part.trim().split('-');
-        if let (Some(d), Some(s), Some(n)) = (it.next(), it.next(), it.next()) {
-            if let (Ok(d), Ok(s), Ok(n)) = (d.parse(), s.parse(), n.parse()) {
-                out.insert(d, (s, n));
-            }
+        if let (Some(d), Some(s), Some(n)) = (it.next(), it.next(), it.next())
+            && let (Ok(d), Ok(s), Ok(n)) = (d.parse(), s.parse(), n.parse())
+        {
+            out.insert(d, (s, n));
         }
     }
     out
@@ -311,10 +313,9 @@ impl Worker {
 
     async fn connect(&self) -> Result<Conn, StreamError> {
         match tokio::time::timeout(self.s.connect_timeout, Conn::new(self.opts.clone())).await {
-            Err(_) => Err(StreamError::Transient(format!(
-                "timed out connecting to {}:{}",
-                self.s.hostname, self.s.port
-            ))),
+            Err(_) => {
+                Err(StreamError::Transient(format!("timed out connecting to {}:{}", self.s.hostname, self.s.port)))
+            }
             Ok(r) => Ok(r?),
         }
     }
@@ -377,10 +378,8 @@ impl Worker {
     fn table_info(&self, db: &str, table: &str, columns: Vec<ColumnInfo>, keys: Vec<String>) -> TableInfo {
         let topic = format!("{}.{}.{}", self.s.topic_prefix, db, table);
         let kinds: Vec<Kind> = columns.iter().map(ColumnInfo::kind).collect();
-        let keep: Vec<bool> = columns
-            .iter()
-            .map(|c| keys.contains(&c.name) || self.s.keeps_column(db, table, &c.name))
-            .collect();
+        let keep: Vec<bool> =
+            columns.iter().map(|c| keys.contains(&c.name) || self.s.keeps_column(db, table, &c.name)).collect();
         let schemas: Vec<Arc<Schema>> =
             columns.iter().map(|c| Arc::new(types::column_schema(c, &self.s.types))).collect();
         let row_fields: Vec<(String, Arc<Schema>)> = columns
@@ -390,8 +389,7 @@ impl Worker {
             .map(|(i, c)| (c.name.clone(), schemas[i].clone()))
             .collect();
         let row_schema = Arc::new(types::struct_schema(&format!("{topic}.Value"), true, row_fields));
-        let key_columns: Vec<usize> =
-            keys.iter().filter_map(|k| columns.iter().position(|c| &c.name == k)).collect();
+        let key_columns: Vec<usize> = keys.iter().filter_map(|k| columns.iter().position(|c| &c.name == k)).collect();
         let key_schema = (!key_columns.is_empty()).then(|| {
             Arc::new(types::struct_schema(
                 &format!("{topic}.Key"),
@@ -467,23 +465,21 @@ impl Worker {
             }
             SnapshotMode::NoData | SnapshotMode::Recovery => false,
         };
-        if !snapshot {
-            if let Some((file, pos, o)) = &stored {
-                if let Some(g) = o.get("gtids").and_then(|g| g.as_str()) {
-                    self.gtids = parse_gtids(g);
-                }
-                let resume = Resume {
-                    file: file.clone(),
-                    pos: *pos,
-                    skip_events: o.get("event").and_then(|v| v.as_u64()).unwrap_or(0),
-                    skip_rows: o.get("row").and_then(|v| v.as_u64()).unwrap_or(0),
-                };
-                if self.s.snapshot_mode == SnapshotMode::WhenNeeded && !self.binlog_exists(&resume.file).await? {
-                    tracing::warn!(file = %resume.file, "stored binlog position is gone: taking a new snapshot");
-                    snapshot = true;
-                } else {
-                    self.resume = Some(resume);
-                }
+        if !snapshot && let Some((file, pos, o)) = &stored {
+            if let Some(g) = o.get("gtids").and_then(|g| g.as_str()) {
+                self.gtids = parse_gtids(g);
+            }
+            let resume = Resume {
+                file: file.clone(),
+                pos: *pos,
+                skip_events: o.get("event").and_then(|v| v.as_u64()).unwrap_or(0),
+                skip_rows: o.get("row").and_then(|v| v.as_u64()).unwrap_or(0),
+            };
+            if self.s.snapshot_mode == SnapshotMode::WhenNeeded && !self.binlog_exists(&resume.file).await? {
+                tracing::warn!(file = %resume.file, "stored binlog position is gone: taking a new snapshot");
+                snapshot = true;
+            } else {
+                self.resume = Some(resume);
             }
         }
         if snapshot {
@@ -687,17 +683,18 @@ impl Worker {
 
     /// Streams the binlog from `self.resume` until the connection breaks or the task stops.
     async fn stream(&mut self) -> Result<(), StreamError> {
-        let start = self.resume.clone().ok_or_else(|| StreamError::Fatal(ConnectError::Other("no binlog position".into())))?;
+        let start =
+            self.resume.clone().ok_or_else(|| StreamError::Fatal(ConnectError::Other("no binlog position".into())))?;
         let mut conn = self.connect().await?;
         let row_format: Option<String> = conn.query_first("SELECT @@GLOBAL.binlog_format").await?;
-        if let Some(f) = row_format {
-            if !f.eq_ignore_ascii_case("ROW") {
-                return Err(StreamError::Fatal(ConnectError::Other(format!(
-                    "The MySQL server is not configured to use a ROW binlog_format (it is {f}), which is required \
+        if let Some(f) = row_format
+            && !f.eq_ignore_ascii_case("ROW")
+        {
+            return Err(StreamError::Fatal(ConnectError::Other(format!(
+                "The MySQL server is not configured to use a ROW binlog_format (it is {f}), which is required \
                      for this connector to work properly. Change the MySQL configuration to use binlog_format=ROW \
                      and restart the connector."
-                ))));
-            }
+            ))));
         }
         if self.flavor == Flavor::MariaDb || conn.server_version() >= (10, 0, 0) {
             conn.query_drop("SET @mariadb_slave_capability = 4").await?;
@@ -707,7 +704,8 @@ impl Worker {
         let checksums = checksum.map(|c| !c.eq_ignore_ascii_case("NONE")).unwrap_or(false);
         let mut seen_fde = false;
         tracing::info!(file = %start.file, pos = start.pos, skip_events = start.skip_events, skip_rows = start.skip_rows, "streaming binlog");
-        let request = BinlogStreamRequest::new(self.s.server_id).with_filename(start.file.as_bytes()).with_pos(start.pos);
+        let request =
+            BinlogStreamRequest::new(self.s.server_id).with_filename(start.file.as_bytes()).with_pos(start.pos);
         let mut stream = conn.get_binlog_stream(request).await?;
 
         let mut file = start.file.clone();
@@ -735,11 +733,12 @@ impl Worker {
                     if last_event.elapsed() > idle_limit {
                         return Err(StreamError::Transient("no binlog event or heartbeat for 30 s".into()));
                     }
-                    if let Some(due) = heartbeat_due {
-                        if tokio::time::Instant::now() >= due && !in_txn {
-                            self.heartbeat(last_ts, last_server_id).await?;
-                            heartbeat_due = self.s.heartbeat_interval.map(|i| tokio::time::Instant::now() + i);
-                        }
+                    if let Some(due) = heartbeat_due
+                        && tokio::time::Instant::now() >= due
+                        && !in_txn
+                    {
+                        self.heartbeat(last_ts, last_server_id).await?;
+                        heartbeat_due = self.s.heartbeat_interval.map(|i| tokio::time::Instant::now() + i);
                     }
                     continue;
                 }
@@ -771,7 +770,7 @@ impl Worker {
                 Err(e) => {
                     return Err(StreamError::Fatal(ConnectError::Other(format!(
                         "cannot decode binlog event of type {type_raw} at {file}:{event_start}: {e}"
-                    ))))
+                    ))));
                 }
             };
             if ts > 0 {
@@ -793,7 +792,8 @@ impl Worker {
                         txn_start = r.position();
                     }
                     if !skipping {
-                        self.resume = Some(Resume { file: file.clone(), pos: r.position(), skip_events: 0, skip_rows: 0 });
+                        self.resume =
+                            Some(Resume { file: file.clone(), pos: r.position(), skip_events: 0, skip_rows: 0 });
                     }
                 }
                 EventData::QueryEvent(q) => {
@@ -815,32 +815,37 @@ impl Worker {
                     // DDL or other statement
                     let db = q.schema().to_string();
                     if head.starts_with("TRUNCATE") {
-                        if let Some((tdb, tname)) = truncated_table(&sql, &db) {
-                            if !self.s.skipped_operations.contains(&'t') {
-                                if let Some(t) = self.table(&tdb, &tname).await? {
-                                    let source = SourceInfo {
-                                        ts_ms: ts as i64 * 1000,
-                                        db: tdb.clone(),
-                                        table: Some(tname.clone()),
-                                        server_id: server_id as i64,
-                                        gtid: txn_gtid.map(|(d, s, n)| format!("{d}-{s}-{n}")),
-                                        file: file.clone(),
-                                        pos: event_start as i64,
-                                        ..Default::default()
-                                    };
-                                    let value = envelope::envelope_value(
-                                        Value::Null,
-                                        Value::Null,
-                                        source.value(self.flavor, &self.s.topic_prefix, DEBEZIUM_VERSION),
-                                        Value::Null,
-                                        "t",
-                                    );
-                                    let after_ddl = Resume { file: file.clone(), pos: log_pos as u64, skip_events: 0, skip_rows: 0 };
-                                    let offset = self.stream_offset(ts as i64, &after_ddl, &render_gtids(&self.gtids_after(txn_gtid)), server_id);
-                                    let rec = self.record(&t.topic, None, Value::Null, Some(t.envelope.clone()), value, offset);
-                                    self.send(rec).await?;
-                                }
-                            }
+                        if let Some((tdb, tname)) = truncated_table(&sql, &db)
+                            && !self.s.skipped_operations.contains(&'t')
+                            && let Some(t) = self.table(&tdb, &tname).await?
+                        {
+                            let source = SourceInfo {
+                                ts_ms: ts as i64 * 1000,
+                                db: tdb.clone(),
+                                table: Some(tname.clone()),
+                                server_id: server_id as i64,
+                                gtid: txn_gtid.map(|(d, s, n)| format!("{d}-{s}-{n}")),
+                                file: file.clone(),
+                                pos: event_start as i64,
+                                ..Default::default()
+                            };
+                            let value = envelope::envelope_value(
+                                Value::Null,
+                                Value::Null,
+                                source.value(self.flavor, &self.s.topic_prefix, DEBEZIUM_VERSION),
+                                Value::Null,
+                                "t",
+                            );
+                            let after_ddl =
+                                Resume { file: file.clone(), pos: log_pos as u64, skip_events: 0, skip_rows: 0 };
+                            let offset = self.stream_offset(
+                                ts as i64,
+                                &after_ddl,
+                                &render_gtids(&self.gtids_after(txn_gtid)),
+                                server_id,
+                            );
+                            let rec = self.record(&t.topic, None, Value::Null, Some(t.envelope.clone()), value, offset);
+                            self.send(rec).await?;
                         }
                     } else if is_ddl(&head) {
                         tracing::info!(ddl = %sql, "schema change: table metadata reloaded on next use");
@@ -879,7 +884,9 @@ impl Worker {
                     }
                     let op = match &rows {
                         RowsEventData::WriteRowsEvent(_) | RowsEventData::WriteRowsEventV1(_) => 'c',
-                        RowsEventData::UpdateRowsEvent(_) | RowsEventData::UpdateRowsEventV1(_) | RowsEventData::PartialUpdateRowsEvent(_) => 'u',
+                        RowsEventData::UpdateRowsEvent(_)
+                        | RowsEventData::UpdateRowsEventV1(_)
+                        | RowsEventData::PartialUpdateRowsEvent(_) => 'u',
                         _ => 'd',
                     };
                     let gtid = txn_gtid.map(|(d, s, n)| format!("{d}-{s}-{n}"));
@@ -887,7 +894,9 @@ impl Worker {
                     let mut out = Vec::new();
                     for (row_index, row) in rows.rows(tme).enumerate() {
                         let (before, after) = row.map_err(|e| {
-                            StreamError::Fatal(ConnectError::Other(format!("cannot decode rows of {db}.{tname} at {file}:{event_start}: {e}")))
+                            StreamError::Fatal(ConnectError::Other(format!(
+                                "cannot decode rows of {db}.{tname} at {file}:{event_start}: {e}"
+                            )))
                         })?;
                         if (row_index as u64) < skip_rows || self.s.skipped_operations.contains(&op) {
                             continue;
@@ -898,7 +907,12 @@ impl Worker {
                     }
                     let ev_resume_file = file.clone();
                     for (row_index, before, after) in out {
-                        let resume = Resume { file: ev_resume_file.clone(), pos: txn_start, skip_events: index, skip_rows: row_index as u64 + 1 };
+                        let resume = Resume {
+                            file: ev_resume_file.clone(),
+                            pos: txn_start,
+                            skip_events: index,
+                            skip_rows: row_index as u64 + 1,
+                        };
                         let offset = self.stream_offset(ts as i64, &resume, &gtids_before, server_id);
                         let source = SourceInfo {
                             ts_ms: ts as i64 * 1000,
@@ -930,7 +944,9 @@ impl Worker {
                                 None => Value::Null,
                             }
                         };
-                        if self.s.provide_transaction_metadata && txn_meta.as_ref().map(|m| m.id != txn_id).unwrap_or(true) {
+                        if self.s.provide_transaction_metadata
+                            && txn_meta.as_ref().map(|m| m.id != txn_id).unwrap_or(true)
+                        {
                             let m = TxnMeta::new(txn_id.clone());
                             self.send(self.txn_record("BEGIN", &m, ts as i64, offset.clone())).await?;
                             txn_meta = Some(m);
@@ -940,42 +956,92 @@ impl Worker {
                             'c' => {
                                 let tb = block(&mut txn_meta, &collection);
                                 let value = envelope::envelope_value(Value::Null, after_row, source_value, tb, "c");
-                                let rec = self.record(&t.topic, t.key_schema.clone(), after_key, Some(t.envelope.clone()), value, offset);
+                                let rec = self.record(
+                                    &t.topic,
+                                    t.key_schema.clone(),
+                                    after_key,
+                                    Some(t.envelope.clone()),
+                                    value,
+                                    offset,
+                                );
                                 self.send(rec).await?;
                             }
                             'u' if before_key != after_key && t.key_schema.is_some() => {
                                 // a primary-key change: delete (+ tombstone) of the old key, create of the new
                                 let tb = block(&mut txn_meta, &collection);
-                                let del = envelope::envelope_value(before_row, Value::Null, source_value.clone(), tb, "d");
+                                let del =
+                                    envelope::envelope_value(before_row, Value::Null, source_value.clone(), tb, "d");
                                 let newkey = key_header(&after_key, &t);
                                 let oldkey = key_header(&before_key, &t);
-                                let mut rec = self.record(&t.topic, t.key_schema.clone(), before_key.clone(), Some(t.envelope.clone()), del, offset.clone());
+                                let mut rec = self.record(
+                                    &t.topic,
+                                    t.key_schema.clone(),
+                                    before_key.clone(),
+                                    Some(t.envelope.clone()),
+                                    del,
+                                    offset.clone(),
+                                );
                                 rec.headers.insert(0, ("__debezium.newkey".into(), Some(newkey.clone().into())));
                                 self.send(rec).await?;
                                 if self.s.tombstones_on_delete {
-                                    let mut tomb = self.record(&t.topic, t.key_schema.clone(), before_key, None, Value::Null, offset.clone());
+                                    let mut tomb = self.record(
+                                        &t.topic,
+                                        t.key_schema.clone(),
+                                        before_key,
+                                        None,
+                                        Value::Null,
+                                        offset.clone(),
+                                    );
                                     tomb.headers.insert(0, ("__debezium.newkey".into(), Some(newkey.into())));
                                     self.send(tomb).await?;
                                 }
                                 let tb = block(&mut txn_meta, &collection);
                                 let create = envelope::envelope_value(Value::Null, after_row, source_value, tb, "c");
-                                let mut rec = self.record(&t.topic, t.key_schema.clone(), after_key, Some(t.envelope.clone()), create, offset);
+                                let mut rec = self.record(
+                                    &t.topic,
+                                    t.key_schema.clone(),
+                                    after_key,
+                                    Some(t.envelope.clone()),
+                                    create,
+                                    offset,
+                                );
                                 rec.headers.insert(0, ("__debezium.oldkey".into(), Some(oldkey.into())));
                                 self.send(rec).await?;
                             }
                             'u' => {
                                 let tb = block(&mut txn_meta, &collection);
                                 let value = envelope::envelope_value(before_row, after_row, source_value, tb, "u");
-                                let rec = self.record(&t.topic, t.key_schema.clone(), after_key, Some(t.envelope.clone()), value, offset);
+                                let rec = self.record(
+                                    &t.topic,
+                                    t.key_schema.clone(),
+                                    after_key,
+                                    Some(t.envelope.clone()),
+                                    value,
+                                    offset,
+                                );
                                 self.send(rec).await?;
                             }
                             _ => {
                                 let tb = block(&mut txn_meta, &collection);
                                 let value = envelope::envelope_value(before_row, Value::Null, source_value, tb, "d");
-                                let rec = self.record(&t.topic, t.key_schema.clone(), before_key.clone(), Some(t.envelope.clone()), value, offset.clone());
+                                let rec = self.record(
+                                    &t.topic,
+                                    t.key_schema.clone(),
+                                    before_key.clone(),
+                                    Some(t.envelope.clone()),
+                                    value,
+                                    offset.clone(),
+                                );
                                 self.send(rec).await?;
                                 if self.s.tombstones_on_delete {
-                                    let tomb = self.record(&t.topic, t.key_schema.clone(), before_key, None, Value::Null, offset);
+                                    let tomb = self.record(
+                                        &t.topic,
+                                        t.key_schema.clone(),
+                                        before_key,
+                                        None,
+                                        Value::Null,
+                                        offset,
+                                    );
                                     self.send(tomb).await?;
                                 }
                             }
@@ -997,7 +1063,14 @@ impl Worker {
     }
 
     /// A transaction ended at `end` (the position after its last event).
-    fn txn_end(&mut self, file: &str, end: u64, gtid: &mut Option<(u32, u32, u64)>, in_txn: &mut bool, skipping: &mut bool) {
+    fn txn_end(
+        &mut self,
+        file: &str,
+        end: u64,
+        gtid: &mut Option<(u32, u32, u64)>,
+        in_txn: &mut bool,
+        skipping: &mut bool,
+    ) {
         if let Some((d, s, n)) = gtid.take() {
             self.gtids.insert(d, (s, n));
         }
@@ -1104,10 +1177,10 @@ fn key_header(key: &Value, t: &TableInfo) -> String {
 
 /// Sets `source.snapshot` of a snapshot record.
 fn mark(mut rec: SourceRecord, marker: &'static str) -> SourceRecord {
-    if let Value::Struct(fields) = &mut rec.value {
-        if let Some(Value::Struct(source)) = fields.get_mut(2) {
-            source[4] = Value::String(marker.to_string());
-        }
+    if let Value::Struct(fields) = &mut rec.value
+        && let Some(Value::Struct(source)) = fields.get_mut(2)
+    {
+        source[4] = Value::String(marker.to_string());
     }
     rec
 }

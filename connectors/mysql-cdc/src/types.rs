@@ -81,7 +81,10 @@ pub enum Kind {
     UnsignedBigPrecise,
     Float32,
     Float64,
-    Decimal { precision: u32, scale: u32 },
+    Decimal {
+        precision: u32,
+        scale: u32,
+    },
     Text,
     Binary,
     Bool,
@@ -114,17 +117,12 @@ impl ColumnInfo {
             "bigint" => Kind::Int64,
             "float" => Kind::Float32,
             "double" | "real" => Kind::Float64,
-            "decimal" | "numeric" => Kind::Decimal {
-                precision: self.precision.unwrap_or(10),
-                scale: self.scale.unwrap_or(0),
-            },
+            "decimal" | "numeric" => {
+                Kind::Decimal { precision: self.precision.unwrap_or(10), scale: self.scale.unwrap_or(0) }
+            }
             "bit" => {
                 let n = paren_number(&self.column_type).unwrap_or(1);
-                if n == 1 {
-                    Kind::Bool
-                } else {
-                    Kind::Bits(n)
-                }
+                if n == 1 { Kind::Bool } else { Kind::Bits(n) }
             }
             "enum" => Kind::Enum(paren_list(&self.column_type)),
             "set" => Kind::Set(paren_list(&self.column_type)),
@@ -331,8 +329,7 @@ pub fn zoned_timestamp(epoch_micros: i64, digits: u32) -> String {
     let days = secs.div_euclid(86_400);
     let sod = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    let mut out =
-        format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}", sod / 3600, (sod % 3600) / 60, sod % 60);
+    let mut out = format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}", sod / 3600, (sod % 3600) / 60, sod % 60);
     if digits > 0 {
         let frac = format!("{micros:06}");
         out.push('.');
@@ -585,7 +582,11 @@ pub fn convert(
         Kind::Enum(values) => match value {
             My::Int(_) | My::UInt(_) => {
                 let i = int_of(value).ok_or_else(bad)?;
-                Value::String(if i <= 0 { String::new() } else { values.get(i as usize - 1).cloned().unwrap_or_default() })
+                Value::String(if i <= 0 {
+                    String::new()
+                } else {
+                    values.get(i as usize - 1).cloned().unwrap_or_default()
+                })
             }
             other => Value::String(text_of(other).ok_or_else(bad)?),
         },

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use mysql_async::prelude::Queryable;
 use sluice_connect_api::config::ConfigMap;
 use sluice_connect_api::connector::{SourceTask, SourceTaskContext};
-use sluice_connect_api::record::{partition_key, SourceRecord};
-use sluice_connector_mysql_cdc::task::MySqlSourceTask;
+use sluice_connect_api::record::{SourceRecord, partition_key};
 use sluice_connector_mysql_cdc::Flavor;
+use sluice_connector_mysql_cdc::task::MySqlSourceTask;
 use sluice_converters::converter::{Converter, JsonConverter};
 
 struct Db {
@@ -192,7 +192,10 @@ async fn snapshot_stream_ddl_and_restart() {
     }
     assert_eq!(more.len(), 2);
     assert_eq!(payload(&more[0])["after"]["extra"], 7);
-    assert!(json(&more[0]).1.contains(r#"{"type":"int32","optional":true,"default":7,"field":"extra"}"#), "column default in the schema");
+    assert!(
+        json(&more[0]).1.contains(r#"{"type":"int32","optional":true,"default":7,"field":"extra"}"#),
+        "column default in the schema"
+    );
     assert_eq!(more[1].topic, format!("{prefix}.{name}.n"));
     let last_offset = more[0].source_offset.clone();
     task.stop().await.unwrap();
