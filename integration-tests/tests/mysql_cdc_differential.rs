@@ -203,6 +203,7 @@ async fn run(env: &TestEnv, db: &MariaDb, libs: &std::path::Path) -> anyhow::Res
             ("schema.history.internal.kafka.bootstrap.servers", kafka.to_string()),
             ("key.converter", "org.apache.kafka.connect.json.JsonConverter".into()),
             ("value.converter", "org.apache.kafka.connect.json.JsonConverter".into()),
+            ("provide.transaction.metadata", "true".into()),
         ] {
             c.insert(k.into(), json!(v));
         }
@@ -270,9 +271,9 @@ async fn run(env: &TestEnv, db: &MariaDb, libs: &std::path::Path) -> anyhow::Res
 
     let mut mismatches = Vec::new();
     let mut compared = 0;
-    for t in tables {
-        let a = normalized(&read_keyed(kafka, &format!("{dbz}.{name}.{t}")).await?, &dbz);
-        let b = normalized(&read_keyed(kafka, &format!("{sl}.{name}.{t}")).await?, &sl);
+    for t in tables.iter().map(|t| format!("{name}.{t}")).chain(["transaction".to_string()]) {
+        let a = normalized(&read_keyed(kafka, &format!("{dbz}.{t}")).await?, &dbz);
+        let b = normalized(&read_keyed(kafka, &format!("{sl}.{t}")).await?, &sl);
         let dump = |side: &[Normalized]| side.iter().map(|(k, v, h)| format!("{k}\t{v}\t{h:?}\n")).collect::<String>();
         let _ = std::fs::write(env.path(&format!("debezium-{t}.jsonl")), dump(&a));
         let _ = std::fs::write(env.path(&format!("sluice-{t}.jsonl")), dump(&b));

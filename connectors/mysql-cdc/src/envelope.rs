@@ -208,13 +208,13 @@ pub fn transaction_schemas() -> (Arc<Schema>, Arc<Schema>) {
         let key = structure(
             "io.debezium.connector.common.TransactionMetadataKey",
             false,
-            None,
+            Some(1),
             vec![("id", prim(String, false))],
         );
         let collection = structure(
             "event.collection",
-            false,
-            None,
+            true,
+            Some(1),
             vec![("data_collection", prim(String, false)), ("event_count", prim(Int64, false))],
         );
         let mut collections = Schema::primitive(Array, true);
@@ -222,7 +222,7 @@ pub fn transaction_schemas() -> (Arc<Schema>, Arc<Schema>) {
         let value = structure(
             "io.debezium.connector.common.TransactionMetadataValue",
             false,
-            None,
+            Some(1),
             vec![
                 ("status", prim(String, false)),
                 ("id", prim(String, false)),

@@ -847,7 +847,25 @@ impl Worker {
                             let rec = self.record(&t.topic, None, Value::Null, Some(t.envelope.clone()), value, offset);
                             self.send(rec).await?;
                         }
-                    } else if is_ddl(&head) {
+                    }
+                    if is_ddl(&head)
+                        && !in_txn
+                        && self.s.provide_transaction_metadata
+                        && self.s.include_schema_changes
+                        && self.s.databases.matches(&db)
+                        && let Some((d, sid, n)) = txn_gtid
+                    {
+                        // Debezium opens a transaction (BEGIN, never an END) for the schema change event of a DDL
+                        let id = format!("{d}-{sid}-{n}");
+                        if txn_meta.as_ref().map(|m| m.id != id).unwrap_or(true) {
+                            let m = TxnMeta::new(id);
+                            let at = Resume { file: file.clone(), pos: log_pos as u64, skip_events: 0, skip_rows: 0 };
+                            let offset = self.stream_offset(ts as i64, &at, &render_gtids(&self.gtids), server_id);
+                            self.send(self.txn_record("BEGIN", &m, ts as i64, offset)).await?;
+                            txn_meta = Some(m);
+                        }
+                    }
+                    if !head.starts_with("TRUNCATE") && is_ddl(&head) {
                         tracing::info!(ddl = %sql, "schema change: table metadata reloaded on next use");
                         self.tables.clear();
                     }
@@ -1095,8 +1113,8 @@ impl Worker {
         let end = status == "END";
         let collections = if end {
             Value::Array(
-                m.collections
-                    .iter()
+                java_hash_map_order(&m.collections)
+                    .into_iter()
                     .map(|(c, n)| Value::Struct(vec![Value::String(c.clone()), Value::Int64(*n)]))
                     .collect(),
             )
@@ -1110,15 +1128,43 @@ impl Worker {
             collections,
             Value::Int64(ts_sec * 1000),
         ]);
-        self.record(
+        let mut rec = self.record(
             &self.s.transaction_topic,
             Some(key_schema),
             Value::Struct(vec![Value::String(m.id.clone())]),
             Some(value_schema),
             value,
             offset,
-        )
+        );
+        // Debezium's transaction records carry no context headers
+        rec.headers.clear();
+        rec
     }
+}
+
+/// Java's `String.hashCode` (over UTF-16 code units).
+fn java_string_hash(s: &str) -> i32 {
+    s.encode_utf16().fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(c as i32))
+}
+
+/// Entries in the iteration order of a `java.util.HashMap` filled in this order (Debezium keeps the per-table event
+/// counts of a transaction in one, and writes `data_collections` in its order): by bucket, then insertion.
+fn java_hash_map_order(entries: &[(String, i64)]) -> Vec<&(String, i64)> {
+    let mut capacity = 16usize;
+    while entries.len() > capacity * 3 / 4 {
+        capacity *= 2;
+    }
+    let mut ordered: Vec<(usize, usize, &(String, i64))> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let h = java_string_hash(&e.0);
+            let spread = (h ^ ((h as u32) >> 16) as i32) as u32 as usize;
+            (spread & (capacity - 1), i, e)
+        })
+        .collect();
+    ordered.sort_by_key(|(bucket, i, _)| (*bucket, *i));
+    ordered.into_iter().map(|(_, _, e)| e).collect()
 }
 
 /// Transaction metadata bookkeeping (`provide.transaction.metadata`).
