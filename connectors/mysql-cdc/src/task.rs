@@ -814,39 +814,38 @@ impl Worker {
                     }
                     // DDL or other statement
                     let db = q.schema().to_string();
-                    if head.starts_with("TRUNCATE") {
-                        if let Some((tdb, tname)) = truncated_table(&sql, &db)
-                            && !self.s.skipped_operations.contains(&'t')
-                            && let Some(t) = self.table(&tdb, &tname).await?
-                        {
-                            let source = SourceInfo {
-                                ts_ms: ts as i64 * 1000,
-                                db: tdb.clone(),
-                                table: Some(tname.clone()),
-                                server_id: server_id as i64,
-                                gtid: txn_gtid.map(|(d, s, n)| format!("{d}-{s}-{n}")),
-                                file: file.clone(),
-                                pos: event_start as i64,
-                                ..Default::default()
-                            };
-                            let value = envelope::envelope_value(
-                                Value::Null,
-                                Value::Null,
-                                source.value(self.flavor, &self.s.topic_prefix, DEBEZIUM_VERSION),
-                                Value::Null,
-                                "t",
-                            );
-                            let after_ddl =
-                                Resume { file: file.clone(), pos: log_pos as u64, skip_events: 0, skip_rows: 0 };
-                            let offset = self.stream_offset(
-                                ts as i64,
-                                &after_ddl,
-                                &render_gtids(&self.gtids_after(txn_gtid)),
-                                server_id,
-                            );
-                            let rec = self.record(&t.topic, None, Value::Null, Some(t.envelope.clone()), value, offset);
-                            self.send(rec).await?;
-                        }
+                    if head.starts_with("TRUNCATE")
+                        && let Some((tdb, tname)) = truncated_table(&sql, &db)
+                        && !self.s.skipped_operations.contains(&'t')
+                        && let Some(t) = self.table(&tdb, &tname).await?
+                    {
+                        let source = SourceInfo {
+                            ts_ms: ts as i64 * 1000,
+                            db: tdb.clone(),
+                            table: Some(tname.clone()),
+                            server_id: server_id as i64,
+                            gtid: txn_gtid.map(|(d, s, n)| format!("{d}-{s}-{n}")),
+                            file: file.clone(),
+                            pos: event_start as i64,
+                            ..Default::default()
+                        };
+                        let value = envelope::envelope_value(
+                            Value::Null,
+                            Value::Null,
+                            source.value(self.flavor, &self.s.topic_prefix, DEBEZIUM_VERSION),
+                            Value::Null,
+                            "t",
+                        );
+                        let after_ddl =
+                            Resume { file: file.clone(), pos: log_pos as u64, skip_events: 0, skip_rows: 0 };
+                        let offset = self.stream_offset(
+                            ts as i64,
+                            &after_ddl,
+                            &render_gtids(&self.gtids_after(txn_gtid)),
+                            server_id,
+                        );
+                        let rec = self.record(&t.topic, None, Value::Null, Some(t.envelope.clone()), value, offset);
+                        self.send(rec).await?;
                     }
                     if is_ddl(&head)
                         && !in_txn
