@@ -217,3 +217,46 @@ async fn snapshot_stream_ddl_and_restart() {
     task.stop().await.unwrap();
     c.query_drop(format!("DROP DATABASE {name}")).await.unwrap();
 }
+
+#[tokio::test]
+async fn heartbeats_while_idle_and_no_data_mode() {
+    let Some(db) = db() else {
+        eprintln!("MYSQL_HOST not set: skipped");
+        return;
+    };
+    let name = format!("mcdh_{}", rand_u16());
+    let mut c = db.conn().await;
+    c.query_drop(format!("DROP DATABASE IF EXISTS {name}")).await.unwrap();
+    c.query_drop(format!("CREATE DATABASE {name}")).await.unwrap();
+    c.query_drop(format!("CREATE TABLE {name}.t (id INT PRIMARY KEY)")).await.unwrap();
+    c.query_drop(format!("INSERT INTO {name}.t VALUES (1)")).await.unwrap();
+    let prefix = format!("p{name}");
+    let mut config = db.config(&prefix, &name);
+    config.insert("heartbeat.interval.ms".into(), "300".into());
+    config.insert("snapshot.mode".into(), "no_data".into());
+    let mut task = start(config, BTreeMap::new()).await;
+    let records = collect(&mut task, 1, Duration::from_secs(10)).await;
+    assert!(!records.is_empty(), "a heartbeat while idle");
+    let hb = &records[0];
+    assert_eq!(hb.topic, format!("__debezium-heartbeat.{prefix}"));
+    let (k, v) = json(hb);
+    assert_eq!(
+        k,
+        format!(
+            r#"{{"schema":{{"type":"struct","fields":[{{"type":"string","optional":false,"field":"serverName"}}],"optional":false,"name":"io.debezium.connector.common.ServerNameKey"}},"payload":{{"serverName":"{prefix}"}}}}"#
+        )
+    );
+    assert!(v.contains(r#""name":"io.debezium.connector.common.Heartbeat""#), "{v}");
+    assert!(hb.source_offset.get("file").is_some() && hb.source_offset.get("pos").is_some());
+    // no_data: the existing row is not read, a new one is streamed
+    c.query_drop(format!("INSERT INTO {name}.t VALUES (2)")).await.unwrap();
+    let mut data = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while data.is_empty() && Instant::now() < deadline {
+        data.extend(task.poll().await.unwrap().into_iter().filter(|r| r.topic.ends_with(".t")));
+    }
+    assert_eq!(data.len(), 1);
+    assert_eq!(payload(&data[0])["after"]["id"], 2);
+    task.stop().await.unwrap();
+    c.query_drop(format!("DROP DATABASE {name}")).await.unwrap();
+}
