@@ -204,6 +204,7 @@ async fn run(env: &TestEnv, db: &MariaDb, libs: &std::path::Path) -> anyhow::Res
             ("key.converter", "org.apache.kafka.connect.json.JsonConverter".into()),
             ("value.converter", "org.apache.kafka.connect.json.JsonConverter".into()),
             ("provide.transaction.metadata", "true".into()),
+            ("heartbeat.interval.ms", "1000".into()),
         ] {
             c.insert(k.into(), json!(v));
         }
@@ -292,6 +293,30 @@ async fn run(env: &TestEnv, db: &MariaDb, libs: &std::path::Path) -> anyhow::Res
                 mismatches.push(format!("{t}[{i}] headers:\n  debezium: {:?}\n  sluice:   {:?}", x.2, y.2));
             }
         }
+    }
+    // Heartbeats come at times of each connector's own: the first one of each must have the same shape.
+    let a = normalized(&read_keyed(kafka, &format!("__debezium-heartbeat.{dbz}")).await?, &dbz);
+    let b = normalized(&read_keyed(kafka, &format!("__debezium-heartbeat.{sl}")).await?, &sl);
+    match (a.first(), b.first()) {
+        (Some(x), Some(y)) => {
+            compared += 1;
+            let strip = |v: &Value| {
+                let mut v = v.clone();
+                if let Some(p) = v.get_mut("payload").and_then(|p| p.get_mut("ts_ms")) {
+                    *p = json!(0);
+                }
+                text(&v)
+            };
+            for (what, l, r) in [("key", strip(&x.0), strip(&y.0)), ("value", strip(&x.1), strip(&y.1))] {
+                if l != r {
+                    mismatches.push(format!("heartbeat {what}:\n  debezium: {l}\n  sluice:   {r}"));
+                }
+            }
+            if x.2 != y.2 {
+                mismatches.push(format!("heartbeat headers:\n  debezium: {:?}\n  sluice:   {:?}", x.2, y.2));
+            }
+        }
+        (x, y) => mismatches.push(format!("heartbeats: Debezium {}, Sluice {}", x.is_some(), y.is_some())),
     }
     let schema_changes = read_keyed(kafka, &dbz).await?.len();
     env.note(format!(

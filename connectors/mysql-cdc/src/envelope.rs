@@ -179,7 +179,7 @@ pub fn heartbeat_key_schema() -> Arc<Schema> {
         Arc::new(structure(
             "io.debezium.connector.common.ServerNameKey",
             false,
-            None,
+            Some(1),
             vec![("serverName", prim(SchemaType::String, false))],
         ))
     })
@@ -193,7 +193,7 @@ pub fn heartbeat_value_schema() -> Arc<Schema> {
         Arc::new(structure(
             "io.debezium.connector.common.Heartbeat",
             false,
-            None,
+            Some(1),
             vec![("ts_ms", prim(SchemaType::Int64, false))],
         ))
     })

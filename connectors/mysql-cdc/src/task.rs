@@ -670,7 +670,7 @@ impl Worker {
         let offset = self.stream_offset(ts_sec, resume, &render_gtids(&self.gtids), server_id);
         let key = Value::Struct(vec![Value::String(self.s.topic_prefix.clone())]);
         let value = Value::Struct(vec![Value::Int64(now_ms())]);
-        let rec = self.record(
+        let mut rec = self.record(
             &self.s.heartbeat_topic,
             Some(envelope::heartbeat_key_schema()),
             key,
@@ -678,6 +678,8 @@ impl Worker {
             value,
             offset,
         );
+        // Debezium's heartbeats carry no context headers
+        rec.headers.clear();
         self.send(rec).await
     }
 

@@ -243,7 +243,7 @@ async fn heartbeats_while_idle_and_no_data_mode() {
     assert_eq!(
         k,
         format!(
-            r#"{{"schema":{{"type":"struct","fields":[{{"type":"string","optional":false,"field":"serverName"}}],"optional":false,"name":"io.debezium.connector.common.ServerNameKey"}},"payload":{{"serverName":"{prefix}"}}}}"#
+            r#"{{"schema":{{"type":"struct","fields":[{{"type":"string","optional":false,"field":"serverName"}}],"optional":false,"name":"io.debezium.connector.common.ServerNameKey","version":1}},"payload":{{"serverName":"{prefix}"}}}}"#
         )
     );
     assert!(v.contains(r#""name":"io.debezium.connector.common.Heartbeat""#), "{v}");
