@@ -21,6 +21,7 @@ pub mod env;
 pub mod jdbc;
 pub mod kafka;
 pub mod lines;
+pub mod mariadb;
 pub mod net;
 pub mod process;
 pub mod rest;

@@ -1,6 +1,161 @@
-//! TODO(connector): see the crate description.
+//! Change data capture from MySQL and MariaDB binlogs (ROW format), event for event Debezium's `MySqlConnector` and
+//! `MariaDbConnector`: a consistent snapshot at a known binlog position, then the binlog from that position, with
+//! Debezium's topics, envelopes, `source` block, type mappings and offsets.
+//!
+//! Verified against the real Debezium MariaDbConnector 3.5.0.Final by `integration-tests/tests/
+//! mysql_cdc_differential.rs` (every key, value and header of the data topics, the transaction topic and the
+//! heartbeats, after normalising prefixes, processing times and snapshot positions).
+//!
+//! **Schema history.** Debezium replays a DDL history topic (`schema.history.internal.kafka.topic`) to know each
+//! table's structure at any binlog position. Sluice keeps no history topic: a table's structure is read from
+//! `information_schema` when the task first meets the table and again after every DDL statement in the binlog
+//! (`ALTER TABLE` changes the row schema from the next row on). The `schema.history.internal.*` keys are accepted and
+//! ignored, so existing configs run unchanged, and the "history topic is missing/compacted" failure (a frequent
+//! Debezium pain point) cannot happen. The price: when a task resumes with a binlog backlog that spans a DDL of a
+//! captured table, the older rows would need the older structure; the task detects a column-count mismatch between
+//! the binlog's TABLE_MAP and the live table and fails with a message saying to re-snapshot. (Next step: keep the
+//! captured tables' structures in the source offset, so a restart decodes the backlog with them.)
+//!
+//! **Offsets** are Debezium's: partition `{"server": topic.prefix}`, offset `{ts_sec, file, pos, gtids, row,
+//! server_id, event}` where `pos` is the start of the transaction and `event`/`row` say how many row events and rows
+//! of it were already delivered; snapshot records carry `"snapshot": "INITIAL"` except the last. A binlog client
+//! leaves no state on the server, so `commit` only records the acknowledged offset; a restart resumes from the
+//! committed offset, and a lost connection is resumed (with backoff) from the last record handed to the runtime.
+//!
+//! Not done yet: the schema change topic (`include.schema.changes`, Debezium's `SchemaChangeValue` with
+//! `tableChanges`), MySQL's own GTID events (`source.gtid` is filled from MariaDB GTIDs; on MySQL it stays null and
+//! resuming uses file/pos), `snapshot.locking.mode=extended` (behaves as `minimal`), `include.query`,
+//! `message.key.columns`, parallel key-range snapshots.
 
+use std::sync::Arc;
+
+use sluice_connect_api::config::{ConfigDef, ConfigKey, ConfigMap, ConfigType, DefaultValue, Importance, Validator};
+use sluice_connect_api::connector::{Connector, ConnectorType, SourceTask};
+use sluice_connect_api::error::ConnectError;
 use sluice_connect_api::plugin::ConnectorPlugin;
 
+pub mod config;
+pub mod envelope;
+pub mod task;
+pub mod types;
+
+pub use config::{Flavor, MySqlSettings};
+
+/// The Debezium release Sluice's MySQL/MariaDB connectors are drop-in for. The MariaDB connector is compared with
+/// 3.5.0.Final (the newest served here, and the one the differential test runs); the MySQL connector keeps the
+/// same binlog core and reports the same version.
+pub const DEBEZIUM_VERSION: &str = "3.5.0.Final";
+
 /// The plugins of this crate, for the registry.
-pub const PLUGINS: &[ConnectorPlugin] = &[];
+pub const PLUGINS: &[ConnectorPlugin] = &[
+    ConnectorPlugin {
+        class: "io.debezium.connector.mysql.MySqlConnector",
+        aliases: &["MySqlConnector", "MySql"],
+        connector_type: ConnectorType::Source,
+        version: DEBEZIUM_VERSION,
+        build: || Arc::new(MySqlCdcConnector { flavor: Flavor::MySql }),
+    },
+    ConnectorPlugin {
+        class: "io.debezium.connector.mariadb.MariaDbConnector",
+        aliases: &["MariaDbConnector", "MariaDb"],
+        connector_type: ConnectorType::Source,
+        version: DEBEZIUM_VERSION,
+        build: || Arc::new(MySqlCdcConnector { flavor: Flavor::MariaDb }),
+    },
+];
+
+/// Debezium's MySQL or MariaDB source connector (one task).
+pub struct MySqlCdcConnector {
+    pub flavor: Flavor,
+}
+
+fn key(
+    name: &'static str,
+    config_type: ConfigType,
+    default: DefaultValue,
+    importance: Importance,
+    doc: &'static str,
+) -> ConfigKey {
+    ConfigKey::new(name, config_type, default, importance, doc)
+}
+
+fn value(v: &str) -> DefaultValue {
+    DefaultValue::Value(v.to_string())
+}
+
+impl Connector for MySqlCdcConnector {
+    fn class_name(&self) -> &'static str {
+        match self.flavor {
+            Flavor::MySql => "io.debezium.connector.mysql.MySqlConnector",
+            Flavor::MariaDb => "io.debezium.connector.mariadb.MariaDbConnector",
+        }
+    }
+
+    fn connector_type(&self) -> ConnectorType {
+        ConnectorType::Source
+    }
+
+    fn version(&self) -> &'static str {
+        DEBEZIUM_VERSION
+    }
+
+    fn config_def(&self) -> ConfigDef {
+        use ConfigType::*;
+        use Importance::*;
+        ConfigDef::new()
+            .define(
+                key("topic.prefix", String, DefaultValue::Required, High, "Topic prefix that identifies and provides a namespace for the particular database server/cluster is capturing changes. The topic prefix should be unique across all other connectors, since it is used as a prefix for all Kafka topic names that receive events emitted by this connector. Only alphanumeric characters, hyphens, dots and underscores must be accepted.")
+                    .with_validator(Validator::NonEmptyString),
+            )
+            .define(key("database.hostname", String, DefaultValue::Required, High, "Resolvable hostname or IP address of the database server."))
+            .define(key("database.port", Int, value("3306"), High, "Port of the database server."))
+            .define(key("database.user", String, DefaultValue::Required, High, "Name of the database user to be used when connecting to the database."))
+            .define(key("database.password", Password, DefaultValue::Null, High, "Password of the database user to be used when connecting to the database."))
+            .define(key("database.server.id", Long, DefaultValue::Required, High, "A numeric ID of this database client, which must be unique across all currently-running database processes in the cluster. This connector joins the database cluster as another server (with this unique ID) so it can read the binlog."))
+            .define(key("database.include.list", List, DefaultValue::Null, High, "The databases for which changes are to be captured"))
+            .define(key("database.exclude.list", List, DefaultValue::Null, High, "A comma-separated list of regular expressions that match database names to be excluded from monitoring"))
+            .define(key("table.include.list", List, DefaultValue::Null, High, "The tables for which changes are to be captured"))
+            .define(key("table.exclude.list", List, DefaultValue::Null, High, "A comma-separated list of regular expressions that match the fully-qualified names of tables to be excluded from monitoring"))
+            .define(key("column.include.list", List, DefaultValue::Null, Medium, "Regular expressions matching columns to include in change events"))
+            .define(key("column.exclude.list", List, DefaultValue::Null, Medium, "Regular expressions matching columns to exclude from change events"))
+            .define(key("snapshot.mode", String, value("initial"), Low, "The criteria for running a snapshot upon startup of the connector. Select one of the following snapshot options: 'when_needed', 'initial' (default), 'initial_only', 'no_data' ('never', 'schema_only'), 'always', 'recovery' ('schema_only_recovery')."))
+            .define(key("snapshot.locking.mode", String, value("minimal"), Low, "Controls how long the connector holds onto the global read lock while it is performing a snapshot: 'minimal' (default), 'extended', 'none'."))
+            .define(key("include.schema.changes", Boolean, value("true"), Medium, "Whether the connector should publish changes in the database schema to a Kafka topic with the same name as the database server ID."))
+            .define(key("schema.history.internal.kafka.topic", String, DefaultValue::Null, High, "The name of the topic for the database schema history"))
+            .define(key("schema.history.internal.kafka.bootstrap.servers", String, DefaultValue::Null, High, "A list of host/port pairs that the connector will use for establishing the initial connection to the Kafka cluster for retrieving database schema history previously stored by the connector."))
+            .define(key("gtid.source.includes", List, DefaultValue::Null, Low, "The source UUIDs used to include GTID ranges when determine the starting position in the binlog."))
+            .define(key("gtid.source.excludes", List, DefaultValue::Null, Low, "The source UUIDs used to exclude GTID ranges when determine the starting position in the binlog."))
+            .define(key("tombstones.on.delete", Boolean, value("true"), Medium, "Whether delete operations should be represented by a delete event and a subsequent tombstone event (true) or only by a delete event (false)."))
+            .define(key("skipped.operations", List, value("t"), Low, "The comma-separated list of operations to skip during streaming, defined as: 'c' for inserts/create; 'u' for updates; 'd' for deletes, 't' for truncates, and 'none' to indicate nothing skipped."))
+            .define(key("decimal.handling.mode", String, value("precise"), Medium, "Specify how DECIMAL and NUMERIC columns should be represented in change events, including: 'precise' (the default) uses java.math.BigDecimal to represent values, which are encoded in the change events using a binary representation and Kafka Connect's 'org.apache.kafka.connect.data.Decimal' type; 'string' uses string to represent values; 'double' represents values using Java's 'double', which may not offer the precision but will be far easier to use in consumers."))
+            .define(key("time.precision.mode", String, value("adaptive_time_microseconds"), Medium, "Time, date and timestamps can be represented with different kinds of precisions, including: 'adaptive_time_microseconds': the precision of date and timestamp values is based the database column's precision; but time fields always use microseconds precision; 'connect': always represents time, date and timestamp values using Kafka Connect's built-in representations for Time, Date, and Timestamp, which uses millisecond precision regardless of the database columns' precision."))
+            .define(key("binary.handling.mode", String, value("bytes"), Low, "Specify how binary (blob, binary, etc.) columns should be represented in change events, including: 'bytes' represents binary data as byte array (default); 'base64' represents binary data as base64-encoded string; 'base64-url-safe' represents binary data as base64-url-safe-encoded string; 'hex' represents binary data as hex-encoded (base16) string"))
+            .define(key("bigint.unsigned.handling.mode", String, value("long"), Medium, "Specify how BIGINT UNSIGNED columns should be represented in change events, including: 'precise' uses java.math.BigDecimal to represent values, which are encoded in the change events using a binary representation and Kafka Connect's 'org.apache.kafka.connect.data.Decimal' type; 'long' (the default) represents values using Java's 'long', which may not offer the precision but will be far easier to use in consumers."))
+            .define(key("heartbeat.interval.ms", Int, value("0"), Medium, "Length of an interval in milli-seconds in in which the connector periodically sends heartbeat messages to a heartbeat topic. Use 0 to disable heartbeat messages. Disabled by default."))
+            .define(key("topic.heartbeat.prefix", String, value("__debezium-heartbeat"), Low, "The prefix that is used to name heartbeat topics."))
+            .define(key("provide.transaction.metadata", Boolean, value("false"), Low, "Enables transaction metadata extraction together with event counting"))
+            .define(key("topic.transaction", String, value("transaction"), Low, "The suffix of the transaction metadata topic."))
+            .define(key("max.batch.size", Int, value("2048"), Medium, "Maximum size of each batch of source records. Defaults to 2048."))
+            .define(key("max.queue.size", Int, value("8192"), Medium, "Maximum size of the queue for change events read from the database log but not yet recorded or forwarded. Defaults to 8192, and should always be larger than the maximum batch size."))
+            .define(key("poll.interval.ms", Int, value("500"), Medium, "Time to wait for new change events to appear after receiving no events, given in milliseconds. Defaults to 500 ms."))
+            .define(key("connect.timeout.ms", Int, value("30000"), Low, "Maximum time to wait after trying to connect to the database before timing out, given in milliseconds. Defaults to 30 seconds (30,000 ms)."))
+            .define(key("extended.headers.enabled", Boolean, value("true"), Low, "Enable/Disable Debezium context headers that provides essential metadata for tracking and identifying the source of CDC events in downstream processing systems."))
+    }
+
+    fn validate_extra(&self, config: &ConfigMap) -> Vec<(String, String)> {
+        match MySqlSettings::from_config(config, self.flavor) {
+            Ok(_) => Vec::new(),
+            Err(ConnectError::Config { key, message }) => vec![(key, message)],
+            Err(other) => vec![("topic.prefix".to_string(), other.to_string())],
+        }
+    }
+
+    fn task_configs(&self, config: &ConfigMap, _max_tasks: usize) -> Result<Vec<ConfigMap>, ConnectError> {
+        // One binlog reader per server, as Debezium.
+        Ok(vec![config.clone()])
+    }
+
+    fn create_source_task(&self) -> Option<Box<dyn SourceTask>> {
+        Some(Box::new(task::MySqlSourceTask::new(self.flavor)))
+    }
+}

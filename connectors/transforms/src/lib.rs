@@ -3,6 +3,7 @@
 //! a connector configuration describes (`transforms=a,b`, `transforms.a.type=...`, `predicates=...`).
 
 mod cast;
+mod debezium;
 mod fields;
 mod headers;
 mod plugin_config;
@@ -245,6 +246,16 @@ const PREDICATES_PACKAGE: &str = "org.apache.kafka.connect.transforms.predicates
 
 /// Every built-in transform. Adding a transform means adding a line here.
 const TRANSFORMATIONS: &[TransformationEntry] = &[
+    TransformationEntry {
+        class: "io.debezium.transforms.ByLogicalTableRouter",
+        config_def: debezium::by_logical_table_router_config_def,
+        build: debezium::build_by_logical_table_router,
+    },
+    TransformationEntry {
+        class: "io.debezium.transforms.ExtractNewRecordState",
+        config_def: debezium::extract_new_record_state_config_def,
+        build: debezium::build_extract_new_record_state,
+    },
     TransformationEntry {
         class: "org.apache.kafka.connect.transforms.Cast$Key",
         config_def: cast::config_def,
@@ -864,7 +875,8 @@ mod tests {
             predicate_class("TopicNameMatches"),
             Some("org.apache.kafka.connect.transforms.predicates.TopicNameMatches")
         );
-        assert_eq!(transformation_class_names().len(), 26);
+        // Kafka Connect's 26 plus Debezium's ExtractNewRecordState and ByLogicalTableRouter.
+        assert_eq!(transformation_class_names().len(), 28);
         assert_eq!(predicate_class_names().len(), 3);
         assert!(plugin_config_def("RegexRouter").expect("known").key("regex").is_some());
         assert!(plugin_config_def("HasHeaderKey").expect("known").key("name").is_some());

@@ -1,0 +1,1296 @@
+//! The source task: a worker reads the snapshot and then the binlog into a bounded queue (`max.queue.size`);
+//! `poll` hands out batches of at most `max.batch.size`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use mysql_async::binlog::events::{EventData, RowsEventData};
+use mysql_async::binlog::value::BinlogValue;
+use mysql_async::prelude::Queryable;
+use mysql_async::{BinlogStreamRequest, Conn, Opts, OptsBuilder, Row, Value as My};
+use serde_json::json;
+use sluice_connect_api::connector::{CommittedOffsets, SourceTask, SourceTaskContext};
+use sluice_connect_api::error::ConnectError;
+use sluice_connect_api::record::{Schema, SchemaType, SourceRecord, Value, partition_key};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::DEBEZIUM_VERSION;
+use crate::config::{Flavor, LockingMode, MySqlSettings, SnapshotMode};
+use crate::envelope::{self, SourceInfo};
+use crate::types::{self, ColumnInfo, Kind};
+
+/// What the worker hands to `poll`.
+enum Item {
+    Record(Box<SourceRecord>),
+    Failed(ConnectError),
+}
+
+/// Debezium's MySQL/MariaDB source task.
+pub struct MySqlSourceTask {
+    flavor: Flavor,
+    rx: Option<mpsc::Receiver<Item>>,
+    worker: Option<JoinHandle<()>>,
+    settings: Option<MySqlSettings>,
+    acknowledged: Arc<Mutex<Option<serde_json::Value>>>,
+    partition_key: String,
+}
+
+impl MySqlSourceTask {
+    pub fn new(flavor: Flavor) -> Self {
+        MySqlSourceTask {
+            flavor,
+            rx: None,
+            worker: None,
+            settings: None,
+            acknowledged: Arc::new(Mutex::new(None)),
+            partition_key: String::new(),
+        }
+    }
+}
+
+#[async_trait]
+impl SourceTask for MySqlSourceTask {
+    async fn start(&mut self, context: SourceTaskContext) -> Result<(), ConnectError> {
+        let settings = MySqlSettings::from_config(&context.config, self.flavor)?;
+        let mut partition = serde_json::Map::new();
+        partition.insert("server".into(), json!(settings.topic_prefix));
+        self.partition_key = partition_key(&partition);
+        let offset = context.offset(&partition).cloned();
+        let (tx, rx) = mpsc::channel(settings.max_queue_size);
+        let run_id = envelope::run_id();
+        let worker = Worker {
+            headers: envelope::context_headers(&settings.topic_prefix, context.task, self.flavor, &run_id),
+            flavor: self.flavor,
+            partition: Arc::new(partition),
+            tx,
+            opts: opts(&settings),
+            tables: HashMap::new(),
+            meta: None,
+            gtids: BTreeMap::new(),
+            resume: None,
+            s: settings.clone(),
+        };
+        self.settings = Some(settings);
+        self.rx = Some(rx);
+        self.worker = Some(tokio::spawn(worker.run(offset)));
+        Ok(())
+    }
+
+    async fn poll(&mut self) -> Result<Vec<SourceRecord>, ConnectError> {
+        let (Some(rx), Some(s)) = (self.rx.as_mut(), self.settings.as_ref()) else { return Ok(Vec::new()) };
+        let mut out = Vec::new();
+        let first = match tokio::time::timeout(s.poll_interval, rx.recv()).await {
+            Err(_) => return Ok(out),
+            Ok(None) => return Ok(out),
+            Ok(Some(item)) => item,
+        };
+        let mut next = Some(first);
+        while let Some(item) = next.take() {
+            match item {
+                Item::Record(r) => out.push(*r),
+                Item::Failed(e) => {
+                    if out.is_empty() {
+                        return Err(e);
+                    }
+                    // hand out what came before; the error comes with the next poll
+                    let (tx, new_rx) = mpsc::channel(1);
+                    let _ = tx.try_send(Item::Failed(e));
+                    self.rx = Some(new_rx);
+                    return Ok(out);
+                }
+            }
+            if out.len() >= s.max_batch_size {
+                break;
+            }
+            next = rx.try_recv().ok();
+        }
+        Ok(out)
+    }
+
+    async fn commit(&mut self, committed: &CommittedOffsets) -> Result<(), ConnectError> {
+        // MySQL keeps no replication state for a binlog client (unlike a PostgreSQL slot): the acknowledged position
+        // is what a restart resumes from, through the offset store.
+        if let Some(offset) = committed.get(&self.partition_key) {
+            tracing::debug!(offset = %offset, "binlog position acknowledged by Kafka");
+            if let Ok(mut a) = self.acknowledged.lock() {
+                *a = Some(offset.clone());
+            }
+        }
+        Ok(())
+    }
+
+    async fn stop(&mut self) -> Result<(), ConnectError> {
+        self.rx = None;
+        if let Some(w) = self.worker.take() {
+            w.abort();
+            let _ = w.await;
+        }
+        Ok(())
+    }
+}
+
+fn opts(s: &MySqlSettings) -> Opts {
+    OptsBuilder::default()
+        .ip_or_hostname(s.hostname.clone())
+        .tcp_port(s.port)
+        .user(Some(s.user.clone()))
+        .pass(s.password.clone())
+        .prefer_socket(false)
+        .into()
+}
+
+/// A captured table: its columns and schemas.
+struct TableInfo {
+    db: String,
+    table: String,
+    topic: String,
+    columns: Vec<ColumnInfo>,
+    kinds: Vec<Kind>,
+    keep: Vec<bool>,
+    key_columns: Vec<usize>,
+    key_schema: Option<Arc<Schema>>,
+    envelope: Arc<Schema>,
+}
+
+impl TableInfo {
+    fn row(&self, values: &[My], s: &MySqlSettings, binlog: bool) -> Result<Value, ConnectError> {
+        let mut out = Vec::new();
+        for (i, col) in self.columns.iter().enumerate() {
+            if !self.keep[i] {
+                continue;
+            }
+            let v = values.get(i).unwrap_or(&My::NULL);
+            out.push(types::convert(col, &self.kinds[i], v, &s.types, binlog).map_err(ConnectError::Data)?);
+        }
+        Ok(Value::Struct(out))
+    }
+
+    fn key(&self, values: &[My], s: &MySqlSettings, binlog: bool) -> Result<Value, ConnectError> {
+        if self.key_schema.is_none() {
+            return Ok(Value::Null);
+        }
+        let mut out = Vec::new();
+        for &i in &self.key_columns {
+            let v = values.get(i).unwrap_or(&My::NULL);
+            out.push(
+                types::convert(&self.columns[i], &self.kinds[i], v, &s.types, binlog).map_err(ConnectError::Data)?,
+            );
+        }
+        Ok(Value::Struct(out))
+    }
+}
+
+/// Where streaming resumes: Debezium's restart position (start of the transaction) plus events and rows to skip.
+#[derive(Debug, Clone, PartialEq)]
+struct Resume {
+    file: String,
+    pos: u64,
+    skip_events: u64,
+    skip_rows: u64,
+}
+
+/// Why streaming stopped.
+enum StreamError {
+    /// The connection broke: reconnect and resume.
+    Transient(String),
+    /// Stop the task with this error.
+    Fatal(ConnectError),
+    /// The queue is gone: the task is stopping.
+    Closed,
+}
+
+impl From<mysql_async::Error> for StreamError {
+    fn from(e: mysql_async::Error) -> Self {
+        classify(e)
+    }
+}
+
+fn classify(e: mysql_async::Error) -> StreamError {
+    match &e {
+        mysql_async::Error::Server(server) => match server.code {
+            1236 => StreamError::Fatal(ConnectError::Other(format!(
+                "The binlog position the connector must resume from is no longer available on the server ({}). \
+                 The binlog was purged while the connector was stopped or lagging: set snapshot.mode=when_needed \
+                 (or delete the connector's offsets) to take a new snapshot, and keep binlogs longer \
+                 (binlog_expire_logs_seconds / expire_logs_days)",
+                server.message
+            ))),
+            1045 | 1044 | 1142 | 1227 | 1370 => StreamError::Fatal(ConnectError::Other(format!(
+                "The database user lacks a privilege the connector needs ({}): grant it SELECT, RELOAD, SHOW DATABASES, \
+                 REPLICATION SLAVE, REPLICATION CLIENT (MariaDB: BINLOG MONITOR, REPLICATION SLAVE, SELECT, RELOAD), e.g. \
+                 GRANT SELECT, RELOAD, SHOW DATABASES, REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO 'user'@'%'",
+                server.message
+            ))),
+            1146 => StreamError::Transient(e.to_string()),
+            _ if server.code >= 1000 && server.code < 2000 && server.code != 1053 && server.code != 1927 => {
+                StreamError::Fatal(ConnectError::Other(format!("MySQL error {}: {}", server.code, server.message)))
+            }
+            _ => StreamError::Transient(e.to_string()),
+        },
+        _ => StreamError::Transient(e.to_string()),
+    }
+}
+
+struct Worker {
+    s: MySqlSettings,
+    flavor: Flavor,
+    headers: Vec<(String, Option<bytes::Bytes>)>,
+    partition: Arc<serde_json::Map<String, serde_json::Value>>,
+    tx: mpsc::Sender<Item>,
+    opts: Opts,
+    tables: HashMap<(String, String), Option<Arc<TableInfo>>>,
+    meta: Option<Conn>,
+    /// The executed GTID set, per domain (MariaDB `domain-server-seq`).
+    gtids: BTreeMap<u32, (u32, u64)>,
+    resume: Option<Resume>,
+}
+
+fn now_ms() -> i64 {
+    envelope::now_ns() / 1_000_000
+}
+
+fn quote(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+fn parse_gtids(text: &str) -> BTreeMap<u32, (u32, u64)> {
+    let mut out = BTreeMap::new();
+    for part in text.split(',') {
+        let mut it = part.trim().split('-');
+        if let (Some(d), Some(s), Some(n)) = (it.next(), it.next(), it.next())
+            && let (Ok(d), Ok(s), Ok(n)) = (d.parse(), s.parse(), n.parse())
+        {
+            out.insert(d, (s, n));
+        }
+    }
+    out
+}
+
+fn render_gtids(set: &BTreeMap<u32, (u32, u64)>) -> String {
+    set.iter().map(|(d, (s, n))| format!("{d}-{s}-{n}")).collect::<Vec<_>>().join(",")
+}
+
+/// The first SQL keyword(s) of a statement, upper case.
+fn statement_head(sql: &str) -> String {
+    let mut s = sql.trim_start();
+    // skip leading comments
+    while let Some(rest) = s.strip_prefix("/*") {
+        match rest.find("*/") {
+            Some(end) => s = rest[end + 2..].trim_start(),
+            None => break,
+        }
+    }
+    s.chars().take(40).collect::<String>().to_ascii_uppercase()
+}
+
+/// `TRUNCATE [TABLE] [db.]t` -> (db, table).
+fn truncated_table(sql: &str, default_db: &str) -> Option<(String, String)> {
+    let mut words = sql.split_whitespace();
+    if !words.next()?.eq_ignore_ascii_case("truncate") {
+        return None;
+    }
+    let mut name = words.next()?;
+    if name.eq_ignore_ascii_case("table") {
+        name = words.next()?;
+    }
+    let name = name.trim_end_matches(';');
+    let parts: Vec<String> = name.split('.').map(|p| p.trim_matches('`').to_string()).collect();
+    match parts.as_slice() {
+        [t] => Some((default_db.to_string(), t.clone())),
+        [d, t] => Some((d.clone(), t.clone())),
+        _ => None,
+    }
+}
+
+impl Worker {
+    async fn send(&self, record: SourceRecord) -> Result<(), StreamError> {
+        self.tx.send(Item::Record(Box::new(record))).await.map_err(|_| StreamError::Closed)
+    }
+
+    async fn connect(&self) -> Result<Conn, StreamError> {
+        match tokio::time::timeout(self.s.connect_timeout, Conn::new(self.opts.clone())).await {
+            Err(_) => {
+                Err(StreamError::Transient(format!("timed out connecting to {}:{}", self.s.hostname, self.s.port)))
+            }
+            Ok(r) => Ok(r?),
+        }
+    }
+
+    async fn meta(&mut self) -> Result<&mut Conn, StreamError> {
+        if self.meta.is_none() {
+            self.meta = Some(self.connect().await?);
+        }
+        Ok(self.meta.as_mut().expect("just set"))
+    }
+
+    /// Reads a table's columns and key from information_schema (through `conn`, or the metadata connection).
+    async fn load_table(
+        &mut self,
+        conn: Option<&mut Conn>,
+        db: &str,
+        table: &str,
+    ) -> Result<Option<Arc<TableInfo>>, StreamError> {
+        if !self.s.captures(db, table) {
+            return Ok(None);
+        }
+        let conn = match conn {
+            Some(c) => c,
+            None => self.meta().await?,
+        };
+        let rows: Vec<Row> = conn
+            .exec(
+                "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, NUMERIC_PRECISION, NUMERIC_SCALE, \
+                 DATETIME_PRECISION, COLUMN_DEFAULT FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
+                 ORDER BY ORDINAL_POSITION",
+                (db, table),
+            )
+            .await?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let keys: Vec<String> = conn
+            .exec(
+                "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = ? AND \
+                 TABLE_NAME = ? AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION",
+                (db, table),
+            )
+            .await?;
+        let columns: Vec<ColumnInfo> = rows
+            .into_iter()
+            .map(|mut r| ColumnInfo {
+                name: r.take::<String, _>(0).unwrap_or_default(),
+                data_type: r.take::<String, _>(1).unwrap_or_default().to_ascii_lowercase(),
+                column_type: r.take::<String, _>(2).unwrap_or_default(),
+                nullable: r.take::<String, _>(3).as_deref() == Some("YES"),
+                precision: r.take::<Option<u64>, _>(4).flatten().map(|v| v as u32),
+                scale: r.take::<Option<u64>, _>(5).flatten().map(|v| v as u32),
+                datetime_precision: r.take::<Option<u64>, _>(6).flatten().map(|v| v as u32),
+                default: r.take::<Option<String>, _>(7).flatten(),
+            })
+            .collect();
+        Ok(Some(Arc::new(self.table_info(db, table, columns, keys))))
+    }
+
+    fn table_info(&self, db: &str, table: &str, columns: Vec<ColumnInfo>, keys: Vec<String>) -> TableInfo {
+        let topic = format!("{}.{}.{}", self.s.topic_prefix, db, table);
+        let kinds: Vec<Kind> = columns.iter().map(ColumnInfo::kind).collect();
+        let keep: Vec<bool> =
+            columns.iter().map(|c| keys.contains(&c.name) || self.s.keeps_column(db, table, &c.name)).collect();
+        let schemas: Vec<Arc<Schema>> =
+            columns.iter().map(|c| Arc::new(types::column_schema(c, &self.s.types))).collect();
+        let row_fields: Vec<(String, Arc<Schema>)> = columns
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| keep[*i])
+            .map(|(i, c)| (c.name.clone(), schemas[i].clone()))
+            .collect();
+        let row_schema = Arc::new(types::struct_schema(&format!("{topic}.Value"), true, row_fields));
+        let key_columns: Vec<usize> = keys.iter().filter_map(|k| columns.iter().position(|c| &c.name == k)).collect();
+        let key_schema = (!key_columns.is_empty()).then(|| {
+            Arc::new(types::struct_schema(
+                &format!("{topic}.Key"),
+                false,
+                key_columns.iter().map(|&i| (columns[i].name.clone(), schemas[i].clone())).collect(),
+            ))
+        });
+        TableInfo {
+            envelope: envelope::envelope_schema(&topic, &row_schema, self.flavor),
+            db: db.to_string(),
+            table: table.to_string(),
+            topic,
+            columns,
+            kinds,
+            keep,
+            key_columns,
+            key_schema,
+        }
+    }
+
+    async fn table(&mut self, db: &str, table: &str) -> Result<Option<Arc<TableInfo>>, StreamError> {
+        let k = (db.to_string(), table.to_string());
+        if let Some(t) = self.tables.get(&k) {
+            return Ok(t.clone());
+        }
+        let t = self.load_table(None, db, table).await?;
+        self.tables.insert(k, t.clone());
+        Ok(t)
+    }
+
+    fn record(
+        &self,
+        topic: &str,
+        key_schema: Option<Arc<Schema>>,
+        key: Value,
+        value_schema: Option<Arc<Schema>>,
+        value: Value,
+        offset: serde_json::Value,
+    ) -> SourceRecord {
+        SourceRecord {
+            source_partition: self.partition.clone(),
+            source_offset: offset,
+            topic: topic.to_string(),
+            partition: None,
+            key_schema,
+            key,
+            value_schema,
+            value,
+            timestamp: None,
+            headers: if self.s.extended_headers { self.headers.clone() } else { Vec::new() },
+        }
+    }
+
+    async fn run(mut self, offset: Option<serde_json::Value>) {
+        let result = self.run_inner(offset).await;
+        if let Err(StreamError::Fatal(e)) = result {
+            tracing::error!(error = %e, "MySQL CDC task failed");
+            let _ = self.tx.send(Item::Failed(e)).await;
+        }
+    }
+
+    async fn run_inner(&mut self, offset: Option<serde_json::Value>) -> Result<(), StreamError> {
+        let stored = offset.as_ref().and_then(|o| {
+            let file = o.get("file")?.as_str()?.to_string();
+            let pos = o.get("pos")?.as_u64()?;
+            Some((file, pos, o))
+        });
+        let snapshot_incomplete = offset.as_ref().map(|o| o.get("snapshot").is_some()).unwrap_or(false);
+        let mut snapshot = match self.s.snapshot_mode {
+            SnapshotMode::Always => true,
+            SnapshotMode::Initial | SnapshotMode::InitialOnly | SnapshotMode::WhenNeeded => {
+                stored.is_none() || snapshot_incomplete
+            }
+            SnapshotMode::NoData | SnapshotMode::Recovery => false,
+        };
+        if !snapshot && let Some((file, pos, o)) = &stored {
+            if let Some(g) = o.get("gtids").and_then(|g| g.as_str()) {
+                self.gtids = parse_gtids(g);
+            }
+            let resume = Resume {
+                file: file.clone(),
+                pos: *pos,
+                skip_events: o.get("event").and_then(|v| v.as_u64()).unwrap_or(0),
+                skip_rows: o.get("row").and_then(|v| v.as_u64()).unwrap_or(0),
+            };
+            if self.s.snapshot_mode == SnapshotMode::WhenNeeded && !self.binlog_exists(&resume.file).await? {
+                tracing::warn!(file = %resume.file, "stored binlog position is gone: taking a new snapshot");
+                snapshot = true;
+            } else {
+                self.resume = Some(resume);
+            }
+        }
+        if snapshot {
+            self.snapshot().await?;
+            if self.s.snapshot_mode == SnapshotMode::InitialOnly {
+                tracing::info!("snapshot.mode=initial_only: snapshot done, not streaming");
+                std::future::pending::<()>().await;
+            }
+        } else if self.resume.is_none() {
+            let mut conn = self.connect().await?;
+            let (file, pos) = master_status(&mut conn).await?;
+            if let Some(g) = gtid_pos(&mut conn, self.flavor).await? {
+                self.gtids = parse_gtids(&g);
+            }
+            self.resume = Some(Resume { file, pos, skip_events: 0, skip_rows: 0 });
+        }
+        let mut backoff = Duration::from_millis(500);
+        loop {
+            match self.stream().await {
+                Err(StreamError::Transient(why)) => {
+                    tracing::warn!(error = %why, retry_in = ?backoff, "binlog connection lost; reconnecting");
+                    self.meta = None;
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+                Err(other) => return Err(other),
+                Ok(()) => backoff = Duration::from_millis(500),
+            }
+        }
+    }
+
+    async fn binlog_exists(&mut self, file: &str) -> Result<bool, StreamError> {
+        let conn = self.meta().await?;
+        let rows: Vec<Row> = conn.query("SHOW BINARY LOGS").await?;
+        Ok(rows.into_iter().any(|mut r| r.take::<String, _>(0).as_deref() == Some(file)))
+    }
+
+    /// A consistent snapshot: lock, open a consistent-snapshot transaction, read the binlog position and the
+    /// schemas, unlock, read the rows; streaming then starts at that position.
+    async fn snapshot(&mut self) -> Result<(), StreamError> {
+        let mut conn = self.connect().await?;
+        conn.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ").await?;
+        conn.query_drop("SET SESSION time_zone = '+00:00'").await?;
+        let locked = if self.s.locking_mode == LockingMode::None {
+            false
+        } else {
+            match conn.query_drop("FLUSH TABLES WITH READ LOCK").await {
+                Ok(()) => true,
+                Err(e) => {
+                    if self.flavor == Flavor::MariaDb {
+                        // MariaDB's consistent snapshot reports its own binlog position: consistent without the lock.
+                        tracing::warn!(error = %e, "FLUSH TABLES WITH READ LOCK refused; using MariaDB's binlog_snapshot position");
+                        false
+                    } else {
+                        return Err(classify(e));
+                    }
+                }
+            }
+        };
+        conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT").await?;
+        let (mut file, mut pos) = master_status(&mut conn).await?;
+        if self.flavor == Flavor::MariaDb {
+            let rows: Vec<(String, String)> = conn.query("SHOW STATUS LIKE 'binlog_snapshot_%'").await?;
+            for (k, v) in rows {
+                match k.to_ascii_lowercase().as_str() {
+                    "binlog_snapshot_file" if !v.is_empty() => file = v,
+                    "binlog_snapshot_position" => pos = v.parse().unwrap_or(pos),
+                    _ => {}
+                }
+            }
+        }
+        let gtids = gtid_pos(&mut conn, self.flavor).await?;
+        if let Some(g) = &gtids {
+            self.gtids = parse_gtids(g);
+        }
+        // the captured tables and their schemas, while the lock keeps DDL out
+        let names: Vec<(String, String)> = conn
+            .query(
+                "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' \
+                 ORDER BY TABLE_SCHEMA, TABLE_NAME",
+            )
+            .await?;
+        let mut tables = Vec::new();
+        for (db, table) in names {
+            if let Some(t) = self.load_table(Some(&mut conn), &db, &table).await? {
+                self.tables.insert((db.clone(), table.clone()), Some(t.clone()));
+                tables.push(t);
+            }
+        }
+        if locked {
+            conn.query_drop("UNLOCK TABLES").await?;
+        }
+        tracing::info!(%file, pos, tables = tables.len(), "snapshot at binlog position");
+        let ts_sec = now_ms() / 1000;
+        let offset = |last: bool| {
+            let mut o = serde_json::Map::new();
+            o.insert("ts_sec".into(), json!(ts_sec));
+            o.insert("file".into(), json!(file));
+            o.insert("pos".into(), json!(pos));
+            if let Some(g) = &gtids {
+                o.insert("gtids".into(), json!(g));
+            }
+            if !last {
+                o.insert("snapshot".into(), json!("INITIAL"));
+            }
+            serde_json::Value::Object(o)
+        };
+        let mut pending: Option<(SourceRecord, usize, bool)> = None;
+        let mut total = 0u64;
+        for (ti, t) in tables.iter().enumerate() {
+            let cols: Vec<String> = t.columns.iter().map(|c| quote(&c.name)).collect();
+            let sql = format!("SELECT {} FROM {}.{}", cols.join(", "), quote(&t.db), quote(&t.table));
+            let mut result = conn.exec_iter(sql, ()).await?;
+            let mut first_in_table = true;
+            while let Some(row) = result.next().await? {
+                let values: Vec<My> = row.unwrap();
+                let key = t.key(&values, &self.s, false).map_err(StreamError::Fatal)?;
+                let after = t.row(&values, &self.s, false).map_err(StreamError::Fatal)?;
+                let source = SourceInfo {
+                    ts_ms: now_ms(),
+                    snapshot: Some("true"),
+                    db: t.db.clone(),
+                    table: Some(t.table.clone()),
+                    server_id: 0,
+                    file: file.clone(),
+                    pos: pos as i64,
+                    ..Default::default()
+                };
+                let value = envelope::envelope_value(
+                    Value::Null,
+                    after,
+                    source.value(self.flavor, &self.s.topic_prefix, DEBEZIUM_VERSION),
+                    Value::Null,
+                    "r",
+                );
+                let rec =
+                    self.record(&t.topic, t.key_schema.clone(), key, Some(t.envelope.clone()), value, offset(false));
+                if let Some((prev, pti, pfirst)) = pending.take() {
+                    let marker = if total == 1 {
+                        "first"
+                    } else if pfirst {
+                        "first_in_data_collection"
+                    } else if pti != ti {
+                        "last_in_data_collection"
+                    } else {
+                        "true"
+                    };
+                    self.send(mark(prev, marker)).await?;
+                }
+                total += 1;
+                pending = Some((rec, ti, first_in_table));
+                first_in_table = false;
+            }
+        }
+        if let Some((mut prev, _, _)) = pending.take() {
+            prev.source_offset = offset(true);
+            let marker = if total == 1 { "first" } else { "last" };
+            let marker = if total == 1 { marker } else { "last" };
+            self.send(mark(prev, marker)).await?;
+        }
+        conn.query_drop("COMMIT").await?;
+        let _ = conn.disconnect().await;
+        tracing::info!(rows = total, "snapshot completed");
+        self.resume = Some(Resume { file, pos, skip_events: 0, skip_rows: 0 });
+        Ok(())
+    }
+
+    fn stream_offset(&self, ts_sec: i64, resume: &Resume, gtids: &str, server_id: u32) -> serde_json::Value {
+        let mut o = serde_json::Map::new();
+        o.insert("ts_sec".into(), json!(ts_sec));
+        o.insert("file".into(), json!(resume.file));
+        o.insert("pos".into(), json!(resume.pos));
+        if !gtids.is_empty() {
+            o.insert("gtids".into(), json!(gtids));
+        }
+        if resume.skip_rows > 0 {
+            o.insert("row".into(), json!(resume.skip_rows));
+        }
+        o.insert("server_id".into(), json!(server_id));
+        if resume.skip_events > 0 {
+            o.insert("event".into(), json!(resume.skip_events));
+        }
+        serde_json::Value::Object(o)
+    }
+
+    async fn heartbeat(&self, ts_sec: i64, server_id: u32) -> Result<(), StreamError> {
+        let Some(resume) = &self.resume else { return Ok(()) };
+        let offset = self.stream_offset(ts_sec, resume, &render_gtids(&self.gtids), server_id);
+        let key = Value::Struct(vec![Value::String(self.s.topic_prefix.clone())]);
+        let value = Value::Struct(vec![Value::Int64(now_ms())]);
+        let mut rec = self.record(
+            &self.s.heartbeat_topic,
+            Some(envelope::heartbeat_key_schema()),
+            key,
+            Some(envelope::heartbeat_value_schema()),
+            value,
+            offset,
+        );
+        // Debezium's heartbeats carry no context headers
+        rec.headers.clear();
+        self.send(rec).await
+    }
+
+    /// Streams the binlog from `self.resume` until the connection breaks or the task stops.
+    async fn stream(&mut self) -> Result<(), StreamError> {
+        let start =
+            self.resume.clone().ok_or_else(|| StreamError::Fatal(ConnectError::Other("no binlog position".into())))?;
+        let mut conn = self.connect().await?;
+        let row_format: Option<String> = conn.query_first("SELECT @@GLOBAL.binlog_format").await?;
+        if let Some(f) = row_format
+            && !f.eq_ignore_ascii_case("ROW")
+        {
+            return Err(StreamError::Fatal(ConnectError::Other(format!(
+                "The MySQL server is not configured to use a ROW binlog_format (it is {f}), which is required \
+                     for this connector to work properly. Change the MySQL configuration to use binlog_format=ROW \
+                     and restart the connector."
+            ))));
+        }
+        if self.flavor == Flavor::MariaDb || conn.server_version() >= (10, 0, 0) {
+            conn.query_drop("SET @mariadb_slave_capability = 4").await?;
+        }
+        conn.query_drop("SET @master_heartbeat_period = 5000000000").await?;
+        let checksum: Option<String> = conn.query_first("SELECT @@GLOBAL.binlog_checksum").await.unwrap_or(None);
+        let checksums = checksum.map(|c| !c.eq_ignore_ascii_case("NONE")).unwrap_or(false);
+        let mut seen_fde = false;
+        tracing::info!(file = %start.file, pos = start.pos, skip_events = start.skip_events, skip_rows = start.skip_rows, "streaming binlog");
+        let request =
+            BinlogStreamRequest::new(self.s.server_id).with_filename(start.file.as_bytes()).with_pos(start.pos);
+        let mut stream = conn.get_binlog_stream(request).await?;
+
+        let mut file = start.file.clone();
+        // the first transaction after the start position may be partly delivered already
+        let mut skipping = start.skip_events > 0 || start.skip_rows > 0;
+        let mut txn_start = start.pos;
+        let mut txn_gtid: Option<(u32, u32, u64)> = None;
+        let mut in_txn = false;
+        let mut rows_events = 0u64;
+        let mut txn_meta: Option<TxnMeta> = None;
+        let mut last_server_id = 0u32;
+        let mut last_ts = 0i64;
+        let mut heartbeat_due = self.s.heartbeat_interval.map(|i| tokio::time::Instant::now() + i);
+        let idle_limit = Duration::from_secs(30);
+        let mut last_event = tokio::time::Instant::now();
+        let mut table_names: HashMap<u64, (String, String)> = HashMap::new();
+
+        loop {
+            let wait = self.s.poll_interval.max(Duration::from_millis(100));
+            let event = match tokio::time::timeout(wait, stream.next()).await {
+                Err(_) => {
+                    if self.tx.is_closed() {
+                        return Err(StreamError::Closed);
+                    }
+                    if last_event.elapsed() > idle_limit {
+                        return Err(StreamError::Transient("no binlog event or heartbeat for 30 s".into()));
+                    }
+                    if let Some(due) = heartbeat_due
+                        && tokio::time::Instant::now() >= due
+                        && !in_txn
+                    {
+                        self.heartbeat(last_ts, last_server_id).await?;
+                        heartbeat_due = self.s.heartbeat_interval.map(|i| tokio::time::Instant::now() + i);
+                    }
+                    continue;
+                }
+                Ok(None) => return Err(StreamError::Transient("the server ended the binlog stream".into())),
+                Ok(Some(Err(e))) => return Err(classify(e)),
+                Ok(Some(Ok(ev))) => ev,
+            };
+            last_event = tokio::time::Instant::now();
+            let header = ev_header(&event);
+            let (ts, server_id, log_pos, size, type_raw) = header;
+            let event_start = log_pos.saturating_sub(size) as u64;
+            if type_raw == 162 {
+                // MariaDB GTID event: seq_no u64, domain u32, flags u8
+                let d = event.data();
+                if d.len() >= 13 {
+                    let seq = u64::from_le_bytes(d[0..8].try_into().unwrap_or_default());
+                    let domain = u32::from_le_bytes(d[8..12].try_into().unwrap_or_default());
+                    let flags = d[12];
+                    txn_gtid = Some((domain, server_id, seq));
+                    in_txn = flags & 1 == 0;
+                    txn_start = event_start;
+                    rows_events = 0;
+                }
+                continue;
+            }
+            let data = match event.read_data() {
+                Ok(Some(d)) => d,
+                Ok(None) => continue,
+                Err(e) => {
+                    return Err(StreamError::Fatal(ConnectError::Other(format!(
+                        "cannot decode binlog event of type {type_raw} at {file}:{event_start}: {e}"
+                    ))));
+                }
+            };
+            if ts > 0 {
+                last_ts = ts as i64;
+            }
+            if server_id > 0 {
+                last_server_id = server_id;
+            }
+            match data {
+                EventData::RotateEvent(r) => {
+                    let mut name = r.name_raw();
+                    if !seen_fde && checksums && name.len() > 4 {
+                        // the artificial ROTATE that opens the stream comes before the FORMAT_DESCRIPTION that tells
+                        // the reader about checksums, so its CRC32 is still at the end of the name
+                        name = &name[..name.len() - 4];
+                    }
+                    file = String::from_utf8_lossy(name).into_owned();
+                    if !r.is_fake() || r.position() > 4 {
+                        txn_start = r.position();
+                    }
+                    if !skipping {
+                        self.resume =
+                            Some(Resume { file: file.clone(), pos: r.position(), skip_events: 0, skip_rows: 0 });
+                    }
+                }
+                EventData::QueryEvent(q) => {
+                    let sql = q.query().to_string();
+                    let head = statement_head(&sql);
+                    if head.starts_with("BEGIN") || head.starts_with("XA START") {
+                        if txn_gtid.is_none() {
+                            txn_start = event_start;
+                            rows_events = 0;
+                        }
+                        in_txn = true;
+                        continue;
+                    }
+                    if head.starts_with("COMMIT") || head.starts_with("XA COMMIT") || head.starts_with("ROLLBACK") {
+                        self.end_txn(&mut txn_meta, ts).await?;
+                        self.txn_end(&file, log_pos as u64, &mut txn_gtid, &mut in_txn, &mut skipping);
+                        continue;
+                    }
+                    // DDL or other statement
+                    let db = q.schema().to_string();
+                    if head.starts_with("TRUNCATE")
+                        && let Some((tdb, tname)) = truncated_table(&sql, &db)
+                        && !self.s.skipped_operations.contains(&'t')
+                        && let Some(t) = self.table(&tdb, &tname).await?
+                    {
+                        let source = SourceInfo {
+                            ts_ms: ts as i64 * 1000,
+                            db: tdb.clone(),
+                            table: Some(tname.clone()),
+                            server_id: server_id as i64,
+                            gtid: txn_gtid.map(|(d, s, n)| format!("{d}-{s}-{n}")),
+                            file: file.clone(),
+                            pos: event_start as i64,
+                            ..Default::default()
+                        };
+                        let value = envelope::envelope_value(
+                            Value::Null,
+                            Value::Null,
+                            source.value(self.flavor, &self.s.topic_prefix, DEBEZIUM_VERSION),
+                            Value::Null,
+                            "t",
+                        );
+                        let after_ddl =
+                            Resume { file: file.clone(), pos: log_pos as u64, skip_events: 0, skip_rows: 0 };
+                        let offset = self.stream_offset(
+                            ts as i64,
+                            &after_ddl,
+                            &render_gtids(&self.gtids_after(txn_gtid)),
+                            server_id,
+                        );
+                        let rec = self.record(&t.topic, None, Value::Null, Some(t.envelope.clone()), value, offset);
+                        self.send(rec).await?;
+                    }
+                    if is_ddl(&head)
+                        && !in_txn
+                        && self.s.provide_transaction_metadata
+                        && self.s.include_schema_changes
+                        && self.s.databases.matches(&db)
+                        && let Some((d, sid, n)) = txn_gtid
+                    {
+                        // Debezium opens a transaction (BEGIN, never an END) for the schema change event of a DDL
+                        let id = format!("{d}-{sid}-{n}");
+                        if txn_meta.as_ref().map(|m| m.id != id).unwrap_or(true) {
+                            let m = TxnMeta::new(id);
+                            let at = Resume { file: file.clone(), pos: log_pos as u64, skip_events: 0, skip_rows: 0 };
+                            let offset = self.stream_offset(ts as i64, &at, &render_gtids(&self.gtids), server_id);
+                            self.send(self.txn_record("BEGIN", &m, ts as i64, offset)).await?;
+                            txn_meta = Some(m);
+                        }
+                    }
+                    if !head.starts_with("TRUNCATE") && is_ddl(&head) {
+                        tracing::info!(ddl = %sql, "schema change: table metadata reloaded on next use");
+                        self.tables.clear();
+                    }
+                    if !in_txn {
+                        self.txn_end(&file, log_pos as u64, &mut txn_gtid, &mut in_txn, &mut skipping);
+                    }
+                }
+                EventData::XidEvent(_) => {
+                    self.end_txn(&mut txn_meta, ts).await?;
+                    self.txn_end(&file, log_pos as u64, &mut txn_gtid, &mut in_txn, &mut skipping);
+                }
+                EventData::FormatDescriptionEvent(_) => seen_fde = true,
+                EventData::TableMapEvent(tme) => {
+                    table_names.insert(tme.table_id(), (tme.database_name().to_string(), tme.table_name().to_string()));
+                }
+                EventData::RowsEvent(rows) => {
+                    let index = rows_events;
+                    rows_events += 1;
+                    if skipping && index < start.skip_events {
+                        continue;
+                    }
+                    let skip_rows = if skipping && index == start.skip_events { start.skip_rows } else { 0 };
+                    let Some((db, tname)) = table_names.get(&rows.table_id()).cloned() else { continue };
+                    let Some(t) = self.table(&db, &tname).await? else { continue };
+                    let Some(tme) = stream.get_tme(rows.table_id()) else { continue };
+                    if tme.columns_count() as usize != t.columns.len() {
+                        return Err(StreamError::Fatal(ConnectError::Other(format!(
+                            "binlog row event of {db}.{tname} at {file}:{event_start} has {} columns but the table now has {}: \
+                             the table's schema changed after this event was written and this connector reads schemas from \
+                             the live database. Restart from a new snapshot (snapshot.mode=when_needed after deleting the offsets)",
+                            tme.columns_count(),
+                            t.columns.len()
+                        ))));
+                    }
+                    let op = match &rows {
+                        RowsEventData::WriteRowsEvent(_) | RowsEventData::WriteRowsEventV1(_) => 'c',
+                        RowsEventData::UpdateRowsEvent(_)
+                        | RowsEventData::UpdateRowsEventV1(_)
+                        | RowsEventData::PartialUpdateRowsEvent(_) => 'u',
+                        _ => 'd',
+                    };
+                    let gtid = txn_gtid.map(|(d, s, n)| format!("{d}-{s}-{n}"));
+                    let gtids_before = render_gtids(&self.gtids);
+                    let mut out = Vec::new();
+                    for (row_index, row) in rows.rows(tme).enumerate() {
+                        let (before, after) = row.map_err(|e| {
+                            StreamError::Fatal(ConnectError::Other(format!(
+                                "cannot decode rows of {db}.{tname} at {file}:{event_start}: {e}"
+                            )))
+                        })?;
+                        if (row_index as u64) < skip_rows || self.s.skipped_operations.contains(&op) {
+                            continue;
+                        }
+                        let before = before.map(|r| binlog_values(r, t.columns.len()));
+                        let after = after.map(|r| binlog_values(r, t.columns.len()));
+                        out.push((row_index, before, after));
+                    }
+                    let ev_resume_file = file.clone();
+                    for (row_index, before, after) in out {
+                        let resume = Resume {
+                            file: ev_resume_file.clone(),
+                            pos: txn_start,
+                            skip_events: index,
+                            skip_rows: row_index as u64 + 1,
+                        };
+                        let offset = self.stream_offset(ts as i64, &resume, &gtids_before, server_id);
+                        let source = SourceInfo {
+                            ts_ms: ts as i64 * 1000,
+                            db: db.clone(),
+                            table: Some(tname.clone()),
+                            server_id: server_id as i64,
+                            gtid: gtid.clone(),
+                            file: file.clone(),
+                            pos: event_start as i64,
+                            row: row_index as i32,
+                            ..Default::default()
+                        };
+                        let source_value = source.value(self.flavor, &self.s.topic_prefix, DEBEZIUM_VERSION);
+                        let conv = |v: &Option<Vec<My>>| -> Result<(Value, Value), StreamError> {
+                            match v {
+                                None => Ok((Value::Null, Value::Null)),
+                                Some(vals) => Ok((
+                                    t.key(vals, &self.s, true).map_err(StreamError::Fatal)?,
+                                    t.row(vals, &self.s, true).map_err(StreamError::Fatal)?,
+                                )),
+                            }
+                        };
+                        let (before_key, before_row) = conv(&before)?;
+                        let (after_key, after_row) = conv(&after)?;
+                        let txn_id = gtid.clone().unwrap_or_else(|| format!("file={file},pos={txn_start}"));
+                        let block = |meta: &mut Option<TxnMeta>, collection: &str| -> Value {
+                            match meta {
+                                Some(m) => m.block(collection),
+                                None => Value::Null,
+                            }
+                        };
+                        if self.s.provide_transaction_metadata
+                            && txn_meta.as_ref().map(|m| m.id != txn_id).unwrap_or(true)
+                        {
+                            let m = TxnMeta::new(txn_id.clone());
+                            self.send(self.txn_record("BEGIN", &m, ts as i64, offset.clone())).await?;
+                            txn_meta = Some(m);
+                        }
+                        let collection = format!("{db}.{tname}");
+                        match op {
+                            'c' => {
+                                let tb = block(&mut txn_meta, &collection);
+                                let value = envelope::envelope_value(Value::Null, after_row, source_value, tb, "c");
+                                let rec = self.record(
+                                    &t.topic,
+                                    t.key_schema.clone(),
+                                    after_key,
+                                    Some(t.envelope.clone()),
+                                    value,
+                                    offset,
+                                );
+                                self.send(rec).await?;
+                            }
+                            'u' if before_key != after_key && t.key_schema.is_some() => {
+                                // a primary-key change: delete (+ tombstone) of the old key, create of the new
+                                let tb = block(&mut txn_meta, &collection);
+                                let del =
+                                    envelope::envelope_value(before_row, Value::Null, source_value.clone(), tb, "d");
+                                let newkey = key_header(&after_key, &t);
+                                let oldkey = key_header(&before_key, &t);
+                                let mut rec = self.record(
+                                    &t.topic,
+                                    t.key_schema.clone(),
+                                    before_key.clone(),
+                                    Some(t.envelope.clone()),
+                                    del,
+                                    offset.clone(),
+                                );
+                                rec.headers.insert(0, ("__debezium.newkey".into(), Some(newkey.clone().into())));
+                                self.send(rec).await?;
+                                if self.s.tombstones_on_delete {
+                                    let mut tomb = self.record(
+                                        &t.topic,
+                                        t.key_schema.clone(),
+                                        before_key,
+                                        None,
+                                        Value::Null,
+                                        offset.clone(),
+                                    );
+                                    tomb.headers.insert(0, ("__debezium.newkey".into(), Some(newkey.into())));
+                                    self.send(tomb).await?;
+                                }
+                                let tb = block(&mut txn_meta, &collection);
+                                let create = envelope::envelope_value(Value::Null, after_row, source_value, tb, "c");
+                                let mut rec = self.record(
+                                    &t.topic,
+                                    t.key_schema.clone(),
+                                    after_key,
+                                    Some(t.envelope.clone()),
+                                    create,
+                                    offset,
+                                );
+                                rec.headers.insert(0, ("__debezium.oldkey".into(), Some(oldkey.into())));
+                                self.send(rec).await?;
+                            }
+                            'u' => {
+                                let tb = block(&mut txn_meta, &collection);
+                                let value = envelope::envelope_value(before_row, after_row, source_value, tb, "u");
+                                let rec = self.record(
+                                    &t.topic,
+                                    t.key_schema.clone(),
+                                    after_key,
+                                    Some(t.envelope.clone()),
+                                    value,
+                                    offset,
+                                );
+                                self.send(rec).await?;
+                            }
+                            _ => {
+                                let tb = block(&mut txn_meta, &collection);
+                                let value = envelope::envelope_value(before_row, Value::Null, source_value, tb, "d");
+                                let rec = self.record(
+                                    &t.topic,
+                                    t.key_schema.clone(),
+                                    before_key.clone(),
+                                    Some(t.envelope.clone()),
+                                    value,
+                                    offset.clone(),
+                                );
+                                self.send(rec).await?;
+                                if self.s.tombstones_on_delete {
+                                    let tomb = self.record(
+                                        &t.topic,
+                                        t.key_schema.clone(),
+                                        before_key,
+                                        None,
+                                        Value::Null,
+                                        offset,
+                                    );
+                                    self.send(tomb).await?;
+                                }
+                            }
+                        }
+                        self.resume = Some(resume);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn gtids_after(&self, gtid: Option<(u32, u32, u64)>) -> BTreeMap<u32, (u32, u64)> {
+        let mut set = self.gtids.clone();
+        if let Some((d, s, n)) = gtid {
+            set.insert(d, (s, n));
+        }
+        set
+    }
+
+    /// A transaction ended at `end` (the position after its last event).
+    fn txn_end(
+        &mut self,
+        file: &str,
+        end: u64,
+        gtid: &mut Option<(u32, u32, u64)>,
+        in_txn: &mut bool,
+        skipping: &mut bool,
+    ) {
+        if let Some((d, s, n)) = gtid.take() {
+            self.gtids.insert(d, (s, n));
+        }
+        *in_txn = false;
+        *skipping = false;
+        self.resume = Some(Resume { file: file.to_string(), pos: end, skip_events: 0, skip_rows: 0 });
+    }
+
+    async fn end_txn(&mut self, meta: &mut Option<TxnMeta>, ts: u32) -> Result<(), StreamError> {
+        if let Some(m) = meta.take() {
+            let offset = match &self.resume {
+                Some(r) => self.stream_offset(ts as i64, r, &render_gtids(&self.gtids), 0),
+                None => json!({}),
+            };
+            self.send(self.txn_record("END", &m, ts as i64, offset)).await?;
+        }
+        Ok(())
+    }
+
+    fn txn_record(&self, status: &str, m: &TxnMeta, ts_sec: i64, offset: serde_json::Value) -> SourceRecord {
+        let (key_schema, value_schema) = envelope::transaction_schemas();
+        let end = status == "END";
+        let collections = if end {
+            Value::Array(
+                java_hash_map_order(&m.collections)
+                    .into_iter()
+                    .map(|(c, n)| Value::Struct(vec![Value::String(c.clone()), Value::Int64(*n)]))
+                    .collect(),
+            )
+        } else {
+            Value::Null
+        };
+        let value = Value::Struct(vec![
+            Value::String(status.to_string()),
+            Value::String(m.id.clone()),
+            if end { Value::Int64(m.total) } else { Value::Null },
+            collections,
+            Value::Int64(ts_sec * 1000),
+        ]);
+        let mut rec = self.record(
+            &self.s.transaction_topic,
+            Some(key_schema),
+            Value::Struct(vec![Value::String(m.id.clone())]),
+            Some(value_schema),
+            value,
+            offset,
+        );
+        // Debezium's transaction records carry no context headers
+        rec.headers.clear();
+        rec
+    }
+}
+
+/// Java's `String.hashCode` (over UTF-16 code units).
+fn java_string_hash(s: &str) -> i32 {
+    s.encode_utf16().fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(c as i32))
+}
+
+/// Entries in the iteration order of a `java.util.HashMap` filled in this order (Debezium keeps the per-table event
+/// counts of a transaction in one, and writes `data_collections` in its order): by bucket, then insertion.
+fn java_hash_map_order(entries: &[(String, i64)]) -> Vec<&(String, i64)> {
+    let mut capacity = 16usize;
+    while entries.len() > capacity * 3 / 4 {
+        capacity *= 2;
+    }
+    let mut ordered: Vec<(usize, usize, &(String, i64))> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let h = java_string_hash(&e.0);
+            let spread = (h ^ ((h as u32) >> 16) as i32) as u32 as usize;
+            (spread & (capacity - 1), i, e)
+        })
+        .collect();
+    ordered.sort_by_key(|(bucket, i, _)| (*bucket, *i));
+    ordered.into_iter().map(|(_, _, e)| e).collect()
+}
+
+/// Transaction metadata bookkeeping (`provide.transaction.metadata`).
+struct TxnMeta {
+    id: String,
+    total: i64,
+    collections: Vec<(String, i64)>,
+}
+
+impl TxnMeta {
+    fn new(id: String) -> Self {
+        TxnMeta { id, total: 0, collections: Vec::new() }
+    }
+
+    fn block(&mut self, collection: &str) -> Value {
+        self.total += 1;
+        let n = match self.collections.iter_mut().find(|(c, _)| c == collection) {
+            Some((_, n)) => {
+                *n += 1;
+                *n
+            }
+            None => {
+                self.collections.push((collection.to_string(), 1));
+                1
+            }
+        };
+        Value::Struct(vec![Value::String(self.id.clone()), Value::Int64(self.total), Value::Int64(n)])
+    }
+}
+
+fn is_ddl(head: &str) -> bool {
+    ["CREATE", "ALTER", "DROP", "RENAME", "TRUNCATE"].iter().any(|k| head.starts_with(k))
+}
+
+/// A key struct as the `__debezium.newkey`/`oldkey` header text (`SimpleHeaderConverter`'s JSON of the struct).
+fn key_header(key: &Value, t: &TableInfo) -> String {
+    let Value::Struct(values) = key else { return String::new() };
+    let mut map = serde_json::Map::new();
+    for (i, v) in t.key_columns.iter().zip(values) {
+        let j = match v {
+            Value::Int8(x) => json!(x),
+            Value::Int16(x) => json!(x),
+            Value::Int32(x) => json!(x),
+            Value::Int64(x) => json!(x),
+            Value::Float32(x) => json!(x),
+            Value::Float64(x) => json!(x),
+            Value::Boolean(x) => json!(x),
+            Value::String(x) => json!(x),
+            Value::Null => serde_json::Value::Null,
+            other => json!(format!("{other:?}")),
+        };
+        map.insert(t.columns[*i].name.clone(), j);
+    }
+    serde_json::Value::Object(map).to_string()
+}
+
+/// Sets `source.snapshot` of a snapshot record.
+fn mark(mut rec: SourceRecord, marker: &'static str) -> SourceRecord {
+    if let Value::Struct(fields) = &mut rec.value
+        && let Some(Value::Struct(source)) = fields.get_mut(2)
+    {
+        source[4] = Value::String(marker.to_string());
+    }
+    rec
+}
+
+fn binlog_values(mut row: mysql_async::binlog::row::BinlogRow, n: usize) -> Vec<My> {
+    (0..n)
+        .map(|i| match row.take(i) {
+            Some(BinlogValue::Value(v)) => v,
+            Some(BinlogValue::Jsonb(j)) => match serde_json::Value::try_from(j) {
+                Ok(v) => My::Bytes(v.to_string().into_bytes()),
+                Err(_) => My::NULL,
+            },
+            _ => My::NULL,
+        })
+        .collect()
+}
+
+fn ev_header(event: &mysql_async::binlog::events::Event) -> (u32, u32, u32, u32, u8) {
+    let h = event.header();
+    (h.timestamp(), h.server_id(), h.log_pos(), h.event_size(), h.event_type_raw())
+}
+
+async fn master_status(conn: &mut Conn) -> Result<(String, u64), StreamError> {
+    let row: Option<Row> = conn.query_first("SHOW MASTER STATUS").await?;
+    match row {
+        Some(mut r) => Ok((r.take::<String, _>(0).unwrap_or_default(), r.take::<u64, _>(1).unwrap_or(4))),
+        None => Err(StreamError::Fatal(ConnectError::Other(
+            "The server has no binary log (SHOW MASTER STATUS is empty): enable it with log-bin, binlog_format=ROW, \
+             binlog_row_image=FULL and a server-id, then restart the connector"
+                .into(),
+        ))),
+    }
+}
+
+async fn gtid_pos(conn: &mut Conn, flavor: Flavor) -> Result<Option<String>, StreamError> {
+    let sql = match flavor {
+        Flavor::MariaDb => "SELECT @@GLOBAL.gtid_binlog_pos",
+        Flavor::MySql => "SELECT @@GLOBAL.gtid_executed",
+    };
+    match conn.query_first::<Option<String>, _>(sql).await {
+        Ok(v) => Ok(v.flatten().filter(|s| !s.is_empty())),
+        Err(mysql_async::Error::Server(_)) => Ok(None),
+        Err(e) => Err(classify(e)),
+    }
+}
+
+#[allow(dead_code)]
+fn _schema_type_is_used(_: SchemaType) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gtid_sets_round_trip() {
+        let set = parse_gtids("0-223344-6,1-5-9");
+        assert_eq!(render_gtids(&set), "0-223344-6,1-5-9");
+    }
+
+    #[test]
+    fn truncate_names() {
+        assert_eq!(truncated_table("TRUNCATE TABLE `a`.`b`", "x"), Some(("a".into(), "b".into())));
+        assert_eq!(truncated_table("truncate t1", "db"), Some(("db".into(), "t1".into())));
+        assert_eq!(statement_head("/* x */ alter table t"), "ALTER TABLE T");
+    }
+}

@@ -1,0 +1,1047 @@
+//! The source task: a reader (its own tokio task) snapshots and streams into a bounded queue; `poll` drains it;
+//! `commit` hands the acknowledged position back to the reader, which confirms it to the replication slot.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde_json::json;
+use sluice_connect_api::connector::{CommittedOffsets, SourceTask, SourceTaskContext};
+use sluice_connect_api::error::ConnectError;
+use sluice_connect_api::record::{Schema, SourceRecord, Value, partition_key};
+use sluice_debezium::envelope::{Envelope, Op, ProcessingTime, tombstone};
+use sluice_debezium::source::{CommonSource, SnapshotMarker, source_schema_builder};
+use sluice_debezium::transaction::TransactionCounter;
+use sluice_debezium::{SchemaBuilder, headers, heartbeat, transaction};
+use tokio::sync::{mpsc, watch};
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+
+use crate::config::{AutocreateMode, PgSettings, SnapshotMode};
+use crate::pgoutput::{self, PgOutput, TupleValue};
+use crate::repl::{self, ConnParams, ReplConnection, ReplError, ReplMessage, quote_ident, quote_literal};
+use crate::types::{self, ColumnInfo, Conv};
+
+pub const VERSION: &str = "3.6.1.Final";
+const CONNECTOR: &str = "postgresql";
+
+type Item = Result<SourceRecord, ConnectError>;
+
+#[derive(Default)]
+pub struct PostgresCdcTask {
+    rx: Option<mpsc::Receiver<Item>>,
+    ack: Option<watch::Sender<u64>>,
+    reader: Option<tokio::task::JoinHandle<()>>,
+    settings: Option<PgSettings>,
+    partition_key: String,
+}
+
+#[async_trait]
+impl SourceTask for PostgresCdcTask {
+    async fn start(&mut self, context: SourceTaskContext) -> Result<(), ConnectError> {
+        let settings = PgSettings::from_config(&context.config)?;
+        let partition = Arc::new(json!({"server": settings.topic_prefix}).as_object().cloned().unwrap_or_default());
+        self.partition_key = partition_key(&partition);
+        let offset = context.offset(&partition).cloned();
+        let (tx, rx) = mpsc::channel(settings.max_queue_size);
+        let (ack_tx, ack_rx) = watch::channel(0u64);
+        let run_id = headers::uuid_v7();
+        let headers = if settings.extended_headers {
+            headers::context_headers(&settings.topic_prefix, context.task, CONNECTOR, &run_id)
+        } else {
+            Vec::new()
+        };
+        let reader = Reader::new(settings.clone(), partition, headers, tx, ack_rx, offset);
+        self.reader = Some(tokio::spawn(reader.run()));
+        self.rx = Some(rx);
+        self.ack = Some(ack_tx);
+        self.settings = Some(settings);
+        Ok(())
+    }
+
+    async fn poll(&mut self) -> Result<Vec<SourceRecord>, ConnectError> {
+        let (Some(rx), Some(settings)) = (self.rx.as_mut(), self.settings.as_ref()) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        let wait = Duration::from_millis(settings.poll_interval_ms.clamp(1, 1000));
+        match tokio::time::timeout(wait, rx.recv()).await {
+            Err(_) => return Ok(out),
+            Ok(None) => return Err(ConnectError::Other("the PostgreSQL reader stopped".into())),
+            Ok(Some(item)) => out.push(item?),
+        }
+        while out.len() < settings.max_batch_size {
+            match rx.try_recv() {
+                Ok(item) => out.push(item?),
+                Err(_) => break,
+            }
+        }
+        Ok(out)
+    }
+
+    async fn commit(&mut self, committed: &CommittedOffsets) -> Result<(), ConnectError> {
+        if let (Some(offset), Some(ack)) = (committed.get(&self.partition_key), self.ack.as_ref())
+            && let Some(lsn) = offset.get("lsn_commit").and_then(|v| v.as_u64())
+        {
+            ack.send_if_modified(|cur| {
+                if lsn > *cur {
+                    *cur = lsn;
+                    true
+                } else {
+                    false
+                }
+            });
+        }
+        Ok(())
+    }
+
+    async fn stop(&mut self) -> Result<(), ConnectError> {
+        if let Some(r) = self.reader.take() {
+            r.abort();
+        }
+        self.rx = None;
+        Ok(())
+    }
+}
+
+/// A captured table's schemas and converters.
+struct TableState {
+    schema: String,
+    table: String,
+    topic: String,
+    envelope: Envelope,
+    /// Per column of the relation (pgoutput order): its index in the row struct and converter, or `None` when
+    /// the column is left out (filtered or unsupported).
+    columns: Vec<Option<(usize, Conv)>>,
+    /// Row struct field index -> key struct field index.
+    key_fields: Vec<usize>,
+    captured: bool,
+}
+
+impl TableState {
+    fn row(&self, tuple: &[TupleValue], placeholder: &str, key_only: bool) -> Result<Value, ConnectError> {
+        let fields = &self.envelope.row_schema.fields;
+        let mut row = vec![Value::Null; fields.len()];
+        let mut filled = vec![false; fields.len()];
+        for (col, v) in self.columns.iter().zip(tuple) {
+            let Some((idx, conv)) = col else { continue };
+            let schema = &fields[*idx].schema;
+            row[*idx] = match v {
+                TupleValue::Null => Value::Null,
+                TupleValue::Unchanged => unavailable(schema, placeholder),
+                TupleValue::Text(t) | TupleValue::Binary(t) => {
+                    let text = std::str::from_utf8(t).map_err(|e| ConnectError::Data(e.to_string()))?;
+                    types::convert(conv, text).map_err(ConnectError::Data)?
+                }
+            };
+            filled[*idx] = !matches!(v, TupleValue::Null) || !key_only;
+        }
+        if key_only {
+            for (i, f) in fields.iter().enumerate() {
+                if !filled[i] && !f.schema.optional {
+                    row[i] = types::type_default(&f.schema);
+                }
+            }
+        }
+        Ok(Value::Struct(row))
+    }
+
+    fn key(&self, row: &Value) -> Value {
+        if self.envelope.key_schema.is_none() {
+            return Value::Null;
+        }
+        let Value::Struct(vals) = row else { return Value::Null };
+        Value::Struct(self.key_fields.iter().map(|&i| vals[i].clone()).collect())
+    }
+}
+
+fn unavailable(schema: &Schema, placeholder: &str) -> Value {
+    use sluice_connect_api::record::SchemaType as T;
+    match schema.schema_type {
+        T::String => Value::String(placeholder.to_string()),
+        T::Bytes => Value::Bytes(Bytes::copy_from_slice(placeholder.as_bytes())),
+        T::Array => Value::Array(vec![Value::String(placeholder.to_string())]),
+        _ => Value::Null,
+    }
+}
+
+/// Where streaming resumes: skip transactions committed before `commit_lsn`, and in transaction `tx_id`, changes
+/// at or before `lsn`.
+#[derive(Debug, Clone, Copy, Default)]
+struct Resume {
+    commit_lsn: u64,
+    tx_id: Option<u64>,
+    lsn: u64,
+}
+
+struct Reader {
+    s: PgSettings,
+    partition: Arc<serde_json::Map<String, serde_json::Value>>,
+    headers: Vec<(String, Option<Bytes>)>,
+    tx: mpsc::Sender<Item>,
+    ack: watch::Receiver<u64>,
+    offset: Option<serde_json::Value>,
+    source_schema: Arc<Schema>,
+    tables: HashMap<u32, TableState>,
+    resume: Resume,
+    /// The end LSN of the last transaction processed (offset `lsn_commit`).
+    last_commit: Option<u64>,
+    confirmed: u64,
+}
+
+fn pg_source_schema() -> Arc<Schema> {
+    source_schema_builder("io.debezium.connector.postgresql.Source")
+        .field("schema", SchemaBuilder::string().arc())
+        .field("table", SchemaBuilder::string().arc())
+        .field("txId", SchemaBuilder::int64().optional().arc())
+        .field("lsn", SchemaBuilder::int64().optional().arc())
+        .field("xmin", SchemaBuilder::int64().optional().arc())
+        .field("origin", SchemaBuilder::string().optional().arc())
+        .field("origin_lsn", SchemaBuilder::int64().optional().arc())
+        .arc()
+}
+
+fn fatal(msg: impl Into<String>) -> ConnectError {
+    ConnectError::Other(msg.into())
+}
+
+fn pg_err(context: &str, e: tokio_postgres::Error) -> ConnectError {
+    if let Some(db) = e.as_db_error()
+        && db.code().code() == "42501"
+    {
+        return fatal(format!(
+            "{context}: permission denied ({}). The user needs REPLICATION and SELECT on the captured tables \
+             (ALTER ROLE <user> REPLICATION; GRANT SELECT ON ALL TABLES IN SCHEMA <schema> TO <user>)",
+            db.message()
+        ));
+    }
+    ConnectError::retriable(context.to_string(), e)
+}
+
+fn repl_err(context: &str, e: ReplError) -> ConnectError {
+    match e.code() {
+        Some("42501") => fatal(format!(
+            "{context}: {e}. The user needs the REPLICATION attribute (ALTER ROLE <user> REPLICATION) and \
+             CREATE on the database for the publication"
+        )),
+        Some("42704") => fatal(format!(
+            "{context}: {e}. The replication slot is gone: changes since the last committed offset are lost. \
+             Reset the connector's offsets (DELETE /connectors/<name>/offsets) to take a new snapshot, or use \
+             snapshot.mode=when_needed"
+        )),
+        Some("55006") => ConnectError::retriable(format!("{context} (is another connector using slot.name?)"), e),
+        _ => ConnectError::retriable(context.to_string(), e),
+    }
+}
+
+fn now_us() -> i64 {
+    ProcessingTime::now().us()
+}
+
+impl Reader {
+    fn new(
+        s: PgSettings,
+        partition: Arc<serde_json::Map<String, serde_json::Value>>,
+        headers: Vec<(String, Option<Bytes>)>,
+        tx: mpsc::Sender<Item>,
+        ack: watch::Receiver<u64>,
+        offset: Option<serde_json::Value>,
+    ) -> Self {
+        Reader {
+            s,
+            partition,
+            headers,
+            tx,
+            ack,
+            offset,
+            source_schema: pg_source_schema(),
+            tables: HashMap::new(),
+            resume: Resume::default(),
+            last_commit: None,
+            confirmed: 0,
+        }
+    }
+
+    fn params(&self) -> ConnParams {
+        ConnParams {
+            host: self.s.host.clone(),
+            port: self.s.port,
+            user: self.s.user.clone(),
+            password: self.s.password.clone(),
+            dbname: self.s.dbname.clone(),
+        }
+    }
+
+    async fn run(mut self) {
+        let mut backoff = Duration::from_millis(500);
+        loop {
+            match self.run_once().await {
+                Ok(()) => return,
+                Err(e) if e.is_retriable() => {
+                    tracing::warn!(error = %e.trace(), "PostgreSQL CDC reader failed; reconnecting in {:?}", backoff);
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+                Err(e) => {
+                    let _ = self.tx.send(Err(e)).await;
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn catalog(&self) -> Result<Client, ConnectError> {
+        let mut cfg = tokio_postgres::Config::new();
+        cfg.host(&self.s.host)
+            .port(self.s.port)
+            .user(&self.s.user)
+            .password(&self.s.password)
+            .dbname(&self.s.dbname)
+            .application_name("sluice-postgres-cdc")
+            .options("-c TimeZone=UTC -c DateStyle=ISO -c IntervalStyle=postgres -c extra_float_digits=3")
+            .connect_timeout(Duration::from_secs(30));
+        let (client, conn) = cfg.connect(NoTls).await.map_err(|e| pg_err("connecting to PostgreSQL", e))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(client)
+    }
+
+    async fn repl(&self) -> Result<ReplConnection, ConnectError> {
+        ReplConnection::connect(&self.params(), Duration::from_secs(30))
+            .await
+            .map_err(|e| repl_err("opening the replication connection", e))
+    }
+
+    async fn send(&self, r: SourceRecord) -> Result<(), ConnectError> {
+        self.tx.send(Ok(r)).await.map_err(|_| fatal("task stopped"))
+    }
+
+    /// Connects, snapshots when needed, streams. Returns only on error (or after `initial_only`).
+    async fn run_once(&mut self) -> Result<(), ConnectError> {
+        let client = self.catalog().await?;
+        self.ensure_publication(&client).await?;
+        let slot = client
+            .query_opt(
+                "SELECT plugin, confirmed_flush_lsn::text, database FROM pg_replication_slots WHERE slot_name = $1",
+                &[&self.s.slot_name],
+            )
+            .await
+            .map_err(|e| pg_err("reading pg_replication_slots", e))?;
+        let offset = self.offset.clone();
+        let streaming_offset = offset.as_ref().filter(|o| o.get("lsn_proc").is_some() || o.get("lsn_commit").is_some());
+        let snapshot_done = offset.as_ref().is_some_and(|o| {
+            o.get("snapshot").is_none() || o.get("last_snapshot_record").and_then(|v| v.as_bool()) == Some(true)
+        });
+        let mut repl = self.repl().await?;
+        let needs_snapshot = match self.s.snapshot_mode {
+            SnapshotMode::NoData => false,
+            SnapshotMode::Always => true,
+            SnapshotMode::Initial | SnapshotMode::InitialOnly => !snapshot_done,
+            SnapshotMode::WhenNeeded => !snapshot_done || slot.is_none(),
+        };
+        if let Some(row) = &slot {
+            let plugin: String = row.get(0);
+            if plugin != "pgoutput" {
+                return Err(fatal(format!(
+                    "replication slot {:?} uses plugin {plugin:?}, not pgoutput; drop it (SELECT \
+                     pg_drop_replication_slot('{}')) or set another slot.name",
+                    self.s.slot_name, self.s.slot_name
+                )));
+            }
+        } else if streaming_offset.is_some() && !needs_snapshot {
+            return Err(fatal(format!(
+                "replication slot {:?} does not exist but the connector has streaming offsets: changes since then \
+                 are lost. Reset the offsets (DELETE /connectors/<name>/offsets) or use snapshot.mode=when_needed \
+                 to take a new snapshot",
+                self.s.slot_name
+            )));
+        }
+        let mut start_lsn = 0u64;
+        if needs_snapshot && self.offset_is_fresh_for_snapshot(slot.is_some()) {
+            // A slot created now exports the snapshot it starts at: no gap, no duplicate.
+            if slot.is_some() {
+                client
+                    .execute("SELECT pg_drop_replication_slot($1)", &[&self.s.slot_name])
+                    .await
+                    .map_err(|e| pg_err("dropping the unused replication slot", e))?;
+            }
+            let rows = repl
+                .simple_query(&format!(
+                    "CREATE_REPLICATION_SLOT {} LOGICAL pgoutput EXPORT_SNAPSHOT",
+                    quote_ident(&self.s.slot_name)
+                ))
+                .await
+                .map_err(|e| repl_err("creating the replication slot", e))?;
+            let row = rows.first().ok_or_else(|| fatal("CREATE_REPLICATION_SLOT returned nothing"))?;
+            let consistent = row.get(1).cloned().flatten().and_then(|l| repl::parse_lsn(&l)).unwrap_or(0);
+            let snapshot_name = row.get(2).cloned().flatten().ok_or_else(|| fatal("no exported snapshot"))?;
+            self.snapshot(&client, Some(&snapshot_name), consistent).await?;
+            start_lsn = consistent;
+            self.resume = Resume { commit_lsn: consistent, tx_id: None, lsn: 0 };
+        } else {
+            if slot.is_none() {
+                let rows = repl
+                    .simple_query(&format!(
+                        "CREATE_REPLICATION_SLOT {} LOGICAL pgoutput NOEXPORT_SNAPSHOT",
+                        quote_ident(&self.s.slot_name)
+                    ))
+                    .await
+                    .map_err(|e| repl_err("creating the replication slot", e))?;
+                start_lsn = rows
+                    .first()
+                    .and_then(|r| r.get(1).cloned().flatten())
+                    .and_then(|l| repl::parse_lsn(&l))
+                    .unwrap_or(0);
+            } else if let Some(row) = &slot {
+                let l: Option<String> = row.get(1);
+                start_lsn = l.and_then(|l| repl::parse_lsn(&l)).unwrap_or(0);
+            }
+            if needs_snapshot {
+                // An existing slot cannot export a snapshot: like Debezium, snapshot now and stream from the slot
+                // (events between the slot's position and the snapshot may repeat).
+                self.snapshot(&client, None, start_lsn).await?;
+            }
+            if let Some(o) = streaming_offset {
+                let g = |k: &str| o.get(k).and_then(|v| v.as_u64());
+                self.resume =
+                    Resume { commit_lsn: g("lsn_commit").unwrap_or(0), tx_id: g("txId"), lsn: g("lsn").unwrap_or(0) };
+                self.last_commit = g("lsn_commit");
+            } else if let Some(o) = offset.as_ref() {
+                let lsn = o.get("lsn").and_then(|v| v.as_u64()).unwrap_or(0);
+                self.resume = Resume { commit_lsn: lsn, tx_id: None, lsn: 0 };
+            }
+        }
+        if self.s.snapshot_mode == SnapshotMode::InitialOnly {
+            tracing::info!("snapshot.mode=initial_only: the snapshot is done; not streaming");
+            std::future::pending::<()>().await;
+        }
+        self.confirmed = start_lsn.max(*self.ack.borrow());
+        self.stream(&client, repl).await
+    }
+
+    fn offset_is_fresh_for_snapshot(&self, _slot_exists: bool) -> bool {
+        // No streaming offset: nothing was consumed from a slot of ours, so it can be (re)created with a snapshot.
+        self.offset.as_ref().is_none_or(|o| o.get("lsn_proc").is_none())
+    }
+
+    async fn ensure_publication(&self, client: &Client) -> Result<(), ConnectError> {
+        let exists = client
+            .query_opt("SELECT puballtables FROM pg_publication WHERE pubname = $1", &[&self.s.publication_name])
+            .await
+            .map_err(|e| pg_err("reading pg_publication", e))?;
+        let name = quote_ident(&self.s.publication_name);
+        match self.s.autocreate {
+            AutocreateMode::Disabled => {
+                if exists.is_none() {
+                    return Err(fatal(format!(
+                        "publication {:?} does not exist and publication.autocreate.mode=disabled: create it \
+                         (CREATE PUBLICATION {name} FOR TABLE ...)",
+                        self.s.publication_name
+                    )));
+                }
+            }
+            AutocreateMode::AllTables => {
+                if exists.is_none() {
+                    client
+                        .batch_execute(&format!("CREATE PUBLICATION {name} FOR ALL TABLES"))
+                        .await
+                        .map_err(|e| pg_err("creating the publication FOR ALL TABLES (needs superuser)", e))?;
+                }
+            }
+            AutocreateMode::NoTables => {
+                if exists.is_none() {
+                    client
+                        .batch_execute(&format!("CREATE PUBLICATION {name}"))
+                        .await
+                        .map_err(|e| pg_err("creating the publication", e))?;
+                }
+            }
+            AutocreateMode::Filtered => {
+                let tables: Vec<String> = self
+                    .list_tables(client)
+                    .await?
+                    .iter()
+                    .map(|(s, t)| format!("{}.{}", quote_ident(s), quote_ident(t)))
+                    .collect();
+                if tables.is_empty() {
+                    return Err(fatal("publication.autocreate.mode=filtered but no table matches the include lists"));
+                }
+                let sql = if exists.is_none() {
+                    format!("CREATE PUBLICATION {name} FOR TABLE {}", tables.join(", "))
+                } else {
+                    format!("ALTER PUBLICATION {name} SET TABLE {}", tables.join(", "))
+                };
+                client.batch_execute(&sql).await.map_err(|e| pg_err("creating the filtered publication", e))?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn list_tables(&self, client: &Client) -> Result<Vec<(String, String)>, ConnectError> {
+        let rows = client
+            .query(
+                "SELECT n.nspname::text, c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+                 AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%' ORDER BY 1, 2",
+                &[],
+            )
+            .await
+            .map_err(|e| pg_err("listing tables", e))?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
+            .filter(|(s, t)| self.s.captures(s, t))
+            .collect())
+    }
+
+    /// Column facts of a table from the catalog: (column info, is primary key), in column order.
+    async fn columns(
+        &self,
+        client: &Client,
+        schema: &str,
+        table: &str,
+    ) -> Result<Vec<(ColumnInfo, bool)>, ConnectError> {
+        let rows = client
+            .query(
+                "SELECT a.attname::text, coalesce(bt.typname, t.typname)::text, coalesce(bt.typtype, t.typtype)::text, \
+                 CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END, a.attnotnull, \
+                 et.typname::text, et.typtype::text, \
+                 (SELECT array_agg(e.enumlabel::text ORDER BY e.enumsortorder) FROM pg_enum e \
+                   WHERE e.enumtypid = coalesce(et.oid, bt.oid, t.oid)), \
+                 coalesce(a.attnum = ANY(i.indkey), false) \
+                 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 JOIN pg_type t ON t.oid = a.atttypid LEFT JOIN pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype \
+                 LEFT JOIN pg_type et ON et.oid = coalesce(bt.typelem, t.typelem) AND coalesce(bt.typcategory, t.typcategory) = 'A' \
+                 LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary \
+                 WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+                &[&schema, &table],
+            )
+            .await
+            .map_err(|e| pg_err("reading table columns", e))?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (
+                    ColumnInfo {
+                        name: r.get(0),
+                        type_name: r.get(1),
+                        type_kind: r.get(2),
+                        type_modifier: r.get(3),
+                        not_null: r.get(4),
+                        element_type: r.get(5),
+                        element_kind: r.get(6),
+                        enum_values: r.get::<_, Option<Vec<String>>>(7).unwrap_or_default(),
+                    },
+                    r.get(8),
+                )
+            })
+            .collect())
+    }
+
+    /// Builds a table's state for the given relation column names (pgoutput order; the catalog order for
+    /// snapshots).
+    async fn table_state(
+        &self,
+        client: &Client,
+        schema: &str,
+        table: &str,
+        relation_columns: Option<&[String]>,
+    ) -> Result<TableState, ConnectError> {
+        let topic = format!("{}{d}{schema}{d}{table}", self.s.topic_prefix, d = self.s.topic_delimiter);
+        let captured = self.s.captures(schema, table);
+        let catalog = if captured { self.columns(client, schema, table).await? } else { Vec::new() };
+        let names: Vec<String> = match relation_columns {
+            Some(c) => c.to_vec(),
+            None => catalog.iter().map(|(c, _)| c.name.clone()).collect(),
+        };
+        let mut row_fields = Vec::new();
+        let mut key_fields = Vec::new();
+        let mut key_idx = Vec::new();
+        let mut columns = Vec::new();
+        for name in &names {
+            let Some((info, pk)) = catalog.iter().find(|(c, _)| &c.name == name) else {
+                columns.push(None);
+                continue;
+            };
+            if !self.s.columns.accepts(&format!("{schema}.{table}.{name}")) && !pk {
+                columns.push(None);
+                continue;
+            }
+            match types::column(info, self.s.modes, self.s.include_unknown) {
+                Some((schema, conv)) => {
+                    let idx = row_fields.len();
+                    if *pk {
+                        key_fields.push((name.clone(), schema.clone()));
+                        key_idx.push(idx);
+                    }
+                    row_fields.push((name.clone(), schema));
+                    columns.push(Some((idx, conv)));
+                }
+                None => columns.push(None),
+            }
+        }
+        let envelope = Envelope::new(&topic, key_fields, row_fields, self.source_schema.clone());
+        Ok(TableState {
+            schema: schema.to_string(),
+            table: table.to_string(),
+            topic,
+            envelope,
+            columns,
+            key_fields: key_idx,
+            captured,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn source_value(
+        &self,
+        t: &TableState,
+        ts_us: i64,
+        snapshot: SnapshotMarker,
+        tx_id: Option<u64>,
+        lsn: u64,
+        last_commit: Option<u64>,
+    ) -> Value {
+        let sequence =
+            serde_json::to_string(&json!([last_commit.map(|l| l.to_string()), lsn.to_string()])).unwrap_or_default();
+        let mut v = CommonSource {
+            version: VERSION,
+            connector: CONNECTOR,
+            name: &self.s.topic_prefix,
+            ts_us,
+            snapshot,
+            db: &self.s.dbname,
+            sequence: Some(sequence),
+        }
+        .values();
+        v.extend([
+            Value::String(t.schema.clone()),
+            Value::String(t.table.clone()),
+            tx_id.map(|x| Value::Int64(x as i64)).unwrap_or(Value::Null),
+            Value::Int64(lsn as i64),
+            Value::Null,
+            Value::Null,
+            Value::Null,
+        ]);
+        Value::Struct(v)
+    }
+
+    fn record(&self, t: &TableState, key: Value, value: Value, offset: serde_json::Value) -> SourceRecord {
+        SourceRecord {
+            source_partition: self.partition.clone(),
+            source_offset: offset,
+            topic: t.topic.clone(),
+            partition: None,
+            key_schema: t.envelope.key_schema.clone(),
+            key,
+            value_schema: Some(t.envelope.schema.clone()),
+            value,
+            timestamp: None,
+            headers: self.headers.clone(),
+        }
+    }
+
+    /// Reads every captured table in the (exported) snapshot.
+    async fn snapshot(&mut self, client: &Client, exported: Option<&str>, lsn: u64) -> Result<(), ConnectError> {
+        let tables = self.list_tables(client).await?;
+        tracing::info!(tables = tables.len(), lsn = %repl::format_lsn(lsn), "snapshot starting");
+        let mut sql = String::from("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;");
+        if let Some(name) = exported {
+            sql.push_str(&format!("SET TRANSACTION SNAPSHOT {};", quote_literal(name)));
+        }
+        client.batch_execute(&sql).await.map_err(|e| pg_err("starting the snapshot transaction", e))?;
+        let xid: i64 = client
+            .query_one("SELECT txid_snapshot_xmin(txid_current_snapshot())", &[])
+            .await
+            .map_err(|e| pg_err("reading the snapshot xid", e))?
+            .get(0);
+        let started_us = now_us();
+        let n_tables = tables.len();
+        for (ti, (schema, table)) in tables.iter().enumerate() {
+            let state = self.table_state(client, schema, table, None).await?;
+            let cols: Vec<String> = state.envelope.row_schema.fields.iter().map(|f| quote_ident(&f.name)).collect();
+            let select_list = if cols.is_empty() { "NULL".to_string() } else { cols.join(", ") };
+            client
+                .batch_execute(&format!(
+                    "DECLARE sluice_snap NO SCROLL CURSOR FOR SELECT {select_list} FROM {}.{}",
+                    quote_ident(schema),
+                    quote_ident(table)
+                ))
+                .await
+                .map_err(|e| pg_err("declaring the snapshot cursor", e))?;
+            let convs: Vec<Conv> = state.columns.iter().flatten().map(|(_, c)| c.clone()).collect();
+            let mut pending: Option<Value> = None;
+            let mut index = 0u64;
+            loop {
+                let msgs = client
+                    .simple_query(&format!("FETCH FORWARD {} FROM sluice_snap", self.s.snapshot_fetch_size))
+                    .await
+                    .map_err(|e| pg_err("reading the snapshot", e))?;
+                let mut got = 0;
+                for m in msgs {
+                    let SimpleQueryMessage::Row(r) = m else { continue };
+                    got += 1;
+                    let mut row = Vec::with_capacity(convs.len());
+                    for (i, conv) in convs.iter().enumerate() {
+                        row.push(match r.get(i) {
+                            None => Value::Null,
+                            Some(t) => types::convert(conv, t).map_err(ConnectError::Data)?,
+                        });
+                    }
+                    if let Some(prev) = pending.replace(Value::Struct(row)) {
+                        self.emit_snapshot_row(&state, prev, ti, n_tables, index, false, xid, lsn, started_us).await?;
+                        index += 1;
+                    }
+                }
+                if got < self.s.snapshot_fetch_size {
+                    break;
+                }
+            }
+            if let Some(prev) = pending.take() {
+                self.emit_snapshot_row(&state, prev, ti, n_tables, index, true, xid, lsn, started_us).await?;
+            }
+            client.batch_execute("CLOSE sluice_snap").await.map_err(|e| pg_err("closing the cursor", e))?;
+        }
+        client.batch_execute("COMMIT").await.map_err(|e| pg_err("ending the snapshot", e))?;
+        tracing::info!("snapshot done");
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn emit_snapshot_row(
+        &self,
+        t: &TableState,
+        row: Value,
+        table_index: usize,
+        tables: usize,
+        index: u64,
+        last_in_table: bool,
+        xid: i64,
+        lsn: u64,
+        started_us: i64,
+    ) -> Result<(), ConnectError> {
+        let last_table = table_index + 1 == tables;
+        let marker = if last_in_table {
+            if last_table { SnapshotMarker::Last } else { SnapshotMarker::LastInDataCollection }
+        } else if index == 0 {
+            if table_index == 0 { SnapshotMarker::First } else { SnapshotMarker::FirstInDataCollection }
+        } else {
+            SnapshotMarker::True
+        };
+        let very_last = last_in_table && last_table;
+        let offset = json!({
+            "last_snapshot_record": very_last,
+            "lsn": lsn,
+            "txId": xid,
+            "ts_usec": started_us,
+            "snapshot": "INITIAL",
+            "snapshot_completed": very_last,
+        });
+        let source = self.source_value(t, now_us(), marker, Some(xid as u64), lsn, None);
+        let key = t.key(&row);
+        let value = t.envelope.value(Value::Null, row, source, None, Op::Read, ProcessingTime::now());
+        self.send(self.record(t, key, value, offset)).await
+    }
+
+    async fn stream(&mut self, client: &Client, mut repl: ReplConnection) -> Result<(), ConnectError> {
+        repl.start_replication(&self.s.slot_name, 0, &self.s.publication_name)
+            .await
+            .map_err(|e| repl_err("starting replication", e))?;
+        tracing::info!(slot = %self.s.slot_name, confirmed = %repl::format_lsn(self.confirmed), "streaming");
+        let status_every = Duration::from_millis(self.s.status_update_interval_ms);
+        let heartbeat_every =
+            (self.s.heartbeat_interval_ms > 0).then(|| Duration::from_millis(self.s.heartbeat_interval_ms));
+        let mut status_tick = tokio::time::interval(status_every);
+        let mut heartbeat_tick = tokio::time::interval(heartbeat_every.unwrap_or(Duration::from_secs(3600)));
+        let mut in_tx: Option<(u32, i64, u64, bool, TransactionCounter)> = None; // xid, commit ts µs, final lsn, skip
+        let mut wal_seen = 0u64;
+        let mut relation_names: HashMap<u32, (String, String, Vec<String>)> = HashMap::new();
+        let mut ack = self.ack.clone();
+        loop {
+            let msg = tokio::select! {
+                m = repl.next_message() => m.map_err(|e| repl_err("reading the replication stream", e))?,
+                _ = status_tick.tick() => {
+                    repl.send_status(self.confirmed, false).await.map_err(|e| repl_err("sending status", e))?;
+                    continue;
+                }
+                _ = heartbeat_tick.tick(), if heartbeat_every.is_some() => {
+                    if in_tx.is_none() {
+                        let pos = wal_seen.max(self.last_commit.unwrap_or(0));
+                        if pos > 0 {
+                            self.last_commit = Some(pos);
+                            self.emit_heartbeat(pos).await?;
+                        }
+                    }
+                    continue;
+                }
+                r = ack.changed() => {
+                    if r.is_ok() {
+                        let a = *ack.borrow_and_update();
+                        if a > self.confirmed {
+                            self.confirmed = a;
+                            repl.send_status(self.confirmed, false).await.map_err(|e| repl_err("sending status", e))?;
+                        }
+                    }
+                    continue;
+                }
+            };
+            match msg {
+                ReplMessage::Keepalive { wal_end, reply } => {
+                    if in_tx.is_none() {
+                        wal_seen = wal_seen.max(wal_end);
+                    }
+                    if reply {
+                        repl.send_status(self.confirmed, false).await.map_err(|e| repl_err("sending status", e))?;
+                    }
+                }
+                ReplMessage::CopyDone => {
+                    return Err(ConnectError::retriable(
+                        "replication stream",
+                        std::io::Error::other("server ended the stream"),
+                    ));
+                }
+                ReplMessage::XLogData { wal_start, data, .. } => {
+                    let m = pgoutput::decode(data).map_err(|e| fatal(e.to_string()))?;
+                    match m {
+                        PgOutput::Begin { final_lsn, commit_ts, xid } => {
+                            let skip = final_lsn < self.resume.commit_lsn;
+                            in_tx = Some((
+                                xid,
+                                commit_ts + repl::PG_EPOCH_OFFSET_MICROS,
+                                final_lsn,
+                                skip,
+                                TransactionCounter::begin(xid.to_string()),
+                            ));
+                            if !skip && self.s.provide_transaction_metadata {
+                                self.emit_tx_begin(xid, commit_ts + repl::PG_EPOCH_OFFSET_MICROS, wal_start).await?;
+                            }
+                        }
+                        PgOutput::Commit { end_lsn, .. } => {
+                            if let Some((xid, ts, _, skip, counter)) = in_tx.take()
+                                && !skip
+                                && self.s.provide_transaction_metadata
+                            {
+                                self.emit_tx_end(xid, ts, wal_start, &counter).await?;
+                            }
+                            self.last_commit = Some(end_lsn);
+                            wal_seen = wal_seen.max(end_lsn);
+                        }
+                        PgOutput::Relation(rel) => {
+                            let names: Vec<String> = rel.columns.iter().map(|c| c.name.clone()).collect();
+                            let state = self.table_state(client, &rel.namespace, &rel.name, Some(&names)).await?;
+                            self.tables.insert(rel.id, state);
+                            relation_names.insert(rel.id, (rel.namespace, rel.name, names));
+                        }
+                        PgOutput::Insert { .. }
+                        | PgOutput::Update { .. }
+                        | PgOutput::Delete { .. }
+                        | PgOutput::Truncate { .. } => {
+                            let Some((xid, ts, _, skip, counter)) = in_tx.as_mut() else { continue };
+                            if *skip {
+                                continue;
+                            }
+                            if self.resume.tx_id == Some(*xid as u64) && wal_start <= self.resume.lsn {
+                                continue;
+                            }
+                            let (xid, ts) = (*xid, *ts);
+                            self.change(m, xid, ts, wal_start, counter).await?;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn emit_heartbeat(&self, pos: u64) -> Result<(), ConnectError> {
+        let offset = json!({"lsn_proc": pos, "lsn_commit": pos, "lsn": pos, "ts_usec": now_us()});
+        let topic = heartbeat::topic(&self.s.heartbeat_topic_prefix, &self.s.topic_delimiter, &self.s.topic_prefix);
+        let r = heartbeat::record(
+            topic,
+            &self.s.topic_prefix,
+            ProcessingTime::now().ms(),
+            self.partition.clone(),
+            offset,
+            self.headers.clone(),
+        );
+        self.send(r).await
+    }
+
+    fn tx_offset(&self, lsn: u64, xid: u32, ts: i64, kind: &str) -> serde_json::Value {
+        let mut o = serde_json::Map::new();
+        o.insert("lsn_proc".into(), json!(lsn));
+        o.insert("messageType".into(), json!(kind));
+        if let Some(c) = self.last_commit {
+            o.insert("lsn_commit".into(), json!(c));
+        }
+        o.insert("lsn".into(), json!(lsn));
+        o.insert("txId".into(), json!(xid));
+        o.insert("ts_usec".into(), json!(ts));
+        serde_json::Value::Object(o)
+    }
+
+    async fn emit_tx_begin(&self, xid: u32, ts: i64, lsn: u64) -> Result<(), ConnectError> {
+        let id = format!("{xid}:{lsn}");
+        let r = self.tx_record(&id, transaction::begin_value(&id, ts / 1000), self.tx_offset(lsn, xid, ts, "BEGIN"));
+        self.send(r).await
+    }
+
+    async fn emit_tx_end(&self, xid: u32, ts: i64, lsn: u64, c: &TransactionCounter) -> Result<(), ConnectError> {
+        let id = format!("{xid}:{lsn}");
+        let v = transaction::end_value(&id, ts / 1000, c.total, &c.per_collection);
+        let r = self.tx_record(&id, v, self.tx_offset(lsn, xid, ts, "COMMIT"));
+        self.send(r).await
+    }
+
+    fn tx_record(&self, id: &str, value: Value, offset: serde_json::Value) -> SourceRecord {
+        SourceRecord {
+            source_partition: self.partition.clone(),
+            source_offset: offset,
+            topic: transaction::topic(&self.s.topic_prefix, &self.s.topic_delimiter, &self.s.transaction_topic),
+            partition: None,
+            key_schema: Some(transaction::key_schema()),
+            key: transaction::key(id),
+            value_schema: Some(transaction::value_schema()),
+            value,
+            timestamp: None,
+            headers: self.headers.clone(),
+        }
+    }
+
+    async fn change(
+        &mut self,
+        m: PgOutput,
+        xid: u32,
+        ts: i64,
+        lsn: u64,
+        counter: &mut TransactionCounter,
+    ) -> Result<(), ConnectError> {
+        let placeholder = self.s.unavailable_placeholder.clone();
+        let (relation, op) = match &m {
+            PgOutput::Insert { relation, .. } => (*relation, Op::Create),
+            PgOutput::Update { relation, .. } => (*relation, Op::Update),
+            PgOutput::Delete { relation, .. } => (*relation, Op::Delete),
+            PgOutput::Truncate { relations, .. } => {
+                if self.s.skipped.skips(Op::Truncate) {
+                    return Ok(());
+                }
+                for rel in relations.clone() {
+                    let Some(t) = self.tables.get(&rel) else { continue };
+                    if !t.captured {
+                        continue;
+                    }
+                    let tb = self.tx_block(counter, t);
+                    let source =
+                        self.source_value(t, ts, SnapshotMarker::False, Some(xid as u64), lsn, self.last_commit);
+                    let value = t.envelope.value(
+                        Value::Null,
+                        Value::Null,
+                        source,
+                        tb.as_ref(),
+                        Op::Truncate,
+                        ProcessingTime::now(),
+                    );
+                    let mut r = self.record(t, Value::Null, value, self.tx_offset(lsn, xid, ts, "TRUNCATE"));
+                    r.key_schema = None;
+                    self.send(r).await?;
+                }
+                return Ok(());
+            }
+            _ => return Ok(()),
+        };
+        if self.s.skipped.skips(op) {
+            return Ok(());
+        }
+        let Some(t) = self.tables.get(&relation) else {
+            return Err(fatal(format!("change for unknown relation {relation}")));
+        };
+        if !t.captured {
+            return Ok(());
+        }
+        let kind = match op {
+            Op::Create => "INSERT",
+            Op::Update => "UPDATE",
+            _ => "DELETE",
+        };
+        let offset = self.tx_offset(lsn, xid, ts, kind);
+        let (before, after) = match &m {
+            PgOutput::Insert { new, .. } => (Value::Null, t.row(new, &placeholder, false)?),
+            PgOutput::Update { old, new, .. } => {
+                let before = match old {
+                    Some((key_only, tuple)) => t.row(tuple, &placeholder, *key_only)?,
+                    None => Value::Null,
+                };
+                (before, t.row(new, &placeholder, false)?)
+            }
+            PgOutput::Delete { old, key_only, .. } => (t.row(old, &placeholder, *key_only)?, Value::Null),
+            _ => unreachable!(),
+        };
+        let now = ProcessingTime::now();
+        let source = self.source_value(t, ts, SnapshotMarker::False, Some(xid as u64), lsn, self.last_commit);
+        // A primary key change: delete (+ tombstone) of the old key, then create of the new one.
+        if op == Op::Update && before != Value::Null && t.envelope.key_schema.is_some() {
+            let old_key = t.key(&before);
+            let new_key = t.key(&after);
+            if old_key != new_key {
+                let tb = self.tx_block(counter, t);
+                let del = t.envelope.value(before.clone(), Value::Null, source.clone(), tb.as_ref(), Op::Delete, now);
+                let mut r = self.record(t, old_key.clone(), del, offset.clone());
+                let nk = key_json(&new_key, t);
+                let ok = key_json(&old_key, t);
+                r.headers.insert(0, (headers::NEW_KEY.to_string(), Some(Bytes::from(nk))));
+                let tomb = self.s.tombstones_on_delete.then(|| tombstone(&r));
+                self.send(r).await?;
+                if let Some(tomb) = tomb {
+                    self.send(tomb).await?;
+                }
+                let tb = self.tx_block(counter, t);
+                let t = &self.tables[&relation];
+                let c = t.envelope.value(Value::Null, after, source, tb.as_ref(), Op::Create, now);
+                let mut r = self.record(t, new_key, c, offset);
+                r.headers.insert(0, (headers::OLD_KEY.to_string(), Some(Bytes::from(ok))));
+                return self.send(r).await;
+            }
+        }
+        let key = match op {
+            Op::Delete => t.key(&before),
+            _ => t.key(&after),
+        };
+        let tb = self.tx_block(counter, t);
+        let value = t.envelope.value(before, after, source, tb.as_ref(), op, now);
+        let r = self.record(t, key, value, offset);
+        let tomb = (op == Op::Delete && self.s.tombstones_on_delete).then(|| tombstone(&r));
+        self.send(r).await?;
+        if let Some(tomb) = tomb {
+            self.send(tomb).await?;
+        }
+        Ok(())
+    }
+
+    fn tx_block(&self, counter: &mut TransactionCounter, t: &TableState) -> Option<sluice_debezium::TransactionBlock> {
+        if !self.s.provide_transaction_metadata {
+            return None;
+        }
+        let mut b = counter.next(&format!("{}.{}", t.schema, t.table));
+        b.id = format!("{}:{}", counter.id, self.last_commit.unwrap_or(0));
+        Some(b)
+    }
+}
+
+/// The `__debezium.newkey`/`oldkey` header text: the key as Struct{...}'s `toString()`.
+fn key_json(key: &Value, t: &TableState) -> String {
+    let Some(schema) = t.envelope.key_schema.as_ref() else { return String::new() };
+    let Value::Struct(vals) = key else { return String::new() };
+    let parts: Vec<String> = schema
+        .fields
+        .iter()
+        .zip(vals)
+        .map(|(f, v)| {
+            let mut out = String::new();
+            sluice_connect_api::values::write_text(Some(&f.schema), v, &mut out);
+            format!("{}={out}", f.name)
+        })
+        .collect();
+    format!("Struct{{{}}}", parts.join(","))
+}

@@ -1,0 +1,405 @@
+//! PostgreSQL column types to Debezium's Connect schemas and values. Values arrive as PostgreSQL's text output
+//! (pgoutput text tuples and the snapshot's text rows alike, with `TimeZone=UTC`, `DateStyle=ISO`,
+//! `IntervalStyle=postgres`, `extra_float_digits=3` set on both sessions), so one converter serves both.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use sluice_connect_api::record::{Schema, SchemaType, Value};
+use sluice_debezium::schema::{self as dbz, ColumnModes, DecimalHandlingMode, SchemaBuilder, Temporal};
+use sluice_debezium::values as dv;
+
+/// What the catalog says about a column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ColumnInfo {
+    pub name: String,
+    /// `pg_type.typname` of the column's base type (domains resolved), e.g. `int4`, `_text`, `numeric`.
+    pub type_name: String,
+    /// `t.typtype` (`b` base, `e` enum, ...).
+    pub type_kind: String,
+    pub type_modifier: i32,
+    pub not_null: bool,
+    /// Enum labels in order (enums, and arrays of enums).
+    pub enum_values: Vec<String>,
+    /// `typname` of the element type for arrays.
+    pub element_type: Option<String>,
+    pub element_kind: Option<String>,
+}
+
+/// How a column's text is turned into a value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Conv {
+    Int16,
+    Int32,
+    Int64,
+    Float32,
+    Float64,
+    Bool,
+    Text,
+    Decimal {
+        scale: Option<i32>,
+        mode: DecimalHandlingMode,
+    },
+    Money {
+        scale: i32,
+        mode: DecimalHandlingMode,
+    },
+    Bytea(dbz::BinaryHandlingMode),
+    Date(dbz::TimePrecisionMode),
+    Time {
+        mode: dbz::TimePrecisionMode,
+        precision: u32,
+    },
+    Timestamp {
+        mode: dbz::TimePrecisionMode,
+        precision: u32,
+    },
+    TimestampTz {
+        precision: u32,
+    },
+    TimeTz,
+    Interval,
+    Bit1,
+    Bits,
+    /// Unknown type kept as its text bytes (`include.unknown.datatypes=true`).
+    Unknown,
+    Array(Box<Conv>),
+}
+
+/// The column's schema and converter; `None` for an unsupported type (the column is left out, as Debezium does
+/// without `include.unknown.datatypes`).
+pub fn column(info: &ColumnInfo, modes: ColumnModes, include_unknown: bool) -> Option<(Arc<Schema>, Conv)> {
+    let (builder, conv) =
+        scalar(&info.type_name, &info.type_kind, info.type_modifier, &info.enum_values, modes, include_unknown)
+            .or_else(|| {
+                let el = info.element_type.as_deref()?;
+                let kind = info.element_kind.as_deref().unwrap_or("b");
+                let (b, c) = scalar(el, kind, info.type_modifier, &info.enum_values, modes, include_unknown)?;
+                if matches!(c, Conv::Unknown) {
+                    return None;
+                }
+                Some((SchemaBuilder::array(b.optional().arc()), Conv::Array(Box::new(c))))
+            })?;
+    Some((builder.set_optional(!info.not_null).arc(), conv))
+}
+
+fn precision_of(typmod: i32, default: u32) -> u32 {
+    if typmod < 0 { default } else { (typmod as u32).min(6) }
+}
+
+fn scalar(
+    type_name: &str,
+    kind: &str,
+    typmod: i32,
+    enum_values: &[String],
+    modes: ColumnModes,
+    include_unknown: bool,
+) -> Option<(SchemaBuilder, Conv)> {
+    Some(match type_name {
+        "int2" => (SchemaBuilder::int16(), Conv::Int16),
+        "int4" => (SchemaBuilder::int32(), Conv::Int32),
+        "int8" | "oid" => (SchemaBuilder::int64(), Conv::Int64),
+        "float4" => (SchemaBuilder::float32(), Conv::Float32),
+        "float8" => (SchemaBuilder::float64(), Conv::Float64),
+        "bool" => (SchemaBuilder::boolean(), Conv::Bool),
+        "text" | "varchar" | "bpchar" | "char" | "name" | "citext" | "inet" | "cidr" | "macaddr" | "macaddr8"
+        | "tsvector" | "tsquery" | "int4range" | "int8range" | "numrange" | "tsrange" | "tstzrange" | "daterange" => {
+            (SchemaBuilder::string(), Conv::Text)
+        }
+        "json" | "jsonb" => (dbz::json(), Conv::Text),
+        "uuid" => (dbz::uuid(), Conv::Text),
+        "xml" => (dbz::xml(), Conv::Text),
+        "ltree" => (dbz::ltree(), Conv::Text),
+        "numeric" => {
+            let (precision, scale) = if typmod < 4 {
+                (None, None)
+            } else {
+                let t = typmod - 4;
+                (Some((t >> 16) & 0xFFFF), Some(t & 0xFFFF))
+            };
+            (dbz::decimal_schema(precision, scale, modes.decimal), Conv::Decimal { scale, mode: modes.decimal })
+        }
+        "money" => {
+            let b = match modes.decimal {
+                DecimalHandlingMode::Precise => dbz::decimal(2, None),
+                DecimalHandlingMode::Double => SchemaBuilder::float64(),
+                DecimalHandlingMode::String => SchemaBuilder::string(),
+            };
+            (b, Conv::Money { scale: 2, mode: modes.decimal })
+        }
+        "bytea" => (dbz::binary_schema(modes.binary), Conv::Bytea(modes.binary)),
+        "date" => (dbz::temporal_schema(Temporal::Date, modes.time), Conv::Date(modes.time)),
+        "time" => {
+            let p = precision_of(typmod, 6);
+            (dbz::temporal_schema(Temporal::Time(p), modes.time), Conv::Time { mode: modes.time, precision: p })
+        }
+        "timestamp" => {
+            let p = precision_of(typmod, 6);
+            (
+                dbz::temporal_schema(Temporal::Timestamp(p), modes.time),
+                Conv::Timestamp { mode: modes.time, precision: p },
+            )
+        }
+        "timestamptz" => (dbz::zoned_timestamp(), Conv::TimestampTz { precision: precision_of(typmod, 6) }),
+        "timetz" => (dbz::zoned_time(), Conv::TimeTz),
+        "interval" => (dbz::micro_duration(), Conv::Interval),
+        "bit" if typmod <= 1 => (SchemaBuilder::boolean(), Conv::Bit1),
+        "bit" | "varbit" => (dbz::bits(typmod.max(1) as u32), Conv::Bits),
+        _ if kind == "e" => (dbz::enumeration(enum_values), Conv::Text),
+        _ if include_unknown => (SchemaBuilder::bytes(), Conv::Unknown),
+        _ => return None,
+    })
+}
+
+/// The type default Debezium puts into NOT NULL columns it has no value for (delete with REPLICA IDENTITY DEFAULT).
+pub fn type_default(schema: &Schema) -> Value {
+    match schema.schema_type {
+        SchemaType::Int8 => Value::Int8(0),
+        SchemaType::Int16 => Value::Int16(0),
+        SchemaType::Int32 => Value::Int32(0),
+        SchemaType::Int64 => Value::Int64(0),
+        SchemaType::Float32 => Value::Float32(0.0),
+        SchemaType::Float64 => Value::Float64(0.0),
+        SchemaType::Boolean => Value::Boolean(false),
+        SchemaType::String => Value::String(String::new()),
+        SchemaType::Bytes => Value::Bytes(Bytes::new()),
+        SchemaType::Array => Value::Array(Vec::new()),
+        _ => Value::Null,
+    }
+}
+
+/// Converts a column's text. Errors describe the bad text.
+pub fn convert(conv: &Conv, text: &str) -> Result<Value, String> {
+    let bad = || format!("cannot convert {text:?} ({conv:?})");
+    Ok(match conv {
+        Conv::Int16 => Value::Int16(text.parse().map_err(|_| bad())?),
+        Conv::Int32 => Value::Int32(text.parse().map_err(|_| bad())?),
+        Conv::Int64 => Value::Int64(text.parse().map_err(|_| bad())?),
+        Conv::Float32 => Value::Float32(parse_float(text).ok_or_else(bad)? as f32),
+        Conv::Float64 => Value::Float64(parse_float(text).ok_or_else(bad)?),
+        Conv::Bool | Conv::Bit1 => Value::Boolean(matches!(text, "t" | "true" | "1")),
+        Conv::Text => Value::String(text.to_string()),
+        Conv::Unknown => Value::Bytes(Bytes::copy_from_slice(text.as_bytes())),
+        Conv::Decimal { scale, mode } => {
+            if text == "NaN" {
+                return Ok(match mode {
+                    DecimalHandlingMode::Double => Value::Float64(f64::NAN),
+                    DecimalHandlingMode::String => Value::String("NaN".into()),
+                    DecimalHandlingMode::Precise => Value::Null,
+                });
+            }
+            dv::decimal_value(text, *scale, *mode).ok_or_else(bad)?
+        }
+        Conv::Money { scale, mode } => {
+            let negative = text.contains('-') || text.starts_with('(');
+            let cleaned: String = text.chars().filter(|c| c.is_ascii_digit() || *c == '.').collect();
+            let t = if negative { format!("-{cleaned}") } else { cleaned };
+            dv::decimal_value(&t, Some(*scale), *mode).ok_or_else(bad)?
+        }
+        Conv::Bytea(mode) => {
+            let hex = text.strip_prefix("\\x").ok_or_else(bad)?;
+            let bytes = decode_hex(hex).ok_or_else(bad)?;
+            dv::binary_value(&bytes, *mode)
+        }
+        Conv::Date(mode) => {
+            let days = dv::parse_date_days(text).ok_or_else(bad)?;
+            match mode {
+                dbz::TimePrecisionMode::IsoString => Value::String(text.to_string()),
+                _ => Value::Int32(days as i32),
+            }
+        }
+        Conv::Time { mode, precision } => {
+            let us = dv::parse_time_micros(text).ok_or_else(bad)?;
+            use dbz::TimePrecisionMode as M;
+            match mode {
+                M::Connect => Value::Int32((us / 1000) as i32),
+                M::IsoString => Value::String(text.to_string()),
+                M::Nanoseconds => Value::Int64(us * 1000),
+                M::Microseconds | M::AdaptiveTimeMicroseconds => Value::Int64(us),
+                M::Adaptive => {
+                    if *precision <= 3 {
+                        Value::Int32((us / 1000) as i32)
+                    } else {
+                        Value::Int64(us)
+                    }
+                }
+            }
+        }
+        Conv::Timestamp { mode, precision } => {
+            let us = dv::parse_timestamp_micros(text).ok_or_else(bad)?;
+            use dbz::TimePrecisionMode as M;
+            match mode {
+                M::Connect => Value::Int64(us.div_euclid(1000)),
+                M::IsoString => Value::String(text.to_string()),
+                M::Nanoseconds => Value::Int64(us * 1000),
+                M::Microseconds => Value::Int64(us),
+                M::Adaptive | M::AdaptiveTimeMicroseconds => {
+                    if *precision <= 3 {
+                        Value::Int64(us.div_euclid(1000))
+                    } else {
+                        Value::Int64(us)
+                    }
+                }
+            }
+        }
+        Conv::TimestampTz { precision } => {
+            let us = dv::parse_timestamp_micros(text).ok_or_else(bad)?;
+            Value::String(dv::format_zoned_timestamp(us, *precision))
+        }
+        Conv::TimeTz => {
+            let (us, offset) = dv::parse_time_with_offset(text).ok_or_else(bad)?;
+            let utc = (us - offset * 1_000_000).rem_euclid(86_400_000_000);
+            Value::String(format!("{}Z", java_local_time(utc)))
+        }
+        Conv::Interval => Value::Int64(parse_interval_micros(text).ok_or_else(bad)?),
+        Conv::Bits => {
+            // Debezium: BitSet of the bit string read right to left (bit 0 = last character), as bytes.
+            let bits: Vec<bool> = text.chars().rev().map(|c| c == '1').collect();
+            let mut bytes = vec![0u8; bits.len().div_ceil(8)];
+            for (i, b) in bits.iter().enumerate() {
+                if *b {
+                    bytes[i / 8] |= 1 << (i % 8);
+                }
+            }
+            while bytes.last() == Some(&0) {
+                bytes.pop();
+            }
+            Value::Bytes(Bytes::from(bytes))
+        }
+        Conv::Array(el) => {
+            let items = parse_array(text).ok_or_else(bad)?;
+            Value::Array(
+                items
+                    .into_iter()
+                    .map(|i| match i {
+                        None => Ok(Value::Null),
+                        Some(s) => convert(el, &s),
+                    })
+                    .collect::<Result<_, _>>()?,
+            )
+        }
+    })
+}
+
+/// Java's `LocalTime.toString()`-like rendering used by `DateTimeFormatter.ISO_LOCAL_TIME`: `HH:mm:ss` and the
+/// fraction with its trailing zeros stripped.
+fn java_local_time(us: i64) -> String {
+    let secs = us / 1_000_000;
+    let frac = us % 1_000_000;
+    let base = format!("{:02}:{:02}:{:02}", secs / 3600, (secs / 60) % 60, secs % 60);
+    if frac == 0 {
+        base
+    } else {
+        let f = format!("{frac:06}");
+        format!("{base}.{}", f.trim_end_matches('0'))
+    }
+}
+
+fn parse_float(text: &str) -> Option<f64> {
+    match text {
+        "NaN" => Some(f64::NAN),
+        "Infinity" => Some(f64::INFINITY),
+        "-Infinity" => Some(f64::NEG_INFINITY),
+        t => t.parse().ok(),
+    }
+}
+
+fn decode_hex(hex: &str) -> Option<Vec<u8>> {
+    if !hex.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok()).collect()
+}
+
+/// `IntervalStyle=postgres` text (`1 year 2 mons 3 days 04:05:06.789`, `-00:00:01`) to µs, months as
+/// 30.4375 days and years as 365.25 days (Debezium's `MicroDuration.durationMicros`).
+pub fn parse_interval_micros(text: &str) -> Option<i64> {
+    let mut years = 0f64;
+    let mut months = 0f64;
+    let mut days = 0f64;
+    let mut micros = 0i64;
+    let parts: Vec<&str> = text.split_whitespace().collect();
+    let mut i = 0;
+    while i < parts.len() {
+        let p = parts[i];
+        if p.contains(':') {
+            let (neg, t) = match p.strip_prefix('-') {
+                Some(t) => (true, t),
+                None => (false, p.strip_prefix('+').unwrap_or(p)),
+            };
+            let us = dv::parse_time_micros(t)?;
+            micros += if neg { -us } else { us };
+            i += 1;
+            continue;
+        }
+        let n: f64 = p.parse().ok()?;
+        let unit = parts.get(i + 1)?;
+        match unit.trim_end_matches('s') {
+            "year" => years += n,
+            "mon" => months += n,
+            "day" => days += n,
+            _ => return None,
+        }
+        i += 2;
+    }
+    let month_days = 30.4375f64;
+    let total_days = years * 12.0 * month_days + months * month_days + days;
+    Some((total_days * 86_400_000_000f64).round() as i64 + micros)
+}
+
+/// A one-dimensional PostgreSQL array literal (`{1,2,NULL,"a b","x\"y"}`).
+pub fn parse_array(text: &str) -> Option<Vec<Option<String>>> {
+    let inner = text.strip_prefix('{')?.strip_suffix('}')?;
+    let mut out = Vec::new();
+    if inner.is_empty() {
+        return Some(out);
+    }
+    let mut chars = inner.chars().peekable();
+    loop {
+        let mut item = String::new();
+        let mut quoted = false;
+        if chars.peek() == Some(&'"') {
+            quoted = true;
+            chars.next();
+            loop {
+                match chars.next()? {
+                    '\\' => item.push(chars.next()?),
+                    '"' => break,
+                    c => item.push(c),
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c == ',' {
+                    break;
+                }
+                item.push(c);
+                chars.next();
+            }
+        }
+        out.push(if !quoted && item == "NULL" { None } else { Some(item) });
+        match chars.next() {
+            None => break,
+            Some(',') => continue,
+            Some(_) => return None,
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conversions() {
+        assert_eq!(parse_array("{1,NULL,\"a b\"}").unwrap(), vec![Some("1".into()), None, Some("a b".into())]);
+        assert_eq!(parse_interval_micros("1 mon"), Some((30.4375 * 86_400_000_000f64) as i64));
+        assert_eq!(parse_interval_micros("04:05:06.5"), Some(14_706_500_000));
+        assert_eq!(convert(&Conv::TimeTz, "12:34:56+02").unwrap(), Value::String("10:34:56Z".into()));
+        assert_eq!(
+            convert(&Conv::TimestampTz { precision: 6 }, "2026-01-02 03:04:06+00").unwrap(),
+            Value::String("2026-01-02T03:04:06.000000Z".into())
+        );
+    }
+}
