@@ -723,14 +723,18 @@ impl Reader {
         started_us: i64,
     ) -> Result<(), ConnectError> {
         let last_table = table_index + 1 == tables;
-        let marker = if last_in_table {
-            if last_table { SnapshotMarker::Last } else { SnapshotMarker::LastInDataCollection }
+        let very_last = last_in_table && last_table;
+        let marker = if very_last {
+            SnapshotMarker::Last
+        } else if index == 0 && table_index == 0 {
+            SnapshotMarker::First
+        } else if last_in_table {
+            SnapshotMarker::LastInDataCollection
         } else if index == 0 {
-            if table_index == 0 { SnapshotMarker::First } else { SnapshotMarker::FirstInDataCollection }
+            SnapshotMarker::FirstInDataCollection
         } else {
             SnapshotMarker::True
         };
-        let very_last = last_in_table && last_table;
         let offset = json!({
             "last_snapshot_record": very_last,
             "lsn": lsn,
@@ -1029,19 +1033,29 @@ impl Reader {
     }
 }
 
-/// The `__debezium.newkey`/`oldkey` header text: the key as Struct{...}'s `toString()`.
+/// The `__debezium.newkey`/`oldkey` header text: the key as JSON (`{"id":10}`), as Debezium's headers show it.
 fn key_json(key: &Value, t: &TableState) -> String {
     let Some(schema) = t.envelope.key_schema.as_ref() else { return String::new() };
     let Value::Struct(vals) = key else { return String::new() };
-    let parts: Vec<String> = schema
-        .fields
-        .iter()
-        .zip(vals)
-        .map(|(f, v)| {
-            let mut out = String::new();
-            sluice_connect_api::values::write_text(Some(&f.schema), v, &mut out);
-            format!("{}={out}", f.name)
-        })
-        .collect();
-    format!("Struct{{{}}}", parts.join(","))
+    let mut m = serde_json::Map::new();
+    for (f, v) in schema.fields.iter().zip(vals) {
+        let j = match v {
+            Value::Null => serde_json::Value::Null,
+            Value::Boolean(b) => json!(b),
+            Value::Int8(n) => json!(n),
+            Value::Int16(n) => json!(n),
+            Value::Int32(n) => json!(n),
+            Value::Int64(n) => json!(n),
+            Value::Float32(n) => json!(n),
+            Value::Float64(n) => json!(n),
+            Value::String(s) => json!(s),
+            other => {
+                let mut out = String::new();
+                sluice_connect_api::values::write_text(Some(&f.schema), other, &mut out);
+                json!(out)
+            }
+        };
+        m.insert(f.name.clone(), j);
+    }
+    serde_json::Value::Object(m).to_string()
 }
