@@ -910,7 +910,8 @@ impl Reader {
             value_schema: Some(transaction::value_schema()),
             value,
             timestamp: None,
-            headers: self.headers.clone(),
+            // Debezium writes transaction metadata records without the context headers.
+            headers: Vec::new(),
         }
     }
 
