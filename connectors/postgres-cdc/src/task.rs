@@ -188,6 +188,8 @@ struct Reader {
     /// The end LSN of the last transaction processed (offset `lsn_commit`).
     last_commit: Option<u64>,
     confirmed: u64,
+    /// The offset of the last record handed to the queue.
+    last_sent: std::sync::Mutex<Option<serde_json::Value>>,
 }
 
 fn pg_source_schema() -> Arc<Schema> {
@@ -260,6 +262,7 @@ impl Reader {
             resume: Resume::default(),
             last_commit: None,
             confirmed: 0,
+            last_sent: std::sync::Mutex::new(None),
         }
     }
 
@@ -279,6 +282,11 @@ impl Reader {
             match self.run_once().await {
                 Ok(()) => return,
                 Err(e) if e.is_retriable() => {
+                    // Resume after what was already handed over, not from the task's start.
+                    if let Some(last) = self.last_sent.lock().ok().and_then(|l| l.clone()) {
+                        self.offset = Some(last);
+                    }
+                    self.tables.clear();
                     tracing::warn!(error = %e.trace(), "PostgreSQL CDC reader failed; reconnecting in {:?}", backoff);
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(30));
@@ -315,7 +323,13 @@ impl Reader {
     }
 
     async fn send(&self, r: SourceRecord) -> Result<(), ConnectError> {
-        self.tx.send(Ok(r)).await.map_err(|_| fatal("task stopped"))
+        let offset = r.source_offset.clone();
+        self.tx.send(Ok(r)).await.map_err(|_| fatal("task stopped"))?;
+        // What a reconnect resumes from: the records handed over are delivered by the runtime whatever happens here.
+        if let Ok(mut last) = self.last_sent.lock() {
+            *last = Some(offset);
+        }
+        Ok(())
     }
 
     /// Connects, snapshots when needed, streams. Returns only on error (or after `initial_only`).

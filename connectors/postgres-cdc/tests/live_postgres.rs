@@ -182,6 +182,19 @@ async fn snapshot_stream_commit_restart() {
     let p = payload(&json(&recs[0]).1.unwrap());
     assert_eq!(p["after"]["id"], 3);
     assert_eq!(p["after"]["amount"], "AA==");
+
+    // The database drops the replication connection: the task reconnects (backoff) and resumes after what it
+    // already handed over, without a new snapshot and without repeats.
+    let killed: bool = db
+        .query_one("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1", &[&name])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(killed);
+    db.batch_execute(&format!("INSERT INTO {name}_orders VALUES (4, 'kiwi', 1, NULL)")).await.unwrap();
+    let recs = poll_n(&mut task, 2, Duration::from_secs(15)).await;
+    let ids: Vec<_> = recs.iter().map(|r| payload(&json(r).1.unwrap())["after"]["id"].clone()).collect();
+    assert_eq!(ids, [serde_json::json!(4)], "only the new row after the reconnect");
     task.stop().await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     cleanup(&db, &name).await;
