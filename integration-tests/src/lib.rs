@@ -40,3 +40,4 @@ pub use process::Process;
 pub use rest::{Reply, RestClient, all_in_state, task_state, task_worker};
 pub use services::{EtcdServer, Services, ensure_services, repo_root};
 pub use wait::wait_until;
+pub mod postgres;

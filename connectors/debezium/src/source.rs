@@ -50,10 +50,10 @@ impl SnapshotMarker {
             SnapshotMarker::Last
         } else if table_index == 0 && index == 0 {
             SnapshotMarker::First
-        } else if index == 0 {
-            SnapshotMarker::FirstInDataCollection
         } else if last_row {
             SnapshotMarker::LastInDataCollection
+        } else if index == 0 {
+            SnapshotMarker::FirstInDataCollection
         } else {
             SnapshotMarker::True
         }
@@ -132,5 +132,7 @@ mod tests {
         assert_eq!(SnapshotMarker::for_row(0, 2, 2, 3), SnapshotMarker::LastInDataCollection);
         assert_eq!(SnapshotMarker::for_row(1, 2, 0, 3), SnapshotMarker::FirstInDataCollection);
         assert_eq!(SnapshotMarker::for_row(1, 2, 2, 3), SnapshotMarker::Last);
+        assert_eq!(SnapshotMarker::for_row(0, 3, 0, 1), SnapshotMarker::First);
+        assert_eq!(SnapshotMarker::for_row(1, 3, 0, 1), SnapshotMarker::LastInDataCollection);
     }
 }

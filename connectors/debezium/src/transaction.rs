@@ -31,6 +31,7 @@ pub fn collection_schema() -> Arc<Schema> {
         SchemaBuilder::struct_()
             .name(COLLECTION_SCHEMA_NAME)
             .version(1)
+            .optional()
             .field("data_collection", SchemaBuilder::string().arc())
             .field("event_count", SchemaBuilder::int64().arc())
             .arc()

@@ -188,6 +188,8 @@ struct Reader {
     /// The end LSN of the last transaction processed (offset `lsn_commit`).
     last_commit: Option<u64>,
     confirmed: u64,
+    /// The offset of the last record handed to the queue.
+    last_sent: std::sync::Mutex<Option<serde_json::Value>>,
 }
 
 fn pg_source_schema() -> Arc<Schema> {
@@ -260,6 +262,7 @@ impl Reader {
             resume: Resume::default(),
             last_commit: None,
             confirmed: 0,
+            last_sent: std::sync::Mutex::new(None),
         }
     }
 
@@ -279,6 +282,11 @@ impl Reader {
             match self.run_once().await {
                 Ok(()) => return,
                 Err(e) if e.is_retriable() => {
+                    // Resume after what was already handed over, not from the task's start.
+                    if let Some(last) = self.last_sent.lock().ok().and_then(|l| l.clone()) {
+                        self.offset = Some(last);
+                    }
+                    self.tables.clear();
                     tracing::warn!(error = %e.trace(), "PostgreSQL CDC reader failed; reconnecting in {:?}", backoff);
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(30));
@@ -315,7 +323,13 @@ impl Reader {
     }
 
     async fn send(&self, r: SourceRecord) -> Result<(), ConnectError> {
-        self.tx.send(Ok(r)).await.map_err(|_| fatal("task stopped"))
+        let offset = r.source_offset.clone();
+        self.tx.send(Ok(r)).await.map_err(|_| fatal("task stopped"))?;
+        // What a reconnect resumes from: the records handed over are delivered by the runtime whatever happens here.
+        if let Ok(mut last) = self.last_sent.lock() {
+            *last = Some(offset);
+        }
+        Ok(())
     }
 
     /// Connects, snapshots when needed, streams. Returns only on error (or after `initial_only`).
@@ -723,14 +737,18 @@ impl Reader {
         started_us: i64,
     ) -> Result<(), ConnectError> {
         let last_table = table_index + 1 == tables;
-        let marker = if last_in_table {
-            if last_table { SnapshotMarker::Last } else { SnapshotMarker::LastInDataCollection }
+        let very_last = last_in_table && last_table;
+        let marker = if very_last {
+            SnapshotMarker::Last
+        } else if index == 0 && table_index == 0 {
+            SnapshotMarker::First
+        } else if last_in_table {
+            SnapshotMarker::LastInDataCollection
         } else if index == 0 {
-            if table_index == 0 { SnapshotMarker::First } else { SnapshotMarker::FirstInDataCollection }
+            SnapshotMarker::FirstInDataCollection
         } else {
             SnapshotMarker::True
         };
-        let very_last = last_in_table && last_table;
         let offset = json!({
             "last_snapshot_record": very_last,
             "lsn": lsn,
@@ -906,7 +924,8 @@ impl Reader {
             value_schema: Some(transaction::value_schema()),
             value,
             timestamp: None,
-            headers: self.headers.clone(),
+            // Debezium writes transaction metadata records without the context headers.
+            headers: Vec::new(),
         }
     }
 
@@ -1029,19 +1048,29 @@ impl Reader {
     }
 }
 
-/// The `__debezium.newkey`/`oldkey` header text: the key as Struct{...}'s `toString()`.
+/// The `__debezium.newkey`/`oldkey` header text: the key as JSON (`{"id":10}`), as Debezium's headers show it.
 fn key_json(key: &Value, t: &TableState) -> String {
     let Some(schema) = t.envelope.key_schema.as_ref() else { return String::new() };
     let Value::Struct(vals) = key else { return String::new() };
-    let parts: Vec<String> = schema
-        .fields
-        .iter()
-        .zip(vals)
-        .map(|(f, v)| {
-            let mut out = String::new();
-            sluice_connect_api::values::write_text(Some(&f.schema), v, &mut out);
-            format!("{}={out}", f.name)
-        })
-        .collect();
-    format!("Struct{{{}}}", parts.join(","))
+    let mut m = serde_json::Map::new();
+    for (f, v) in schema.fields.iter().zip(vals) {
+        let j = match v {
+            Value::Null => serde_json::Value::Null,
+            Value::Boolean(b) => json!(b),
+            Value::Int8(n) => json!(n),
+            Value::Int16(n) => json!(n),
+            Value::Int32(n) => json!(n),
+            Value::Int64(n) => json!(n),
+            Value::Float32(n) => json!(n),
+            Value::Float64(n) => json!(n),
+            Value::String(s) => json!(s),
+            other => {
+                let mut out = String::new();
+                sluice_connect_api::values::write_text(Some(&f.schema), other, &mut out);
+                json!(out)
+            }
+        };
+        m.insert(f.name.clone(), j);
+    }
+    serde_json::Value::Object(m).to_string()
 }

@@ -182,7 +182,84 @@ async fn snapshot_stream_commit_restart() {
     let p = payload(&json(&recs[0]).1.unwrap());
     assert_eq!(p["after"]["id"], 3);
     assert_eq!(p["after"]["amount"], "AA==");
+
+    // The database drops the replication connection: the task reconnects (backoff) and resumes after what it
+    // already handed over, without a new snapshot and without repeats.
+    let killed: bool = db
+        .query_one("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1", &[&name])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(killed);
+    db.batch_execute(&format!("INSERT INTO {name}_orders VALUES (4, 'kiwi', 1, NULL)")).await.unwrap();
+    let recs = poll_n(&mut task, 2, Duration::from_secs(15)).await;
+    let ids: Vec<_> = recs.iter().map(|r| payload(&json(r).1.unwrap())["after"]["id"].clone()).collect();
+    assert_eq!(ids, [serde_json::json!(4)], "only the new row after the reconnect");
     task.stop().await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
+    cleanup(&db, &name).await;
+}
+
+async fn first_error(task: &mut PostgresCdcTask) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Err(e) = task.poll().await {
+            return e.to_string();
+        }
+    }
+    panic!("no error within 30 s");
+}
+
+#[tokio::test]
+async fn dropped_slot_and_missing_privileges_fail_with_advice() {
+    let Some(url) = pg_url() else {
+        eprintln!("SLUICE_TEST_PG not set: skipping");
+        return;
+    };
+    let name = format!("sl_cdcerr_{}", std::process::id());
+    let db = admin(&url).await;
+    cleanup(&db, &name).await;
+    db.batch_execute(&format!("CREATE TABLE {name}_orders (id int PRIMARY KEY)")).await.unwrap();
+
+    // Streaming offsets but the slot is gone: changes were lost; say what to do.
+    let partition = serde_json::json!({"server": name}).as_object().cloned().unwrap();
+    let mut offsets = BTreeMap::new();
+    offsets.insert(
+        partition_key(&partition),
+        serde_json::json!({"lsn_proc": 1, "lsn_commit": 1, "lsn": 1, "txId": 1, "ts_usec": 1}),
+    );
+    let mut task = PostgresCdcTask::default();
+    task.start(SourceTaskContext {
+        connector: name.clone(),
+        task: 0,
+        config: config(&name, &[]),
+        offsets: Arc::new(offsets),
+    })
+    .await
+    .unwrap();
+    let e = first_error(&mut task).await;
+    assert!(e.contains("does not exist") && e.contains("offsets"), "{e}");
+    task.stop().await.unwrap();
+
+    // A user without REPLICATION.
+    let role = format!("{name}_norepl");
+    db.batch_execute(&format!(
+        "DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN PASSWORD 'pw' NOREPLICATION; GRANT SELECT ON {name}_orders TO {role};"
+    ))
+    .await
+    .unwrap();
+    let mut task = PostgresCdcTask::default();
+    let cfg = config(
+        &name,
+        &[("database.user", role.as_str()), ("database.password", "pw"), ("publication.autocreate.mode", "disabled")],
+    );
+    // The publication exists (created by the first part).
+    task.start(SourceTaskContext { connector: name.clone(), task: 0, config: cfg, offsets: Arc::default() })
+        .await
+        .unwrap();
+    let e = first_error(&mut task).await;
+    assert!(e.contains("REPLICATION"), "{e}");
+    task.stop().await.unwrap();
+    let _ = db.batch_execute(&format!("DROP OWNED BY {role}; DROP ROLE {role}")).await;
     cleanup(&db, &name).await;
 }
