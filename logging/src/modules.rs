@@ -5,6 +5,7 @@
 pub const MODULES: &[(&str, &str)] = &[
     ("sluice_agent", "sluice_agent"),
     ("sluice_agent", "sluice_agent::fence"),
+    ("sluice_agent", "sluice_agent::instance_lock"),
     ("sluice_agent", "sluice_agent::lease"),
     ("sluice_agent", "sluice_agent::metrics"),
     ("sluice_agent", "sluice_agent::properties"),
