@@ -21,11 +21,19 @@ async fn admin(url: &str) -> tokio_postgres::Client {
     c
 }
 
+/// The port of `SLUICE_TEST_PG` (`postgres://user:password@host:port/db`).
+fn pg_port() -> String {
+    let url = pg_url().unwrap_or_default();
+    let host_port = url.rsplit('@').next().unwrap_or("").split('/').next().unwrap_or("");
+    host_port.rsplit_once(':').map(|(_, p)| p.to_string()).unwrap_or_else(|| "5432".into())
+}
+
 fn config(name: &str, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
+    let port = pg_port();
     let mut c: BTreeMap<String, String> = [
         ("connector.class", "io.debezium.connector.postgresql.PostgresConnector"),
         ("database.hostname", "127.0.0.1"),
-        ("database.port", "55432"),
+        ("database.port", port.as_str()),
         ("database.user", "sluice"),
         ("database.password", "sluice"),
         ("database.dbname", "sluice"),
