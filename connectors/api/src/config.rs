@@ -226,6 +226,14 @@ impl ConfigKey {
         self
     }
 
+    /// Sets the width and display name of a key outside any group (builder style), as Kafka Connect's
+    /// `define(name, type, default, importance, doc, null, -1, width, display)`.
+    pub fn with_width(mut self, width: Width, display_name: &'static str) -> Self {
+        self.width = width;
+        self.display_name = display_name;
+        self
+    }
+
     /// Places the key in a group, with its order in that group, width and display name (builder style).
     pub fn in_group(mut self, group: &'static str, order: i32, width: Width, display_name: &'static str) -> Self {
         self.group = Some(group);
@@ -291,6 +299,24 @@ impl ConfigKey {
     }
 }
 
+/// The order in which Java's `HashMap` (default capacity 16, grown past 3/4 full) iterates these keys:
+/// Kafka Connect's `ConfigDef.validate` returns its values in that order, so validate lists a converter's keys so.
+pub fn java_hash_map_order<'a>(keys: &[&'a str]) -> Vec<&'a str> {
+    let mut capacity = 16usize;
+    while keys.len() > capacity * 3 / 4 {
+        capacity *= 2;
+    }
+    let hash = |s: &str| {
+        // String.hashCode over UTF-16 code units, then HashMap.hash's spread.
+        let h = s.encode_utf16().fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(c as i32)) as u32;
+        h ^ (h >> 16)
+    };
+    let mut ordered: Vec<(usize, usize, &str)> =
+        keys.iter().enumerate().map(|(i, k)| (hash(k) as usize & (capacity - 1), i, *k)).collect();
+    ordered.sort();
+    ordered.into_iter().map(|(_, _, k)| k).collect()
+}
+
 impl Validator {
     /// Checks a parsed (normalized) value; the error is the part after "Invalid value X for configuration K: ".
     pub fn check(&self, value: &str) -> Result<(), String> {
@@ -310,7 +336,10 @@ impl Validator {
                 if allowed.iter().any(|a| a.eq_ignore_ascii_case(value)) {
                     Ok(())
                 } else {
-                    Err(format!("String must be one of (case insensitive): {}", allowed.join(", ")))
+                    // Kafka's CaseInsensitiveValidString keeps them upper-cased in a HashSet and lists them so.
+                    let upper: Vec<String> = allowed.iter().map(|a| a.to_ascii_uppercase()).collect();
+                    let upper: Vec<&str> = upper.iter().map(String::as_str).collect();
+                    Err(format!("String must be one of (case insensitive): {}", java_hash_map_order(&upper).join(", ")))
                 }
             }
             Validator::ValidString(allowed) => {
@@ -380,4 +409,31 @@ pub fn parse_value(key: &str, config_type: ConfigType, raw: &str) -> Result<Stri
 pub fn parse_list(raw: &str) -> Vec<&str> {
     let trimmed = raw.trim();
     if trimmed.is_empty() { Vec::new() } else { trimmed.split(',').map(str::trim).collect() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_map_order_is_javas() {
+        // As Kafka Connect 4.1.2 lists StringConverter's keys in validate.
+        assert_eq!(
+            java_hash_map_order(&["converter.type", "converter.encoding"]),
+            ["converter.type", "converter.encoding"]
+        );
+        // Java: new HashMap<>() with these five puts iterates them in this order.
+        let json =
+            ["converter.type", "schemas.enable", "schemas.cache.size", "decimal.format", "replace.null.with.default"];
+        assert_eq!(
+            java_hash_map_order(&json),
+            ["decimal.format", "converter.type", "schemas.cache.size", "replace.null.with.default", "schemas.enable"]
+        );
+    }
+
+    #[test]
+    fn case_insensitive_choices_are_listed_as_kafka_lists_them() {
+        let err = Validator::OneOf(vec!["BASE64", "NUMERIC"]).check("bogus").unwrap_err();
+        assert_eq!(err, "String must be one of (case insensitive): NUMERIC, BASE64");
+    }
 }

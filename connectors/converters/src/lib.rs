@@ -2,6 +2,7 @@
 //! converters (`BooleanConverter`, `IntegerConverter`, ...) and the header converters (`SimpleHeaderConverter`, or
 //! any converter used as one). The plugin registry (`sluice-connectors`) lists them by class name and alias.
 
+pub mod config_def;
 pub mod converter;
 pub mod header_converter;
 pub mod primitive_converter;

@@ -25,4 +25,5 @@ pub use error::ConnectError;
 pub use header_converter::{HeaderConverter, SimpleHeaderConverter};
 pub use record::{Field, Schema, SchemaType, SinkRecord, SourceRecord, Value};
 pub use registry::PluginInfo;
+pub use sluice_converters::config_def::converter_config_def as converters_config_def;
 pub use transforms::{ConnectRecord, Predicate, TransformChain, TransformFailure, Transformation};

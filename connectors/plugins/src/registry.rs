@@ -813,19 +813,22 @@ pub fn validate_with(config: &ConfigMap, converters: &WorkerConverters) -> Confi
     // Each transformation's keys, defined as Kafka Connect's enriched definition does, between the common keys and
     // the connector's own.
     let (transform_infos, transform_groups) = transformation_infos(config);
-    let defined = |k: &str| keys.iter().any(|key| key.name == k) || transform_infos.iter().any(|t| t.value.name == k);
-    let undefined: Vec<(&String, &String)> = config.iter().filter(|(k, _)| !defined(k)).collect();
+    // Keys nobody defines are not listed (Kafka Connect's ConfigDef.validate answers only the defined ones), but
+    // the client overrides are, after the connector's keys: producer, consumer, then admin, as Kafka Connect lists
+    // them (there with the client's definition of each key, here with none).
     configs.splice(common_count..common_count, transform_infos.clone());
-    configs.extend(undefined.into_iter().map(|(k, v)| ConfigInfo {
-        definition: None,
-        value: ConfigValueInfo {
-            name: k.clone(),
-            value: Some(v.clone()),
-            recommended_values: Vec::new(),
-            errors: Vec::new(),
-            visible: true,
-        },
-    }));
+    for prefix in ["producer.override.", "consumer.override.", "admin.override."] {
+        configs.extend(config.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(k, v)| ConfigInfo {
+            definition: None,
+            value: ConfigValueInfo {
+                name: k.clone(),
+                value: Some(v.clone()),
+                recommended_values: Vec::new(),
+                errors: Vec::new(),
+                visible: true,
+            },
+        }));
+    }
 
     let mut extra: Vec<(String, String)> = Vec::new();
     match (class, &plugin) {
@@ -877,8 +880,61 @@ pub fn validate_with(config: &ConfigMap, converters: &WorkerConverters) -> Confi
         }
     }
     groups.extend(transform_groups);
+    // Then the keys of each converter the config names (header, key, value), as Kafka Connect appends them.
+    let mut converter_infos = Vec::new();
+    for (key, converter_type) in [(HEADER_CONVERTER, "header"), (KEY_CONVERTER, "key"), (VALUE_CONVERTER, "value")] {
+        let (infos, converter_groups) = converter_config_infos(config, &configs, key, converter_type);
+        converter_infos.extend(infos);
+        for group in converter_groups {
+            if !groups.contains(&group) {
+                groups.push(group);
+            }
+        }
+    }
+    configs.extend(converter_infos);
     let error_count = configs.iter().map(|c| c.value.errors.len()).sum();
     ConfigInfos { name: class.cloned().unwrap_or_default(), error_count, groups, configs }
+}
+
+/// The validate entries of the converter a config names under `key` (`value.converter`, ...): its own keys
+/// prefixed with `key.`, valued from the config's `key.*` entries and `converter.type`, in the order Kafka Connect's
+/// `ConfigDef.validate` returns them; nothing when the config names no converter there or names one in error.
+/// Returns the entries and their groups.
+fn converter_config_infos(
+    config: &ConfigMap,
+    validated: &[ConfigInfo],
+    key: &str,
+    converter_type: &str,
+) -> (Vec<ConfigInfo>, Vec<String>) {
+    let Some(given) = config.get(key) else { return (Vec::new(), Vec::new()) };
+    let sound = validated.iter().find(|c| c.value.name == key).is_some_and(|c| c.value.errors.is_empty());
+    let class = if key == HEADER_CONVERTER { header_converter_class_name(given) } else { converter_class_name(given) };
+    let (true, Some(def)) = (sound, class.and_then(sluice_converters::config_def::converter_config_def)) else {
+        return (Vec::new(), Vec::new());
+    };
+    let prefix = format!("{key}.");
+    let mut own: ConfigMap =
+        config.iter().filter_map(|(k, v)| Some((k.strip_prefix(&prefix)?.to_string(), v.clone()))).collect();
+    own.entry("converter.type".to_string()).or_insert_with(|| converter_type.to_string());
+    let names: Vec<&str> = def.keys.iter().map(|k| k.name).collect();
+    let mut groups = Vec::new();
+    let infos = sluice_converters::config_def::java_hash_map_order(&names)
+        .into_iter()
+        .filter_map(|name| def.key(name))
+        .map(|k| {
+            if let Some(group) = k.group
+                && !groups.iter().any(|g| g == group)
+            {
+                groups.push(group.to_string());
+            }
+            let mut definition = k.info();
+            definition.name = format!("{prefix}{}", definition.name);
+            let mut value = k.validate_value(own.get(k.name).map(String::as_str));
+            value.name = format!("{prefix}{}", value.name);
+            ConfigInfo { definition: Some(definition), value }
+        })
+        .collect();
+    (infos, groups)
 }
 
 /// The validate entries of every transformation alias, as Kafka Connect's enriched connector definition has them: in
@@ -1239,10 +1295,39 @@ mod tests {
         assert_eq!(value_of(&infos, "tasks.max"), Some("1"));
         assert_eq!(value_of(&infos, "key.converter"), Some("org.apache.kafka.connect.json.JsonConverter"));
         assert_eq!(value_of(&infos, "batch.size"), Some("2000"));
-        let undefined = infos.configs.last().expect("undefined key listed last");
+        let undefined = infos.configs.last().expect("client override listed last");
         assert!(undefined.definition.is_none());
         assert_eq!(undefined.value.name, "producer.override.acks");
         assert_eq!(undefined.value.value.as_deref(), Some("all"));
+    }
+
+    #[test]
+    fn validate_lists_the_keys_of_the_converters_a_config_names() {
+        let infos = validate(&map(&[
+            ("name", "c"),
+            ("connector.class", "FileStreamSink"),
+            ("topics", "t"),
+            ("value.converter", "org.apache.kafka.connect.json.JsonConverter"),
+            ("value.converter.decimal.format", "bogus"),
+            ("not.a.key", "1"),
+        ]));
+        let names: Vec<&str> = infos.configs.iter().map(|c| c.value.name.as_str()).collect();
+        assert!(!names.contains(&"not.a.key"), "undefined keys are not listed");
+        assert!(!names.iter().any(|n| n.starts_with("key.converter.converter")), "key.converter is not named");
+        let tail = &names[names.len() - 5..];
+        assert_eq!(
+            tail,
+            [
+                "value.converter.decimal.format",
+                "value.converter.converter.type",
+                "value.converter.schemas.cache.size",
+                "value.converter.replace.null.with.default",
+                "value.converter.schemas.enable"
+            ]
+        );
+        assert_eq!(value_of(&infos, "value.converter.converter.type"), Some("value"));
+        assert_eq!(infos.error_count, 1, "{:?}", infos.error_messages());
+        assert!(infos.groups.ends_with(&["Serialization".to_string(), "Schemas".to_string()]), "{:?}", infos.groups);
     }
 
     #[test]
