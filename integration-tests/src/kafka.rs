@@ -150,10 +150,28 @@ pub async fn read_topic(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<Stri
 /// Every record in `topic` with its headers (partition by partition, in offset order), read from the beginning
 /// up to the high watermarks at the time of the call.
 pub async fn read_records(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<ReadRecord>> {
+    Ok(read_keyed(bootstrap, topic)
+        .await?
+        .into_iter()
+        .map(|r| ReadRecord { value: r.value.unwrap_or_default(), headers: r.headers })
+        .collect())
+}
+
+/// A record read back with its key (text; `None` for a null key or value, so tombstones show) and headers.
+#[derive(Debug, Clone)]
+pub struct KeyedRecord {
+    pub key: Option<String>,
+    pub value: Option<String>,
+    pub headers: Vec<(String, String)>,
+}
+
+/// Every record of `topic` with key and headers (partition by partition, in offset order), read from the beginning
+/// up to the high watermarks at the time of the call (empty if the topic does not exist).
+pub async fn read_keyed(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<KeyedRecord>> {
     let (bootstrap, topic) = (bootstrap.to_string(), topic.to_string());
     tokio::task::spawn_blocking(move || {
         let consumer = consumer(&bootstrap)?;
-        let mut values = Vec::new();
+        let mut records = Vec::new();
         for partition in partitions_of(&consumer, &topic)? {
             let (low, high) = consumer.fetch_watermarks(&topic, partition, TIMEOUT)?;
             if high <= low {
@@ -173,21 +191,19 @@ pub async fn read_records(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<Re
                 match consumer.poll(Duration::from_millis(500)) {
                     Some(Ok(message)) => {
                         next = message.offset() + 1;
-                        let text = |bytes: Option<&[u8]>| {
-                            bytes.map(|p| String::from_utf8_lossy(p).into_owned()).unwrap_or_default()
-                        };
+                        let text = |bytes: Option<&[u8]>| bytes.map(|p| String::from_utf8_lossy(p).into_owned());
                         let headers = message
                             .headers()
-                            .map(|h| h.iter().map(|h| (h.key.to_string(), text(h.value))).collect())
+                            .map(|h| h.iter().map(|h| (h.key.to_string(), text(h.value).unwrap_or_default())).collect())
                             .unwrap_or_default();
-                        values.push(ReadRecord { value: text(message.payload()), headers });
+                        records.push(KeyedRecord { key: text(message.key()), value: text(message.payload()), headers });
                     }
                     Some(Err(e)) => bail!("reading {topic}-{partition}: {e}"),
                     None => {}
                 }
             }
         }
-        Ok(values)
+        Ok(records)
     })
     .await?
 }

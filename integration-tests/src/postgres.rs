@@ -4,12 +4,8 @@
 
 use std::collections::BTreeMap;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use rdkafka::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{Message, Offset, TopicPartitionList};
 
 /// The PostgreSQL server to test against.
 #[derive(Debug, Clone)]
@@ -122,66 +118,8 @@ impl Postgres {
     }
 }
 
-/// A record read back (text; `None` for a null key or value) with its headers.
-#[derive(Debug, Clone)]
-pub struct TopicRecord {
-    pub key: Option<String>,
-    pub value: Option<String>,
-    pub headers: Vec<(String, String)>,
-}
-
-/// Every record of `topic` from the beginning up to the high watermarks, partition by partition (empty if the topic
-/// does not exist).
-pub async fn read_topic(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<TopicRecord>> {
-    let (bootstrap, topic) = (bootstrap.to_string(), topic.to_string());
-    tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
-            .set("group.id", "sluice-integration-tests-pg-reader")
-            .set("enable.auto.commit", "false")
-            .create()?;
-        let timeout = Duration::from_secs(30);
-        let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(5))?;
-        let partitions: Vec<i32> = metadata
-            .topics()
-            .iter()
-            .filter(|t| t.name() == topic && t.error().is_none())
-            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-            .collect();
-        let mut out = Vec::new();
-        for partition in partitions {
-            let (low, high) = consumer.fetch_watermarks(&topic, partition, timeout)?;
-            if high <= low {
-                continue;
-            }
-            let mut tpl = TopicPartitionList::new();
-            tpl.add_partition_offset(&topic, partition, Offset::Offset(low))?;
-            consumer.assign(&tpl)?;
-            let start = Instant::now();
-            let mut next = low;
-            while next < high {
-                if start.elapsed() > timeout {
-                    bail!("read only up to offset {next} of {topic}-{partition} (high watermark {high})");
-                }
-                if let Some(m) = consumer.poll(Duration::from_millis(500)) {
-                    let m = m?;
-                    next = m.offset() + 1;
-                    let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
-                    let headers = m
-                        .headers()
-                        .map(|h| {
-                            use rdkafka::message::Headers;
-                            h.iter().map(|h| (h.key.to_string(), text(h.value).unwrap_or_default())).collect()
-                        })
-                        .unwrap_or_default();
-                    out.push(TopicRecord { key: text(m.key()), value: text(m.payload()), headers });
-                }
-            }
-        }
-        Ok(out)
-    })
-    .await?
-}
+/// A record read back with key and headers (the shared reader of `crate::kafka`).
+pub use crate::kafka::{KeyedRecord as TopicRecord, read_keyed as read_topic};
 
 /// Counts records per topic.
 pub async fn count_topics(bootstrap: &str, topics: &[String]) -> anyhow::Result<BTreeMap<String, usize>> {

@@ -85,6 +85,7 @@ pub const MODULES: &[(&str, &str)] = &[
     ("sluice_control_plane", "sluice_control_plane::stream"),
     ("sluice_control_plane", "sluice_control_plane::tls"),
     ("sluice_converters", "sluice_converters"),
+    ("sluice_converters", "sluice_converters::config_def"),
     ("sluice_converters", "sluice_converters::converter"),
     ("sluice_converters", "sluice_converters::header_converter"),
     ("sluice_converters", "sluice_converters::primitive_converter"),
