@@ -36,6 +36,8 @@ use sluice_connect_api::plugin::ConnectorPlugin;
 
 pub mod config;
 pub mod envelope;
+pub mod history;
+pub mod schema_change;
 pub mod task;
 pub mod types;
 
