@@ -958,9 +958,11 @@ impl Worker {
                     let Some(tme) = stream.get_tme(rows.table_id()) else { continue };
                     if tme.columns_count() as usize != t.columns.len() {
                         return Err(StreamError::Fatal(ConnectError::Other(format!(
-                            "binlog row event of {db}.{tname} at {file}:{event_start} has {} columns but the table now has {}: \
-                             the table's schema changed after this event was written and this connector reads schemas from \
-                             the live database. Restart from a new snapshot (snapshot.mode=when_needed after deleting the offsets)",
+                            "binlog row event of {db}.{tname} at {file}:{event_start} has {} columns but the structure \
+                             known for it has {}: the table changed again after this event was written, and neither the \
+                             schema history (schema.history.internal.kafka.topic) nor the live database has the structure \
+                             in force at this position. Restart from a new snapshot (snapshot.mode=when_needed after \
+                             deleting the offsets)",
                             tme.columns_count(),
                             t.columns.len()
                         ))));
