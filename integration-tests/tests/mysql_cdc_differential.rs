@@ -9,6 +9,12 @@
 //! - `source.file`, `source.pos`, `source.gtid` of snapshot records (each connector snapshots at its own position);
 //! - the `__debezium.context.runId` header (a UUIDv7 per task start).
 //!
+//! The schema change topic (`<prefix>`, `include.schema.changes`) is compared too, for the statements of the test's
+//! own database and the server-wide one (`databaseName` empty): other databases on the shared server change while
+//! the test runs. There, also: the integer display width (`length` of INT, BIGINT, ... columns in
+//! `tableChanges`), which Debezium takes from the DDL text it parses (`INT` → null, `int(11)` → 11) and Sluice from
+//! `information_schema` (always 11).
+//!
 //! Needs MariaDB (MYSQL_HOST/MYSQL_TCP_PORT/MYSQL_USER/MYSQL_PWD), Java, and Kafka Connect's jars under
 //! ~/.cache/sluice/connect-4.1.2/libs (deploy/bench/run downloads them); skipped with a message when one is missing.
 
@@ -91,6 +97,23 @@ fn normalize(v: &mut Value, prefix: &str, snapshot: bool) {
     }
 }
 
+/// Integer display widths, which Debezium takes from the DDL text (see the module doc).
+fn normalize_widths(v: &mut Value) {
+    let Some(changes) = v["payload"]["tableChanges"].as_array_mut() else { return };
+    for change in changes {
+        let Some(columns) = change["table"]["columns"].as_array_mut() else { continue };
+        for c in columns {
+            let t = c["typeName"].as_str().unwrap_or_default().to_string();
+            let int = ["TINYINT", "SMALLINT", "MEDIUMINT", "INT", "INTEGER", "BIGINT", "YEAR"]
+                .iter()
+                .any(|k| t == *k || t.starts_with(&format!("{k} ")));
+            if int {
+                c["length"] = json!("WIDTH");
+            }
+        }
+    }
+}
+
 /// A normalised record: key, value, headers.
 type Normalized = (Value, Value, Vec<(String, String)>);
 
@@ -108,7 +131,9 @@ fn normalized(records: &[KeyedRecord], prefix: &str) -> Vec<Normalized> {
             };
             let mut k = parse(&r.key);
             let mut v = parse(&r.value);
-            let snapshot = v["payload"]["op"] == "r";
+            let snapshot = v["payload"]["op"] == "r"
+                || (v["payload"]["op"].is_null() && v["payload"]["source"]["snapshot"].as_str() != Some("false"));
+            normalize_widths(&mut v);
             normalize(&mut k, prefix, snapshot);
             normalize(&mut v, prefix, snapshot);
             let headers = r
@@ -318,11 +343,36 @@ async fn run(env: &TestEnv, db: &MariaDb, libs: &std::path::Path) -> anyhow::Res
         }
         (x, y) => mismatches.push(format!("heartbeats: Debezium {}, Sluice {}", x.is_some(), y.is_some())),
     }
-    let schema_changes = read_keyed(kafka, &dbz).await?.len();
-    env.note(format!(
-        "compared {compared} records; Debezium also wrote {schema_changes} schema change events on `{dbz}` (Sluice: {})",
-        read_keyed(kafka, &sl).await?.len()
-    ));
+    // The schema change topic: the statements of this test's database and the server-wide ones.
+    let ours = |records: Vec<Normalized>| -> Vec<Normalized> {
+        records
+            .into_iter()
+            .filter(|(_, v, _)| {
+                let db = v["payload"]["databaseName"].as_str();
+                db == Some("") || db == Some(name.as_str())
+            })
+            .collect()
+    };
+    let a = ours(normalized(&read_keyed(kafka, &dbz).await?, &dbz));
+    let b = ours(normalized(&read_keyed(kafka, &sl).await?, &sl));
+    let dump = |side: &[Normalized]| side.iter().map(|(k, v, h)| format!("{k}\t{v}\t{h:?}\n")).collect::<String>();
+    let _ = std::fs::write(env.path("debezium-schema-changes.jsonl"), dump(&a));
+    let _ = std::fs::write(env.path("sluice-schema-changes.jsonl"), dump(&b));
+    if a.len() != b.len() {
+        mismatches.push(format!("schema changes: Debezium wrote {} records, Sluice {}", a.len(), b.len()));
+    }
+    for (i, (x, y)) in a.iter().zip(b.iter()).enumerate() {
+        compared += 1;
+        for (what, l, r) in [("key", &x.0, &y.0), ("value", &x.1, &y.1)] {
+            if text(l) != text(r) {
+                mismatches.push(format!("schema change [{i}] {what}:\n  debezium: {l}\n  sluice:   {r}"));
+            }
+        }
+        if x.2 != y.2 {
+            mismatches.push(format!("schema change [{i}] headers:\n  debezium: {:?}\n  sluice:   {:?}", x.2, y.2));
+        }
+    }
+    env.note(format!("compared {compared} records, {} of them schema change events", a.len()));
     let _ = std::fs::write(env.path("mismatches.txt"), mismatches.join("\n"));
     if !mismatches.is_empty() {
         for m in mismatches.iter().take(15) {

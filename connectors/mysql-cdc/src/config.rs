@@ -109,6 +109,9 @@ pub struct MySqlSettings {
     pub snapshot_mode: SnapshotMode,
     pub locking_mode: LockingMode,
     pub include_schema_changes: bool,
+    /// `schema.history.internal.kafka.topic` and `.bootstrap.servers`: where the schema history is kept (both set).
+    pub history_topic: Option<String>,
+    pub history_bootstrap: Option<String>,
     pub tombstones_on_delete: bool,
     pub skipped_operations: HashSet<char>,
     pub types: TypeSettings,
@@ -287,6 +290,8 @@ impl MySqlSettings {
             snapshot_mode,
             locking_mode,
             include_schema_changes: boolean(config, "include.schema.changes", true)?,
+            history_topic: get(config, "schema.history.internal.kafka.topic").map(str::to_string),
+            history_bootstrap: get(config, "schema.history.internal.kafka.bootstrap.servers").map(str::to_string),
             tombstones_on_delete: boolean(config, "tombstones.on.delete", true)?,
             skipped_operations,
             types: TypeSettings { decimal, time, binary, bigint_precise },
@@ -313,10 +318,15 @@ impl MySqlSettings {
 
     /// Whether a table's changes are captured (system databases never are).
     pub fn captures(&self, db: &str, table: &str) -> bool {
-        if matches!(db.to_ascii_lowercase().as_str(), "mysql" | "sys" | "performance_schema" | "information_schema") {
+        if Self::is_system_database(db) {
             return false;
         }
         self.databases.matches(db) && self.tables.matches(&format!("{db}.{table}"))
+    }
+
+    /// Whether a database is one of the server's own (never captured, no schema change events).
+    pub fn is_system_database(db: &str) -> bool {
+        matches!(db.to_ascii_lowercase().as_str(), "mysql" | "sys" | "performance_schema" | "information_schema")
     }
 
     /// Whether a column of a captured table is kept.

@@ -6,15 +6,14 @@
 //! mysql_cdc_differential.rs` (every key, value and header of the data topics, the transaction topic and the
 //! heartbeats, after normalising prefixes, processing times and snapshot positions).
 //!
-//! **Schema history.** Debezium replays a DDL history topic (`schema.history.internal.kafka.topic`) to know each
-//! table's structure at any binlog position. Sluice keeps no history topic: a table's structure is read from
-//! `information_schema` when the task first meets the table and again after every DDL statement in the binlog
-//! (`ALTER TABLE` changes the row schema from the next row on). The `schema.history.internal.*` keys are accepted and
-//! ignored, so existing configs run unchanged, and the "history topic is missing/compacted" failure (a frequent
-//! Debezium pain point) cannot happen. The price: when a task resumes with a binlog backlog that spans a DDL of a
-//! captured table, the older rows would need the older structure; the task detects a column-count mismatch between
-//! the binlog's TABLE_MAP and the live table and fails with a message saying to re-snapshot. (Next step: keep the
-//! captured tables' structures in the source offset, so a restart decodes the backlog with them.)
+//! **Schema history.** Each captured table's structure is kept from the snapshot on in the Kafka topic
+//! `schema.history.internal.kafka.topic` ([`history`]): Debezium's history document plus the structures
+//! `information_schema` gave when the statement was read (no DDL parser). A task decodes rows from its resume
+//! position with the structures in force there, and takes a DDL statement's structures from the history when an
+//! earlier run recorded it, so restarts and replays across `ALTER TABLE` decode correctly. A connector behind by two
+//! DDL statements of one table when it first reads them would see the newer structure for the older rows: it checks
+//! the binlog's TABLE_MAP column count against the structure and fails with a message. Without the history keys the
+//! history lives in memory only. Schema change events ([`schema_change`], `include.schema.changes`) are Debezium's.
 //!
 //! **Offsets** are Debezium's: partition `{"server": topic.prefix}`, offset `{ts_sec, file, pos, gtids, row,
 //! server_id, event}` where `pos` is the start of the transaction and `event`/`row` say how many row events and rows
@@ -22,8 +21,7 @@
 //! leaves no state on the server, so `commit` only records the acknowledged offset; a restart resumes from the
 //! committed offset, and a lost connection is resumed (with backoff) from the last record handed to the runtime.
 //!
-//! Not done yet: the schema change topic (`include.schema.changes`, Debezium's `SchemaChangeValue` with
-//! `tableChanges`), MySQL's own GTID events (`source.gtid` is filled from MariaDB GTIDs; on MySQL it stays null and
+//! Not done yet: a DDL parser (see the schema history above), MySQL's own GTID events (`source.gtid` is filled from MariaDB GTIDs; on MySQL it stays null and
 //! resuming uses file/pos), `snapshot.locking.mode=extended` (behaves as `minimal`), `include.query`,
 //! `message.key.columns`, parallel key-range snapshots.
 
@@ -36,6 +34,8 @@ use sluice_connect_api::plugin::ConnectorPlugin;
 
 pub mod config;
 pub mod envelope;
+pub mod history;
+pub mod schema_change;
 pub mod task;
 pub mod types;
 

@@ -21,6 +21,8 @@ use tokio::task::JoinHandle;
 use crate::DEBEZIUM_VERSION;
 use crate::config::{Flavor, LockingMode, MySqlSettings, SnapshotMode};
 use crate::envelope::{self, SourceInfo};
+use crate::history::{HistoryEntry, Position, SchemaHistory, TableEntry};
+use crate::schema_change::{self, ChangeType, TableStructure};
 use crate::types::{self, ColumnInfo, Kind};
 
 /// What the worker hands to `poll`.
@@ -72,6 +74,7 @@ impl SourceTask for MySqlSourceTask {
             meta: None,
             gtids: BTreeMap::new(),
             resume: None,
+            history: SchemaHistory::in_memory(),
             s: settings.clone(),
         };
         self.settings = Some(settings);
@@ -247,6 +250,7 @@ struct Worker {
     /// The executed GTID set, per domain (MariaDB `domain-server-seq`).
     gtids: BTreeMap<u32, (u32, u64)>,
     resume: Option<Resume>,
+    history: SchemaHistory,
 }
 
 fn now_ms() -> i64 {
@@ -327,7 +331,7 @@ impl Worker {
         Ok(self.meta.as_mut().expect("just set"))
     }
 
-    /// Reads a table's columns and key from information_schema (through `conn`, or the metadata connection).
+    /// Reads a captured table's structure from information_schema and builds its schemas.
     async fn load_table(
         &mut self,
         conn: Option<&mut Conn>,
@@ -341,41 +345,16 @@ impl Worker {
             Some(c) => c,
             None => self.meta().await?,
         };
-        let rows: Vec<Row> = conn
-            .exec(
-                "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, NUMERIC_PRECISION, NUMERIC_SCALE, \
-                 DATETIME_PRECISION, COLUMN_DEFAULT FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
-                 ORDER BY ORDINAL_POSITION",
-                (db, table),
-            )
-            .await?;
-        if rows.is_empty() {
-            return Ok(None);
-        }
-        let keys: Vec<String> = conn
-            .exec(
-                "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = ? AND \
-                 TABLE_NAME = ? AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION",
-                (db, table),
-            )
-            .await?;
-        let columns: Vec<ColumnInfo> = rows
-            .into_iter()
-            .map(|mut r| ColumnInfo {
-                name: r.take::<String, _>(0).unwrap_or_default(),
-                data_type: r.take::<String, _>(1).unwrap_or_default().to_ascii_lowercase(),
-                column_type: r.take::<String, _>(2).unwrap_or_default(),
-                nullable: r.take::<String, _>(3).as_deref() == Some("YES"),
-                precision: r.take::<Option<u64>, _>(4).flatten().map(|v| v as u32),
-                scale: r.take::<Option<u64>, _>(5).flatten().map(|v| v as u32),
-                datetime_precision: r.take::<Option<u64>, _>(6).flatten().map(|v| v as u32),
-                default: r.take::<Option<String>, _>(7).flatten(),
-            })
-            .collect();
-        Ok(Some(Arc::new(self.table_info(db, table, columns, keys))))
+        Ok(read_structure(conn, db, table).await?.map(|t| Arc::new(self.table_info(&t))))
     }
 
-    fn table_info(&self, db: &str, table: &str, columns: Vec<ColumnInfo>, keys: Vec<String>) -> TableInfo {
+    fn system_db(db: &str) -> bool {
+        crate::config::MySqlSettings::is_system_database(db)
+    }
+
+    fn table_info(&self, structure: &TableStructure) -> TableInfo {
+        let (db, table) = (structure.db.as_str(), structure.table.as_str());
+        let (columns, keys) = (structure.columns.clone(), &structure.keys);
         let topic = format!("{}.{}.{}", self.s.topic_prefix, db, table);
         let kinds: Vec<Kind> = columns.iter().map(ColumnInfo::kind).collect();
         let keep: Vec<bool> =
@@ -452,6 +431,15 @@ impl Worker {
     }
 
     async fn run_inner(&mut self, offset: Option<serde_json::Value>) -> Result<(), StreamError> {
+        if let (Some(bootstrap), Some(topic)) = (&self.s.history_bootstrap, &self.s.history_topic) {
+            self.history =
+                SchemaHistory::open(bootstrap, topic, &self.s.topic_prefix).await.map_err(StreamError::Fatal)?;
+        } else {
+            tracing::warn!(
+                "schema.history.internal.kafka.topic/bootstrap.servers not set: the schema history is kept in memory \
+                 only, and a restart reads table structures from the live database"
+            );
+        }
         let stored = offset.as_ref().and_then(|o| {
             let file = o.get("file")?.as_str()?.to_string();
             let pos = o.get("pos")?.as_u64()?;
@@ -563,12 +551,26 @@ impl Worker {
             )
             .await?;
         let mut tables = Vec::new();
+        let mut structures = Vec::new();
         for (db, table) in names {
-            if let Some(t) = self.load_table(Some(&mut conn), &db, &table).await? {
+            if Self::system_db(&db) {
+                continue;
+            }
+            let captured = self.s.captures(&db, &table);
+            // every other database's structures too: Debezium's snapshot reports them as schema changes
+            if !captured && !self.s.include_schema_changes {
+                continue;
+            }
+            let Some(structure) = read_structure(&mut conn, &db, &table).await? else { continue };
+            if captured {
+                let t = Arc::new(self.table_info(&structure));
                 self.tables.insert((db.clone(), table.clone()), Some(t.clone()));
                 tables.push(t);
             }
+            structures.push((captured, structure));
         }
+        let schema_events =
+            if self.s.include_schema_changes { snapshot_ddl(&mut conn, &structures).await? } else { Vec::new() };
         if locked {
             conn.query_drop("UNLOCK TABLES").await?;
         }
@@ -587,6 +589,47 @@ impl Worker {
             }
             serde_json::Value::Object(o)
         };
+        // the schema history starts with the captured tables' structures at the snapshot position
+        let entry = HistoryEntry {
+            position: Position { file: file.clone(), pos },
+            tables: structures
+                .iter()
+                .filter(|(captured, _)| *captured)
+                .map(|(_, t)| TableEntry { db: t.db.clone(), table: t.table.clone(), structure: Some(t.clone()) })
+                .collect(),
+        };
+        self.history.record(entry, &offset(false), "", "").await.map_err(StreamError::Fatal)?;
+        for (db, table, ddl, change) in schema_events {
+            let source = SourceInfo {
+                ts_ms: now_ms(),
+                snapshot: Some("true"),
+                db: db.clone(),
+                table: table.clone(),
+                server_id: 0,
+                file: file.clone(),
+                pos: pos as i64,
+                ..Default::default()
+            };
+            let changes: Vec<_> = change
+                .iter()
+                .map(|(t, structure)| (*t, db.clone(), table.clone().unwrap_or_default(), structure.as_ref()))
+                .collect();
+            let value = schema_change::value(
+                source.value(self.flavor, &self.s.topic_prefix, DEBEZIUM_VERSION),
+                &db,
+                &ddl,
+                &changes,
+            );
+            let rec = self.record(
+                &self.s.topic_prefix,
+                Some(schema_change::key_schema(self.flavor)),
+                schema_change::key(&db),
+                Some(schema_change::value_schema(self.flavor)),
+                value,
+                offset(false),
+            );
+            self.send(rec).await?;
+        }
         let mut pending: Option<(SourceRecord, usize, bool)> = None;
         let mut total = 0u64;
         for (ti, t) in tables.iter().enumerate() {
@@ -687,6 +730,17 @@ impl Worker {
     async fn stream(&mut self) -> Result<(), StreamError> {
         let start =
             self.resume.clone().ok_or_else(|| StreamError::Fatal(ConnectError::Other("no binlog position".into())))?;
+        // the structures in force at the start position, from the history (the rest is read when first met)
+        self.tables.clear();
+        let at = Position { file: start.file.clone(), pos: start.pos };
+        let seeded: Vec<TableStructure> =
+            self.history.structures_at(&at).into_iter().filter_map(|e| e.structure.clone()).collect();
+        for t in seeded {
+            if self.s.captures(&t.db, &t.table) {
+                let info = Arc::new(self.table_info(&t));
+                self.tables.insert((t.db.clone(), t.table.clone()), Some(info));
+            }
+        }
         let mut conn = self.connect().await?;
         let row_format: Option<String> = conn.query_first("SELECT @@GLOBAL.binlog_format").await?;
         if let Some(f) = row_format
@@ -867,8 +921,18 @@ impl Worker {
                         }
                     }
                     if !head.starts_with("TRUNCATE") && is_ddl(&head) {
-                        tracing::info!(ddl = %sql, "schema change: table metadata reloaded on next use");
-                        self.tables.clear();
+                        let gtid = txn_gtid.map(|(d, s, n)| format!("{d}-{s}-{n}"));
+                        let after_ddl =
+                            Resume { file: file.clone(), pos: log_pos as u64, skip_events: 0, skip_rows: 0 };
+                        let offset = self.stream_offset(
+                            ts as i64,
+                            &after_ddl,
+                            &render_gtids(&self.gtids_after(txn_gtid)),
+                            server_id,
+                        );
+                        let at = Position { file: file.clone(), pos: event_start };
+                        let ddl = DdlEvent { sql: &sql, db: &db, ts, server_id, gtid, at, offset };
+                        self.schema_change(ddl).await?;
                     }
                     if !in_txn {
                         self.txn_end(&file, log_pos as u64, &mut txn_gtid, &mut in_txn, &mut skipping);
@@ -894,9 +958,11 @@ impl Worker {
                     let Some(tme) = stream.get_tme(rows.table_id()) else { continue };
                     if tme.columns_count() as usize != t.columns.len() {
                         return Err(StreamError::Fatal(ConnectError::Other(format!(
-                            "binlog row event of {db}.{tname} at {file}:{event_start} has {} columns but the table now has {}: \
-                             the table's schema changed after this event was written and this connector reads schemas from \
-                             the live database. Restart from a new snapshot (snapshot.mode=when_needed after deleting the offsets)",
+                            "binlog row event of {db}.{tname} at {file}:{event_start} has {} columns but the structure \
+                             known for it has {}: the table changed again after this event was written, and neither the \
+                             schema history (schema.history.internal.kafka.topic) nor the live database has the structure \
+                             in force at this position. Restart from a new snapshot (snapshot.mode=when_needed after \
+                             deleting the offsets)",
                             tme.columns_count(),
                             t.columns.len()
                         ))));
@@ -1073,6 +1139,96 @@ impl Worker {
         }
     }
 
+    /// A DDL statement of the binlog: the affected tables' structures (from the history when an earlier run
+    /// recorded this statement, else from information_schema now, then recorded), and the schema change event.
+    async fn schema_change(&mut self, ddl: DdlEvent<'_>) -> Result<(), StreamError> {
+        let changes = schema_change::ddl_tables(ddl.sql, ddl.db);
+        let database = schema_change::ddl_database(ddl.sql, ddl.db, &changes);
+        let structures: Vec<TableEntry> = match self.history.entry_at(&ddl.at) {
+            Some(recorded) => recorded.tables.clone(),
+            None => {
+                let mut out = Vec::new();
+                for (t, db, table) in &changes {
+                    let structure = match t {
+                        ChangeType::Drop => None,
+                        _ => read_structure(self.meta().await?, db, table).await?,
+                    };
+                    out.push(TableEntry { db: db.clone(), table: table.clone(), structure });
+                }
+                let captured: Vec<TableEntry> =
+                    out.iter().filter(|e| self.s.captures(&e.db, &e.table)).cloned().collect();
+                if !captured.is_empty() {
+                    let entry = HistoryEntry { position: ddl.at.clone(), tables: captured };
+                    self.history.record(entry, &ddl.offset, &database, ddl.sql).await.map_err(StreamError::Fatal)?;
+                }
+                out
+            }
+        };
+        if changes.is_empty() {
+            // a statement whose tables are not known (a view, a routine, ...): read structures again on next use
+            tracing::info!(ddl = %ddl.sql, "schema change: table metadata reloaded on next use");
+            self.tables.clear();
+        }
+        for e in &structures {
+            let k = (e.db.clone(), e.table.clone());
+            match &e.structure {
+                Some(t) if self.s.captures(&e.db, &e.table) => {
+                    let info = Arc::new(self.table_info(t));
+                    self.tables.insert(k, Some(info));
+                }
+                _ => {
+                    self.tables.remove(&k);
+                }
+            }
+        }
+        tracing::info!(ddl = %ddl.sql, tables = structures.len(), "schema change");
+        let captured = if changes.is_empty() {
+            !Self::system_db(&database) && self.s.databases.matches(&database)
+        } else {
+            changes.iter().any(|(_, db, table)| self.s.captures(db, table))
+        };
+        if !self.s.include_schema_changes || !captured {
+            return Ok(());
+        }
+        let source = SourceInfo {
+            ts_ms: ddl.ts as i64 * 1000,
+            db: database.clone(),
+            table: changes.first().map(|(_, _, t)| t.clone()),
+            server_id: ddl.server_id as i64,
+            gtid: ddl.gtid.clone(),
+            file: ddl.at.file.clone(),
+            pos: ddl.at.pos as i64,
+            ..Default::default()
+        };
+        let table_changes: Vec<_> = changes
+            .iter()
+            .map(|(t, db, table)| {
+                let structure = match t {
+                    ChangeType::Drop => None,
+                    _ => {
+                        structures.iter().find(|e| &e.db == db && &e.table == table).and_then(|e| e.structure.as_ref())
+                    }
+                };
+                (*t, db.clone(), table.clone(), structure)
+            })
+            .collect();
+        let value = schema_change::value(
+            source.value(self.flavor, &self.s.topic_prefix, DEBEZIUM_VERSION),
+            &database,
+            ddl.sql,
+            &table_changes,
+        );
+        let rec = self.record(
+            &self.s.topic_prefix,
+            Some(schema_change::key_schema(self.flavor)),
+            schema_change::key(&database),
+            Some(schema_change::value_schema(self.flavor)),
+            value,
+            ddl.offset.clone(),
+        );
+        self.send(rec).await
+    }
+
     fn gtids_after(&self, gtid: Option<(u32, u32, u64)>) -> BTreeMap<u32, (u32, u64)> {
         let mut set = self.gtids.clone();
         if let Some((d, s, n)) = gtid {
@@ -1141,6 +1297,20 @@ impl Worker {
         rec.headers.clear();
         rec
     }
+}
+
+/// A DDL statement read from the binlog.
+struct DdlEvent<'a> {
+    sql: &'a str,
+    /// The session's current database.
+    db: &'a str,
+    ts: u32,
+    server_id: u32,
+    gtid: Option<String>,
+    /// Where the statement starts.
+    at: Position,
+    /// The offset after it.
+    offset: serde_json::Value,
 }
 
 /// Java's `String.hashCode` (over UTF-16 code units).
@@ -1248,6 +1418,109 @@ fn binlog_values(mut row: mysql_async::binlog::row::BinlogRow, n: usize) -> Vec<
 fn ev_header(event: &mysql_async::binlog::events::Event) -> (u32, u32, u32, u32, u8) {
     let h = event.header();
     (h.timestamp(), h.server_id(), h.log_pos(), h.event_size(), h.event_type_raw())
+}
+
+/// A table's structure from information_schema (`None` if it does not exist).
+async fn read_structure(conn: &mut Conn, db: &str, table: &str) -> Result<Option<TableStructure>, StreamError> {
+    let rows: Vec<Row> = conn
+        .exec(
+            "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, NUMERIC_PRECISION, NUMERIC_SCALE, \
+             DATETIME_PRECISION, COLUMN_DEFAULT, CHARACTER_SET_NAME, EXTRA, COLUMN_COMMENT \
+             FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+            (db, table),
+        )
+        .await?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let keys: Vec<String> = conn
+        .exec(
+            "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = ? AND \
+             TABLE_NAME = ? AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION",
+            (db, table),
+        )
+        .await?;
+    let meta: Option<(Option<String>, Option<String>)> = conn
+        .exec_first(
+            "SELECT c.CHARACTER_SET_NAME, t.TABLE_COMMENT FROM information_schema.TABLES t LEFT JOIN \
+             information_schema.COLLATION_CHARACTER_SET_APPLICABILITY c ON c.COLLATION_NAME = t.TABLE_COLLATION \
+             WHERE t.TABLE_SCHEMA = ? AND t.TABLE_NAME = ?",
+            (db, table),
+        )
+        .await?;
+    let (charset, comment) = meta.unwrap_or((None, None));
+    let columns = rows
+        .into_iter()
+        .map(|mut r| ColumnInfo {
+            name: r.take::<String, _>(0).unwrap_or_default(),
+            data_type: r.take::<String, _>(1).unwrap_or_default().to_ascii_lowercase(),
+            column_type: r.take::<String, _>(2).unwrap_or_default(),
+            nullable: r.take::<String, _>(3).as_deref() == Some("YES"),
+            precision: r.take::<Option<u64>, _>(4).flatten().map(|v| v as u32),
+            scale: r.take::<Option<u64>, _>(5).flatten().map(|v| v as u32),
+            datetime_precision: r.take::<Option<u64>, _>(6).flatten().map(|v| v as u32),
+            default: r.take::<Option<String>, _>(7).flatten(),
+            charset: r.take::<Option<String>, _>(8).flatten(),
+            extra: r.take::<Option<String>, _>(9).flatten().unwrap_or_default(),
+            comment: r.take::<Option<String>, _>(10).flatten().unwrap_or_default(),
+        })
+        .collect();
+    Ok(Some(TableStructure {
+        db: db.to_string(),
+        table: table.to_string(),
+        columns,
+        keys,
+        charset,
+        comment: comment.filter(|c| !c.is_empty()),
+    }))
+}
+
+/// A schema change event of the snapshot: database, table, statement, table changes.
+type SnapshotDdl = (String, Option<String>, String, Vec<(ChangeType, Option<TableStructure>)>);
+
+/// The statements Debezium's snapshot reports on the schema change topic, in its order: the server's character
+/// set; `DROP TABLE IF EXISTS` of every table; then per database `DROP DATABASE IF EXISTS`, `CREATE DATABASE`,
+/// `USE` and each table's `SHOW CREATE TABLE`.
+async fn snapshot_ddl(conn: &mut Conn, structures: &[(bool, TableStructure)]) -> Result<Vec<SnapshotDdl>, StreamError> {
+    let mut out = Vec::new();
+    let server: Option<(String, String)> =
+        conn.query_first("SELECT @@character_set_server, @@collation_server").await?;
+    if let Some((cs, coll)) = server {
+        out.push((String::new(), None, format!("SET character_set_server={cs}, collation_server={coll}"), vec![]));
+    }
+    for (_, t) in structures {
+        out.push((
+            t.db.clone(),
+            Some(t.table.clone()),
+            format!("DROP TABLE IF EXISTS {}.{}", quote(&t.db), quote(&t.table)),
+            vec![(ChangeType::Drop, None)],
+        ));
+    }
+    let mut databases: Vec<&str> = structures.iter().map(|(_, t)| t.db.as_str()).collect();
+    databases.dedup();
+    for db in databases {
+        let charset: Option<(String, String)> = conn
+            .exec_first(
+                "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA \
+                 WHERE SCHEMA_NAME = ?",
+                (db,),
+            )
+            .await?;
+        out.push((db.to_string(), None, format!("DROP DATABASE IF EXISTS {}", quote(db)), vec![]));
+        let create = match charset {
+            Some((cs, coll)) => format!("CREATE DATABASE {} CHARSET {cs} COLLATE {coll}", quote(db)),
+            None => format!("CREATE DATABASE {}", quote(db)),
+        };
+        out.push((db.to_string(), None, create, vec![]));
+        out.push((db.to_string(), None, format!("USE {}", quote(db)), vec![]));
+        for (_, t) in structures.iter().filter(|(_, t)| t.db == db) {
+            let row: Option<(String, String)> =
+                conn.query_first(format!("SHOW CREATE TABLE {}.{}", quote(db), quote(&t.table))).await?;
+            let ddl = row.map(|(_, ddl)| ddl).unwrap_or_default();
+            out.push((db.to_string(), Some(t.table.clone()), ddl, vec![(ChangeType::Create, Some(t.clone()))]));
+        }
+    }
+    Ok(out)
 }
 
 async fn master_status(conn: &mut Conn) -> Result<(String, u64), StreamError> {

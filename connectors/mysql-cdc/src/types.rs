@@ -55,8 +55,9 @@ impl Default for TypeSettings {
     }
 }
 
-/// A column as `information_schema.COLUMNS` describes it.
-#[derive(Debug, Clone, PartialEq)]
+/// A column as `information_schema.COLUMNS` describes it (also the form the schema history keeps).
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct ColumnInfo {
     pub name: String,
     /// `DATA_TYPE`, lower case (`int`, `varchar`, ...).
@@ -69,6 +70,12 @@ pub struct ColumnInfo {
     pub datetime_precision: Option<u32>,
     /// `COLUMN_DEFAULT` as MariaDB shows it (`0`, `'abc'`, `NULL`, `current_timestamp()`); `None` when no default.
     pub default: Option<String>,
+    /// `CHARACTER_SET_NAME` (character columns only).
+    pub charset: Option<String>,
+    /// `EXTRA` (`auto_increment`, `VIRTUAL GENERATED`, ...).
+    pub extra: String,
+    /// `COLUMN_COMMENT`.
+    pub comment: String,
 }
 
 /// How a column is converted.
