@@ -172,7 +172,15 @@ pub async fn read_keyed(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<Keye
     tokio::task::spawn_blocking(move || {
         let consumer = consumer(&bootstrap)?;
         let mut records = Vec::new();
-        for partition in partitions_of(&consumer, &topic)? {
+        // One metadata request, no waiting: a topic that does not exist (yet) has no records.
+        let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(5))?;
+        let partitions: Vec<i32> = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.name() == topic && t.error().is_none())
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect();
+        for partition in partitions {
             let (low, high) = consumer.fetch_watermarks(&topic, partition, TIMEOUT)?;
             if high <= low {
                 continue;

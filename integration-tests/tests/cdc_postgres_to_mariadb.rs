@@ -101,27 +101,15 @@ async fn run(env: &TestEnv, pg: &Postgres) -> anyhow::Result<()> {
     let cp = ControlPlane::start(env, &env.unique("e2e"), &env.services.etcd).await?;
     let _agent = Agent::start(env, &[cp.grpc_endpoint()], &env.unique("agent"), kafka).await?;
 
-    let mut source = pg.connector_keys();
-    for (k, v) in [
-        ("connector.class", "io.debezium.connector.postgresql.PostgresConnector".to_string()),
-        ("topic.prefix", prefix.clone()),
-        ("plugin.name", "pgoutput".into()),
-        ("slot.name", prefix.clone()),
-        ("publication.name", format!("{prefix}_pub")),
-        ("table.include.list", format!("public\\.{name}_.*")),
-        ("key.converter", "org.apache.kafka.connect.json.JsonConverter".into()),
-        ("value.converter", "org.apache.kafka.connect.json.JsonConverter".into()),
-    ] {
-        source.insert(k.into(), json!(v));
-    }
-    cp.rest.create_connector(&source_name, &Value::Object(source)).await?;
-    cp.rest.wait_for_status(&source_name, "RUNNING", TIMEOUT).await?;
-
+    // The sink first, so that its topics.regex subscription must find the CDC topics created after it.
     let (url, user, password) = Db::MariaDb.jdbc()?;
     let sink = json!({
         "connector.class": "io.confluent.connect.jdbc.JdbcSinkConnector",
         "tasks.max": "1",
         "topics.regex": format!("{prefix}\\.public\\..*"),
+        // The sink starts before the CDC topics exist: it looks for new matches every second (Kafka Connect's key;
+        // the default, as in Kafka Connect, is 5 minutes).
+        "consumer.override.metadata.max.age.ms": "1000",
         "connection.url": url,
         "connection.user": user,
         "connection.password": password,
@@ -140,6 +128,22 @@ async fn run(env: &TestEnv, pg: &Postgres) -> anyhow::Result<()> {
     });
     cp.rest.create_connector(&sink_name, &sink).await?;
     cp.rest.wait_for_status(&sink_name, "RUNNING", TIMEOUT).await?;
+
+    let mut source = pg.connector_keys();
+    for (k, v) in [
+        ("connector.class", "io.debezium.connector.postgresql.PostgresConnector".to_string()),
+        ("topic.prefix", prefix.clone()),
+        ("plugin.name", "pgoutput".into()),
+        ("slot.name", prefix.clone()),
+        ("publication.name", format!("{prefix}_pub")),
+        ("table.include.list", format!("public\\.{name}_.*")),
+        ("key.converter", "org.apache.kafka.connect.json.JsonConverter".into()),
+        ("value.converter", "org.apache.kafka.connect.json.JsonConverter".into()),
+    ] {
+        source.insert(k.into(), json!(v));
+    }
+    cp.rest.create_connector(&source_name, &Value::Object(source)).await?;
+    cp.rest.wait_for_status(&source_name, "RUNNING", TIMEOUT).await?;
 
     let pairs_source = format!("SELECT a::text, b, v::text FROM {pairs} t ORDER BY t.a, t.b");
     let pairs_sink = format!("SELECT CAST(a AS CHAR), b, CAST(v AS CHAR) FROM `{pairs}` t ORDER BY t.a, t.b");

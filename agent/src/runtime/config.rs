@@ -48,6 +48,24 @@ const SHARED_CLIENT_KEYS: &[&str] = &[
     "client.dns.lookup",
 ];
 
+/// The Java client's `metadata.max.age.ms` ("force a refresh of metadata after this long, to discover new brokers,
+/// partitions and the topics of a `topics.regex` subscription") is librdkafka's `topic.metadata.refresh.interval.ms`;
+/// librdkafka's own `metadata.max.age.ms` is the age of its metadata cache, by default three refresh intervals. So a
+/// Kafka Connect config that sets `consumer.override.metadata.max.age.ms=10000` to see new topics within 10 s does so
+/// here too. A value librdkafka cannot take is passed on as written, so the client refuses it with its own message.
+fn set_metadata_max_age(cfg: &mut ClientConfig, value: &str) {
+    // librdkafka's ranges: topic.metadata.refresh.interval.ms -1..=3,600,000; metadata.max.age.ms 1..=86,400,000.
+    match value.trim().parse::<u64>() {
+        Ok(ms) if ms <= 3_600_000 => {
+            cfg.set("topic.metadata.refresh.interval.ms", ms.to_string());
+            cfg.set("metadata.max.age.ms", (ms * 3).clamp(1, 86_400_000).to_string());
+        }
+        _ => {
+            cfg.set("topic.metadata.refresh.interval.ms", value);
+        }
+    }
+}
+
 /// The client prefixes a connector may override (`producer.override.*`, ...).
 const CLIENT_OVERRIDE_PREFIXES: &[&str] = &["producer.override.", "consumer.override.", "admin.override."];
 
@@ -262,6 +280,8 @@ impl WorkerConfig {
         let mut set = |key: &str, value: &str| {
             if JAVA_ONLY_CLIENT_KEYS.contains(&key) {
                 tracing::debug!(key, "ignoring a Java-only client setting");
+            } else if key == "metadata.max.age.ms" {
+                set_metadata_max_age(cfg, value);
             } else {
                 cfg.set(key, value);
             }
@@ -437,6 +457,17 @@ mod tests {
         assert_eq!(cfg.get("request.timeout.ms"), Some("7000"));
         assert_eq!(cfg.get("socket.timeout.ms"), Some("9000"));
         assert_eq!(cfg.get("client.id"), Some("connector-adminclient-local-file-source-0"));
+    }
+
+    #[test]
+    fn java_metadata_max_age_is_the_refresh_interval() {
+        let worker = WorkerConfig::from_properties(BTreeMap::new()).expect("valid");
+        let cfg = worker.consumer_config(&map(&[("consumer.override.metadata.max.age.ms", "1000")]), &id());
+        assert_eq!(cfg.get("topic.metadata.refresh.interval.ms"), Some("1000"));
+        assert_eq!(cfg.get("metadata.max.age.ms"), Some("3000"));
+        let worker = WorkerConfig::from_properties(map(&[("producer.metadata.max.age.ms", "7200000")])).expect("valid");
+        let cfg = worker.producer_config(&ConfigMap::new(), &id());
+        assert_eq!(cfg.get("topic.metadata.refresh.interval.ms"), Some("7200000"), "out of range: librdkafka says so");
     }
 
     #[test]
