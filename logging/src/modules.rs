@@ -56,6 +56,7 @@ pub const MODULES: &[(&str, &str)] = &[
     ("sluice_connector_postgres_cdc", "sluice_connector_postgres_cdc::types"),
     ("sluice_connector_s3", "sluice_connector_s3"),
     ("sluice_connector_s3", "sluice_connector_s3::client"),
+    ("sluice_connector_s3", "sluice_connector_s3::format"),
     ("sluice_connector_s3", "sluice_connector_s3::layout"),
     ("sluice_connector_s3", "sluice_connector_s3::task"),
     ("sluice_connectors", "sluice_connectors"),

@@ -237,6 +237,19 @@ impl S3Client {
         extra: &[(String, String)],
         body: Vec<u8>,
     ) -> Result<(reqwest::header::HeaderMap, String), S3Error> {
+        let (headers, body) = self.request_bytes(method, key, query, extra, body).await?;
+        Ok((headers, String::from_utf8_lossy(&body).into_owned()))
+    }
+
+    /// A signed request; the answer's body as bytes (objects may be binary: gzip, Avro).
+    async fn request_bytes(
+        &self,
+        method: reqwest::Method,
+        key: Option<&str>,
+        query: &[(&str, &str)],
+        extra: &[(String, String)],
+        body: Vec<u8>,
+    ) -> Result<(reqwest::header::HeaderMap, bytes::Bytes), S3Error> {
         let path = match key {
             Some(k) => format!("/{}/{}", uri_encode(&self.bucket, false), uri_encode(k, true)),
             None => format!("/{}", uri_encode(&self.bucket, false)),
@@ -286,13 +299,14 @@ impl S3Client {
         let resp = req.body(body).send().await.map_err(transport)?;
         let status = resp.status();
         let resp_headers = resp.headers().clone();
-        let text = resp.text().await.map_err(transport)?;
+        let bytes = resp.bytes().await.map_err(transport)?;
         if !status.is_success() {
+            let text = String::from_utf8_lossy(&bytes);
             let code = xml_tag(&text, "Code").unwrap_or("").to_string();
             let message = xml_tag(&text, "Message").unwrap_or(status.canonical_reason().unwrap_or("")).to_string();
             return Err(S3Error::Status { method: method.to_string(), url, status: status.as_u16(), code, message });
         }
-        Ok((resp_headers, text))
+        Ok((resp_headers, bytes))
     }
 
     /// Creates the bucket (fine if this identity owns it already).
@@ -322,8 +336,14 @@ impl S3Client {
         self.request(reqwest::Method::PUT, Some(key), &[], &extra, body).await.map(|_| ())
     }
 
+    /// The object as text (lossy UTF-8).
     pub async fn get_object(&self, key: &str) -> Result<String, S3Error> {
         self.request(reqwest::Method::GET, Some(key), &[], &[], Vec::new()).await.map(|(_, t)| t)
+    }
+
+    /// The object's bytes.
+    pub async fn get_object_bytes(&self, key: &str) -> Result<Vec<u8>, S3Error> {
+        self.request_bytes(reqwest::Method::GET, Some(key), &[], &[], Vec::new()).await.map(|(_, b)| b.to_vec())
     }
 
     /// Sets the object's tags (PutObjectTagging).
