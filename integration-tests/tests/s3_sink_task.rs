@@ -590,3 +590,133 @@ async fn gzip_json_and_bytearray_objects_read_back_with_gzip_and_python() -> any
     println!("gzip multipart: {} bytes of JSON in a {} byte object", text.len(), raw.len());
     Ok(())
 }
+
+/// A record with a string key and two headers (values in SimpleHeaderConverter's text form, as Sluice carries them).
+fn keyed(topic: &str, offset: i64) -> SinkRecord {
+    let mut r = rec(topic, 0, offset, &format!("v{offset}"));
+    r.key_schema = Some(Schema::string());
+    r.key = Value::String(format!("k{offset}"));
+    r.headers = vec![
+        ("trace".into(), Some(bytes::Bytes::from(format!("id-{offset}")))),
+        ("n".into(), Some(bytes::Bytes::from(offset.to_string()))),
+    ];
+    r
+}
+
+fn keyed_objects(range: std::ops::Range<i64>) -> (String, String, String) {
+    let values = json_lines(range.clone().map(|o| format!("v{o}")));
+    let keys = json_lines(range.clone().map(|o| format!("k{o}")));
+    let headers = range
+        .map(|o| {
+            format!(
+                "{{\"headers\":[{{\"key\":\"trace\",\"value\":\"id-{o}\"}},{{\"key\":\"n\",\"value\":\"{o}\"}}]}}\n"
+            )
+        })
+        .collect();
+    (values, keys, headers)
+}
+
+/// `store.kafka.keys` / `store.kafka.headers` (kafka-connect-storage-cloud v12.1.9 `KeyValueHeaderRecordWriterProvider`,
+/// `RecordViews`, `Utils.getAdjustedFilename`): next to `<file>.json`, `<file>.keys.json` holds one key per line
+/// and `<file>.headers.json` one `{"headers":[{"key","value"}]}` per line, record for record; a null key or a
+/// record without headers fails before anything of it is written; a crash and a replay from the committed offset
+/// rewrite the same three objects with the same bytes.
+#[tokio::test]
+async fn keys_and_headers_side_objects_stay_aligned_across_rotation_and_replay() -> anyhow::Result<()> {
+    let server = S3Server::ensure()?;
+    let bucket = unique("s3-kh");
+    let store = Store::new(&server, &bucket).await?;
+    let c = config(
+        &server,
+        &bucket,
+        &[
+            ("flush.size", "3"),
+            ("store.kafka.keys", "true"),
+            ("keys.format.class", "io.confluent.connect.s3.format.json.JsonFormat"),
+            ("store.kafka.headers", "true"),
+            ("headers.format.class", "io.confluent.connect.s3.format.json.JsonFormat"),
+        ],
+    );
+    // Task A takes 0..5: file 0..2 is written, 3..4 are open; then it "crashes".
+    let mut a = start(&c).await?;
+    a.put(&(0..5).map(|o| keyed("t", o)).collect::<Vec<_>>()).await?;
+    let safe = a.pre_commit(&[(tp("t", 0), 5)].into_iter().collect()).await?;
+    ensure!(safe[&tp("t", 0)] == 3, "pre_commit {safe:?}");
+    // A null key fails the record before any of its objects gets a byte.
+    let mut bad = keyed("t", 5);
+    bad.key = Value::Null;
+    let err = a.put(&[bad]).await.err().context("a null key must fail")?;
+    ensure!(format!("{err:#}").contains("Key cannot be null"), "{err:#}");
+    let mut bad = keyed("t", 5);
+    bad.headers.clear();
+    let err = a.put(&[bad]).await.err().context("no headers must fail")?;
+    ensure!(format!("{err:#}").contains("Headers cannot be null"), "{err:#}");
+    drop(a);
+    let dir = "topics/t/partition=0/";
+    let k = keys(&store).await?;
+    ensure!(
+        k == [
+            format!("{dir}t+0+0000000000.headers.json"),
+            format!("{dir}t+0+0000000000.json"),
+            format!("{dir}t+0+0000000000.keys.json"),
+        ],
+        "keys {k:?}"
+    );
+    let first: Vec<String> = {
+        let mut v = Vec::new();
+        for key in &k {
+            v.push(store.get_object(key).await?);
+        }
+        v
+    };
+    // Task B replays from the committed offset 3 (and a second time from 0, as after a lost commit).
+    let mut b = start(&c).await?;
+    b.put(&(3..9).map(|o| keyed("t", o)).collect::<Vec<_>>()).await?;
+    let mut again = start(&c).await?;
+    again.put(&(0..3).map(|o| keyed("t", o)).collect::<Vec<_>>()).await?;
+    let k = keys(&store).await?;
+    ensure!(k.len() == 9, "three files of three objects: {k:?}");
+    for (start, range) in [(0, 0..3), (3, 3..6), (6, 6..9)] {
+        let (values, keys_text, headers) = keyed_objects(range);
+        let name = format!("{dir}t+0+{start:010}");
+        ensure!(store.get_object(&format!("{name}.json")).await? == values, "{name}.json");
+        ensure!(store.get_object(&format!("{name}.keys.json")).await? == keys_text, "{name}.keys.json");
+        let h = store.get_object(&format!("{name}.headers.json")).await?;
+        ensure!(h == headers, "{name}.headers.json: {h:?}");
+    }
+    for (key, before) in [
+        format!("{dir}t+0+0000000000.headers.json"),
+        format!("{dir}t+0+0000000000.json"),
+        format!("{dir}t+0+0000000000.keys.json"),
+    ]
+    .iter()
+    .zip(&first)
+    {
+        ensure!(&store.get_object(key).await? == before, "{key} rewritten with other bytes");
+    }
+
+    // Gzip applies to the JSON side objects too; a schema change of the value rotates all three.
+    let mut c = c.clone();
+    c.insert("s3.compression.type".into(), "gzip".into());
+    c.insert("flush.size".into(), "100".into());
+    c.insert("topics.dir".into(), format!("{bucket}/gz"));
+    let mut g = start(&c).await?;
+    let mut batch: Vec<SinkRecord> = (0..4).map(|o| keyed("g", o)).collect();
+    for r in &mut batch[2..] {
+        r.value_schema = Some(Arc::new(Schema::primitive(SchemaType::String, true)));
+    }
+    g.put(&batch).await?;
+    g.pre_commit(&[(tp("g", 0), 4)].into_iter().collect()).await?;
+    let k: Vec<String> = keys(&store).await?.into_iter().filter(|k| k.starts_with("gz/")).collect();
+    ensure!(
+        k == [
+            "gz/g/partition=0/g+0+0000000000.headers.json.gz",
+            "gz/g/partition=0/g+0+0000000000.json.gz",
+            "gz/g/partition=0/g+0+0000000000.keys.json.gz",
+        ],
+        "gzip side objects, rotated at the schema change: {k:?}"
+    );
+    let raw = store.client.get_object_bytes(&format!("{}{}", store.prefix, k[2])).await?;
+    ensure!(gunzip(&raw)? == b"\"k0\"\n\"k1\"\n", "gzip keys object");
+    Ok(())
+}

@@ -40,6 +40,8 @@ pub const PLUGINS: &[ConnectorPlugin] = &[ConnectorPlugin {
 pub const DEFAULT_FORMAT: &str = "io.confluent.connect.s3.format.json.JsonFormat";
 pub const DEFAULT_FLUSH_SIZE: &str = "1000";
 pub const STORAGE_CLASS: &str = "io.confluent.connect.s3.storage.S3Storage";
+/// `keys.format.class` / `headers.format.class` default (Confluent's).
+pub const DEFAULT_SIDE_FORMAT: &str = "io.confluent.connect.s3.format.avro.AvroFormat";
 pub const DEFAULT_PARTITIONER: &str = "io.confluent.connect.storage.partitioner.DefaultPartitioner";
 
 /// The parsed configuration of a task.
@@ -163,11 +165,26 @@ impl S3Settings {
                 ));
             }
         };
-        let views = vec![(View::Value, format.clone())];
-        for k in ["store.kafka.keys", "store.kafka.headers"] {
-            if boolean(c, k, false)? {
-                return Err(ConnectError::config(k, "keys/headers side files are not built yet in Sluice's S3 sink"));
+        // KeyValueHeaderRecordWriterProvider: the value object, then `.keys` and `.headers` objects next to it.
+        let mut views = vec![(View::Value, format.clone())];
+        if boolean(c, "store.kafka.keys", false)? {
+            views.push((View::Key, format_class(c, "keys.format.class", DEFAULT_SIDE_FORMAT)?));
+        }
+        if boolean(c, "store.kafka.headers", false)? {
+            let headers_format = format_class(c, "headers.format.class", DEFAULT_SIDE_FORMAT)?;
+            if matches!(headers_format, Format::ByteArray { .. }) {
+                // HEADERS_FORMAT_CLASS_VALID_VALUES: "ByteArrayFormat for headers is not supported".
+                let class = get(c, "headers.format.class").unwrap_or_default();
+                return Err(ConnectError::config(
+                    "headers.format.class",
+                    invalid_value(
+                        "headers.format.class",
+                        class,
+                        "ByteArrayFormat cannot write headers; use AvroFormat, JsonFormat or ParquetFormat",
+                    ),
+                ));
             }
+            views.push((View::Headers, headers_format));
         }
         let flush_size: u64 = num(c, "flush.size", 1000)?;
         if flush_size < 1 {
@@ -303,8 +320,10 @@ impl Connector for S3SinkConnector {
             .define(key("timestamp.extractor", String, val("Wallclock"), "The extractor that gets the timestamp for records when partitioning with TimeBasedPartitioner."))
             .define(key("timestamp.field", String, val("timestamp"), "The record field to be used as timestamp by the timestamp extractor."))
             .define(key("behavior.on.null.values", String, val("fail"), "How to handle records with a null value.").with_validator(Validator::OneOf(vec!["fail", "ignore", "write"])))
-            .define(key("store.kafka.keys", Boolean, val("false"), "Enable or disable writing keys to storage (not built yet)."))
-            .define(key("store.kafka.headers", Boolean, val("false"), "Enable or disable writing headers to storage (not built yet)."))
+            .define(key("store.kafka.keys", Boolean, val("false"), "Enable or disable writing keys to storage."))
+            .define(key("store.kafka.headers", Boolean, val("false"), "Enable or disable writing headers to storage."))
+            .define(key("keys.format.class", Class, val(DEFAULT_SIDE_FORMAT), "The format class to use when writing keys to the store."))
+            .define(key("headers.format.class", Class, val(DEFAULT_SIDE_FORMAT), "The format class to use when writing headers to the store."))
             .define(key("s3.object.tagging", Boolean, val("false"), "Tag S3 objects with start and end offsets, as well as record count."))
             .define(key("s3.ssea.name", String, val(""), "The S3 Server Side Encryption Algorithm."))
             .define(key("format.bytearray.extension", String, val(".bin"), "Output file extension for ByteArrayFormat."))
@@ -417,6 +436,38 @@ mod tests {
         assert_eq!(
             errors[0].1,
             "Invalid value com.example.NoSuchFormat for configuration format.class: Class com.example.NoSuchFormat could not be found."
+        );
+    }
+
+    /// Fixture: S3SinkConnectorConfig (v12.1.9) "Keys and Headers" group: `store.kafka.keys` / `store.kafka.headers`
+    /// (BOOLEAN), `keys.format.class` / `headers.format.class` (default AvroFormat; no ByteArrayFormat for headers).
+    #[test]
+    fn keys_and_headers_keys() {
+        let json = "io.confluent.connect.s3.format.json.JsonFormat";
+        let s = S3Settings::from_config(&with(&[
+            ("store.kafka.keys", "true"),
+            ("keys.format.class", "io.confluent.connect.s3.format.bytearray.ByteArrayFormat"),
+            ("store.kafka.headers", "TRUE"),
+            ("headers.format.class", json),
+        ]))
+        .unwrap();
+        let views: Vec<View> = s.views.iter().map(|(v, _)| *v).collect();
+        assert_eq!(views, [View::Value, View::Key, View::Headers]);
+        let errors = S3SinkConnector.validate_extra(&with(&[
+            ("store.kafka.headers", "true"),
+            ("headers.format.class", "io.confluent.connect.s3.format.bytearray.ByteArrayFormat"),
+        ]));
+        assert_eq!(errors[0].0, "headers.format.class");
+        assert!(errors[0].1.starts_with("Invalid value io.confluent.connect.s3.format.bytearray.ByteArrayFormat for configuration headers.format.class: "));
+        let errors = S3SinkConnector.validate_extra(&with(&[("store.kafka.keys", "yes")]));
+        assert_eq!(
+            errors[0].1,
+            "Invalid value yes for configuration store.kafka.keys: Expected value to be either true or false"
+        );
+        assert!(
+            S3SinkConnector
+                .validate_extra(&with(&[("store.kafka.keys", "false"), ("store.kafka.headers", "false")]))
+                .is_empty()
         );
     }
 }
