@@ -720,3 +720,248 @@ async fn keys_and_headers_side_objects_stay_aligned_across_rotation_and_replay()
     ensure!(gunzip(&raw)? == b"\"k0\"\n\"k1\"\n", "gzip keys object");
     Ok(())
 }
+
+/// Reads an Avro object container file from stdin with fastavro (a standard reader) and prints
+/// `{"schema", "codec", "records"}` as JSON, logical types normalised: decimals as strings, dates as ISO
+/// text, timestamps as epoch milliseconds, bytes as hex.
+const FASTAVRO_READ: &str = r#"
+import sys, json, io, datetime, decimal
+import fastavro
+def norm(v):
+    if isinstance(v, decimal.Decimal): return str(v)
+    if isinstance(v, datetime.datetime): return int(v.timestamp() * 1000)
+    if isinstance(v, datetime.date): return v.isoformat()
+    if isinstance(v, datetime.time): return v.isoformat()
+    if isinstance(v, (bytes, bytearray)): return v.hex()
+    if isinstance(v, dict): return {k: norm(x) for k, x in v.items()}
+    if isinstance(v, list): return [norm(x) for x in v]
+    return v
+r = fastavro.reader(io.BytesIO(sys.stdin.buffer.read()))
+print(json.dumps({"schema": r.writer_schema, "codec": r.codec, "records": [norm(x) for x in r]}))
+"#;
+
+fn fastavro(bytes: &[u8]) -> anyhow::Result<serde_json::Value> {
+    let probe = std::process::Command::new("python3").args(["-c", "import fastavro, cramjam"]).output()?;
+    ensure!(
+        probe.status.success(),
+        "the Python Avro reader fastavro (with cramjam for snappy) is missing: run `python3 -m pip install --user fastavro cramjam` (deploy/test installs them)"
+    );
+    Ok(serde_json::from_slice(&pipe("python3", &["-c", FASTAVRO_READ], bytes)?)?)
+}
+
+fn order_schema(extra_field: bool) -> Arc<Schema> {
+    let logical = |t: SchemaType, optional: bool, name: &str, params: Option<Vec<(String, String)>>| {
+        let mut s = Schema::primitive(t, optional);
+        s.name = Some(name.into());
+        s.version = Some(1);
+        s.parameters = params;
+        Arc::new(s)
+    };
+    let prim = |t: SchemaType, optional: bool| Arc::new(Schema::primitive(t, optional));
+    let mut tags = Schema::primitive(SchemaType::Array, false);
+    tags.value_schema = Some(prim(SchemaType::String, false));
+    let mut attrs = Schema::primitive(SchemaType::Map, false);
+    attrs.key_schema = Some(prim(SchemaType::String, false));
+    attrs.value_schema = Some(prim(SchemaType::Int64, false));
+    let mut nested = Schema::primitive(SchemaType::Struct, true);
+    nested.fields = vec![Field { name: "a".into(), index: 0, schema: prim(SchemaType::String, false) }];
+    let mut fields = vec![
+        ("id", prim(SchemaType::Int32, false)),
+        ("note", prim(SchemaType::String, true)),
+        ("tiny", prim(SchemaType::Int8, false)),
+        (
+            "amount",
+            logical(
+                SchemaType::Bytes,
+                false,
+                "org.apache.kafka.connect.data.Decimal",
+                Some(vec![("scale".into(), "2".into())]),
+            ),
+        ),
+        ("day", logical(SchemaType::Int32, true, "org.apache.kafka.connect.data.Date", None)),
+        ("at", logical(SchemaType::Int64, false, "org.apache.kafka.connect.data.Timestamp", None)),
+        ("tags", Arc::new(tags)),
+        ("attrs", Arc::new(attrs)),
+        ("nested", Arc::new(nested)),
+        ("ratio", prim(SchemaType::Float64, false)),
+        ("raw", prim(SchemaType::Bytes, false)),
+    ];
+    if extra_field {
+        fields.push(("flag", prim(SchemaType::Boolean, true)));
+    }
+    let mut s = Schema::primitive(SchemaType::Struct, false);
+    s.name = Some("shop.Order".into());
+    s.version = Some(2);
+    s.fields = fields
+        .into_iter()
+        .enumerate()
+        .map(|(index, (name, schema))| Field { name: name.into(), index, schema })
+        .collect();
+    Arc::new(s)
+}
+
+/// A record of [`order_schema`] and the JSON fastavro should read back for it.
+fn order(topic: &str, offset: i64, extra_field: bool) -> (SinkRecord, serde_json::Value) {
+    let cents = offset * 137 - 5000;
+    let day = 19_675 + offset as i32; // 2023-11-14 + offset days
+    let at = 1_700_000_000_123 + offset;
+    let mut values = vec![
+        Value::Int32(offset as i32),
+        if offset % 2 == 0 { Value::Null } else { Value::String(format!("note {offset}")) },
+        Value::Int8((offset % 100) as i8),
+        Value::Bytes(bytes::Bytes::from(cents.to_be_bytes().to_vec())),
+        if offset % 3 == 0 { Value::Null } else { Value::Int32(day) },
+        Value::Int64(at),
+        Value::Array(vec![Value::String("x".into()), Value::String(format!("t{offset}"))]),
+        Value::Map(vec![(Value::String("n".into()), Value::Int64(offset))]),
+        if offset % 5 == 0 { Value::Null } else { Value::Struct(vec![Value::String(format!("a{offset}"))]) },
+        Value::Float64(offset as f64 / 4.0),
+        Value::Bytes(bytes::Bytes::from(vec![0u8, 0xff, offset as u8])),
+    ];
+    let date = |d: i32| {
+        let (y, m, dd) = sluice_connect_api::date_format::civil_from_days(i64::from(d));
+        format!("{y:04}-{m:02}-{dd:02}")
+    };
+    let mut expected = serde_json::json!({
+        "id": offset,
+        "note": if offset % 2 == 0 { serde_json::Value::Null } else { format!("note {offset}").into() },
+        "tiny": offset % 100,
+        "amount": format!("{}{}.{:02}", if cents < 0 { "-" } else { "" }, cents.abs() / 100, cents.abs() % 100),
+        "day": if offset % 3 == 0 { serde_json::Value::Null } else { date(day).into() },
+        "at": at,
+        "tags": ["x", format!("t{offset}")],
+        "attrs": {"n": offset},
+        "nested": if offset % 5 == 0 { serde_json::Value::Null } else { serde_json::json!({"a": format!("a{offset}")}) },
+        "ratio": offset as f64 / 4.0,
+        "raw": format!("00ff{:02x}", offset as u8),
+    });
+    if extra_field {
+        values.push(Value::Boolean(true));
+        expected["flag"] = true.into();
+    }
+    let mut r = rec(topic, 0, offset, "");
+    r.value_schema = Some(order_schema(extra_field));
+    r.value = Value::Struct(values);
+    r.key_schema = Some(Schema::string());
+    r.key = Value::String(format!("k{offset}"));
+    r.headers = vec![("h".into(), Some(bytes::Bytes::from(format!("{offset}"))))];
+    (r, expected)
+}
+
+/// `format.class=...avro.AvroFormat` (kafka-connect-storage-cloud v12.1.9 `AvroRecordWriterProvider`: `.avro`,
+/// schema from `AvroData.fromConnectSchema` of the first record, `avro.codec`): objects read back by fastavro with
+/// every record equal, for the codecs null, deflate and snappy, several blocks per object; the key and headers
+/// objects in Avro (the default `keys.format.class` / `headers.format.class`); a schema change starts a new
+/// object; a replay writes the same bytes.
+#[tokio::test]
+async fn avro_objects_read_back_with_fastavro() -> anyhow::Result<()> {
+    let server = S3Server::ensure()?;
+    let bucket = unique("s3-avro");
+    let store = Store::new(&server, &bucket).await?;
+    let records: Vec<(SinkRecord, serde_json::Value)> = (0..1000).map(|o| order("o", o, false)).collect();
+    for codec in ["null", "deflate", "snappy"] {
+        let c = config(
+            &server,
+            &bucket,
+            &[
+                ("format.class", "io.confluent.connect.s3.format.avro.AvroFormat"),
+                ("avro.codec", codec),
+                ("flush.size", "500"),
+                ("store.kafka.keys", "true"),
+                ("store.kafka.headers", "true"),
+                ("s3.compression.type", "gzip"), // ignored by AvroFormat, as Confluent's
+                ("topics.dir", codec),
+            ],
+        );
+        let mut task = start(&c).await?;
+        task.put(&records.iter().map(|(r, _)| r.clone()).collect::<Vec<_>>()).await?;
+        let dir = format!("{codec}/o/partition=0/");
+        let k: Vec<String> = keys(&store).await?.into_iter().filter(|k| k.starts_with(&dir)).collect();
+        let names: Vec<&str> = k.iter().map(|k| &k[dir.len()..]).collect();
+        ensure!(
+            names
+                == [
+                    "o+0+0000000000.avro",
+                    "o+0+0000000000.headers.avro",
+                    "o+0+0000000000.keys.avro",
+                    "o+0+0000000500.avro",
+                    "o+0+0000000500.headers.avro",
+                    "o+0+0000000500.keys.avro"
+                ],
+            "{codec}: keys {names:?}"
+        );
+        for (start, chunk) in [(0usize, &records[..500]), (500, &records[500..])] {
+            let name = format!("{dir}o+0+{start:010}");
+            let raw = store.client.get_object_bytes(&format!("{}{name}.avro", store.prefix)).await?;
+            let read = fastavro(&raw)?;
+            ensure!(read["codec"] == codec, "{codec}: codec {}", read["codec"]);
+            let schema = &read["schema"];
+            ensure!(
+                schema["name"] == "shop.Order" || (schema["name"] == "Order" && schema["namespace"] == "shop"),
+                "{codec}: record name {}",
+                schema["name"]
+            );
+            ensure!(schema["connect.name"] == "shop.Order" && schema["connect.version"] == 2, "{schema}");
+            let got = read["records"].as_array().context("records")?;
+            ensure!(got.len() == chunk.len(), "{codec}: {} records", got.len());
+            for (g, (r, want)) in got.iter().zip(chunk) {
+                ensure!(g == want, "{codec} offset {}: read {g}, expected {want}", r.offset);
+            }
+            let keys_read =
+                fastavro(&store.client.get_object_bytes(&format!("{}{name}.keys.avro", store.prefix)).await?)?;
+            ensure!(keys_read["schema"] == "string", "keys schema {}", keys_read["schema"]);
+            let want: Vec<serde_json::Value> = chunk.iter().map(|(r, _)| format!("k{}", r.offset).into()).collect();
+            ensure!(keys_read["records"] == serde_json::Value::Array(want), "{codec}: keys");
+            let headers_read =
+                fastavro(&store.client.get_object_bytes(&format!("{}{name}.headers.avro", store.prefix)).await?)?;
+            ensure!(headers_read["schema"]["type"] == "array", "headers schema {}", headers_read["schema"]);
+            let want: Vec<serde_json::Value> =
+                chunk.iter().map(|(r, _)| serde_json::json!([{"key": "h", "value": r.offset.to_string()}])).collect();
+            ensure!(headers_read["records"] == serde_json::Value::Array(want), "{codec}: headers");
+        }
+        // A replay (new task, same records) writes the same bytes.
+        let first = store.client.get_object_bytes(&format!("{}{dir}o+0+0000000000.avro", store.prefix)).await?;
+        let mut again = start(&c).await?;
+        again.put(&records[..500].iter().map(|(r, _)| r.clone()).collect::<Vec<_>>()).await?;
+        let second = store.client.get_object_bytes(&format!("{}{dir}o+0+0000000000.avro", store.prefix)).await?;
+        ensure!(first == second, "{codec}: a replay wrote other bytes");
+        println!("{codec}: 500 records in {} bytes", first.len());
+    }
+
+    // A big file (~180 KB: several 64,000-byte blocks) and a schema change (one more optional field) mid-stream.
+    let c = config(
+        &server,
+        &bucket,
+        &[
+            ("format.class", "io.confluent.connect.s3.format.avro.AvroFormat"),
+            ("avro.codec", "deflate"),
+            ("flush.size", "100000"),
+            ("topics.dir", "change"),
+        ],
+    );
+    let mut task = start(&c).await?;
+    let mut batch: Vec<(SinkRecord, serde_json::Value)> = (0..3000).map(|o| order("c", o, false)).collect();
+    batch.extend((3000..3010).map(|o| order("c", o, true)));
+    task.put(&batch.iter().map(|(r, _)| r.clone()).collect::<Vec<_>>()).await?;
+    let safe = task.pre_commit(&[(tp("c", 0), 3010)].into_iter().collect()).await?;
+    ensure!(safe[&tp("c", 0)] == 3000, "the schema change committed the first file: {safe:?}");
+    let raw =
+        store.client.get_object_bytes(&format!("{}change/c/partition=0/c+0+0000000000.avro", store.prefix)).await?;
+    let read = fastavro(&raw)?;
+    let got = read["records"].as_array().context("records")?;
+    ensure!(got.len() == 3000 && got[2999] == batch[2999].1, "3000 records read back");
+    println!("3000 records, deflate: {} bytes", raw.len());
+
+    // Schemaless values cannot be written as Avro: the record fails with what to do.
+    let mut task = start(&config(
+        &server,
+        &bucket,
+        &[("format.class", "io.confluent.connect.s3.format.avro.AvroFormat"), ("topics.dir", "schemaless")],
+    ))
+    .await?;
+    let mut r = rec("s", 0, 0, "x");
+    r.value_schema = None;
+    let err = task.put(&[r]).await.err().context("schemaless must fail")?;
+    ensure!(format!("{err:#}").contains("schemas"), "{err:#}");
+    Ok(())
+}

@@ -55,6 +55,7 @@ pub const MODULES: &[(&str, &str)] = &[
     ("sluice_connector_postgres_cdc", "sluice_connector_postgres_cdc::task"),
     ("sluice_connector_postgres_cdc", "sluice_connector_postgres_cdc::types"),
     ("sluice_connector_s3", "sluice_connector_s3"),
+    ("sluice_connector_s3", "sluice_connector_s3::avro"),
     ("sluice_connector_s3", "sluice_connector_s3::client"),
     ("sluice_connector_s3", "sluice_connector_s3::format"),
     ("sluice_connector_s3", "sluice_connector_s3::layout"),

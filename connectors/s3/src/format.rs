@@ -1,5 +1,5 @@
 //! Record writers: the bytes of one object, as Confluent's record writer providers produce them. JSON lines and
-//! ByteArray (optionally gzip-compressed, `s3.compression.type`),
+//! ByteArray (optionally gzip-compressed, `s3.compression.type`), Avro object container files ([`crate::avro`]),
 //! and the three views of a record Confluent writes into separate objects: the value, the key (`.keys`) and the
 //! headers (`.headers`).
 //!
@@ -19,6 +19,8 @@ use sluice_connect_api::record::{Schema, SchemaType, SinkRecord, Value};
 use sluice_connect_api::values::{append_text, write_text};
 use sluice_converters::converter::{Converter, JsonConverter};
 use sluice_converters::header_converter::parse_string;
+
+use crate::avro::{AvroCodec, AvroFileWriter};
 
 /// `s3.compression.type`: applied to JsonFormat and ByteArrayFormat objects (Avro has its own codecs).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -43,6 +45,7 @@ impl Compression {
 pub enum Format {
     Json,
     ByteArray { extension: String, separator: Vec<u8> },
+    Avro { codec: AvroCodec, connect_meta_data: bool },
 }
 
 /// Which part of a record an object holds (Confluent's `RecordView`s).
@@ -140,12 +143,13 @@ impl Format {
         match self {
             Format::Json => format!(".json{}", compression.extension()),
             Format::ByteArray { extension, .. } => format!("{extension}{}", compression.extension()),
+            Format::Avro { .. } => ".avro".to_string(),
         }
     }
 
     /// Whether a file holds records of one schema (a change of the key schema starts a new file too).
     pub fn needs_one_schema(&self) -> bool {
-        false
+        matches!(self, Format::Avro { .. })
     }
 
     /// One record's bytes for this format: a JSON line, raw bytes + separator, or an Avro datum.
@@ -192,12 +196,20 @@ impl Format {
                 }
                 out.extend_from_slice(separator);
             }
+            Format::Avro { .. } => crate::avro::encode_datum(schema, value, out).map_err(|e| {
+                ConnectError::Data(format!("AvroFormat: {e} ({} of {})", view_name(view), loggable(record)))
+            })?,
         }
         Ok(())
     }
 
     /// A writer for a new object whose records have this (view) schema.
-    pub fn writer(&self, compression: Compression) -> Result<ObjectWriter, ConnectError> {
+    pub fn writer(
+        &self,
+        compression: Compression,
+        schema: Option<&Schema>,
+        object_key: &str,
+    ) -> Result<ObjectWriter, ConnectError> {
         Ok(match self {
             Format::Json | Format::ByteArray { .. } => ObjectWriter::Lines(match compression {
                 Compression::None => LineOutput::Plain(Vec::new()),
@@ -206,7 +218,19 @@ impl Format {
                     flate2::GzBuilder::new().operating_system(0).write(Vec::new(), GzLevel::new(level)),
                 ),
             }),
+            Format::Avro { codec, connect_meta_data } => ObjectWriter::Avro(
+                AvroFileWriter::new(schema, *codec, *connect_meta_data, object_key)
+                    .map_err(|e| ConnectError::Data(format!("AvroFormat: {e} (object {object_key})")))?,
+            ),
         })
+    }
+}
+
+fn view_name(view: View) -> &'static str {
+    match view {
+        View::Value => "value",
+        View::Key => "key",
+        View::Headers => "headers",
     }
 }
 
@@ -221,6 +245,7 @@ pub enum LineOutput {
 #[derive(Debug)]
 pub enum ObjectWriter {
     Lines(LineOutput),
+    Avro(AvroFileWriter),
 }
 
 fn io_error(e: std::io::Error) -> ConnectError {
@@ -233,6 +258,7 @@ impl ObjectWriter {
         match self {
             ObjectWriter::Lines(LineOutput::Plain(v)) => v.extend_from_slice(encoded),
             ObjectWriter::Lines(LineOutput::Gzip(g)) => g.write_all(encoded).map_err(io_error)?,
+            ObjectWriter::Avro(a) => a.append(encoded),
         }
         Ok(())
     }
@@ -242,6 +268,7 @@ impl ObjectWriter {
         match self {
             ObjectWriter::Lines(LineOutput::Plain(v)) => v,
             ObjectWriter::Lines(LineOutput::Gzip(g)) => g.get_mut(),
+            ObjectWriter::Avro(a) => a.ready(),
         }
     }
 
@@ -250,6 +277,7 @@ impl ObjectWriter {
         match self {
             ObjectWriter::Lines(LineOutput::Plain(v)) => v.len(),
             ObjectWriter::Lines(LineOutput::Gzip(g)) => g.get_ref().len(),
+            ObjectWriter::Avro(a) => a.buffered(),
         }
     }
 
@@ -258,6 +286,7 @@ impl ObjectWriter {
         match self {
             ObjectWriter::Lines(LineOutput::Plain(_)) => {}
             ObjectWriter::Lines(LineOutput::Gzip(g)) => g.try_finish().map_err(io_error)?,
+            ObjectWriter::Avro(a) => a.finish().map_err(io_error)?,
         }
         Ok(())
     }
@@ -326,7 +355,7 @@ mod tests {
     #[test]
     fn gzip_stream_reads_back() {
         let f = Format::Json;
-        let mut w = f.writer(Compression::Gzip(6)).unwrap();
+        let mut w = f.writer(Compression::Gzip(6), None, "k").unwrap();
         let mut expected = Vec::new();
         for i in 0..1000 {
             let line = encode(&f, View::Value, &rec(Value::String(format!("line {i}"))));

@@ -5,6 +5,7 @@
 //! Defaults for what Confluent requires and the seed config omits: `format.class` = JsonFormat,
 //! `flush.size` = 1000, `storage.class` = S3Storage (the only storage there is).
 
+pub mod avro;
 pub mod client;
 pub mod format;
 pub mod layout;
@@ -19,6 +20,7 @@ use sluice_connect_api::connector::{Connector, ConnectorType, SinkTask};
 use sluice_connect_api::error::ConnectError;
 use sluice_connect_api::plugin::ConnectorPlugin;
 
+use avro::AvroCodec;
 use format::{Compression, Format, View};
 use layout::{Extractor, Partitioner, compile_path_format, parse_timezone};
 
@@ -121,10 +123,38 @@ fn format_class(c: &ConfigMap, k: &str, default: &str) -> Result<Format, Connect
                 .map(|s| s.replace("\\n", "\n").replace("\\r", "\r").into_bytes())
                 .unwrap_or_else(|| b"\n".to_vec()),
         }),
-        "AvroFormat" | "ParquetFormat" => Err(invalid(&format!(
-            "{} is not built yet in Sluice's S3 sink (JsonFormat and ByteArrayFormat are)",
-            simple(class)
-        ))),
+        "AvroFormat" => {
+            // AVRO_SUPPORTED_CODECS of storage-common; Sluice writes null, deflate and snappy.
+            let codec = match get(c, "avro.codec").unwrap_or("null") {
+                "null" => AvroCodec::Null,
+                "deflate" => AvroCodec::Deflate,
+                "snappy" => AvroCodec::Snappy,
+                other @ ("bzip2" | "xz" | "zstandard") => {
+                    return Err(ConnectError::config(
+                        "avro.codec",
+                        invalid_value(
+                            "avro.codec",
+                            other,
+                            "Sluice's S3 sink writes the codecs null, deflate and snappy",
+                        ),
+                    ));
+                }
+                other => {
+                    return Err(ConnectError::config(
+                        "avro.codec",
+                        invalid_value(
+                            "avro.codec",
+                            other,
+                            "Value must be one of: [null, deflate, snappy, bzip2, xz, zstandard]",
+                        ),
+                    ));
+                }
+            };
+            Ok(Format::Avro { codec, connect_meta_data: boolean(c, "connect.meta.data", true)? })
+        }
+        "ParquetFormat" => Err(invalid(
+            "ParquetFormat is not built yet in Sluice's S3 sink (JsonFormat, ByteArrayFormat and AvroFormat are)",
+        )),
         _ => Err(invalid(&format!("Class {class} could not be found."))),
     }
 }
@@ -326,6 +356,9 @@ impl Connector for S3SinkConnector {
             .define(key("headers.format.class", Class, val(DEFAULT_SIDE_FORMAT), "The format class to use when writing headers to the store."))
             .define(key("s3.object.tagging", Boolean, val("false"), "Tag S3 objects with start and end offsets, as well as record count."))
             .define(key("s3.ssea.name", String, val(""), "The S3 Server Side Encryption Algorithm."))
+            .define(key("avro.codec", String, val("null"), "The Avro compression codec to be used for output files. Available values: null, deflate, snappy (bzip2, xz, zstandard are not built in Sluice)."))
+            .define(key("connect.meta.data", Boolean, val("true"), "Allow the Connect converter to add its metadata to the output schema."))
+            .define(key("enhanced.avro.schema.support", Boolean, val("false"), "Enable enhanced Avro schema support in AvroConverter: Enum symbol preservation and Package Name awareness (accepted; Sluice writes such schemas as their Connect types)."))
             .define(key("format.bytearray.extension", String, val(".bin"), "Output file extension for ByteArrayFormat."))
             .define(key("format.bytearray.separator", String, Null, "String inserted between records for ByteArrayFormat (default line separator)."))
     }
@@ -469,5 +502,23 @@ mod tests {
                 .validate_extra(&with(&[("store.kafka.keys", "false"), ("store.kafka.headers", "false")]))
                 .is_empty()
         );
+    }
+
+    /// Fixture: AvroFormat (`.avro`), storage-common's `avro.codec` (default "null"), `keys.format.class` default
+    /// AvroFormat.
+    #[test]
+    fn avro_keys() {
+        let avro = "io.confluent.connect.s3.format.avro.AvroFormat";
+        let s = S3Settings::from_config(&with(&[("format.class", avro), ("store.kafka.keys", "true")])).unwrap();
+        assert_eq!(s.format.extension(s.compression), ".avro");
+        assert_eq!(s.views[1].1, Format::Avro { codec: AvroCodec::Null, connect_meta_data: true });
+        let s = S3Settings::from_config(&with(&[("format.class", avro), ("avro.codec", "snappy")])).unwrap();
+        assert_eq!(s.format, Format::Avro { codec: AvroCodec::Snappy, connect_meta_data: true });
+        let errors = S3SinkConnector.validate_extra(&with(&[("format.class", avro), ("avro.codec", "lz4")]));
+        assert_eq!(errors[0].0, "avro.codec");
+        assert!(errors[0].1.starts_with("Invalid value lz4 for configuration avro.codec: "), "{}", errors[0].1);
+        let errors = S3SinkConnector
+            .validate_extra(&with(&[("format.class", "io.confluent.connect.s3.format.parquet.ParquetFormat")]));
+        assert_eq!(errors[0].0, "format.class");
     }
 }

@@ -355,7 +355,7 @@ impl S3SinkTask {
             std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::btree_map::Entry::Vacant(e) => {
                 let mut objects = Vec::with_capacity(s.views.len());
-                for (view, format) in &s.views {
+                for ((view, format), (schema, _)) in s.views.iter().zip(&views) {
                     let ext = format!("{}{}", view.infix(), format.extension(s.compression));
                     let key = object_key(
                         &s.topics_dir,
@@ -368,7 +368,7 @@ impl S3SinkTask {
                         r.offset,
                         &ext,
                     );
-                    let writer = format.writer(s.compression)?;
+                    let writer = format.writer(s.compression, schema.as_deref(), &key)?;
                     objects.push(OpenObject { key, writer, upload_id: None, etags: Vec::new(), done: false });
                 }
                 e.insert(OpenFile { start_offset: r.offset, end_offset: r.offset, count: 0, objects })
