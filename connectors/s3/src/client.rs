@@ -116,6 +116,44 @@ impl S3Error {
             S3Error::Transport { .. } => "",
         }
     }
+
+    /// The whole chain of causes (reqwest's own message hides the TLS or connection cause in its sources).
+    pub fn chain(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(e) = source {
+            let m = e.to_string();
+            if !text.contains(&m) {
+                text.push_str(": ");
+                text.push_str(&m);
+            }
+            source = e.source();
+        }
+        text
+    }
+
+    /// A TLS failure that retrying cannot fix (the server's certificate is not trusted or does not match).
+    pub fn is_tls_trust(&self) -> bool {
+        matches!(self, S3Error::Transport { .. }) && {
+            let c = self.chain();
+            c.contains("certificate") || c.contains("UnknownIssuer") || c.contains("NotValidForName")
+        }
+    }
+}
+
+/// `AWS_CA_BUNDLE`: the AWS SDKs' and CLI's variable naming a PEM file of extra certificate authorities to trust
+/// for HTTPS (Confluent's connector has no key for it: the JVM's trust store plays that role there).
+pub fn ca_bundle() -> Result<Vec<reqwest::Certificate>, ConnectError> {
+    let Some(path) = env("AWS_CA_BUNDLE") else { return Ok(Vec::new()) };
+    let pem = std::fs::read(&path).map_err(|e| {
+        ConnectError::fatal(format!("reading AWS_CA_BUNDLE {path:?} (a PEM file of CA certificates)"), e)
+    })?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| ConnectError::fatal(format!("AWS_CA_BUNDLE {path:?} is not a PEM file of certificates"), e))?;
+    if certs.is_empty() {
+        return Err(ConnectError::Data(format!("AWS_CA_BUNDLE {path:?} holds no PEM certificate")));
+    }
+    Ok(certs)
 }
 
 #[derive(Clone)]
@@ -220,12 +258,17 @@ fn xml_escape(s: &str) -> String {
 }
 
 impl S3Client {
+    /// A client for `endpoint` (http:// or https://). HTTPS trusts the Mozilla roots (webpki-roots), the system's
+    /// store (`/etc/ssl/certs`, `SSL_CERT_FILE` / `SSL_CERT_DIR`) and the CAs of `AWS_CA_BUNDLE`.
     pub fn new(endpoint: String, region: String, bucket: String, creds: Credentials) -> Result<Self, ConnectError> {
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(300))
-            .build()
-            .map_err(|e| ConnectError::fatal("building the HTTP client", e))?;
+            .use_rustls_tls();
+        for cert in ca_bundle()? {
+            builder = builder.add_root_certificate(cert);
+        }
+        let http = builder.build().map_err(|e| ConnectError::fatal("building the HTTP client", e))?;
         Ok(S3Client { http, endpoint, region, bucket, creds, put_headers: Vec::new() })
     }
 

@@ -114,6 +114,13 @@ fn s3_error(client: &S3Client, what: &str, e: S3Error) -> ConnectError {
             ConnectError::fatal(format!("{ctx}: credentials refused; check the access key, secret and s3.region"), e)
         }
         Some(s) if s < 500 && s != 408 && s != 429 => ConnectError::fatal(ctx, e),
+        None if e.is_tls_trust() => ConnectError::fatal(
+            format!(
+                "{ctx}: TLS: the server's certificate is not trusted or does not match the host ({}); trust its CA through the system store or AWS_CA_BUNDLE (a PEM file) in the agent's environment, or fix store.url / AWS_ENDPOINT_URL",
+                e.chain()
+            ),
+            e,
+        ),
         _ => ConnectError::retriable(
             format!(
                 "{ctx}: the endpoint failed or is unreachable; check store.url / AWS_ENDPOINT_URL and that the server runs (retrying)"
