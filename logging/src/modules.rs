@@ -59,6 +59,7 @@ pub const MODULES: &[(&str, &str)] = &[
     ("sluice_connector_s3", "sluice_connector_s3::client"),
     ("sluice_connector_s3", "sluice_connector_s3::format"),
     ("sluice_connector_s3", "sluice_connector_s3::layout"),
+    ("sluice_connector_s3", "sluice_connector_s3::parquet_file"),
     ("sluice_connector_s3", "sluice_connector_s3::task"),
     ("sluice_connectors", "sluice_connectors"),
     ("sluice_connectors", "sluice_connectors::registry"),

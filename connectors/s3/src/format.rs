@@ -21,6 +21,7 @@ use sluice_converters::converter::{Converter, JsonConverter};
 use sluice_converters::header_converter::parse_string;
 
 use crate::avro::{AvroCodec, AvroFileWriter};
+use crate::parquet_file::{ParquetCodec, ParquetFileWriter};
 
 /// `s3.compression.type`: applied to JsonFormat and ByteArrayFormat objects (Avro has its own codecs).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -46,6 +47,15 @@ pub enum Format {
     Json,
     ByteArray { extension: String, separator: Vec<u8> },
     Avro { codec: AvroCodec, connect_meta_data: bool },
+    Parquet { codec: ParquetCodec, connect_meta_data: bool },
+}
+
+/// One record's view, ready for an [`ObjectWriter`]: bytes (JSON line, raw bytes, Avro datum) or, for Parquet
+/// (shredded into columns), the value itself.
+#[derive(Debug)]
+pub enum Encoded {
+    Bytes(Vec<u8>),
+    Value(Value),
 }
 
 /// Which part of a record an object holds (Confluent's `RecordView`s).
@@ -116,10 +126,32 @@ pub fn headers_view(record: &SinkRecord) -> Result<Value, ConnectError> {
     Ok(Value::Array(entries))
 }
 
+/// `RecordKey{key}` / `RecordHeaders{headers}`: the envelope of the key and headers views (Parquet's).
+fn envelope(struct_name: &str, field: &str, schema: Option<Arc<Schema>>, value: Value) -> (Option<Arc<Schema>>, Value) {
+    let mut s = Schema::primitive(SchemaType::Struct, false);
+    s.name = Some(struct_name.into());
+    s.fields = vec![sluice_connect_api::record::Field {
+        name: field.into(),
+        index: 0,
+        schema: schema.unwrap_or_else(|| Arc::new(Schema::primitive(SchemaType::Bytes, true))),
+    }];
+    (Some(Arc::new(s)), Value::Struct(vec![value]))
+}
+
 /// The view's schema and value of a record, after Confluent's checks that keep the objects aligned: with keys
 /// stored, a null key fails the record; with headers stored, a record without headers fails (before anything of
-/// the record is written).
-pub fn view_of(view: View, record: &SinkRecord) -> Result<(Option<Arc<Schema>>, Value), ConnectError> {
+/// the record is written). `enveloped`: the key and headers views wrapped in a struct (`getViewSchema(record,
+/// true)`, as ParquetRecordWriterProvider asks).
+pub fn view_of(view: View, record: &SinkRecord, enveloped: bool) -> Result<(Option<Arc<Schema>>, Value), ConnectError> {
+    let (schema, value) = plain_view(view, record)?;
+    Ok(match (view, enveloped) {
+        (View::Key, true) => envelope("RecordKey", "key", schema, value),
+        (View::Headers, true) => envelope("RecordHeaders", "headers", schema, value),
+        _ => (schema, value),
+    })
+}
+
+fn plain_view(view: View, record: &SinkRecord) -> Result<(Option<Arc<Schema>>, Value), ConnectError> {
     match view {
         View::Value => Ok((record.value_schema.clone(), record.value.clone())),
         View::Key => {
@@ -144,12 +176,39 @@ impl Format {
             Format::Json => format!(".json{}", compression.extension()),
             Format::ByteArray { extension, .. } => format!("{extension}{}", compression.extension()),
             Format::Avro { .. } => ".avro".to_string(),
+            Format::Parquet { codec, .. } => format!("{}.parquet", codec.extension()),
         }
     }
 
     /// Whether a file holds records of one schema (a change of the key schema starts a new file too).
     pub fn needs_one_schema(&self) -> bool {
-        matches!(self, Format::Avro { .. })
+        matches!(self, Format::Avro { .. } | Format::Parquet { .. })
+    }
+
+    /// Whether the key and headers views are enveloped (`RecordKey` / `RecordHeaders` structs).
+    pub fn envelops(&self) -> bool {
+        matches!(self, Format::Parquet { .. })
+    }
+
+    /// One record's view for this format: a JSON line, raw bytes + separator, an Avro datum, or the value for
+    /// Parquet (checked against the schema here, so appending it cannot fail).
+    pub fn encode_view(
+        &self,
+        view: View,
+        schema: Option<&Schema>,
+        value: Value,
+        record: &SinkRecord,
+    ) -> Result<Encoded, ConnectError> {
+        if let Format::Parquet { .. } = self {
+            // The Avro encoding checks exactly what shredding needs: types per schema, no null where required.
+            crate::avro::encode_datum(schema, &value, &mut Vec::new()).map_err(|e| {
+                ConnectError::Data(format!("ParquetFormat: {e} ({} of {})", view_name(view), loggable(record)))
+            })?;
+            return Ok(Encoded::Value(value));
+        }
+        let mut out = Vec::new();
+        self.encode(view, schema, &value, record, &mut out)?;
+        Ok(Encoded::Bytes(out))
     }
 
     /// One record's bytes for this format: a JSON line, raw bytes + separator, or an Avro datum.
@@ -196,9 +255,11 @@ impl Format {
                 }
                 out.extend_from_slice(separator);
             }
-            Format::Avro { .. } => crate::avro::encode_datum(schema, value, out).map_err(|e| {
-                ConnectError::Data(format!("AvroFormat: {e} ({} of {})", view_name(view), loggable(record)))
-            })?,
+            Format::Avro { .. } | Format::Parquet { .. } => {
+                crate::avro::encode_datum(schema, value, out).map_err(|e| {
+                    ConnectError::Data(format!("AvroFormat: {e} ({} of {})", view_name(view), loggable(record)))
+                })?
+            }
         }
         Ok(())
     }
@@ -222,6 +283,15 @@ impl Format {
                 AvroFileWriter::new(schema, *codec, *connect_meta_data, object_key)
                     .map_err(|e| ConnectError::Data(format!("AvroFormat: {e} (object {object_key})")))?,
             ),
+            Format::Parquet { codec, connect_meta_data } => {
+                let data = |e: String| ConnectError::Data(format!("ParquetFormat: {e} (object {object_key})"));
+                let avro = schema
+                    .map(|s| crate::avro::avro_schema(s, *connect_meta_data))
+                    .transpose()
+                    .map_err(data)?
+                    .unwrap_or_default();
+                ObjectWriter::Parquet(Box::new(ParquetFileWriter::new(schema, *codec, avro).map_err(data)?))
+            }
         })
     }
 }
@@ -246,6 +316,7 @@ pub enum LineOutput {
 pub enum ObjectWriter {
     Lines(LineOutput),
     Avro(AvroFileWriter),
+    Parquet(Box<ParquetFileWriter>),
 }
 
 fn io_error(e: std::io::Error) -> ConnectError {
@@ -253,12 +324,16 @@ fn io_error(e: std::io::Error) -> ConnectError {
 }
 
 impl ObjectWriter {
-    /// Appends one encoded record ([`Format::encode`]).
-    pub fn append(&mut self, encoded: &[u8]) -> Result<(), ConnectError> {
-        match self {
-            ObjectWriter::Lines(LineOutput::Plain(v)) => v.extend_from_slice(encoded),
-            ObjectWriter::Lines(LineOutput::Gzip(g)) => g.write_all(encoded).map_err(io_error)?,
-            ObjectWriter::Avro(a) => a.append(encoded),
+    /// Appends one encoded record ([`Format::encode_view`]).
+    pub fn append(&mut self, encoded: &Encoded) -> Result<(), ConnectError> {
+        match (self, encoded) {
+            (ObjectWriter::Lines(LineOutput::Plain(v)), Encoded::Bytes(b)) => v.extend_from_slice(b),
+            (ObjectWriter::Lines(LineOutput::Gzip(g)), Encoded::Bytes(b)) => g.write_all(b).map_err(io_error)?,
+            (ObjectWriter::Avro(a), Encoded::Bytes(b)) => a.append(b),
+            (ObjectWriter::Parquet(p), Encoded::Value(v)) => {
+                p.append(v).map_err(|e| ConnectError::Data(format!("ParquetFormat: {e}")))?
+            }
+            _ => return Err(ConnectError::Data("an encoded record of another format".into())),
         }
         Ok(())
     }
@@ -269,6 +344,7 @@ impl ObjectWriter {
             ObjectWriter::Lines(LineOutput::Plain(v)) => v,
             ObjectWriter::Lines(LineOutput::Gzip(g)) => g.get_mut(),
             ObjectWriter::Avro(a) => a.ready(),
+            ObjectWriter::Parquet(p) => p.ready(),
         }
     }
 
@@ -278,6 +354,7 @@ impl ObjectWriter {
             ObjectWriter::Lines(LineOutput::Plain(v)) => v.len(),
             ObjectWriter::Lines(LineOutput::Gzip(g)) => g.get_ref().len(),
             ObjectWriter::Avro(a) => a.buffered(),
+            ObjectWriter::Parquet(p) => p.buffered(),
         }
     }
 
@@ -287,6 +364,7 @@ impl ObjectWriter {
             ObjectWriter::Lines(LineOutput::Plain(_)) => {}
             ObjectWriter::Lines(LineOutput::Gzip(g)) => g.try_finish().map_err(io_error)?,
             ObjectWriter::Avro(a) => a.finish().map_err(io_error)?,
+            ObjectWriter::Parquet(p) => p.finish().map_err(io_error)?,
         }
         Ok(())
     }
@@ -312,7 +390,7 @@ mod tests {
     }
 
     fn encode(f: &Format, view: View, r: &SinkRecord) -> Vec<u8> {
-        let (schema, value) = view_of(view, r).unwrap();
+        let (schema, value) = view_of(view, r, false).unwrap();
         let mut out = Vec::new();
         f.encode(view, schema.as_deref(), &value, r, &mut out).unwrap();
         out
@@ -339,8 +417,8 @@ mod tests {
     #[test]
     fn key_and_header_views() {
         let mut r = rec(Value::String("v".into()));
-        assert!(view_of(View::Key, &r).unwrap_err().to_string().contains("Key cannot be null"));
-        assert!(view_of(View::Headers, &r).unwrap_err().to_string().contains("Headers cannot be null"));
+        assert!(view_of(View::Key, &r, false).unwrap_err().to_string().contains("Key cannot be null"));
+        assert!(view_of(View::Headers, &r, false).unwrap_err().to_string().contains("Headers cannot be null"));
         r.key = Value::String("k1".into());
         r.headers = vec![("h".into(), Some(bytes::Bytes::from_static(b"1"))), ("s".into(), Some("x y".into()))];
         assert_eq!(encode(&Format::Json, View::Key, &r), b"\"k1\"\n");
@@ -349,7 +427,7 @@ mod tests {
             "{\"headers\":[{\"key\":\"h\",\"value\":\"1\"},{\"key\":\"s\",\"value\":\"x y\"}]}\n"
         );
         r.headers.push(("n".into(), None));
-        assert!(view_of(View::Headers, &r).is_err());
+        assert!(view_of(View::Headers, &r, false).is_err());
     }
 
     #[test]
@@ -359,7 +437,7 @@ mod tests {
         let mut expected = Vec::new();
         for i in 0..1000 {
             let line = encode(&f, View::Value, &rec(Value::String(format!("line {i}"))));
-            w.append(&line).unwrap();
+            w.append(&Encoded::Bytes(line.clone())).unwrap();
             expected.extend(line);
         }
         let mut all = std::mem::take(w.ready());

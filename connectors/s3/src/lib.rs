@@ -1,6 +1,7 @@
 //! The S3 sink, a drop-in for Confluent's `io.confluent.connect.s3.S3SinkConnector` (kafka-connect-storage-cloud
-//! 10.5.x line of keys; version reported: see [`VERSION`]). Keys, defaults, object keys and JSON / ByteArray
-//! contents as Confluent's; exactly-once with deterministic partitioners through `pre_commit`.
+//! 10.5.x line of keys; version reported: see [`VERSION`]). Keys, defaults, object keys and JSON / ByteArray (gzip)
+//! / Avro / Parquet contents, with the keys and headers side objects, as Confluent's; exactly-once with
+//! deterministic partitioners through `pre_commit`.
 //!
 //! Defaults for what Confluent requires and the seed config omits: `format.class` = JsonFormat,
 //! `flush.size` = 1000, `storage.class` = S3Storage (the only storage there is).
@@ -9,6 +10,7 @@ pub mod avro;
 pub mod client;
 pub mod format;
 pub mod layout;
+pub mod parquet_file;
 pub mod task;
 
 use std::sync::Arc;
@@ -23,6 +25,7 @@ use sluice_connect_api::plugin::ConnectorPlugin;
 use avro::AvroCodec;
 use format::{Compression, Format, View};
 use layout::{Extractor, Partitioner, compile_path_format, parse_timezone};
+use parquet_file::ParquetCodec;
 
 pub const CLASS: &str = "io.confluent.connect.s3.S3SinkConnector";
 /// The Confluent S3 sink release whose keys and layout this follows (kafka-connect-storage-cloud v10.5.x /
@@ -152,9 +155,35 @@ fn format_class(c: &ConfigMap, k: &str, default: &str) -> Result<Format, Connect
             };
             Ok(Format::Avro { codec, connect_meta_data: boolean(c, "connect.meta.data", true)? })
         }
-        "ParquetFormat" => Err(invalid(
-            "ParquetFormat is not built yet in Sluice's S3 sink (JsonFormat, ByteArrayFormat and AvroFormat are)",
-        )),
+        "ParquetFormat" => {
+            // storage-common's parquet.codec (default snappy); Sluice writes none, snappy and gzip.
+            let codec = match get(c, "parquet.codec").unwrap_or("snappy").to_ascii_lowercase().as_str() {
+                "none" | "uncompressed" => ParquetCodec::None,
+                "snappy" => ParquetCodec::Snappy,
+                "gzip" => ParquetCodec::Gzip,
+                other @ ("lzo" | "brotli" | "lz4" | "lz4_raw" | "zstd") => {
+                    return Err(ConnectError::config(
+                        "parquet.codec",
+                        invalid_value(
+                            "parquet.codec",
+                            other,
+                            "Sluice's S3 sink writes the codecs none, snappy and gzip",
+                        ),
+                    ));
+                }
+                other => {
+                    return Err(ConnectError::config(
+                        "parquet.codec",
+                        invalid_value(
+                            "parquet.codec",
+                            other,
+                            "Value must be one of: [none, snappy, gzip, lzo, brotli, lz4, lz4_raw, zstd]",
+                        ),
+                    ));
+                }
+            };
+            Ok(Format::Parquet { codec, connect_meta_data: boolean(c, "connect.meta.data", true)? })
+        }
         _ => Err(invalid(&format!("Class {class} could not be found."))),
     }
 }
@@ -357,6 +386,7 @@ impl Connector for S3SinkConnector {
             .define(key("s3.object.tagging", Boolean, val("false"), "Tag S3 objects with start and end offsets, as well as record count."))
             .define(key("s3.ssea.name", String, val(""), "The S3 Server Side Encryption Algorithm."))
             .define(key("avro.codec", String, val("null"), "The Avro compression codec to be used for output files. Available values: null, deflate, snappy (bzip2, xz, zstandard are not built in Sluice)."))
+            .define(key("parquet.codec", String, val("snappy"), "The Parquet compression codec to be used for output files. Available values: none, snappy, gzip (lzo, brotli, lz4, zstd are not built in Sluice)."))
             .define(key("connect.meta.data", Boolean, val("true"), "Allow the Connect converter to add its metadata to the output schema."))
             .define(key("enhanced.avro.schema.support", Boolean, val("false"), "Enable enhanced Avro schema support in AvroConverter: Enum symbol preservation and Package Name awareness (accepted; Sluice writes such schemas as their Connect types)."))
             .define(key("format.bytearray.extension", String, val(".bin"), "Output file extension for ByteArrayFormat."))
@@ -517,8 +547,12 @@ mod tests {
         let errors = S3SinkConnector.validate_extra(&with(&[("format.class", avro), ("avro.codec", "lz4")]));
         assert_eq!(errors[0].0, "avro.codec");
         assert!(errors[0].1.starts_with("Invalid value lz4 for configuration avro.codec: "), "{}", errors[0].1);
-        let errors = S3SinkConnector
-            .validate_extra(&with(&[("format.class", "io.confluent.connect.s3.format.parquet.ParquetFormat")]));
-        assert_eq!(errors[0].0, "format.class");
+        let parquet = "io.confluent.connect.s3.format.parquet.ParquetFormat";
+        let s = S3Settings::from_config(&with(&[("format.class", parquet)])).unwrap();
+        assert_eq!(s.format.extension(s.compression), ".snappy.parquet");
+        let s = S3Settings::from_config(&with(&[("format.class", parquet), ("parquet.codec", "none")])).unwrap();
+        assert_eq!(s.format.extension(s.compression), ".parquet");
+        let errors = S3SinkConnector.validate_extra(&with(&[("format.class", parquet), ("parquet.codec", "zstd")]));
+        assert_eq!(errors[0].0, "parquet.codec");
     }
 }

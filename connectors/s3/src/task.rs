@@ -326,10 +326,9 @@ impl S3SinkTask {
         // and headers before the value), so the value, keys and headers objects stay aligned.
         let mut views = Vec::with_capacity(s.views.len());
         for (view, format) in &s.views {
-            let (schema, value) = view_of(*view, r)?;
-            let mut bytes = Vec::new();
-            format.encode(*view, schema.as_deref(), &value, r, &mut bytes)?;
-            views.push((schema, bytes));
+            let (schema, value) = view_of(*view, r, format.envelops())?;
+            let encoded = format.encode_view(*view, schema.as_deref(), value, r)?;
+            views.push((schema, encoded));
         }
         let schemas: Vec<Option<Arc<Schema>>> = s
             .views
