@@ -133,7 +133,7 @@ fn envelope(struct_name: &str, field: &str, schema: Option<Arc<Schema>>, value: 
     s.fields = vec![sluice_connect_api::record::Field {
         name: field.into(),
         index: 0,
-        schema: schema.unwrap_or_else(|| Arc::new(Schema::primitive(SchemaType::Bytes, true))),
+        schema: schema.unwrap_or_else(Schema::string),
     }];
     (Some(Arc::new(s)), Value::Struct(vec![value]))
 }
@@ -144,6 +144,13 @@ fn envelope(struct_name: &str, field: &str, schema: Option<Arc<Schema>>, value: 
 /// true)`, as ParquetRecordWriterProvider asks).
 pub fn view_of(view: View, record: &SinkRecord, enveloped: bool) -> Result<(Option<Arc<Schema>>, Value), ConnectError> {
     let (schema, value) = plain_view(view, record)?;
+    if enveloped && schema.is_none() {
+        return Err(ConnectError::Data(format!(
+            "the {} of {} has no schema; ParquetFormat writes records with schemas",
+            view_name(view),
+            loggable(record)
+        )));
+    }
     Ok(match (view, enveloped) {
         (View::Key, true) => envelope("RecordKey", "key", schema, value),
         (View::Headers, true) => envelope("RecordHeaders", "headers", schema, value),
