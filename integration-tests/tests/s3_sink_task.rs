@@ -490,3 +490,649 @@ async fn null_values_fail_by_default_and_are_skipped_with_ignore() -> anyhow::Re
     ensure!(keys(&client).await? == ["topics/t/partition=0/t+0+0000000001.json"], "null skipped");
     Ok(())
 }
+
+/// Runs a command with `input` on stdin and returns its stdout (fails on a non-zero exit).
+fn pipe(program: &str, args: &[&str], input: &[u8]) -> anyhow::Result<Vec<u8>> {
+    use std::io::Write;
+    let mut child = std::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("running {program}"))?;
+    let mut stdin = child.stdin.take().context("stdin")?;
+    let data = input.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&data));
+    let out = child.wait_with_output()?;
+    writer.join().map_err(|_| anyhow::anyhow!("writer thread"))??;
+    ensure!(out.status.success(), "{program} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(out.stdout)
+}
+
+/// The object decompressed by `gzip -dc` and by Python's `gzip` module; both must agree.
+fn gunzip(bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let by_tool = pipe("gzip", &["-dc"], bytes)?;
+    let by_python = pipe(
+        "python3",
+        &["-c", "import gzip,sys; sys.stdout.buffer.write(gzip.decompress(sys.stdin.buffer.read()))"],
+        bytes,
+    )?;
+    ensure!(by_tool == by_python, "gzip -d and python gzip disagree");
+    Ok(by_tool)
+}
+
+/// `s3.compression.type=gzip` (CompressionType.GZIP of kafka-connect-storage-cloud v12.1.9): `.json.gz` / `.bin.gz`
+/// object keys (`JsonRecordWriterProvider.getExtension` = ".json" + compression extension), one gzip stream per
+/// object; also across a multipart upload (the compressed stream split into parts).
+#[tokio::test]
+async fn gzip_json_and_bytearray_objects_read_back_with_gzip_and_python() -> anyhow::Result<()> {
+    let server = S3Server::ensure()?;
+    let bucket = unique("s3-gzip");
+    let client = Store::new(&server, &bucket).await?;
+    let mut task = start(&config(&server, &bucket, &[("flush.size", "3"), ("s3.compression.type", "gzip")])).await?;
+    task.put(&recs("t", 0, 0..7)).await?;
+    let safe = task.pre_commit(&[(tp("t", 0), 7)].into_iter().collect()).await?;
+    ensure!(safe[&tp("t", 0)] == 6, "pre_commit {safe:?}");
+    let k = keys(&client).await?;
+    ensure!(
+        k == ["topics/t/partition=0/t+0+0000000000.json.gz", "topics/t/partition=0/t+0+0000000003.json.gz"],
+        "keys {k:?}"
+    );
+    for (key, range) in k.iter().zip([0..3, 3..6]) {
+        let raw = client.client.get_object_bytes(&format!("{}{key}", client.prefix)).await?;
+        ensure!(raw.starts_with(&[0x1f, 0x8b]), "{key} is not gzip: {:?}", &raw[..raw.len().min(8)]);
+        let text = String::from_utf8(gunzip(&raw)?)?;
+        ensure!(text == json_lines(range.map(|o| format!("t-0-{o}"))), "{key}: {text:?}");
+    }
+    task.stop().await?;
+
+    // ByteArray, level 9.
+    let extra = [
+        ("format.class", "io.confluent.connect.s3.format.bytearray.ByteArrayFormat"),
+        ("flush.size", "2"),
+        ("s3.compression.type", "gzip"),
+        ("s3.compression.level", "9"),
+        ("topics.dir", "raw"),
+    ];
+    let mut task = start(&config(&server, &bucket, &extra)).await?;
+    let mut r = rec("b", 0, 0, "");
+    r.value_schema = None;
+    r.value = Value::Bytes(bytes::Bytes::from_static(b"\x00\x01bin"));
+    let mut r2 = r.clone();
+    r2.offset = 1;
+    r2.value = Value::Bytes(bytes::Bytes::from_static(b"two"));
+    task.put(&[r, r2]).await?;
+    let key = "raw/b/partition=0/b+0+0000000000.bin.gz";
+    ensure!(keys(&client).await?.contains(&key.to_string()), "keys {:?}", keys(&client).await?);
+    let raw = client.client.get_object_bytes(&format!("{}{key}", client.prefix)).await?;
+    ensure!(gunzip(&raw)? == b"\x00\x01bin\ntwo\n", "bytearray contents");
+
+    // Multipart: ~12 MB of hard-to-compress text gives more than one 5 MiB part of gzip stream.
+    let mut task = start(&config(
+        &server,
+        &bucket,
+        &[("flush.size", "40"), ("s3.compression.type", "gzip"), ("s3.part.size", "5242880"), ("topics.dir", "big")],
+    ))
+    .await?;
+    let alphabet: Vec<char> = ('a'..='z').chain('A'..='Z').chain('0'..='9').collect();
+    let values: Vec<String> = (0..40)
+        .map(|_| (0..300_000).map(|_| alphabet[rand::random::<u32>() as usize % alphabet.len()]).collect())
+        .collect();
+    let batch: Vec<SinkRecord> = values.iter().enumerate().map(|(o, v)| rec("m", 0, o as i64, v)).collect();
+    task.put(&batch[..30]).await?;
+    ensure!(client.list_multipart("big/").await?.len() == 1, "a multipart upload of the gzip stream is in flight");
+    task.put(&batch[30..]).await?;
+    let key = "big/m/partition=0/m+0+0000000000.json.gz";
+    let raw = client.client.get_object_bytes(&format!("{}{key}", client.prefix)).await?;
+    let text = String::from_utf8(gunzip(&raw)?)?;
+    ensure!(text == json_lines(values.iter().cloned()), "multipart gzip contents differ ({} bytes)", text.len());
+    println!("gzip multipart: {} bytes of JSON in a {} byte object", text.len(), raw.len());
+    Ok(())
+}
+
+/// A record with a string key and two headers (values in SimpleHeaderConverter's text form, as Sluice carries them).
+fn keyed(topic: &str, offset: i64) -> SinkRecord {
+    let mut r = rec(topic, 0, offset, &format!("v{offset}"));
+    r.key_schema = Some(Schema::string());
+    r.key = Value::String(format!("k{offset}"));
+    r.headers = vec![
+        ("trace".into(), Some(bytes::Bytes::from(format!("id-{offset}")))),
+        ("n".into(), Some(bytes::Bytes::from(offset.to_string()))),
+    ];
+    r
+}
+
+fn keyed_objects(range: std::ops::Range<i64>) -> (String, String, String) {
+    let values = json_lines(range.clone().map(|o| format!("v{o}")));
+    let keys = json_lines(range.clone().map(|o| format!("k{o}")));
+    let headers = range
+        .map(|o| {
+            format!(
+                "{{\"headers\":[{{\"key\":\"trace\",\"value\":\"id-{o}\"}},{{\"key\":\"n\",\"value\":\"{o}\"}}]}}\n"
+            )
+        })
+        .collect();
+    (values, keys, headers)
+}
+
+/// `store.kafka.keys` / `store.kafka.headers` (kafka-connect-storage-cloud v12.1.9 `KeyValueHeaderRecordWriterProvider`,
+/// `RecordViews`, `Utils.getAdjustedFilename`): next to `<file>.json`, `<file>.keys.json` holds one key per line
+/// and `<file>.headers.json` one `{"headers":[{"key","value"}]}` per line, record for record; a null key or a
+/// record without headers fails before anything of it is written; a crash and a replay from the committed offset
+/// rewrite the same three objects with the same bytes.
+#[tokio::test]
+async fn keys_and_headers_side_objects_stay_aligned_across_rotation_and_replay() -> anyhow::Result<()> {
+    let server = S3Server::ensure()?;
+    let bucket = unique("s3-kh");
+    let store = Store::new(&server, &bucket).await?;
+    let c = config(
+        &server,
+        &bucket,
+        &[
+            ("flush.size", "3"),
+            ("store.kafka.keys", "true"),
+            ("keys.format.class", "io.confluent.connect.s3.format.json.JsonFormat"),
+            ("store.kafka.headers", "true"),
+            ("headers.format.class", "io.confluent.connect.s3.format.json.JsonFormat"),
+        ],
+    );
+    // Task A takes 0..5: file 0..2 is written, 3..4 are open; then it "crashes".
+    let mut a = start(&c).await?;
+    a.put(&(0..5).map(|o| keyed("t", o)).collect::<Vec<_>>()).await?;
+    let safe = a.pre_commit(&[(tp("t", 0), 5)].into_iter().collect()).await?;
+    ensure!(safe[&tp("t", 0)] == 3, "pre_commit {safe:?}");
+    // A null key fails the record before any of its objects gets a byte.
+    let mut bad = keyed("t", 5);
+    bad.key = Value::Null;
+    let err = a.put(&[bad]).await.err().context("a null key must fail")?;
+    ensure!(format!("{err:#}").contains("Key cannot be null"), "{err:#}");
+    let mut bad = keyed("t", 5);
+    bad.headers.clear();
+    let err = a.put(&[bad]).await.err().context("no headers must fail")?;
+    ensure!(format!("{err:#}").contains("Headers cannot be null"), "{err:#}");
+    drop(a);
+    let dir = "topics/t/partition=0/";
+    let k = keys(&store).await?;
+    ensure!(
+        k == [
+            format!("{dir}t+0+0000000000.headers.json"),
+            format!("{dir}t+0+0000000000.json"),
+            format!("{dir}t+0+0000000000.keys.json"),
+        ],
+        "keys {k:?}"
+    );
+    let first: Vec<String> = {
+        let mut v = Vec::new();
+        for key in &k {
+            v.push(store.get_object(key).await?);
+        }
+        v
+    };
+    // Task B replays from the committed offset 3 (and a second time from 0, as after a lost commit).
+    let mut b = start(&c).await?;
+    b.put(&(3..9).map(|o| keyed("t", o)).collect::<Vec<_>>()).await?;
+    let mut again = start(&c).await?;
+    again.put(&(0..3).map(|o| keyed("t", o)).collect::<Vec<_>>()).await?;
+    let k = keys(&store).await?;
+    ensure!(k.len() == 9, "three files of three objects: {k:?}");
+    for (start, range) in [(0, 0..3), (3, 3..6), (6, 6..9)] {
+        let (values, keys_text, headers) = keyed_objects(range);
+        let name = format!("{dir}t+0+{start:010}");
+        ensure!(store.get_object(&format!("{name}.json")).await? == values, "{name}.json");
+        ensure!(store.get_object(&format!("{name}.keys.json")).await? == keys_text, "{name}.keys.json");
+        let h = store.get_object(&format!("{name}.headers.json")).await?;
+        ensure!(h == headers, "{name}.headers.json: {h:?}");
+    }
+    for (key, before) in [
+        format!("{dir}t+0+0000000000.headers.json"),
+        format!("{dir}t+0+0000000000.json"),
+        format!("{dir}t+0+0000000000.keys.json"),
+    ]
+    .iter()
+    .zip(&first)
+    {
+        ensure!(&store.get_object(key).await? == before, "{key} rewritten with other bytes");
+    }
+
+    // Gzip applies to the JSON side objects too; a schema change of the value rotates all three.
+    let mut c = c.clone();
+    c.insert("s3.compression.type".into(), "gzip".into());
+    c.insert("flush.size".into(), "100".into());
+    c.insert("topics.dir".into(), format!("{bucket}/gz"));
+    let mut g = start(&c).await?;
+    let mut batch: Vec<SinkRecord> = (0..4).map(|o| keyed("g", o)).collect();
+    for r in &mut batch[2..] {
+        r.value_schema = Some(Arc::new(Schema::primitive(SchemaType::String, true)));
+    }
+    g.put(&batch).await?;
+    g.pre_commit(&[(tp("g", 0), 4)].into_iter().collect()).await?;
+    let k: Vec<String> = keys(&store).await?.into_iter().filter(|k| k.starts_with("gz/")).collect();
+    ensure!(
+        k == [
+            "gz/g/partition=0/g+0+0000000000.headers.json.gz",
+            "gz/g/partition=0/g+0+0000000000.json.gz",
+            "gz/g/partition=0/g+0+0000000000.keys.json.gz",
+        ],
+        "gzip side objects, rotated at the schema change: {k:?}"
+    );
+    let raw = store.client.get_object_bytes(&format!("{}{}", store.prefix, k[2])).await?;
+    ensure!(gunzip(&raw)? == b"\"k0\"\n\"k1\"\n", "gzip keys object");
+    Ok(())
+}
+
+/// Reads an Avro object container file from stdin with fastavro (a standard reader) and prints
+/// `{"schema", "codec", "records"}` as JSON, logical types normalised: decimals as strings, dates as ISO
+/// text, timestamps as epoch milliseconds, bytes as hex.
+const FASTAVRO_READ: &str = r#"
+import sys, json, io, datetime, decimal
+import fastavro
+def norm(v):
+    if isinstance(v, decimal.Decimal): return str(v)
+    if isinstance(v, datetime.datetime): return int(v.timestamp() * 1000)
+    if isinstance(v, datetime.date): return v.isoformat()
+    if isinstance(v, datetime.time): return v.isoformat()
+    if isinstance(v, (bytes, bytearray)): return v.hex()
+    if isinstance(v, dict): return {k: norm(x) for k, x in v.items()}
+    if isinstance(v, list): return [norm(x) for x in v]
+    return v
+r = fastavro.reader(io.BytesIO(sys.stdin.buffer.read()))
+print(json.dumps({"schema": r.writer_schema, "codec": r.codec, "records": [norm(x) for x in r]}))
+"#;
+
+fn fastavro(bytes: &[u8]) -> anyhow::Result<serde_json::Value> {
+    let probe = std::process::Command::new("python3").args(["-c", "import fastavro, cramjam"]).output()?;
+    ensure!(
+        probe.status.success(),
+        "the Python Avro reader fastavro (with cramjam for snappy) is missing: run `python3 -m pip install --user fastavro cramjam` (deploy/test installs them)"
+    );
+    Ok(serde_json::from_slice(&pipe("python3", &["-c", FASTAVRO_READ], bytes)?)?)
+}
+
+fn order_schema(extra_field: bool) -> Arc<Schema> {
+    let logical = |t: SchemaType, optional: bool, name: &str, params: Option<Vec<(String, String)>>| {
+        let mut s = Schema::primitive(t, optional);
+        s.name = Some(name.into());
+        s.version = Some(1);
+        s.parameters = params;
+        Arc::new(s)
+    };
+    let prim = |t: SchemaType, optional: bool| Arc::new(Schema::primitive(t, optional));
+    let mut tags = Schema::primitive(SchemaType::Array, false);
+    tags.value_schema = Some(prim(SchemaType::String, false));
+    let mut attrs = Schema::primitive(SchemaType::Map, false);
+    attrs.key_schema = Some(prim(SchemaType::String, false));
+    attrs.value_schema = Some(prim(SchemaType::Int64, false));
+    let mut nested = Schema::primitive(SchemaType::Struct, true);
+    nested.fields = vec![Field { name: "a".into(), index: 0, schema: prim(SchemaType::String, false) }];
+    let mut fields = vec![
+        ("id", prim(SchemaType::Int32, false)),
+        ("note", prim(SchemaType::String, true)),
+        ("tiny", prim(SchemaType::Int8, false)),
+        (
+            "amount",
+            logical(
+                SchemaType::Bytes,
+                false,
+                "org.apache.kafka.connect.data.Decimal",
+                Some(vec![("scale".into(), "2".into())]),
+            ),
+        ),
+        ("day", logical(SchemaType::Int32, true, "org.apache.kafka.connect.data.Date", None)),
+        ("at", logical(SchemaType::Int64, false, "org.apache.kafka.connect.data.Timestamp", None)),
+        ("tags", Arc::new(tags)),
+        ("attrs", Arc::new(attrs)),
+        ("nested", Arc::new(nested)),
+        ("ratio", prim(SchemaType::Float64, false)),
+        ("raw", prim(SchemaType::Bytes, false)),
+    ];
+    if extra_field {
+        fields.push(("flag", prim(SchemaType::Boolean, true)));
+    }
+    let mut s = Schema::primitive(SchemaType::Struct, false);
+    s.name = Some("shop.Order".into());
+    s.version = Some(2);
+    s.fields = fields
+        .into_iter()
+        .enumerate()
+        .map(|(index, (name, schema))| Field { name: name.into(), index, schema })
+        .collect();
+    Arc::new(s)
+}
+
+/// A record of [`order_schema`] and the JSON fastavro should read back for it.
+fn order(topic: &str, offset: i64, extra_field: bool) -> (SinkRecord, serde_json::Value) {
+    let cents = offset * 137 - 5000;
+    let day = 19_675 + offset as i32; // 2023-11-14 + offset days
+    let at = 1_700_000_000_123 + offset;
+    let mut values = vec![
+        Value::Int32(offset as i32),
+        if offset % 2 == 0 { Value::Null } else { Value::String(format!("note {offset}")) },
+        Value::Int8((offset % 100) as i8),
+        Value::Bytes(bytes::Bytes::from(cents.to_be_bytes().to_vec())),
+        if offset % 3 == 0 { Value::Null } else { Value::Int32(day) },
+        Value::Int64(at),
+        Value::Array(vec![Value::String("x".into()), Value::String(format!("t{offset}"))]),
+        Value::Map(vec![(Value::String("n".into()), Value::Int64(offset))]),
+        if offset % 5 == 0 { Value::Null } else { Value::Struct(vec![Value::String(format!("a{offset}"))]) },
+        Value::Float64(offset as f64 / 4.0),
+        Value::Bytes(bytes::Bytes::from(vec![0u8, 0xff, offset as u8])),
+    ];
+    let date = |d: i32| {
+        let (y, m, dd) = sluice_connect_api::date_format::civil_from_days(i64::from(d));
+        format!("{y:04}-{m:02}-{dd:02}")
+    };
+    let mut expected = serde_json::json!({
+        "id": offset,
+        "note": if offset % 2 == 0 { serde_json::Value::Null } else { format!("note {offset}").into() },
+        "tiny": offset % 100,
+        "amount": format!("{}{}.{:02}", if cents < 0 { "-" } else { "" }, cents.abs() / 100, cents.abs() % 100),
+        "day": if offset % 3 == 0 { serde_json::Value::Null } else { date(day).into() },
+        "at": at,
+        "tags": ["x", format!("t{offset}")],
+        "attrs": {"n": offset},
+        "nested": if offset % 5 == 0 { serde_json::Value::Null } else { serde_json::json!({"a": format!("a{offset}")}) },
+        "ratio": offset as f64 / 4.0,
+        "raw": format!("00ff{:02x}", offset as u8),
+    });
+    if extra_field {
+        values.push(Value::Boolean(true));
+        expected["flag"] = true.into();
+    }
+    let mut r = rec(topic, 0, offset, "");
+    r.value_schema = Some(order_schema(extra_field));
+    r.value = Value::Struct(values);
+    r.key_schema = Some(Schema::string());
+    r.key = Value::String(format!("k{offset}"));
+    r.headers = vec![("h".into(), Some(bytes::Bytes::from(format!("{offset}"))))];
+    (r, expected)
+}
+
+/// `format.class=...avro.AvroFormat` (kafka-connect-storage-cloud v12.1.9 `AvroRecordWriterProvider`: `.avro`,
+/// schema from `AvroData.fromConnectSchema` of the first record, `avro.codec`): objects read back by fastavro with
+/// every record equal, for the codecs null, deflate and snappy, several blocks per object; the key and headers
+/// objects in Avro (the default `keys.format.class` / `headers.format.class`); a schema change starts a new
+/// object; a replay writes the same bytes.
+#[tokio::test]
+async fn avro_objects_read_back_with_fastavro() -> anyhow::Result<()> {
+    let server = S3Server::ensure()?;
+    let bucket = unique("s3-avro");
+    let store = Store::new(&server, &bucket).await?;
+    let records: Vec<(SinkRecord, serde_json::Value)> = (0..1000).map(|o| order("o", o, false)).collect();
+    for codec in ["null", "deflate", "snappy"] {
+        let c = config(
+            &server,
+            &bucket,
+            &[
+                ("format.class", "io.confluent.connect.s3.format.avro.AvroFormat"),
+                ("avro.codec", codec),
+                ("flush.size", "500"),
+                ("store.kafka.keys", "true"),
+                ("store.kafka.headers", "true"),
+                ("s3.compression.type", "gzip"), // ignored by AvroFormat, as Confluent's
+                ("topics.dir", codec),
+            ],
+        );
+        let mut task = start(&c).await?;
+        task.put(&records.iter().map(|(r, _)| r.clone()).collect::<Vec<_>>()).await?;
+        let dir = format!("{codec}/o/partition=0/");
+        let k: Vec<String> = keys(&store).await?.into_iter().filter(|k| k.starts_with(&dir)).collect();
+        let names: Vec<&str> = k.iter().map(|k| &k[dir.len()..]).collect();
+        ensure!(
+            names
+                == [
+                    "o+0+0000000000.avro",
+                    "o+0+0000000000.headers.avro",
+                    "o+0+0000000000.keys.avro",
+                    "o+0+0000000500.avro",
+                    "o+0+0000000500.headers.avro",
+                    "o+0+0000000500.keys.avro"
+                ],
+            "{codec}: keys {names:?}"
+        );
+        for (start, chunk) in [(0usize, &records[..500]), (500, &records[500..])] {
+            let name = format!("{dir}o+0+{start:010}");
+            let raw = store.client.get_object_bytes(&format!("{}{name}.avro", store.prefix)).await?;
+            let read = fastavro(&raw)?;
+            ensure!(read["codec"] == codec, "{codec}: codec {}", read["codec"]);
+            let schema = &read["schema"];
+            ensure!(
+                schema["name"] == "shop.Order" || (schema["name"] == "Order" && schema["namespace"] == "shop"),
+                "{codec}: record name {}",
+                schema["name"]
+            );
+            ensure!(schema["connect.name"] == "shop.Order" && schema["connect.version"] == 2, "{schema}");
+            let got = read["records"].as_array().context("records")?;
+            ensure!(got.len() == chunk.len(), "{codec}: {} records", got.len());
+            for (g, (r, want)) in got.iter().zip(chunk) {
+                ensure!(g == want, "{codec} offset {}: read {g}, expected {want}", r.offset);
+            }
+            let keys_read =
+                fastavro(&store.client.get_object_bytes(&format!("{}{name}.keys.avro", store.prefix)).await?)?;
+            ensure!(keys_read["schema"] == "string", "keys schema {}", keys_read["schema"]);
+            let want: Vec<serde_json::Value> = chunk.iter().map(|(r, _)| format!("k{}", r.offset).into()).collect();
+            ensure!(keys_read["records"] == serde_json::Value::Array(want), "{codec}: keys");
+            let headers_read =
+                fastavro(&store.client.get_object_bytes(&format!("{}{name}.headers.avro", store.prefix)).await?)?;
+            ensure!(headers_read["schema"]["type"] == "array", "headers schema {}", headers_read["schema"]);
+            let want: Vec<serde_json::Value> =
+                chunk.iter().map(|(r, _)| serde_json::json!([{"key": "h", "value": r.offset.to_string()}])).collect();
+            ensure!(headers_read["records"] == serde_json::Value::Array(want), "{codec}: headers");
+        }
+        // A replay (new task, same records) writes the same bytes.
+        let first = store.client.get_object_bytes(&format!("{}{dir}o+0+0000000000.avro", store.prefix)).await?;
+        let mut again = start(&c).await?;
+        again.put(&records[..500].iter().map(|(r, _)| r.clone()).collect::<Vec<_>>()).await?;
+        let second = store.client.get_object_bytes(&format!("{}{dir}o+0+0000000000.avro", store.prefix)).await?;
+        ensure!(first == second, "{codec}: a replay wrote other bytes");
+        println!("{codec}: 500 records in {} bytes", first.len());
+    }
+
+    // A big file (~180 KB: several 64,000-byte blocks) and a schema change (one more optional field) mid-stream.
+    let c = config(
+        &server,
+        &bucket,
+        &[
+            ("format.class", "io.confluent.connect.s3.format.avro.AvroFormat"),
+            ("avro.codec", "deflate"),
+            ("flush.size", "100000"),
+            ("topics.dir", "change"),
+        ],
+    );
+    let mut task = start(&c).await?;
+    let mut batch: Vec<(SinkRecord, serde_json::Value)> = (0..3000).map(|o| order("c", o, false)).collect();
+    batch.extend((3000..3010).map(|o| order("c", o, true)));
+    task.put(&batch.iter().map(|(r, _)| r.clone()).collect::<Vec<_>>()).await?;
+    let safe = task.pre_commit(&[(tp("c", 0), 3010)].into_iter().collect()).await?;
+    ensure!(safe[&tp("c", 0)] == 3000, "the schema change committed the first file: {safe:?}");
+    let raw =
+        store.client.get_object_bytes(&format!("{}change/c/partition=0/c+0+0000000000.avro", store.prefix)).await?;
+    let read = fastavro(&raw)?;
+    let got = read["records"].as_array().context("records")?;
+    ensure!(got.len() == 3000 && got[2999] == batch[2999].1, "3000 records read back");
+    println!("3000 records, deflate: {} bytes", raw.len());
+
+    // Schemaless values cannot be written as Avro: the record fails with what to do.
+    let mut task = start(&config(
+        &server,
+        &bucket,
+        &[("format.class", "io.confluent.connect.s3.format.avro.AvroFormat"), ("topics.dir", "schemaless")],
+    ))
+    .await?;
+    let mut r = rec("s", 0, 0, "x");
+    r.value_schema = None;
+    let err = task.put(&[r]).await.err().context("schemaless must fail")?;
+    ensure!(format!("{err:#}").contains("schemas"), "{err:#}");
+    Ok(())
+}
+
+/// Reads a Parquet file from stdin with pyarrow and prints `{"schema", "codec", "row_groups", "avro_schema",
+/// "records"}` as JSON, values normalised as [`FASTAVRO_READ`] does (maps as objects).
+const PYARROW_READ: &str = r#"
+import sys, json, io, datetime, decimal
+import pyarrow.parquet as pq
+def norm(v):
+    if isinstance(v, decimal.Decimal): return str(v)
+    if isinstance(v, datetime.datetime): return int(v.timestamp() * 1000)
+    if isinstance(v, datetime.date): return v.isoformat()
+    if isinstance(v, (bytes, bytearray)): return v.hex()
+    if isinstance(v, dict): return {k: norm(x) for k, x in v.items()}
+    if isinstance(v, list):
+        if v and all(isinstance(x, tuple) and len(x) == 2 for x in v): return {k: norm(x) for k, x in v}
+        return [norm(x) for x in v]
+    return v
+f = pq.ParquetFile(io.BytesIO(sys.stdin.buffer.read()))
+md = f.metadata
+print(json.dumps({
+    "schema": str(f.schema),
+    "codec": md.row_group(0).column(0).compression,
+    "row_groups": md.num_row_groups,
+    "avro_schema": (md.metadata or {}).get(b"parquet.avro.schema", b"").decode(),
+    "records": [norm(r) for r in f.read().to_pylist()],
+}))
+"#;
+
+fn pyarrow(bytes: &[u8]) -> anyhow::Result<serde_json::Value> {
+    let probe = std::process::Command::new("python3").args(["-c", "import pyarrow.parquet"]).output()?;
+    ensure!(
+        probe.status.success(),
+        "the Python Parquet reader pyarrow is missing: run `python3 -m pip install --user pyarrow` (deploy/test installs it)"
+    );
+    Ok(serde_json::from_slice(&pipe("python3", &["-c", PYARROW_READ], bytes)?)?)
+}
+
+/// `format.class=...parquet.ParquetFormat` (kafka-connect-storage-cloud v12.1.9 `ParquetRecordWriterProvider`:
+/// `<codec>.parquet`, parquet-avro over AvroData's schema, keys/headers enveloped as `RecordKey` /
+/// `RecordHeaders`): objects read back by pyarrow with every record equal for the codecs none, snappy and gzip;
+/// a replay writes the same bytes; a 16 MB file has several row groups and goes up in multipart parts.
+#[tokio::test]
+async fn parquet_objects_read_back_with_pyarrow() -> anyhow::Result<()> {
+    let server = S3Server::ensure()?;
+    let bucket = unique("s3-parquet");
+    let store = Store::new(&server, &bucket).await?;
+    let records: Vec<(SinkRecord, serde_json::Value)> = (0..1000).map(|o| order("p", o, false)).collect();
+    for (codec, ext, pyarrow_codec) in
+        [("none", ".parquet", "UNCOMPRESSED"), ("snappy", ".snappy.parquet", "SNAPPY"), ("gzip", ".gz.parquet", "GZIP")]
+    {
+        let parquet = "io.confluent.connect.s3.format.parquet.ParquetFormat";
+        let c = config(
+            &server,
+            &bucket,
+            &[
+                ("format.class", parquet),
+                ("parquet.codec", codec),
+                ("flush.size", "500"),
+                ("store.kafka.keys", "true"),
+                ("keys.format.class", parquet),
+                ("store.kafka.headers", "true"),
+                ("headers.format.class", parquet),
+                ("topics.dir", codec),
+            ],
+        );
+        let mut task = start(&c).await?;
+        task.put(&records.iter().map(|(r, _)| r.clone()).collect::<Vec<_>>()).await?;
+        let dir = format!("{codec}/p/partition=0/");
+        let k: Vec<String> = keys(&store).await?.into_iter().filter(|k| k.starts_with(&dir)).collect();
+        let names: Vec<String> = k.iter().map(|k| k[dir.len()..].to_string()).collect();
+        let mut expected: Vec<String> =
+            [0, 500].iter().flat_map(|s| ["", ".headers", ".keys"].map(|v| format!("p+0+{s:010}{v}{ext}"))).collect();
+        expected.sort();
+        ensure!(names == expected, "{codec}: keys {names:?}, expected {expected:?}");
+        for (start, chunk) in [(0usize, &records[..500]), (500, &records[500..])] {
+            let name = format!("{}{dir}p+0+{start:010}", store.prefix);
+            let read = pyarrow(&store.client.get_object_bytes(&format!("{name}{ext}")).await?)?;
+            ensure!(read["codec"] == pyarrow_codec, "{codec}: codec {}", read["codec"]);
+            let schema = read["schema"].as_str().unwrap_or_default();
+            ensure!(schema.contains("shop.Order"), "{codec}: message name in {schema}");
+            ensure!(
+                read["avro_schema"].as_str().unwrap_or_default().contains("\"connect.name\":\"shop.Order\""),
+                "{codec}: parquet.avro.schema"
+            );
+            let got = read["records"].as_array().context("records")?;
+            ensure!(got.len() == chunk.len(), "{codec}: {} records", got.len());
+            for (g, (r, want)) in got.iter().zip(chunk) {
+                ensure!(g == want, "{codec} offset {}: read {g}, expected {want}", r.offset);
+            }
+            let keys_read = pyarrow(&store.client.get_object_bytes(&format!("{name}.keys{ext}")).await?)?;
+            let want: Vec<serde_json::Value> =
+                chunk.iter().map(|(r, _)| serde_json::json!({"key": format!("k{}", r.offset)})).collect();
+            ensure!(keys_read["records"] == serde_json::Value::Array(want), "{codec}: keys {}", keys_read["records"]);
+            let headers_read = pyarrow(&store.client.get_object_bytes(&format!("{name}.headers{ext}")).await?)?;
+            let want: Vec<serde_json::Value> = chunk
+                .iter()
+                .map(|(r, _)| serde_json::json!({"headers": [{"key": "h", "value": r.offset.to_string()}]}))
+                .collect();
+            ensure!(headers_read["records"] == serde_json::Value::Array(want), "{codec}: headers");
+        }
+        let first = store.client.get_object_bytes(&format!("{}{dir}p+0+0000000000{ext}", store.prefix)).await?;
+        let mut again = start(&c).await?;
+        again.put(&records[..500].iter().map(|(r, _)| r.clone()).collect::<Vec<_>>()).await?;
+        let second = store.client.get_object_bytes(&format!("{}{dir}p+0+0000000000{ext}", store.prefix)).await?;
+        ensure!(first == second, "{codec}: a replay wrote other bytes");
+        println!("{codec}: 500 records in {} bytes", first.len());
+    }
+
+    // 16 MB of text: two row groups of 8 MiB, uploaded as parts while the file grows.
+    let c = config(
+        &server,
+        &bucket,
+        &[
+            ("format.class", "io.confluent.connect.s3.format.parquet.ParquetFormat"),
+            ("parquet.codec", "none"),
+            ("flush.size", "4000"),
+            ("s3.part.size", "5242880"),
+            ("topics.dir", "bigparquet"),
+        ],
+    );
+    let mut task = start(&c).await?;
+    let mut s = Schema::primitive(SchemaType::Struct, false);
+    s.name = Some("Blob".into());
+    s.fields = vec![
+        Field { name: "id".into(), index: 0, schema: Arc::new(Schema::primitive(SchemaType::Int64, false)) },
+        Field { name: "payload".into(), index: 1, schema: Schema::string() },
+    ];
+    let s = Arc::new(s);
+    let alphabet: Vec<char> = ('a'..='z').chain('0'..='9').collect();
+    let batch: Vec<SinkRecord> = (0..4000)
+        .map(|o| {
+            let mut r = rec("b", 0, o, "");
+            r.value_schema = Some(s.clone());
+            let payload: String =
+                (0..4000).map(|_| alphabet[rand::random::<u32>() as usize % alphabet.len()]).collect();
+            r.value = Value::Struct(vec![Value::Int64(o), Value::String(payload)]);
+            r
+        })
+        .collect();
+    task.put(&batch[..3000]).await?;
+    ensure!(store.list_multipart("bigparquet/").await?.len() == 1, "the first row group went up as a part");
+    task.put(&batch[3000..]).await?;
+    let raw = store
+        .client
+        .get_object_bytes(&format!("{}bigparquet/b/partition=0/b+0+0000000000.parquet", store.prefix))
+        .await?;
+    let read = pyarrow(&raw)?;
+    let got = read["records"].as_array().context("records")?;
+    ensure!(
+        got.len() == 4000 && read["row_groups"].as_i64() >= Some(2),
+        "{} records in {} row groups",
+        got.len(),
+        read["row_groups"]
+    );
+    for (g, r) in got.iter().zip(&batch) {
+        let Value::Struct(v) = &r.value else { anyhow::bail!("struct") };
+        let Value::String(p) = &v[1] else { anyhow::bail!("payload") };
+        ensure!(g["id"] == r.offset && g["payload"] == p.as_str(), "record {} differs", r.offset);
+    }
+    println!("parquet: 4000 records, {} row groups, {} bytes", read["row_groups"], raw.len());
+
+    // Non-struct values cannot be written as Parquet (parquet-avro needs a record).
+    let mut task = start(&config(
+        &server,
+        &bucket,
+        &[("format.class", "io.confluent.connect.s3.format.parquet.ParquetFormat"), ("topics.dir", "flat")],
+    ))
+    .await?;
+    let err = task.put(&[rec("f", 0, 0, "x")]).await.err().context("a string value must fail")?;
+    ensure!(format!("{err:#}").contains("Struct"), "{err:#}");
+    Ok(())
+}

@@ -116,6 +116,44 @@ impl S3Error {
             S3Error::Transport { .. } => "",
         }
     }
+
+    /// The whole chain of causes (reqwest's own message hides the TLS or connection cause in its sources).
+    pub fn chain(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(e) = source {
+            let m = e.to_string();
+            if !text.contains(&m) {
+                text.push_str(": ");
+                text.push_str(&m);
+            }
+            source = e.source();
+        }
+        text
+    }
+
+    /// A TLS failure that retrying cannot fix (the server's certificate is not trusted or does not match).
+    pub fn is_tls_trust(&self) -> bool {
+        matches!(self, S3Error::Transport { .. }) && {
+            let c = self.chain();
+            c.contains("certificate") || c.contains("UnknownIssuer") || c.contains("NotValidForName")
+        }
+    }
+}
+
+/// `AWS_CA_BUNDLE`: the AWS SDKs' and CLI's variable naming a PEM file of extra certificate authorities to trust
+/// for HTTPS (Confluent's connector has no key for it: the JVM's trust store plays that role there).
+pub fn ca_bundle() -> Result<Vec<reqwest::Certificate>, ConnectError> {
+    let Some(path) = env("AWS_CA_BUNDLE") else { return Ok(Vec::new()) };
+    let pem = std::fs::read(&path).map_err(|e| {
+        ConnectError::fatal(format!("reading AWS_CA_BUNDLE {path:?} (a PEM file of CA certificates)"), e)
+    })?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| ConnectError::fatal(format!("AWS_CA_BUNDLE {path:?} is not a PEM file of certificates"), e))?;
+    if certs.is_empty() {
+        return Err(ConnectError::Data(format!("AWS_CA_BUNDLE {path:?} holds no PEM certificate")));
+    }
+    Ok(certs)
 }
 
 #[derive(Clone)]
@@ -220,12 +258,17 @@ fn xml_escape(s: &str) -> String {
 }
 
 impl S3Client {
+    /// A client for `endpoint` (http:// or https://). HTTPS trusts the Mozilla roots (webpki-roots), the system's
+    /// store (`/etc/ssl/certs`, `SSL_CERT_FILE` / `SSL_CERT_DIR`) and the CAs of `AWS_CA_BUNDLE`.
     pub fn new(endpoint: String, region: String, bucket: String, creds: Credentials) -> Result<Self, ConnectError> {
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(300))
-            .build()
-            .map_err(|e| ConnectError::fatal("building the HTTP client", e))?;
+            .use_rustls_tls();
+        for cert in ca_bundle()? {
+            builder = builder.add_root_certificate(cert);
+        }
+        let http = builder.build().map_err(|e| ConnectError::fatal("building the HTTP client", e))?;
         Ok(S3Client { http, endpoint, region, bucket, creds, put_headers: Vec::new() })
     }
 
@@ -237,6 +280,19 @@ impl S3Client {
         extra: &[(String, String)],
         body: Vec<u8>,
     ) -> Result<(reqwest::header::HeaderMap, String), S3Error> {
+        let (headers, body) = self.request_bytes(method, key, query, extra, body).await?;
+        Ok((headers, String::from_utf8_lossy(&body).into_owned()))
+    }
+
+    /// A signed request; the answer's body as bytes (objects may be binary: gzip, Avro).
+    async fn request_bytes(
+        &self,
+        method: reqwest::Method,
+        key: Option<&str>,
+        query: &[(&str, &str)],
+        extra: &[(String, String)],
+        body: Vec<u8>,
+    ) -> Result<(reqwest::header::HeaderMap, bytes::Bytes), S3Error> {
         let path = match key {
             Some(k) => format!("/{}/{}", uri_encode(&self.bucket, false), uri_encode(k, true)),
             None => format!("/{}", uri_encode(&self.bucket, false)),
@@ -286,13 +342,14 @@ impl S3Client {
         let resp = req.body(body).send().await.map_err(transport)?;
         let status = resp.status();
         let resp_headers = resp.headers().clone();
-        let text = resp.text().await.map_err(transport)?;
+        let bytes = resp.bytes().await.map_err(transport)?;
         if !status.is_success() {
+            let text = String::from_utf8_lossy(&bytes);
             let code = xml_tag(&text, "Code").unwrap_or("").to_string();
             let message = xml_tag(&text, "Message").unwrap_or(status.canonical_reason().unwrap_or("")).to_string();
             return Err(S3Error::Status { method: method.to_string(), url, status: status.as_u16(), code, message });
         }
-        Ok((resp_headers, text))
+        Ok((resp_headers, bytes))
     }
 
     /// Creates the bucket (fine if this identity owns it already).
@@ -322,8 +379,14 @@ impl S3Client {
         self.request(reqwest::Method::PUT, Some(key), &[], &extra, body).await.map(|_| ())
     }
 
+    /// The object as text (lossy UTF-8).
     pub async fn get_object(&self, key: &str) -> Result<String, S3Error> {
         self.request(reqwest::Method::GET, Some(key), &[], &[], Vec::new()).await.map(|(_, t)| t)
+    }
+
+    /// The object's bytes.
+    pub async fn get_object_bytes(&self, key: &str) -> Result<Vec<u8>, S3Error> {
+        self.request_bytes(reqwest::Method::GET, Some(key), &[], &[], Vec::new()).await.map(|(_, b)| b.to_vec())
     }
 
     /// Sets the object's tags (PutObjectTagging).

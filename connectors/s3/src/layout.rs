@@ -1,15 +1,14 @@
 //! Object keys and contents as Confluent's S3 sink writes them: partitioners (Default, Field, TimeBased, Daily,
-//! Hourly), timestamp extractors and the JSON / ByteArray record writers.
+//! Hourly) and timestamp extractors (record writers: [`crate::format`]).
 //!
 //! Sources: confluentinc/kafka-connect-storage-common@v12.0.12 `partitioner/DefaultPartitioner.java`,
 //! `FieldPartitioner.java`, `TimeBasedPartitioner.java`, `DailyPartitioner.java`, `HourlyPartitioner.java`;
 //! confluentinc/kafka-connect-storage-cloud@v12.1.9 `kafka-connect-s3/.../TopicPartitionWriter.java`
-//! (`getCommitFilename`), `format/json/JsonRecordWriterProvider.java`, `format/bytearray/ByteArrayRecordWriterProvider.java`.
+//! (`getCommitFilename`).
 
 use sluice_connect_api::date_format::DateFormat;
 use sluice_connect_api::error::ConnectError;
-use sluice_connect_api::record::{SchemaType, SinkRecord, Value};
-use sluice_connect_api::values::write_text;
+use sluice_connect_api::record::{SinkRecord, Value};
 
 /// How records map to the encoded partition (the directory part of the key).
 #[derive(Debug, Clone)]
@@ -167,59 +166,6 @@ pub fn object_key(
     }
 }
 
-/// Output formats.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Format {
-    Json,
-    ByteArray { extension: String, separator: Vec<u8> },
-}
-
-impl Format {
-    pub fn extension(&self) -> &str {
-        match self {
-            Format::Json => ".json",
-            Format::ByteArray { extension, .. } => extension,
-        }
-    }
-
-    /// Appends one record's bytes as Confluent's record writers do.
-    pub fn write(&self, record: &SinkRecord, out: &mut Vec<u8>) -> Result<(), ConnectError> {
-        match self {
-            Format::Json => {
-                // JsonRecordWriterProvider: Structs through JsonConverter (schemas.enable=false), anything else
-                // through Jackson; for the values Connect produces both render alike. Then "\n".
-                let mut buf = Vec::new();
-                let converter = sluice_converters::converter::JsonConverter::new(false);
-                use sluice_converters::converter::Converter;
-                if !converter.from_connect(&record.topic, record.value_schema.as_deref(), &record.value, &mut buf)? {
-                    buf.extend_from_slice(b"null");
-                }
-                out.extend_from_slice(&buf);
-                out.push(b'\n');
-            }
-            Format::ByteArray { separator, .. } => {
-                match &record.value {
-                    Value::Bytes(b) => out.extend_from_slice(b),
-                    Value::String(s) => out.extend_from_slice(s.as_bytes()),
-                    other => {
-                        // ByteArrayConverter-compatible values only; render other values as text.
-                        let schema_is_bytes =
-                            record.value_schema.as_ref().is_some_and(|s| s.schema_type == SchemaType::Bytes);
-                        if schema_is_bytes {
-                            return Err(ConnectError::Data("ByteArrayFormat: bytes schema without bytes".into()));
-                        }
-                        let mut s = String::new();
-                        write_text(record.value_schema.as_deref(), other, &mut s);
-                        out.extend_from_slice(s.as_bytes());
-                    }
-                }
-                out.extend_from_slice(separator);
-            }
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,21 +214,5 @@ mod tests {
         let Partitioner::Time { format, duration_ms, .. } = p else { unreachable!() };
         let p2 = Partitioner::Time { format, duration_ms, offset_ms: parse_timezone("+02:00").unwrap() };
         assert_eq!(p2.encode(&r, 1_700_000_000_123, "/").unwrap(), "year=2023/month=11/day=15/hour=00");
-    }
-
-    /// Fixture: JsonRecordWriterProvider (kafka-connect-storage-cloud v12.1.9): each value then "\n"; a String
-    /// value is written by Jackson as a quoted JSON string.
-    #[test]
-    fn json_lines() {
-        let mut out = Vec::new();
-        Format::Json.write(&rec("t", 0, 0, Value::String("hello \"w\"".into())), &mut out).unwrap();
-        Format::Json
-            .write(&rec("t", 0, 1, Value::Map(vec![(Value::String("a".into()), Value::Int64(1))])), &mut out)
-            .unwrap();
-        assert_eq!(out, b"\"hello \\\"w\\\"\"\n{\"a\":1}\n");
-        let mut out = Vec::new();
-        let f = Format::ByteArray { extension: ".bin".into(), separator: b"\n".to_vec() };
-        f.write(&rec("t", 0, 0, Value::Bytes(bytes::Bytes::from_static(b"raw"))), &mut out).unwrap();
-        assert_eq!(out, b"raw\n");
     }
 }

@@ -1,22 +1,31 @@
 //! The S3 sink, a drop-in for Confluent's `io.confluent.connect.s3.S3SinkConnector` (kafka-connect-storage-cloud
-//! 10.5.x line of keys; version reported: see [`VERSION`]). Keys, defaults, object keys and JSON / ByteArray
-//! contents as Confluent's; exactly-once with deterministic partitioners through `pre_commit`.
+//! 10.5.x line of keys; version reported: see [`VERSION`]). Keys, defaults, object keys and JSON / ByteArray (gzip)
+//! / Avro / Parquet contents, with the keys and headers side objects, as Confluent's; exactly-once with
+//! deterministic partitioners through `pre_commit`.
 //!
 //! Defaults for what Confluent requires and the seed config omits: `format.class` = JsonFormat,
 //! `flush.size` = 1000, `storage.class` = S3Storage (the only storage there is).
 
+pub mod avro;
 pub mod client;
+pub mod format;
 pub mod layout;
+pub mod parquet_file;
 pub mod task;
 
 use std::sync::Arc;
 
-use sluice_connect_api::config::{ConfigDef, ConfigKey, ConfigMap, ConfigType, DefaultValue, Importance, Validator};
+use sluice_connect_api::config::{
+    ConfigDef, ConfigKey, ConfigMap, ConfigType, DefaultValue, Importance, Validator, invalid_value,
+};
 use sluice_connect_api::connector::{Connector, ConnectorType, SinkTask};
 use sluice_connect_api::error::ConnectError;
 use sluice_connect_api::plugin::ConnectorPlugin;
 
-use layout::{Extractor, Format, Partitioner, compile_path_format, parse_timezone};
+use avro::AvroCodec;
+use format::{Compression, Format, View};
+use layout::{Extractor, Partitioner, compile_path_format, parse_timezone};
+use parquet_file::ParquetCodec;
 
 pub const CLASS: &str = "io.confluent.connect.s3.S3SinkConnector";
 /// The Confluent S3 sink release whose keys and layout this follows (kafka-connect-storage-cloud v10.5.x /
@@ -36,6 +45,8 @@ pub const PLUGINS: &[ConnectorPlugin] = &[ConnectorPlugin {
 pub const DEFAULT_FORMAT: &str = "io.confluent.connect.s3.format.json.JsonFormat";
 pub const DEFAULT_FLUSH_SIZE: &str = "1000";
 pub const STORAGE_CLASS: &str = "io.confluent.connect.s3.storage.S3Storage";
+/// `keys.format.class` / `headers.format.class` default (Confluent's).
+pub const DEFAULT_SIDE_FORMAT: &str = "io.confluent.connect.s3.format.avro.AvroFormat";
 pub const DEFAULT_PARTITIONER: &str = "io.confluent.connect.storage.partitioner.DefaultPartitioner";
 
 /// The parsed configuration of a task.
@@ -54,6 +65,11 @@ pub struct S3Settings {
     pub rotate_interval_ms: i64,
     pub rotate_schedule_interval_ms: i64,
     pub format: Format,
+    /// `s3.compression.type` / `s3.compression.level` (JSON and ByteArray objects).
+    pub compression: Compression,
+    /// The objects of a file: the value view in `format`, then the keys (`store.kafka.keys`, `keys.format.class`)
+    /// and headers (`store.kafka.headers`, `headers.format.class`) views when stored.
+    pub views: Vec<(View, Format)>,
     pub part_size: usize,
     pub partitioner: Partitioner,
     pub extractor: Extractor,
@@ -87,6 +103,91 @@ fn simple(class: &str) -> &str {
     class.rsplit('.').next().unwrap_or(class)
 }
 
+/// A BOOLEAN key as Kafka's ConfigDef parses it.
+fn boolean(c: &ConfigMap, k: &str, default: bool) -> Result<bool, ConnectError> {
+    match get(c, k) {
+        None => Ok(default),
+        Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
+        Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
+        Some(v) => Err(ConnectError::config(k, invalid_value(k, v, "Expected value to be either true or false"))),
+    }
+}
+
+/// A format class key (`format.class`, `keys.format.class`, `headers.format.class`).
+fn format_class(c: &ConfigMap, k: &str, default: &str) -> Result<Format, ConnectError> {
+    let class = get(c, k).unwrap_or(default);
+    let invalid = |m: &str| ConnectError::config(k, invalid_value(k, class, m));
+    match simple(class) {
+        "JsonFormat" => Ok(Format::Json),
+        "ByteArrayFormat" => Ok(Format::ByteArray {
+            extension: get(c, "format.bytearray.extension").unwrap_or(".bin").to_string(),
+            separator: c
+                .get("format.bytearray.separator")
+                .map(|s| s.replace("\\n", "\n").replace("\\r", "\r").into_bytes())
+                .unwrap_or_else(|| b"\n".to_vec()),
+        }),
+        "AvroFormat" => {
+            // AVRO_SUPPORTED_CODECS of storage-common; Sluice writes null, deflate and snappy.
+            let codec = match get(c, "avro.codec").unwrap_or("null") {
+                "null" => AvroCodec::Null,
+                "deflate" => AvroCodec::Deflate,
+                "snappy" => AvroCodec::Snappy,
+                other @ ("bzip2" | "xz" | "zstandard") => {
+                    return Err(ConnectError::config(
+                        "avro.codec",
+                        invalid_value(
+                            "avro.codec",
+                            other,
+                            "Sluice's S3 sink writes the codecs null, deflate and snappy",
+                        ),
+                    ));
+                }
+                other => {
+                    return Err(ConnectError::config(
+                        "avro.codec",
+                        invalid_value(
+                            "avro.codec",
+                            other,
+                            "Value must be one of: [null, deflate, snappy, bzip2, xz, zstandard]",
+                        ),
+                    ));
+                }
+            };
+            Ok(Format::Avro { codec, connect_meta_data: boolean(c, "connect.meta.data", true)? })
+        }
+        "ParquetFormat" => {
+            // storage-common's parquet.codec (default snappy); Sluice writes none, snappy and gzip.
+            let codec = match get(c, "parquet.codec").unwrap_or("snappy").to_ascii_lowercase().as_str() {
+                "none" | "uncompressed" => ParquetCodec::None,
+                "snappy" => ParquetCodec::Snappy,
+                "gzip" => ParquetCodec::Gzip,
+                other @ ("lzo" | "brotli" | "lz4" | "lz4_raw" | "zstd") => {
+                    return Err(ConnectError::config(
+                        "parquet.codec",
+                        invalid_value(
+                            "parquet.codec",
+                            other,
+                            "Sluice's S3 sink writes the codecs none, snappy and gzip",
+                        ),
+                    ));
+                }
+                other => {
+                    return Err(ConnectError::config(
+                        "parquet.codec",
+                        invalid_value(
+                            "parquet.codec",
+                            other,
+                            "Value must be one of: [none, snappy, gzip, lzo, brotli, lz4, lz4_raw, zstd]",
+                        ),
+                    ));
+                }
+            };
+            Ok(Format::Parquet { codec, connect_meta_data: boolean(c, "connect.meta.data", true)? })
+        }
+        _ => Err(invalid(&format!("Class {class} could not be found."))),
+    }
+}
+
 impl S3Settings {
     pub fn from_config(c: &ConfigMap) -> Result<Self, ConnectError> {
         let bucket = get(c, "s3.bucket.name")
@@ -102,32 +203,47 @@ impl S3Settings {
         {
             return Err(ConnectError::config("storage.class", format!("only {STORAGE_CLASS} is supported, not {s}")));
         }
-        let format = match simple(get(c, "format.class").unwrap_or(DEFAULT_FORMAT)) {
-            "JsonFormat" => Format::Json,
-            "ByteArrayFormat" => Format::ByteArray {
-                extension: get(c, "format.bytearray.extension").unwrap_or(".bin").to_string(),
-                separator: c
-                    .get("format.bytearray.separator")
-                    .map(|s| s.replace("\\n", "\n").replace("\\r", "\r").into_bytes())
-                    .unwrap_or_else(|| b"\n".to_vec()),
-            },
-            other => {
-                return Err(ConnectError::config(
-                    "format.class",
-                    format!(
-                        "{other}: this build of Sluice's S3 sink writes JsonFormat and ByteArrayFormat (Avro and Parquet are not built yet)"
-                    ),
-                ));
-            }
-        };
-        match get(c, "s3.compression.type").unwrap_or("none") {
-            "none" => {}
+        let format = format_class(c, "format.class", DEFAULT_FORMAT)?;
+        let level: i32 = num(c, "s3.compression.level", -1)?;
+        if !(-1..=9).contains(&level) {
+            let m = if level < -1 { "Value must be at least -1" } else { "Value must be no more than 9" };
+            return Err(ConnectError::config(
+                "s3.compression.level",
+                invalid_value("s3.compression.level", &level.to_string(), m),
+            ));
+        }
+        // CompressionTypeValidator: the exact lowercase names.
+        let compression = match get(c, "s3.compression.type").unwrap_or("none") {
+            "none" => Compression::None,
+            // Deflater.DEFAULT_COMPRESSION (-1) is zlib's level 6.
+            "gzip" => Compression::Gzip(if level < 0 { 6 } else { level as u32 }),
             other => {
                 return Err(ConnectError::config(
                     "s3.compression.type",
-                    format!("{other}: only none is supported in this build"),
+                    invalid_value("s3.compression.type", other, "Value must be one of: [none, gzip]"),
                 ));
             }
+        };
+        // KeyValueHeaderRecordWriterProvider: the value object, then `.keys` and `.headers` objects next to it.
+        let mut views = vec![(View::Value, format.clone())];
+        if boolean(c, "store.kafka.keys", false)? {
+            views.push((View::Key, format_class(c, "keys.format.class", DEFAULT_SIDE_FORMAT)?));
+        }
+        if boolean(c, "store.kafka.headers", false)? {
+            let headers_format = format_class(c, "headers.format.class", DEFAULT_SIDE_FORMAT)?;
+            if matches!(headers_format, Format::ByteArray { .. }) {
+                // HEADERS_FORMAT_CLASS_VALID_VALUES: "ByteArrayFormat for headers is not supported".
+                let class = get(c, "headers.format.class").unwrap_or_default();
+                return Err(ConnectError::config(
+                    "headers.format.class",
+                    invalid_value(
+                        "headers.format.class",
+                        class,
+                        "ByteArrayFormat cannot write headers; use AvroFormat, JsonFormat or ParquetFormat",
+                    ),
+                ));
+            }
+            views.push((View::Headers, headers_format));
         }
         let flush_size: u64 = num(c, "flush.size", 1000)?;
         if flush_size < 1 {
@@ -185,11 +301,6 @@ impl S3Settings {
             "write" => NullBehavior::Write,
             other => return Err(ConnectError::config("behavior.on.null.values", format!("unknown value {other}"))),
         };
-        for k in ["store.kafka.keys", "store.kafka.headers"] {
-            if get(c, k).is_some_and(|v| v.eq_ignore_ascii_case("true")) {
-                return Err(ConnectError::config(k, "keys/headers side files are not built yet in Sluice's S3 sink"));
-            }
-        }
         Ok(S3Settings {
             bucket,
             region: get(c, "s3.region").unwrap_or("us-west-2").to_string(),
@@ -204,6 +315,8 @@ impl S3Settings {
             rotate_interval_ms: num(c, "rotate.interval.ms", -1)?,
             rotate_schedule_interval_ms: num(c, "rotate.schedule.interval.ms", -1)?,
             format,
+            compression,
+            views,
             part_size,
             partitioner,
             extractor,
@@ -255,7 +368,8 @@ impl Connector for S3SinkConnector {
             .define(key("file.delim", String, val("+"), "File delimiter pattern"))
             .define(key("filename.offset.zero.pad.width", Int, val("10"), "Width to zero-pad offsets in store's filenames if offsets are too short in order to provide fixed-width filenames that can be ordered by simple lexicographic sorting."))
             .define(key("s3.part.size", Int, val("26214400"), "The Part Size in S3 Multi-part Uploads.").with_validator(Validator::Between(5_242_880, i32::MAX as i64)))
-            .define(key("s3.compression.type", String, val("none"), "Compression type for files written to S3 (none only in this build)."))
+            .define(key("s3.compression.type", String, val("none"), "Compression type for files written to S3. Applied when using JsonFormat or ByteArrayFormat. Available values: none, gzip."))
+            .define(key("s3.compression.level", Int, val("-1"), "Compression level for files written to S3. Applied when using JsonFormat or ByteArrayFormat.").with_validator(Validator::Between(-1, 9)))
             .define(key("partitioner.class", Class, val(DEFAULT_PARTITIONER), "The partitioner to use when writing data to the store."))
             .define(key("partition.field.name", List, val(""), "The name of the partitioning field when FieldPartitioner is used."))
             .define(key("partition.duration.ms", Long, val("-1"), "The duration of a partition milliseconds used by TimeBasedPartitioner."))
@@ -265,10 +379,16 @@ impl Connector for S3SinkConnector {
             .define(key("timestamp.extractor", String, val("Wallclock"), "The extractor that gets the timestamp for records when partitioning with TimeBasedPartitioner."))
             .define(key("timestamp.field", String, val("timestamp"), "The record field to be used as timestamp by the timestamp extractor."))
             .define(key("behavior.on.null.values", String, val("fail"), "How to handle records with a null value.").with_validator(Validator::OneOf(vec!["fail", "ignore", "write"])))
-            .define(key("store.kafka.keys", Boolean, val("false"), "Enable or disable writing keys to storage (not built yet)."))
-            .define(key("store.kafka.headers", Boolean, val("false"), "Enable or disable writing headers to storage (not built yet)."))
+            .define(key("store.kafka.keys", Boolean, val("false"), "Enable or disable writing keys to storage."))
+            .define(key("store.kafka.headers", Boolean, val("false"), "Enable or disable writing headers to storage."))
+            .define(key("keys.format.class", Class, val(DEFAULT_SIDE_FORMAT), "The format class to use when writing keys to the store."))
+            .define(key("headers.format.class", Class, val(DEFAULT_SIDE_FORMAT), "The format class to use when writing headers to the store."))
             .define(key("s3.object.tagging", Boolean, val("false"), "Tag S3 objects with start and end offsets, as well as record count."))
             .define(key("s3.ssea.name", String, val(""), "The S3 Server Side Encryption Algorithm."))
+            .define(key("avro.codec", String, val("null"), "The Avro compression codec to be used for output files. Available values: null, deflate, snappy (bzip2, xz, zstandard are not built in Sluice)."))
+            .define(key("parquet.codec", String, val("snappy"), "The Parquet compression codec to be used for output files. Available values: none, snappy, gzip (lzo, brotli, lz4, zstd are not built in Sluice)."))
+            .define(key("connect.meta.data", Boolean, val("true"), "Allow the Connect converter to add its metadata to the output schema."))
+            .define(key("enhanced.avro.schema.support", Boolean, val("false"), "Enable enhanced Avro schema support in AvroConverter: Enum symbol preservation and Package Name awareness (accepted; Sluice writes such schemas as their Connect types)."))
             .define(key("format.bytearray.extension", String, val(".bin"), "Output file extension for ByteArrayFormat."))
             .define(key("format.bytearray.separator", String, Null, "String inserted between records for ByteArrayFormat (default line separator)."))
     }
@@ -325,12 +445,114 @@ mod tests {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
         let s = S3Settings::from_config(&c).unwrap();
-        assert_eq!((s.flush_size, s.format.extension(), s.region.as_str()), (1000, ".json", "us-east-1"));
+        assert_eq!(
+            (s.flush_size, s.format.extension(s.compression).as_str(), s.region.as_str()),
+            (1000, ".json", "us-east-1")
+        );
         assert!(S3SinkConnector.validate_extra(&c).is_empty());
         let tasks = S3SinkConnector.task_configs(&c, 1).unwrap();
         assert_eq!(tasks.len(), 1);
         assert_eq!(tasks[0]["format.class"], DEFAULT_FORMAT);
         assert_eq!(tasks[0]["flush.size"], "1000");
         assert_eq!(tasks[0]["s3.region"], "us-east-1");
+    }
+
+    fn with(extra: &[(&str, &str)]) -> ConfigMap {
+        let mut c: ConfigMap = [("connector.class", CLASS), ("topics", "t"), ("s3.bucket.name", "b")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        for (k, v) in extra {
+            c.insert(k.to_string(), v.to_string());
+        }
+        c
+    }
+
+    /// Fixture: S3SinkConnectorConfig (kafka-connect-storage-cloud v12.1.9): `CompressionTypeValidator` ("Value
+    /// must be one of: " + [none, gzip]), `CompressionLevelValidator` (Range -1..9), `.gz` extension.
+    #[test]
+    fn compression_keys() {
+        let s = S3Settings::from_config(&with(&[("s3.compression.type", "gzip")])).unwrap();
+        assert_eq!((s.compression, s.format.extension(s.compression).as_str()), (Compression::Gzip(6), ".json.gz"));
+        let s = S3Settings::from_config(&with(&[
+            ("s3.compression.type", "gzip"),
+            ("s3.compression.level", "1"),
+            ("format.class", "io.confluent.connect.s3.format.bytearray.ByteArrayFormat"),
+        ]))
+        .unwrap();
+        assert_eq!(s.format.extension(s.compression), ".bin.gz");
+        let errors = S3SinkConnector.validate_extra(&with(&[("s3.compression.type", "zstd")]));
+        assert_eq!(
+            errors,
+            [(
+                "s3.compression.type".to_string(),
+                "Invalid value zstd for configuration s3.compression.type: Value must be one of: [none, gzip]"
+                    .to_string()
+            )]
+        );
+        let errors = S3SinkConnector.validate_extra(&with(&[("s3.compression.level", "12")]));
+        assert_eq!(
+            errors[0].1,
+            "Invalid value 12 for configuration s3.compression.level: Value must be no more than 9"
+        );
+        let errors = S3SinkConnector.validate_extra(&with(&[("format.class", "com.example.NoSuchFormat")]));
+        assert_eq!(
+            errors[0].1,
+            "Invalid value com.example.NoSuchFormat for configuration format.class: Class com.example.NoSuchFormat could not be found."
+        );
+    }
+
+    /// Fixture: S3SinkConnectorConfig (v12.1.9) "Keys and Headers" group: `store.kafka.keys` / `store.kafka.headers`
+    /// (BOOLEAN), `keys.format.class` / `headers.format.class` (default AvroFormat; no ByteArrayFormat for headers).
+    #[test]
+    fn keys_and_headers_keys() {
+        let json = "io.confluent.connect.s3.format.json.JsonFormat";
+        let s = S3Settings::from_config(&with(&[
+            ("store.kafka.keys", "true"),
+            ("keys.format.class", "io.confluent.connect.s3.format.bytearray.ByteArrayFormat"),
+            ("store.kafka.headers", "TRUE"),
+            ("headers.format.class", json),
+        ]))
+        .unwrap();
+        let views: Vec<View> = s.views.iter().map(|(v, _)| *v).collect();
+        assert_eq!(views, [View::Value, View::Key, View::Headers]);
+        let errors = S3SinkConnector.validate_extra(&with(&[
+            ("store.kafka.headers", "true"),
+            ("headers.format.class", "io.confluent.connect.s3.format.bytearray.ByteArrayFormat"),
+        ]));
+        assert_eq!(errors[0].0, "headers.format.class");
+        assert!(errors[0].1.starts_with("Invalid value io.confluent.connect.s3.format.bytearray.ByteArrayFormat for configuration headers.format.class: "));
+        let errors = S3SinkConnector.validate_extra(&with(&[("store.kafka.keys", "yes")]));
+        assert_eq!(
+            errors[0].1,
+            "Invalid value yes for configuration store.kafka.keys: Expected value to be either true or false"
+        );
+        assert!(
+            S3SinkConnector
+                .validate_extra(&with(&[("store.kafka.keys", "false"), ("store.kafka.headers", "false")]))
+                .is_empty()
+        );
+    }
+
+    /// Fixture: AvroFormat (`.avro`), storage-common's `avro.codec` (default "null"), `keys.format.class` default
+    /// AvroFormat.
+    #[test]
+    fn avro_keys() {
+        let avro = "io.confluent.connect.s3.format.avro.AvroFormat";
+        let s = S3Settings::from_config(&with(&[("format.class", avro), ("store.kafka.keys", "true")])).unwrap();
+        assert_eq!(s.format.extension(s.compression), ".avro");
+        assert_eq!(s.views[1].1, Format::Avro { codec: AvroCodec::Null, connect_meta_data: true });
+        let s = S3Settings::from_config(&with(&[("format.class", avro), ("avro.codec", "snappy")])).unwrap();
+        assert_eq!(s.format, Format::Avro { codec: AvroCodec::Snappy, connect_meta_data: true });
+        let errors = S3SinkConnector.validate_extra(&with(&[("format.class", avro), ("avro.codec", "lz4")]));
+        assert_eq!(errors[0].0, "avro.codec");
+        assert!(errors[0].1.starts_with("Invalid value lz4 for configuration avro.codec: "), "{}", errors[0].1);
+        let parquet = "io.confluent.connect.s3.format.parquet.ParquetFormat";
+        let s = S3Settings::from_config(&with(&[("format.class", parquet)])).unwrap();
+        assert_eq!(s.format.extension(s.compression), ".snappy.parquet");
+        let s = S3Settings::from_config(&with(&[("format.class", parquet), ("parquet.codec", "none")])).unwrap();
+        assert_eq!(s.format.extension(s.compression), ".parquet");
+        let errors = S3SinkConnector.validate_extra(&with(&[("format.class", parquet), ("parquet.codec", "zstd")]));
+        assert_eq!(errors[0].0, "parquet.codec");
     }
 }

@@ -3,27 +3,50 @@
 //! hands back, per partition, only offsets whose records are in completed objects.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
 use sluice_connect_api::connector::{SinkTask, SinkTaskContext, TopicPartition};
 use sluice_connect_api::error::ConnectError;
-use sluice_connect_api::record::{SinkRecord, Value};
+use sluice_connect_api::record::{Schema, SinkRecord, Value};
 
 use crate::client::{Credentials, S3Client, S3Error, resolve_endpoint};
+use crate::format::{ObjectWriter, View, view_of};
 use crate::layout::object_key;
 use crate::{NullBehavior, S3Settings};
 
+/// One object being written: the value object of a file, or its keys / headers object.
+#[derive(Debug)]
+struct OpenObject {
+    key: String,
+    writer: ObjectWriter,
+    upload_id: Option<String>,
+    etags: Vec<String>,
+    /// Completed in the store: a commit retried after a failure of a sibling object skips it.
+    done: bool,
+}
+
+/// The open file of one encoded partition: its value object, then (when stored) its keys and headers objects.
+/// Every record goes into all of them (or, if any view of it is invalid, into none), they start at the same
+/// offset and are completed together, so the side objects stay aligned with the values across rotation and
+/// replay.
 #[derive(Debug)]
 struct OpenFile {
-    key: String,
     start_offset: i64,
     end_offset: i64,
     count: u64,
-    buffer: Vec<u8>,
-    upload_id: Option<String>,
-    etags: Vec<String>,
+    objects: Vec<OpenObject>,
+}
+
+impl OpenFile {
+    fn buffered(&self) -> usize {
+        self.objects.iter().map(|o| o.writer.buffered()).sum()
+    }
+    fn key(&self) -> &str {
+        self.objects.first().map_or("", |o| o.key.as_str())
+    }
 }
 
 #[derive(Debug, Default)]
@@ -36,6 +59,9 @@ struct PartitionState {
     /// Wall clock of the first record of the open files, for `rotate.schedule.interval.ms`.
     opened: Option<Instant>,
     current_encoded: Option<String>,
+    /// Per encoded partition, the value schema (and key schema when keys go to a one-schema format) of its open
+    /// file: a change rotates, as Confluent's `schema.compatibility=NONE`.
+    schemas: HashMap<String, Vec<Option<Arc<Schema>>>>,
     /// The offset after the last record taken.
     next: Option<i64>,
     /// The offset after the last record in a completed object (this task's view).
@@ -48,7 +74,7 @@ struct PartitionState {
 
 impl PartitionState {
     fn buffered(&self) -> usize {
-        self.files.values().map(|f| f.buffer.len()).sum()
+        self.files.values().map(OpenFile::buffered).sum()
     }
     fn min_start(&self) -> Option<i64> {
         self.files.values().map(|f| f.start_offset).min()
@@ -88,6 +114,13 @@ fn s3_error(client: &S3Client, what: &str, e: S3Error) -> ConnectError {
             ConnectError::fatal(format!("{ctx}: credentials refused; check the access key, secret and s3.region"), e)
         }
         Some(s) if s < 500 && s != 408 && s != 429 => ConnectError::fatal(ctx, e),
+        None if e.is_tls_trust() => ConnectError::fatal(
+            format!(
+                "{ctx}: TLS: the server's certificate is not trusted or does not match the host ({}); trust its CA through the system store or AWS_CA_BUNDLE (a PEM file) in the agent's environment, or fix store.url / AWS_ENDPOINT_URL",
+                e.chain()
+            ),
+            e,
+        ),
         _ => ConnectError::retriable(
             format!(
                 "{ctx}: the endpoint failed or is unreachable; check store.url / AWS_ENDPOINT_URL and that the server runs (retrying)"
@@ -131,11 +164,11 @@ impl S3SinkTask {
     async fn reset(&mut self, tp: &TopicPartition) {
         let client = self.client.clone().expect("started");
         if let Some(state) = self.partitions.get_mut(tp) {
-            for f in state.files.values() {
-                if let Some(id) = &f.upload_id
-                    && let Err(e) = client.abort_multipart(&f.key, id).await
+            for o in state.files.values().flat_map(|f| f.objects.iter()).filter(|o| !o.done) {
+                if let Some(id) = &o.upload_id
+                    && let Err(e) = client.abort_multipart(&o.key, id).await
                 {
-                    tracing::warn!(key = f.key, error = %e, "could not abort a multipart upload");
+                    tracing::warn!(key = o.key, error = %e, "could not abort a multipart upload");
                 }
             }
             let (cleaned, written) = (state.cleaned, state.written);
@@ -143,35 +176,61 @@ impl S3SinkTask {
         }
     }
 
-    /// Uploads a full part of a file if its buffer reached the part size.
+    /// Uploads a part of an object if its ready bytes reached the part size (or it is the last part).
     async fn upload_part(
         client: &S3Client,
-        f: &mut OpenFile,
+        o: &mut OpenObject,
         part_size: usize,
         last: bool,
     ) -> Result<(), ConnectError> {
-        if f.buffer.len() < part_size && !last {
+        if o.writer.ready().len() < part_size && !last {
             return Ok(());
         }
-        if f.upload_id.is_none() {
+        if o.upload_id.is_none() {
             let id = client
-                .create_multipart(&f.key)
+                .create_multipart(&o.key)
                 .await
                 .map_err(|e| s3_error(client, "starting a multipart upload", e))?;
-            f.upload_id = Some(id);
+            o.upload_id = Some(id);
         }
-        let id = f.upload_id.clone().unwrap_or_default();
-        let body = std::mem::take(&mut f.buffer);
-        match client.upload_part(&f.key, &id, f.etags.len() as u32 + 1, body.clone()).await {
+        let id = o.upload_id.clone().unwrap_or_default();
+        let body = std::mem::take(o.writer.ready());
+        match client.upload_part(&o.key, &id, o.etags.len() as u32 + 1, body.clone()).await {
             Ok(etag) => {
-                f.etags.push(etag);
+                o.etags.push(etag);
                 Ok(())
             }
             Err(e) => {
-                f.buffer = body;
-                Err(s3_error(client, &format!("uploading part {} of {}", f.etags.len() + 1, f.key), e))
+                *o.writer.ready() = body;
+                Err(s3_error(client, &format!("uploading part {} of {}", o.etags.len() + 1, o.key), e))
             }
         }
+    }
+
+    /// Completes one object (single PUT if no part went up yet).
+    async fn complete_object(client: &S3Client, o: &mut OpenObject, part_size: usize) -> Result<(), ConnectError> {
+        if o.done {
+            return Ok(());
+        }
+        o.writer.finish()?;
+        if o.upload_id.is_none() {
+            client
+                .put_object(&o.key, o.writer.ready().clone())
+                .await
+                .map_err(|e| s3_error(client, &format!("writing {}", o.key), e))?;
+        } else {
+            if !o.writer.ready().is_empty() {
+                Self::upload_part(client, o, part_size, true).await?;
+            }
+            let id = o.upload_id.clone().unwrap_or_default();
+            client
+                .complete_multipart(&o.key, &id, &o.etags)
+                .await
+                .map_err(|e| s3_error(client, &format!("completing {}", o.key), e))?;
+        }
+        o.writer.ready().clear();
+        o.done = true;
+        Ok(())
     }
 
     /// Completes every open file of a partition (rotation). Files done are removed; on failure the rest stay.
@@ -184,20 +243,8 @@ impl S3SinkTask {
         let keys: Vec<String> = state.files.keys().cloned().collect();
         for enc in keys {
             let f = state.files.get_mut(&enc).expect("present");
-            if f.upload_id.is_none() {
-                client
-                    .put_object(&f.key, f.buffer.clone())
-                    .await
-                    .map_err(|e| s3_error(&client, &format!("writing {}", f.key), e))?;
-            } else {
-                if !f.buffer.is_empty() {
-                    Self::upload_part(&client, f, part_size, true).await?;
-                }
-                let id = f.upload_id.clone().unwrap_or_default();
-                client
-                    .complete_multipart(&f.key, &id, &f.etags)
-                    .await
-                    .map_err(|e| s3_error(&client, &format!("completing {}", f.key), e))?;
+            for o in &mut f.objects {
+                Self::complete_object(&client, o, part_size).await?;
             }
             if tagging {
                 // As TopicPartitionWriter.tagFile: startOffset, endOffset, recordCount.
@@ -206,12 +253,12 @@ impl S3SinkTask {
                     ("endOffset", f.end_offset.to_string()),
                     ("recordCount", f.count.to_string()),
                 ];
-                if let Err(e) = client.put_tags(&f.key, &tags).await {
+                if let Err(e) = client.put_tags(f.key(), &tags).await {
                     // Confluent logs tagging failures and goes on (the object is written).
-                    tracing::warn!(key = f.key, error = %e, "could not tag the object");
+                    tracing::warn!(key = f.key(), error = %e, "could not tag the object");
                 }
             }
-            tracing::debug!(key = f.key, records = f.count, "object written");
+            tracing::debug!(key = f.key(), records = f.count, "object written");
             state.files.remove(&enc);
         }
         state.written = state.next;
@@ -219,6 +266,7 @@ impl S3SinkTask {
         state.base_ts = None;
         state.opened = None;
         state.current_encoded = None;
+        state.schemas.clear();
         state.rotation_pending = false;
         Ok(())
     }
@@ -274,41 +322,67 @@ impl S3SinkTask {
         let needs_ts = s.rotate_interval_ms > 0 || matches!(s.partitioner, crate::layout::Partitioner::Time { .. });
         let ts = if needs_ts { s.extractor.extract(r, now_ms())? } else { 0 };
         let encoded = s.partitioner.encode(r, ts, &s.dir_delim)?;
-        let mut bytes = Vec::new();
-        s.format.write(r, &mut bytes)?;
-        // Record-time rotation, as TopicPartitionWriter: the span of timestamps, or a new encoded partition.
-        let rotate_on_time = {
+        // Every view of the record is checked and encoded before anything is written (Confluent checks the key
+        // and headers before the value), so the value, keys and headers objects stay aligned.
+        let mut views = Vec::with_capacity(s.views.len());
+        for (view, format) in &s.views {
+            let (schema, value) = view_of(*view, r, format.envelops())?;
+            let encoded = format.encode_view(*view, schema.as_deref(), value, r)?;
+            views.push((schema, encoded));
+        }
+        let schemas: Vec<Option<Arc<Schema>>> = s
+            .views
+            .iter()
+            .zip(&views)
+            .filter(|((view, format), _)| *view == View::Value || format.needs_one_schema())
+            .map(|(_, (schema, _))| schema.clone())
+            .collect();
+        let (rotate_on_time, schema_changed) = {
             let st = &self.partitions[&tp];
-            s.rotate_interval_ms > 0
+            // Record-time rotation, as TopicPartitionWriter: the span of timestamps, or a new encoded partition.
+            let time = s.rotate_interval_ms > 0
                 && st.count > 0
                 && (st.base_ts.is_some_and(|b| ts - b >= s.rotate_interval_ms)
-                    || st.current_encoded.as_deref() != Some(encoded.as_str()))
+                    || st.current_encoded.as_deref() != Some(encoded.as_str()));
+            // schema.compatibility=NONE: any change of the schema of this encoded partition's open file.
+            let schema = st.count > 0 && st.schemas.get(&encoded).is_some_and(|current| *current != schemas);
+            (time, schema)
         };
-        if rotate_on_time {
+        if rotate_on_time || schema_changed {
+            if schema_changed {
+                tracing::debug!(topic = tp.topic, partition = tp.partition, encoded, "schema change: rotation");
+            }
             self.commit_partition(&tp).await?;
         }
         let client = self.client.clone().expect("started");
         let st = self.partitions.get_mut(&tp).expect("present");
-        let f = st.files.entry(encoded.clone()).or_insert_with(|| OpenFile {
-            key: object_key(
-                &s.topics_dir,
-                &s.dir_delim,
-                &s.file_delim,
-                s.pad,
-                &r.topic,
-                &encoded,
-                r.partition,
-                r.offset,
-                s.format.extension(),
-            ),
-            start_offset: r.offset,
-            end_offset: r.offset,
-            count: 0,
-            buffer: Vec::new(),
-            upload_id: None,
-            etags: Vec::new(),
-        });
-        f.buffer.extend_from_slice(&bytes);
+        st.schemas.insert(encoded.clone(), schemas);
+        let f = match st.files.entry(encoded.clone()) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                let mut objects = Vec::with_capacity(s.views.len());
+                for ((view, format), (schema, _)) in s.views.iter().zip(&views) {
+                    let ext = format!("{}{}", view.infix(), format.extension(s.compression));
+                    let key = object_key(
+                        &s.topics_dir,
+                        &s.dir_delim,
+                        &s.file_delim,
+                        s.pad,
+                        &r.topic,
+                        &encoded,
+                        r.partition,
+                        r.offset,
+                        &ext,
+                    );
+                    let writer = format.writer(s.compression, schema.as_deref(), &key)?;
+                    objects.push(OpenObject { key, writer, upload_id: None, etags: Vec::new(), done: false });
+                }
+                e.insert(OpenFile { start_offset: r.offset, end_offset: r.offset, count: 0, objects })
+            }
+        };
+        for (o, (_, bytes)) in f.objects.iter_mut().zip(&views) {
+            o.writer.append(bytes)?;
+        }
         f.count += 1;
         f.end_offset = r.offset;
         st.count += 1;
@@ -316,7 +390,9 @@ impl S3SinkTask {
         st.base_ts.get_or_insert(ts);
         st.opened.get_or_insert_with(Instant::now);
         st.current_encoded = Some(encoded.clone());
-        Self::upload_part(&client, f, s.part_size, false).await?;
+        for o in &mut f.objects {
+            Self::upload_part(&client, o, s.part_size, false).await?;
+        }
         if st.count >= s.flush_size {
             self.commit_partition(&tp).await?;
         }
