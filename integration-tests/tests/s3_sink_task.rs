@@ -510,11 +510,16 @@ fn pipe(program: &str, args: &[&str], input: &[u8]) -> anyhow::Result<Vec<u8>> {
     Ok(out.stdout)
 }
 
+/// The Python that has the standard readers: deploy/test's venv (`SLUICE_PYTHON`), else `python3`.
+fn python() -> String {
+    std::env::var("SLUICE_PYTHON").unwrap_or_else(|_| "python3".to_string())
+}
+
 /// The object decompressed by `gzip -dc` and by Python's `gzip` module; both must agree.
 fn gunzip(bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
     let by_tool = pipe("gzip", &["-dc"], bytes)?;
     let by_python = pipe(
-        "python3",
+        &python(),
         &["-c", "import gzip,sys; sys.stdout.buffer.write(gzip.decompress(sys.stdin.buffer.read()))"],
         bytes,
     )?;
@@ -741,12 +746,12 @@ print(json.dumps({"schema": r.writer_schema, "codec": r.codec, "records": [norm(
 "#;
 
 fn fastavro(bytes: &[u8]) -> anyhow::Result<serde_json::Value> {
-    let probe = std::process::Command::new("python3").args(["-c", "import fastavro, cramjam"]).output()?;
+    let probe = std::process::Command::new(python()).args(["-c", "import fastavro, cramjam"]).output()?;
     ensure!(
         probe.status.success(),
-        "the Python Avro reader fastavro (with cramjam for snappy) is missing: run `python3 -m pip install --user fastavro cramjam` (deploy/test installs them)"
+        "the Python Avro reader fastavro (with cramjam for snappy) is missing: deploy/test installs it into a venv and names its python in SLUICE_PYTHON"
     );
-    Ok(serde_json::from_slice(&pipe("python3", &["-c", FASTAVRO_READ], bytes)?)?)
+    Ok(serde_json::from_slice(&pipe(&python(), &["-c", FASTAVRO_READ], bytes)?)?)
 }
 
 fn order_schema(extra_field: bool) -> Arc<Schema> {
@@ -993,12 +998,12 @@ print(json.dumps({
 "#;
 
 fn pyarrow(bytes: &[u8]) -> anyhow::Result<serde_json::Value> {
-    let probe = std::process::Command::new("python3").args(["-c", "import pyarrow.parquet"]).output()?;
+    let probe = std::process::Command::new(python()).args(["-c", "import pyarrow.parquet"]).output()?;
     ensure!(
         probe.status.success(),
-        "the Python Parquet reader pyarrow is missing: run `python3 -m pip install --user pyarrow` (deploy/test installs it)"
+        "the Python Parquet reader pyarrow is missing: deploy/test installs it into a venv and names its python in SLUICE_PYTHON"
     );
-    Ok(serde_json::from_slice(&pipe("python3", &["-c", PYARROW_READ], bytes)?)?)
+    Ok(serde_json::from_slice(&pipe(&python(), &["-c", PYARROW_READ], bytes)?)?)
 }
 
 /// `format.class=...parquet.ParquetFormat` (kafka-connect-storage-cloud v12.1.9 `ParquetRecordWriterProvider`:
