@@ -23,6 +23,9 @@ const MIN_FETCHES_TO_SPLIT: u64 = 2;
 /// Chunks per thread for a split table: more chunks than threads keep every thread busy when ranges are uneven
 /// (gaps in the keys, dead tuples in some blocks).
 const CHUNKS_PER_THREAD: u64 = 4;
+/// Records per message to the emitter. Smaller than a fetch (`snapshot.fetch.size` rows, cheap as text) because a
+/// built record weighs ~10x its row: what waits between the readers and the task's queue stays small.
+const RECORDS_PER_MESSAGE: usize = 1024;
 
 /// Which rows of a table a chunk reads. Both ends of a split table are open, so the chunks of a table cover every
 /// row whatever the key or block boundaries were estimated from, and no row falls in two chunks.
@@ -153,7 +156,7 @@ impl SnapshotContext {
 }
 
 /// Reads chunks from the queue on `client` (in a transaction that imported the snapshot) until it is empty,
-/// sending one batch of records per fetch; the bounded channel is the backpressure.
+/// sending records in messages of [`RECORDS_PER_MESSAGE`]; the bounded channel is the backpressure.
 pub(crate) async fn read_chunks(
     client: &Client,
     ctx: &SnapshotContext,
@@ -179,7 +182,8 @@ pub(crate) async fn read_chunks(
         let fetch = format!("FETCH FORWARD {} FROM sluice_snap", ctx.fetch_size);
         loop {
             let msgs = client.simple_query(&fetch).await.map_err(|e| pg_err("reading the snapshot", e))?;
-            let mut records = Vec::with_capacity(msgs.len());
+            let mut got = 0;
+            let mut records = Vec::with_capacity(RECORDS_PER_MESSAGE.min(msgs.len()));
             for m in msgs {
                 let SimpleQueryMessage::Row(r) = m else { continue };
                 let mut row = Vec::with_capacity(convs.len());
@@ -190,9 +194,13 @@ pub(crate) async fn read_chunks(
                     });
                 }
                 records.push(ctx.record(t, Value::Struct(row)));
+                got += 1;
+                if records.len() == RECORDS_PER_MESSAGE {
+                    let full = std::mem::replace(&mut records, Vec::with_capacity(RECORDS_PER_MESSAGE));
+                    out.send(ReaderMessage::Rows { table: chunk.table, records: full }).await.map_err(|_| stopped())?;
+                }
             }
-            let got = records.len();
-            if got > 0 {
+            if !records.is_empty() {
                 out.send(ReaderMessage::Rows { table: chunk.table, records }).await.map_err(|_| stopped())?;
             }
             if got < ctx.fetch_size {

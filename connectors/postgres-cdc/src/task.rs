@@ -342,6 +342,18 @@ impl Reader {
         Ok(())
     }
 
+    /// Hands several records over; what a reconnect resumes from is set once, after the last.
+    async fn send_all(&self, records: Vec<SourceRecord>) -> Result<(), ConnectError> {
+        let Some(offset) = records.last().map(|r| r.source_offset.clone()) else { return Ok(()) };
+        for r in records {
+            self.tx.send(Ok(r)).await.map_err(|_| fatal("task stopped"))?;
+        }
+        if let Ok(mut last) = self.last_sent.lock() {
+            *last = Some(offset);
+        }
+        Ok(())
+    }
+
     /// Connects, snapshots when needed, streams. Returns only on error (or after `initial_only`).
     async fn run_once(&mut self) -> Result<(), ConnectError> {
         let client = self.catalog().await?;
@@ -726,10 +738,7 @@ impl Reader {
             while let Some(m) = rx.recv().await {
                 match m {
                     ReaderMessage::Rows { table, records } => {
-                        for (mut r, marker) in markers.push(table, records) {
-                            set_marker(&mut r, marker);
-                            this.send(r).await?;
-                        }
+                        this.send_all(with_markers(markers.push(table, records))).await?;
                     }
                     ReaderMessage::ChunkDone { table } => {
                         chunks_left[table] -= 1;
@@ -746,11 +755,7 @@ impl Reader {
                     std::io::Error::other("a snapshot reader stopped before reading its chunks"),
                 ));
             }
-            for (mut r, marker) in markers.finish() {
-                set_marker(&mut r, marker);
-                this.send(r).await?;
-            }
-            Ok(())
+            this.send_all(with_markers(markers.finish())).await
         };
         // An error ends the snapshot: dropping the join set aborts the other readers.
         let ((), emitted) = tokio::join!(inline, emit);
@@ -1118,6 +1123,16 @@ impl Reader {
         b.id = format!("{}:{}", counter.id, self.last_commit.unwrap_or(0));
         Some(b)
     }
+}
+
+fn with_markers(records: Vec<(SourceRecord, SnapshotMarker)>) -> Vec<SourceRecord> {
+    records
+        .into_iter()
+        .map(|(mut r, marker)| {
+            set_marker(&mut r, marker);
+            r
+        })
+        .collect()
 }
 
 /// The PostgreSQL `source` block of an event.
