@@ -479,3 +479,65 @@ async fn parallel_snapshot_interrupted_runs_again() {
     cleanup(&db, &name).await;
     let _ = db.batch_execute(&format!("DROP TABLE IF EXISTS {name}_keyed")).await;
 }
+
+/// `snapshot.mode=always` with a slot that already exists (streaming offsets): the slot cannot export a snapshot,
+/// so the first snapshot connection exports its own (`pg_export_snapshot()`) for the other three.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_snapshot_with_an_existing_slot() {
+    let Some(url) = pg_url() else {
+        eprintln!("SLUICE_TEST_PG not set: skipping");
+        return;
+    };
+    let name = format!("sl_cdcpare_{}", std::process::id());
+    let db = admin(&url).await;
+    cleanup(&db, &name).await;
+    db.batch_execute(&format!(
+        "DROP TABLE IF EXISTS {name}_keyed;
+         CREATE TABLE {name}_keyed (id int PRIMARY KEY, v int NOT NULL);
+         INSERT INTO {name}_keyed SELECT g, 0 FROM generate_series(1, 30000) g;"
+    ))
+    .await
+    .unwrap();
+    let mut task = PostgresCdcTask::default();
+    task.start(SourceTaskContext {
+        connector: name.clone(),
+        task: 0,
+        config: config(&name, &[]),
+        offsets: Arc::default(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(poll_n(&mut task, 30000, Duration::from_secs(60)).await.len(), 30000);
+    db.batch_execute(&format!("INSERT INTO {name}_keyed VALUES (100001, 1)")).await.unwrap();
+    let streamed = poll_n(&mut task, 1, Duration::from_secs(30)).await;
+    task.stop().await.unwrap();
+    let offset = streamed[0].source_offset.clone();
+    assert!(offset.get("lsn_proc").is_some());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let mut offsets = BTreeMap::new();
+    offsets.insert(partition_key(&streamed[0].source_partition), offset);
+    let cfg =
+        config(&name, &[("snapshot.mode", "always"), ("snapshot.max.threads", "4"), ("snapshot.fetch.size", "1000")]);
+    let mut task = PostgresCdcTask::default();
+    task.start(SourceTaskContext { connector: name.clone(), task: 0, config: cfg, offsets: Arc::new(offsets) })
+        .await
+        .unwrap();
+    let again = poll_n(&mut task, 30001, Duration::from_secs(120)).await;
+    task.stop().await.unwrap();
+    assert_eq!(again.len(), 30001);
+    let mut ids: Vec<i64> =
+        again.iter().map(|r| payload(&json(r).1.unwrap())["after"]["id"].as_i64().unwrap()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 30001, "every row once");
+    let markers: Vec<String> = again
+        .iter()
+        .map(|r| payload(&json(r).1.unwrap())["source"]["snapshot"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(markers.first().map(String::as_str), Some("first"));
+    assert_eq!(markers.last().map(String::as_str), Some("last"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    cleanup(&db, &name).await;
+    let _ = db.batch_execute(&format!("DROP TABLE IF EXISTS {name}_keyed")).await;
+}
