@@ -52,6 +52,7 @@ pub const MODULES: &[(&str, &str)] = &[
     ("sluice_connector_postgres_cdc", "sluice_connector_postgres_cdc::config"),
     ("sluice_connector_postgres_cdc", "sluice_connector_postgres_cdc::pgoutput"),
     ("sluice_connector_postgres_cdc", "sluice_connector_postgres_cdc::repl"),
+    ("sluice_connector_postgres_cdc", "sluice_connector_postgres_cdc::snapshot"),
     ("sluice_connector_postgres_cdc", "sluice_connector_postgres_cdc::task"),
     ("sluice_connector_postgres_cdc", "sluice_connector_postgres_cdc::types"),
     ("sluice_connector_s3", "sluice_connector_s3"),

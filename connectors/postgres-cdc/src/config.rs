@@ -47,6 +47,8 @@ pub struct PgSettings {
     pub provide_transaction_metadata: bool,
     pub skipped: SkippedOperations,
     pub snapshot_fetch_size: usize,
+    /// `snapshot.max.threads`: connections reading the initial snapshot (1 = Debezium's default).
+    pub snapshot_max_threads: usize,
     pub status_update_interval_ms: u64,
     pub heartbeat_topic_prefix: String,
     pub topic_delimiter: String,
@@ -166,6 +168,10 @@ impl PgSettings {
             skipped: SkippedOperations::parse(get(c, "skipped.operations"))
                 .map_err(|e| ConnectError::config("skipped.operations", e))?,
             snapshot_fetch_size: num(c, "snapshot.fetch.size", 10240usize)?.max(1),
+            snapshot_max_threads: match num(c, "snapshot.max.threads", 1usize)? {
+                0 => return Err(ConnectError::config("snapshot.max.threads", "must be at least 1")),
+                n => n,
+            },
             status_update_interval_ms: num(c, "status.update.interval.ms", 10_000u64)?.max(100),
             heartbeat_topic_prefix: get(c, "topic.heartbeat.prefix").unwrap_or("__debezium-heartbeat").to_string(),
             topic_delimiter: get(c, "topic.delimiter").unwrap_or(".").to_string(),
@@ -214,6 +220,7 @@ pub fn config_def() -> ConfigDef {
         .define(key("column.exclude.list", T::List, DefaultValue::Null, I::Medium, "Regular expressions matching columns to exclude from change events"))
         .define(key("snapshot.mode", T::String, val("initial"), I::Low, "The criteria for running a snapshot upon startup of the connector: initial, no_data (never), when_needed, initial_only, always."))
         .define(key("snapshot.fetch.size", T::Int, val("10240"), I::Medium, "The maximum number of records that should be loaded into memory while performing a snapshot."))
+        .define(key("snapshot.max.threads", T::Int, val("1"), I::Medium, "The maximum number of threads used to perform the snapshot. Sluice reads a large table's key (or block) ranges on this many connections that share the snapshot, and several tables at once."))
         .define(key("heartbeat.interval.ms", T::Int, val("0"), I::Medium, "Length of an interval in milli-seconds in in which the connector periodically sends heartbeat messages to a heartbeat topic. Use 0 to disable heartbeat messages. Disabled by default."))
         .define(key("topic.heartbeat.prefix", T::String, val("__debezium-heartbeat"), I::Low, "The prefix that is used to name heartbeat topics."))
         .define(key("topic.delimiter", T::String, val("."), I::Low, "Specify the delimiter for topic name."))

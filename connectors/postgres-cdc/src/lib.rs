@@ -15,6 +15,7 @@ use sluice_connect_api::plugin::ConnectorPlugin;
 pub mod config;
 pub mod pgoutput;
 pub mod repl;
+pub mod snapshot;
 pub mod task;
 pub mod types;
 

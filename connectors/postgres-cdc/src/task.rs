@@ -21,6 +21,10 @@ use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 use crate::config::{AutocreateMode, PgSettings, SnapshotMode};
 use crate::pgoutput::{self, PgOutput, TupleValue};
 use crate::repl::{self, ConnParams, ReplConnection, ReplError, ReplMessage, quote_ident, quote_literal};
+use crate::snapshot::{
+    Chunk, ChunkQueue, MarkerAssigner, ReaderMessage, RowRange, SnapshotContext, block_ranges, chunk_count, key_ranges,
+    read_chunks, set_marker,
+};
 use crate::types::{self, ColumnInfo, Conv};
 
 pub const VERSION: &str = "3.6.1.Final";
@@ -106,14 +110,14 @@ impl SourceTask for PostgresCdcTask {
 }
 
 /// A captured table's schemas and converters.
-struct TableState {
-    schema: String,
-    table: String,
+pub(crate) struct TableState {
+    pub(crate) schema: String,
+    pub(crate) table: String,
     topic: String,
-    envelope: Envelope,
+    pub(crate) envelope: Envelope,
     /// Per column of the relation (pgoutput order): its index in the row struct and converter, or `None` when
     /// the column is left out (filtered or unsupported).
-    columns: Vec<Option<(usize, Conv)>>,
+    pub(crate) columns: Vec<Option<(usize, Conv)>>,
     /// Row struct field index -> key struct field index.
     key_fields: Vec<usize>,
     captured: bool,
@@ -147,7 +151,7 @@ impl TableState {
         Ok(Value::Struct(row))
     }
 
-    fn key(&self, row: &Value) -> Value {
+    pub(crate) fn key(&self, row: &Value) -> Value {
         if self.envelope.key_schema.is_none() {
             return Value::Null;
         }
@@ -208,7 +212,7 @@ fn fatal(msg: impl Into<String>) -> ConnectError {
     ConnectError::Other(msg.into())
 }
 
-fn pg_err(context: &str, e: tokio_postgres::Error) -> ConnectError {
+pub(crate) fn pg_err(context: &str, e: tokio_postgres::Error) -> ConnectError {
     if let Some(db) = e.as_db_error()
         && db.code().code() == "42501"
     {
@@ -237,7 +241,7 @@ fn repl_err(context: &str, e: ReplError) -> ConnectError {
     }
 }
 
-fn now_us() -> i64 {
+pub(crate) fn now_us() -> i64 {
     ProcessingTime::now().us()
 }
 
@@ -299,7 +303,8 @@ impl Reader {
         }
     }
 
-    async fn catalog(&self) -> Result<Client, ConnectError> {
+    /// How the catalog and snapshot connections connect (the session settings the text conversions rely on).
+    fn catalog_config(&self) -> tokio_postgres::Config {
         let mut cfg = tokio_postgres::Config::new();
         cfg.host(&self.s.host)
             .port(self.s.port)
@@ -309,7 +314,12 @@ impl Reader {
             .application_name("sluice-postgres-cdc")
             .options("-c TimeZone=UTC -c DateStyle=ISO -c IntervalStyle=postgres -c extra_float_digits=3")
             .connect_timeout(Duration::from_secs(30));
-        let (client, conn) = cfg.connect(NoTls).await.map_err(|e| pg_err("connecting to PostgreSQL", e))?;
+        cfg
+    }
+
+    async fn catalog(&self) -> Result<Client, ConnectError> {
+        let (client, conn) =
+            self.catalog_config().connect(NoTls).await.map_err(|e| pg_err("connecting to PostgreSQL", e))?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
@@ -326,6 +336,18 @@ impl Reader {
         let offset = r.source_offset.clone();
         self.tx.send(Ok(r)).await.map_err(|_| fatal("task stopped"))?;
         // What a reconnect resumes from: the records handed over are delivered by the runtime whatever happens here.
+        if let Ok(mut last) = self.last_sent.lock() {
+            *last = Some(offset);
+        }
+        Ok(())
+    }
+
+    /// Hands several records over; what a reconnect resumes from is set once, after the last.
+    async fn send_all(&self, records: Vec<SourceRecord>) -> Result<(), ConnectError> {
+        let Some(offset) = records.last().map(|r| r.source_offset.clone()) else { return Ok(()) };
+        for r in records {
+            self.tx.send(Ok(r)).await.map_err(|_| fatal("task stopped"))?;
+        }
         if let Ok(mut last) = self.last_sent.lock() {
             *last = Some(offset);
         }
@@ -618,49 +640,20 @@ impl Reader {
         lsn: u64,
         last_commit: Option<u64>,
     ) -> Value {
-        let sequence =
-            serde_json::to_string(&json!([last_commit.map(|l| l.to_string()), lsn.to_string()])).unwrap_or_default();
-        let mut v = CommonSource {
-            version: VERSION,
-            connector: CONNECTOR,
-            name: &self.s.topic_prefix,
-            ts_us,
-            snapshot,
-            db: &self.s.dbname,
-            sequence: Some(sequence),
-        }
-        .values();
-        v.extend([
-            Value::String(t.schema.clone()),
-            Value::String(t.table.clone()),
-            tx_id.map(|x| Value::Int64(x as i64)).unwrap_or(Value::Null),
-            Value::Int64(lsn as i64),
-            Value::Null,
-            Value::Null,
-            Value::Null,
-        ]);
-        Value::Struct(v)
+        source_value(&self.s.topic_prefix, &self.s.dbname, t, ts_us, snapshot, tx_id, lsn, last_commit)
     }
 
     fn record(&self, t: &TableState, key: Value, value: Value, offset: serde_json::Value) -> SourceRecord {
-        SourceRecord {
-            source_partition: self.partition.clone(),
-            source_offset: offset,
-            topic: t.topic.clone(),
-            partition: None,
-            key_schema: t.envelope.key_schema.clone(),
-            key,
-            value_schema: Some(t.envelope.schema.clone()),
-            value,
-            timestamp: None,
-            headers: self.headers.clone(),
-        }
+        record(&self.partition, &self.headers, t, key, value, offset)
     }
 
-    /// Reads every captured table in the (exported) snapshot.
+    /// Reads every captured table in one snapshot: the one a slot created now exported, or (an existing slot) one
+    /// this connection takes and, for other connections, exports. `snapshot.max.threads` connections read it in
+    /// chunks ([`crate::snapshot`]); this connection is one of them, and this task emits what they read.
     async fn snapshot(&mut self, client: &Client, exported: Option<&str>, lsn: u64) -> Result<(), ConnectError> {
         let tables = self.list_tables(client).await?;
-        tracing::info!(tables = tables.len(), lsn = %repl::format_lsn(lsn), "snapshot starting");
+        let threads = self.s.snapshot_max_threads;
+        tracing::info!(tables = tables.len(), threads, lsn = %repl::format_lsn(lsn), "snapshot starting");
         let mut sql = String::from("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;");
         if let Some(name) = exported {
             sql.push_str(&format!("SET TRANSACTION SNAPSHOT {};", quote_literal(name)));
@@ -672,95 +665,179 @@ impl Reader {
             .map_err(|e| pg_err("reading the snapshot xid", e))?
             .get(0);
         let started_us = now_us();
-        let n_tables = tables.len();
-        for (ti, (schema, table)) in tables.iter().enumerate() {
-            let state = self.table_state(client, schema, table, None).await?;
-            let cols: Vec<String> = state.envelope.row_schema.fields.iter().map(|f| quote_ident(&f.name)).collect();
-            let select_list = if cols.is_empty() { "NULL".to_string() } else { cols.join(", ") };
-            client
-                .batch_execute(&format!(
-                    "DECLARE sluice_snap NO SCROLL CURSOR FOR SELECT {select_list} FROM {}.{}",
-                    quote_ident(schema),
-                    quote_ident(table)
-                ))
-                .await
-                .map_err(|e| pg_err("declaring the snapshot cursor", e))?;
-            let convs: Vec<Conv> = state.columns.iter().flatten().map(|(_, c)| c.clone()).collect();
-            let mut pending: Option<Value> = None;
-            let mut index = 0u64;
-            loop {
-                let msgs = client
-                    .simple_query(&format!("FETCH FORWARD {} FROM sluice_snap", self.s.snapshot_fetch_size))
-                    .await
-                    .map_err(|e| pg_err("reading the snapshot", e))?;
-                let mut got = 0;
-                for m in msgs {
-                    let SimpleQueryMessage::Row(r) = m else { continue };
-                    got += 1;
-                    let mut row = Vec::with_capacity(convs.len());
-                    for (i, conv) in convs.iter().enumerate() {
-                        row.push(match r.get(i) {
-                            None => Value::Null,
-                            Some(t) => types::convert(conv, t).map_err(ConnectError::Data)?,
-                        });
-                    }
-                    if let Some(prev) = pending.replace(Value::Struct(row)) {
-                        self.emit_snapshot_row(&state, prev, ti, n_tables, index, false, xid, lsn, started_us).await?;
-                        index += 1;
-                    }
-                }
-                if got < self.s.snapshot_fetch_size {
-                    break;
-                }
-            }
-            if let Some(prev) = pending.take() {
-                self.emit_snapshot_row(&state, prev, ti, n_tables, index, true, xid, lsn, started_us).await?;
-            }
-            client.batch_execute("CLOSE sluice_snap").await.map_err(|e| pg_err("closing the cursor", e))?;
+        let mut states = Vec::with_capacity(tables.len());
+        for (schema, table) in &tables {
+            states.push(Arc::new(self.table_state(client, schema, table, None).await?));
         }
+        let chunks = self.plan_chunks(client, &states).await?;
+        let readers = threads.min(chunks.len()).max(1);
+        let snapshot_name = match exported {
+            Some(name) => name.to_string(),
+            None if readers > 1 => client
+                .query_one("SELECT pg_export_snapshot()", &[])
+                .await
+                .map_err(|e| pg_err("exporting the snapshot", e))?
+                .get(0),
+            None => String::new(),
+        };
+        let mut chunks_left = vec![0usize; states.len()];
+        for c in &chunks {
+            chunks_left[c.table] += 1;
+        }
+        tracing::info!(chunks = chunks.len(), readers, "snapshot chunks planned");
+        let ctx = Arc::new(SnapshotContext {
+            tables: states,
+            topic_prefix: self.s.topic_prefix.clone(),
+            dbname: self.s.dbname.clone(),
+            partition: self.partition.clone(),
+            headers: self.headers.clone(),
+            xid,
+            lsn,
+            started_us,
+            fetch_size: self.s.snapshot_fetch_size,
+        });
+        let queue: ChunkQueue = Arc::new(std::sync::Mutex::new(chunks.into()));
+        // Bounded: a reader that is ahead waits; with the task's queue (max.queue.size) this bounds memory.
+        let (tx, mut rx) = mpsc::channel::<ReaderMessage>(readers * 2);
+        let mut workers = tokio::task::JoinSet::new();
+        for _ in 1..readers {
+            let (ctx, queue, tx, name) = (ctx.clone(), queue.clone(), tx.clone(), snapshot_name.clone());
+            let connect = self.catalog_config();
+            workers.spawn(async move {
+                let read = async {
+                    let (client, conn) =
+                        connect.connect(NoTls).await.map_err(|e| pg_err("connecting a snapshot reader", e))?;
+                    tokio::spawn(async move {
+                        let _ = conn.await;
+                    });
+                    client
+                        .batch_execute(&format!(
+                            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT {}",
+                            quote_literal(&name)
+                        ))
+                        .await
+                        .map_err(|e| pg_err("importing the snapshot", e))?;
+                    read_chunks(&client, &ctx, &queue, &tx).await?;
+                    client.batch_execute("COMMIT").await.map_err(|e| pg_err("ending the snapshot", e))
+                };
+                if let Err(e) = read.await {
+                    let _ = tx.send(ReaderMessage::Failed(e)).await;
+                }
+            });
+        }
+        let this: &Reader = self;
+        let ctx_ref = &ctx;
+        let queue_ref = &queue;
+        let inline = async move {
+            if let Err(e) = read_chunks(client, ctx_ref, queue_ref, &tx).await {
+                let _ = tx.send(ReaderMessage::Failed(e)).await;
+            }
+        };
+        let emit = async move {
+            let mut markers = MarkerAssigner::default();
+            while let Some(m) = rx.recv().await {
+                match m {
+                    ReaderMessage::Rows { table, records } => {
+                        this.send_all(with_markers(markers.push(table, records))).await?;
+                    }
+                    ReaderMessage::ChunkDone { table } => {
+                        chunks_left[table] -= 1;
+                        if chunks_left[table] == 0 {
+                            markers.table_done(table);
+                        }
+                    }
+                    ReaderMessage::Failed(e) => return Err(e),
+                }
+            }
+            if chunks_left.iter().any(|&n| n > 0) {
+                return Err(ConnectError::retriable(
+                    "snapshot",
+                    std::io::Error::other("a snapshot reader stopped before reading its chunks"),
+                ));
+            }
+            this.send_all(with_markers(markers.finish())).await
+        };
+        // An error ends the snapshot: dropping the join set aborts the other readers.
+        let ((), emitted) = tokio::join!(inline, emit);
+        emitted?;
+        while workers.join_next().await.is_some() {}
         client.batch_execute("COMMIT").await.map_err(|e| pg_err("ending the snapshot", e))?;
         tracing::info!("snapshot done");
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn emit_snapshot_row(
-        &self,
-        t: &TableState,
-        row: Value,
-        table_index: usize,
-        tables: usize,
-        index: u64,
-        last_in_table: bool,
-        xid: i64,
-        lsn: u64,
-        started_us: i64,
-    ) -> Result<(), ConnectError> {
-        let last_table = table_index + 1 == tables;
-        let very_last = last_in_table && last_table;
-        let marker = if very_last {
-            SnapshotMarker::Last
-        } else if index == 0 && table_index == 0 {
-            SnapshotMarker::First
-        } else if last_in_table {
-            SnapshotMarker::LastInDataCollection
-        } else if index == 0 {
-            SnapshotMarker::FirstInDataCollection
+    /// The chunks to read, table by table: whole tables with one thread; with more, each large table in ranges
+    /// of its single integer primary key or, without one, of its heap blocks.
+    async fn plan_chunks(&self, client: &Client, states: &[Arc<TableState>]) -> Result<Vec<Chunk>, ConnectError> {
+        let threads = self.s.snapshot_max_threads;
+        let mut chunks = Vec::new();
+        let version: i32 = if threads > 1 {
+            client
+                .query_one("SELECT current_setting('server_version_num')::int4", &[])
+                .await
+                .map_err(|e| pg_err("reading the server version", e))?
+                .get(0)
         } else {
-            SnapshotMarker::True
+            0
         };
-        let offset = json!({
-            "last_snapshot_record": very_last,
-            "lsn": lsn,
-            "txId": xid,
-            "ts_usec": started_us,
-            "snapshot": "INITIAL",
-            "snapshot_completed": very_last,
-        });
-        let source = self.source_value(t, now_us(), marker, Some(xid as u64), lsn, None);
-        let key = t.key(&row);
-        let value = t.envelope.value(Value::Null, row, source, None, Op::Read, ProcessingTime::now());
-        self.send(self.record(t, key, value, offset)).await
+        for (table, t) in states.iter().enumerate() {
+            let ranges = if threads > 1 { self.split(client, t, version).await? } else { vec![RowRange::All] };
+            chunks.extend(ranges.into_iter().map(|range| Chunk { table, range }));
+        }
+        Ok(chunks)
+    }
+
+    async fn split(&self, client: &Client, t: &TableState, version: i32) -> Result<Vec<RowRange>, ConnectError> {
+        let qualified = format!("{}.{}", quote_ident(&t.schema), quote_ident(&t.table));
+        let plan = client
+            .simple_query(&format!("EXPLAIN (FORMAT JSON) SELECT 1 FROM {qualified}"))
+            .await
+            .map_err(|e| pg_err("estimating the table size", e))?;
+        // The planner's estimate: reltuples scaled to the table's current size (or a guess from the size when
+        // the table was never analyzed).
+        let estimated = plan
+            .iter()
+            .find_map(|m| match m {
+                SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+                _ => None,
+            })
+            .and_then(|j| serde_json::from_str::<serde_json::Value>(&j).ok())
+            .and_then(|j| j[0]["Plan"]["Plan Rows"].as_f64())
+            .unwrap_or(0.0);
+        let k = chunk_count(estimated.max(0.0) as u64, self.s.snapshot_max_threads, self.s.snapshot_fetch_size);
+        if k <= 1 {
+            return Ok(vec![RowRange::All]);
+        }
+        let pk: Vec<_> = self.columns(client, &t.schema, &t.table).await?.into_iter().filter(|(_, pk)| *pk).collect();
+        if let [(col, _)] = pk.as_slice()
+            && matches!(col.type_name.as_str(), "int2" | "int4" | "int8")
+        {
+            let q = quote_ident(&col.name);
+            let row = client
+                .query_one(&format!("SELECT min({q})::int8, max({q})::int8 FROM {qualified}"), &[])
+                .await
+                .map_err(|e| pg_err("reading the key range", e))?;
+            let (min, max): (Option<i64>, Option<i64>) = (row.get(0), row.get(1));
+            return Ok(match (min, max) {
+                (Some(min), Some(max)) => key_ranges(&col.name, min, max, k),
+                _ => vec![RowRange::All],
+            });
+        }
+        // No single integer key: ranges of heap blocks, which PostgreSQL 14+ reads with a TID range scan (older
+        // servers would scan the whole table for each range). Partitioned tables have no blocks of their own.
+        let row = client
+            .query_one(
+                "SELECT c.relkind::text, pg_relation_size(c.oid) / current_setting('block_size')::int8 \
+                 FROM pg_class c WHERE c.oid = $1::text::regclass",
+                &[&qualified],
+            )
+            .await
+            .map_err(|e| pg_err("reading the table size", e))?;
+        let (kind, blocks): (String, i64) = (row.get(0), row.get(1));
+        if version >= 140_000 && kind == "r" && blocks >= 2 {
+            return Ok(block_ranges(blocks as u64, k));
+        }
+        Ok(vec![RowRange::All])
     }
 
     async fn stream(&mut self, client: &Client, mut repl: ReplConnection) -> Result<(), ConnectError> {
@@ -1045,6 +1122,75 @@ impl Reader {
         let mut b = counter.next(&format!("{}.{}", t.schema, t.table));
         b.id = format!("{}:{}", counter.id, self.last_commit.unwrap_or(0));
         Some(b)
+    }
+}
+
+fn with_markers(records: Vec<(SourceRecord, SnapshotMarker)>) -> Vec<SourceRecord> {
+    records
+        .into_iter()
+        .map(|(mut r, marker)| {
+            set_marker(&mut r, marker);
+            r
+        })
+        .collect()
+}
+
+/// The PostgreSQL `source` block of an event.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn source_value(
+    topic_prefix: &str,
+    dbname: &str,
+    t: &TableState,
+    ts_us: i64,
+    snapshot: SnapshotMarker,
+    tx_id: Option<u64>,
+    lsn: u64,
+    last_commit: Option<u64>,
+) -> Value {
+    let sequence =
+        serde_json::to_string(&json!([last_commit.map(|l| l.to_string()), lsn.to_string()])).unwrap_or_default();
+    let mut v = CommonSource {
+        version: VERSION,
+        connector: CONNECTOR,
+        name: topic_prefix,
+        ts_us,
+        snapshot,
+        db: dbname,
+        sequence: Some(sequence),
+    }
+    .values();
+    v.extend([
+        Value::String(t.schema.clone()),
+        Value::String(t.table.clone()),
+        tx_id.map(|x| Value::Int64(x as i64)).unwrap_or(Value::Null),
+        Value::Int64(lsn as i64),
+        Value::Null,
+        Value::Null,
+        Value::Null,
+    ]);
+    Value::Struct(v)
+}
+
+/// A data record of table `t`.
+pub(crate) fn record(
+    partition: &Arc<serde_json::Map<String, serde_json::Value>>,
+    headers: &[(String, Option<Bytes>)],
+    t: &TableState,
+    key: Value,
+    value: Value,
+    offset: serde_json::Value,
+) -> SourceRecord {
+    SourceRecord {
+        source_partition: partition.clone(),
+        source_offset: offset,
+        topic: t.topic.clone(),
+        partition: None,
+        key_schema: t.envelope.key_schema.clone(),
+        key,
+        value_schema: Some(t.envelope.schema.clone()),
+        value,
+        timestamp: None,
+        headers: headers.to_vec(),
     }
 }
 

@@ -271,3 +271,273 @@ async fn dropped_slot_and_missing_privileges_fail_with_advice() {
     let _ = db.batch_execute(&format!("DROP OWNED BY {role}; DROP ROLE {role}")).await;
     cleanup(&db, &name).await;
 }
+
+/// `snapshot.max.threads=4`: a keyed table read in key ranges and a table without a key read in block ranges on
+/// four connections sharing the slot's snapshot, while rows are inserted, updated and deleted. Every row is read
+/// once by the snapshot or streamed once after it; replaying the events gives the table; one `first`, one `last`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_snapshot_under_writes() {
+    let Some(url) = pg_url() else {
+        eprintln!("SLUICE_TEST_PG not set: skipping");
+        return;
+    };
+    let name = format!("sl_cdcpar_{}", std::process::id());
+    let db = admin(&url).await;
+    cleanup(&db, &name).await;
+    let _ = db.batch_execute(&format!("DROP TABLE IF EXISTS {name}_keyed, {name}_nokey, {name}_small")).await;
+    db.batch_execute(&format!(
+        "CREATE TABLE {name}_keyed (id int PRIMARY KEY, v int NOT NULL);
+         INSERT INTO {name}_keyed SELECT g, 0 FROM generate_series(1, 50000) g;
+         CREATE TABLE {name}_nokey (n int, v int);
+         INSERT INTO {name}_nokey SELECT g, 0 FROM generate_series(1, 30000) g;
+         CREATE TABLE {name}_small (id int PRIMARY KEY);
+         INSERT INTO {name}_small VALUES (1), (2), (3);"
+    ))
+    .await
+    .unwrap();
+
+    // Writes keep going while the task starts and snapshots: some land before the slot (snapshot), the rest after
+    // (stream). Each statement is its own transaction.
+    let writer = {
+        let url = url.clone();
+        let name = name.clone();
+        tokio::spawn(async move {
+            let db = admin(&url).await;
+            for i in 0..600i32 {
+                let sql = match i % 3 {
+                    0 => format!("INSERT INTO {name}_keyed VALUES ({}, 0)", 100_000 + i),
+                    1 => format!("UPDATE {name}_keyed SET v = v + 1 WHERE id = {}", 1 + i * 83),
+                    _ => format!("DELETE FROM {name}_keyed WHERE id = {}", 2 + i * 83),
+                };
+                db.batch_execute(&sql).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let cfg =
+        config(&name, &[("snapshot.max.threads", "4"), ("snapshot.fetch.size", "2000"), ("max.queue.size", "512")]);
+    let mut task = PostgresCdcTask::default();
+    task.start(SourceTaskContext { connector: name.clone(), task: 0, config: cfg, offsets: Arc::default() })
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut snapshot_time = None;
+    let mut records = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut writer = Some(writer);
+    loop {
+        let batch = task.poll().await.expect("poll");
+        if snapshot_time.is_none() && batch.iter().any(|r| r.source_offset["snapshot_completed"] == true) {
+            snapshot_time = Some(started.elapsed());
+        }
+        records.extend(batch);
+        if writer.as_ref().is_some_and(|w| w.is_finished()) {
+            writer.take().unwrap().await.unwrap();
+            // A last marker row, then wait for it: everything before it was streamed.
+            db.batch_execute(&format!("INSERT INTO {name}_small VALUES (999)")).await.unwrap();
+        }
+        let done = writer.is_none()
+            && records.iter().any(|r| r.topic.ends_with("_small") && format!("{:?}", r.key).contains("Int32(999)"));
+        if done || Instant::now() > deadline {
+            break;
+        }
+    }
+    task.stop().await.unwrap();
+
+    // Replay per table and key (the no-key table by its `n`).
+    let mut keyed: BTreeMap<i64, i64> = BTreeMap::new();
+    let mut nokey: BTreeMap<i64, usize> = BTreeMap::new();
+    let mut read_keys: BTreeMap<(String, i64), usize> = BTreeMap::new();
+    let mut markers: Vec<String> = Vec::new();
+    let mut table_markers: BTreeMap<(String, String), usize> = BTreeMap::new();
+    let mut snapshot_over = false;
+    let mut completed = 0;
+    for r in &records {
+        let Some(v) = json(r).1 else { continue }; // tombstones
+        let p = payload(&v);
+        let op = p["op"].as_str().unwrap().to_string();
+        if op == "r" {
+            assert!(!snapshot_over, "a snapshot record after streaming started");
+            let m = p["source"]["snapshot"].as_str().unwrap().to_string();
+            *table_markers.entry((p["source"]["table"].as_str().unwrap().to_string(), m.clone())).or_default() += 1;
+            markers.push(m);
+            if r.source_offset["snapshot_completed"] == true {
+                completed += 1;
+            }
+        } else {
+            snapshot_over = true;
+            assert_eq!(p["source"]["snapshot"], "false");
+        }
+        let table = p["source"]["table"].as_str().unwrap().to_string();
+        let row = if op == "d" { &p["before"] } else { &p["after"] };
+        let id = row["id"].as_i64().or_else(|| row["n"].as_i64()).unwrap();
+        if op == "r" {
+            *read_keys.entry((table.clone(), id)).or_default() += 1;
+        }
+        if table.ends_with("_keyed") {
+            match op.as_str() {
+                "d" => {
+                    assert!(keyed.remove(&id).is_some(), "delete of a row never seen: {id}");
+                }
+                "c" | "r" => {
+                    assert!(keyed.insert(id, row["v"].as_i64().unwrap()).is_none(), "row {id} twice");
+                }
+                _ => {
+                    assert!(keyed.insert(id, row["v"].as_i64().unwrap()).is_some(), "update of a row never seen: {id}");
+                }
+            }
+        } else if table.ends_with("_nokey") {
+            *nokey.entry(id).or_default() += 1;
+        }
+    }
+    let doubled: Vec<_> = read_keys.iter().filter(|(_, n)| **n > 1).take(5).collect();
+    assert!(doubled.is_empty(), "rows read twice by the snapshot: {doubled:?}");
+    assert_eq!(markers.iter().filter(|m| *m == "first").count(), 1, "one first");
+    assert_eq!(markers.iter().filter(|m| *m == "last").count(), 1, "one last");
+    assert_eq!(markers.first().map(String::as_str), Some("first"));
+    assert_eq!(markers.last().map(String::as_str), Some("last"));
+    assert_eq!(completed, 1, "snapshot_completed on the last snapshot record only");
+    for t in ["_keyed", "_nokey", "_small"] {
+        let n = |m: &str| table_markers.get(&(format!("{name}{t}"), m.to_string())).copied().unwrap_or(0);
+        assert!(n("first_in_data_collection") + n("first") == 1, "{t}: one first row");
+        assert!(n("last_in_data_collection") + n("last") == 1, "{t}: one last row");
+    }
+    assert_eq!(nokey.len(), 30000);
+    assert!(nokey.values().all(|n| *n == 1));
+    // The table as the database has it.
+    let rows = db.query(&format!("SELECT id::int8, v::int8 FROM {name}_keyed"), &[]).await.unwrap();
+    let want: BTreeMap<i64, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(keyed.len(), want.len());
+    assert!(keyed == want, "replayed events differ from the table");
+    eprintln!(
+        "parallel snapshot: {} snapshot records in {:?}, {} change events, checked in {:?}",
+        markers.len(),
+        snapshot_time,
+        records.len() - markers.len(),
+        started.elapsed()
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    cleanup(&db, &name).await;
+    let _ = db.batch_execute(&format!("DROP TABLE IF EXISTS {name}_keyed, {name}_nokey, {name}_small")).await;
+}
+
+/// A task stopped in the middle of a parallel snapshot (as a crash would) restarts from an offset that says the
+/// snapshot did not complete: like Debezium, it takes the whole snapshot again (new slot, new exported snapshot),
+/// then streams from the new slot with nothing lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_snapshot_interrupted_runs_again() {
+    let Some(url) = pg_url() else {
+        eprintln!("SLUICE_TEST_PG not set: skipping");
+        return;
+    };
+    let name = format!("sl_cdcparx_{}", std::process::id());
+    let db = admin(&url).await;
+    cleanup(&db, &name).await;
+    db.batch_execute(&format!(
+        "DROP TABLE IF EXISTS {name}_keyed;
+         CREATE TABLE {name}_keyed (id int PRIMARY KEY, v int NOT NULL);
+         INSERT INTO {name}_keyed SELECT g, 0 FROM generate_series(1, 30000) g;"
+    ))
+    .await
+    .unwrap();
+    let cfg =
+        config(&name, &[("snapshot.max.threads", "4"), ("snapshot.fetch.size", "1000"), ("max.queue.size", "100")]);
+    let mut task = PostgresCdcTask::default();
+    task.start(SourceTaskContext { connector: name.clone(), task: 0, config: cfg.clone(), offsets: Arc::default() })
+        .await
+        .unwrap();
+    let first = poll_n(&mut task, 3000, Duration::from_secs(60)).await;
+    task.stop().await.unwrap();
+    assert!(first.len() >= 3000 && first.len() < 30000, "stopped mid-snapshot: {}", first.len());
+    let last = first.last().unwrap().source_offset.clone();
+    assert_eq!(last["snapshot"], "INITIAL");
+    assert_eq!(last["snapshot_completed"], false);
+    db.batch_execute(&format!("INSERT INTO {name}_keyed VALUES (100001, 1)")).await.unwrap();
+
+    let mut offsets = BTreeMap::new();
+    offsets.insert(partition_key(&first[0].source_partition), last);
+    let mut task = PostgresCdcTask::default();
+    task.start(SourceTaskContext { connector: name.clone(), task: 0, config: cfg, offsets: Arc::new(offsets) })
+        .await
+        .unwrap();
+    let again = poll_n(&mut task, 30001, Duration::from_secs(120)).await;
+    assert_eq!(again.len(), 30001, "the whole snapshot again, with the row inserted meanwhile");
+    assert_eq!(again.last().unwrap().source_offset["snapshot_completed"], true);
+    db.batch_execute(&format!("INSERT INTO {name}_keyed VALUES (100002, 2)")).await.unwrap();
+    let streamed = poll_n(&mut task, 1, Duration::from_secs(30)).await;
+    assert_eq!(streamed.len(), 1);
+    let p = payload(&json(&streamed[0]).1.unwrap());
+    assert_eq!((p["op"].as_str(), p["after"]["id"].as_i64()), (Some("c"), Some(100002)));
+    let mut ids: Vec<i64> =
+        again.iter().map(|r| payload(&json(r).1.unwrap())["after"]["id"].as_i64().unwrap()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 30001);
+    task.stop().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    cleanup(&db, &name).await;
+    let _ = db.batch_execute(&format!("DROP TABLE IF EXISTS {name}_keyed")).await;
+}
+
+/// `snapshot.mode=always` with a slot that already exists (streaming offsets): the slot cannot export a snapshot,
+/// so the first snapshot connection exports its own (`pg_export_snapshot()`) for the other three.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_snapshot_with_an_existing_slot() {
+    let Some(url) = pg_url() else {
+        eprintln!("SLUICE_TEST_PG not set: skipping");
+        return;
+    };
+    let name = format!("sl_cdcpare_{}", std::process::id());
+    let db = admin(&url).await;
+    cleanup(&db, &name).await;
+    db.batch_execute(&format!(
+        "DROP TABLE IF EXISTS {name}_keyed;
+         CREATE TABLE {name}_keyed (id int PRIMARY KEY, v int NOT NULL);
+         INSERT INTO {name}_keyed SELECT g, 0 FROM generate_series(1, 30000) g;"
+    ))
+    .await
+    .unwrap();
+    let mut task = PostgresCdcTask::default();
+    task.start(SourceTaskContext {
+        connector: name.clone(),
+        task: 0,
+        config: config(&name, &[]),
+        offsets: Arc::default(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(poll_n(&mut task, 30000, Duration::from_secs(60)).await.len(), 30000);
+    db.batch_execute(&format!("INSERT INTO {name}_keyed VALUES (100001, 1)")).await.unwrap();
+    let streamed = poll_n(&mut task, 1, Duration::from_secs(30)).await;
+    task.stop().await.unwrap();
+    let offset = streamed[0].source_offset.clone();
+    assert!(offset.get("lsn_proc").is_some());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let mut offsets = BTreeMap::new();
+    offsets.insert(partition_key(&streamed[0].source_partition), offset);
+    let cfg =
+        config(&name, &[("snapshot.mode", "always"), ("snapshot.max.threads", "4"), ("snapshot.fetch.size", "1000")]);
+    let mut task = PostgresCdcTask::default();
+    task.start(SourceTaskContext { connector: name.clone(), task: 0, config: cfg, offsets: Arc::new(offsets) })
+        .await
+        .unwrap();
+    let again = poll_n(&mut task, 30001, Duration::from_secs(120)).await;
+    task.stop().await.unwrap();
+    assert_eq!(again.len(), 30001);
+    let mut ids: Vec<i64> =
+        again.iter().map(|r| payload(&json(r).1.unwrap())["after"]["id"].as_i64().unwrap()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 30001, "every row once");
+    let markers: Vec<String> = again
+        .iter()
+        .map(|r| payload(&json(r).1.unwrap())["source"]["snapshot"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(markers.first().map(String::as_str), Some("first"));
+    assert_eq!(markers.last().map(String::as_str), Some("last"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    cleanup(&db, &name).await;
+    let _ = db.batch_execute(&format!("DROP TABLE IF EXISTS {name}_keyed")).await;
+}
