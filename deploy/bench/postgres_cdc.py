@@ -10,6 +10,7 @@ The Debezium jars come from deploy/compat/plugins/debezium-postgres.
 """
 
 import os
+import re
 import subprocess
 import threading
 import time
@@ -74,6 +75,13 @@ def measure(run, env, w, db, system, count, phase):
         fill(db, table, 1, count)
     topic = f"{prefix}.public.{table}"
     cfg = connector_config(db, prefix, table, "initial" if phase == "snapshot" else "no_data")
+    if phase == "streaming":
+        # LogAppendTime: each record carries the time the broker appended it, for the commit -> Kafka lag.
+        r = env.kafka_tool("org.apache.kafka.tools.TopicCommand", "--bootstrap-server", env.bootstrap, "--create",
+                           "--topic", topic, "--partitions", "1", "--replication-factor", "1",
+                           "--config", "message.timestamp.type=LogAppendTime", timeout=120)
+        if r.returncode != 0:
+            raise run.BenchError(f"creating {topic}: {r.stderr.strip()[-500:]}")
     name = env.uniq("cdc")
     samples = []
     stop = threading.Event()
@@ -109,13 +117,37 @@ def measure(run, env, w, db, system, count, phase):
         stop.set()
         th.join()
     run.delete_connector(w.base, name)
+    lag = commit_lag_ms(env, topic) if phase == "streaming" else None
     cleanup(db, prefix, table)
     res = {"seconds": elapsed, "events_per_s": count / elapsed, "cpu_s": cpu,
            "events_per_cpu_s": count / cpu if cpu else None,
            "peak_rss_mb": max(samples) / 1024 if samples else None}
     if phase == "streaming":
         res["commit_s"] = commit_s
+        if lag:
+            res["lag_p50_ms"] = run.percentile(lag, 0.50)
+            res["lag_p99_ms"] = run.percentile(lag, 0.99)
+            res["lag_max_ms"] = lag[-1]
     return res
+
+
+SOURCE_TS = re.compile(rb'"ts_ms":(\d+)')
+
+
+def commit_lag_ms(env, topic):
+    """Sorted per-event lag from the commit in PostgreSQL (the first `ts_ms` of the payload: source.ts_ms, the
+    transaction's commit time) to the append in Kafka (the topic's LogAppendTime), in ms; same clock, one machine."""
+    proc = subprocess.Popen(["kcat", "-C", "-b", env.bootstrap, "-t", topic, "-o", "beginning", "-e", "-q",
+                             "-f", "%T %s\n"], stdout=subprocess.PIPE)
+    lags = []
+    for line in proc.stdout:
+        ts, _, payload = line.partition(b" ")
+        m = SOURCE_TS.search(payload)
+        if m and ts.isdigit():
+            lags.append(int(ts) - int(m.group(1)))
+    proc.wait()
+    lags.sort()
+    return lags
 
 
 def scenario(run, env):
@@ -142,9 +174,14 @@ def scenario(run, env):
                     r = measure(run, env, w, db, system, count, phase)
                 finally:
                     w.stop()
+                lag = (f" lag p50 {r['lag_p50_ms']:.0f} ms p99 {r['lag_p99_ms']:.0f} ms"
+                       if r.get("lag_p50_ms") is not None else "")
                 run.log(f"cdc-postgres {phase} {count} rep {rep + 1} {run.NAMES[system]}: {r['seconds']:.2f}s "
-                        f"{r['events_per_s']:,.0f} ev/s cpu {r['cpu_s']:.1f}s peak {r['peak_rss_mb'] or 0:.0f} MB")
+                        f"{r['events_per_s']:,.0f} ev/s cpu {r['cpu_s']:.1f}s peak {r['peak_rss_mb'] or 0:.0f} MB{lag}")
                 runs[system].append(r)
-        out[phase] = run.per_system(runs, {"events_per_s": "events/s", "seconds": "s", "cpu_s": "CPU s",
-                                           "events_per_cpu_s": "events per CPU s", "peak_rss_mb": "MB"})
+        metrics = {"events_per_s": "events/s", "seconds": "s", "cpu_s": "CPU s",
+                   "events_per_cpu_s": "events per CPU s", "peak_rss_mb": "MB"}
+        if phase == "streaming":
+            metrics.update({"lag_p50_ms": "ms", "lag_p99_ms": "ms", "lag_max_ms": "ms"})
+        out[phase] = run.per_system(runs, metrics)
     return out
