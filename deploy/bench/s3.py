@@ -4,7 +4,9 @@ same number of objects with a plain client (boto3 from the SeaweedFS venv, multi
 
 Per size: MB/s of record payload, CPU seconds of the worker, MB/s per CPU second, peak RSS (VmHWM of a fresh
 worker). No S3 sink runs in Kafka Connect here (neither Confluent's nor Aiven's can be downloaded), so Sluice only.
-Formats: JsonFormat; ParquetFormat is reported as not built (Sluice's S3 sink has no Parquet writer yet).
+Formats: JsonFormat (StringConverter values, the lines as written) and ParquetFormat (JsonConverter with schemas:
+each record a struct {id int64, payload string} whose payload makes the record's data about the same size; snappy,
+Confluent's parquet.codec default), each MB/s of record payload against the plain upload of the same object bytes.
 """
 
 import os
@@ -14,6 +16,11 @@ import time
 import urllib.parse
 
 FLUSH_SIZE = 100_000
+
+
+def _flush_size(count):
+    """Objects of 100,000 records; at smoke sizes 10 objects."""
+    return min(FLUSH_SIZE, max(count // 10, 1))
 
 
 def _s3_env(h):
@@ -55,6 +62,59 @@ print(el, ru.ru_utime + ru.ru_stime, ru.ru_maxrss)
 """
 
 
+def _schema_lines(path, count, size):
+    """count JsonConverter envelopes (schemas on) of a struct {id, payload} with a payload of `size - 8` bytes."""
+    if os.path.exists(path):
+        return path
+    head = ('{"schema":{"type":"struct","name":"bench","optional":false,"fields":[{"field":"id","type":"int64",'
+            '"optional":false},{"field":"payload","type":"string","optional":false}]},"payload":{"id":')
+    filler = "x" * max(size - 8, 1)
+    with open(path, "w") as f:
+        for i in range(count):
+            f.write(f'{head}{i},"payload":"{filler}"}}}}\n')
+    return path
+
+
+def _parquet(env, h, aws, bucket, size, count):
+    path = _schema_lines(os.path.join(env.data, f"struct-{count}x{size}.json"), count, size)
+    topic = env.uniq(f"s3-pq-in-{size}")
+    h.log(f"filling {topic} with {count} schema'd records of ~{size} B of data (kcat)")
+    h.fill_topic(env, topic, path, count)
+    want_objects = count // _flush_size(count)
+    w = h.Worker(env, h.SLUICE, f"s3-pq-{size}").start()
+    try:
+        w.wait_rest()
+        prefix = env.uniq(f"parquet-{size}")
+        config = {"connector.class": "io.confluent.connect.s3.S3SinkConnector", "tasks.max": "1",
+                  "topics": topic, "s3.bucket.name": bucket, "s3.region": aws.get("AWS_REGION", "us-east-1"),
+                  "topics.dir": prefix, "flush.size": str(_flush_size(count)),
+                  "format.class": "io.confluent.connect.s3.format.parquet.ParquetFormat",
+                  "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+                  "value.converter.schemas.enable": "true"}
+        cpu0 = h.cpu_s(w.proc.pid)
+        t0 = time.monotonic()
+        h.create_connector(w.base, env.uniq("s3-sink-pq"), config)
+        h.wait_until(f"{want_objects} objects under {prefix}",
+                     lambda: len(_objects(aws, bucket, prefix + "/")) >= want_objects,
+                     env.args.timeout, interval=0.2, proc=w.proc)
+        elapsed = time.monotonic() - t0
+        cpu = h.cpu_s(w.proc.pid) - cpu0
+        with open(f"/proc/{w.proc.pid}/status") as f:
+            hwm = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+        objs = _objects(aws, bucket, prefix + "/")
+        total = sum(sz for _, sz in objs)
+        return {"seconds": elapsed, "records_per_s": count / elapsed, "payload_mb_per_s": count * size / elapsed / 1e6,
+                "object_mb_per_s": total / elapsed / 1e6, "cpu_s": cpu,
+                "payload_mb_per_cpu_s": count * size / 1e6 / cpu if cpu else None,
+                "peak_rss_mb": hwm / 1024, "objects": len(objs), "object_bytes": total}
+    finally:
+        w.stop()
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+
+
 def scenario_s3_sink(env, sizes, h):
     script, aws = _s3_env(h)
     os.environ.update(aws)  # the workers inherit the standard AWS variables (no store.url in the config)
@@ -70,7 +130,7 @@ def scenario_s3_sink(env, sizes, h):
         topic = env.uniq(f"s3-in-{size}")
         h.log(f"filling {topic} with {count} records of {size} B (kcat)")
         h.fill_topic(env, topic, input_path, count)
-        want_objects = count // FLUSH_SIZE
+        want_objects = count // _flush_size(count)
         res = {}
         w = h.Worker(env, h.SLUICE, f"s3-{size}").start()
         try:
@@ -78,7 +138,7 @@ def scenario_s3_sink(env, sizes, h):
             prefix = env.uniq(f"json-{size}")
             config = {"connector.class": "io.confluent.connect.s3.S3SinkConnector", "tasks.max": "1",
                       "topics": topic, "s3.bucket.name": bucket, "s3.region": aws.get("AWS_REGION", "us-east-1"),
-                      "topics.dir": prefix, "flush.size": str(FLUSH_SIZE)}
+                      "topics.dir": prefix, "flush.size": str(_flush_size(count))}
             cpu0 = h.cpu_s(w.proc.pid)
             t0 = time.monotonic()
             h.create_connector(w.base, env.uniq("s3-sink"), config)
@@ -97,7 +157,7 @@ def scenario_s3_sink(env, sizes, h):
                            "peak_rss_mb": hwm / 1024, "objects": len(objs), "object_bytes": total}
         finally:
             w.stop()
-        res["parquet"] = {"skipped": "ParquetFormat is not built in Sluice's S3 sink yet"}
+        res["parquet"] = _parquet(env, h, aws, bucket, size, count)
         if venv_python:
             blob = os.path.join(env.data, f"s3-ceiling-{size}.json")
             with open(blob, "wb") as f:

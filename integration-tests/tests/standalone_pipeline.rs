@@ -181,3 +181,53 @@ async fn seed_curl(env: &TestEnv) -> anyhow::Result<()> {
     standalone.process.terminate(Duration::from_secs(30)).await?;
     Ok(())
 }
+
+/// SIGTERM right after a sink task started, while its consumer is still joining the group: librdkafka's close then
+/// blocks for long (it leaves a group it has not finished joining), and the process used to stay alive after it had
+/// logged its graceful stop, until the bench killed it 30 s later. The process exits promptly, with 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn standalone_exits_promptly_when_stopped_while_a_sink_joins() {
+    let env = TestEnv::new("standalone_prompt_exit").await;
+    env.finish(prompt_exit(&env).await);
+}
+
+async fn prompt_exit(env: &TestEnv) -> anyhow::Result<()> {
+    let kafka = env.services.kafka.as_str();
+    for round in 0..3 {
+        let port = free_port();
+        let listeners = format!("http://127.0.0.1:{port}");
+        let offsets_path = env.path(&format!("standalone-{round}.offsets")).display().to_string();
+        let worker = write_properties(
+            &env.path(&format!("worker-{round}.properties")),
+            &[
+                ("bootstrap.servers", kafka),
+                ("key.converter", "org.apache.kafka.connect.storage.StringConverter"),
+                ("value.converter", "org.apache.kafka.connect.storage.StringConverter"),
+                ("listeners", &listeners),
+                ("offset.storage.file.filename", &offsets_path),
+            ],
+        )?;
+        let topic = env.unique("prompt-exit");
+        create_topic(kafka, &topic, 1).await?;
+        let output = env.path(&format!("output-{round}.txt")).display().to_string();
+        let name = env.unique("sink");
+        let sink = write_properties(
+            &env.path(&format!("sink-{round}.properties")),
+            &[
+                ("name", &name),
+                ("connector.class", "FileStreamSink"),
+                ("tasks.max", "1"),
+                ("file", &output),
+                ("topics", &topic),
+            ],
+        )?;
+        let mut standalone =
+            Standalone::start(env, &format!("standalone-{round}"), port, &worker, std::slice::from_ref(&sink)).await?;
+        standalone.rest.wait_for_status(&name, "RUNNING", Duration::from_secs(30)).await?;
+        let started = std::time::Instant::now();
+        let status = standalone.process.terminate(Duration::from_secs(15)).await?;
+        env.note(format!("round {round}: exited {status} {:?} after SIGTERM", started.elapsed()));
+        ensure!(status.success(), "a graceful stop should exit with 0, got {status}");
+    }
+    Ok(())
+}

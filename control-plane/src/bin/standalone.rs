@@ -27,8 +27,17 @@ struct Options {
     log: String,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    let result = runtime.block_on(run());
+    // By now the graceful stop is done (tasks stopped, offsets committed, goodbye said). A Kafka client still closing
+    // on a blocking thread (librdkafka leaving a group it has not finished joining can take tens of seconds) must not
+    // keep the process alive: dropping the runtime would wait for it without end.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    result
+}
+
+async fn run() -> anyhow::Result<()> {
     let options = Options::parse();
     sluice_control_plane::logging::init(&options.log);
     let shutdown = CancellationToken::new();
