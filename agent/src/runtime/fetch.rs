@@ -1,5 +1,6 @@
 //! The sink's consumer thread: receives from the task's Kafka consumer on an OS thread of its own and hands batches
-//! of records to the sink loop through a small bounded channel.
+//! of records to the sink loop through a bounded channel (a few batches: enough for the sink loop to merge the
+//! waiting ones into one larger `put` when it falls behind).
 //!
 //! Two reasons for a thread: the sink loop (convert, transform, `put`) and the consumer (librdkafka's queue, copying
 //! records out) then run on two cores at once; and one channel message per batch replaces one async wake-up, timer
@@ -30,9 +31,6 @@ use super::errors::ConsumedRecord;
 /// What the consumer thread hands the sink loop: a batch, or the fatal error that ended the consumer (the thread
 /// ends after it; the task must fail, not wait for records that will never come).
 pub(crate) type Fetched = Result<Polled, KafkaError>;
-
-/// Batches on their way to the sink loop: one being converted, one waiting, one filling.
-const CHANNEL_BATCHES: usize = 2;
 
 /// Records polled in one go, in consumption order, with their bytes in one arena.
 #[derive(Default)]
@@ -148,13 +146,15 @@ pub(crate) struct Fetcher {
 }
 
 impl Fetcher {
-    /// Starts polling `consumer` (already subscribed); batches of at most `max_batch` records.
+    /// Starts polling `consumer` (already subscribed); batches of at most `max_batch` records, at most `waiting`
+    /// of them waiting for the sink loop (besides the one it works on and the one the thread fills).
     pub fn spawn<C: ConsumerContext + 'static>(
         consumer: Arc<StreamConsumer<C>>,
         max_batch: usize,
+        waiting: usize,
         name: String,
     ) -> std::io::Result<(Fetcher, mpsc::Receiver<Fetched>)> {
-        let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
+        let (tx, rx) = mpsc::channel(waiting.max(1));
         let span = tracing::Span::current();
         let thread = std::thread::Builder::new().name(name).spawn(move || {
             let _entered = span.enter();
