@@ -21,7 +21,7 @@ use super::errors::{
     ConsumedRecord, DeadLetterQueue, ErrorPolicy, FailedRecord, RecordErrorHandler, RecordFailure, Stage,
     converter_index, converter_side,
 };
-use super::fetch::{Fetched, Fetcher, Polled};
+use super::fetch::{Convert, Converted, Fetched, Fetcher, Polled};
 use super::headers::HeaderConversion;
 use super::{Control, StopMode, TaskContext, TaskError, control_changed, current_control, stop_requested};
 use crate::metrics::{TaskCounters, TaskInfo};
@@ -79,13 +79,15 @@ pub(crate) async fn run(ctx: &TaskContext, mut control: watch::Receiver<Control>
     let connector_class = connector.class_name();
     let connector_config = ctx.connector_config();
     ctx.worker.client_override_policy.check(&connector_config)?;
-    let key_converter = ctx.worker.converter(&connector_config, true)?;
-    let value_converter = ctx.worker.converter(&connector_config, false)?;
-    let header_converter = ctx.worker.header_converter(&connector_config)?;
+    let conversion = Arc::new(RecordConversion {
+        key: ctx.worker.converter(&connector_config, true)?,
+        value: ctx.worker.converter(&connector_config, false)?,
+        headers: ctx.worker.header_converter(&connector_config)?,
+    });
     let converter_classes = [
         converter_class(&ctx.worker, &connector_config, "key.converter"),
         converter_class(&ctx.worker, &connector_config, "value.converter"),
-        header_converter.class.clone(),
+        conversion.headers.class.clone(),
     ];
     let subscription = subscription(&connector_config)?;
     let policy = ErrorPolicy::from_config(&connector_config, true)?;
@@ -117,8 +119,9 @@ pub(crate) async fn run(ctx: &TaskContext, mut control: watch::Receiver<Control>
             return Err(err);
         }
     };
-    let (fetcher, polled) = match Fetcher::spawn(consumer.clone(), sizes.poll, sizes.waiting(), fetch_thread_name(ctx))
-    {
+    let spawned =
+        Fetcher::spawn(consumer.clone(), sizes.poll, sizes.waiting(), conversion.on_thread(), fetch_thread_name(ctx));
+    let (fetcher, polled) = match spawned {
         Ok(started) => started,
         Err(err) => {
             let _ = task.stop().await;
@@ -135,9 +138,7 @@ pub(crate) async fn run(ctx: &TaskContext, mut control: watch::Receiver<Control>
         pending: None,
         sizes,
         paused,
-        key_converter,
-        value_converter,
-        header_converter,
+        conversion,
         converter_classes,
         connector_class,
         transforms,
@@ -337,9 +338,8 @@ struct SinkPipeline<'a> {
     pending: Option<Fetched>,
     sizes: BatchSizes,
     paused: Arc<AtomicBool>,
-    key_converter: Box<dyn Converter>,
-    value_converter: Box<dyn Converter>,
-    header_converter: HeaderConversion,
+    /// Shared with the consumer thread, which converts the batches it hands over.
+    conversion: Arc<RecordConversion>,
     /// Class names of the key, value and header converters, for error reports.
     converter_classes: [String; 3],
     connector_class: &'static str,
@@ -445,7 +445,7 @@ impl SinkPipeline<'_> {
                 Err(err) => return Err(TaskError::kafka("the sink's Kafka consumer failed (fatal)")(err)),
             };
             let mut batch = Batch::default();
-            self.accept(&polled, &mut batch).await?;
+            self.accept(polled, &mut batch).await?;
             if paused != Some(true) {
                 self.merge_waiting(&mut batch).await?;
             }
@@ -476,7 +476,7 @@ impl SinkPipeline<'_> {
         while batch.records.len() < self.sizes.put {
             match self.polled.try_recv() {
                 Ok(Ok(more)) if batch.records.len() + more.len() <= self.sizes.put => {
-                    self.accept(&more, batch).await?;
+                    self.accept(more, batch).await?;
                 }
                 Ok(other) => {
                     self.pending = Some(other);
@@ -527,9 +527,14 @@ impl SinkPipeline<'_> {
         let consumer = open_consumer(self.ctx, &connector_config, &self.subscription, &self.paused, &self.counters)?;
         let old = std::mem::replace(&mut self.consumer, consumer);
         release_consumer(old, self.fetcher.take(), self.ctx.worker.shutdown_timeout).await;
-        let (fetcher, polled) =
-            Fetcher::spawn(self.consumer.clone(), self.sizes.poll, self.sizes.waiting(), fetch_thread_name(self.ctx))
-                .map_err(|source| TaskError::Io { context: "failed to start the consumer thread", source })?;
+        let (fetcher, polled) = Fetcher::spawn(
+            self.consumer.clone(),
+            self.sizes.poll,
+            self.sizes.waiting(),
+            self.conversion.on_thread(),
+            fetch_thread_name(self.ctx),
+        )
+        .map_err(|source| TaskError::Io { context: "failed to start the consumer thread", source })?;
         self.fetcher = Some(fetcher);
         self.polled = polled;
         // The new member starts from the group's committed offsets; everything put since is flushed and committed
@@ -556,11 +561,12 @@ impl SinkPipeline<'_> {
 
     /// Converts and transforms polled records into the batch. A record that fails goes through the error handler
     /// (log, DLQ, tolerance); its offset counts as consumed when it is skipped.
-    async fn accept(&self, polled: &Polled, batch: &mut Batch) -> Result<(), TaskError> {
+    async fn accept(&self, mut polled: Polled, batch: &mut Batch) -> Result<(), TaskError> {
         self.counters.sink_records_read(polled.len() as u64);
         self.counters.add_active_records(polled.len());
         batch.records.reserve(polled.len());
         let keep_raw = self.errors.dlq().is_some();
+        let mut converted = polled.take_converted();
         for index in 0..polled.len() {
             let consumed = polled.record(index);
             if !self.skip_below.is_empty() {
@@ -569,7 +575,11 @@ impl SinkPipeline<'_> {
                     continue;
                 }
             }
-            if let Some(record) = self.convert_and_transform(&consumed, || polled.record(index)).await? {
+            let converted = match converted.get_mut(index).and_then(Option::take) {
+                Some(converted) => converted,
+                None => self.conversion.convert(&consumed),
+            };
+            if let Some(record) = self.convert_and_transform(converted, &consumed, || polled.record(index)).await? {
                 if keep_raw {
                     batch.raw.push(raw_record(&consumed));
                 }
@@ -588,10 +598,11 @@ impl SinkPipeline<'_> {
     /// gives the consumed record once more for the error report.
     async fn convert_and_transform<'p>(
         &self,
+        converted: Converted,
         message: &ConsumedRecord<'_>,
         again: impl FnOnce() -> ConsumedRecord<'p>,
     ) -> Result<Option<SinkRecord>, TaskError> {
-        let (stage, class, error) = match self.convert(message) {
+        let (stage, class, error) = match converted {
             Ok(record) => match self.transforms.apply_sink_traced(record) {
                 Ok(record) => return Ok(record),
                 Err(failure) => (Stage::Transformation, failure.class.to_string(), failure.error),
@@ -617,31 +628,6 @@ impl SinkPipeline<'_> {
         let failure = RecordFailure { stage, class: &class, error: &error, record: FailedRecord::Consumed(again()) };
         self.errors.record_failed(failure, fail_with).await?;
         Ok(None)
-    }
-
-    fn convert(&self, message: &ConsumedRecord<'_>) -> Result<SinkRecord, (Stage, ConnectError)> {
-        let topic = message.topic;
-        let (key_schema, key) =
-            self.key_converter.to_connect(topic, message.key).map_err(|e| (Stage::KeyConverter, e))?;
-        let (value_schema, value) =
-            self.value_converter.to_connect(topic, message.value).map_err(|e| (Stage::ValueConverter, e))?;
-        let mut headers = Vec::with_capacity(message.headers.len());
-        for (key, value) in &message.headers {
-            let value =
-                self.header_converter.decode_consumed(topic, key, *value).map_err(|e| (Stage::HeaderConverter, e))?;
-            headers.push((key.to_string(), value));
-        }
-        Ok(SinkRecord {
-            topic: topic.to_string(),
-            partition: message.partition,
-            offset: message.offset,
-            key_schema,
-            key,
-            value_schema,
-            value,
-            timestamp: message.timestamp,
-            headers,
-        })
     }
 
     /// Hands a batch to the task. Retriable failures are retried forever (see `put_with_retry`); when the task says a
@@ -871,6 +857,44 @@ fn raw_record(message: &ConsumedRecord<'_>) -> RawRecord {
     }
 }
 
+/// The key, value and header converters of a sink task.
+struct RecordConversion {
+    key: Box<dyn Converter>,
+    value: Box<dyn Converter>,
+    headers: HeaderConversion,
+}
+
+impl RecordConversion {
+    /// For the consumer thread.
+    fn on_thread(self: &Arc<Self>) -> Convert {
+        let conversion = self.clone();
+        Arc::new(move |message| conversion.convert(message))
+    }
+
+    fn convert(&self, message: &ConsumedRecord<'_>) -> Converted {
+        let topic = message.topic;
+        let (key_schema, key) = self.key.to_connect(topic, message.key).map_err(|e| (Stage::KeyConverter, e))?;
+        let (value_schema, value) =
+            self.value.to_connect(topic, message.value).map_err(|e| (Stage::ValueConverter, e))?;
+        let mut headers = Vec::with_capacity(message.headers.len());
+        for (key, value) in &message.headers {
+            let value = self.headers.decode_consumed(topic, key, *value).map_err(|e| (Stage::HeaderConverter, e))?;
+            headers.push((key.to_string(), value));
+        }
+        Ok(SinkRecord {
+            topic: topic.to_string(),
+            partition: message.partition,
+            offset: message.offset,
+            key_schema,
+            key,
+            value_schema,
+            value,
+            timestamp: message.timestamp,
+            headers,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -980,9 +1004,11 @@ mod tests {
             pending: None,
             sizes: BatchSizes { poll: MAX_BATCH, put: MAX_MERGED_PUT },
             paused,
-            key_converter: worker.converter(&connector_config, true).expect("converter"),
-            value_converter: worker.converter(&connector_config, false).expect("converter"),
-            header_converter: worker.header_converter(&connector_config).expect("header converter"),
+            conversion: Arc::new(RecordConversion {
+                key: worker.converter(&connector_config, true).expect("converter"),
+                value: worker.converter(&connector_config, false).expect("converter"),
+                headers: worker.header_converter(&connector_config).expect("header converter"),
+            }),
             converter_classes: [String::new(), String::new(), String::new()],
             connector_class: "PickySink",
             transforms: TransformChain::empty(),
