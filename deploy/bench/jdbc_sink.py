@@ -76,9 +76,9 @@ def write_inputs(path_kv, path_csv, count):
     return len(payload)
 
 
-def pg_cpu_s(run):
-    """CPU seconds of every PostgreSQL server process so far (the sink's backend lives through a run)."""
-    total = 0.0
+def pg_cpu(run):
+    """CPU seconds per PostgreSQL server process so far."""
+    total = {}
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
@@ -89,8 +89,15 @@ def pg_cpu_s(run):
         except OSError:
             continue
         c = run.cpu_s(int(pid))
-        total += c or 0.0
+        if c is not None:
+            total[pid] = c
     return total
+
+
+def pg_cpu_since(run, before):
+    """CPU seconds PostgreSQL's processes used since `before` (pg_cpu()); processes that ended in between are not
+    counted (the sink's backend lives through a run)."""
+    return sum(c - before.get(pid, 0.0) for pid, c in pg_cpu(run).items())
 
 
 def create_table(db, table, keyed):
@@ -138,7 +145,7 @@ def measure(run, env, w, db, topic, count, mode):
     th = threading.Thread(target=sampler, daemon=True)
     th.start()
     try:
-        cpu0, db_cpu0 = run.cpu_s(w.proc.pid), pg_cpu_s(run)
+        cpu0, db_cpu0 = run.cpu_s(w.proc.pid), pg_cpu(run)
         t0, t0_epoch = time.monotonic(), time.time()
         run.create_connector(w.base, name, connector_config(db, topic, table, mode))
         state = {}
@@ -149,7 +156,7 @@ def measure(run, env, w, db, topic, count, mode):
             state["n"] = n
             return n >= count
         run.wait_until(f"{count} rows in {table}", done, env.args.timeout, interval=1.0, proc=w.proc)
-        cpu, db_cpu = run.cpu_s(w.proc.pid) - cpu0, pg_cpu_s(run) - db_cpu0
+        cpu, db_cpu = run.cpu_s(w.proc.pid) - cpu0, pg_cpu_since(run, db_cpu0)
         wall = time.monotonic() - t0
     finally:
         stop.set()

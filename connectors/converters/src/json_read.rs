@@ -47,6 +47,13 @@ impl SchemaCache {
         Some(schema)
     }
 
+    /// The last schema, when `bytes` starts with its text: its length and the schema.
+    fn last_at_start_of(&self, bytes: &[u8]) -> Option<(usize, Arc<Schema>)> {
+        let inner = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (text, schema) = inner.last.as_ref()?;
+        bytes.starts_with(text.as_bytes()).then(|| (text.len(), schema.clone()))
+    }
+
     fn insert(&self, text: &str, schema: Arc<Schema>) {
         if self.capacity == 0 {
             return;
@@ -86,6 +93,9 @@ struct Envelope<'a> {
 
 /// Reads an envelope; `None` when the full reader must do it (an error, or anything unusual).
 pub(crate) fn read_envelope(cache: &SchemaCache, bytes: &[u8]) -> Option<(Option<Arc<Schema>>, Value)> {
+    if let Some(read) = read_compact_with_last_schema(cache, bytes) {
+        return Some(read);
+    }
     let envelope: Envelope<'_> = serde_json::from_slice(bytes).ok()?;
     let text = envelope.schema.get();
     let schema = if text == "null" {
@@ -114,6 +124,19 @@ pub(crate) fn read_envelope(cache: &SchemaCache, bytes: &[u8]) -> Option<(Option
         }
     };
     Some((schema, value))
+}
+
+/// The envelope as JsonConverter writes it, `{"schema":<S>,"payload":<P>}` without spaces, where `S` is the text
+/// of the last schema read: the schema part is compared, not parsed. `P` followed by the closing `}` must be all
+/// that is left, so the envelope is valid JSON with exactly those two keys.
+fn read_compact_with_last_schema(cache: &SchemaCache, bytes: &[u8]) -> Option<(Option<Arc<Schema>>, Value)> {
+    let rest = bytes.strip_prefix(b"{\"schema\":")?;
+    let (len, schema) = cache.last_at_start_of(rest)?;
+    let payload = rest[len..].strip_prefix(b",\"payload\":")?.trim_ascii_end().strip_suffix(b"}")?;
+    let mut de = serde_json::Deserializer::from_slice(payload);
+    let value = Typed(&schema).deserialize(&mut de).ok()?;
+    de.end().ok()?;
+    Some((Some(schema), value))
 }
 
 /// Reads one JSON value as Connect data of `schema`. Structs and strings directly; other scalars through a
@@ -339,6 +362,19 @@ mod tests {
         // Past the bound the cache starts over; the schemas still read the same.
         read_envelope(&cache, c).unwrap();
         assert_eq!(*read_envelope(&cache, a).unwrap().0.unwrap(), *first);
+        // The compact form with the last schema: compared, not parsed; anything else after it goes the long way.
+        let compact = br#"{"schema":{"type":"string","optional":false},"payload":"b"}"#;
+        assert_eq!(read_envelope(&cache, compact).unwrap().1, Value::String("b".into()));
+        for odd in [
+            &br#"{"schema":{"type":"string","optional":false},"payload":"b"}}"#[..],
+            br#"{"schema":{"type":"string","optional":false},"payload":"b","x":1}"#,
+            br#"{"schema":{"type":"string","optional":false},"payload":"b""#,
+            br#"{"schema":{"type":"string","optional":false},"payload":}"#,
+        ] {
+            assert!(read_envelope(&cache, odd).is_none(), "{}", String::from_utf8_lossy(odd));
+        }
+        let spaced = br#"{"schema":{"type":"string","optional":false},"payload":"c"}  "#;
+        assert_eq!(read_envelope(&cache, spaced).unwrap().1, Value::String("c".into()));
         let none = SchemaCache::new(0);
         let x = read_envelope(&none, a).unwrap().0.unwrap();
         assert!(!Arc::ptr_eq(&x, &read_envelope(&none, a).unwrap().0.unwrap()));
