@@ -454,6 +454,7 @@ async fn throughput(env: &TestEnv) -> anyhow::Result<()> {
         env.note(&line);
         results.push(line);
         cp.rest.delete(&format!("/connectors/{name}")).await?;
+        db.execute(&format!("DROP TABLE \"{table}\"")).await?;
     }
     // Ceilings: psql \copy of the same rows, and a bare 1,000-row upsert from one client.
     let csv = env.path("rows.csv");
@@ -502,6 +503,7 @@ async fn throughput(env: &TestEnv) -> anyhow::Result<()> {
         client.batch_execute(&sql).await?;
     }
     let bare = n as f64 / t.elapsed().as_secs_f64();
+    db.execute(&format!("DROP TABLE \"{ceiling}\"; DROP TABLE \"{upsert_table}\"")).await?;
     env.note(format!("ceilings: psql \\copy {copy:.0} rows/s; bare 1,000-row upsert {bare:.0} rows/s"));
     Ok(())
 }

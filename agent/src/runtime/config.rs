@@ -32,6 +32,8 @@ const JAVA_ONLY_CLIENT_KEYS: &[&str] = &[
     "sasl.jaas.config",
     "default.api.timeout.ms",
     "request.timeout.ms.config",
+    // The sink loop's batch bound (`BatchSizes` in runtime/sink.rs); librdkafka has no such setting.
+    "max.poll.records",
 ];
 
 /// Top-level worker keys that Kafka Connect also applies to every client it creates.

@@ -1,5 +1,6 @@
 //! The sink's consumer thread: receives from the task's Kafka consumer on an OS thread of its own and hands batches
-//! of records to the sink loop through a small bounded channel.
+//! of records to the sink loop through a bounded channel (a few batches: enough for the sink loop to merge the
+//! waiting ones into one larger `put` when it falls behind).
 //!
 //! Two reasons for a thread: the sink loop (convert, transform, `put`) and the consumer (librdkafka's queue, copying
 //! records out) then run on two cores at once; and one channel message per batch replaces one async wake-up, timer
@@ -25,18 +26,24 @@ use rdkafka::message::{BorrowedMessage, Headers, Message};
 use tokio::sync::mpsc;
 use tracing::warn;
 
-use super::errors::ConsumedRecord;
+use super::errors::{ConsumedRecord, Stage};
+use sluice_connectors::{ConnectError, SinkRecord};
 
 /// What the consumer thread hands the sink loop: a batch, or the fatal error that ended the consumer (the thread
 /// ends after it; the task must fail, not wait for records that will never come).
 pub(crate) type Fetched = Result<Polled, KafkaError>;
 
-/// Batches on their way to the sink loop: one being converted, one waiting, one filling.
-const CHANNEL_BATCHES: usize = 2;
+/// A consumed record converted to Connect data, or the stage that failed and why.
+pub(crate) type Converted = Result<SinkRecord, (Stage, ConnectError)>;
+
+/// Converts consumed records (key, value and headers); run by the consumer thread.
+pub(crate) type Convert = Arc<dyn Fn(&ConsumedRecord<'_>) -> Converted + Send + Sync>;
 
 /// Records polled in one go, in consumption order, with their bytes in one arena.
 #[derive(Default)]
 pub(crate) struct Polled {
+    /// Index-aligned with `records` once the consumer thread converted the batch; taken by the sink loop.
+    converted: Vec<Option<Converted>>,
     arena: Vec<u8>,
     /// Header keys of all records, concatenated (`PolledHeader::key` ranges into it).
     header_keys: String,
@@ -129,6 +136,11 @@ impl Polled {
         }
     }
 
+    /// The records as the consumer thread converted them, index-aligned (empty if it did not).
+    pub fn take_converted(&mut self) -> Vec<Option<Converted>> {
+        std::mem::take(&mut self.converted)
+    }
+
     /// The next offset to consume per topic and partition after this batch.
     pub fn next_offsets(&self) -> impl Iterator<Item = (&str, i32, i64)> {
         let mut next: Vec<(usize, i32, i64)> = Vec::new();
@@ -148,17 +160,23 @@ pub(crate) struct Fetcher {
 }
 
 impl Fetcher {
-    /// Starts polling `consumer` (already subscribed); batches of at most `max_batch` records.
+    /// Starts polling `consumer` (already subscribed); batches of at most `max_batch` records, at most `waiting`
+    /// of them waiting for the sink loop (besides the one it works on and the one the thread fills).
+    ///
+    /// The thread also converts each batch with `convert` before handing it over, so that converting (parsing JSON,
+    /// mostly) runs on its core while the sink loop waits for `put`.
     pub fn spawn<C: ConsumerContext + 'static>(
         consumer: Arc<StreamConsumer<C>>,
         max_batch: usize,
+        waiting: usize,
+        convert: Convert,
         name: String,
     ) -> std::io::Result<(Fetcher, mpsc::Receiver<Fetched>)> {
-        let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
+        let (tx, rx) = mpsc::channel(waiting.max(1));
         let span = tracing::Span::current();
         let thread = std::thread::Builder::new().name(name).spawn(move || {
             let _entered = span.enter();
-            futures::executor::block_on(fetch_loop(&consumer, &tx, max_batch));
+            futures::executor::block_on(fetch_loop(&consumer, &tx, max_batch, &convert));
         })?;
         Ok((Fetcher { thread: Some(thread) }, rx))
     }
@@ -177,6 +195,7 @@ async fn fetch_loop<C: ConsumerContext + 'static>(
     consumer: &StreamConsumer<C>,
     tx: &mpsc::Sender<Fetched>,
     max_batch: usize,
+    convert: &Convert,
 ) {
     let mut expected_bytes = 0;
     loop {
@@ -208,6 +227,7 @@ async fn fetch_loop<C: ConsumerContext + 'static>(
             continue;
         }
         expected_bytes = batch.arena.len();
+        batch.converted = (0..batch.len()).map(|index| Some(convert(&batch.record(index)))).collect();
         if tx.send(Ok(batch)).await.is_err() {
             return;
         }

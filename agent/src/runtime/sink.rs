@@ -21,13 +21,17 @@ use super::errors::{
     ConsumedRecord, DeadLetterQueue, ErrorPolicy, FailedRecord, RecordErrorHandler, RecordFailure, Stage,
     converter_index, converter_side,
 };
-use super::fetch::{Fetched, Fetcher, Polled};
+use super::fetch::{Convert, Converted, Fetched, Fetcher, Polled};
 use super::headers::HeaderConversion;
 use super::{Control, StopMode, TaskContext, TaskError, control_changed, current_control, stop_requested};
 use crate::metrics::{TaskCounters, TaskInfo};
 
-/// Kafka Connect's `consumer.max.poll.records` default: the most records handed to one `put`.
+/// Kafka Connect's `consumer.max.poll.records` default: the most records the consumer thread hands over at once.
 const MAX_BATCH: usize = 500;
+/// Without `max.poll.records` set, batches that are already waiting when a `put` is due go into that one `put`, up
+/// to this many records. A sink that keeps up gets what was polled, as in Kafka Connect; one that falls behind gets
+/// fewer, larger puts (for a database sink: fewer transactions and commits), which is how it catches up.
+const MAX_MERGED_PUT: usize = 5000;
 
 /// At most this many in-place rejoins after `FencedInstanceId` within [`REJOIN_WINDOW`]; one more fails the task
 /// (two live consumers keep taking the identity from each other: something other than a zombie is at work).
@@ -75,13 +79,15 @@ pub(crate) async fn run(ctx: &TaskContext, mut control: watch::Receiver<Control>
     let connector_class = connector.class_name();
     let connector_config = ctx.connector_config();
     ctx.worker.client_override_policy.check(&connector_config)?;
-    let key_converter = ctx.worker.converter(&connector_config, true)?;
-    let value_converter = ctx.worker.converter(&connector_config, false)?;
-    let header_converter = ctx.worker.header_converter(&connector_config)?;
+    let conversion = Arc::new(RecordConversion {
+        key: ctx.worker.converter(&connector_config, true)?,
+        value: ctx.worker.converter(&connector_config, false)?,
+        headers: ctx.worker.header_converter(&connector_config)?,
+    });
     let converter_classes = [
         converter_class(&ctx.worker, &connector_config, "key.converter"),
         converter_class(&ctx.worker, &connector_config, "value.converter"),
-        header_converter.class.clone(),
+        conversion.headers.class.clone(),
     ];
     let subscription = subscription(&connector_config)?;
     let policy = ErrorPolicy::from_config(&connector_config, true)?;
@@ -105,7 +111,17 @@ pub(crate) async fn run(ctx: &TaskContext, mut control: watch::Receiver<Control>
         release_consumer(consumer, None, ctx.worker.shutdown_timeout).await;
         return Err(TaskError::Connector { context: "sink task failed to start", source: err });
     }
-    let (fetcher, polled) = match Fetcher::spawn(consumer.clone(), MAX_BATCH, fetch_thread_name(ctx)) {
+    let sizes = match BatchSizes::from_config(ctx, &connector_config) {
+        Ok(sizes) => sizes,
+        Err(err) => {
+            let _ = task.stop().await;
+            release_consumer(consumer, None, ctx.worker.shutdown_timeout).await;
+            return Err(err);
+        }
+    };
+    let spawned =
+        Fetcher::spawn(consumer.clone(), sizes.poll, sizes.waiting(), conversion.on_thread(), fetch_thread_name(ctx));
+    let (fetcher, polled) = match spawned {
         Ok(started) => started,
         Err(err) => {
             let _ = task.stop().await;
@@ -119,10 +135,10 @@ pub(crate) async fn run(ctx: &TaskContext, mut control: watch::Receiver<Control>
         ctx,
         consumer,
         polled,
+        pending: None,
+        sizes,
         paused,
-        key_converter,
-        value_converter,
-        header_converter,
+        conversion,
         converter_classes,
         connector_class,
         transforms,
@@ -146,6 +162,41 @@ pub(crate) async fn run(ctx: &TaskContext, mut control: watch::Receiver<Control>
     info!("sink task stopped");
     result?;
     stopped.map_err(TaskError::connector("sink task failed to stop"))
+}
+
+/// How many records the consumer thread hands over at once (`poll`) and the most one `put` gets (`put`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct BatchSizes {
+    poll: usize,
+    put: usize,
+}
+
+impl BatchSizes {
+    /// Kafka Connect's `max.poll.records` (the connector's `consumer.override.max.poll.records`, else the worker's
+    /// `consumer.max.poll.records`) bounds both, as there; without it, see [`MAX_MERGED_PUT`].
+    fn from_config(ctx: &TaskContext, connector_config: &sluice_connectors::ConfigMap) -> Result<Self, TaskError> {
+        let (key, value) = match connector_config.get("consumer.override.max.poll.records") {
+            Some(v) => ("consumer.override.max.poll.records", Some(v)),
+            None => ("consumer.max.poll.records", ctx.worker.raw.get("consumer.max.poll.records")),
+        };
+        Self::parse(key, value.map(String::as_str))
+    }
+
+    fn parse(key: &str, value: Option<&str>) -> Result<Self, TaskError> {
+        let Some(value) = value else { return Ok(BatchSizes { poll: MAX_BATCH, put: MAX_MERGED_PUT }) };
+        match value.trim().parse::<usize>() {
+            Ok(n) if n >= 1 => Ok(BatchSizes { poll: n, put: n }),
+            _ => Err(TaskError::Config {
+                key: key.to_string(),
+                message: format!("Invalid value {value} for configuration max.poll.records: must be at least 1"),
+            }),
+        }
+    }
+
+    /// Batches the consumer thread may have waiting: enough to fill a merged put, at least Kafka Connect's two.
+    fn waiting(&self) -> usize {
+        self.put.div_ceil(self.poll).max(2)
+    }
 }
 
 /// Creates the task's consumer (group `connect-<connector>`, the task's static `group.instance.id`) and subscribes.
@@ -282,10 +333,13 @@ struct SinkPipeline<'a> {
     consumer: Arc<TaskConsumer>,
     /// Batches from the consumer thread.
     polled: mpsc::Receiver<Fetched>,
+    /// Taken from `polled` but not merged into the last put (it would have gone over `sizes.put`, or it is the
+    /// consumer's error): handled before anything new is received.
+    pending: Option<Fetched>,
+    sizes: BatchSizes,
     paused: Arc<AtomicBool>,
-    key_converter: Box<dyn Converter>,
-    value_converter: Box<dyn Converter>,
-    header_converter: HeaderConversion,
+    /// Shared with the consumer thread, which converts the batches it hands over.
+    conversion: Arc<RecordConversion>,
     /// Class names of the key, value and header converters, for error reports.
     converter_classes: [String; 3],
     connector_class: &'static str,
@@ -371,23 +425,30 @@ impl SinkPipeline<'_> {
                 _ => next_flush,
             };
             // The consumer is polled even while paused: that serves rebalances and keeps the group membership.
-            let polled = tokio::select! {
-                _ = control_changed(control) => continue,
-                _ = tokio::time::sleep_until(wake) => continue,
-                polled = self.polled.recv() => match polled.ok_or(TaskError::ConsumerThreadEnded)? {
-                    Ok(polled) => polled,
-                    Err(err) if self.consumer_fenced_by_instance() => {
-                        let err = TaskError::kafka("the sink's Kafka consumer failed (fatal)")(err);
-                        match self.rejoin(err).await? {
-                            Some(mode) => break mode,
-                            None => continue,
-                        }
-                    }
-                    Err(err) => return Err(TaskError::kafka("the sink's Kafka consumer failed (fatal)")(err)),
+            let fetched = match self.pending.take() {
+                Some(fetched) => fetched,
+                None => tokio::select! {
+                    _ = control_changed(control) => continue,
+                    _ = tokio::time::sleep_until(wake) => continue,
+                    fetched = self.polled.recv() => fetched.ok_or(TaskError::ConsumerThreadEnded)?,
                 },
             };
+            let polled = match fetched {
+                Ok(polled) => polled,
+                Err(err) if self.consumer_fenced_by_instance() => {
+                    let err = TaskError::kafka("the sink's Kafka consumer failed (fatal)")(err);
+                    match self.rejoin(err).await? {
+                        Some(mode) => break mode,
+                        None => continue,
+                    }
+                }
+                Err(err) => return Err(TaskError::kafka("the sink's Kafka consumer failed (fatal)")(err)),
+            };
             let mut batch = Batch::default();
-            self.accept(&polled, &mut batch).await?;
+            self.accept(polled, &mut batch).await?;
+            if paused != Some(true) {
+                self.merge_waiting(&mut batch).await?;
+            }
             if batch.is_empty() {
                 continue;
             }
@@ -408,6 +469,24 @@ impl SinkPipeline<'_> {
                 Ok(())
             }
         }
+    }
+
+    /// Adds the batches the consumer thread already has waiting, up to `sizes.put` records: never waits.
+    async fn merge_waiting(&mut self, batch: &mut Batch) -> Result<(), TaskError> {
+        while batch.records.len() < self.sizes.put {
+            match self.polled.try_recv() {
+                Ok(Ok(more)) if batch.records.len() + more.len() <= self.sizes.put => {
+                    self.accept(more, batch).await?;
+                }
+                Ok(other) => {
+                    self.pending = Some(other);
+                    break;
+                }
+                // Empty, or the thread ended: the next `recv` says so.
+                Err(_) => break,
+            }
+        }
+        Ok(())
     }
 
     /// True when the consumer is dead because another member joined with the task's `group.instance.id`.
@@ -438,6 +517,8 @@ impl SinkPipeline<'_> {
               (a zombie's?) while this agent's lease is alive: rejoining with a new consumer");
         let old = std::mem::replace(&mut self.polled, mpsc::channel(1).1);
         drop(old);
+        // Read by the old consumer and not put: the new one reads them again from the committed offsets.
+        self.pending = None;
         if let Ok(assignment) = self.consumer.assignment() {
             self.counters.partitions_revoked(assignment.count());
         }
@@ -446,8 +527,14 @@ impl SinkPipeline<'_> {
         let consumer = open_consumer(self.ctx, &connector_config, &self.subscription, &self.paused, &self.counters)?;
         let old = std::mem::replace(&mut self.consumer, consumer);
         release_consumer(old, self.fetcher.take(), self.ctx.worker.shutdown_timeout).await;
-        let (fetcher, polled) = Fetcher::spawn(self.consumer.clone(), MAX_BATCH, fetch_thread_name(self.ctx))
-            .map_err(|source| TaskError::Io { context: "failed to start the consumer thread", source })?;
+        let (fetcher, polled) = Fetcher::spawn(
+            self.consumer.clone(),
+            self.sizes.poll,
+            self.sizes.waiting(),
+            self.conversion.on_thread(),
+            fetch_thread_name(self.ctx),
+        )
+        .map_err(|source| TaskError::Io { context: "failed to start the consumer thread", source })?;
         self.fetcher = Some(fetcher);
         self.polled = polled;
         // The new member starts from the group's committed offsets; everything put since is flushed and committed
@@ -474,11 +561,12 @@ impl SinkPipeline<'_> {
 
     /// Converts and transforms polled records into the batch. A record that fails goes through the error handler
     /// (log, DLQ, tolerance); its offset counts as consumed when it is skipped.
-    async fn accept(&self, polled: &Polled, batch: &mut Batch) -> Result<(), TaskError> {
+    async fn accept(&self, mut polled: Polled, batch: &mut Batch) -> Result<(), TaskError> {
         self.counters.sink_records_read(polled.len() as u64);
         self.counters.add_active_records(polled.len());
         batch.records.reserve(polled.len());
         let keep_raw = self.errors.dlq().is_some();
+        let mut converted = polled.take_converted();
         for index in 0..polled.len() {
             let consumed = polled.record(index);
             if !self.skip_below.is_empty() {
@@ -487,7 +575,11 @@ impl SinkPipeline<'_> {
                     continue;
                 }
             }
-            if let Some(record) = self.convert_and_transform(&consumed, || polled.record(index)).await? {
+            let converted = match converted.get_mut(index).and_then(Option::take) {
+                Some(converted) => converted,
+                None => self.conversion.convert(&consumed),
+            };
+            if let Some(record) = self.convert_and_transform(converted, &consumed, || polled.record(index)).await? {
                 if keep_raw {
                     batch.raw.push(raw_record(&consumed));
                 }
@@ -506,10 +598,11 @@ impl SinkPipeline<'_> {
     /// gives the consumed record once more for the error report.
     async fn convert_and_transform<'p>(
         &self,
+        converted: Converted,
         message: &ConsumedRecord<'_>,
         again: impl FnOnce() -> ConsumedRecord<'p>,
     ) -> Result<Option<SinkRecord>, TaskError> {
-        let (stage, class, error) = match self.convert(message) {
+        let (stage, class, error) = match converted {
             Ok(record) => match self.transforms.apply_sink_traced(record) {
                 Ok(record) => return Ok(record),
                 Err(failure) => (Stage::Transformation, failure.class.to_string(), failure.error),
@@ -535,31 +628,6 @@ impl SinkPipeline<'_> {
         let failure = RecordFailure { stage, class: &class, error: &error, record: FailedRecord::Consumed(again()) };
         self.errors.record_failed(failure, fail_with).await?;
         Ok(None)
-    }
-
-    fn convert(&self, message: &ConsumedRecord<'_>) -> Result<SinkRecord, (Stage, ConnectError)> {
-        let topic = message.topic;
-        let (key_schema, key) =
-            self.key_converter.to_connect(topic, message.key).map_err(|e| (Stage::KeyConverter, e))?;
-        let (value_schema, value) =
-            self.value_converter.to_connect(topic, message.value).map_err(|e| (Stage::ValueConverter, e))?;
-        let mut headers = Vec::with_capacity(message.headers.len());
-        for (key, value) in &message.headers {
-            let value =
-                self.header_converter.decode_consumed(topic, key, *value).map_err(|e| (Stage::HeaderConverter, e))?;
-            headers.push((key.to_string(), value));
-        }
-        Ok(SinkRecord {
-            topic: topic.to_string(),
-            partition: message.partition,
-            offset: message.offset,
-            key_schema,
-            key,
-            value_schema,
-            value,
-            timestamp: message.timestamp,
-            headers,
-        })
     }
 
     /// Hands a batch to the task. Retriable failures are retried forever (see `put_with_retry`); when the task says a
@@ -789,6 +857,44 @@ fn raw_record(message: &ConsumedRecord<'_>) -> RawRecord {
     }
 }
 
+/// The key, value and header converters of a sink task.
+struct RecordConversion {
+    key: Box<dyn Converter>,
+    value: Box<dyn Converter>,
+    headers: HeaderConversion,
+}
+
+impl RecordConversion {
+    /// For the consumer thread.
+    fn on_thread(self: &Arc<Self>) -> Convert {
+        let conversion = self.clone();
+        Arc::new(move |message| conversion.convert(message))
+    }
+
+    fn convert(&self, message: &ConsumedRecord<'_>) -> Converted {
+        let topic = message.topic;
+        let (key_schema, key) = self.key.to_connect(topic, message.key).map_err(|e| (Stage::KeyConverter, e))?;
+        let (value_schema, value) =
+            self.value.to_connect(topic, message.value).map_err(|e| (Stage::ValueConverter, e))?;
+        let mut headers = Vec::with_capacity(message.headers.len());
+        for (key, value) in &message.headers {
+            let value = self.headers.decode_consumed(topic, key, *value).map_err(|e| (Stage::HeaderConverter, e))?;
+            headers.push((key.to_string(), value));
+        }
+        Ok(SinkRecord {
+            topic: topic.to_string(),
+            partition: message.partition,
+            offset: message.offset,
+            key_schema,
+            key,
+            value_schema,
+            value,
+            timestamp: message.timestamp,
+            headers,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -895,10 +1001,14 @@ mod tests {
             ctx: &ctx,
             consumer: Arc::new(consumer),
             polled: mpsc::channel(1).1,
+            pending: None,
+            sizes: BatchSizes { poll: MAX_BATCH, put: MAX_MERGED_PUT },
             paused,
-            key_converter: worker.converter(&connector_config, true).expect("converter"),
-            value_converter: worker.converter(&connector_config, false).expect("converter"),
-            header_converter: worker.header_converter(&connector_config).expect("header converter"),
+            conversion: Arc::new(RecordConversion {
+                key: worker.converter(&connector_config, true).expect("converter"),
+                value: worker.converter(&connector_config, false).expect("converter"),
+                headers: worker.header_converter(&connector_config).expect("header converter"),
+            }),
             converter_classes: [String::new(), String::new(), String::new()],
             connector_class: "PickySink",
             transforms: TransformChain::empty(),
@@ -923,6 +1033,22 @@ mod tests {
         let mut sink = S::default();
         let result = pipeline.put(&mut sink, batch, &mut control).await.map(|stopped| assert!(stopped.is_none()));
         (sink, pipeline.next_offsets, result)
+    }
+
+    #[test]
+    fn max_poll_records_bounds_polls_and_puts() {
+        let default = BatchSizes::parse("consumer.max.poll.records", None).expect("valid");
+        assert_eq!(default, BatchSizes { poll: 500, put: MAX_MERGED_PUT });
+        assert_eq!(default.waiting(), 10);
+        let set = BatchSizes::parse("consumer.override.max.poll.records", Some(" 2000 ")).expect("valid");
+        assert_eq!(set, BatchSizes { poll: 2000, put: 2000 });
+        assert_eq!(set.waiting(), 2);
+        for bad in ["0", "-1", "many"] {
+            match BatchSizes::parse("consumer.override.max.poll.records", Some(bad)) {
+                Err(TaskError::Config { key, .. }) => assert_eq!(key, "consumer.override.max.poll.records"),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
     }
 
     #[tokio::test]

@@ -12,6 +12,7 @@ use bytes::Bytes;
 
 use crate::config::ConfigMap;
 use crate::error::ConnectError;
+use crate::json_read::{SchemaCache, read_envelope};
 use crate::record::{Field, Schema, SchemaType, Value};
 pub use sluice_connect_api::values::{java_double_string, java_float_string, write_big_decimal, write_text};
 
@@ -163,11 +164,20 @@ impl Converter for ByteArrayConverter {
 pub struct JsonConverter {
     schemas_enable: bool,
     replace_null_with_default: bool,
+    /// Envelope schemas already read (`schemas.cache.size`).
+    schemas: SchemaCache,
 }
+
+/// Kafka Connect's `schemas.cache.size` default.
+const SCHEMAS_CACHE_SIZE: usize = 1000;
 
 impl Default for JsonConverter {
     fn default() -> Self {
-        JsonConverter { schemas_enable: true, replace_null_with_default: true }
+        JsonConverter {
+            schemas_enable: true,
+            replace_null_with_default: true,
+            schemas: SchemaCache::new(SCHEMAS_CACHE_SIZE),
+        }
     }
 }
 
@@ -190,13 +200,11 @@ impl Converter for JsonConverter {
                 format!("unsupported value {format:?}: Sluice's JsonConverter supports only BASE64 decimals"),
             ));
         }
-        if let Some(size) = config.get("schemas.cache.size")
-            && size.trim().parse::<i32>().is_err()
-        {
-            return Err(ConnectError::config(
-                "schemas.cache.size",
-                format!("Invalid value {size}: Not a number of type INT"),
-            ));
+        if let Some(size) = config.get("schemas.cache.size") {
+            let size = size.trim().parse::<i32>().map_err(|_| {
+                ConnectError::config("schemas.cache.size", format!("Invalid value {size}: Not a number of type INT"))
+            })?;
+            self.schemas = SchemaCache::new(usize::try_from(size).unwrap_or(0));
         }
         Ok(())
     }
@@ -230,6 +238,11 @@ impl Converter for JsonConverter {
 
     fn to_connect(&self, _topic: &str, bytes: Option<&[u8]>) -> Result<(Option<Arc<Schema>>, Value), ConnectError> {
         let Some(bytes) = bytes else { return Ok((None, Value::Null)) };
+        if self.schemas_enable
+            && let Some(read) = read_envelope(&self.schemas, bytes)
+        {
+            return Ok(read);
+        }
         let json: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
             ConnectError::Data(format!(
                 "Converting byte[] to Kafka Connect data failed due to serialization error: {e}"
@@ -600,7 +613,7 @@ fn write_json_string(out: &mut Vec<u8>, s: &str) {
 }
 
 /// Parses a JSON schema of the envelope (Kafka Connect's `asConnectSchema`).
-fn json_to_schema(json: &serde_json::Value) -> Result<Schema, ConnectError> {
+pub(crate) fn json_to_schema(json: &serde_json::Value) -> Result<Schema, ConnectError> {
     let data = |m: &str| ConnectError::Data(m.to_string());
     let obj = json.as_object().ok_or_else(|| data("Schema must be a JSON object"))?;
     let type_name = obj.get("type").and_then(|t| t.as_str()).ok_or_else(|| data("Schema must contain 'type' field"))?;
@@ -677,7 +690,7 @@ fn json_to_schema(json: &serde_json::Value) -> Result<Schema, ConnectError> {
 
 /// Converts a JSON payload to Connect data (Kafka Connect's `convertToConnect`); without a schema the type is
 /// inferred: integers are INT64, other numbers FLOAT64, objects string-keyed maps.
-fn json_to_connect(schema: Option<&Schema>, json: &serde_json::Value) -> Result<Value, ConnectError> {
+pub(crate) fn json_to_connect(schema: Option<&Schema>, json: &serde_json::Value) -> Result<Value, ConnectError> {
     use serde_json::Value as J;
     let Some(schema) = schema else {
         return Ok(match json {

@@ -5,6 +5,7 @@
 pub mod config_def;
 pub mod converter;
 pub mod header_converter;
+mod json_read;
 pub mod primitive_converter;
 
 use sluice_connect_api::{config, error, record};

@@ -19,6 +19,8 @@ static STRING_SCHEMA: LazyLock<Schema> = LazyLock::new(|| Schema::primitive(Sche
 static INT32_SCHEMA: LazyLock<Schema> = LazyLock::new(|| Schema::primitive(SchemaType::Int32, false));
 static INT64_SCHEMA: LazyLock<Schema> = LazyLock::new(|| Schema::primitive(SchemaType::Int64, false));
 const KAFKA_PK: [&str; 3] = ["__connect_topic", "__connect_partition", "__connect_offset"];
+/// Bytes of COPY data sent to PostgreSQL at a time.
+const COPY_CHUNK: usize = 64 << 10;
 /// MySQL's limit on placeholders in one statement is 65,535.
 const MYSQL_MAX_PARAMS: usize = 60_000;
 
@@ -304,8 +306,11 @@ impl Writer {
                 rows.push((i, row));
             }
         }
-        // DDL outside the data transaction.
-        for (_, row) in &rows {
+        // DDL outside the data transaction. Consecutive rows of one shape are checked once.
+        for (n, (_, row)) in rows.iter().enumerate() {
+            if n > 0 && same_shape(&rows[n - 1].1, row) {
+                continue;
+            }
             let known = match self.tables.get(&row.table) {
                 Some(info) => row.cols.iter().all(|c| info.columns.contains(&self.norm(c.name))),
                 None => false,
@@ -336,6 +341,12 @@ impl Writer {
         let mut keys: HashSet<String> = HashSet::new();
         let mut scratch = String::new();
         let keyed = self.keyed();
+        // A run is one statement: on MySQL a multi-row INSERT of at most `batch.size` rows; on PostgreSQL one COPY,
+        // whose length needs no bound (fewer, longer runs are faster).
+        let max_run = match self.dialect() {
+            Dialect::Postgres => usize::MAX,
+            Dialect::MySql => self.settings.batch_size,
+        };
         for (i, row) in rows {
             if skip(i) {
                 continue;
@@ -356,7 +367,7 @@ impl Writer {
             let new_run = match runs.last() {
                 Some(run) => {
                     !same_shape(&run.rows[0], &row)
-                        || run.rows.len() >= self.settings.batch_size
+                        || run.rows.len() >= max_run
                         || key.as_ref().is_some_and(|k| keys.contains(k))
                 }
                 None => true,
@@ -557,7 +568,7 @@ impl Writer {
             };
             let runs = self.runs(rows, &skip)?;
             let mut scratch = String::new();
-            let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
+            let mut buf: Vec<u8> = Vec::with_capacity(COPY_CHUNK + COPY_CHUNK / 4);
             for (n, run) in runs.iter().enumerate() {
                 let first = &run.rows[0];
                 let table = self.table_sql(&first.table);
@@ -591,9 +602,10 @@ impl Writer {
                         }
                     }
                     buf.push(b'\n');
-                    if buf.len() >= 1 << 20 {
+                    // Small chunks: the server parses one while the next is rendered.
+                    if buf.len() >= COPY_CHUNK {
                         sink.send(Bytes::from(std::mem::take(&mut buf))).await.map_err(|e| pg_error("COPY", e))?;
-                        buf.reserve(1 << 20);
+                        buf.reserve(COPY_CHUNK + COPY_CHUNK / 4);
                     }
                 }
                 if !buf.is_empty() {
