@@ -151,7 +151,23 @@ async fn run(env: &TestEnv, db: &Postgres, libs: &std::path::Path) -> anyhow::Re
          INSERT INTO {name}_types (id, vc) VALUES (2, 'x');
          INSERT INTO {name}_orders VALUES (1, 'apple', 2.25, '2026-01-02 03:04:05.000001+00'), (2, 'pear', NULL, NULL);
          INSERT INTO {name}_nopk VALUES (1, 'x');
-         INSERT INTO {name}_full VALUES (1, 'one');"
+         INSERT INTO {name}_full VALUES (1, 'one');
+         CREATE TABLE {name}_defaults (id serial PRIMARY KEY, i int DEFAULT 42, ineg int DEFAULT -7, \
+           si smallint DEFAULT 3, bi bigint DEFAULT 9223372036854775807, r real DEFAULT 1.5, \
+           d double precision DEFAULT 2.25, n numeric(10,2) DEFAULT 12.3, nv numeric DEFAULT 3.14159, \
+           m money DEFAULT 5.5, b boolean DEFAULT true, bn boolean NOT NULL DEFAULT false, t text DEFAULT 'hello', \
+           vc varchar(20) NOT NULL DEFAULT 'it''s', ch char(3) DEFAULT 'ab', dt date DEFAULT '2024-02-29', \
+           dtnow date DEFAULT CURRENT_DATE, tm time DEFAULT '12:34:56.789', tm3 time(3) DEFAULT '01:02:03', \
+           ts timestamp DEFAULT '2024-01-02 03:04:05.123456', ts3 timestamp(3) DEFAULT '2024-01-02 03:04:05.123', \
+           tz timestamptz DEFAULT '2024-01-02 03:04:05+02', tznow timestamptz DEFAULT now(), \
+           tzcur timestamptz(3) DEFAULT CURRENT_TIMESTAMP, iv interval DEFAULT '1 day 02:03:04', \
+           u uuid DEFAULT 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11', ugen uuid DEFAULT gen_random_uuid(), \
+           js json DEFAULT '{{}}', jb jsonb DEFAULT '{{\"a\": 1}}', b1 bit(1) DEFAULT B'1', bits bit(3) DEFAULT B'101', \
+           mood {name}_mood DEFAULT 'ok', fn int DEFAULT length('abc'), ex int DEFAULT (1 + 2), \
+           ai int[] DEFAULT '{{1,2}}', nn int NOT NULL DEFAULT 5, tx text DEFAULT upper('x'), by bytea DEFAULT '\\x01', \
+           tnull text DEFAULT NULL, f4n real DEFAULT 'NaN');
+         INSERT INTO {name}_defaults DEFAULT VALUES;
+         INSERT INTO {name}_defaults (id, i, t, nn) VALUES (100, NULL, NULL, 9);"
     ))?;
 
     let port = free_port();
@@ -204,7 +220,7 @@ async fn run(env: &TestEnv, db: &Postgres, libs: &std::path::Path) -> anyhow::Re
         let status = rest.wait_for_status(n, "RUNNING", Duration::from_secs(120)).await?;
         env.note(format!("{n}: {status}"));
     }
-    let tables = ["types", "orders", "nopk", "full"];
+    let tables = ["types", "orders", "nopk", "full", "defaults"];
     let count = |prefix: String| {
         let name = name.clone();
         async move {
@@ -217,7 +233,7 @@ async fn run(env: &TestEnv, db: &Postgres, libs: &std::path::Path) -> anyhow::Re
     };
     for p in [&dbz, &sl] {
         wait_until(Duration::from_secs(120), "the snapshot", || async {
-            Ok((count(p.clone()).await? >= 6).then_some(()))
+            Ok((count(p.clone()).await? >= 8).then_some(()))
         })
         .await?;
     }
@@ -243,6 +259,38 @@ async fn run(env: &TestEnv, db: &Postgres, libs: &std::path::Path) -> anyhow::Re
          TRUNCATE {name}_nopk;
          DELETE FROM {name}_orders WHERE id = 2;"
     ))?;
+    // Defaults changed while streaming: each step waits until both connectors have read the one before, so the
+    // catalog each reads on the next relation message is the same (both read it out of band, as Debezium does).
+    let defaults_topic = |p: &str| format!("{p}.public.{name}_defaults");
+    let mut expected = 2;
+    for (step, adds) in [
+        (format!("INSERT INTO {name}_defaults (id) VALUES (2);"), 1),
+        (
+            format!(
+                "ALTER TABLE {name}_defaults ALTER COLUMN i SET DEFAULT 43, ALTER COLUMN vc SET DEFAULT 'x'::text, \
+                   ALTER COLUMN t DROP DEFAULT; \
+                 ALTER TABLE {name}_defaults ADD COLUMN added text NOT NULL DEFAULT 'new', \
+                   ADD COLUMN added_ts timestamptz DEFAULT '2020-01-01 00:00:00+00', ADD COLUMN added_fn date DEFAULT now(); \
+                 INSERT INTO {name}_defaults (id) VALUES (3);"
+            ),
+            1,
+        ),
+        (
+            format!(
+                "UPDATE {name}_defaults SET t = 'x', i = NULL WHERE id = 3; DELETE FROM {name}_defaults WHERE id = 2;"
+            ),
+            3,
+        ),
+    ] {
+        db.script(&step)?;
+        expected += adds;
+        for p in [&dbz, &sl] {
+            wait_until(Duration::from_secs(60), "a defaults step", || async {
+                Ok((read_topic(kafka, &defaults_topic(p)).await?.len() >= expected).then_some(()))
+            })
+            .await?;
+        }
+    }
     let mut last = (0, 0);
     for _ in 0..60 {
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -294,7 +342,8 @@ async fn run(env: &TestEnv, db: &Postgres, libs: &std::path::Path) -> anyhow::Re
         db.drop_slot(p);
         let _ = db.sql(&format!("DROP PUBLICATION IF EXISTS {p}_pub"));
     }
-    let _ =
-        db.script(&format!("DROP TABLE {name}_types, {name}_orders, {name}_nopk, {name}_full; DROP TYPE {name}_mood;"));
+    let _ = db.script(&format!(
+        "DROP TABLE {name}_types, {name}_orders, {name}_nopk, {name}_full, {name}_defaults; DROP TYPE {name}_mood;"
+    ));
     Ok(())
 }

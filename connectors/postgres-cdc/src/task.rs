@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
 use crate::config::{AutocreateMode, PgSettings, SnapshotMode};
+use crate::defaults;
 use crate::pgoutput::{self, PgOutput, TupleValue};
 use crate::repl::{self, ConnParams, ReplConnection, ReplError, ReplMessage, quote_ident, quote_literal};
 use crate::snapshot::{
@@ -144,7 +145,12 @@ impl TableState {
         if key_only {
             for (i, f) in fields.iter().enumerate() {
                 if !filled[i] && !f.schema.optional {
-                    row[i] = types::type_default(&f.schema);
+                    // Debezium's converters give a required column without a value its schema default, else a
+                    // type default.
+                    row[i] = match &f.schema.default {
+                        Some(d) => (**d).clone(),
+                        None => types::type_default(&f.schema),
+                    };
                 }
             }
         }
@@ -546,8 +552,10 @@ impl Reader {
                  et.typname::text, et.typtype::text, \
                  (SELECT array_agg(e.enumlabel::text ORDER BY e.enumsortorder) FROM pg_enum e \
                    WHERE e.enumtypid = coalesce(et.oid, bt.oid, t.oid)), \
-                 coalesce(a.attnum = ANY(i.indkey), false) \
+                 coalesce(a.attnum = ANY(i.indkey), false), t.typname::text, t.typtype::text, \
+                 pg_get_expr(ad.adbin, ad.adrelid) \
                  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum \
                  JOIN pg_type t ON t.oid = a.atttypid LEFT JOIN pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype \
                  LEFT JOIN pg_type et ON et.oid = coalesce(bt.typelem, t.typelem) AND coalesce(bt.typcategory, t.typcategory) = 'A' \
                  LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary \
@@ -569,6 +577,9 @@ impl Reader {
                         element_type: r.get(5),
                         element_kind: r.get(6),
                         enum_values: r.get::<_, Option<Vec<String>>>(7).unwrap_or_default(),
+                        declared_type: r.get(9),
+                        declared_kind: r.get(10),
+                        default_expr: r.get(11),
                     },
                     r.get(8),
                 )
@@ -607,6 +618,18 @@ impl Reader {
             }
             match types::column(info, self.s.modes, self.s.include_unknown) {
                 Some((schema, conv)) => {
+                    let default = info
+                        .default_expr
+                        .as_deref()
+                        .and_then(|e| defaults::default_value(&info.declared_type, &info.declared_kind, e, &conv));
+                    let schema = match default {
+                        Some(d) => {
+                            let mut s = (*schema).clone();
+                            s.default = Some(Box::new(d));
+                            Arc::new(s)
+                        }
+                        None => schema,
+                    };
                     let idx = row_fields.len();
                     if *pk {
                         key_fields.push((name.clone(), schema.clone()));

@@ -24,6 +24,12 @@ pub struct ColumnInfo {
     /// `typname` of the element type for arrays.
     pub element_type: Option<String>,
     pub element_kind: Option<String>,
+    /// `typname` and `typtype` of the column's own type (a domain's name, not its base type's): what Debezium
+    /// chooses the default's parser by.
+    pub declared_type: String,
+    pub declared_kind: String,
+    /// The column's default expression (`pg_get_expr(adbin, adrelid)`, JDBC's `COLUMN_DEF`).
+    pub default_expr: Option<String>,
 }
 
 /// How a column's text is turned into a value.
