@@ -132,8 +132,12 @@ async fn run(env: &TestEnv, db: &Postgres, libs: &std::path::Path) -> anyhow::Re
     let name = env.unique("pgdiff").replace(['-', '.'], "_").to_lowercase();
     let dbz = format!("dbz{name}");
     let sl = format!("sl{name}");
+    // A second pair with other settings: hstore.handling.mode=map.
+    let dbzm = format!("dbzm{name}");
+    let slm = format!("slm{name}");
     db.script(&format!(
-        "CREATE TYPE {name}_mood AS ENUM ('sad', 'ok', 'happy');
+        "CREATE EXTENSION IF NOT EXISTS hstore;
+         CREATE TYPE {name}_mood AS ENUM ('sad', 'ok', 'happy');
          CREATE TABLE {name}_types (id int PRIMARY KEY, si smallint, bi bigint, r real, d double precision, \
            n1 numeric(10,2), n2 numeric, m money, b boolean, t text, vc varchar(20) NOT NULL, ch char(3), by bytea, \
            dt date, tm time, tm3 time(3), ts timestamp, ts3 timestamp(3), tz timestamptz, ttz timetz, iv interval, \
@@ -167,7 +171,12 @@ async fn run(env: &TestEnv, db: &Postgres, libs: &std::path::Path) -> anyhow::Re
            ai int[] DEFAULT '{{1,2}}', nn int NOT NULL DEFAULT 5, tx text DEFAULT upper('x'), by bytea DEFAULT '\\x01', \
            tnull text DEFAULT NULL, f4n real DEFAULT 'NaN');
          INSERT INTO {name}_defaults DEFAULT VALUES;
-         INSERT INTO {name}_defaults (id, i, t, nn) VALUES (100, NULL, NULL, 9);"
+         INSERT INTO {name}_defaults (id, i, t, nn) VALUES (100, NULL, NULL, 9);
+         CREATE TABLE {name}_hstore (id int PRIMARY KEY, h hstore, hn hstore NOT NULL DEFAULT '', ha hstore[]);
+         INSERT INTO {name}_hstore VALUES (1, 'a=>1, b=>NULL, \"key with space\"=>\"va\\\"l\", aa=>x, \
+           c=>\"back\\\\slash\", ключ=>значение, \"😀\"=>\"tab\there\"', 'k=>v', ARRAY['x=>1'::hstore, NULL]),
+           (2, NULL, '', NULL),
+           (3, (SELECT hstore(array_agg('key' || i), array_agg(i::text)) FROM generate_series(1, 30) i), 'z=>\"\"', '{{}}');"
     ))?;
 
     let port = free_port();
@@ -195,7 +204,7 @@ async fn run(env: &TestEnv, db: &Postgres, libs: &std::path::Path) -> anyhow::Re
     let cp = ControlPlane::start(env, &env.unique("pgdiff"), &env.services.etcd).await?;
     let _agent = Agent::start(env, &[cp.grpc_endpoint()], &env.unique("agent"), kafka).await?;
 
-    let config = |prefix: &str| {
+    let config = |prefix: &str, extra: &[(&str, String)]| {
         let mut c = db.connector_keys();
         for (k, v) in [
             ("connector.class", "io.debezium.connector.postgresql.PostgresConnector".to_string()),
@@ -212,15 +221,22 @@ async fn run(env: &TestEnv, db: &Postgres, libs: &std::path::Path) -> anyhow::Re
         ] {
             c.insert(k.into(), json!(v));
         }
+        for (k, v) in extra {
+            c.insert(k.to_string(), json!(v));
+        }
         Value::Object(c)
     };
-    connect.create_connector("dbz", &config(&dbz)).await.context("creating the Debezium connector")?;
-    cp.rest.create_connector("sl", &config(&sl)).await?;
-    for (rest, n) in [(&connect, "dbz"), (&cp.rest, "sl")] {
+    let map_mode =
+        [("table.include.list", format!("public\\.{name}_hstore")), ("hstore.handling.mode", "map".to_string())];
+    connect.create_connector("dbz", &config(&dbz, &[])).await.context("creating the Debezium connector")?;
+    cp.rest.create_connector("sl", &config(&sl, &[])).await?;
+    connect.create_connector("dbzm", &config(&dbzm, &map_mode)).await.context("creating the Debezium connector")?;
+    cp.rest.create_connector("slm", &config(&slm, &map_mode)).await?;
+    for (rest, n) in [(&connect, "dbz"), (&cp.rest, "sl"), (&connect, "dbzm"), (&cp.rest, "slm")] {
         let status = rest.wait_for_status(n, "RUNNING", Duration::from_secs(120)).await?;
         env.note(format!("{n}: {status}"));
     }
-    let tables = ["types", "orders", "nopk", "full", "defaults"];
+    let tables = ["types", "orders", "nopk", "full", "defaults", "hstore"];
     let count = |prefix: String| {
         let name = name.clone();
         async move {
@@ -233,7 +249,14 @@ async fn run(env: &TestEnv, db: &Postgres, libs: &std::path::Path) -> anyhow::Re
     };
     for p in [&dbz, &sl] {
         wait_until(Duration::from_secs(120), "the snapshot", || async {
-            Ok((count(p.clone()).await? >= 8).then_some(()))
+            Ok((count(p.clone()).await? >= 11).then_some(()))
+        })
+        .await?;
+    }
+    let hstore_topic = |p: &str| format!("{p}.public.{name}_hstore");
+    for p in [&dbzm, &slm] {
+        wait_until(Duration::from_secs(120), "the snapshot (map mode)", || async {
+            Ok((read_topic(kafka, &hstore_topic(p)).await?.len() >= 3).then_some(()))
         })
         .await?;
     }
@@ -257,7 +280,10 @@ async fn run(env: &TestEnv, db: &Postgres, libs: &std::path::Path) -> anyhow::Re
          INSERT INTO {name}_orders (id, item, amount, qty) VALUES (4, 'fig', 4.5, 6);
          UPDATE {name}_orders SET qty = 7 WHERE id = 4;
          TRUNCATE {name}_nopk;
-         DELETE FROM {name}_orders WHERE id = 2;"
+         DELETE FROM {name}_orders WHERE id = 2;
+         INSERT INTO {name}_hstore VALUES (4, 'x=>1, y=>2', 'n=>NULL', ARRAY['q=>\"r s\"'::hstore]);
+         UPDATE {name}_hstore SET h = h || 'added=>yes'::hstore WHERE id = 1;
+         DELETE FROM {name}_hstore WHERE id = 2;"
     ))?;
     // Defaults changed while streaming: each step waits until both connectors have read the one before, so the
     // catalog each reads on the next relation message is the same (both read it out of band, as Debezium does).
@@ -294,7 +320,10 @@ async fn run(env: &TestEnv, db: &Postgres, libs: &std::path::Path) -> anyhow::Re
     let mut last = (0, 0);
     for _ in 0..60 {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let now = (count(dbz.clone()).await?, count(sl.clone()).await?);
+        let now = (
+            count(dbz.clone()).await? + read_topic(kafka, &hstore_topic(&dbzm)).await?.len(),
+            count(sl.clone()).await? + read_topic(kafka, &hstore_topic(&slm)).await?.len(),
+        );
         if now == last && now.0 > 6 {
             break;
         }
@@ -304,9 +333,13 @@ async fn run(env: &TestEnv, db: &Postgres, libs: &std::path::Path) -> anyhow::Re
 
     let mut mismatches = Vec::new();
     let mut compared = 0;
-    for t in tables {
-        let a = normalized(&read_topic(kafka, &format!("{dbz}.public.{name}_{t}")).await?, &dbz);
-        let b = normalized(&read_topic(kafka, &format!("{sl}.public.{name}_{t}")).await?, &sl);
+    // (label, Debezium's prefix, Sluice's prefix, topic after the prefix)
+    let mut compare: Vec<(String, &str, &str, String)> =
+        tables.iter().map(|t| (t.to_string(), dbz.as_str(), sl.as_str(), format!("public.{name}_{t}"))).collect();
+    compare.push(("hstore-map".into(), &dbzm, &slm, format!("public.{name}_hstore")));
+    for (t, dbz, sl, topic) in &compare {
+        let a = normalized(&read_topic(kafka, &format!("{dbz}.{topic}")).await?, dbz);
+        let b = normalized(&read_topic(kafka, &format!("{sl}.{topic}")).await?, sl);
         let dump = |side: &[Normalized]| side.iter().map(|(k, v, h)| format!("{k}\t{v}\t{h:?}\n")).collect::<String>();
         let _ = std::fs::write(env.path(&format!("debezium-{t}.jsonl")), dump(&a));
         let _ = std::fs::write(env.path(&format!("sluice-{t}.jsonl")), dump(&b));
@@ -329,8 +362,12 @@ async fn run(env: &TestEnv, db: &Postgres, libs: &std::path::Path) -> anyhow::Re
     }
     env.note(format!("compared {compared} records"));
     let _ = std::fs::write(env.path("mismatches.txt"), mismatches.join("\n"));
-    let _ = connect.delete("/connectors/dbz").await;
-    let _ = cp.rest.delete("/connectors/sl").await;
+    for n in ["dbz", "dbzm"] {
+        let _ = connect.delete(&format!("/connectors/{n}")).await;
+    }
+    for n in ["sl", "slm"] {
+        let _ = cp.rest.delete(&format!("/connectors/{n}")).await;
+    }
     if !mismatches.is_empty() {
         for m in mismatches.iter().take(15) {
             env.note(m);
@@ -338,12 +375,12 @@ async fn run(env: &TestEnv, db: &Postgres, libs: &std::path::Path) -> anyhow::Re
         bail!("{} differences (all in {})", mismatches.len(), env.path("mismatches.txt").display());
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
-    for p in [&dbz, &sl] {
+    for p in [&dbz, &sl, &dbzm, &slm] {
         db.drop_slot(p);
         let _ = db.sql(&format!("DROP PUBLICATION IF EXISTS {p}_pub"));
     }
     let _ = db.script(&format!(
-        "DROP TABLE {name}_types, {name}_orders, {name}_nopk, {name}_full, {name}_defaults; DROP TYPE {name}_mood;"
+        "DROP TABLE {name}_types, {name}_orders, {name}_nopk, {name}_full, {name}_defaults, {name}_hstore; DROP TYPE {name}_mood;"
     ));
     Ok(())
 }

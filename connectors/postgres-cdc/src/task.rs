@@ -129,12 +129,20 @@ impl TableState {
         let fields = &self.envelope.row_schema.fields;
         let mut row = vec![Value::Null; fields.len()];
         let mut filled = vec![false; fields.len()];
+        let mut convs: Vec<Option<&Conv>> = vec![None; fields.len()];
         for (col, v) in self.columns.iter().zip(tuple) {
             let Some((idx, conv)) = col else { continue };
+            convs[*idx] = Some(conv);
             let schema = &fields[*idx].schema;
             row[*idx] = match v {
                 TupleValue::Null => Value::Null,
-                TupleValue::Unchanged => unavailable(schema, placeholder),
+                TupleValue::Unchanged => match conv {
+                    // Debezium's placeholder for an hstore: a one-entry map {placeholder: placeholder}.
+                    Conv::Hstore(mode) => {
+                        types::hstore_value(&[(placeholder.to_string(), Some(placeholder.to_string()))], *mode)
+                    }
+                    _ => unavailable(schema, placeholder),
+                },
                 TupleValue::Text(t) | TupleValue::Binary(t) => {
                     let text = std::str::from_utf8(t).map_err(|e| ConnectError::Data(e.to_string()))?;
                     types::convert(conv, text).map_err(ConnectError::Data)?
@@ -147,9 +155,10 @@ impl TableState {
                 if !filled[i] && !f.schema.optional {
                     // Debezium's converters give a required column without a value its schema default, else a
                     // type default.
-                    row[i] = match &f.schema.default {
-                        Some(d) => (**d).clone(),
-                        None => types::type_default(&f.schema),
+                    row[i] = match (&f.schema.default, convs[i]) {
+                        (Some(d), _) => (**d).clone(),
+                        (None, Some(Conv::Hstore(mode))) => types::hstore_value(&[], *mode),
+                        (None, _) => types::type_default(&f.schema),
                     };
                 }
             }
@@ -616,7 +625,7 @@ impl Reader {
                 columns.push(None);
                 continue;
             }
-            match types::column(info, self.s.modes, self.s.include_unknown) {
+            match types::column(info, self.s.modes, self.s.hstore, self.s.include_unknown) {
                 Some((schema, conv)) => {
                     let default = info
                         .default_expr
