@@ -132,7 +132,8 @@ async fn run(env: &TestEnv, db: &Postgres, libs: &std::path::Path) -> anyhow::Re
     let name = env.unique("pgdiff").replace(['-', '.'], "_").to_lowercase();
     let dbz = format!("dbz{name}");
     let sl = format!("sl{name}");
-    // A second pair with other settings: hstore.handling.mode=map.
+    // A second pair with other settings: hstore.handling.mode=map, binary.handling.mode=hex (message content) and a
+    // message prefix exclude list (the first pair has an include list).
     let dbzm = format!("dbzm{name}");
     let slm = format!("slm{name}");
     db.script(&format!(
@@ -226,10 +227,15 @@ async fn run(env: &TestEnv, db: &Postgres, libs: &std::path::Path) -> anyhow::Re
         }
         Value::Object(c)
     };
-    let map_mode =
-        [("table.include.list", format!("public\\.{name}_hstore")), ("hstore.handling.mode", "map".to_string())];
-    connect.create_connector("dbz", &config(&dbz, &[])).await.context("creating the Debezium connector")?;
-    cp.rest.create_connector("sl", &config(&sl, &[])).await?;
+    let map_mode = [
+        ("table.include.list", format!("public\\.{name}_hstore")),
+        ("hstore.handling.mode", "map".to_string()),
+        ("binary.handling.mode", "hex".to_string()),
+        ("message.prefix.exclude.list", ".*_excluded".to_string()),
+    ];
+    let main = [("message.prefix.include.list", format!("{name}_.*"))];
+    connect.create_connector("dbz", &config(&dbz, &main)).await.context("creating the Debezium connector")?;
+    cp.rest.create_connector("sl", &config(&sl, &main)).await?;
     connect.create_connector("dbzm", &config(&dbzm, &map_mode)).await.context("creating the Debezium connector")?;
     cp.rest.create_connector("slm", &config(&slm, &map_mode)).await?;
     for (rest, n) in [(&connect, "dbz"), (&cp.rest, "sl"), (&connect, "dbzm"), (&cp.rest, "slm")] {
@@ -283,7 +289,14 @@ async fn run(env: &TestEnv, db: &Postgres, libs: &std::path::Path) -> anyhow::Re
          DELETE FROM {name}_orders WHERE id = 2;
          INSERT INTO {name}_hstore VALUES (4, 'x=>1, y=>2', 'n=>NULL', ARRAY['q=>\"r s\"'::hstore]);
          UPDATE {name}_hstore SET h = h || 'added=>yes'::hstore WHERE id = 1;
-         DELETE FROM {name}_hstore WHERE id = 2;"
+         DELETE FROM {name}_hstore WHERE id = 2;
+         SELECT pg_logical_emit_message(false, '{name}_plain', 'hello');
+         SELECT pg_logical_emit_message(true, '{name}_tx', 'alone in a transaction');
+         BEGIN; INSERT INTO {name}_orders VALUES (5, 'kiwi', 1, NULL); \
+           SELECT pg_logical_emit_message(true, '{name}_tx', '\\x00ff'::bytea); \
+           UPDATE {name}_orders SET qty = 1 WHERE id = 5; COMMIT;
+         SELECT pg_logical_emit_message(false, '{name}_excluded', 'not for the second pair');
+         SELECT pg_logical_emit_message(false, 'other_{name}', 'only for the second pair');"
     ))?;
     // Defaults changed while streaming: each step waits until both connectors have read the one before, so the
     // catalog each reads on the next relation message is the same (both read it out of band, as Debezium does).
@@ -320,10 +333,15 @@ async fn run(env: &TestEnv, db: &Postgres, libs: &std::path::Path) -> anyhow::Re
     let mut last = (0, 0);
     for _ in 0..60 {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let now = (
-            count(dbz.clone()).await? + read_topic(kafka, &hstore_topic(&dbzm)).await?.len(),
-            count(sl.clone()).await? + read_topic(kafka, &hstore_topic(&slm)).await?.len(),
-        );
+        let side = |main: String, second: String| async move {
+            anyhow::Ok(
+                count(main.clone()).await?
+                    + read_topic(kafka, &format!("{main}.message")).await?.len()
+                    + read_topic(kafka, &hstore_topic(&second)).await?.len()
+                    + read_topic(kafka, &format!("{second}.message")).await?.len(),
+            )
+        };
+        let now = (side(dbz.clone(), dbzm.clone()).await?, side(sl.clone(), slm.clone()).await?);
         if now == last && now.0 > 6 {
             break;
         }
@@ -337,6 +355,8 @@ async fn run(env: &TestEnv, db: &Postgres, libs: &std::path::Path) -> anyhow::Re
     let mut compare: Vec<(String, &str, &str, String)> =
         tables.iter().map(|t| (t.to_string(), dbz.as_str(), sl.as_str(), format!("public.{name}_{t}"))).collect();
     compare.push(("hstore-map".into(), &dbzm, &slm, format!("public.{name}_hstore")));
+    compare.push(("message".into(), &dbz, &sl, "message".into()));
+    compare.push(("message-second".into(), &dbzm, &slm, "message".into()));
     for (t, dbz, sl, topic) in &compare {
         let a = normalized(&read_topic(kafka, &format!("{dbz}.{topic}")).await?, dbz);
         let b = normalized(&read_topic(kafka, &format!("{sl}.{topic}")).await?, sl);

@@ -14,6 +14,7 @@ use sluice_connect_api::plugin::ConnectorPlugin;
 
 pub mod config;
 pub mod defaults;
+pub mod message;
 pub mod pgoutput;
 pub mod repl;
 pub mod snapshot;

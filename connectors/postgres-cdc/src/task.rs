@@ -20,6 +20,7 @@ use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
 use crate::config::{AutocreateMode, PgSettings, SnapshotMode};
 use crate::defaults;
+use crate::message::{self, MessageSchemas};
 use crate::pgoutput::{self, PgOutput, TupleValue};
 use crate::repl::{self, ConnParams, ReplConnection, ReplError, ReplMessage, quote_ident, quote_literal};
 use crate::snapshot::{
@@ -192,6 +193,8 @@ struct Resume {
     commit_lsn: u64,
     tx_id: Option<u64>,
     lsn: u64,
+    /// The offset is a non-transactional message's, at `commit_lsn`: a message there was already handed over.
+    after_message: bool,
 }
 
 struct Reader {
@@ -206,6 +209,9 @@ struct Reader {
     resume: Resume,
     /// The end LSN of the last transaction processed (offset `lsn_commit`).
     last_commit: Option<u64>,
+    /// The commit time (µs) of the last transaction seen: the time of a non-transactional message, which has none.
+    last_commit_ts: Option<i64>,
+    messages: MessageSchemas,
     confirmed: u64,
     /// The offset of the last record handed to the queue.
     last_sent: std::sync::Mutex<Option<serde_json::Value>>,
@@ -269,6 +275,7 @@ impl Reader {
         ack: watch::Receiver<u64>,
         offset: Option<serde_json::Value>,
     ) -> Self {
+        let messages = MessageSchemas::new(pg_source_schema(), s.modes.binary);
         Reader {
             s,
             partition,
@@ -280,6 +287,8 @@ impl Reader {
             tables: HashMap::new(),
             resume: Resume::default(),
             last_commit: None,
+            last_commit_ts: None,
+            messages,
             confirmed: 0,
             last_sent: std::sync::Mutex::new(None),
         }
@@ -430,7 +439,7 @@ impl Reader {
             let snapshot_name = row.get(2).cloned().flatten().ok_or_else(|| fatal("no exported snapshot"))?;
             self.snapshot(&client, Some(&snapshot_name), consistent).await?;
             start_lsn = consistent;
-            self.resume = Resume { commit_lsn: consistent, tx_id: None, lsn: 0 };
+            self.resume = Resume { commit_lsn: consistent, ..Resume::default() };
         } else {
             if slot.is_none() {
                 let rows = repl
@@ -456,12 +465,18 @@ impl Reader {
             }
             if let Some(o) = streaming_offset {
                 let g = |k: &str| o.get(k).and_then(|v| v.as_u64());
-                self.resume =
-                    Resume { commit_lsn: g("lsn_commit").unwrap_or(0), tx_id: g("txId"), lsn: g("lsn").unwrap_or(0) };
+                let after_message =
+                    o.get("messageType").and_then(|v| v.as_str()) == Some("MESSAGE") && g("txId").is_none();
+                self.resume = Resume {
+                    commit_lsn: g("lsn_commit").unwrap_or(0),
+                    tx_id: g("txId"),
+                    lsn: g("lsn").unwrap_or(0),
+                    after_message,
+                };
                 self.last_commit = g("lsn_commit");
             } else if let Some(o) = offset.as_ref() {
                 let lsn = o.get("lsn").and_then(|v| v.as_u64()).unwrap_or(0);
-                self.resume = Resume { commit_lsn: lsn, tx_id: None, lsn: 0 };
+                self.resume = Resume { commit_lsn: lsn, ..Resume::default() };
             }
         }
         if self.s.snapshot_mode == SnapshotMode::InitialOnly {
@@ -934,6 +949,7 @@ impl Reader {
                     match m {
                         PgOutput::Begin { final_lsn, commit_ts, xid } => {
                             let skip = final_lsn < self.resume.commit_lsn;
+                            self.last_commit_ts = Some(commit_ts + repl::PG_EPOCH_OFFSET_MICROS);
                             in_tx = Some((
                                 xid,
                                 commit_ts + repl::PG_EPOCH_OFFSET_MICROS,
@@ -975,11 +991,92 @@ impl Reader {
                             let (xid, ts) = (*xid, *ts);
                             self.change(m, xid, ts, wal_start, counter).await?;
                         }
+                        PgOutput::Message { transactional: true, prefix, content, .. } => {
+                            let Some((xid, ts, _, skip, counter)) = in_tx.as_mut() else { continue };
+                            if *skip || (self.resume.tx_id == Some(*xid as u64) && wal_start <= self.resume.lsn) {
+                                continue;
+                            }
+                            let (xid, ts) = (*xid, *ts);
+                            self.logical_message(&prefix, &content, Some((xid, ts, counter)), wal_start).await?;
+                        }
+                        PgOutput::Message { transactional: false, prefix, content, .. } => {
+                            // Decoded where it was written, outside any transaction; it is its own commit point.
+                            if wal_start < self.resume.commit_lsn
+                                || (wal_start == self.resume.commit_lsn && self.resume.after_message)
+                            {
+                                continue;
+                            }
+                            self.last_commit = Some(wal_start);
+                            wal_seen = wal_seen.max(wal_start);
+                            self.logical_message(&prefix, &content, None, wal_start).await?;
+                        }
                         _ => {}
                     }
                 }
             }
         }
+    }
+
+    /// A logical decoding message: in a transaction (`tx`: xid, commit time, event counter) or not.
+    async fn logical_message(
+        &self,
+        prefix: &str,
+        content: &[u8],
+        tx: Option<(u32, i64, &mut TransactionCounter)>,
+        lsn: u64,
+    ) -> Result<(), ConnectError> {
+        if !self.s.message_prefixes.accepts(prefix) {
+            return Ok(());
+        }
+        let (xid, ts) = match &tx {
+            Some((xid, ts, _)) => (Some(*xid), Some(*ts)),
+            None => (None, self.last_commit_ts),
+        };
+        let mut offset = serde_json::Map::new();
+        offset.insert("lsn_proc".into(), json!(lsn));
+        offset.insert("messageType".into(), json!("MESSAGE"));
+        if let Some(c) = self.last_commit {
+            offset.insert("lsn_commit".into(), json!(c));
+        }
+        offset.insert("lsn".into(), json!(lsn));
+        if let Some(x) = xid {
+            offset.insert("txId".into(), json!(x));
+        }
+        if let Some(ts) = ts {
+            offset.insert("ts_usec".into(), json!(ts));
+        }
+        let block = match tx {
+            Some((_, _, counter)) if self.s.provide_transaction_metadata => {
+                let mut b = counter.next(message::DATA_COLLECTION);
+                b.id = format!("{}:{}", counter.id, self.last_commit.unwrap_or(0));
+                Some(b)
+            }
+            _ => None,
+        };
+        let source = source_struct(
+            &self.s.topic_prefix,
+            &self.s.dbname,
+            ("", ""),
+            ts.unwrap_or_else(now_us),
+            SnapshotMarker::False,
+            xid.map(u64::from),
+            lsn,
+            self.last_commit,
+        );
+        let r = SourceRecord {
+            source_partition: self.partition.clone(),
+            source_offset: serde_json::Value::Object(offset),
+            topic: message::topic(&self.s.topic_prefix),
+            partition: None,
+            key_schema: Some(self.messages.key.clone()),
+            key: self.messages.key(prefix),
+            value_schema: Some(self.messages.value.clone()),
+            value: self.messages.value(prefix, content, source, block.as_ref(), ProcessingTime::now().ms()),
+            timestamp: None,
+            // Debezium adds the context headers to table change events only.
+            headers: Vec::new(),
+        };
+        self.send(r).await
     }
 
     async fn emit_heartbeat(&self, pos: u64) -> Result<(), ConnectError> {
@@ -1167,12 +1264,27 @@ fn with_markers(records: Vec<(SourceRecord, SnapshotMarker)>) -> Vec<SourceRecor
         .collect()
 }
 
-/// The PostgreSQL `source` block of an event.
+/// The PostgreSQL `source` block of an event of table `t`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn source_value(
     topic_prefix: &str,
     dbname: &str,
     t: &TableState,
+    ts_us: i64,
+    snapshot: SnapshotMarker,
+    tx_id: Option<u64>,
+    lsn: u64,
+    last_commit: Option<u64>,
+) -> Value {
+    source_struct(topic_prefix, dbname, (&t.schema, &t.table), ts_us, snapshot, tx_id, lsn, last_commit)
+}
+
+/// The PostgreSQL `source` block of an event of `(schema, table)` (both empty for a logical decoding message).
+#[allow(clippy::too_many_arguments)]
+fn source_struct(
+    topic_prefix: &str,
+    dbname: &str,
+    (schema, table): (&str, &str),
     ts_us: i64,
     snapshot: SnapshotMarker,
     tx_id: Option<u64>,
@@ -1192,8 +1304,8 @@ pub(crate) fn source_value(
     }
     .values();
     v.extend([
-        Value::String(t.schema.clone()),
-        Value::String(t.table.clone()),
+        Value::String(schema.to_string()),
+        Value::String(table.to_string()),
         tx_id.map(|x| Value::Int64(x as i64)).unwrap_or(Value::Null),
         Value::Int64(lsn as i64),
         Value::Null,

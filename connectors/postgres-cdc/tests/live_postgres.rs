@@ -651,3 +651,76 @@ async fn hstore_as_json_and_as_map() {
         let _ = db.batch_execute(&format!("DROP TABLE IF EXISTS {name}_hs")).await;
     }
 }
+
+#[tokio::test]
+async fn logical_messages_filtered_and_resumed() {
+    let Some(url) = pg_url() else {
+        eprintln!("SLUICE_TEST_PG not set: skipping");
+        return;
+    };
+    let name = format!("sl_cdcmsg_{}", std::process::id());
+    let db = admin(&url).await;
+    cleanup(&db, &name).await;
+    db.batch_execute(&format!("CREATE TABLE {name}_orders (id int PRIMARY KEY)")).await.unwrap();
+    let cfg = config(&name, &[("message.prefix.include.list", &format!("{name}_.*"))]);
+    let mut task = PostgresCdcTask::default();
+    task.start(SourceTaskContext { connector: name.clone(), task: 0, config: cfg.clone(), offsets: Arc::default() })
+        .await
+        .unwrap();
+    // Messages are decoded from the slot's position on: wait until the task streams.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let active =
+            db.query_opt("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active", &[&name]).await.unwrap();
+        if active.is_some() || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    db.batch_execute(&format!(
+        "SELECT pg_logical_emit_message(false, '{name}_a', 'one');
+         SELECT pg_logical_emit_message(false, 'foreign_{name}', 'filtered out');
+         BEGIN; INSERT INTO {name}_orders VALUES (1);
+           SELECT pg_logical_emit_message(true, '{name}_b', '\\x00ff'::bytea); COMMIT;"
+    ))
+    .await
+    .unwrap();
+    let recs = poll_n(&mut task, 3, Duration::from_secs(30)).await;
+    let topics: Vec<&str> = recs.iter().map(|r| r.topic.as_str()).collect();
+    let msg_topic = format!("{name}.message");
+    let orders_topic = format!("{name}.public.{name}_orders");
+    assert_eq!(topics, [msg_topic.as_str(), orders_topic.as_str(), msg_topic.as_str()]);
+    let (k, v) = json(&recs[0]);
+    assert_eq!(
+        k,
+        format!(
+            "{{\"schema\":{{\"type\":\"struct\",\"fields\":[{{\"type\":\"string\",\"optional\":true,\"field\":\"prefix\"}}],\"optional\":false,\"name\":\"io.debezium.connector.postgresql.MessageKey\",\"version\":1}},\"payload\":{{\"prefix\":\"{name}_a\"}}}}"
+        )
+    );
+    let a = payload(v.as_deref().unwrap());
+    assert_eq!(a["op"], "m");
+    assert_eq!(a["message"], serde_json::json!({"prefix": format!("{name}_a"), "content": "b25l"}));
+    assert_eq!(a["source"]["txId"], serde_json::Value::Null, "non-transactional");
+    assert_eq!(a["source"]["table"], "");
+    assert!(recs[0].headers.is_empty(), "Debezium writes messages without context headers");
+    let b = payload(json(&recs[2]).1.as_deref().unwrap());
+    assert_eq!(b["message"]["content"], "AP8=");
+    assert!(b["source"]["txId"].is_number(), "transactional");
+    assert_eq!(recs[2].source_offset["messageType"], "MESSAGE");
+    task.stop().await.unwrap();
+
+    // Restart from the first message's offset (nothing committed to the slot): it is not written again.
+    let mut offsets = BTreeMap::new();
+    offsets.insert(partition_key(&recs[0].source_partition), recs[0].source_offset.clone());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut task = PostgresCdcTask::default();
+    task.start(SourceTaskContext { connector: name.clone(), task: 0, config: cfg, offsets: Arc::new(offsets) })
+        .await
+        .unwrap();
+    let again = poll_n(&mut task, 3, Duration::from_secs(10)).await;
+    let topics: Vec<&str> = again.iter().map(|r| r.topic.as_str()).collect();
+    assert_eq!(topics, [orders_topic.as_str(), msg_topic.as_str()], "the insert and the second message only");
+    task.stop().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    cleanup(&db, &name).await;
+}
