@@ -132,8 +132,13 @@ async fn run(env: &TestEnv, db: &Postgres, libs: &std::path::Path) -> anyhow::Re
     let name = env.unique("pgdiff").replace(['-', '.'], "_").to_lowercase();
     let dbz = format!("dbz{name}");
     let sl = format!("sl{name}");
+    // A second pair with other settings: hstore.handling.mode=map, binary.handling.mode=hex (message content) and a
+    // message prefix exclude list (the first pair has an include list).
+    let dbzm = format!("dbzm{name}");
+    let slm = format!("slm{name}");
     db.script(&format!(
-        "CREATE TYPE {name}_mood AS ENUM ('sad', 'ok', 'happy');
+        "CREATE EXTENSION IF NOT EXISTS hstore;
+         CREATE TYPE {name}_mood AS ENUM ('sad', 'ok', 'happy');
          CREATE TABLE {name}_types (id int PRIMARY KEY, si smallint, bi bigint, r real, d double precision, \
            n1 numeric(10,2), n2 numeric, m money, b boolean, t text, vc varchar(20) NOT NULL, ch char(3), by bytea, \
            dt date, tm time, tm3 time(3), ts timestamp, ts3 timestamp(3), tz timestamptz, ttz timetz, iv interval, \
@@ -151,7 +156,28 @@ async fn run(env: &TestEnv, db: &Postgres, libs: &std::path::Path) -> anyhow::Re
          INSERT INTO {name}_types (id, vc) VALUES (2, 'x');
          INSERT INTO {name}_orders VALUES (1, 'apple', 2.25, '2026-01-02 03:04:05.000001+00'), (2, 'pear', NULL, NULL);
          INSERT INTO {name}_nopk VALUES (1, 'x');
-         INSERT INTO {name}_full VALUES (1, 'one');"
+         INSERT INTO {name}_full VALUES (1, 'one');
+         CREATE TABLE {name}_defaults (id serial PRIMARY KEY, i int DEFAULT 42, ineg int DEFAULT -7, \
+           si smallint DEFAULT 3, bi bigint DEFAULT 9223372036854775807, r real DEFAULT 1.5, \
+           d double precision DEFAULT 2.25, n numeric(10,2) DEFAULT 12.3, nv numeric DEFAULT 3.14159, \
+           m money DEFAULT 5.5, b boolean DEFAULT true, bn boolean NOT NULL DEFAULT false, t text DEFAULT 'hello', \
+           vc varchar(20) NOT NULL DEFAULT 'it''s', ch char(3) DEFAULT 'ab', dt date DEFAULT '2024-02-29', \
+           dtnow date DEFAULT CURRENT_DATE, tm time DEFAULT '12:34:56.789', tm3 time(3) DEFAULT '01:02:03', \
+           ts timestamp DEFAULT '2024-01-02 03:04:05.123456', ts3 timestamp(3) DEFAULT '2024-01-02 03:04:05.123', \
+           tz timestamptz DEFAULT '2024-01-02 03:04:05+02', tznow timestamptz DEFAULT now(), \
+           tzcur timestamptz(3) DEFAULT CURRENT_TIMESTAMP, iv interval DEFAULT '1 day 02:03:04', \
+           u uuid DEFAULT 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11', ugen uuid DEFAULT gen_random_uuid(), \
+           js json DEFAULT '{{}}', jb jsonb DEFAULT '{{\"a\": 1}}', b1 bit(1) DEFAULT B'1', bits bit(3) DEFAULT B'101', \
+           mood {name}_mood DEFAULT 'ok', fn int DEFAULT length('abc'), ex int DEFAULT (1 + 2), \
+           ai int[] DEFAULT '{{1,2}}', nn int NOT NULL DEFAULT 5, tx text DEFAULT upper('x'), by bytea DEFAULT '\\x01', \
+           tnull text DEFAULT NULL, f4n real DEFAULT 'NaN');
+         INSERT INTO {name}_defaults DEFAULT VALUES;
+         INSERT INTO {name}_defaults (id, i, t, nn) VALUES (100, NULL, NULL, 9);
+         CREATE TABLE {name}_hstore (id int PRIMARY KEY, h hstore, hn hstore NOT NULL DEFAULT '', ha hstore[]);
+         INSERT INTO {name}_hstore VALUES (1, 'a=>1, b=>NULL, \"key with space\"=>\"va\\\"l\", aa=>x, \
+           c=>\"back\\\\slash\", ключ=>значение, \"😀\"=>\"tab\there\"', 'k=>v', ARRAY['x=>1'::hstore, NULL]),
+           (2, NULL, '', NULL),
+           (3, (SELECT hstore(array_agg('key' || i), array_agg(i::text)) FROM generate_series(1, 30) i), 'z=>\"\"', '{{}}');"
     ))?;
 
     let port = free_port();
@@ -179,7 +205,7 @@ async fn run(env: &TestEnv, db: &Postgres, libs: &std::path::Path) -> anyhow::Re
     let cp = ControlPlane::start(env, &env.unique("pgdiff"), &env.services.etcd).await?;
     let _agent = Agent::start(env, &[cp.grpc_endpoint()], &env.unique("agent"), kafka).await?;
 
-    let config = |prefix: &str| {
+    let config = |prefix: &str, extra: &[(&str, String)]| {
         let mut c = db.connector_keys();
         for (k, v) in [
             ("connector.class", "io.debezium.connector.postgresql.PostgresConnector".to_string()),
@@ -196,15 +222,27 @@ async fn run(env: &TestEnv, db: &Postgres, libs: &std::path::Path) -> anyhow::Re
         ] {
             c.insert(k.into(), json!(v));
         }
+        for (k, v) in extra {
+            c.insert(k.to_string(), json!(v));
+        }
         Value::Object(c)
     };
-    connect.create_connector("dbz", &config(&dbz)).await.context("creating the Debezium connector")?;
-    cp.rest.create_connector("sl", &config(&sl)).await?;
-    for (rest, n) in [(&connect, "dbz"), (&cp.rest, "sl")] {
+    let map_mode = [
+        ("table.include.list", format!("public\\.{name}_hstore")),
+        ("hstore.handling.mode", "map".to_string()),
+        ("binary.handling.mode", "hex".to_string()),
+        ("message.prefix.exclude.list", ".*_excluded".to_string()),
+    ];
+    let main = [("message.prefix.include.list", format!("{name}_.*"))];
+    connect.create_connector("dbz", &config(&dbz, &main)).await.context("creating the Debezium connector")?;
+    cp.rest.create_connector("sl", &config(&sl, &main)).await?;
+    connect.create_connector("dbzm", &config(&dbzm, &map_mode)).await.context("creating the Debezium connector")?;
+    cp.rest.create_connector("slm", &config(&slm, &map_mode)).await?;
+    for (rest, n) in [(&connect, "dbz"), (&cp.rest, "sl"), (&connect, "dbzm"), (&cp.rest, "slm")] {
         let status = rest.wait_for_status(n, "RUNNING", Duration::from_secs(120)).await?;
         env.note(format!("{n}: {status}"));
     }
-    let tables = ["types", "orders", "nopk", "full"];
+    let tables = ["types", "orders", "nopk", "full", "defaults", "hstore"];
     let count = |prefix: String| {
         let name = name.clone();
         async move {
@@ -217,7 +255,14 @@ async fn run(env: &TestEnv, db: &Postgres, libs: &std::path::Path) -> anyhow::Re
     };
     for p in [&dbz, &sl] {
         wait_until(Duration::from_secs(120), "the snapshot", || async {
-            Ok((count(p.clone()).await? >= 6).then_some(()))
+            Ok((count(p.clone()).await? >= 11).then_some(()))
+        })
+        .await?;
+    }
+    let hstore_topic = |p: &str| format!("{p}.public.{name}_hstore");
+    for p in [&dbzm, &slm] {
+        wait_until(Duration::from_secs(120), "the snapshot (map mode)", || async {
+            Ok((read_topic(kafka, &hstore_topic(p)).await?.len() >= 3).then_some(()))
         })
         .await?;
     }
@@ -241,12 +286,62 @@ async fn run(env: &TestEnv, db: &Postgres, libs: &std::path::Path) -> anyhow::Re
          INSERT INTO {name}_orders (id, item, amount, qty) VALUES (4, 'fig', 4.5, 6);
          UPDATE {name}_orders SET qty = 7 WHERE id = 4;
          TRUNCATE {name}_nopk;
-         DELETE FROM {name}_orders WHERE id = 2;"
+         DELETE FROM {name}_orders WHERE id = 2;
+         INSERT INTO {name}_hstore VALUES (4, 'x=>1, y=>2', 'n=>NULL', ARRAY['q=>\"r s\"'::hstore]);
+         UPDATE {name}_hstore SET h = h || 'added=>yes'::hstore WHERE id = 1;
+         DELETE FROM {name}_hstore WHERE id = 2;
+         SELECT pg_logical_emit_message(false, '{name}_plain', 'hello');
+         SELECT pg_logical_emit_message(true, '{name}_tx', 'alone in a transaction');
+         BEGIN; INSERT INTO {name}_orders VALUES (5, 'kiwi', 1, NULL); \
+           SELECT pg_logical_emit_message(true, '{name}_tx', '\\x00ff'::bytea); \
+           UPDATE {name}_orders SET qty = 1 WHERE id = 5; COMMIT;
+         SELECT pg_logical_emit_message(false, '{name}_excluded', 'not for the second pair');
+         SELECT pg_logical_emit_message(false, 'other_{name}', 'only for the second pair');"
     ))?;
+    // Defaults changed while streaming: each step waits until both connectors have read the one before, so the
+    // catalog each reads on the next relation message is the same (both read it out of band, as Debezium does).
+    let defaults_topic = |p: &str| format!("{p}.public.{name}_defaults");
+    let mut expected = 2;
+    for (step, adds) in [
+        (format!("INSERT INTO {name}_defaults (id) VALUES (2);"), 1),
+        (
+            format!(
+                "ALTER TABLE {name}_defaults ALTER COLUMN i SET DEFAULT 43, ALTER COLUMN vc SET DEFAULT 'x'::text, \
+                   ALTER COLUMN t DROP DEFAULT; \
+                 ALTER TABLE {name}_defaults ADD COLUMN added text NOT NULL DEFAULT 'new', \
+                   ADD COLUMN added_ts timestamptz DEFAULT '2020-01-01 00:00:00+00', ADD COLUMN added_fn date DEFAULT now(); \
+                 INSERT INTO {name}_defaults (id) VALUES (3);"
+            ),
+            1,
+        ),
+        (
+            format!(
+                "UPDATE {name}_defaults SET t = 'x', i = NULL WHERE id = 3; DELETE FROM {name}_defaults WHERE id = 2;"
+            ),
+            3,
+        ),
+    ] {
+        db.script(&step)?;
+        expected += adds;
+        for p in [&dbz, &sl] {
+            wait_until(Duration::from_secs(60), "a defaults step", || async {
+                Ok((read_topic(kafka, &defaults_topic(p)).await?.len() >= expected).then_some(()))
+            })
+            .await?;
+        }
+    }
     let mut last = (0, 0);
     for _ in 0..60 {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let now = (count(dbz.clone()).await?, count(sl.clone()).await?);
+        let side = |main: String, second: String| async move {
+            anyhow::Ok(
+                count(main.clone()).await?
+                    + read_topic(kafka, &format!("{main}.message")).await?.len()
+                    + read_topic(kafka, &hstore_topic(&second)).await?.len()
+                    + read_topic(kafka, &format!("{second}.message")).await?.len(),
+            )
+        };
+        let now = (side(dbz.clone(), dbzm.clone()).await?, side(sl.clone(), slm.clone()).await?);
         if now == last && now.0 > 6 {
             break;
         }
@@ -256,9 +351,15 @@ async fn run(env: &TestEnv, db: &Postgres, libs: &std::path::Path) -> anyhow::Re
 
     let mut mismatches = Vec::new();
     let mut compared = 0;
-    for t in tables {
-        let a = normalized(&read_topic(kafka, &format!("{dbz}.public.{name}_{t}")).await?, &dbz);
-        let b = normalized(&read_topic(kafka, &format!("{sl}.public.{name}_{t}")).await?, &sl);
+    // (label, Debezium's prefix, Sluice's prefix, topic after the prefix)
+    let mut compare: Vec<(String, &str, &str, String)> =
+        tables.iter().map(|t| (t.to_string(), dbz.as_str(), sl.as_str(), format!("public.{name}_{t}"))).collect();
+    compare.push(("hstore-map".into(), &dbzm, &slm, format!("public.{name}_hstore")));
+    compare.push(("message".into(), &dbz, &sl, "message".into()));
+    compare.push(("message-second".into(), &dbzm, &slm, "message".into()));
+    for (t, dbz, sl, topic) in &compare {
+        let a = normalized(&read_topic(kafka, &format!("{dbz}.{topic}")).await?, dbz);
+        let b = normalized(&read_topic(kafka, &format!("{sl}.{topic}")).await?, sl);
         let dump = |side: &[Normalized]| side.iter().map(|(k, v, h)| format!("{k}\t{v}\t{h:?}\n")).collect::<String>();
         let _ = std::fs::write(env.path(&format!("debezium-{t}.jsonl")), dump(&a));
         let _ = std::fs::write(env.path(&format!("sluice-{t}.jsonl")), dump(&b));
@@ -281,8 +382,12 @@ async fn run(env: &TestEnv, db: &Postgres, libs: &std::path::Path) -> anyhow::Re
     }
     env.note(format!("compared {compared} records"));
     let _ = std::fs::write(env.path("mismatches.txt"), mismatches.join("\n"));
-    let _ = connect.delete("/connectors/dbz").await;
-    let _ = cp.rest.delete("/connectors/sl").await;
+    for n in ["dbz", "dbzm"] {
+        let _ = connect.delete(&format!("/connectors/{n}")).await;
+    }
+    for n in ["sl", "slm"] {
+        let _ = cp.rest.delete(&format!("/connectors/{n}")).await;
+    }
     if !mismatches.is_empty() {
         for m in mismatches.iter().take(15) {
             env.note(m);
@@ -290,11 +395,12 @@ async fn run(env: &TestEnv, db: &Postgres, libs: &std::path::Path) -> anyhow::Re
         bail!("{} differences (all in {})", mismatches.len(), env.path("mismatches.txt").display());
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
-    for p in [&dbz, &sl] {
+    for p in [&dbz, &sl, &dbzm, &slm] {
         db.drop_slot(p);
         let _ = db.sql(&format!("DROP PUBLICATION IF EXISTS {p}_pub"));
     }
-    let _ =
-        db.script(&format!("DROP TABLE {name}_types, {name}_orders, {name}_nopk, {name}_full; DROP TYPE {name}_mood;"));
+    let _ = db.script(&format!(
+        "DROP TABLE {name}_types, {name}_orders, {name}_nopk, {name}_full, {name}_defaults, {name}_hstore; DROP TYPE {name}_mood;"
+    ));
     Ok(())
 }

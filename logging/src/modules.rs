@@ -50,6 +50,8 @@ pub const MODULES: &[(&str, &str)] = &[
     ("sluice_connector_mysql_cdc", "sluice_connector_mysql_cdc::types"),
     ("sluice_connector_postgres_cdc", "sluice_connector_postgres_cdc"),
     ("sluice_connector_postgres_cdc", "sluice_connector_postgres_cdc::config"),
+    ("sluice_connector_postgres_cdc", "sluice_connector_postgres_cdc::defaults"),
+    ("sluice_connector_postgres_cdc", "sluice_connector_postgres_cdc::message"),
     ("sluice_connector_postgres_cdc", "sluice_connector_postgres_cdc::pgoutput"),
     ("sluice_connector_postgres_cdc", "sluice_connector_postgres_cdc::repl"),
     ("sluice_connector_postgres_cdc", "sluice_connector_postgres_cdc::snapshot"),

@@ -5,6 +5,8 @@ use sluice_connect_api::error::ConnectError;
 use sluice_debezium::filters::{IncludeExclude, SkippedOperations};
 use sluice_debezium::schema::{BinaryHandlingMode, ColumnModes, DecimalHandlingMode, TimePrecisionMode};
 
+use crate::types::HstoreMode;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SnapshotMode {
     Initial,
@@ -55,6 +57,10 @@ pub struct PgSettings {
     pub transaction_topic: String,
     pub extended_headers: bool,
     pub unavailable_placeholder: String,
+    /// `hstore.handling.mode` (Debezium's default `json`).
+    pub hstore: HstoreMode,
+    /// `message.prefix.include.list` / `message.prefix.exclude.list`: which logical decoding messages are written.
+    pub message_prefixes: IncludeExclude,
 }
 
 fn get<'a>(c: &'a ConfigMap, k: &str) -> Option<&'a str> {
@@ -143,6 +149,21 @@ impl PgSettings {
             v => BinaryHandlingMode::parse(v.unwrap_or(""))
                 .ok_or_else(|| mode("binary.handling.mode", v, BinaryHandlingMode::ALLOWED))?,
         };
+        let hstore = match get(c, "hstore.handling.mode") {
+            None => HstoreMode::Json,
+            v => HstoreMode::parse(v.unwrap_or(""))
+                .ok_or_else(|| mode("hstore.handling.mode", v, HstoreMode::ALLOWED))?,
+        };
+        let (msg_inc, msg_exc) = (get(c, "message.prefix.include.list"), get(c, "message.prefix.exclude.list"));
+        if msg_inc.is_some() && msg_exc.is_some() {
+            // Debezium's words.
+            return Err(ConnectError::config(
+                "message.prefix.exclude.list",
+                "\"logical_decoding_message.prefix.include.list\" is already specified",
+            ));
+        }
+        let message_prefixes = IncludeExclude::new(msg_inc, msg_exc)
+            .map_err(|e| ConnectError::config("message.prefix.include.list", e))?;
         Ok(PgSettings {
             host: required(c, "database.hostname")?,
             port: num(c, "database.port", 5432u16)?,
@@ -181,6 +202,8 @@ impl PgSettings {
                 .get("unavailable.value.placeholder")
                 .cloned()
                 .unwrap_or_else(|| "__debezium_unavailable_value".to_string()),
+            hstore,
+            message_prefixes,
         })
     }
 
@@ -228,6 +251,9 @@ pub fn config_def() -> ConfigDef {
         .define(key("decimal.handling.mode", T::String, val("precise"), I::Medium, "Specify how DECIMAL and NUMERIC columns should be represented in change events: precise, string, double."))
         .define(key("time.precision.mode", T::String, val("adaptive"), I::Medium, "Time, date, and timestamps can be represented with different kinds of precisions: adaptive, adaptive_time_microseconds, connect, isostring, microseconds, nanoseconds."))
         .define(key("binary.handling.mode", T::String, val("bytes"), I::Low, "Specify how binary (blob, binary, etc.) columns should be represented in change events: bytes, base64, base64-url-safe, hex."))
+        .define(key("hstore.handling.mode", T::String, val("json"), I::Low, "Specify how HSTORE columns should be represented in change events, including: 'json' represents values as string-ified JSON (default); 'map' represents values as a key/value map").with_validator(Validator::OneOf(vec!["json", "map"])))
+        .define(key("message.prefix.include.list", T::List, DefaultValue::Null, I::Medium, "A comma-separated list of regular expressions that match the logical decoding message prefixes to be monitored. All prefixes are monitored by default."))
+        .define(key("message.prefix.exclude.list", T::List, DefaultValue::Null, I::Medium, "A comma-separated list of regular expressions that match the logical decoding message prefixes to be excluded from monitoring."))
         .define(key("tombstones.on.delete", T::Boolean, val("true"), I::Medium, "Whether delete operations should be represented by a delete event and a subsequent tombstone event (true) or only by a delete event (false)."))
         .define(key("include.unknown.datatypes", T::Boolean, val("false"), I::Low, "Specify whether the fields of data type not supported by Debezium should be processed: false (the default) omits the fields; true converts the field into an implementation dependent binary representation."))
         .define(key("max.batch.size", T::Int, val("2048"), I::Medium, "Maximum size of each batch of source records."))

@@ -13,6 +13,8 @@ use sluice_connect_api::error::ConnectError;
 use sluice_connect_api::plugin::ConnectorPlugin;
 
 pub mod config;
+pub mod defaults;
+pub mod message;
 pub mod pgoutput;
 pub mod repl;
 pub mod snapshot;

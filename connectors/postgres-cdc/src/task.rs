@@ -19,6 +19,8 @@ use tokio::sync::{mpsc, watch};
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
 use crate::config::{AutocreateMode, PgSettings, SnapshotMode};
+use crate::defaults;
+use crate::message::{self, MessageSchemas};
 use crate::pgoutput::{self, PgOutput, TupleValue};
 use crate::repl::{self, ConnParams, ReplConnection, ReplError, ReplMessage, quote_ident, quote_literal};
 use crate::snapshot::{
@@ -128,12 +130,20 @@ impl TableState {
         let fields = &self.envelope.row_schema.fields;
         let mut row = vec![Value::Null; fields.len()];
         let mut filled = vec![false; fields.len()];
+        let mut convs: Vec<Option<&Conv>> = vec![None; fields.len()];
         for (col, v) in self.columns.iter().zip(tuple) {
             let Some((idx, conv)) = col else { continue };
+            convs[*idx] = Some(conv);
             let schema = &fields[*idx].schema;
             row[*idx] = match v {
                 TupleValue::Null => Value::Null,
-                TupleValue::Unchanged => unavailable(schema, placeholder),
+                TupleValue::Unchanged => match conv {
+                    // Debezium's placeholder for an hstore: a one-entry map {placeholder: placeholder}.
+                    Conv::Hstore(mode) => {
+                        types::hstore_value(&[(placeholder.to_string(), Some(placeholder.to_string()))], *mode)
+                    }
+                    _ => unavailable(schema, placeholder),
+                },
                 TupleValue::Text(t) | TupleValue::Binary(t) => {
                     let text = std::str::from_utf8(t).map_err(|e| ConnectError::Data(e.to_string()))?;
                     types::convert(conv, text).map_err(ConnectError::Data)?
@@ -144,7 +154,13 @@ impl TableState {
         if key_only {
             for (i, f) in fields.iter().enumerate() {
                 if !filled[i] && !f.schema.optional {
-                    row[i] = types::type_default(&f.schema);
+                    // Debezium's converters give a required column without a value its schema default, else a
+                    // type default.
+                    row[i] = match (&f.schema.default, convs[i]) {
+                        (Some(d), _) => (**d).clone(),
+                        (None, Some(Conv::Hstore(mode))) => types::hstore_value(&[], *mode),
+                        (None, _) => types::type_default(&f.schema),
+                    };
                 }
             }
         }
@@ -177,6 +193,8 @@ struct Resume {
     commit_lsn: u64,
     tx_id: Option<u64>,
     lsn: u64,
+    /// The offset is a non-transactional message's, at `commit_lsn`: a message there was already handed over.
+    after_message: bool,
 }
 
 struct Reader {
@@ -191,6 +209,9 @@ struct Reader {
     resume: Resume,
     /// The end LSN of the last transaction processed (offset `lsn_commit`).
     last_commit: Option<u64>,
+    /// The commit time (µs) of the last transaction seen: the time of a non-transactional message, which has none.
+    last_commit_ts: Option<i64>,
+    messages: MessageSchemas,
     confirmed: u64,
     /// The offset of the last record handed to the queue.
     last_sent: std::sync::Mutex<Option<serde_json::Value>>,
@@ -254,6 +275,7 @@ impl Reader {
         ack: watch::Receiver<u64>,
         offset: Option<serde_json::Value>,
     ) -> Self {
+        let messages = MessageSchemas::new(pg_source_schema(), s.modes.binary);
         Reader {
             s,
             partition,
@@ -265,6 +287,8 @@ impl Reader {
             tables: HashMap::new(),
             resume: Resume::default(),
             last_commit: None,
+            last_commit_ts: None,
+            messages,
             confirmed: 0,
             last_sent: std::sync::Mutex::new(None),
         }
@@ -415,7 +439,7 @@ impl Reader {
             let snapshot_name = row.get(2).cloned().flatten().ok_or_else(|| fatal("no exported snapshot"))?;
             self.snapshot(&client, Some(&snapshot_name), consistent).await?;
             start_lsn = consistent;
-            self.resume = Resume { commit_lsn: consistent, tx_id: None, lsn: 0 };
+            self.resume = Resume { commit_lsn: consistent, ..Resume::default() };
         } else {
             if slot.is_none() {
                 let rows = repl
@@ -441,12 +465,18 @@ impl Reader {
             }
             if let Some(o) = streaming_offset {
                 let g = |k: &str| o.get(k).and_then(|v| v.as_u64());
-                self.resume =
-                    Resume { commit_lsn: g("lsn_commit").unwrap_or(0), tx_id: g("txId"), lsn: g("lsn").unwrap_or(0) };
+                let after_message =
+                    o.get("messageType").and_then(|v| v.as_str()) == Some("MESSAGE") && g("txId").is_none();
+                self.resume = Resume {
+                    commit_lsn: g("lsn_commit").unwrap_or(0),
+                    tx_id: g("txId"),
+                    lsn: g("lsn").unwrap_or(0),
+                    after_message,
+                };
                 self.last_commit = g("lsn_commit");
             } else if let Some(o) = offset.as_ref() {
                 let lsn = o.get("lsn").and_then(|v| v.as_u64()).unwrap_or(0);
-                self.resume = Resume { commit_lsn: lsn, tx_id: None, lsn: 0 };
+                self.resume = Resume { commit_lsn: lsn, ..Resume::default() };
             }
         }
         if self.s.snapshot_mode == SnapshotMode::InitialOnly {
@@ -546,8 +576,10 @@ impl Reader {
                  et.typname::text, et.typtype::text, \
                  (SELECT array_agg(e.enumlabel::text ORDER BY e.enumsortorder) FROM pg_enum e \
                    WHERE e.enumtypid = coalesce(et.oid, bt.oid, t.oid)), \
-                 coalesce(a.attnum = ANY(i.indkey), false) \
+                 coalesce(a.attnum = ANY(i.indkey), false), t.typname::text, t.typtype::text, \
+                 pg_get_expr(ad.adbin, ad.adrelid) \
                  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum \
                  JOIN pg_type t ON t.oid = a.atttypid LEFT JOIN pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype \
                  LEFT JOIN pg_type et ON et.oid = coalesce(bt.typelem, t.typelem) AND coalesce(bt.typcategory, t.typcategory) = 'A' \
                  LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary \
@@ -569,6 +601,9 @@ impl Reader {
                         element_type: r.get(5),
                         element_kind: r.get(6),
                         enum_values: r.get::<_, Option<Vec<String>>>(7).unwrap_or_default(),
+                        declared_type: r.get(9),
+                        declared_kind: r.get(10),
+                        default_expr: r.get(11),
                     },
                     r.get(8),
                 )
@@ -605,8 +640,20 @@ impl Reader {
                 columns.push(None);
                 continue;
             }
-            match types::column(info, self.s.modes, self.s.include_unknown) {
+            match types::column(info, self.s.modes, self.s.hstore, self.s.include_unknown) {
                 Some((schema, conv)) => {
+                    let default = info
+                        .default_expr
+                        .as_deref()
+                        .and_then(|e| defaults::default_value(&info.declared_type, &info.declared_kind, e, &conv));
+                    let schema = match default {
+                        Some(d) => {
+                            let mut s = (*schema).clone();
+                            s.default = Some(Box::new(d));
+                            Arc::new(s)
+                        }
+                        None => schema,
+                    };
                     let idx = row_fields.len();
                     if *pk {
                         key_fields.push((name.clone(), schema.clone()));
@@ -902,6 +949,7 @@ impl Reader {
                     match m {
                         PgOutput::Begin { final_lsn, commit_ts, xid } => {
                             let skip = final_lsn < self.resume.commit_lsn;
+                            self.last_commit_ts = Some(commit_ts + repl::PG_EPOCH_OFFSET_MICROS);
                             in_tx = Some((
                                 xid,
                                 commit_ts + repl::PG_EPOCH_OFFSET_MICROS,
@@ -943,11 +991,92 @@ impl Reader {
                             let (xid, ts) = (*xid, *ts);
                             self.change(m, xid, ts, wal_start, counter).await?;
                         }
+                        PgOutput::Message { transactional: true, prefix, content, .. } => {
+                            let Some((xid, ts, _, skip, counter)) = in_tx.as_mut() else { continue };
+                            if *skip || (self.resume.tx_id == Some(*xid as u64) && wal_start <= self.resume.lsn) {
+                                continue;
+                            }
+                            let (xid, ts) = (*xid, *ts);
+                            self.logical_message(&prefix, &content, Some((xid, ts, counter)), wal_start).await?;
+                        }
+                        PgOutput::Message { transactional: false, prefix, content, .. } => {
+                            // Decoded where it was written, outside any transaction; it is its own commit point.
+                            if wal_start < self.resume.commit_lsn
+                                || (wal_start == self.resume.commit_lsn && self.resume.after_message)
+                            {
+                                continue;
+                            }
+                            self.last_commit = Some(wal_start);
+                            wal_seen = wal_seen.max(wal_start);
+                            self.logical_message(&prefix, &content, None, wal_start).await?;
+                        }
                         _ => {}
                     }
                 }
             }
         }
+    }
+
+    /// A logical decoding message: in a transaction (`tx`: xid, commit time, event counter) or not.
+    async fn logical_message(
+        &self,
+        prefix: &str,
+        content: &[u8],
+        tx: Option<(u32, i64, &mut TransactionCounter)>,
+        lsn: u64,
+    ) -> Result<(), ConnectError> {
+        if !self.s.message_prefixes.accepts(prefix) {
+            return Ok(());
+        }
+        let (xid, ts) = match &tx {
+            Some((xid, ts, _)) => (Some(*xid), Some(*ts)),
+            None => (None, self.last_commit_ts),
+        };
+        let mut offset = serde_json::Map::new();
+        offset.insert("lsn_proc".into(), json!(lsn));
+        offset.insert("messageType".into(), json!("MESSAGE"));
+        if let Some(c) = self.last_commit {
+            offset.insert("lsn_commit".into(), json!(c));
+        }
+        offset.insert("lsn".into(), json!(lsn));
+        if let Some(x) = xid {
+            offset.insert("txId".into(), json!(x));
+        }
+        if let Some(ts) = ts {
+            offset.insert("ts_usec".into(), json!(ts));
+        }
+        let block = match tx {
+            Some((_, _, counter)) if self.s.provide_transaction_metadata => {
+                let mut b = counter.next(message::DATA_COLLECTION);
+                b.id = format!("{}:{}", counter.id, self.last_commit.unwrap_or(0));
+                Some(b)
+            }
+            _ => None,
+        };
+        let source = source_struct(
+            &self.s.topic_prefix,
+            &self.s.dbname,
+            ("", ""),
+            ts.unwrap_or_else(now_us),
+            SnapshotMarker::False,
+            xid.map(u64::from),
+            lsn,
+            self.last_commit,
+        );
+        let r = SourceRecord {
+            source_partition: self.partition.clone(),
+            source_offset: serde_json::Value::Object(offset),
+            topic: message::topic(&self.s.topic_prefix),
+            partition: None,
+            key_schema: Some(self.messages.key.clone()),
+            key: self.messages.key(prefix),
+            value_schema: Some(self.messages.value.clone()),
+            value: self.messages.value(prefix, content, source, block.as_ref(), ProcessingTime::now().ms()),
+            timestamp: None,
+            // Debezium adds the context headers to table change events only.
+            headers: Vec::new(),
+        };
+        self.send(r).await
     }
 
     async fn emit_heartbeat(&self, pos: u64) -> Result<(), ConnectError> {
@@ -1135,12 +1264,27 @@ fn with_markers(records: Vec<(SourceRecord, SnapshotMarker)>) -> Vec<SourceRecor
         .collect()
 }
 
-/// The PostgreSQL `source` block of an event.
+/// The PostgreSQL `source` block of an event of table `t`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn source_value(
     topic_prefix: &str,
     dbname: &str,
     t: &TableState,
+    ts_us: i64,
+    snapshot: SnapshotMarker,
+    tx_id: Option<u64>,
+    lsn: u64,
+    last_commit: Option<u64>,
+) -> Value {
+    source_struct(topic_prefix, dbname, (&t.schema, &t.table), ts_us, snapshot, tx_id, lsn, last_commit)
+}
+
+/// The PostgreSQL `source` block of an event of `(schema, table)` (both empty for a logical decoding message).
+#[allow(clippy::too_many_arguments)]
+fn source_struct(
+    topic_prefix: &str,
+    dbname: &str,
+    (schema, table): (&str, &str),
     ts_us: i64,
     snapshot: SnapshotMarker,
     tx_id: Option<u64>,
@@ -1160,8 +1304,8 @@ pub(crate) fn source_value(
     }
     .values();
     v.extend([
-        Value::String(t.schema.clone()),
-        Value::String(t.table.clone()),
+        Value::String(schema.to_string()),
+        Value::String(table.to_string()),
         tx_id.map(|x| Value::Int64(x as i64)).unwrap_or(Value::Null),
         Value::Int64(lsn as i64),
         Value::Null,

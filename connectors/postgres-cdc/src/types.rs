@@ -24,6 +24,43 @@ pub struct ColumnInfo {
     /// `typname` of the element type for arrays.
     pub element_type: Option<String>,
     pub element_kind: Option<String>,
+    /// `typname` and `typtype` of the column's own type (a domain's name, not its base type's): what Debezium
+    /// chooses the default's parser by.
+    pub declared_type: String,
+    pub declared_kind: String,
+    /// The column's default expression (`pg_get_expr(adbin, adrelid)`, JDBC's `COLUMN_DEF`).
+    pub default_expr: Option<String>,
+}
+
+/// `hstore.handling.mode`: Debezium's default `json` (a `io.debezium.data.Json` string) or `map` (a Connect map
+/// of string to optional string).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HstoreMode {
+    #[default]
+    Json,
+    Map,
+}
+
+impl HstoreMode {
+    pub const ALLOWED: &'static [&'static str] = &["json", "map"];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "json" => Some(HstoreMode::Json),
+            "map" => Some(HstoreMode::Map),
+            _ => None,
+        }
+    }
+
+    fn schema(self) -> SchemaBuilder {
+        match self {
+            HstoreMode::Json => dbz::json(),
+            // Keys are never null, values may be.
+            HstoreMode::Map => {
+                SchemaBuilder::map(SchemaBuilder::string().arc(), SchemaBuilder::string().optional().arc())
+            }
+        }
+    }
 }
 
 /// How a column's text is turned into a value.
@@ -61,6 +98,8 @@ pub enum Conv {
     Interval,
     Bit1,
     Bits,
+    /// `hstore` (an extension type): a JSON object text or a map, per `hstore.handling.mode`.
+    Hstore(HstoreMode),
     /// Unknown type kept as its text bytes (`include.unknown.datatypes=true`).
     Unknown,
     Array(Box<Conv>),
@@ -68,18 +107,24 @@ pub enum Conv {
 
 /// The column's schema and converter; `None` for an unsupported type (the column is left out, as Debezium does
 /// without `include.unknown.datatypes`).
-pub fn column(info: &ColumnInfo, modes: ColumnModes, include_unknown: bool) -> Option<(Arc<Schema>, Conv)> {
-    let (builder, conv) =
-        scalar(&info.type_name, &info.type_kind, info.type_modifier, &info.enum_values, modes, include_unknown)
-            .or_else(|| {
-                let el = info.element_type.as_deref()?;
-                let kind = info.element_kind.as_deref().unwrap_or("b");
-                let (b, c) = scalar(el, kind, info.type_modifier, &info.enum_values, modes, include_unknown)?;
-                if matches!(c, Conv::Unknown) {
-                    return None;
-                }
-                Some((SchemaBuilder::array(b.optional().arc()), Conv::Array(Box::new(c))))
-            })?;
+pub fn column(
+    info: &ColumnInfo,
+    modes: ColumnModes,
+    hstore: HstoreMode,
+    include_unknown: bool,
+) -> Option<(Arc<Schema>, Conv)> {
+    let scalar = |name: &str, kind: &str| {
+        scalar(name, kind, info.type_modifier, &info.enum_values, modes, hstore, include_unknown)
+    };
+    let (builder, conv) = scalar(&info.type_name, &info.type_kind).or_else(|| {
+        let el = info.element_type.as_deref()?;
+        let kind = info.element_kind.as_deref().unwrap_or("b");
+        let (b, c) = scalar(el, kind)?;
+        if matches!(c, Conv::Unknown) {
+            return None;
+        }
+        Some((SchemaBuilder::array(b.optional().arc()), Conv::Array(Box::new(c))))
+    })?;
     Some((builder.set_optional(!info.not_null).arc(), conv))
 }
 
@@ -93,6 +138,7 @@ fn scalar(
     typmod: i32,
     enum_values: &[String],
     modes: ColumnModes,
+    hstore: HstoreMode,
     include_unknown: bool,
 ) -> Option<(SchemaBuilder, Conv)> {
     Some(match type_name {
@@ -145,6 +191,7 @@ fn scalar(
         "interval" => (dbz::micro_duration(), Conv::Interval),
         "bit" if typmod <= 1 => (SchemaBuilder::boolean(), Conv::Bit1),
         "bit" | "varbit" => (dbz::bits(typmod.max(1) as u32), Conv::Bits),
+        "hstore" => (hstore.schema(), Conv::Hstore(hstore)),
         _ if kind == "e" => (dbz::enumeration(enum_values), Conv::Text),
         _ if include_unknown => (SchemaBuilder::bytes(), Conv::Unknown),
         _ => return None,
@@ -266,6 +313,7 @@ pub fn convert(conv: &Conv, text: &str) -> Result<Value, String> {
             }
             Value::Bytes(Bytes::from(bytes))
         }
+        Conv::Hstore(mode) => hstore_value(&parse_hstore(text).ok_or_else(bad)?, *mode),
         Conv::Array(el) => {
             let items = parse_array(text).ok_or_else(bad)?;
             Value::Array(
@@ -279,6 +327,130 @@ pub fn convert(conv: &Conv, text: &str) -> Result<Value, String> {
             )
         }
     })
+}
+
+/// The pairs of an `hstore` text (`"a"=>"1", "b"=>NULL`), in the order written, as pgjdbc's
+/// `HStoreConverter.fromString` reads them.
+pub fn parse_hstore(text: &str) -> Option<Vec<(String, Option<String>)>> {
+    let mut out = Vec::new();
+    let mut chars = text.chars().peekable();
+    // A quoted string with backslash escapes; the opening quote is the next non-separator character.
+    fn quoted(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Option<String> {
+        let mut s = String::new();
+        loop {
+            match chars.next()? {
+                '\\' => s.push(chars.next()?),
+                '"' => return Some(s),
+                c => s.push(c),
+            }
+        }
+    }
+    loop {
+        while chars.peek().is_some_and(|c| *c == ' ' || *c == ',') {
+            chars.next();
+        }
+        match chars.next() {
+            None => return Some(out),
+            Some('"') => {}
+            Some(_) => return None,
+        }
+        let key = quoted(&mut chars)?;
+        while chars.peek() == Some(&' ') {
+            chars.next();
+        }
+        if chars.next()? != '=' || chars.next()? != '>' {
+            return None;
+        }
+        while chars.peek() == Some(&' ') {
+            chars.next();
+        }
+        let value = match chars.next()? {
+            '"' => Some(quoted(&mut chars)?),
+            'N' => {
+                for c in ['U', 'L', 'L'] {
+                    if chars.next()? != c {
+                        return None;
+                    }
+                }
+                None
+            }
+            _ => return None,
+        };
+        out.push((key, value));
+    }
+}
+
+/// Java's `String.hashCode` (over UTF-16 code units).
+fn java_string_hash(s: &str) -> i32 {
+    s.encode_utf16().fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(c as i32))
+}
+
+/// The pairs in the iteration order of a `java.util.HashMap` they were put into in this order (pgjdbc reads an
+/// hstore into one, and Debezium writes it as it iterates): by bucket of the final table (16 buckets, doubled
+/// whenever more than 3/4 full), then in insertion order within a bucket. (A bucket of 8+ colliding keys, which
+/// Java would turn into a tree, is not modelled.)
+pub fn java_hashmap_order<V>(pairs: Vec<(String, V)>) -> Vec<(String, V)> {
+    let mut capacity = 16usize;
+    while pairs.len() * 4 > capacity * 3 {
+        capacity *= 2;
+    }
+    let mut keyed: Vec<(usize, usize, (String, V))> = pairs
+        .into_iter()
+        .enumerate()
+        .map(|(i, (k, v))| {
+            let h = java_string_hash(&k) as u32;
+            let spread = h ^ (h >> 16);
+            (spread as usize & (capacity - 1), i, (k, v))
+        })
+        .collect();
+    keyed.sort_by_key(|(bucket, i, _)| (*bucket, *i));
+    keyed.into_iter().map(|(_, _, p)| p).collect()
+}
+
+/// An hstore value as Debezium gives it: a map, or the map as JSON text written by Jackson (`{"a":"1","b":null}`).
+pub fn hstore_value(pairs: &[(String, Option<String>)], mode: HstoreMode) -> Value {
+    let ordered = java_hashmap_order(pairs.to_vec());
+    match mode {
+        HstoreMode::Map => Value::Map(
+            ordered.into_iter().map(|(k, v)| (Value::String(k), v.map(Value::String).unwrap_or(Value::Null))).collect(),
+        ),
+        HstoreMode::Json => {
+            let mut out = String::from("{");
+            for (i, (k, v)) in ordered.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                jackson_string(&mut out, k);
+                out.push(':');
+                match v {
+                    Some(v) => jackson_string(&mut out, v),
+                    None => out.push_str("null"),
+                }
+            }
+            out.push('}');
+            Value::String(out)
+        }
+    }
+}
+
+/// A JSON string as Jackson writes it: `"` and `\` escaped, control characters as `\n`-style short escapes or
+/// `\u00XX` (uppercase hex), everything else as is.
+fn jackson_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 /// Java's `LocalTime.toString()`-like rendering used by `DateTimeFormatter.ISO_LOCAL_TIME`: `HH:mm:ss` and the
@@ -394,6 +566,14 @@ mod tests {
     #[test]
     fn conversions() {
         assert_eq!(parse_array("{1,NULL,\"a b\"}").unwrap(), vec![Some("1".into()), None, Some("a b".into())]);
+        assert_eq!(
+            parse_hstore(r#""a"=>"1", "b\"q"=>NULL, "c"=>"x\\y""#).unwrap(),
+            vec![("a".into(), Some("1".into())), ("b\"q".into(), None), ("c".into(), Some("x\\y".into()))]
+        );
+        assert_eq!(parse_hstore("").unwrap(), vec![]);
+        // java.util.HashMap<String,String> iteration: "aa" (bucket 3104 & 15 = 0) before "b" (bucket 98 & 15 = 2).
+        let pairs = vec![("b".to_string(), Some("2".to_string())), ("aa".to_string(), None)];
+        assert_eq!(hstore_value(&pairs, HstoreMode::Json), Value::String(r#"{"aa":null,"b":"2"}"#.into()));
         assert_eq!(parse_interval_micros("1 mon"), Some((30.4375 * 86_400_000_000f64) as i64));
         assert_eq!(parse_interval_micros("04:05:06.5"), Some(14_706_500_000));
         assert_eq!(convert(&Conv::TimeTz, "12:34:56+02").unwrap(), Value::String("10:34:56Z".into()));

@@ -541,3 +541,186 @@ async fn parallel_snapshot_with_an_existing_slot() {
     cleanup(&db, &name).await;
     let _ = db.batch_execute(&format!("DROP TABLE IF EXISTS {name}_keyed")).await;
 }
+
+/// The `default` of field `field` in the `after` schema of a value (`None` when it has none).
+fn after_default(v: &str, field: &str) -> Option<serde_json::Value> {
+    let v: serde_json::Value = serde_json::from_str(v).unwrap();
+    let after = v["schema"]["fields"].as_array()?.iter().find(|f| f["field"] == "after")?.clone();
+    let f = after["fields"].as_array()?.iter().find(|f| f["field"] == field)?.clone();
+    f.get("default").cloned()
+}
+
+#[tokio::test]
+async fn column_defaults_in_snapshot_and_after_alter() {
+    let Some(url) = pg_url() else {
+        eprintln!("SLUICE_TEST_PG not set: skipping");
+        return;
+    };
+    let name = format!("sl_cdcdef_{}", std::process::id());
+    let db = admin(&url).await;
+    cleanup(&db, &name).await;
+    let _ = db.batch_execute(&format!("DROP TABLE IF EXISTS {name}_defs")).await;
+    db.batch_execute(&format!(
+        "CREATE TABLE {name}_defs (id serial PRIMARY KEY, qty int NOT NULL DEFAULT 1, note varchar(10) DEFAULT 'n/a', \
+           at timestamptz DEFAULT now(), price numeric(8,2) DEFAULT 9.5, expr int DEFAULT (1 + 2));
+         INSERT INTO {name}_defs DEFAULT VALUES;"
+    ))
+    .await
+    .unwrap();
+    let mut task = PostgresCdcTask::default();
+    task.start(SourceTaskContext {
+        connector: name.clone(),
+        task: 0,
+        config: config(&name, &[]),
+        offsets: Arc::default(),
+    })
+    .await
+    .unwrap();
+    let snap = poll_n(&mut task, 1, Duration::from_secs(30)).await;
+    assert_eq!(snap.len(), 1);
+    let (k, v) = json(&snap[0]);
+    let v = v.unwrap();
+    // A serial key: nextval(...) is a function, whose placeholder is 0 (also in the key schema).
+    assert!(k.contains("{\"type\":\"int32\",\"optional\":false,\"default\":0,\"field\":\"id\"}"), "{k}");
+    assert_eq!(after_default(&v, "qty"), Some(serde_json::json!(1)));
+    assert_eq!(after_default(&v, "note"), Some(serde_json::json!("n/a")));
+    assert_eq!(after_default(&v, "at"), Some(serde_json::json!("1970-01-01T00:00:00.000000Z")));
+    assert_eq!(after_default(&v, "price"), Some(serde_json::json!("A7Y="))); // 9.50
+    assert_eq!(after_default(&v, "expr"), None);
+
+    // Streaming: the relation message after the ALTER brings the new defaults (read from the catalog then).
+    db.batch_execute(&format!(
+        "ALTER TABLE {name}_defs ALTER COLUMN qty SET DEFAULT 2, ADD COLUMN flag boolean DEFAULT true;
+         INSERT INTO {name}_defs (id) VALUES (2);
+         DELETE FROM {name}_defs WHERE id = 2;"
+    ))
+    .await
+    .unwrap();
+    let recs = poll_n(&mut task, 3, Duration::from_secs(30)).await;
+    assert_eq!(recs.len(), 3, "insert, delete, tombstone");
+    let (_, v) = json(&recs[0]);
+    let v = v.unwrap();
+    assert_eq!(after_default(&v, "qty"), Some(serde_json::json!(2)));
+    assert_eq!(after_default(&v, "flag"), Some(serde_json::json!(true)));
+    // A delete's `before` has only the key; a NOT NULL column gets its default, as in Debezium.
+    let (_, d) = json(&recs[1]);
+    let p = payload(d.as_deref().unwrap());
+    assert_eq!(p["op"], "d");
+    assert_eq!(p["before"]["qty"], 2);
+    assert_eq!(p["before"]["note"], "n/a");
+    task.stop().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    cleanup(&db, &name).await;
+    let _ = db.batch_execute(&format!("DROP TABLE IF EXISTS {name}_defs")).await;
+}
+
+#[tokio::test]
+async fn hstore_as_json_and_as_map() {
+    let Some(url) = pg_url() else {
+        eprintln!("SLUICE_TEST_PG not set: skipping");
+        return;
+    };
+    let db = admin(&url).await;
+    db.batch_execute("CREATE EXTENSION IF NOT EXISTS hstore").await.unwrap();
+    for (mode, expected) in
+        [("json", serde_json::json!("{\"aa\":null,\"b\":\"2\"}")), ("map", serde_json::json!({"aa": null, "b": "2"}))]
+    {
+        let name = format!("sl_cdchs{mode}_{}", std::process::id());
+        cleanup(&db, &name).await;
+        db.batch_execute(&format!(
+            "DROP TABLE IF EXISTS {name}_hs; CREATE TABLE {name}_hs (id int PRIMARY KEY, h hstore);
+             INSERT INTO {name}_hs VALUES (1, 'b=>2, aa=>NULL');"
+        ))
+        .await
+        .unwrap();
+        let mut task = PostgresCdcTask::default();
+        let cfg = config(&name, &[("hstore.handling.mode", mode)]);
+        task.start(SourceTaskContext { connector: name.clone(), task: 0, config: cfg, offsets: Arc::default() })
+            .await
+            .unwrap();
+        let snap = poll_n(&mut task, 1, Duration::from_secs(30)).await;
+        assert_eq!(snap.len(), 1);
+        // Debezium iterates a java.util.HashMap: "aa" (bucket 0) before "b" (bucket 2).
+        assert_eq!(payload(json(&snap[0]).1.as_deref().unwrap())["after"]["h"], expected, "{mode}");
+        db.batch_execute(&format!("INSERT INTO {name}_hs VALUES (2, 'b=>2, aa=>NULL')")).await.unwrap();
+        let recs = poll_n(&mut task, 1, Duration::from_secs(30)).await;
+        assert_eq!(payload(json(&recs[0]).1.as_deref().unwrap())["after"]["h"], expected, "{mode} streamed");
+        task.stop().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        cleanup(&db, &name).await;
+        let _ = db.batch_execute(&format!("DROP TABLE IF EXISTS {name}_hs")).await;
+    }
+}
+
+#[tokio::test]
+async fn logical_messages_filtered_and_resumed() {
+    let Some(url) = pg_url() else {
+        eprintln!("SLUICE_TEST_PG not set: skipping");
+        return;
+    };
+    let name = format!("sl_cdcmsg_{}", std::process::id());
+    let db = admin(&url).await;
+    cleanup(&db, &name).await;
+    db.batch_execute(&format!("CREATE TABLE {name}_orders (id int PRIMARY KEY)")).await.unwrap();
+    let cfg = config(&name, &[("message.prefix.include.list", &format!("{name}_.*"))]);
+    let mut task = PostgresCdcTask::default();
+    task.start(SourceTaskContext { connector: name.clone(), task: 0, config: cfg.clone(), offsets: Arc::default() })
+        .await
+        .unwrap();
+    // Messages are decoded from the slot's position on: wait until the task streams.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let active =
+            db.query_opt("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active", &[&name]).await.unwrap();
+        if active.is_some() || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    db.batch_execute(&format!(
+        "SELECT pg_logical_emit_message(false, '{name}_a', 'one');
+         SELECT pg_logical_emit_message(false, 'foreign_{name}', 'filtered out');
+         BEGIN; INSERT INTO {name}_orders VALUES (1);
+           SELECT pg_logical_emit_message(true, '{name}_b', '\\x00ff'::bytea); COMMIT;"
+    ))
+    .await
+    .unwrap();
+    let recs = poll_n(&mut task, 3, Duration::from_secs(30)).await;
+    let topics: Vec<&str> = recs.iter().map(|r| r.topic.as_str()).collect();
+    let msg_topic = format!("{name}.message");
+    let orders_topic = format!("{name}.public.{name}_orders");
+    assert_eq!(topics, [msg_topic.as_str(), orders_topic.as_str(), msg_topic.as_str()]);
+    let (k, v) = json(&recs[0]);
+    assert_eq!(
+        k,
+        format!(
+            "{{\"schema\":{{\"type\":\"struct\",\"fields\":[{{\"type\":\"string\",\"optional\":true,\"field\":\"prefix\"}}],\"optional\":false,\"name\":\"io.debezium.connector.postgresql.MessageKey\",\"version\":1}},\"payload\":{{\"prefix\":\"{name}_a\"}}}}"
+        )
+    );
+    let a = payload(v.as_deref().unwrap());
+    assert_eq!(a["op"], "m");
+    assert_eq!(a["message"], serde_json::json!({"prefix": format!("{name}_a"), "content": "b25l"}));
+    assert_eq!(a["source"]["txId"], serde_json::Value::Null, "non-transactional");
+    assert_eq!(a["source"]["table"], "");
+    assert!(recs[0].headers.is_empty(), "Debezium writes messages without context headers");
+    let b = payload(json(&recs[2]).1.as_deref().unwrap());
+    assert_eq!(b["message"]["content"], "AP8=");
+    assert!(b["source"]["txId"].is_number(), "transactional");
+    assert_eq!(recs[2].source_offset["messageType"], "MESSAGE");
+    task.stop().await.unwrap();
+
+    // Restart from the first message's offset (nothing committed to the slot): it is not written again.
+    let mut offsets = BTreeMap::new();
+    offsets.insert(partition_key(&recs[0].source_partition), recs[0].source_offset.clone());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut task = PostgresCdcTask::default();
+    task.start(SourceTaskContext { connector: name.clone(), task: 0, config: cfg, offsets: Arc::new(offsets) })
+        .await
+        .unwrap();
+    let again = poll_n(&mut task, 3, Duration::from_secs(10)).await;
+    let topics: Vec<&str> = again.iter().map(|r| r.topic.as_str()).collect();
+    assert_eq!(topics, [orders_topic.as_str(), msg_topic.as_str()], "the insert and the second message only");
+    task.stop().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    cleanup(&db, &name).await;
+}
