@@ -96,6 +96,7 @@ pub const MODULES: &[(&str, &str)] = &[
     ("sluice_converters", "sluice_converters::config_def"),
     ("sluice_converters", "sluice_converters::converter"),
     ("sluice_converters", "sluice_converters::header_converter"),
+    ("sluice_converters", "sluice_converters::json_read"),
     ("sluice_converters", "sluice_converters::primitive_converter"),
     ("sluice_debezium", "sluice_debezium"),
     ("sluice_debezium", "sluice_debezium::envelope"),
