@@ -481,6 +481,85 @@ async fn debezium_envelopes(pg: bool, d: &Db) {
     t.stop().await.unwrap();
 }
 
+/// `auto.create` and `auto.evolve` write each field's default as the column's `DEFAULT` (Confluent's writeColumnSpec):
+/// a row inserted by hand without those columns gets them.
+async fn column_defaults(pg: bool, d: &Db) {
+    let topic = unique("jdbc_defaults");
+    let q = |n: &str| if pg { format!("\"{n}\"") } else { format!("`{n}`") };
+    let with_default = |mut schema: Schema, v: Value| {
+        schema.default = Some(Box::new(v));
+        schema
+    };
+    let vs = structure(vec![
+        field("id", 0, prim(SchemaType::Int32, false)),
+        field("n", 1, with_default(prim(SchemaType::Int64, false), Value::Int64(-42))),
+        field("txt", 2, with_default(prim(SchemaType::String, true), Value::String("it's".into()))),
+        field("flag", 3, with_default(prim(SchemaType::Boolean, false), Value::Boolean(true))),
+        field(
+            "dec",
+            4,
+            with_default(
+                logical(SchemaType::Bytes, "org.apache.kafka.connect.data.Decimal", &[("scale", "2")]),
+                Value::Bytes(vec![0x04, 0xd2].into()),
+            ),
+        ),
+        field(
+            "day",
+            5,
+            with_default(logical(SchemaType::Int32, "org.apache.kafka.connect.data.Date", &[]), Value::Int32(19_723)),
+        ),
+        field("raw", 6, with_default(prim(SchemaType::Bytes, true), Value::Bytes(vec![0x01, 0xff].into()))),
+    ]);
+    let mut t = task(Flavor::Confluent, d, &[("auto.create", "true"), ("auto.evolve", "true")], &topic).await;
+    let v = Value::Struct(vec![
+        Value::Int32(1),
+        Value::Int64(7),
+        Value::String("x".into()),
+        Value::Boolean(false),
+        Value::Bytes(vec![0x00, 0x01].into()),
+        Value::Int32(0),
+        Value::Bytes(vec![0xab].into()),
+    ]);
+    t.put(&[record(&topic, 0, None, Some(vs.clone()), v)]).await.expect("put");
+    t.flush(&Default::default()).await.expect("flush");
+    // A field added later with a default: auto.evolve adds the column with it.
+    let mut fields = vs.fields.clone();
+    fields.push(field("later", 7, with_default(prim(SchemaType::String, false), Value::String("zz".into()))));
+    let vs2 = structure(fields);
+    let v2 = Value::Struct(vec![
+        Value::Int32(2),
+        Value::Int64(8),
+        Value::String("y".into()),
+        Value::Boolean(true),
+        Value::Bytes(vec![0x00, 0x02].into()),
+        Value::Int32(1),
+        Value::Bytes(vec![0xcd].into()),
+        Value::String("w".into()),
+    ]);
+    t.put(&[record(&topic, 1, None, Some(vs2), v2)]).await.expect("put after evolution");
+    t.flush(&Default::default()).await.expect("flush");
+    rows(pg, d, &format!("INSERT INTO {} ({}) VALUES (99)", q(&topic), q("id"))).await;
+    let raw = if pg { format!("encode({}, 'hex')", q("raw")) } else { format!("LOWER(HEX({}))", q("raw")) };
+    let text = |c: &str| if pg { format!("CAST({} AS text)", q(c)) } else { format!("CAST({} AS CHAR)", q(c)) };
+    let (flag, dec, day) = (text("flag"), text("dec"), text("day"));
+    let got = rows(
+        pg,
+        d,
+        &format!(
+            "SELECT {}, {}, {flag}, {dec}, {day}, {raw}, {} FROM {} WHERE {} = 99",
+            q("n"),
+            q("txt"),
+            q("later"),
+            q(&topic),
+            q("id")
+        ),
+    )
+    .await;
+    let flag_true = if pg { "true" } else { "1" };
+    assert_eq!(got, vec![s(&["-42", "it's", flag_true, "12.34", "2024-01-01", "01ff", "zz"])], "defaults");
+    t.stop().await.unwrap();
+}
+
 #[tokio::test]
 async fn postgres_sink() {
     let Some(d) = db("SLUICE_TEST_PG", "postgresql") else {
@@ -491,6 +570,7 @@ async fn postgres_sink() {
     modes_and_evolution(true, &d).await;
     rejected_row(true, &d).await;
     debezium_envelopes(true, &d).await;
+    column_defaults(true, &d).await;
 }
 
 #[tokio::test]
@@ -503,6 +583,7 @@ async fn mariadb_sink() {
     modes_and_evolution(false, &d).await;
     rejected_row(false, &d).await;
     debezium_envelopes(false, &d).await;
+    column_defaults(false, &d).await;
 }
 
 /// The task's own write path into PostgreSQL, 100,000 records in puts of 500 (no Kafka, no converter):

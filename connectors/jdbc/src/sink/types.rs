@@ -102,6 +102,52 @@ pub fn sql_type(dialect: Dialect, flavor: Flavor, schema: &Schema, key: bool) ->
     Ok(t.to_string())
 }
 
+/// A field's default value as an SQL literal for `DEFAULT`, as Confluent's `formatColumnValue`: numbers and decimals
+/// bare, dates, times, timestamps and strings quoted (`'` doubled), bytes as a binary literal. Booleans are `1`/`0` on
+/// MySQL as in Confluent, but `TRUE`/`FALSE` on PostgreSQL, whose BOOLEAN refuses an integer default (Confluent's
+/// `DEFAULT 1` fails there); PostgreSQL bytes are `'\x..'` (its `x'..'` is a bit string).
+pub fn push_default_literal(out: &mut String, dialect: Dialect, schema: &Schema, value: &Value) -> Result<(), String> {
+    use std::fmt::Write;
+    let pg = dialect == Dialect::Postgres;
+    match value {
+        Value::Boolean(b) => {
+            out.push_str(match (pg, b) {
+                (true, true) => "TRUE",
+                (true, false) => "FALSE",
+                (false, true) => "1",
+                (false, false) => "0",
+            });
+            return Ok(());
+        }
+        Value::Bytes(b) if schema.name.as_deref() != Some(DECIMAL) => {
+            out.push_str(if pg { "'\\x" } else { "x'" });
+            for byte in b.iter() {
+                let _ = write!(out, "{byte:02x}");
+            }
+            out.push('\'');
+            return Ok(());
+        }
+        _ => {}
+    }
+    let mut text = String::new();
+    if let Rendered::Null = render(&mut text, dialect, schema, value)? {
+        return Err("the default value has no SQL form".into());
+    }
+    let bare = schema.name.is_none() || schema.name.as_deref() == Some(DECIMAL);
+    let numeric = matches!(
+        value,
+        Value::Int8(_) | Value::Int16(_) | Value::Int32(_) | Value::Int64(_) | Value::Float32(_) | Value::Float64(_)
+    ) || schema.name.as_deref() == Some(DECIMAL);
+    if bare && numeric && text.parse::<f64>().is_ok_and(|v| v.is_finite()) {
+        out.push_str(&text);
+    } else {
+        out.push('\'');
+        out.push_str(&text.replace('\'', "''"));
+        out.push('\'');
+    }
+    Ok(())
+}
+
 /// Days since the epoch to (year, month, day) (proleptic Gregorian).
 pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;

@@ -409,7 +409,8 @@ impl Writer {
                     &types::sql_type(dialect, flavor, c.schema, key)
                         .map_err(|e| ConnectError::Other(format!("{table_sql}.{}: {e}", c.name)))?,
                 );
-                sql.push_str(if key || !c.schema.optional { " NOT NULL" } else { " NULL" });
+                self.column_tail(&mut sql, c, key)
+                    .map_err(|e| ConnectError::Other(format!("{table_sql}.{}: {e}", c.name)))?;
             }
             if row.nkey > 0 {
                 sql.push_str(", PRIMARY KEY(");
@@ -447,7 +448,8 @@ impl Writer {
                         &types::sql_type(dialect, flavor, c.schema, false)
                             .map_err(|e| ConnectError::Other(format!("{table_sql}.{}: {e}", c.name)))?,
                     );
-                    sql.push_str(" NULL");
+                    self.column_tail(&mut sql, c, false)
+                        .map_err(|e| ConnectError::Other(format!("{table_sql}.{}: {e}", c.name)))?;
                     ddl.push(sql);
                 }
             }
@@ -467,6 +469,23 @@ impl Writer {
         }
         let columns = if ddl.is_empty() { existing } else { self.read_columns(&row.table).await? };
         Ok(TableInfo { columns })
+    }
+
+    /// What follows a column's type in `CREATE TABLE` and `ALTER TABLE ... ADD`: the field's default value as
+    /// `DEFAULT <literal>`, and the nullability. Confluent's sink (GenericDatabaseDialect.writeColumnSpec) writes
+    /// either the default or `NULL`/`NOT NULL` (a key is never optional); Debezium's writes the default, then the
+    /// nullability. Added columns are nullable unless the Debezium sink has a default, as the originals do.
+    fn column_tail(&self, sql: &mut String, c: &Col<'_>, key: bool) -> Result<(), String> {
+        let default = c.schema.default.as_deref().filter(|d| **d != Value::Null);
+        if let Some(d) = default {
+            sql.push_str(" DEFAULT ");
+            types::push_default_literal(sql, self.dialect(), c.schema, d)?;
+            if self.settings.flavor == Flavor::Confluent {
+                return Ok(());
+            }
+        }
+        sql.push_str(if key || !c.schema.optional { " NOT NULL" } else { " NULL" });
+        Ok(())
     }
 
     /// The table's columns (normalized), empty when it does not exist.
