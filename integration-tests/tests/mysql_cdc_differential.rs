@@ -179,6 +179,9 @@ async fn run(env: &TestEnv, db: &MariaDb, libs: &std::path::Path) -> anyhow::Res
            dtm6 DATETIME(6), ts TIMESTAMP(3) NULL, yr YEAR, js JSON, n INT NOT NULL DEFAULT 7);
          CREATE TABLE orders (id INT PRIMARY KEY, item VARCHAR(50) NOT NULL, amount DECIMAL(10,2), updated DATETIME(6));
          CREATE TABLE nopk (a INT, b VARCHAR(10));
+         CREATE TABLE bdefs (id INT PRIMARY KEY, raw VARBINARY(4) DEFAULT x'01ff', txt VARCHAR(4) DEFAULT 'ü', \
+           av VARBINARY(4) DEFAULT 'ab', bl BLOB DEFAULT x'01ff');
+         INSERT INTO bdefs (id) VALUES (1);
          INSERT INTO types VALUES (1, -5, TRUE, 65535, -8388608, -9223372036854775808, 18446744073709551615, 1.5, \
            -0.25, 12.34, -12345678901234567890.0123456789, 'abc', 'hello', 'text', x'01ff', x'00', b'1', b'1000000001', \
            'old', 'a,c', '1990-05-17', '12:34:56', '-01:02:03.456', '2024-01-02 03:04:05', '2024-01-02 03:04:05.123', \
@@ -242,7 +245,8 @@ async fn run(env: &TestEnv, db: &MariaDb, libs: &std::path::Path) -> anyhow::Res
         let status = rest.wait_for_status(n, "RUNNING", Duration::from_secs(120)).await?;
         env.note(format!("{n}: {status}"));
     }
-    let tables = ["types", "orders", "nopk", "later"];
+    // bdefs: a binary column's default, which SHOW CREATE TABLE sends as raw bytes (not UTF-8).
+    let tables = ["types", "orders", "nopk", "later", "bdefs"];
     let count = |prefix: String| {
         let name = name.clone();
         async move {
@@ -255,7 +259,7 @@ async fn run(env: &TestEnv, db: &MariaDb, libs: &std::path::Path) -> anyhow::Res
     };
     for p in [&dbz, &sl] {
         wait_until(Duration::from_secs(120), "the snapshot", || async {
-            Ok((count(p.clone()).await? >= 5).then_some(()))
+            Ok((count(p.clone()).await? >= 6).then_some(()))
         })
         .await?;
     }
@@ -288,7 +292,7 @@ async fn run(env: &TestEnv, db: &MariaDb, libs: &std::path::Path) -> anyhow::Res
     for _ in 0..60 {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let now = (count(dbz.clone()).await?, count(sl.clone()).await?);
-        if now == last && now.0 > 5 {
+        if now == last && now.0 > 6 {
             break;
         }
         last = now;

@@ -15,9 +15,11 @@ pub(crate) mod topics;
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::FutureExt;
 use sluice_connectors::ConnectError;
 use sluice_proto::agent::{SourceOffset, TaskAssignment, TaskState};
 use tokio::sync::{mpsc, watch};
@@ -245,6 +247,9 @@ pub(crate) enum TaskError {
     },
     #[error("the sink's consumer thread ended unexpectedly")]
     ConsumerThreadEnded,
+    /// A bug in a connector or the runtime: the task fails with the message (the agent and its other tasks go on).
+    #[error("the task panicked: {0}")]
+    Panicked(String),
 }
 
 impl TaskError {
@@ -317,14 +322,22 @@ pub(crate) fn spawn_task(
             let kind = ctx.assignment.connector_type.clone();
             // Config-provider references (`${env:X}`, `${file:path:key}`) are resolved here and nowhere else.
             let resolved = config_providers::resolve_assignment(&ctx.worker.raw, &mut ctx.assignment);
-            let result = match kind.as_str() {
-                _ if resolved.is_err() => resolved,
-                "source" => source::run(&ctx, control_rx).await,
-                "sink" => sink::run(&ctx, control_rx).await,
-                other => Err(TaskError::Config {
-                    key: "connector_type".into(),
-                    message: format!("expected `source` or `sink`, got `{other}`"),
-                }),
+            let run = async {
+                match kind.as_str() {
+                    _ if resolved.is_err() => resolved,
+                    "source" => source::run(&ctx, control_rx).await,
+                    "sink" => sink::run(&ctx, control_rx).await,
+                    other => Err(TaskError::Config {
+                        key: "connector_type".into(),
+                        message: format!("expected `source` or `sink`, got `{other}`"),
+                    }),
+                }
+            };
+            // A panic in connector code fails this task with its message (FAILED, restartable), never leaves the
+            // task RUNNING with nothing moving.
+            let result = match AssertUnwindSafe(run).catch_unwind().await {
+                Ok(result) => result,
+                Err(payload) => Err(TaskError::Panicked(panic_message(payload.as_ref()))),
             };
             if let Err(err) = result {
                 let trace = err.trace();
@@ -336,6 +349,15 @@ pub(crate) fn spawn_task(
         .instrument(span),
     );
     TaskHandle { control: control_tx, join, progress }
+}
+
+/// The text of a panic's payload (`panic!("...")` gives a `&str` or a `String`).
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "(no message)".into())
 }
 
 /// Waits for a task to finish; aborts it when it overstays `grace` (a connector stuck in `poll` or `stop`).

@@ -276,7 +276,8 @@ fn column_value(c: &ColumnInfo, position: i32) -> Value {
 /// `COLUMN_DEFAULT` as Debezium's parser keeps it: string literals unquoted, `NULL` as no default.
 fn default_expression(raw: Option<&str>) -> Value {
     let Some(raw) = raw.map(str::trim) else { return Value::Null };
-    if raw.eq_ignore_ascii_case("null") {
+    // a hex literal (`X'01ff'`, as MariaDB shows a BLOB's default) is none to Debezium (compared side by side)
+    if raw.eq_ignore_ascii_case("null") || raw.starts_with("X'") || raw.starts_with("x'") {
         return Value::Null;
     }
     if raw.len() >= 2 && raw.starts_with('\'') && raw.ends_with('\'') {

@@ -52,6 +52,28 @@ impl MySqlSourceTask {
             partition_key: String::new(),
         }
     }
+
+    /// Why the binlog reader's channel closed: a reader that panicked (a bug) fails the task with the panic's
+    /// message, never leaves it RUNNING while nothing moves.
+    async fn worker_ended(&mut self) -> ConnectError {
+        self.rx = None;
+        let message = match self.worker.take() {
+            Some(join) => match join.await {
+                Err(e) if e.is_panic() => {
+                    let payload = e.into_panic();
+                    let text = payload
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_else(|| "no message".into());
+                    format!("the binlog reader panicked: {text}")
+                }
+                _ => "the binlog reader stopped".to_string(),
+            },
+            None => "the binlog reader stopped".to_string(),
+        };
+        ConnectError::Other(message)
+    }
 }
 
 #[async_trait]
@@ -88,7 +110,7 @@ impl SourceTask for MySqlSourceTask {
         let mut out = Vec::new();
         let first = match tokio::time::timeout(s.poll_interval, rx.recv()).await {
             Err(_) => return Ok(out),
-            Ok(None) => return Ok(out),
+            Ok(None) => return Err(self.worker_ended().await),
             Ok(Some(item)) => item,
         };
         let mut next = Some(first);
@@ -423,11 +445,15 @@ impl Worker {
     }
 
     async fn run(mut self, offset: Option<serde_json::Value>) {
-        let result = self.run_inner(offset).await;
-        if let Err(StreamError::Fatal(e)) = result {
-            tracing::error!(error = %e, "MySQL CDC task failed");
-            let _ = self.tx.send(Item::Failed(e)).await;
-        }
+        // run_inner only returns on an error (streaming retries transient errors itself); one before streaming
+        // (the snapshot's connection refused, say) fails the task as well, with its reason.
+        let e = match self.run_inner(offset).await {
+            Ok(()) | Err(StreamError::Closed) => return,
+            Err(StreamError::Fatal(e)) => e,
+            Err(StreamError::Transient(why)) => ConnectError::Other(why),
+        };
+        tracing::error!(error = %e, "MySQL CDC task failed");
+        let _ = self.tx.send(Item::Failed(e)).await;
     }
 
     async fn run_inner(&mut self, offset: Option<serde_json::Value>) -> Result<(), StreamError> {
@@ -663,10 +689,11 @@ impl Worker {
                 if let Some((prev, pti, pfirst)) = pending.take() {
                     let marker = if total == 1 {
                         "first"
+                    } else if pti != ti {
+                        // a table's only row is its last before its first, as Debezium's setSnapshotMarker
+                        "last_in_data_collection"
                     } else if pfirst {
                         "first_in_data_collection"
-                    } else if pti != ti {
-                        "last_in_data_collection"
                     } else {
                         "true"
                     };
@@ -679,9 +706,8 @@ impl Worker {
         }
         if let Some((mut prev, _, _)) = pending.take() {
             prev.source_offset = offset(true);
-            let marker = if total == 1 { "first" } else { "last" };
-            let marker = if total == 1 { marker } else { "last" };
-            self.send(mark(prev, marker)).await?;
+            // Debezium's completeSnapshot marks the final record `last`, whatever it was (even a lone first).
+            self.send(mark(prev, "last")).await?;
         }
         conn.query_drop("COMMIT").await?;
         let _ = conn.disconnect().await;
@@ -1464,7 +1490,24 @@ async fn read_structure(conn: &mut Conn, db: &str, table: &str) -> Result<Option
             extra: r.take::<Option<String>, _>(9).flatten().unwrap_or_default(),
             comment: r.take::<Option<String>, _>(10).flatten().unwrap_or_default(),
         })
-        .collect();
+        .collect::<Vec<ColumnInfo>>();
+    let mut columns = columns;
+    // information_schema shows a binary column's default converted to UTF-8 (`0xff` as `?`); Debezium reads it from
+    // the DDL text, which has the raw bytes.
+    let binary_default =
+        |c: &ColumnInfo| c.kind() == Kind::Binary && c.default.as_deref().is_some_and(|d| d.starts_with('\''));
+    if columns.iter().any(binary_default) {
+        let row: Option<(Vec<u8>, Vec<u8>)> =
+            conn.query_first(format!("SHOW CREATE TABLE {}.{}", quote(db), quote(table))).await?;
+        if let Some((_, ddl)) = row {
+            let ddl = String::from_utf8_lossy(&ddl);
+            for c in columns.iter_mut().filter(|c| binary_default(c)) {
+                if let Some(literal) = ddl_default_literal(&ddl, &c.name) {
+                    c.default = Some(literal);
+                }
+            }
+        }
+    }
     Ok(Some(TableStructure {
         db: db.to_string(),
         table: table.to_string(),
@@ -1514,13 +1557,39 @@ async fn snapshot_ddl(conn: &mut Conn, structures: &[(bool, TableStructure)]) ->
         out.push((db.to_string(), None, create, vec![]));
         out.push((db.to_string(), None, format!("USE {}", quote(db)), vec![]));
         for (_, t) in structures.iter().filter(|(_, t)| t.db == db) {
-            let row: Option<(String, String)> =
+            // As bytes: a binary column's default comes raw (`DEFAULT '\x01\xff'`), not as UTF-8; decoded the
+            // way Debezium's JDBC getString does (each malformed sequence becomes U+FFFD).
+            let row: Option<(Vec<u8>, Vec<u8>)> =
                 conn.query_first(format!("SHOW CREATE TABLE {}.{}", quote(db), quote(&t.table))).await?;
-            let ddl = row.map(|(_, ddl)| ddl).unwrap_or_default();
+            let ddl = row.map(|(_, ddl)| String::from_utf8_lossy(&ddl).into_owned()).unwrap_or_default();
             out.push((db.to_string(), Some(t.table.clone()), ddl, vec![(ChangeType::Create, Some(t.clone()))]));
         }
     }
     Ok(out)
+}
+
+/// The quoted `DEFAULT '...'` literal of a column in `SHOW CREATE TABLE` output (one column per line, as the server
+/// prints it), quotes included.
+fn ddl_default_literal(ddl: &str, column: &str) -> Option<String> {
+    let head = format!("`{}` ", column.replace('`', "``"));
+    let line = ddl.lines().map(str::trim_start).find(|l| l.starts_with(&head))?;
+    let at = line.find(" DEFAULT '")? + " DEFAULT ".len();
+    let rest = &line[at..];
+    // the literal ends at the first quote that is not doubled or backslash-escaped
+    let mut chars = rest.char_indices().skip(1);
+    while let Some((i, ch)) = chars.next() {
+        match ch {
+            '\\' => {
+                chars.next();
+            }
+            '\'' if rest[i + 1..].starts_with('\'') => {
+                chars.next();
+            }
+            '\'' => return Some(rest[..=i].to_string()),
+            _ => {}
+        }
+    }
+    None
 }
 
 async fn master_status(conn: &mut Conn) -> Result<(String, u64), StreamError> {
@@ -1553,6 +1622,18 @@ fn _schema_type_is_used(_: SchemaType) {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn default_literals_from_show_create_table() {
+        // `q`'s value is `it's \` (a doubled quote, an escaped backslash)
+        let ddl = "CREATE TABLE `t` (\n  `id` int(11) NOT NULL,\n  `raw` varbinary(4) DEFAULT '\u{1}\u{fffd}',\n  \
+                   `q` varbinary(9) DEFAULT 'it''s \\\\',\n  `b` blob DEFAULT X'01ff',\n  PRIMARY KEY (`id`)\n)";
+        assert_eq!(ddl_default_literal(ddl, "raw").as_deref(), Some("'\u{1}\u{fffd}'"));
+        assert_eq!(ddl_default_literal(ddl, "q").as_deref(), Some(r"'it''s \\'"));
+        assert_eq!(ddl_default_literal(ddl, "b"), None);
+        assert_eq!(ddl_default_literal(ddl, "id"), None);
+        assert_eq!(ddl_default_literal(ddl, "missing"), None);
+    }
 
     #[test]
     fn gtid_sets_round_trip() {

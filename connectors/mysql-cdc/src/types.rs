@@ -247,6 +247,9 @@ fn literal_default(col: &ColumnInfo, settings: &TypeSettings) -> Option<Value> {
             let us: u32 = f[..6].parse().ok()?;
             My::Date(y as u16, m as u8, dd as u8, h as u8, mi as u8, sec as u8, us)
         }
+        // A quoted literal's text as bytes, as Debezium's default value converter (its DDL text decoded as UTF-8,
+        // so raw bytes that are not UTF-8 read as U+FFFD); `X'..'` and expressions give none.
+        Kind::Binary if raw.starts_with('\'') => My::Bytes(text.into_bytes()),
         Kind::Time | Kind::Bool | Kind::Bits(_) | Kind::Binary => return None,
         _ => My::Bytes(text.into_bytes()),
     };
