@@ -972,6 +972,9 @@ impl Reader {
                             wal_seen = wal_seen.max(end_lsn);
                         }
                         PgOutput::Relation(rel) => {
+                            if let Some((xid, ..)) = &in_tx {
+                                wait_visible(client, *xid, Duration::from_secs(5)).await;
+                            }
                             let names: Vec<String> = rel.columns.iter().map(|c| c.name.clone()).collect();
                             let state = self.table_state(client, &rel.namespace, &rel.name, Some(&names)).await?;
                             self.tables.insert(rel.id, state);
@@ -1363,4 +1366,74 @@ fn key_json(key: &Value, t: &TableState) -> String {
         m.insert(f.name.clone(), j);
     }
     serde_json::Value::Object(m).to_string()
+}
+
+/// pgoutput hands a transaction out once its commit record is in the WAL, which can be a moment before the
+/// transaction is visible to other sessions (the committing backend leaves the proc array after writing it). The
+/// catalog read for a Relation message in that moment would see the table as it was before the transaction (an
+/// ALTER's old column defaults). So: wait, bounded, until the transaction is no longer in progress in a fresh
+/// snapshot (one cheap query; Relation messages come once per table and session and after schema changes).
+pub(crate) async fn wait_visible(client: &Client, xid: u32, bound: Duration) {
+    let deadline = tokio::time::Instant::now() + bound;
+    loop {
+        let running = client
+            .query_one(
+                // the 32-bit xid widened with the snapshot's epoch (one back if that puts it far beyond xmax); a
+                // transaction at or beyond xmax, or in xip, is still in progress
+                "SELECT NOT txid_visible_in_snapshot(CASE WHEN c.x - txid_snapshot_xmax(c.snap) > 2147483648 \
+                 THEN c.x - 4294967296 ELSE c.x END, c.snap) FROM (SELECT s.snap, \
+                 ((txid_snapshot_xmax(s.snap) >> 32) << 32) + $1 AS x FROM (SELECT txid_current_snapshot() AS snap) s) c",
+                &[&i64::from(xid)],
+            )
+            .await
+            .map(|row| row.get::<_, bool>(0));
+        match running {
+            Ok(true) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            Ok(true) => {
+                tracing::warn!(xid, "transaction still not visible after {bound:?}; reading the catalog anyway");
+                return;
+            }
+            _ => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn connect(url: &str) -> Client {
+        let (client, conn) = tokio_postgres::connect(url, NoTls).await.expect("connect");
+        tokio::spawn(conn);
+        client
+    }
+
+    /// wait_visible returns only once a transaction is no longer in progress (here: when it commits, 300 ms in),
+    /// and at once for one that is not running. Needs SLUICE_TEST_PG.
+    #[tokio::test]
+    async fn waits_until_a_transaction_is_visible() {
+        let Ok(url) = std::env::var("SLUICE_TEST_PG") else {
+            eprintln!("SLUICE_TEST_PG not set: skipping");
+            return;
+        };
+        let (writer, reader) = (connect(&url).await, connect(&url).await);
+        writer.batch_execute("BEGIN").await.unwrap();
+        let xid: i64 = writer.query_one("SELECT txid_current()", &[]).await.unwrap().get(0);
+        let xid = (xid % (1 << 32)) as u32;
+        let started = std::time::Instant::now();
+        let commit = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            writer.batch_execute("COMMIT").await.unwrap();
+        });
+        wait_visible(&reader, xid, Duration::from_secs(10)).await;
+        let waited = started.elapsed();
+        commit.await.unwrap();
+        assert!(waited >= Duration::from_millis(300), "returned after {waited:?}, before the commit");
+        assert!(waited < Duration::from_secs(5), "returned after {waited:?}");
+        let started = std::time::Instant::now();
+        wait_visible(&reader, xid, Duration::from_secs(10)).await;
+        assert!(started.elapsed() < Duration::from_millis(200), "a committed transaction waited");
+    }
 }
