@@ -5,6 +5,7 @@
 pub mod connection;
 pub mod sink;
 pub mod source;
+pub mod zone;
 
 use sluice_connect_api::plugin::ConnectorPlugin;
 
