@@ -4,8 +4,9 @@
 use sluice_connect_api::config::{ConfigDef, ConfigKey, ConfigMap, ConfigType, DefaultValue, Importance, Validator};
 use sluice_connect_api::error::ConnectError;
 
-use super::types::Flavor;
+use super::types::{Flavor, TimeZones};
 use crate::connection::ConnectionParams;
+use crate::zone::{DbZone, INVALID_ZONE};
 
 /// The table of ours holding Kafka offsets written in the same transaction as the rows (exactly-once).
 pub const OFFSETS_TABLE_CONFIG: &str = "sluice.offsets.table";
@@ -45,6 +46,12 @@ pub struct SinkSettings {
     pub quote: bool,
     /// Where Kafka offsets go in the row transaction; `None` when disabled.
     pub offsets_table: Option<String>,
+    /// `db.timezone` / `use.time.zone`: Timestamp and Time values are written as wall-clock times in it.
+    pub zone: DbZone,
+    /// Where Date values are written (`date.timezone`: `db.timezone`, or UTC).
+    pub date_zone: DbZone,
+    /// Why the zone cannot be resolved when the task starts (it passed validation), as the originals fail then.
+    pub zone_error: Option<String>,
 }
 
 fn get<'a>(config: &'a ConfigMap, key: &str) -> Option<&'a str> {
@@ -79,6 +86,10 @@ fn int(config: &ConfigMap, key: &str, default: i64) -> Result<i64, ConnectError>
 }
 
 impl SinkSettings {
+    pub fn time_zones(&self) -> TimeZones {
+        TimeZones { zone: self.zone, date: self.date_zone }
+    }
+
     pub fn from_config(config: &ConfigMap, flavor: Flavor) -> Result<SinkSettings, ConnectError> {
         ConnectionParams::from_config(config)?;
         let insert_mode = match get(config, "insert.mode").unwrap_or("insert").to_ascii_lowercase().as_str() {
@@ -193,16 +204,53 @@ impl SinkSettings {
             }
             Flavor::Debezium => boolean(config, "quote.identifiers", false)?,
         };
-        let tz_key = if flavor == Flavor::Confluent { "db.timezone" } else { "use.time.zone" };
-        match get(config, tz_key) {
-            None | Some("") | Some("UTC") | Some("Z") | Some("Etc/UTC") | Some("GMT") => {}
-            Some(other) => {
-                return Err(ConnectError::config(
-                    tz_key,
-                    format!("only UTC is supported by Sluice's JDBC sink (got {other})"),
-                ));
+        // Confluent: `TimeZoneValidator` at validation, then `ZoneId.of(db.timezone)` (no SHORT_IDS) in
+        // `JdbcSinkConfig`'s constructor, so `PST` validates but fails the task. `date.timezone` (DB_TIMEZONE | UTC,
+        // `EnumValidator`, any case) picks the zone of Date values (kafka-connect-jdbc PR #1398).
+        let (zone, date_zone, zone_error) = match flavor {
+            Flavor::Confluent => {
+                let id = get(config, "db.timezone").unwrap_or("UTC");
+                if DbZone::confluent(id).is_none() {
+                    return Err(ConnectError::config(
+                        "db.timezone",
+                        format!("Invalid value {id} for configuration db.timezone: {INVALID_ZONE}"),
+                    ));
+                }
+                let (zone, error) = match DbZone::parse(id, false) {
+                    Some(z) => (z, None),
+                    None => (DbZone::UTC, Some(format!("Unknown time-zone ID: {id}"))),
+                };
+                // `EnumValidator`: the names upper- or lower-case.
+                let date_zone = match get(config, "date.timezone").unwrap_or("DB_TIMEZONE") {
+                    "DB_TIMEZONE" | "db_timezone" => zone,
+                    "UTC" | "utc" => DbZone::UTC,
+                    other => {
+                        return Err(ConnectError::config(
+                            "date.timezone",
+                            format!("Invalid value {other} for configuration date.timezone: Invalid enumerator"),
+                        ));
+                    }
+                };
+                (zone, date_zone, error)
             }
-        }
+            Flavor::Debezium => {
+                // `use.time.zone` (deprecated alias `database.time_zone`), no validator: the types resolve it with
+                // `ZoneId.of` when the task starts.
+                let id = get(config, "use.time.zone")
+                    .filter(|s| !s.is_empty())
+                    .or_else(|| get(config, "database.time_zone").filter(|s| !s.is_empty()))
+                    .unwrap_or("UTC");
+                match DbZone::parse(id, false) {
+                    Some(z) if z.is_utc() => (z, z, None),
+                    Some(_) => (
+                        DbZone::UTC,
+                        DbZone::UTC,
+                        Some(format!("use.time.zone {id}: only zones at UTC+0 are supported by Sluice's Debezium JDBC sink")),
+                    ),
+                    None => (DbZone::UTC, DbZone::UTC, Some(format!("Unknown time-zone ID: {id}"))),
+                }
+            }
+        };
         let offsets_table = match config.get(OFFSETS_TABLE_CONFIG) {
             Some(t) if t.trim().is_empty() => None,
             Some(t) => Some(t.trim().to_string()),
@@ -223,6 +271,9 @@ impl SinkSettings {
             max_retries,
             quote,
             offsets_table,
+            zone,
+            date_zone,
+            zone_error,
         })
     }
 }
@@ -268,7 +319,8 @@ pub fn config_def(flavor: Flavor) -> ConfigDef {
             .define(key("max.retries", Int, v("10"), Medium, "The maximum number of times to retry on errors before failing the task."))
             .define(key("retry.backoff.ms", Int, v("3000"), Medium, "The time in milliseconds to wait following an error before a retry attempt is made."))
             .define(key("quote.sql.identifiers", String, v("always"), Medium, "When to quote table names, column names, and other identifiers in SQL statements: always or never."))
-            .define(key("db.timezone", String, v("UTC"), Medium, "Name of the JDBC timezone used in the connector when inserting time-based values (Sluice supports UTC)."))
+            .define(key("db.timezone", String, v("UTC"), Medium, "Name of the JDBC timezone that should be used in the connector when inserting time-based values. Defaults to UTC."))
+            .define(key("date.timezone", String, v("DB_TIMEZONE"), Low, "Name of the JDBC timezone that should be used in the connector when inserting DATE type values: DB_TIMEZONE (db.timezone, the default) or UTC."))
             .define(key("replace.null.with.default", Boolean, v("true"), Low, "Whether to replace null values with the field's default value.")),
         Flavor::Debezium => def
             .define(key("connection.username", String, DefaultValue::Null, High, "Name of the database user to be used when connecting to the connection."))
@@ -283,7 +335,7 @@ pub fn config_def(flavor: Flavor) -> ConfigDef {
             .define(key("collection.name.format", String, v("${topic}"), Medium, "A format string for the table name; '${topic}' is the topic with '.' replaced by '_'; '${source.<field>}' reads the envelope's source block."))
             .define(key("truncate.enabled", Boolean, v("false"), Medium, "Whether to process truncate events."))
             .define(key("quote.identifiers", Boolean, v("false"), Medium, "Whether table and column names are quoted."))
-            .define(key("use.time.zone", String, v("UTC"), Medium, "The time zone used when inserting temporal values (Sluice supports UTC)."))
+            .define(key("use.time.zone", String, v("UTC"), Medium, "The timezone used when inserting temporal values. Defaults to UTC (Sluice: zones at UTC+0 only)."))
             .define(key("use.reduction.buffer", Boolean, v("false"), Low, "Collapse changes to one key within a batch (Sluice always does for keyed modes)."))
             .define(key("flush.max.retries", Int, v("5"), Low, "Number of retries when flushing to the database fails."))
             .define(key("flush.retry.delay.ms", Long, v("1000"), Low, "Delay between flush retries in milliseconds.")),

@@ -119,6 +119,9 @@ pub struct JdbcSinkTask {
 impl SinkTask for JdbcSinkTask {
     async fn start(&mut self, context: SinkTaskContext) -> Result<(), ConnectError> {
         let settings = SinkSettings::from_config(&context.config, self.flavor)?;
+        if let Some(e) = &settings.zone_error {
+            return Err(ConnectError::Other(e.clone()));
+        }
         let params = ConnectionParams::from_config(&context.config)?;
         let pool = Pool::connect(&params)?;
         tracing::info!(connector = %context.connector, task = context.task, dialect = params.dialect.name(),

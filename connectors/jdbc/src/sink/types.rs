@@ -4,6 +4,18 @@
 use sluice_connect_api::record::{Schema, SchemaType, Value};
 
 use crate::connection::Dialect;
+use crate::zone::DbZone;
+
+/// The zones values are written in: `db.timezone` for Timestamp and Time, `date.timezone` for Date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeZones {
+    pub zone: DbZone,
+    pub date: DbZone,
+}
+
+impl TimeZones {
+    pub const UTC: TimeZones = TimeZones { zone: DbZone::UTC, date: DbZone::UTC };
+}
 
 pub const DECIMAL: &str = "org.apache.kafka.connect.data.Decimal";
 pub const DATE: &str = "org.apache.kafka.connect.data.Date";
@@ -106,7 +118,13 @@ pub fn sql_type(dialect: Dialect, flavor: Flavor, schema: &Schema, key: bool) ->
 /// bare, dates, times, timestamps and strings quoted (`'` doubled), bytes as a binary literal. Booleans are `1`/`0` on
 /// MySQL as in Confluent, but `TRUE`/`FALSE` on PostgreSQL, whose BOOLEAN refuses an integer default (Confluent's
 /// `DEFAULT 1` fails there); PostgreSQL bytes are `'\x..'` (its `x'..'` is a bit string).
-pub fn push_default_literal(out: &mut String, dialect: Dialect, schema: &Schema, value: &Value) -> Result<(), String> {
+pub fn push_default_literal(
+    out: &mut String,
+    dialect: Dialect,
+    zones: &TimeZones,
+    schema: &Schema,
+    value: &Value,
+) -> Result<(), String> {
     use std::fmt::Write;
     let pg = dialect == Dialect::Postgres;
     match value {
@@ -130,7 +148,7 @@ pub fn push_default_literal(out: &mut String, dialect: Dialect, schema: &Schema,
         _ => {}
     }
     let mut text = String::new();
-    if let Rendered::Null = render(&mut text, dialect, schema, value)? {
+    if let Rendered::Null = render(&mut text, dialect, zones, schema, value)? {
         return Err("the default value has no SQL form".into());
     }
     let bare = schema.name.is_none() || schema.name.as_deref() == Some(DECIMAL);
@@ -147,6 +165,8 @@ pub fn push_default_literal(out: &mut String, dialect: Dialect, schema: &Schema,
     }
     Ok(())
 }
+
+const DAY_MICROS: i64 = 86_400_000_000;
 
 /// Days since the epoch to (year, month, day) (proleptic Gregorian).
 pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
@@ -273,7 +293,18 @@ pub enum Rendered {
 
 /// Renders `value` (of `schema`) as the text the database parses for the column type `sql_type` would create.
 /// Text goes to `out`; MySQL binary values are returned as [`Rendered::Bytes`] (the caller sends the bytes).
-pub fn render(out: &mut String, dialect: Dialect, schema: &Schema, value: &Value) -> Result<Rendered, String> {
+///
+/// Connect Date, Time and Timestamp values are written as Confluent binds them with a `Calendar` in the zone (see
+/// [`crate::zone`]): the wall-clock date/time the instant has in the zone; PostgreSQL timestamps also get the
+/// zone's offset at that instant, as pgjdbc's `TimestampUtils.toString(Calendar, Timestamp)` (a `timestamp` column
+/// keeps the wall-clock time, a `timestamptz` column the instant).
+pub fn render(
+    out: &mut String,
+    dialect: Dialect,
+    zones: &TimeZones,
+    schema: &Schema,
+    value: &Value,
+) -> Result<Rendered, String> {
     use std::fmt::Write;
     let pg = dialect == Dialect::Postgres;
     let value = match value {
@@ -299,11 +330,29 @@ pub fn render(out: &mut String, dialect: Dialect, schema: &Schema, value: &Value
                 }
                 return Ok(Rendered::Null);
             }
-            (DATE | "io.debezium.time.Date", Value::Int32(d)) => {
+            (DATE, Value::Int32(d)) => {
+                // Midnight UTC of the day, as a `java.sql.Date` in `date.timezone`: the day before west of UTC.
+                push_date(out, zones.date.to_local_micros(*d as i64 * DAY_MICROS).div_euclid(DAY_MICROS));
+                return Ok(Rendered::Text);
+            }
+            (TIME, Value::Int32(t)) => {
+                // The instant 1970-01-01T00:00Z + t ms, as a `java.sql.Time` in the zone (its 1970 offset).
+                push_time(out, zones.zone.to_local_micros(*t as i64 * 1000).rem_euclid(DAY_MICROS) / 1000, 3);
+                return Ok(Rendered::Text);
+            }
+            (TIMESTAMP, Value::Int64(t)) if !zones.zone.is_utc() => {
+                let instant = t.saturating_mul(1000);
+                push_timestamp(out, zones.zone.to_local_micros(instant) / 1000, 3, false);
+                if pg {
+                    zones.zone.push_pg_offset(out, instant);
+                }
+                return Ok(Rendered::Text);
+            }
+            ("io.debezium.time.Date", Value::Int32(d)) => {
                 push_date(out, *d as i64);
                 return Ok(Rendered::Text);
             }
-            (TIME | "io.debezium.time.Time", Value::Int32(t)) => {
+            ("io.debezium.time.Time", Value::Int32(t)) => {
                 push_time(out, *t as i64, 3);
                 return Ok(Rendered::Text);
             }
@@ -377,7 +426,7 @@ pub fn render(out: &mut String, dialect: Dialect, schema: &Schema, value: &Value
                     out.push(',');
                 }
                 tmp.clear();
-                match render(&mut tmp, dialect, element, item)? {
+                match render(&mut tmp, dialect, zones, element, item)? {
                     Rendered::Null => out.push_str("NULL"),
                     _ => {
                         out.push('"');

@@ -12,7 +12,7 @@ use sluice_connect_api::error::ConnectError;
 use sluice_connect_api::record::{Schema, SchemaType, SinkRecord, Value};
 
 use super::config::{InsertMode, PkMode, SinkSettings};
-use super::types::{self, Flavor, Rendered};
+use super::types::{self, Flavor, Rendered, TimeZones};
 use crate::connection::{Dialect, Pool, mysql_error, pg_error};
 
 static STRING_SCHEMA: LazyLock<Schema> = LazyLock::new(|| Schema::primitive(SchemaType::String, false));
@@ -235,7 +235,12 @@ fn kind(v: &Value) -> &'static str {
 }
 
 /// Renders a cell as text into `scratch` (cleared first).
-fn render_cell(scratch: &mut String, dialect: Dialect, col: &Col<'_>) -> Result<Rendered, ConnectError> {
+fn render_cell(
+    scratch: &mut String,
+    dialect: Dialect,
+    zones: &TimeZones,
+    col: &Col<'_>,
+) -> Result<Rendered, ConnectError> {
     use std::fmt::Write;
     scratch.clear();
     match col.cell {
@@ -247,7 +252,7 @@ fn render_cell(scratch: &mut String, dialect: Dialect, col: &Col<'_>) -> Result<
             let _ = write!(scratch, "{v}");
             Ok(Rendered::Text)
         }
-        Cell::V(v) => types::render(scratch, dialect, col.schema, v)
+        Cell::V(v) => types::render(scratch, dialect, zones, col.schema, v)
             .map_err(|e| ConnectError::Data(format!("cannot write column `{}`: {e}", col.name))),
     }
 }
@@ -340,6 +345,7 @@ impl Writer {
         let mut runs: Vec<Run<'a>> = Vec::new();
         let mut keys: HashSet<String> = HashSet::new();
         let mut scratch = String::new();
+        let zones = self.settings.time_zones();
         let keyed = self.keyed();
         // A run is one statement: on MySQL a multi-row INSERT of at most `batch.size` rows; on PostgreSQL one COPY,
         // whose length needs no bound (fewer, longer runs are faster).
@@ -354,7 +360,7 @@ impl Writer {
             let key = if keyed {
                 let mut k = String::new();
                 for c in &row.cols[..row.nkey] {
-                    match render_cell(&mut scratch, self.dialect(), c)? {
+                    match render_cell(&mut scratch, self.dialect(), &zones, c)? {
                         Rendered::Null => k.push_str("\u{0}N"),
                         _ => k.push_str(&scratch),
                     }
@@ -479,7 +485,7 @@ impl Writer {
         let default = c.schema.default.as_deref().filter(|d| **d != Value::Null);
         if let Some(d) = default {
             sql.push_str(" DEFAULT ");
-            types::push_default_literal(sql, self.dialect(), c.schema, d)?;
+            types::push_default_literal(sql, self.dialect(), &self.settings.time_zones(), c.schema, d)?;
             if self.settings.flavor == Flavor::Confluent {
                 return Ok(());
             }
@@ -587,6 +593,7 @@ impl Writer {
             };
             let runs = self.runs(rows, &skip)?;
             let mut scratch = String::new();
+            let zones = self.settings.time_zones();
             let mut buf: Vec<u8> = Vec::with_capacity(COPY_CHUNK + COPY_CHUNK / 4);
             for (n, run) in runs.iter().enumerate() {
                 let first = &run.rows[0];
@@ -615,7 +622,7 @@ impl Writer {
                         if j > 0 {
                             buf.push(b'\t');
                         }
-                        match render_cell(&mut scratch, Dialect::Postgres, c)? {
+                        match render_cell(&mut scratch, Dialect::Postgres, &zones, c)? {
                             Rendered::Null => buf.extend_from_slice(b"\\N"),
                             _ => types::push_copy_escaped(&mut buf, &scratch),
                         }
@@ -713,7 +720,7 @@ impl Writer {
         }
     }
 
-    fn mysql_value(scratch: &mut String, c: &Col<'_>) -> Result<mysql_async::Value, ConnectError> {
+    fn mysql_value(scratch: &mut String, zones: &TimeZones, c: &Col<'_>) -> Result<mysql_async::Value, ConnectError> {
         Ok(match c.cell {
             Cell::V(Value::Int8(v)) => mysql_async::Value::Int(*v as i64),
             Cell::V(Value::Int16(v)) => mysql_async::Value::Int(*v as i64),
@@ -722,7 +729,7 @@ impl Writer {
             Cell::I64(v) => mysql_async::Value::Int(v),
             Cell::V(Value::Float64(v)) if v.is_finite() => mysql_async::Value::Double(*v),
             Cell::V(Value::Float32(v)) if v.is_finite() => mysql_async::Value::Float(*v),
-            _ => match render_cell(scratch, Dialect::MySql, c)? {
+            _ => match render_cell(scratch, Dialect::MySql, zones, c)? {
                 Rendered::Null => mysql_async::Value::NULL,
                 Rendered::Text => mysql_async::Value::Bytes(scratch.as_bytes().to_vec()),
                 Rendered::Bytes => match c.cell {
@@ -764,6 +771,7 @@ impl Writer {
             };
             let runs = self.runs(rows, &skip)?;
             let mut scratch = String::new();
+            let zones = self.settings.time_zones();
             for run in &runs {
                 let first = &run.rows[0];
                 let table = self.table_sql(&first.table);
@@ -799,11 +807,11 @@ impl Writer {
                         let mut p = Vec::with_capacity(row.cols.len());
                         if !row.delete {
                             for c in &row.cols[row.nkey..] {
-                                p.push(Self::mysql_value(&mut scratch, c)?);
+                                p.push(Self::mysql_value(&mut scratch, &zones, c)?);
                             }
                         }
                         for c in &row.cols[..row.nkey] {
-                            p.push(Self::mysql_value(&mut scratch, c)?);
+                            p.push(Self::mysql_value(&mut scratch, &zones, c)?);
                         }
                         params.push(mysql_async::Params::Positional(p));
                     }
@@ -827,7 +835,7 @@ impl Writer {
                                 sql.push(',');
                             }
                             sql.push('?');
-                            p.push(Self::mysql_value(&mut scratch, c)?);
+                            p.push(Self::mysql_value(&mut scratch, &zones, c)?);
                         }
                         sql.push(')');
                     }

@@ -18,6 +18,7 @@ use super::values::{
     numeric_schema, numeric_value,
 };
 use crate::connection::{Pool, mysql_error, pg_error};
+use crate::zone::DbZone;
 
 /// A table the source reads: its parts, as Kafka Connect JDBC's `TableId` (PostgreSQL: schema + table, MySQL:
 /// catalog (database) + table).
@@ -63,6 +64,8 @@ pub struct QuerySpec {
     pub incrementing_column: Option<String>,
     pub numeric_mapping: NumericMapping,
     pub batch_max_rows: usize,
+    /// `db.timezone`: timestamps and times without a zone are wall-clock times in it (see [`crate::zone`]).
+    pub zone: DbZone,
 }
 
 /// One row: its struct values, and the offset columns' values.
@@ -198,17 +201,22 @@ const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 const PG_EPOCH_DAYS: i64 = 10957;
 
 /// A timestamp parameter: bound as timestamp, timestamptz or date (whatever the column's type makes the
-/// parameter), in UTC.
+/// parameter), as pgjdbc's `setTimestamp(i, ts, Calendar(db.timezone))` sends it: the wall-clock time in the zone
+/// with the zone's offset, untyped, so a `timestamp` compares with the wall-clock time, a `timestamptz` with the
+/// instant, and a `date` with the zone's local date.
 #[derive(Debug)]
-struct PgTs(Ts);
+struct PgTs(Ts, DbZone);
 
 impl ToSql for PgTs {
     fn to_sql(&self, ty: &Type, out: &mut bytes::BytesMut) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
         use bytes::BufMut;
+        let instant = self.0.micros();
         if *ty == Type::DATE {
-            out.put_i32((self.0.micros().div_euclid(86_400_000_000) - PG_EPOCH_DAYS) as i32);
+            out.put_i32((self.1.to_local_micros(instant).div_euclid(86_400_000_000) - PG_EPOCH_DAYS) as i32);
+        } else if *ty == Type::TIMESTAMP {
+            out.put_i64(self.1.to_local_micros(instant) - PG_EPOCH_MICROS);
         } else {
-            out.put_i64(self.0.micros() - PG_EPOCH_MICROS);
+            out.put_i64(instant - PG_EPOCH_MICROS);
         }
         Ok(IsNull::No)
     }
@@ -272,7 +280,10 @@ enum PgKind {
     Bytes,
     Date,
     Time,
+    /// `timestamp`: a wall-clock time in `db.timezone`.
     Timestamp,
+    /// `timestamptz`: an instant.
+    TimestampTz,
 }
 
 /// The Connect schema of a PostgreSQL column (Confluent's `PostgreSqlDatabaseDialect` + `GenericDatabaseDialect`
@@ -304,7 +315,8 @@ fn pg_kind(ty: &Type, typmod: i32, optional: bool, mapping: NumericMapping) -> O
         Type::BYTEA => (PgKind::Bytes, p(S::Bytes)),
         Type::DATE => (PgKind::Date, logical(S::Int32, DATE, optional, None)),
         Type::TIME => (PgKind::Time, logical(S::Int32, TIME, optional, None)),
-        Type::TIMESTAMP | Type::TIMESTAMPTZ => (PgKind::Timestamp, logical(S::Int64, TIMESTAMP, optional, None)),
+        Type::TIMESTAMP => (PgKind::Timestamp, logical(S::Int64, TIMESTAMP, optional, None)),
+        Type::TIMESTAMPTZ => (PgKind::TimestampTz, logical(S::Int64, TIMESTAMP, optional, None)),
         _ => return None,
     })
 }
@@ -360,7 +372,17 @@ fn pg_numeric_text(b: &[u8]) -> Result<String, String> {
     Ok(s)
 }
 
-fn pg_value(kind: PgKind, raw: &[u8]) -> Result<(Value, Option<Ts>), String> {
+/// A `time` read as pgjdbc's `getTime(col, Calendar(db.timezone))`: that wall-clock time on 1970-01-01 in the zone.
+/// Connect's `Time` refuses an instant off 1970-01-01 UTC (`Time.fromLogical`, in the converter): the same error.
+fn time_in_zone(zone: DbZone, wall_micros: i64) -> Result<Value, String> {
+    let ms = zone.from_local_micros(wall_micros).div_euclid(1000);
+    if !(0..86_400_000).contains(&ms) {
+        return Err("Kafka Connect Time type should not have any date fields set to non-zero values.".into());
+    }
+    Ok(Value::Int32(ms as i32))
+}
+
+fn pg_value(kind: PgKind, raw: &[u8], zone: DbZone) -> Result<(Value, Option<Ts>), String> {
     let need = |n: usize| if raw.len() < n { Err(format!("short value ({} bytes)", raw.len())) } else { Ok(()) };
     Ok(match kind {
         PgKind::Bool => (Value::Boolean(raw.first().is_some_and(|b| *b != 0)), None),
@@ -405,9 +427,15 @@ fn pg_value(kind: PgKind, raw: &[u8]) -> Result<(Value, Option<Ts>), String> {
         PgKind::Time => {
             need(8)?;
             let us = i64::from_be_bytes(raw[..8].try_into().unwrap());
-            (Value::Int32((us / 1000) as i32), None)
+            if zone.is_utc() { (Value::Int32((us / 1000) as i32), None) } else { (time_in_zone(zone, us)?, None) }
         }
         PgKind::Timestamp => {
+            need(8)?;
+            let wall = i64::from_be_bytes(raw[..8].try_into().unwrap()) + PG_EPOCH_MICROS;
+            let ts = Ts::from_micros(zone.from_local_micros(wall));
+            (Value::Int64(ts.millis()), Some(ts))
+        }
+        PgKind::TimestampTz => {
             need(8)?;
             let ts = Ts::from_micros(i64::from_be_bytes(raw[..8].try_into().unwrap()) + PG_EPOCH_MICROS);
             (Value::Int64(ts.millis()), Some(ts))
@@ -468,13 +496,13 @@ async fn pg_query(pool: &Pool, spec: &QuerySpec, tx: &mpsc::Sender<Msg>) -> Resu
             vec![&a]
         }
         Params::Timestamp { begin, end } => {
-            b = PgTs(begin);
-            c = PgTs(end);
+            b = PgTs(begin, spec.zone);
+            c = PgTs(end, spec.zone);
             vec![&b, &c]
         }
         Params::TimestampIncrementing { end, ts, inc } => {
-            b = PgTs(end);
-            c = PgTs(ts);
+            b = PgTs(end, spec.zone);
+            c = PgTs(ts, spec.zone);
             d = PgInt(inc);
             vec![&b, &c, &d, &c]
         }
@@ -498,7 +526,7 @@ async fn pg_query(pool: &Pool, spec: &QuerySpec, tx: &mpsc::Sender<Msg>) -> Resu
                         ts_raw.push(None);
                     }
                     Some(Raw(bytes)) => {
-                        let (v, t) = pg_value(kind, bytes)
+                        let (v, t) = pg_value(kind, bytes, spec.zone)
                             .map_err(|e| ConnectError::Data(format!("column {}: {e}", stmt.columns()[i].name())))?;
                         values.push(v);
                         ts_raw.push(t);
@@ -585,7 +613,10 @@ fn my_kind(c: &mysql_async::Column) -> Option<(MyKind, Schema)> {
     })
 }
 
-fn my_value(kind: MyKind, schema: &Schema, v: mysql_async::Value) -> Result<(Value, Option<Ts>), String> {
+/// A value as MariaDB Connector/J reads it with a `Calendar` in `db.timezone` (`TimestampCodec`/`TimeCodec`): the
+/// session runs in UTC (`time_zone = '+00:00'`, as a server in UTC), DATETIME and TIMESTAMP values are wall-clock
+/// times in the zone.
+fn my_value(kind: MyKind, schema: &Schema, v: mysql_async::Value, zone: DbZone) -> Result<(Value, Option<Ts>), String> {
     use mysql_async::Value as V;
     let text = |v: &V| -> String {
         match v {
@@ -654,7 +685,8 @@ fn my_value(kind: MyKind, schema: &Schema, v: mysql_async::Value) -> Result<(Val
         MyKind::Time => match v {
             V::Time(neg, days, h, m, s, us) => {
                 let ms = ((days as i64 * 24 + h as i64) * 3600 + m as i64 * 60 + s as i64) * 1000 + us as i64 / 1000;
-                (Value::Int32(if neg { -ms } else { ms } as i32), None)
+                let ms = if neg { -ms } else { ms };
+                if zone.is_utc() { (Value::Int32(ms as i32), None) } else { (time_in_zone(zone, ms * 1000)?, None) }
             }
             other => return Err(format!("unexpected TIME value {other:?}")),
         },
@@ -662,7 +694,7 @@ fn my_value(kind: MyKind, schema: &Schema, v: mysql_async::Value) -> Result<(Val
             V::Date(y, mo, d, h, mi, s, us) => {
                 let days = days_from_civil(y as i64, mo.max(1) as u32, d.max(1) as u32);
                 let micros = ((days * 24 + h as i64) * 3600 + mi as i64 * 60 + s as i64) * 1_000_000 + us as i64;
-                let ts = Ts::from_micros(micros);
+                let ts = Ts::from_micros(zone.from_local_micros(micros));
                 (Value::Int64(ts.millis()), Some(ts))
             }
             other => return Err(format!("unexpected DATETIME value {other:?}")),
@@ -670,9 +702,10 @@ fn my_value(kind: MyKind, schema: &Schema, v: mysql_async::Value) -> Result<(Val
     })
 }
 
-/// A MySQL DATETIME parameter (UTC, the session time zone).
-fn my_ts(ts: Ts) -> mysql_async::Value {
-    let us = ts.micros();
+/// A MySQL DATETIME parameter: the wall-clock time in `db.timezone`, as Connector/J's
+/// `setTimestamp(i, ts, Calendar)` writes it.
+fn my_ts(ts: Ts, zone: DbZone) -> mysql_async::Value {
+    let us = zone.to_local_micros(ts.micros());
     let days = us.div_euclid(86_400_000_000);
     let rem = us.rem_euclid(86_400_000_000);
     let (y, m, d) = civil_from_days(days);
@@ -694,8 +727,10 @@ async fn mysql_query(pool: &Pool, spec: &QuerySpec, tx: &mpsc::Sender<Msg>) -> R
     let params: Vec<V> = match spec.params {
         Params::None => vec![],
         Params::Incrementing(inc) => vec![V::Int(inc)],
-        Params::Timestamp { begin, end } => vec![my_ts(begin), my_ts(end)],
-        Params::TimestampIncrementing { end, ts, inc } => vec![my_ts(end), my_ts(ts), V::Int(inc), my_ts(ts)],
+        Params::Timestamp { begin, end } => vec![my_ts(begin, spec.zone), my_ts(end, spec.zone)],
+        Params::TimestampIncrementing { end, ts, inc } => {
+            vec![my_ts(end, spec.zone), my_ts(ts, spec.zone), V::Int(inc), my_ts(ts, spec.zone)]
+        }
     };
     let mut result = conn
         .exec_iter(spec.sql.as_str(), params)
@@ -729,7 +764,7 @@ async fn mysql_query(pool: &Pool, spec: &QuerySpec, tx: &mpsc::Sender<Msg>) -> R
         ts_raw.clear();
         for (i, kind, schema) in &kinds {
             let raw = row.take(*i).unwrap_or(V::NULL);
-            let (v, t) = my_value(*kind, schema, raw)
+            let (v, t) = my_value(*kind, schema, raw, spec.zone)
                 .map_err(|e| ConnectError::Data(format!("column {}: {e}", columns[*i].name_str())))?;
             values.push(v);
             ts_raw.push(t);

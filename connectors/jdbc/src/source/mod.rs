@@ -42,6 +42,7 @@ use db::{Msg, Params, QuerySpec};
 use values::{NumericMapping, Ts};
 
 use crate::connection::{ConnectionParams, Dialect, Pool};
+use crate::zone::{DbZone, INVALID_ZONE};
 
 pub const SOURCE_CLASS: &str = "io.confluent.connect.jdbc.JdbcSourceConnector";
 pub const SOURCE_TASK_CLASS: &str = "io.confluent.connect.jdbc.source.JdbcSourceTask";
@@ -92,6 +93,8 @@ pub struct SourceSettings {
     pub catalog_pattern: Option<String>,
     pub task_index: u64,
     pub task_count: u64,
+    /// `db.timezone`.
+    pub zone: DbZone,
 }
 
 fn get<'a>(c: &'a ConfigMap, k: &str) -> Option<&'a str> {
@@ -173,14 +176,13 @@ impl SourceSettings {
             "never" => false,
             other => return Err(ConnectError::config("quote.sql.identifiers", format!("Invalid value {other}"))),
         };
-        if let Some(tz) = get(c, "db.timezone")
-            && !matches!(tz, "UTC" | "Etc/UTC" | "GMT" | "Z" | "Etc/GMT" | "UCT" | "Universal" | "Zulu")
-        {
-            return Err(ConnectError::config(
-                "db.timezone",
-                format!("db.timezone {tz} is not supported by Sluice's JDBC source yet (only UTC)"),
-            ));
-        }
+        // `TimeZoneValidator`, then `JdbcSourceConnectorConfig.zoneId()`: `ZoneId.of`, else with `SHORT_IDS`.
+        let zone = match c.get("db.timezone").map(|s| s.trim()) {
+            None => DbZone::UTC,
+            Some(id) => DbZone::confluent(id).ok_or_else(|| {
+                ConnectError::config("db.timezone", format!("Invalid value {id} for configuration db.timezone: {INVALID_ZONE}"))
+            })?,
+        };
         if let Some(g) = get(c, "timestamp.granularity")
             && g != "connect_logical"
         {
@@ -222,6 +224,7 @@ impl SourceSettings {
             catalog_pattern: get(c, "catalog.pattern").map(str::to_string),
             task_index: num(c, TASK_INDEX_CONFIG, 0u64)?,
             task_count: num(c, TASK_COUNT_CONFIG, 1u64)?.max(1),
+            zone,
         })
     }
 }
@@ -276,7 +279,7 @@ pub fn config_def() -> ConfigDef {
         .define(key("poll.interval.ms", Int, v("5000"), High, "Frequency in ms to poll for new data in each table."))
         .define(key("batch.max.rows", Int, v("100"), Low, "Maximum number of rows to include in a single batch when polling for new data."))
         .define(key("timestamp.delay.interval.ms", Long, v("0"), High, "How long to wait after a row with a certain timestamp appears before including it."))
-        .define(key("db.timezone", String, v("UTC"), Medium, "Name of the JDBC timezone used in the connector for time-based criteria (Sluice: UTC only)."))
+        .define(key("db.timezone", String, v("UTC"), Medium, "Name of the JDBC timezone used in the connector when querying with time-based criteria. Defaults to UTC."))
         .define(key("timestamp.granularity", String, v("connect_logical"), Low, "Timestamp representation (Sluice: connect_logical only)."))
         .define(key("topic.prefix", String, DefaultValue::Required, High, "Prefix to prepend to table names to generate the Kafka topic names; the topic itself with query."))
 }
@@ -648,6 +651,7 @@ impl JdbcSourceTask {
             },
             numeric_mapping: s.numeric_mapping,
             batch_max_rows: s.batch_max_rows,
+            zone: s.zone,
         };
         head.stream = Some(Stream { rx: db::start_query(&pool, spec), schema: None });
         Ok(())
