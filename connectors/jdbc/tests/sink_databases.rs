@@ -560,6 +560,120 @@ async fn column_defaults(pg: bool, d: &Db) {
     t.stop().await.unwrap();
 }
 
+/// `db.timezone` (Confluent): Timestamp and Time values are written as wall-clock times in the zone, as the original
+/// binds them with a `Calendar` (pgjdbc sends the zone's offset too, so a `timestamptz` column keeps the instant);
+/// Date values in `date.timezone` (default: db.timezone, so a zone west of UTC writes the day before, as the
+/// original). Instants on both sides of the 2024 DST changes in Berlin.
+async fn time_zones(pg: bool, d: &Db) {
+    let mut fields = vec![
+        field("id", 0, prim(SchemaType::Int32, false)),
+        field("d", 1, logical(SchemaType::Int32, "org.apache.kafka.connect.data.Date", &[])),
+        field("t", 2, logical(SchemaType::Int32, "org.apache.kafka.connect.data.Time", &[])),
+        field("ts", 3, logical(SchemaType::Int64, "org.apache.kafka.connect.data.Timestamp", &[])),
+    ];
+    if pg {
+        fields.push(field("tstz", 4, logical(SchemaType::Int64, "org.apache.kafka.connect.data.Timestamp", &[])));
+    }
+    let schema = structure(fields);
+    let value = |id: i32, ts: i64| {
+        let mut v = vec![Value::Int32(id), Value::Int32(19_723), Value::Int32(45_296_789), Value::Int64(ts)];
+        if pg {
+            v.push(Value::Int64(ts));
+        }
+        Value::Struct(v)
+    };
+    // (zone, date.timezone, table suffix, instants (ms), expected d, t, ts wall-clock times)
+    let berlin: &[(i64, &str)] = &[
+        (1_711_845_000_123, "2024-03-31 01:30:00.123"), // 00:30Z, CET
+        (1_711_848_600_000, "2024-03-31 03:30:00"),     // 01:30Z, CEST: one hour later, two on the wall clock
+        (1_729_989_000_000, "2024-10-27 02:30:00"),     // 00:30Z, CEST
+        (1_729_992_600_000, "2024-10-27 02:30:00"),     // 01:30Z, CET: the same wall-clock time again
+    ];
+    let new_york: &[(i64, &str)] = &[(1_719_835_200_000, "2024-07-01 08:00:00"), (1_704_067_200_000, "2023-12-31 19:00:00")];
+    let cases: [(&str, Option<&str>, &[(i64, &str)], &str, &str); 3] = [
+        ("Europe/Berlin", None, berlin, "2024-01-01", "13:34:56.789"),
+        ("America/New_York", None, new_york, "2023-12-31", "07:34:56.789"),
+        ("America/New_York", Some("UTC"), new_york, "2024-01-01", "07:34:56.789"),
+    ];
+    for (zone, date_zone, instants, want_d, want_t) in cases {
+        let topic = unique("jdbc_tz");
+        if pg {
+            pg_rows(d, &format!("CREATE TABLE \"{topic}\" (id int PRIMARY KEY, d date, t time(3), ts timestamp(3), tstz timestamptz(3))")).await;
+        }
+        let mut extra = vec![("auto.create", "true"), ("pk.mode", "record_value"), ("pk.fields", "id"), ("db.timezone", zone)];
+        if let Some(z) = date_zone {
+            extra.push(("date.timezone", z));
+        }
+        let mut t = task(Flavor::Confluent, d, &extra, &topic).await;
+        let recs: Vec<SinkRecord> = instants
+            .iter()
+            .enumerate()
+            .map(|(i, (ts, _))| record(&topic, i as i64, None, Some(schema.clone()), value(i as i32 + 1, *ts)))
+            .collect();
+        t.put(&recs).await.expect("put");
+        t.stop().await.unwrap();
+        let got = if pg {
+            pg_rows(d, &format!("SELECT id, d, t, ts, (extract(epoch FROM tstz) * 1000)::int8 FROM \"{topic}\" ORDER BY id")).await
+        } else {
+            my_rows(d, &format!("SELECT id, d, t, ts FROM `{topic}` ORDER BY id")).await
+        };
+        let want: Vec<Vec<Option<String>>> = instants
+            .iter()
+            .enumerate()
+            .map(|(i, (ms, wall))| {
+                let id = (i + 1).to_string();
+                let mut wall = wall.to_string();
+                if !pg && !wall.contains('.') {
+                    wall.push_str(".000");
+                }
+                let mut row = vec![id.as_str(), want_d, want_t, wall.as_str()].iter().map(|x| Some(x.to_string())).collect::<Vec<_>>();
+                if pg {
+                    // The timestamptz column keeps the instant.
+                    row.push(Some(ms.to_string()));
+                }
+                row
+            })
+            .collect();
+        assert_eq!(got, want, "db.timezone={zone} date.timezone={date_zone:?}");
+    }
+}
+
+/// A zone Java does not know is a config error on `db.timezone` in Kafka Connect's format; `PST` passes Confluent's
+/// validator (a SHORT_IDS name) but the sink resolves with plain `ZoneId.of`: the task fails to start.
+#[test]
+fn sink_zone_validation() {
+    let mut c = ConfigMap::new();
+    c.insert("connection.url".into(), "jdbc:postgresql://127.0.0.1:5432/db".into());
+    c.insert("db.timezone".into(), "Mars/Olympus".into());
+    let connector = JdbcSinkConnector { flavor: Flavor::Confluent };
+    assert_eq!(
+        connector.validate_extra(&c),
+        vec![(
+            "db.timezone".to_string(),
+            "Invalid value Mars/Olympus for configuration db.timezone: Invalid time zone. See the list of valid time zones at https://docs.oracle.com/javase/8/docs/api/java/time/ZoneId.html#shortIds".to_string()
+        )]
+    );
+    for ok in ["Europe/Berlin", "GMT+2", "+05:30", "UTC", "PST"] {
+        c.insert("db.timezone".into(), ok.into());
+        assert!(connector.validate_extra(&c).is_empty(), "{ok}");
+    }
+    c.insert("date.timezone".into(), "Utc".into());
+    assert_eq!(connector.validate_extra(&c)[0].1, "Invalid value Utc for configuration date.timezone: Invalid enumerator");
+}
+
+#[tokio::test]
+async fn sink_short_zone_id_fails_the_task() {
+    let mut c = ConfigMap::new();
+    c.insert("connection.url".into(), "jdbc:postgresql://127.0.0.1:1/db".into());
+    c.insert("db.timezone".into(), "PST".into());
+    let connector = JdbcSinkConnector { flavor: Flavor::Confluent };
+    let tasks = connector.task_configs(&c, 1).expect("valid config");
+    let mut t = connector.create_sink_task().unwrap();
+    let err = t.start(SinkTaskContext { connector: "tz".into(), task: 0, config: tasks[0].clone() }).await.err();
+    let err = err.map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("Unknown time-zone ID: PST"), "{err}");
+}
+
 #[tokio::test]
 async fn postgres_sink() {
     let Some(d) = db("SLUICE_TEST_PG", "postgresql") else {
@@ -571,6 +685,7 @@ async fn postgres_sink() {
     rejected_row(true, &d).await;
     debezium_envelopes(true, &d).await;
     column_defaults(true, &d).await;
+    time_zones(true, &d).await;
 }
 
 #[tokio::test]
@@ -584,6 +699,7 @@ async fn mariadb_sink() {
     rejected_row(false, &d).await;
     debezium_envelopes(false, &d).await;
     column_defaults(false, &d).await;
+    time_zones(false, &d).await;
 }
 
 /// The task's own write path into PostgreSQL, 100,000 records in puts of 500 (no Kafka, no converter):
