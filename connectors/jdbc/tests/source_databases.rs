@@ -336,6 +336,112 @@ async fn nullable_incrementing_refused(kind: Kind) {
     exec(&d, &format!("DROP TABLE {t}")).await;
 }
 
+/// `db.timezone=Europe/Berlin` in timestamp mode: `timestamp` / DATETIME values are wall-clock times in Berlin
+/// (read as the original's `getTimestamp(col, Calendar)`: the spring-forward gap's neighbours an hour apart, the
+/// fall-back's ambiguous 02:30 as the second, CET, one), offsets are the instants, and a resumed task compares its
+/// offset with the column as the wall-clock time in Berlin. A `time` is read in Berlin's 1970 offset (+1), a
+/// `timestamptz` keeps its instant.
+async fn timestamp_in_zone(kind: Kind) {
+    let Some(d) = db(kind) else { return };
+    let t = unique("src_tz");
+    let create = match kind {
+        Kind::Pg => format!(
+            "CREATE TABLE {t} (id serial PRIMARY KEY, name text NOT NULL, ts timestamp(6) NOT NULL, tm time(3), \
+             tstz timestamptz)"
+        ),
+        Kind::My => format!(
+            "CREATE TABLE {t} (id int AUTO_INCREMENT PRIMARY KEY, name varchar(100) NOT NULL, ts datetime(6) NOT NULL, \
+             tm time(3))"
+        ),
+    };
+    exec(&d, &create).await;
+    exec(
+        &d,
+        &format!(
+            "INSERT INTO {t} (name, ts, tm) VALUES ('a', '2024-03-31 01:30:00.000250', '13:34:56.789'), \
+             ('b', '2024-03-31 03:30:00', '13:34:56.789'), ('c', '2024-10-27 02:30:00', '13:34:56.789'), \
+             ('d', '2024-10-27 03:30:00', '13:34:56.789')"
+        ),
+    )
+    .await;
+    if kind == Kind::Pg {
+        exec(&d, &format!("UPDATE {t} SET tstz = '2024-03-31 00:30:00+00'")).await;
+    }
+    let cfg = config(
+        &d,
+        &[
+            ("mode", "timestamp"),
+            ("timestamp.column.name", "ts"),
+            ("topic.prefix", "p."),
+            ("table.whitelist", t.as_str()),
+            ("db.timezone", "Europe/Berlin"),
+        ],
+    );
+    let mut task = start(&cfg, BTreeMap::new()).await;
+    let rs = poll_n(&mut task, 4).await;
+    assert_eq!(names(&rs), ["a", "b", "c", "d"]);
+    let instants = [1_711_845_000_000i64, 1_711_848_600_000, 1_729_992_600_000, 1_729_996_200_000];
+    for (r, ms) in rs.iter().zip(instants) {
+        assert_eq!(field(r, "ts"), &Value::Int64(ms), "{}", names(std::slice::from_ref(r))[0]);
+        assert_eq!(field(r, "tm"), &Value::Int32(45_296_789));
+        if kind == Kind::Pg {
+            assert_eq!(field(r, "tstz"), &Value::Int64(1_711_845_000_000));
+        }
+    }
+    assert_eq!(rs[0].source_offset, json!({"timestamp": 1_711_845_000_000i64, "timestamp_nanos": 250_000}));
+    assert_eq!(rs[3].source_offset, json!({"timestamp": 1_729_996_200_000i64, "timestamp_nanos": 0}));
+    // A row inserted while running: 2025-01-15 12:00 in Berlin is 11:00Z.
+    exec(&d, &format!("INSERT INTO {t} (name, ts) VALUES ('e', '2025-01-15 12:00:00')")).await;
+    let rs = poll_n(&mut task, 1).await;
+    assert_eq!(names(&rs), ["e"]);
+    assert_eq!(rs[0].source_offset, json!({"timestamp": 1_736_938_800_000i64, "timestamp_nanos": 0}));
+    task.stop().await.unwrap();
+
+    // Resume from b's offset (01:30Z = 03:30 in Berlin): c, d and e follow, b is not read again (in UTC the
+    // comparison would be with 01:30 and b would come back).
+    let offsets: BTreeMap<_, _> = [(
+        partition_key(&partition(&d, &t)),
+        json!({"timestamp": 1_711_848_600_000i64, "timestamp_nanos": 0}),
+    )]
+    .into();
+    let mut task = start(&cfg, offsets).await;
+    let rs = poll_n(&mut task, 3).await;
+    assert_eq!(names(&rs), ["c", "d", "e"]);
+    task.stop().await.unwrap();
+    exec(&d, &format!("DROP TABLE {t}")).await;
+}
+
+#[tokio::test]
+async fn pg_timestamp_in_zone() {
+    timestamp_in_zone(Kind::Pg).await
+}
+#[tokio::test]
+async fn mariadb_timestamp_in_zone() {
+    timestamp_in_zone(Kind::My).await
+}
+
+/// A zone Java does not know: a config error on `db.timezone` in Kafka Connect's format. SHORT_IDS and offsets
+/// are accepted (`JdbcSourceConnectorConfig.zoneId()` falls back to them).
+#[test]
+fn source_zone_validation() {
+    let mut c: ConfigMap = BTreeMap::new();
+    c.insert("connection.url".into(), "jdbc:postgresql://127.0.0.1:5432/db".into());
+    c.insert("mode".into(), "bulk".into());
+    c.insert("topic.prefix".into(), "p.".into());
+    c.insert("db.timezone".into(), "Europe/Atlantis".into());
+    assert_eq!(
+        JdbcSourceConnector.validate_extra(&c),
+        vec![(
+            "db.timezone".to_string(),
+            "Invalid value Europe/Atlantis for configuration db.timezone: Invalid time zone. See the list of valid time zones at https://docs.oracle.com/javase/8/docs/api/java/time/ZoneId.html#shortIds".to_string()
+        )]
+    );
+    for ok in ["America/New_York", "GMT+2", "-03:30", "UTC", "PST", "Z"] {
+        c.insert("db.timezone".into(), ok.into());
+        assert!(JdbcSourceConnector.validate_extra(&c).is_empty(), "{ok}");
+    }
+}
+
 #[tokio::test]
 async fn pg_incrementing() {
     incrementing(Kind::Pg).await
