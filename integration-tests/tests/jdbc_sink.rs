@@ -95,6 +95,78 @@ db_test!(jdbc_sink_dlq_postgres, Db::Postgres, rejected_rows);
 db_test!(jdbc_sink_dlq_mariadb, Db::MariaDb, rejected_rows);
 db_test!(jdbc_sink_kill9_postgres, Db::Postgres, kill9_insert);
 db_test!(jdbc_sink_kill9_mariadb, Db::MariaDb, kill9_insert);
+db_test!(jdbc_sink_time_zone_postgres, Db::Postgres, time_zone);
+db_test!(jdbc_sink_time_zone_mariadb, Db::MariaDb, time_zone);
+
+/// `db.timezone` through the REST API: an unknown zone is a validation error on the key in Kafka Connect's
+/// format (and refuses the connector), `Europe/Berlin` writes Timestamp, Time and Date values as wall-clock times
+/// in Berlin, across the 2024 spring-forward change.
+async fn time_zone(env: &TestEnv, db: Db) -> anyhow::Result<()> {
+    let kafka = env.services.kafka.as_str();
+    let (cp, _agent) = cluster(env).await?;
+    let topic = env.unique("jdbc_tz").replace('-', "_");
+    let class = "io.confluent.connect.jdbc.JdbcSinkConnector";
+    let mut config = base_config(db, class, &topic)?;
+    for (k, v) in [("pk.mode", "record_value"), ("pk.fields", "id"), ("auto.create", "true")] {
+        config[k] = json!(v);
+    }
+    config["db.timezone"] = json!("Europe/Atlantis");
+    let name = env.unique("jdbc-tz");
+    let mut body = config.clone();
+    body["name"] = json!(name);
+    let reply = cp.rest.put(&format!("/connector-plugins/{class}/config/validate"), &body).await?;
+    reply.expect_status(200, "validate")?;
+    let body = reply.json()?;
+    ensure!(body["error_count"] == json!(1), "{body}");
+    let entry = body["configs"]
+        .as_array()
+        .and_then(|c| c.iter().find(|e| e["value"]["name"] == json!("db.timezone")))
+        .cloned()
+        .unwrap_or_default();
+    ensure!(
+        entry["value"]["errors"]
+            == json!([
+                "Invalid value Europe/Atlantis for configuration db.timezone: Invalid time zone. See the list of valid time zones at https://docs.oracle.com/javase/8/docs/api/java/time/ZoneId.html#shortIds"
+            ]),
+        "{entry}"
+    );
+    let refused = cp.rest.post("/connectors", &json!({"name": name, "config": config})).await?;
+    let message = refused.expect_error(400, "create with a bad zone")?;
+    ensure!(message.contains("Invalid value Europe/Atlantis for configuration db.timezone"), "{message}");
+
+    create_topic(kafka, &topic, 1).await?;
+    let schema = json!({"type": "struct", "name": "row", "optional": false, "fields": [
+        {"field": "id", "type": "int32", "optional": false},
+        {"field": "d", "type": "int32", "optional": true, "name": "org.apache.kafka.connect.data.Date", "version": 1},
+        {"field": "t", "type": "int32", "optional": true, "name": "org.apache.kafka.connect.data.Time", "version": 1},
+        {"field": "ts", "type": "int64", "optional": true, "name": "org.apache.kafka.connect.data.Timestamp", "version": 1},
+    ]});
+    // 00:30Z and 01:30Z on 2024-03-31: 01:30 CET and 03:30 CEST in Berlin.
+    let records: Vec<_> = [(1, 1_711_845_000_123i64), (2, 1_711_848_600_000)]
+        .iter()
+        .map(|(id, ts)| {
+            let payload = json!({"id": id, "d": 19_723, "t": 45_296_789, "ts": ts});
+            (None, Some(json!({"schema": schema, "payload": payload}).to_string()))
+        })
+        .collect();
+    produce_keyed(kafka, &topic, &records).await?;
+    config["db.timezone"] = json!("Europe/Berlin");
+    cp.rest.create_connector(&name, &config).await?;
+    cp.rest.wait_for_status(&name, "RUNNING", TIMEOUT).await?;
+    let t = db.q(&topic);
+    let (ts1, ts2) = if db == Db::Postgres {
+        ("2024-03-31 01:30:00.123", "2024-03-31 03:30:00")
+    } else {
+        ("2024-03-31 01:30:00.123", "2024-03-31 03:30:00.000")
+    };
+    wait_rows(
+        db,
+        &format!("SELECT id, d, t, ts FROM {t} ORDER BY id"),
+        &[row(&["1", "2024-01-01", "13:34:56.789", ts1]), row(&["2", "2024-01-01", "13:34:56.789", ts2])],
+    )
+    .await?;
+    Ok(())
+}
 
 async fn confluent_upsert(env: &TestEnv, db: Db) -> anyhow::Result<()> {
     let kafka = env.services.kafka.as_str();

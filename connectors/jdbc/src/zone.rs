@@ -77,6 +77,24 @@ const SHORT_IDS: &[(&str, &str)] = &[
 /// Ids the IANA database has but the JDK's tzdb leaves out (they are only `SHORT_IDS`).
 const NOT_IN_JDK: &[&str] = &["EST", "MST", "HST"];
 
+/// tz regions that are UTC at every instant (resolved as [`DbZone::UTC`]).
+const UTC_REGIONS: &[&str] = &[
+    "Etc/UTC",
+    "Etc/UCT",
+    "Etc/GMT",
+    "Etc/GMT0",
+    "Etc/GMT+0",
+    "Etc/GMT-0",
+    "Etc/Greenwich",
+    "Etc/Universal",
+    "Etc/Zulu",
+    "UCT",
+    "Universal",
+    "Zulu",
+    "GMT0",
+    "Greenwich",
+];
+
 /// The message of Confluent's `TimeZoneValidator`.
 pub const INVALID_ZONE: &str =
     "Invalid time zone. See the list of valid time zones at https://docs.oracle.com/javase/8/docs/api/java/time/ZoneId.html#shortIds";
@@ -135,6 +153,9 @@ impl DbZone {
         }
         if NOT_IN_JDK.contains(&id) {
             return None;
+        }
+        if UTC_REGIONS.contains(&id) {
+            return chrono_tz::Tz::from_str(id).ok().map(|_| DbZone::UTC);
         }
         chrono_tz::Tz::from_str(id).ok().map(DbZone::Region)
     }
@@ -217,6 +238,8 @@ mod tests {
         assert_eq!(z("Z"), DbZone::UTC);
         assert_eq!(z("GMT"), DbZone::UTC);
         assert_eq!(z("GMT+2"), DbZone::Fixed(7200));
+        assert_eq!(z("Etc/UTC"), DbZone::UTC);
+        assert_eq!(z("Zulu"), DbZone::UTC);
         assert_eq!(z("UTC-05:30"), DbZone::Fixed(-19800));
         assert_eq!(z("UT+0130"), DbZone::Fixed(5400));
         assert_eq!(z("+2"), DbZone::Fixed(7200));

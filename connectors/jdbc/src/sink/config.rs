@@ -240,13 +240,16 @@ impl SinkSettings {
                     .filter(|s| !s.is_empty())
                     .or_else(|| get(config, "database.time_zone").filter(|s| !s.is_empty()))
                     .unwrap_or("UTC");
+                // Sluice: the Debezium sink's zone handling (through Hibernate's `hibernate.jdbc.time_zone`) is not
+                // reproduced; a zone other than UTC+0 is refused at validation rather than written differently.
                 match DbZone::parse(id, false) {
                     Some(z) if z.is_utc() => (z, z, None),
-                    Some(_) => (
-                        DbZone::UTC,
-                        DbZone::UTC,
-                        Some(format!("use.time.zone {id}: only zones at UTC+0 are supported by Sluice's Debezium JDBC sink")),
-                    ),
+                    Some(_) => {
+                        return Err(ConnectError::config(
+                            "use.time.zone",
+                            format!("use.time.zone {id} is not supported by Sluice's Debezium JDBC sink (only UTC)"),
+                        ));
+                    }
                     None => (DbZone::UTC, DbZone::UTC, Some(format!("Unknown time-zone ID: {id}"))),
                 }
             }
