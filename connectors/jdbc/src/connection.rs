@@ -264,7 +264,8 @@ impl ConnectionParams {
             c.password(pw);
         }
         c.application_name(self.param("ApplicationName").unwrap_or("sluice-jdbc"));
-        // Sessions run in UTC (Kafka Connect JDBC's `db.timezone` default): timestamps are read and written as UTC.
+        // Sessions run in UTC: `db.timezone` conversions are made client-side (crate::zone), as the originals' drivers
+        // make them with a Calendar.
         match self.param("currentSchema") {
             Some(schema) => c.options(format!("-c TimeZone=UTC -c search_path={schema}")),
             None => c.options("-c TimeZone=UTC"),
@@ -281,7 +282,7 @@ impl ConnectionParams {
             .pass(self.password.clone())
             .db_name(if self.database.is_empty() { None } else { Some(self.database.clone()) })
             .prefer_socket(false)
-            // Sessions run in UTC (Kafka Connect JDBC's `db.timezone` default).
+            // Sessions run in UTC (as a server in UTC): `db.timezone` conversions are made client-side (crate::zone).
             .init(vec!["SET time_zone = '+00:00'"])
             .pool_opts(mysql_async::PoolOpts::default().with_constraints(constraints));
         builder.into()

@@ -96,8 +96,7 @@ const UTC_REGIONS: &[&str] = &[
 ];
 
 /// The message of Confluent's `TimeZoneValidator`.
-pub const INVALID_ZONE: &str =
-    "Invalid time zone. See the list of valid time zones at https://docs.oracle.com/javase/8/docs/api/java/time/ZoneId.html#shortIds";
+pub const INVALID_ZONE: &str = "Invalid time zone. See the list of valid time zones at https://docs.oracle.com/javase/8/docs/api/java/time/ZoneId.html#shortIds";
 
 /// `ZoneOffset.of`: `+h`, `+hh`, `+hh:mm`, `+hhmm`, `+hh:mm:ss`, `+hhmmss` (sign required), at most 18 hours.
 fn parse_offset(s: &str) -> Option<DbZone> {

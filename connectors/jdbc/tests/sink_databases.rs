@@ -582,15 +582,18 @@ async fn time_zones(pg: bool, d: &Db) {
         }
         Value::Struct(v)
     };
-    // (zone, date.timezone, table suffix, instants (ms), expected d, t, ts wall-clock times)
+    // Instants (ms) and their expected wall-clock times.
+    type Instants<'a> = &'a [(i64, &'a str)];
     let berlin: &[(i64, &str)] = &[
         (1_711_845_000_123, "2024-03-31 01:30:00.123"), // 00:30Z, CET
         (1_711_848_600_000, "2024-03-31 03:30:00"),     // 01:30Z, CEST: one hour later, two on the wall clock
         (1_729_989_000_000, "2024-10-27 02:30:00"),     // 00:30Z, CEST
         (1_729_992_600_000, "2024-10-27 02:30:00"),     // 01:30Z, CET: the same wall-clock time again
     ];
-    let new_york: &[(i64, &str)] = &[(1_719_835_200_000, "2024-07-01 08:00:00"), (1_704_067_200_000, "2023-12-31 19:00:00")];
-    let cases: [(&str, Option<&str>, &[(i64, &str)], &str, &str); 3] = [
+    let new_york: &[(i64, &str)] =
+        &[(1_719_835_200_000, "2024-07-01 08:00:00"), (1_704_067_200_000, "2023-12-31 19:00:00")];
+    // (db.timezone, date.timezone, instants, expected d, expected t)
+    let cases: [(&str, Option<&str>, Instants<'_>, &str, &str); 3] = [
         ("Europe/Berlin", None, berlin, "2024-01-01", "13:34:56.789"),
         ("America/New_York", None, new_york, "2023-12-31", "07:34:56.789"),
         ("America/New_York", Some("UTC"), new_york, "2024-01-01", "07:34:56.789"),
@@ -600,7 +603,8 @@ async fn time_zones(pg: bool, d: &Db) {
         if pg {
             pg_rows(d, &format!("CREATE TABLE \"{topic}\" (id int PRIMARY KEY, d date, t time(3), ts timestamp(3), tstz timestamptz(3))")).await;
         }
-        let mut extra = vec![("auto.create", "true"), ("pk.mode", "record_value"), ("pk.fields", "id"), ("db.timezone", zone)];
+        let mut extra =
+            vec![("auto.create", "true"), ("pk.mode", "record_value"), ("pk.fields", "id"), ("db.timezone", zone)];
         if let Some(z) = date_zone {
             extra.push(("date.timezone", z));
         }
@@ -613,7 +617,11 @@ async fn time_zones(pg: bool, d: &Db) {
         t.put(&recs).await.expect("put");
         t.stop().await.unwrap();
         let got = if pg {
-            pg_rows(d, &format!("SELECT id, d, t, ts, (extract(epoch FROM tstz) * 1000)::int8 FROM \"{topic}\" ORDER BY id")).await
+            pg_rows(
+                d,
+                &format!("SELECT id, d, t, ts, (extract(epoch FROM tstz) * 1000)::int8 FROM \"{topic}\" ORDER BY id"),
+            )
+            .await
         } else {
             my_rows(d, &format!("SELECT id, d, t, ts FROM `{topic}` ORDER BY id")).await
         };
@@ -626,7 +634,10 @@ async fn time_zones(pg: bool, d: &Db) {
                 if !pg && !wall.contains('.') {
                     wall.push_str(".000");
                 }
-                let mut row = vec![id.as_str(), want_d, want_t, wall.as_str()].iter().map(|x| Some(x.to_string())).collect::<Vec<_>>();
+                let mut row = [id.as_str(), want_d, want_t, wall.as_str()]
+                    .iter()
+                    .map(|x| Some(x.to_string()))
+                    .collect::<Vec<_>>();
                 if pg {
                     // The timestamptz column keeps the instant.
                     row.push(Some(ms.to_string()));
@@ -658,7 +669,10 @@ fn sink_zone_validation() {
         assert!(connector.validate_extra(&c).is_empty(), "{ok}");
     }
     c.insert("date.timezone".into(), "Utc".into());
-    assert_eq!(connector.validate_extra(&c)[0].1, "Invalid value Utc for configuration date.timezone: Invalid enumerator");
+    assert_eq!(
+        connector.validate_extra(&c)[0].1,
+        "Invalid value Utc for configuration date.timezone: Invalid enumerator"
+    );
 }
 
 #[tokio::test]

@@ -399,11 +399,8 @@ async fn timestamp_in_zone(kind: Kind) {
 
     // Resume from b's offset (01:30Z = 03:30 in Berlin): c, d and e follow, b is not read again (in UTC the
     // comparison would be with 01:30 and b would come back).
-    let offsets: BTreeMap<_, _> = [(
-        partition_key(&partition(&d, &t)),
-        json!({"timestamp": 1_711_848_600_000i64, "timestamp_nanos": 0}),
-    )]
-    .into();
+    let offsets: BTreeMap<_, _> =
+        [(partition_key(&partition(&d, &t)), json!({"timestamp": 1_711_848_600_000i64, "timestamp_nanos": 0}))].into();
     let mut task = start(&cfg, offsets).await;
     let rs = poll_n(&mut task, 3).await;
     assert_eq!(names(&rs), ["c", "d", "e"]);

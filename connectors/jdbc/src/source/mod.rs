@@ -180,7 +180,10 @@ impl SourceSettings {
         let zone = match c.get("db.timezone").map(|s| s.trim()) {
             None => DbZone::UTC,
             Some(id) => DbZone::confluent(id).ok_or_else(|| {
-                ConnectError::config("db.timezone", format!("Invalid value {id} for configuration db.timezone: {INVALID_ZONE}"))
+                ConnectError::config(
+                    "db.timezone",
+                    format!("Invalid value {id} for configuration db.timezone: {INVALID_ZONE}"),
+                )
             })?,
         };
         if let Some(g) = get(c, "timestamp.granularity")
