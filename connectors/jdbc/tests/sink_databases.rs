@@ -668,6 +668,22 @@ fn sink_zone_validation() {
         c.insert("db.timezone".into(), ok.into());
         assert!(connector.validate_extra(&c).is_empty(), "{ok}");
     }
+    // Debezium: `use.time.zone` (alias `database.time_zone`), UTC+0 only in Sluice; an unknown zone passes
+    // validation (Debezium has no validator) and fails the task when it starts.
+    let dbz = JdbcSinkConnector { flavor: Flavor::Debezium };
+    let mut c2 = ConfigMap::new();
+    c2.insert("connection.url".into(), "jdbc:postgresql://127.0.0.1:5432/db".into());
+    for (k, v, ok) in [
+        ("use.time.zone", "Etc/UTC", true),
+        ("database.time_zone", "Z", true),
+        ("use.time.zone", "CEST", true),
+        ("use.time.zone", "Europe/Berlin", false),
+        ("database.time_zone", "+01:00", false),
+    ] {
+        c2.retain(|k, _| k == "connection.url");
+        c2.insert(k.into(), v.into());
+        assert_eq!(dbz.validate_extra(&c2).is_empty(), ok, "{k}={v}");
+    }
     c.insert("date.timezone".into(), "Utc".into());
     assert_eq!(
         connector.validate_extra(&c)[0].1,
