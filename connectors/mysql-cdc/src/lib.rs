@@ -33,6 +33,7 @@ use sluice_connect_api::error::ConnectError;
 use sluice_connect_api::plugin::ConnectorPlugin;
 
 pub mod config;
+pub mod ddl;
 pub mod envelope;
 pub mod history;
 pub mod schema_change;
