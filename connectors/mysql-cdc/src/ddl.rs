@@ -1344,7 +1344,10 @@ mod tests {
     fn alter_table_clauses() {
         let mut k = Known::new();
         run(&mut k, "CREATE TABLE t (id INT, a INT NOT NULL, b VARCHAR(5)) CHARSET latin1");
-        run(&mut k, "ALTER TABLE t ADD COLUMN c INT DEFAULT 1 FIRST, ADD d DATE AFTER a, DROP COLUMN b, ADD PRIMARY KEY (id)");
+        run(
+            &mut k,
+            "ALTER TABLE t ADD COLUMN c INT DEFAULT 1 FIRST, ADD d DATE AFTER a, DROP COLUMN b, ADD PRIMARY KEY (id)",
+        );
         assert_eq!(names(table(&k, "t")), ["c", "id", "a", "d"]);
         assert_eq!(table(&k, "t").keys, ["id"]);
         assert!(!table(&k, "t").columns[1].nullable);
@@ -1354,7 +1357,10 @@ mod tests {
         assert_eq!(t.keys, ["ID2"]);
         assert!(!t.columns[1].nullable, "still in the primary key");
         assert_eq!(t.columns[3].data_type, "bigint");
-        run(&mut k, "ALTER TABLE t ALTER COLUMN cc SET DEFAULT 9, ALTER d DROP DEFAULT, ENGINE=InnoDB ALGORITHM=INPLACE");
+        run(
+            &mut k,
+            "ALTER TABLE t ALTER COLUMN cc SET DEFAULT 9, ALTER d DROP DEFAULT, ENGINE=InnoDB ALGORITHM=INPLACE",
+        );
         assert_eq!(table(&k, "t").columns[0].default.as_deref(), Some("9"));
         run(&mut k, "ALTER TABLE t ADD (x VARCHAR(3), y TEXT), DROP PRIMARY KEY, ADD INDEX i (x), DROP INDEX i");
         let t = table(&k, "t");
