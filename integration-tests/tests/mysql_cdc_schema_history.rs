@@ -78,8 +78,7 @@ async fn run(env: &TestEnv, db: &MariaDb) -> anyhow::Result<()> {
     let snapshot: Value = serde_json::from_str(&snapshot)?;
     let (file, pos) = (snapshot["source"]["file"].clone(), snapshot["source"]["pos"].clone());
 
-    // One statement at a time, each seen streamed before the next: the structure a DDL leaves is read from
-    // information_schema when the connector meets the statement (see the crate doc: no DDL parser).
+    // One statement at a time, each seen streamed before the next.
     let steps = [
         (Some("INSERT INTO t VALUES (2, 20)"), 2),
         (Some("ALTER TABLE t ADD COLUMN b VARCHAR(10) NOT NULL DEFAULT 'x'"), 2),
