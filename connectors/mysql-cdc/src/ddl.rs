@@ -447,7 +447,7 @@ fn column_definition(p: &mut Parser<'_>, table_charset: Option<&str>, mariadb: b
     let num = |k: usize| args.get(k).and_then(|a| a.parse::<u32>().ok());
     let mut charset: Option<String> = None;
     let (mut data_type, mut precision, mut scale, mut dt_precision) = (raw.clone(), None, None, None);
-    let mut width: Option<String> = args.first().cloned().filter(|_| !args.is_empty());
+    let mut width: Option<String> = args.first().cloned();
     match raw.as_str() {
         "int1" => data_type = "tinyint".into(),
         "int2" => data_type = "smallint".into(),
@@ -976,6 +976,7 @@ fn non_table(p: &Parser<'_>) -> Res<Vec<TableEntry>> {
         "TABLESPACE",
         "PACKAGE",
         "SYNONYM",
+        "SEQUENCE",
     ];
     if words.first().is_some_and(|w| w == "GRANT" || w == "REVOKE" || w == "FLUSH" || w == "ANALYZE" || w == "OPTIMIZE")
         || words.iter().skip(1).any(|w| harmless.contains(&w.as_str()))
@@ -1399,6 +1400,8 @@ mod tests {
         assert!(run(&mut k, "CREATE DATABASE z CHARACTER SET utf8mb4").is_empty());
         assert!(run(&mut k, "TRUNCATE TABLE y").is_empty());
         assert!(run(&mut k, "CREATE DEFINER=`root`@`%` VIEW v AS SELECT 1").is_empty());
+        assert!(run(&mut k, "CREATE OR REPLACE SEQUENCE s START WITH 10").is_empty());
+        assert!(run(&mut k, "DROP PROCEDURE IF EXISTS p").is_empty());
         assert_eq!(run(&mut k, "CREATE UNIQUE INDEX i ON y (id)").len(), 1);
         assert!(run(&mut k, "/*!40101 DROP TEMPORARY TABLE IF EXISTS tt */").is_empty());
     }
