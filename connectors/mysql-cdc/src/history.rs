@@ -5,7 +5,7 @@
 //! retention, created if missing) on `schema.history.internal.kafka.bootstrap.servers`, so existing configs run
 //! unchanged and the history lives next to the data it describes. A record is Debezium's history document
 //! (`source`, `position`, `ts_ms`, `databaseName`, `ddl`, `tableChanges`) plus a `sluice` member holding the
-//! structures as `information_schema` gave them when the statement was read (Sluice parses no DDL). Without the two
+//! structures after the statement (parsed by [`crate::ddl`], else read from `information_schema`). Without the two
 //! keys the history lives in memory only (a restart reads structures from the live database, as before).
 //! A history written by Debezium itself has no `sluice` member and is ignored.
 

@@ -7,13 +7,15 @@
 //! heartbeats, after normalising prefixes, processing times and snapshot positions).
 //!
 //! **Schema history.** Each captured table's structure is kept from the snapshot on in the Kafka topic
-//! `schema.history.internal.kafka.topic` ([`history`]): Debezium's history document plus the structures
-//! `information_schema` gave when the statement was read (no DDL parser). A task decodes rows from its resume
-//! position with the structures in force there, and takes a DDL statement's structures from the history when an
-//! earlier run recorded it, so restarts and replays across `ALTER TABLE` decode correctly. A connector behind by two
-//! DDL statements of one table when it first reads them would see the newer structure for the older rows: it checks
-//! the binlog's TABLE_MAP column count against the structure and fails with a message. Without the history keys the
-//! history lives in memory only. Schema change events ([`schema_change`], `include.schema.changes`) are Debezium's.
+//! `schema.history.internal.kafka.topic` ([`history`]): Debezium's history document plus the structures after the
+//! statement. Those come from the DDL parser ([`ddl`]), which applies each statement to the structures in force
+//! before it, in binlog order, as Debezium's; a statement it cannot handle is logged and its tables read from
+//! `information_schema` instead. A task decodes rows from its resume position with the structures in force there,
+//! and takes a DDL statement's structures from the history when an earlier run recorded it, so restarts, replays and
+//! a backlog of several `ALTER TABLE`s decode correctly. The binlog's TABLE_MAP column count is still checked against
+//! the structure (a fallback read can see a newer structure): a mismatch fails with a message. Without the history
+//! keys the history lives in memory only. Schema change events ([`schema_change`], `include.schema.changes`) are
+//! Debezium's.
 //!
 //! **Offsets** are Debezium's: partition `{"server": topic.prefix}`, offset `{ts_sec, file, pos, gtids, row,
 //! server_id, event}` where `pos` is the start of the transaction and `event`/`row` say how many row events and rows
@@ -21,7 +23,7 @@
 //! leaves no state on the server, so `commit` only records the acknowledged offset; a restart resumes from the
 //! committed offset, and a lost connection is resumed (with backoff) from the last record handed to the runtime.
 //!
-//! Not done yet: a DDL parser (see the schema history above), MySQL's own GTID events (`source.gtid` is filled from MariaDB GTIDs; on MySQL it stays null and
+//! Not done yet: MySQL's own GTID events (`source.gtid` is filled from MariaDB GTIDs; on MySQL it stays null and
 //! resuming uses file/pos), `snapshot.locking.mode=extended` (behaves as `minimal`), `include.query`,
 //! `message.key.columns`, parallel key-range snapshots.
 
@@ -33,6 +35,7 @@ use sluice_connect_api::error::ConnectError;
 use sluice_connect_api::plugin::ConnectorPlugin;
 
 pub mod config;
+pub mod ddl;
 pub mod envelope;
 pub mod history;
 pub mod schema_change;

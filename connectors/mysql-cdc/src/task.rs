@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 
 use crate::DEBEZIUM_VERSION;
 use crate::config::{Flavor, LockingMode, MySqlSettings, SnapshotMode};
+use crate::ddl;
 use crate::envelope::{self, SourceInfo};
 use crate::history::{HistoryEntry, Position, SchemaHistory, TableEntry};
 use crate::schema_change::{self, ChangeType, TableStructure};
@@ -93,6 +94,7 @@ impl SourceTask for MySqlSourceTask {
             tx,
             opts: opts(&settings),
             tables: HashMap::new(),
+            structures: HashMap::new(),
             meta: None,
             gtids: BTreeMap::new(),
             resume: None,
@@ -268,6 +270,8 @@ struct Worker {
     tx: mpsc::Sender<Item>,
     opts: Opts,
     tables: HashMap<(String, String), Option<Arc<TableInfo>>>,
+    /// The captured tables' structures at the current binlog position, which the DDL parser applies statements to.
+    structures: HashMap<(String, String), TableStructure>,
     meta: Option<Conn>,
     /// The executed GTID set, per domain (MariaDB `domain-server-seq`).
     gtids: BTreeMap<u32, (u32, u64)>,
@@ -367,7 +371,11 @@ impl Worker {
             Some(c) => c,
             None => self.meta().await?,
         };
-        Ok(read_structure(conn, db, table).await?.map(|t| Arc::new(self.table_info(&t))))
+        let structure = read_structure(conn, db, table).await?;
+        if let Some(t) = &structure {
+            self.structures.insert((db.to_string(), table.to_string()), t.clone());
+        }
+        Ok(structure.map(|t| Arc::new(self.table_info(&t))))
     }
 
     fn system_db(db: &str) -> bool {
@@ -591,6 +599,7 @@ impl Worker {
             if captured {
                 let t = Arc::new(self.table_info(&structure));
                 self.tables.insert((db.clone(), table.clone()), Some(t.clone()));
+                self.structures.insert((db.clone(), table.clone()), structure.clone());
                 tables.push(t);
             }
             structures.push((captured, structure));
@@ -758,6 +767,7 @@ impl Worker {
             self.resume.clone().ok_or_else(|| StreamError::Fatal(ConnectError::Other("no binlog position".into())))?;
         // the structures in force at the start position, from the history (the rest is read when first met)
         self.tables.clear();
+        self.structures.clear();
         let at = Position { file: start.file.clone(), pos: start.pos };
         let seeded: Vec<TableStructure> =
             self.history.structures_at(&at).into_iter().filter_map(|e| e.structure.clone()).collect();
@@ -765,6 +775,7 @@ impl Worker {
             if self.s.captures(&t.db, &t.table) {
                 let info = Arc::new(self.table_info(&t));
                 self.tables.insert((t.db.clone(), t.table.clone()), Some(info));
+                self.structures.insert((t.db.clone(), t.table.clone()), t);
             }
         }
         let mut conn = self.connect().await?;
@@ -1170,17 +1181,43 @@ impl Worker {
     async fn schema_change(&mut self, ddl: DdlEvent<'_>) -> Result<(), StreamError> {
         let changes = schema_change::ddl_tables(ddl.sql, ddl.db);
         let database = schema_change::ddl_database(ddl.sql, ddl.db, &changes);
+        // whether the statement's effect on the tables is known (recorded or parsed); else caches are dropped
+        let mut understood = true;
         let structures: Vec<TableEntry> = match self.history.entry_at(&ddl.at) {
             Some(recorded) => recorded.tables.clone(),
             None => {
-                let mut out = Vec::new();
-                for (t, db, table) in &changes {
-                    let structure = match t {
-                        ChangeType::Drop => None,
-                        _ => read_structure(self.meta().await?, db, table).await?,
-                    };
-                    out.push(TableEntry { db: db.clone(), table: table.clone(), structure });
-                }
+                let parsed = ddl::apply(ddl.sql, ddl.db, &self.structures, self.flavor == Flavor::MariaDb);
+                let out = match parsed {
+                    ddl::Outcome::Applied(mut entries) => {
+                        // a created table without a character set of its own has its database's
+                        for e in entries.iter_mut() {
+                            if let Some(t) = e.structure.as_mut()
+                                && t.charset.is_none()
+                                && let Some(cs) = database_charset(self.meta().await?, &t.db).await?
+                            {
+                                ddl::inherit_charset(t, &cs);
+                            }
+                        }
+                        entries
+                    }
+                    ddl::Outcome::Unsupported(why) => {
+                        understood = false;
+                        if changes.iter().any(|(_, db, table)| self.s.captures(db, table)) || changes.is_empty() {
+                            tracing::warn!(ddl = %ddl.sql, reason = %why, "DDL statement not parsed: the structures of its tables are read from information_schema now");
+                        } else {
+                            tracing::debug!(ddl = %ddl.sql, reason = %why, "DDL statement of tables not captured not parsed");
+                        }
+                        let mut out = Vec::new();
+                        for (t, db, table) in &changes {
+                            let structure = match t {
+                                ChangeType::Drop => None,
+                                _ => read_structure(self.meta().await?, db, table).await?,
+                            };
+                            out.push(TableEntry { db: db.clone(), table: table.clone(), structure });
+                        }
+                        out
+                    }
+                };
                 let captured: Vec<TableEntry> =
                     out.iter().filter(|e| self.s.captures(&e.db, &e.table)).cloned().collect();
                 if !captured.is_empty() {
@@ -1190,20 +1227,23 @@ impl Worker {
                 out
             }
         };
-        if changes.is_empty() {
-            // a statement whose tables are not known (a view, a routine, ...): read structures again on next use
+        if changes.is_empty() && !understood {
+            // a statement whose tables are not known: read structures again on next use
             tracing::info!(ddl = %ddl.sql, "schema change: table metadata reloaded on next use");
             self.tables.clear();
+            self.structures.clear();
         }
         for e in &structures {
             let k = (e.db.clone(), e.table.clone());
             match &e.structure {
                 Some(t) if self.s.captures(&e.db, &e.table) => {
                     let info = Arc::new(self.table_info(t));
-                    self.tables.insert(k, Some(info));
+                    self.tables.insert(k.clone(), Some(info));
+                    self.structures.insert(k, t.clone());
                 }
                 _ => {
                     self.tables.remove(&k);
+                    self.structures.remove(&k);
                 }
             }
         }
@@ -1231,9 +1271,11 @@ impl Worker {
             .map(|(t, db, table)| {
                 let structure = match t {
                     ChangeType::Drop => None,
-                    _ => {
-                        structures.iter().find(|e| &e.db == db && &e.table == table).and_then(|e| e.structure.as_ref())
-                    }
+                    _ => structures
+                        .iter()
+                        .find(|e| &e.db == db && &e.table == table)
+                        .and_then(|e| e.structure.as_ref())
+                        .or_else(|| self.structures.get(&(db.clone(), table.clone()))),
                 };
                 (*t, db.clone(), table.clone(), structure)
             })
@@ -1444,6 +1486,13 @@ fn binlog_values(mut row: mysql_async::binlog::row::BinlogRow, n: usize) -> Vec<
 fn ev_header(event: &mysql_async::binlog::events::Event) -> (u32, u32, u32, u32, u8) {
     let h = event.header();
     (h.timestamp(), h.server_id(), h.log_pos(), h.event_size(), h.event_type_raw())
+}
+
+/// A database's default character set (`None` if it does not exist).
+async fn database_charset(conn: &mut Conn, db: &str) -> Result<Option<String>, StreamError> {
+    Ok(conn
+        .exec_first("SELECT DEFAULT_CHARACTER_SET_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", (db,))
+        .await?)
 }
 
 /// A table's structure from information_schema (`None` if it does not exist).

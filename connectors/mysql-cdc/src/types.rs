@@ -208,11 +208,16 @@ fn decimal_schema(optional: bool, precision: u32, scale: u32, mode: DecimalMode)
     }
 }
 
-/// The Connect schema of a column (Debezium's), with the column's literal default as the schema default.
+/// The Connect schema of a column (Debezium's), with the column's literal default as the schema default and its
+/// comment as the doc.
 pub fn column_schema(col: &ColumnInfo, settings: &TypeSettings) -> Schema {
     let mut schema = column_schema_without_default(col, settings);
     if let Some(default) = literal_default(col, settings) {
         schema.default = Some(Box::new(default));
+    }
+    // Debezium's field `doc`: the column's comment
+    if !col.comment.is_empty() {
+        schema.doc = Some(col.comment.clone());
     }
     schema
 }
