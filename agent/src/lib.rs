@@ -2,6 +2,7 @@
 //! sink tasks assigned over it, and reports their state and offsets back. Used by the `sluice-agent` binary and
 //! embedded in the standalone mode.
 
+pub mod allocator;
 mod fence;
 mod instance_lock;
 mod lease;

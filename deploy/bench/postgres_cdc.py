@@ -118,6 +118,9 @@ def measure(run, env, w, db, system, count, phase):
         th.join()
     run.delete_connector(w.base, name)
     lag = commit_lag_ms(env, topic) if phase == "streaming" else None
+    # 1,000,000 events with schemas are ~3 GB: free the disk before the next run.
+    env.kafka_tool("org.apache.kafka.tools.TopicCommand", "--bootstrap-server", env.bootstrap, "--delete",
+                   "--topic", topic, timeout=120)
     cleanup(db, prefix, table)
     res = {"seconds": elapsed, "events_per_s": count / elapsed, "cpu_s": cpu,
            "events_per_cpu_s": count / cpu if cpu else None,

@@ -28,6 +28,7 @@ struct Options {
 }
 
 fn main() -> anyhow::Result<()> {
+    sluice_agent::allocator::tune();
     let runtime = tokio::runtime::Runtime::new()?;
     let result = runtime.block_on(run());
     // By now the graceful stop is done (tasks stopped, offsets committed, goodbye said). A Kafka client still closing
