@@ -501,8 +501,7 @@ async fn null_values_fail_by_default_and_are_skipped_with_ignore() -> anyhow::Re
         Err(ConnectError::Data(m)) if m == "Skipping null value record." => {}
         other => anyhow::bail!("reported to the DLQ: {other:?}"),
     }
-    let mut task =
-        start(&config(&server, &bucket, &[dlq[0], dlq[1], ("report.null.values.to.dlq", "false")])).await?;
+    let mut task = start(&config(&server, &bucket, &[dlq[0], dlq[1], ("report.null.values.to.dlq", "false")])).await?;
     task.put(std::slice::from_ref(&null)).await?;
     Ok(())
 }
@@ -554,7 +553,10 @@ async fn tombstones_are_written_to_their_own_partition_with_keys_only() -> anyho
         "keys {k:?}"
     );
     ensure!(store.get_object("topics/t/deleted/t+0+0000000001.keys.bin").await? == "k1\nk3\nk4\n", "tombstone keys");
-    ensure!(store.get_object("topics/t/partition=0/t+0+0000000000.json").await? == json_lines(["v0".into(), "v2".into()]), "values");
+    ensure!(
+        store.get_object("topics/t/partition=0/t+0+0000000000.json").await? == json_lines(["v0".into(), "v2".into()]),
+        "values"
+    );
     ensure!(store.get_object("topics/t/partition=0/t+0+0000000000.keys.bin").await? == "k0\nk2\n", "keys");
     // A tombstone without a key cannot be written: nothing of it is.
     let mut bad = record(7, true);

@@ -86,7 +86,9 @@ async fn run(env: &TestEnv) -> anyhow::Result<()> {
 
     // S3SinkConnectorValidator.validateTombstoneWriter: without store.kafka.keys, the message on both keys.
     let message = "Writing Kafka record keys to storage is mandatory when tombstone writing is enabled.";
-    let validated = cp.rest.put("/connector-plugins/S3SinkConnector/config/validate", &config).await?;
+    let mut named = config.clone();
+    named["name"] = json!("s3-tomb");
+    let validated = cp.rest.put("/connector-plugins/S3SinkConnector/config/validate", &named).await?;
     let body = validated.json.clone().context("validate answers JSON")?;
     ensure!(body["error_count"] == 2, "two errors: {}", validated.body);
     for key in ["store.kafka.keys", "behavior.on.null.values"] {
@@ -135,9 +137,8 @@ async fn run(env: &TestEnv) -> anyhow::Result<()> {
         let range = start..start + 6;
         let (tombstones, records): (Vec<usize>, Vec<usize>) = range.partition(|i| is_tombstone(*i));
         let quoted = |prefix: &'static str, set: &[usize]| lines(set.iter().map(|i| format!("\"{prefix}{i}\"")));
-        let headers = |set: &[usize]| {
-            lines(set.iter().map(|i| format!("{{\"headers\":[{{\"key\":\"n\",\"value\":\"{i}\"}}]}}")))
-        };
+        let headers =
+            |set: &[usize]| lines(set.iter().map(|i| format!("{{\"headers\":[{{\"key\":\"n\",\"value\":\"{i}\"}}]}}")));
         let checks = [
             (name("partition=0", start, ".json"), quoted("v", &records)),
             (name("partition=0", start, ".keys.json"), quoted("k", &records)),

@@ -589,7 +589,10 @@ mod tests {
         assert_eq!(errors.len(), 2);
         let keys = ("store.kafka.keys", "true");
         let s = S3Settings::from_config(&with(&[("behavior.on.null.values", "Write"), keys])).unwrap();
-        assert_eq!((s.null_values, s.tombstone_partition.as_str(), s.report_nulls), (NullBehavior::Write, "tombstone", false));
+        assert_eq!(
+            (s.null_values, s.tombstone_partition.as_str(), s.report_nulls),
+            (NullBehavior::Write, "tombstone", false)
+        );
         let s = S3Settings::from_config(&with(&[
             ("behavior.on.null.values", "write"),
             keys,
@@ -602,7 +605,11 @@ mod tests {
         let dlq = ("errors.deadletterqueue.topic.name", "dlq");
         assert!(S3Settings::from_config(&with(&[ignore, dlq])).unwrap().report_nulls);
         assert!(S3Settings::from_config(&with(&[ignore, ("errors.log.enable", "true")])).unwrap().report_nulls);
-        assert!(!S3Settings::from_config(&with(&[ignore, dlq, ("report.null.values.to.dlq", "false")])).unwrap().report_nulls);
+        assert!(
+            !S3Settings::from_config(&with(&[ignore, dlq, ("report.null.values.to.dlq", "false")]))
+                .unwrap()
+                .report_nulls
+        );
         assert!(!S3Settings::from_config(&with(&[ignore])).unwrap().report_nulls);
         let tasks = S3SinkConnector.task_configs(&with(&[]), 1).unwrap();
         assert_eq!(tasks[0]["behavior.on.null.values"], "fail");

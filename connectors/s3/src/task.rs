@@ -450,10 +450,8 @@ impl S3SinkTask {
                 let writer = format.writer(s.compression, schema.as_deref(), &key)?;
                 objects.push(OpenObject { key, writer, upload_id: None, etags: Vec::new(), done: false });
             }
-            st.files.insert(
-                encoded.clone(),
-                OpenFile { start_offset: r.offset, end_offset: r.offset, count: 0, objects },
-            );
+            st.files
+                .insert(encoded.clone(), OpenFile { start_offset: r.offset, end_offset: r.offset, count: 0, objects });
         }
         let f = st.files.get_mut(encoded.as_str()).expect("present");
         let written = s.views.iter().zip(&slots).filter(|((view, _), _)| active(*view));
