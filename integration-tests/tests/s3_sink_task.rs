@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, ensure};
 use sluice_connect_api::config::ConfigMap;
 use sluice_connect_api::connector::{Connector, SinkTask, SinkTaskContext, TopicPartition};
+use sluice_connect_api::error::ConnectError;
 use sluice_connect_api::record::{Field, Schema, SchemaType, SinkRecord, Value};
 use sluice_connector_s3::S3SinkConnector;
 use sluice_connector_s3::client::S3Client;
@@ -483,11 +484,85 @@ async fn null_values_fail_by_default_and_are_skipped_with_ignore() -> anyhow::Re
     null.value = Value::Null;
     null.value_schema = None;
     let mut task = start(&config(&server, &bucket, &[("flush.size", "1")])).await?;
-    ensure!(task.put(std::slice::from_ref(&null)).await.is_err(), "behavior.on.null.values=fail");
+    // S3SinkTask.maybeSkipOnNullValue throws a ConnectException: the task fails whatever errors.tolerance says.
+    match task.put(std::slice::from_ref(&null)).await {
+        Err(ConnectError::Other(m)) if m.contains("Null valued records are not writeable") => {}
+        other => anyhow::bail!("behavior.on.null.values=fail: {other:?}"),
+    }
     let mut task =
         start(&config(&server, &bucket, &[("flush.size", "1"), ("behavior.on.null.values", "ignore")])).await?;
-    task.put(&[null, rec("t", 0, 1, "v")]).await?;
+    task.put(&[null.clone(), rec("t", 0, 1, "v")]).await?;
     ensure!(keys(&client).await? == ["topics/t/partition=0/t+0+0000000001.json"], "null skipped");
+    // With an errant record reporter (a DLQ topic) and report.null.values.to.dlq (default true), an ignored null
+    // goes to Kafka Connect's error handling as a bad record (DataException "Skipping null value record.").
+    let dlq = [("behavior.on.null.values", "ignore"), ("errors.deadletterqueue.topic.name", "dlq")];
+    let mut task = start(&config(&server, &bucket, &dlq)).await?;
+    match task.put(std::slice::from_ref(&null)).await {
+        Err(ConnectError::Data(m)) if m == "Skipping null value record." => {}
+        other => anyhow::bail!("reported to the DLQ: {other:?}"),
+    }
+    let mut task = start(&config(&server, &bucket, &[dlq[0], dlq[1], ("report.null.values.to.dlq", "false")])).await?;
+    task.put(std::slice::from_ref(&null)).await?;
+    Ok(())
+}
+
+/// `behavior.on.null.values=write` (kafka-connect-storage-cloud v12.1.9 `TombstoneSupportedPartitioner`,
+/// `KeyValueHeaderRecordWriterProvider`, `TopicPartitionWriter`): tombstones go to the encoded partition
+/// `tombstone.encoded.partition`, where only the keys (and headers) objects are written; they count towards
+/// `flush.size`; going to or from the tombstone partition does not rotate on `rotate.interval.ms`; a tombstone
+/// with a null key fails ("Key cannot be null"); pre_commit stops at the first open file, tombstone or not.
+#[tokio::test]
+async fn tombstones_are_written_to_their_own_partition_with_keys_only() -> anyhow::Result<()> {
+    let server = S3Server::ensure()?;
+    let bucket = unique("s3-tomb");
+    let store = Store::new(&server, &bucket).await?;
+    let c = config(
+        &server,
+        &bucket,
+        &[
+            ("flush.size", "5"),
+            ("behavior.on.null.values", "write"),
+            ("tombstone.encoded.partition", "deleted"),
+            ("store.kafka.keys", "true"),
+            ("keys.format.class", "io.confluent.connect.s3.format.bytearray.ByteArrayFormat"),
+            ("rotate.interval.ms", "3600000"),
+            ("timestamp.extractor", "Record"),
+        ],
+    );
+    let record = |offset: i64, tombstone: bool| {
+        let mut r = keyed("t", offset);
+        r.headers.clear();
+        if tombstone {
+            r.value = Value::Null;
+        }
+        r
+    };
+    let mut task = start(&c).await?;
+    // 0 v, 1 null, 2 v, 3 null, 4 null: one rotation at 5 records, no rotation between the partitions.
+    let batch: Vec<SinkRecord> = (0..7).map(|o| record(o, matches!(o, 1 | 3 | 4))).collect();
+    task.put(&batch).await?;
+    let safe = task.pre_commit(&[(tp("t", 0), 7)].into_iter().collect()).await?;
+    ensure!(safe[&tp("t", 0)] == 5, "pre_commit {safe:?}");
+    let k = keys(&store).await?;
+    ensure!(
+        k == [
+            "topics/t/deleted/t+0+0000000001.keys.bin",
+            "topics/t/partition=0/t+0+0000000000.json",
+            "topics/t/partition=0/t+0+0000000000.keys.bin",
+        ],
+        "keys {k:?}"
+    );
+    ensure!(store.get_object("topics/t/deleted/t+0+0000000001.keys.bin").await? == "k1\nk3\nk4\n", "tombstone keys");
+    ensure!(
+        store.get_object("topics/t/partition=0/t+0+0000000000.json").await? == json_lines(["v0".into(), "v2".into()]),
+        "values"
+    );
+    ensure!(store.get_object("topics/t/partition=0/t+0+0000000000.keys.bin").await? == "k0\nk2\n", "keys");
+    // A tombstone without a key cannot be written: nothing of it is.
+    let mut bad = record(7, true);
+    bad.key = Value::Null;
+    let err = task.put(&[bad]).await.err().context("a null key must fail")?;
+    ensure!(format!("{err:#}").contains("Key cannot be null"), "{err:#}");
     Ok(())
 }
 

@@ -8,8 +8,9 @@
 //! `format/avro/AvroRecordWriterProvider.java`, `format/RecordViews.java`, `format/KeyValueHeaderRecordWriterProvider
 //! .java`, `storage/CompressionType.java`, `util/Utils.java` (`getAdjustedFilename`).
 
+use std::borrow::Cow;
 use std::io::Write;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use flate2::Compression as GzLevel;
 use flate2::write::GzEncoder;
@@ -51,7 +52,8 @@ pub enum Format {
 }
 
 /// One record's view, ready for an [`ObjectWriter`]: bytes (JSON line, raw bytes, Avro datum) or, for Parquet
-/// (shredded into columns), the value itself.
+/// (shredded into columns), the value itself. The task keeps one per view and encodes every record into it
+/// ([`Format::encode_view_into`]), so the bytes buffer is reused from record to record.
 #[derive(Debug)]
 pub enum Encoded {
     Bytes(Vec<u8>),
@@ -127,7 +129,12 @@ pub fn headers_view(record: &SinkRecord) -> Result<Value, ConnectError> {
 }
 
 /// `RecordKey{key}` / `RecordHeaders{headers}`: the envelope of the key and headers views (Parquet's).
-fn envelope(struct_name: &str, field: &str, schema: Option<Arc<Schema>>, value: Value) -> (Option<Arc<Schema>>, Value) {
+fn envelope<'a>(
+    struct_name: &str,
+    field: &str,
+    schema: Option<Arc<Schema>>,
+    value: Cow<'a, Value>,
+) -> (Option<Arc<Schema>>, Cow<'a, Value>) {
     let mut s = Schema::primitive(SchemaType::Struct, false);
     s.name = Some(struct_name.into());
     s.fields = vec![sluice_connect_api::record::Field {
@@ -135,14 +142,18 @@ fn envelope(struct_name: &str, field: &str, schema: Option<Arc<Schema>>, value: 
         index: 0,
         schema: schema.unwrap_or_else(Schema::string),
     }];
-    (Some(Arc::new(s)), Value::Struct(vec![value]))
+    (Some(Arc::new(s)), Cow::Owned(Value::Struct(vec![value.into_owned()])))
 }
 
 /// The view's schema and value of a record, after Confluent's checks that keep the objects aligned: with keys
 /// stored, a null key fails the record; with headers stored, a record without headers fails (before anything of
 /// the record is written). `enveloped`: the key and headers views wrapped in a struct (`getViewSchema(record,
 /// true)`, as ParquetRecordWriterProvider asks).
-pub fn view_of(view: View, record: &SinkRecord, enveloped: bool) -> Result<(Option<Arc<Schema>>, Value), ConnectError> {
+pub fn view_of(
+    view: View,
+    record: &SinkRecord,
+    enveloped: bool,
+) -> Result<(Option<Arc<Schema>>, Cow<'_, Value>), ConnectError> {
     let (schema, value) = plain_view(view, record)?;
     if enveloped && schema.is_none() {
         return Err(ConnectError::Data(format!(
@@ -158,20 +169,20 @@ pub fn view_of(view: View, record: &SinkRecord, enveloped: bool) -> Result<(Opti
     })
 }
 
-fn plain_view(view: View, record: &SinkRecord) -> Result<(Option<Arc<Schema>>, Value), ConnectError> {
+fn plain_view(view: View, record: &SinkRecord) -> Result<(Option<Arc<Schema>>, Cow<'_, Value>), ConnectError> {
     match view {
-        View::Value => Ok((record.value_schema.clone(), record.value.clone())),
+        View::Value => Ok((record.value_schema.clone(), Cow::Borrowed(&record.value))),
         View::Key => {
             if matches!(record.key, Value::Null) {
                 return Err(ConnectError::Data(format!("Key cannot be null for SinkRecord: {}", loggable(record))));
             }
-            Ok((record.key_schema.clone(), record.key.clone()))
+            Ok((record.key_schema.clone(), Cow::Borrowed(&record.key)))
         }
         View::Headers => {
             if record.headers.is_empty() {
                 return Err(ConnectError::Data(format!("Headers cannot be null for SinkRecord: {}", loggable(record))));
             }
-            Ok((Some(headers_schema()), headers_view(record)?))
+            Ok((Some(headers_schema()), Cow::Owned(headers_view(record)?)))
         }
     }
 }
@@ -206,16 +217,34 @@ impl Format {
         value: Value,
         record: &SinkRecord,
     ) -> Result<Encoded, ConnectError> {
+        let mut slot = Encoded::Bytes(Vec::new());
+        self.encode_view_into(view, schema, Cow::Owned(value), record, &mut slot)?;
+        Ok(slot)
+    }
+
+    /// [`Format::encode_view`] into a slot kept from record to record (its bytes buffer is reused).
+    pub fn encode_view_into(
+        &self,
+        view: View,
+        schema: Option<&Schema>,
+        value: Cow<'_, Value>,
+        record: &SinkRecord,
+        slot: &mut Encoded,
+    ) -> Result<(), ConnectError> {
         if let Format::Parquet { .. } = self {
             // The Avro encoding checks exactly what shredding needs: types per schema, no null where required.
             crate::avro::encode_datum(schema, &value, &mut Vec::new()).map_err(|e| {
                 ConnectError::Data(format!("ParquetFormat: {e} ({} of {})", view_name(view), loggable(record)))
             })?;
-            return Ok(Encoded::Value(value));
+            *slot = Encoded::Value(value.into_owned());
+            return Ok(());
         }
-        let mut out = Vec::new();
-        self.encode(view, schema, &value, record, &mut out)?;
-        Ok(Encoded::Bytes(out))
+        if !matches!(slot, Encoded::Bytes(_)) {
+            *slot = Encoded::Bytes(Vec::new());
+        }
+        let Encoded::Bytes(out) = slot else { unreachable!() };
+        out.clear();
+        self.encode(view, schema, &value, record, out)
     }
 
     /// One record's bytes for this format: a JSON line, raw bytes + separator, or an Avro datum.
@@ -232,17 +261,22 @@ impl Format {
                 // JsonRecordWriterProvider: Structs through JsonConverter (schemas.enable=false), anything else
                 // through Jackson; for the values Connect produces both render alike. Then "\n". The headers view
                 // is enveloped as {"headers": [...]} (a `RecordHeaders` struct).
-                if view == View::Headers {
-                    out.extend_from_slice(b"{\"headers\":");
-                }
-                let converter = JsonConverter::new(false);
-                let mut buf = Vec::new();
-                if !converter.from_connect(&record.topic, schema, value, &mut buf)? {
-                    buf.extend_from_slice(b"null");
-                }
-                out.extend_from_slice(&buf);
-                if view == View::Headers {
-                    out.push(b'}');
+                let converter = json_converter();
+                if view == View::Headers || !out.is_empty() {
+                    if view == View::Headers {
+                        out.extend_from_slice(b"{\"headers\":");
+                    }
+                    let mut buf = Vec::new();
+                    if !converter.from_connect(&record.topic, schema, value, &mut buf)? {
+                        buf.extend_from_slice(b"null");
+                    }
+                    out.extend_from_slice(&buf);
+                    if view == View::Headers {
+                        out.push(b'}');
+                    }
+                } else if !converter.from_connect(&record.topic, schema, value, out)? {
+                    // Straight into `out` (the converter starts by clearing it: it is empty here).
+                    out.extend_from_slice(b"null");
                 }
                 out.push(b'\n');
             }
@@ -301,6 +335,12 @@ impl Format {
             }
         })
     }
+}
+
+/// The JsonConverter (schemas.enable=false) JsonRecordWriterProvider writes values with: one for the process.
+fn json_converter() -> &'static JsonConverter {
+    static C: OnceLock<JsonConverter> = OnceLock::new();
+    C.get_or_init(|| JsonConverter::new(false))
 }
 
 fn view_name(view: View) -> &'static str {

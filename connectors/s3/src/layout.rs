@@ -139,6 +139,18 @@ impl Partitioner {
         }
     }
 
+    /// [`Partitioner::encode`] appended to `out` (the DefaultPartitioner's without allocating).
+    pub fn encode_into(&self, record: &SinkRecord, ts: i64, delim: &str, out: &mut String) -> Result<(), ConnectError> {
+        match self {
+            Partitioner::Default => {
+                use std::fmt::Write as _;
+                let _ = write!(out, "partition={}", record.partition);
+            }
+            _ => out.push_str(&self.encode(record, ts, delim)?),
+        }
+        Ok(())
+    }
+
     /// Whether a restart rewrites the same keys with the same contents.
     pub fn is_deterministic(&self, extractor: &Extractor) -> bool {
         !matches!(self, Partitioner::Time { .. }) || *extractor != Extractor::Wallclock

@@ -48,6 +48,11 @@ pub const STORAGE_CLASS: &str = "io.confluent.connect.s3.storage.S3Storage";
 /// `keys.format.class` / `headers.format.class` default (Confluent's).
 pub const DEFAULT_SIDE_FORMAT: &str = "io.confluent.connect.s3.format.avro.AvroFormat";
 pub const DEFAULT_PARTITIONER: &str = "io.confluent.connect.storage.partitioner.DefaultPartitioner";
+/// `tombstone.encoded.partition` default (Confluent's).
+pub const DEFAULT_TOMBSTONE_PARTITION: &str = "tombstone";
+/// S3SinkConnectorValidator.validateTombstoneWriter's message (on `store.kafka.keys` and `behavior.on.null.values`).
+pub const TOMBSTONE_NEEDS_KEYS: &str =
+    "Writing Kafka record keys to storage is mandatory when tombstone writing is enabled.";
 
 /// The parsed configuration of a task.
 #[derive(Debug, Clone)]
@@ -74,6 +79,12 @@ pub struct S3Settings {
     pub partitioner: Partitioner,
     pub extractor: Extractor,
     pub null_values: NullBehavior,
+    /// `tombstone.encoded.partition`: the encoded partition (directory) of the tombstones with
+    /// `behavior.on.null.values=write`.
+    pub tombstone_partition: String,
+    /// Ignored null values go to Kafka Connect's error handling (DLQ / error log) as Confluent's errant record
+    /// reporter sends them: `report.null.values.to.dlq` and a reporter (a DLQ topic or `errors.log.enable`).
+    pub report_nulls: bool,
     pub tagging: bool,
     pub ssea: Option<String>,
     /// Sluice's per-task upload buffer budget (bytes buffered over all open files): past it, the largest open
@@ -299,8 +310,23 @@ impl S3Settings {
             "fail" => NullBehavior::Fail,
             "ignore" => NullBehavior::Ignore,
             "write" => NullBehavior::Write,
-            other => return Err(ConnectError::config("behavior.on.null.values", format!("unknown value {other}"))),
+            other => {
+                return Err(ConnectError::config(
+                    "behavior.on.null.values",
+                    invalid_value("behavior.on.null.values", other, "String must be one of: ignore, fail, write"),
+                ));
+            }
         };
+        if null_values == NullBehavior::Write && !views.iter().any(|(v, _)| *v == View::Key) {
+            // S3SinkConnectorValidator.validateTombstoneWriter (reported on both keys by `validate_extra`).
+            return Err(ConnectError::config("store.kafka.keys", TOMBSTONE_NEEDS_KEYS));
+        }
+        let tombstone_partition =
+            c.get("tombstone.encoded.partition").map_or(DEFAULT_TOMBSTONE_PARTITION, |v| v.trim()).to_string();
+        // Kafka Connect creates the errant record reporter when a DLQ topic is named or the error log is on
+        // (ConnectorConfig.enableErrantRecordReporter).
+        let reporter = get(c, "errors.deadletterqueue.topic.name").is_some() || boolean(c, "errors.log.enable", false)?;
+        let report_nulls = reporter && boolean(c, "report.null.values.to.dlq", true)?;
         Ok(S3Settings {
             bucket,
             region: get(c, "s3.region").unwrap_or("us-west-2").to_string(),
@@ -321,6 +347,8 @@ impl S3Settings {
             partitioner,
             extractor,
             null_values,
+            tombstone_partition,
+            report_nulls,
             tagging: get(c, "s3.object.tagging").is_some_and(|v| v.eq_ignore_ascii_case("true")),
             ssea: get(c, "s3.ssea.name").map(str::to_string),
             buffer_budget: num(c, "sluice.s3.buffer.budget.bytes", 256 * 1024 * 1024)?,
@@ -378,7 +406,9 @@ impl Connector for S3SinkConnector {
             .define(key("timezone", String, val(""), "The timezone to use when partitioning with TimeBasedPartitioner (UTC or fixed offsets in Sluice)."))
             .define(key("timestamp.extractor", String, val("Wallclock"), "The extractor that gets the timestamp for records when partitioning with TimeBasedPartitioner."))
             .define(key("timestamp.field", String, val("timestamp"), "The record field to be used as timestamp by the timestamp extractor."))
-            .define(key("behavior.on.null.values", String, val("fail"), "How to handle records with a null value.").with_validator(Validator::OneOf(vec!["fail", "ignore", "write"])))
+            .define(key("behavior.on.null.values", String, val("fail"), "How to handle records with a null value (i.e. Kafka tombstone records). Valid options are 'ignore', 'fail' and 'write'. Ignore would skip the tombstone record and fail would cause the connector task to throw an exception. In case of the write tombstone option, the connector redirects tombstone records to a separate directory mentioned in the config tombstone.encoded.partition. The storage of Kafka record keys is mandatory when this option is selected and the file for values is not generated for tombstone records.").with_validator(Validator::OneOf(vec!["fail", "ignore", "write"])))
+            .define(key("report.null.values.to.dlq", Boolean, val("true"), "Determine whether to log records with null values to dlq. `errors.tolerance` should be set to 'all' for successfully writing into dlq"))
+            .define(key("tombstone.encoded.partition", String, val(DEFAULT_TOMBSTONE_PARTITION), "Output s3 folder to write the tombstone records to. The configured partitioner would map tombstone records to this output folder."))
             .define(key("store.kafka.keys", Boolean, val("false"), "Enable or disable writing keys to storage."))
             .define(key("store.kafka.headers", Boolean, val("false"), "Enable or disable writing headers to storage."))
             .define(key("keys.format.class", Class, val(DEFAULT_SIDE_FORMAT), "The format class to use when writing keys to the store."))
@@ -395,6 +425,11 @@ impl Connector for S3SinkConnector {
 
     fn validate_extra(&self, config: &ConfigMap) -> Vec<(std::string::String, std::string::String)> {
         match S3Settings::from_config(config) {
+            // As S3SinkConnectorValidator.recordErrors: the message on each key involved.
+            Err(ConnectError::Config { message, .. }) if message == TOMBSTONE_NEEDS_KEYS => vec![
+                ("store.kafka.keys".to_string(), message.clone()),
+                ("behavior.on.null.values".to_string(), message),
+            ],
             Err(ConnectError::Config { key, message }) => vec![(key, message)],
             _ => Vec::new(),
         }
@@ -532,6 +567,52 @@ mod tests {
                 .validate_extra(&with(&[("store.kafka.keys", "false"), ("store.kafka.headers", "false")]))
                 .is_empty()
         );
+    }
+
+    /// Fixture: S3SinkConnectorValidator.validateTombstoneWriter (kafka-connect-storage-cloud v12.1.9):
+    /// `recordErrors(message, STORE_KAFKA_KEYS_CONFIG, BEHAVIOR_ON_NULL_VALUES_CONFIG)`; `tombstone.encoded.partition`
+    /// default "tombstone"; `report.null.values.to.dlq` default true, used when Kafka Connect has an errant record
+    /// reporter (a DLQ topic or `errors.log.enable`).
+    #[test]
+    fn tombstone_keys() {
+        let errors = S3SinkConnector.validate_extra(&with(&[("behavior.on.null.values", "write")]));
+        let message = "Writing Kafka record keys to storage is mandatory when tombstone writing is enabled.";
+        assert_eq!(
+            errors,
+            [
+                ("store.kafka.keys".to_string(), message.to_string()),
+                ("behavior.on.null.values".to_string(), message.to_string())
+            ]
+        );
+        let errors = S3SinkConnector
+            .validate_extra(&with(&[("behavior.on.null.values", "write"), ("store.kafka.keys", "false")]));
+        assert_eq!(errors.len(), 2);
+        let keys = ("store.kafka.keys", "true");
+        let s = S3Settings::from_config(&with(&[("behavior.on.null.values", "Write"), keys])).unwrap();
+        assert_eq!(
+            (s.null_values, s.tombstone_partition.as_str(), s.report_nulls),
+            (NullBehavior::Write, "tombstone", false)
+        );
+        let s = S3Settings::from_config(&with(&[
+            ("behavior.on.null.values", "write"),
+            keys,
+            ("tombstone.encoded.partition", " deleted "),
+        ]))
+        .unwrap();
+        assert_eq!(s.tombstone_partition, "deleted");
+        assert!(S3SinkConnector.validate_extra(&with(&[("behavior.on.null.values", "write"), keys])).is_empty());
+        let ignore = ("behavior.on.null.values", "ignore");
+        let dlq = ("errors.deadletterqueue.topic.name", "dlq");
+        assert!(S3Settings::from_config(&with(&[ignore, dlq])).unwrap().report_nulls);
+        assert!(S3Settings::from_config(&with(&[ignore, ("errors.log.enable", "true")])).unwrap().report_nulls);
+        assert!(
+            !S3Settings::from_config(&with(&[ignore, dlq, ("report.null.values.to.dlq", "false")]))
+                .unwrap()
+                .report_nulls
+        );
+        assert!(!S3Settings::from_config(&with(&[ignore])).unwrap().report_nulls);
+        let tasks = S3SinkConnector.task_configs(&with(&[]), 1).unwrap();
+        assert_eq!(tasks[0]["behavior.on.null.values"], "fail");
     }
 
     /// Fixture: AvroFormat (`.avro`), storage-common's `avro.codec` (default "null"), `keys.format.class` default

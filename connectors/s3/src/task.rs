@@ -13,7 +13,7 @@ use sluice_connect_api::error::ConnectError;
 use sluice_connect_api::record::{Schema, SinkRecord, Value};
 
 use crate::client::{Credentials, S3Client, S3Error, resolve_endpoint};
-use crate::format::{ObjectWriter, View, view_of};
+use crate::format::{Encoded, ObjectWriter, View, view_of};
 use crate::layout::object_key;
 use crate::{NullBehavior, S3Settings};
 
@@ -83,9 +83,25 @@ impl PartitionState {
 
 #[derive(Default)]
 pub struct S3SinkTask {
-    settings: Option<S3Settings>,
+    settings: Option<Arc<S3Settings>>,
     client: Option<S3Client>,
     partitions: HashMap<TopicPartition, PartitionState>,
+    /// Buffers of the per-record path, kept from record to record: the encoded partition, the encoded views
+    /// (one per view of `settings.views`) and the schemas that rotate a file when they change.
+    scratch_partition: String,
+    scratch_views: Vec<Encoded>,
+    scratch_schemas: Vec<Option<Arc<Schema>>>,
+    scratch_view_schemas: Vec<Option<Arc<Schema>>>,
+}
+
+/// Whether two lists of schemas are the same (the same `Arc`s nearly always: a pointer comparison first).
+fn same_schemas(a: &[Option<Arc<Schema>>], b: &[Option<Arc<Schema>>]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| match (x, y) {
+            (Some(x), Some(y)) => Arc::ptr_eq(x, y) || x == y,
+            (None, None) => true,
+            _ => false,
+        })
 }
 
 fn now_ms() -> i64 {
@@ -271,116 +287,175 @@ impl S3SinkTask {
         Ok(())
     }
 
-    async fn put_one(&mut self, r: &SinkRecord) -> Result<(), ConnectError> {
-        let tp = TopicPartition { topic: r.topic.clone(), partition: r.partition };
-        let state = self.partitions.entry(tp.clone()).or_default();
+    /// Takes one record of partition `tp`. The per-record path allocates nothing in the steady state: the encoded
+    /// partition, the encoded views and the schemas are built in buffers kept by the task, and the open file, its
+    /// schemas and the current encoded partition are looked up by reference (allocated only when they change).
+    async fn put_one(&mut self, tp: &TopicPartition, r: &SinkRecord) -> Result<(), ConnectError> {
+        let s = Arc::clone(self.settings.as_ref().expect("started"));
+        if !self.partitions.contains_key(tp) {
+            self.partitions.insert(tp.clone(), PartitionState::default());
+        }
+        let state = self.partitions.get_mut(tp).expect("present");
         // Already in a completed object (a batch put again after a failure past a rotation): skipped, so the
         // next file starts where the written one ended, as before.
         if state.written.is_some_and(|w| r.offset < w) {
             return Ok(());
         }
+        let mut rewind = false;
         if let Some(next) = state.next
             && r.offset < next
         {
             match state.min_start() {
                 // Part of a batch put again after a failure: already taken.
                 Some(min) if r.offset > min => return Ok(()),
-                _ => {
-                    tracing::info!(
-                        topic = tp.topic,
-                        partition = tp.partition,
-                        offset = r.offset,
-                        "rewind: the partition's buffer is reset"
-                    );
-                    self.reset(&tp).await;
-                }
+                _ => rewind = true,
             }
         }
-        if !self.partitions.get(&tp).is_some_and(|st| st.cleaned) {
-            self.clean_stale(&tp).await?;
-            self.partitions.entry(tp.clone()).or_default().cleaned = true;
+        let (cleaned, rotation_pending) = (state.cleaned, state.rotation_pending);
+        if rewind {
+            tracing::info!(
+                topic = tp.topic,
+                partition = tp.partition,
+                offset = r.offset,
+                "rewind: the partition's buffer is reset"
+            );
+            self.reset(tp).await;
         }
-        let s = self.settings.clone().expect("started");
-        if self.partitions.get(&tp).is_some_and(|st| st.rotation_pending) {
-            self.commit_partition(&tp).await?;
+        if !cleaned {
+            self.clean_stale(tp).await?;
+            self.partitions.get_mut(tp).expect("present").cleaned = true;
         }
-        if matches!(r.value, Value::Null) {
+        if rotation_pending {
+            self.commit_partition(tp).await?;
+        }
+        let tombstone = matches!(r.value, Value::Null);
+        if tombstone {
             match s.null_values {
-                NullBehavior::Ignore | NullBehavior::Write => {
-                    // `write` would need a tombstone folder; Sluice skips them like `ignore` (documented).
-                    self.partitions.get_mut(&tp).expect("present").next = Some(r.offset + 1);
+                NullBehavior::Ignore if s.report_nulls => {
+                    // S3SinkTask.maybeReportNullRecordToDlq: the errant record reporter gets the record with a
+                    // DataException; Sluice's runtime does the same with a record `put` refuses as bad data (DLQ
+                    // and error log, or the task fails unless errors.tolerance=all, as the reporter would).
+                    return Err(ConnectError::Data("Skipping null value record.".into()));
+                }
+                NullBehavior::Ignore => {
+                    self.partitions.get_mut(tp).expect("present").next = Some(r.offset + 1);
                     return Ok(());
                 }
+                // Into the tombstone encoded partition, keys (and headers) objects only.
+                NullBehavior::Write => {}
                 NullBehavior::Fail => {
-                    return Err(ConnectError::Data(format!(
-                        "Null valued records are not writeable with current behavior.on.null.values 'settings' ({}-{}@{}); set behavior.on.null.values=ignore",
+                    // S3SinkTask.maybeSkipOnNullValue: a ConnectException (not a bad record: it fails the task
+                    // whatever errors.tolerance says).
+                    return Err(ConnectError::Other(format!(
+                        "Null valued records are not writeable with current behavior.on.null.values 'settings. ({}-{}@{}; set behavior.on.null.values=ignore or write)",
                         r.topic, r.partition, r.offset
                     )));
                 }
             }
         }
+        // The views written for this record: a tombstone's value object is not written (KeyValueHeaderRecord
+        // WriterProvider has no value writer in the tombstone partition).
+        let active = |view: View| !(tombstone && view == View::Value);
         let needs_ts = s.rotate_interval_ms > 0 || matches!(s.partitioner, crate::layout::Partitioner::Time { .. });
-        let ts = if needs_ts { s.extractor.extract(r, now_ms())? } else { 0 };
-        let encoded = s.partitioner.encode(r, ts, &s.dir_delim)?;
+        let ts = if !needs_ts {
+            0
+        } else if tombstone {
+            // TombstoneTimestampExtractor: the record's timestamp for tombstones.
+            r.timestamp.unwrap_or_else(now_ms)
+        } else {
+            s.extractor.extract(r, now_ms())?
+        };
+        let mut encoded = std::mem::take(&mut self.scratch_partition);
+        encoded.clear();
+        if tombstone {
+            // TombstoneSupportedPartitioner: every tombstone in `tombstone.encoded.partition`.
+            encoded.push_str(&s.tombstone_partition);
+        } else {
+            s.partitioner.encode_into(r, ts, &s.dir_delim, &mut encoded)?;
+            if encoded == s.tombstone_partition && s.null_values == NullBehavior::Write {
+                // As KeyValueHeaderRecordWriterProvider: the tombstone partition has no value writer.
+                return Err(ConnectError::Other(format!(
+                    "Value writer not configured for SinkRecord: SinkRecord{{kafkaOffset={}, topic='{}', kafkaPartition={}}}. encoded partition: {encoded}, tombstonePartition: {}",
+                    r.offset, r.topic, r.partition, s.tombstone_partition
+                )));
+            }
+        }
         // Every view of the record is checked and encoded before anything is written (Confluent checks the key
         // and headers before the value), so the value, keys and headers objects stay aligned.
-        let mut views = Vec::with_capacity(s.views.len());
-        for (view, format) in &s.views {
+        let mut slots = std::mem::take(&mut self.scratch_views);
+        slots.resize_with(s.views.len(), || Encoded::Bytes(Vec::new()));
+        let mut schemas = std::mem::take(&mut self.scratch_schemas);
+        schemas.clear();
+        let mut view_schemas = std::mem::take(&mut self.scratch_view_schemas);
+        view_schemas.clear();
+        for ((view, format), slot) in s.views.iter().zip(slots.iter_mut()) {
+            if !active(*view) {
+                continue;
+            }
             let (schema, value) = view_of(*view, r, format.envelops())?;
-            let encoded = format.encode_view(*view, schema.as_deref(), value, r)?;
-            views.push((schema, encoded));
+            format.encode_view_into(*view, schema.as_deref(), value, r, slot)?;
+            if *view == View::Value || format.needs_one_schema() {
+                schemas.push(schema.clone());
+            }
+            view_schemas.push(schema);
         }
-        let schemas: Vec<Option<Arc<Schema>>> = s
-            .views
-            .iter()
-            .zip(&views)
-            .filter(|((view, format), _)| *view == View::Value || format.needs_one_schema())
-            .map(|(_, (schema, _))| schema.clone())
-            .collect();
         let (rotate_on_time, schema_changed) = {
-            let st = &self.partitions[&tp];
-            // Record-time rotation, as TopicPartitionWriter: the span of timestamps, or a new encoded partition.
+            let st = &self.partitions[tp];
+            // Record-time rotation, as TopicPartitionWriter: the span of timestamps, or a new encoded partition
+            // (not between the tombstone partition and another: shouldRotateOnPartitionChangeWithTombstoneCheck).
+            let changed_partition = st.current_encoded.as_deref().is_some_and(|current| {
+                current != encoded
+                    && !(s.null_values == NullBehavior::Write
+                        && (current == s.tombstone_partition || encoded == s.tombstone_partition))
+            });
             let time = s.rotate_interval_ms > 0
                 && st.count > 0
-                && (st.base_ts.is_some_and(|b| ts - b >= s.rotate_interval_ms)
-                    || st.current_encoded.as_deref() != Some(encoded.as_str()));
+                && (st.base_ts.is_some_and(|b| ts - b >= s.rotate_interval_ms) || changed_partition);
             // schema.compatibility=NONE: any change of the schema of this encoded partition's open file.
-            let schema = st.count > 0 && st.schemas.get(&encoded).is_some_and(|current| *current != schemas);
+            let schema = st.count > 0
+                && st.schemas.get(encoded.as_str()).is_some_and(|current| !same_schemas(current, &schemas));
             (time, schema)
         };
         if rotate_on_time || schema_changed {
             if schema_changed {
                 tracing::debug!(topic = tp.topic, partition = tp.partition, encoded, "schema change: rotation");
             }
-            self.commit_partition(&tp).await?;
+            self.commit_partition(tp).await?;
         }
-        let client = self.client.clone().expect("started");
-        let st = self.partitions.get_mut(&tp).expect("present");
-        st.schemas.insert(encoded.clone(), schemas);
-        let f = match st.files.entry(encoded.clone()) {
-            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::btree_map::Entry::Vacant(e) => {
-                let mut objects = Vec::with_capacity(s.views.len());
-                for ((view, format), (schema, _)) in s.views.iter().zip(&views) {
-                    let ext = format!("{}{}", view.infix(), format.extension(s.compression));
-                    let key = object_key(
-                        &s.topics_dir,
-                        &s.dir_delim,
-                        &s.file_delim,
-                        s.pad,
-                        &r.topic,
-                        &encoded,
-                        r.partition,
-                        r.offset,
-                        &ext,
-                    );
-                    let writer = format.writer(s.compression, schema.as_deref(), &key)?;
-                    objects.push(OpenObject { key, writer, upload_id: None, etags: Vec::new(), done: false });
-                }
-                e.insert(OpenFile { start_offset: r.offset, end_offset: r.offset, count: 0, objects })
+        let client = self.client.as_ref().expect("started");
+        let st = self.partitions.get_mut(tp).expect("present");
+        match st.schemas.get_mut(encoded.as_str()) {
+            Some(current) if same_schemas(current, &schemas) => {}
+            Some(current) => current.clone_from(&schemas),
+            None => {
+                st.schemas.insert(encoded.clone(), schemas.clone());
             }
-        };
-        for (o, (_, bytes)) in f.objects.iter_mut().zip(&views) {
+        }
+        if !st.files.contains_key(encoded.as_str()) {
+            let mut objects = Vec::with_capacity(s.views.len());
+            let active_views = s.views.iter().filter(|(view, _)| active(*view));
+            for ((view, format), schema) in active_views.zip(&view_schemas) {
+                let ext = format!("{}{}", view.infix(), format.extension(s.compression));
+                let key = object_key(
+                    &s.topics_dir,
+                    &s.dir_delim,
+                    &s.file_delim,
+                    s.pad,
+                    &r.topic,
+                    &encoded,
+                    r.partition,
+                    r.offset,
+                    &ext,
+                );
+                let writer = format.writer(s.compression, schema.as_deref(), &key)?;
+                objects.push(OpenObject { key, writer, upload_id: None, etags: Vec::new(), done: false });
+            }
+            st.files
+                .insert(encoded.clone(), OpenFile { start_offset: r.offset, end_offset: r.offset, count: 0, objects });
+        }
+        let f = st.files.get_mut(encoded.as_str()).expect("present");
+        let written = s.views.iter().zip(&slots).filter(|((view, _), _)| active(*view));
+        for (o, (_, bytes)) in f.objects.iter_mut().zip(written) {
             o.writer.append(bytes)?;
         }
         f.count += 1;
@@ -389,12 +464,19 @@ impl S3SinkTask {
         st.next = Some(r.offset + 1);
         st.base_ts.get_or_insert(ts);
         st.opened.get_or_insert_with(Instant::now);
-        st.current_encoded = Some(encoded.clone());
-        for o in &mut f.objects {
-            Self::upload_part(&client, o, s.part_size, false).await?;
+        if st.current_encoded.as_deref() != Some(encoded.as_str()) {
+            st.current_encoded = Some(encoded.clone());
         }
-        if st.count >= s.flush_size {
-            self.commit_partition(&tp).await?;
+        for o in &mut f.objects {
+            Self::upload_part(client, o, s.part_size, false).await?;
+        }
+        let full = st.count >= s.flush_size;
+        self.scratch_partition = encoded;
+        self.scratch_views = slots;
+        self.scratch_schemas = schemas;
+        self.scratch_view_schemas = view_schemas;
+        if full {
+            self.commit_partition(tp).await?;
         }
         Ok(())
     }
@@ -470,14 +552,19 @@ impl SinkTask for S3SinkTask {
                 }
             }
         }
-        self.settings = Some(s);
+        self.settings = Some(Arc::new(s));
         self.client = Some(client);
         Ok(())
     }
 
     async fn put(&mut self, records: &[SinkRecord]) -> Result<(), ConnectError> {
+        // The partition of a run of records is built once (records come in runs of one partition).
+        let mut tp: Option<TopicPartition> = None;
         for r in records {
-            self.put_one(r).await?;
+            if !tp.as_ref().is_some_and(|t| t.partition == r.partition && t.topic == r.topic) {
+                tp = Some(TopicPartition { topic: r.topic.clone(), partition: r.partition });
+            }
+            self.put_one(tp.as_ref().expect("set"), r).await?;
         }
         self.enforce_budget().await?;
         self.scheduled_rotation().await
