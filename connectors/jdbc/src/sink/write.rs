@@ -1168,10 +1168,11 @@ mod pipelined_commit_tests {
     fn writer(name: &str, extra: &[(&str, &str)]) -> Option<Writer> {
         let (jdbc, user, password) = pg()?;
         let mut config = ConfigMap::new();
-        for (k, v) in [("connection.url", jdbc.as_str()), ("connection.user", &user), ("connection.password", &password)]
-            .into_iter()
-            .chain([("auto.create", "true")])
-            .chain(extra.iter().copied())
+        for (k, v) in
+            [("connection.url", jdbc.as_str()), ("connection.user", &user), ("connection.password", &password)]
+                .into_iter()
+                .chain([("auto.create", "true")])
+                .chain(extra.iter().copied())
         {
             config.insert(k.into(), v.into());
         }
@@ -1255,7 +1256,10 @@ mod pipelined_commit_tests {
         let client = w.pool.pg().await.unwrap();
         let t = w.settings.offsets_table.as_deref().unwrap();
         client
-            .query_opt(&format!("SELECT next_offset FROM {t} WHERE connector = $1 AND topic = $2"), &[&w.connector, &topic])
+            .query_opt(
+                &format!("SELECT next_offset FROM {t} WHERE connector = $1 AND topic = $2"),
+                &[&w.connector, &topic],
+            )
             .await
             .unwrap()
             .map(|r| r.get(0))
