@@ -203,6 +203,7 @@ async fn type_table(pg: bool, d: &Db) {
     let recs: Vec<SinkRecord> =
         (1..=3).map(|i| record(&topic, i as i64, None, Some(schema.clone()), typed_value(i, pg))).collect();
     t.put(&recs).await.expect("put");
+    t.flush(&Default::default()).await.expect("flush");
     let cols = if pg {
         pg_rows(d, &format!("SELECT column_name, data_type, is_nullable FROM information_schema.columns WHERE table_name = '{topic}' ORDER BY ordinal_position")).await
     } else {
@@ -341,6 +342,7 @@ async fn modes_and_evolution(pg: bool, d: &Db) {
     )])
     .await
     .expect("evolve");
+    t.flush(&Default::default()).await.expect("flush");
     let got =
         rows(pg, d, &format!("SELECT {}, {}, {} FROM {} ORDER BY 1", q("id"), q("name"), q("score"), q(&topic))).await;
     assert_eq!(got, vec![s(&["1", "a2", "NULL"]), s(&["2", "b2", "0.5"])]);
@@ -357,6 +359,7 @@ async fn modes_and_evolution(pg: bool, d: &Db) {
     ])
     .await
     .expect("replay");
+    t.flush(&Default::default()).await.expect("flush");
     let again =
         rows(pg, d, &format!("SELECT {}, {}, {} FROM {} ORDER BY 1", q("id"), q("name"), q("score"), q(&topic))).await;
     assert_eq!(again, got, "replayed offsets are skipped");
@@ -376,6 +379,7 @@ async fn modes_and_evolution(pg: bool, d: &Db) {
     ])
     .await
     .expect("update");
+    u.flush(&Default::default()).await.expect("flush");
     let got = rows(pg, d, &format!("SELECT {}, {} FROM {} ORDER BY 1", q("id"), q("name"), q(&topic))).await;
     assert_eq!(got, vec![s(&["1", "updated"]), s(&["2", "b2"])]);
     u.stop().await.unwrap();
@@ -405,6 +409,7 @@ async fn rejected_row(pg: bool, d: &Db) {
     ];
     let err = t.put(&batch).await.expect_err("duplicate key");
     assert!(matches!(err, ConnectError::Data(_)), "{err:?}");
+    t.flush(&Default::default()).await.expect("flush");
     assert!(err.to_string().to_lowercase().contains("duplicate"), "{err}");
     let got = rows(pg, d, &format!("SELECT {} FROM {} ORDER BY 1", q("id"), q(&topic))).await;
     assert_eq!(got, vec![s(&["1"])], "nothing of the failed batch was written");
@@ -412,6 +417,7 @@ async fn rejected_row(pg: bool, d: &Db) {
     t.put(&batch[0..1]).await.expect("good");
     assert!(matches!(t.put(&batch[1..2]).await, Err(ConnectError::Data(_))));
     t.put(&batch[2..3]).await.expect("good");
+    t.flush(&Default::default()).await.expect("flush");
     let got = rows(pg, d, &format!("SELECT {} FROM {} ORDER BY 1", q("id"), q(&topic))).await;
     assert_eq!(got, vec![s(&["1"]), s(&["2"]), s(&["3"])]);
     t.stop().await.unwrap();
@@ -476,6 +482,7 @@ async fn debezium_envelopes(pg: bool, d: &Db) {
     ])
     .await
     .expect("put");
+    t.flush(&Default::default()).await.expect("flush");
     let got = rows(pg, d, &format!("SELECT id, name FROM {table} ORDER BY 1")).await;
     assert_eq!(got, vec![s(&["1", "upd"])]);
     t.stop().await.unwrap();
@@ -776,5 +783,6 @@ async fn put_speed() {
     for chunk in recs.chunks(500) {
         t.put(chunk).await.unwrap();
     }
+    t.flush(&Default::default()).await.unwrap();
     eprintln!("{mode}: {:.0} rows/s", 100_000.0 / start.elapsed().as_secs_f64());
 }

@@ -133,6 +133,9 @@ impl SinkTask for JdbcSinkTask {
             tables: HashMap::new(),
             retries: 0,
             offsets_table_ready: false,
+            pending: None,
+            failed: None,
+            stored: HashMap::new(),
         });
         Ok(())
     }
@@ -152,6 +155,7 @@ impl SinkTask for JdbcSinkTask {
                 // The metadata read before the failure may be stale (a restarted or replaced database).
                 writer.tables.clear();
                 writer.offsets_table_ready = false;
+                writer.stored.clear();
                 if writer.retries > writer.settings.max_retries {
                     tracing::error!(error = %e.trace(), retries = writer.retries, "giving up after max.retries");
                     return Err(ConnectError::Other(format!(
@@ -170,12 +174,20 @@ impl SinkTask for JdbcSinkTask {
     }
 
     async fn flush(&mut self, _offsets: &BTreeMap<TopicPartition, i64>) -> Result<(), ConnectError> {
-        // Every put commits its own transaction.
-        Ok(())
+        // Every put is its own transaction; the last one's COMMIT may still be in flight (PostgreSQL).
+        match self.state.as_mut() {
+            Some(writer) => writer.settle().await,
+            None => Ok(()),
+        }
     }
 
     async fn stop(&mut self) -> Result<(), ConnectError> {
-        if let Some(writer) = self.state.take() {
+        if let Some(mut writer) = self.state.take() {
+            // Not needed for the guarantees (the offsets of an unconfirmed put are not committed), but it saves
+            // writing the batch again after a restart.
+            if let Err(e) = writer.settle().await {
+                tracing::warn!(error = %e.trace(), "the last batch's COMMIT failed while stopping");
+            }
             writer.pool.close().await;
         }
         Ok(())

@@ -59,6 +59,79 @@ pub struct Writer {
     pub tables: HashMap<String, TableInfo>,
     pub retries: u32,
     pub offsets_table_ready: bool,
+    /// PostgreSQL: the previous put's transaction, COMMIT in flight.
+    pub pending: Option<PendingCommit>,
+    /// PostgreSQL: a transaction whose COMMIT failed after its put returned, to redo before anything else.
+    pub failed: Option<Replay>,
+    /// PostgreSQL, exactly-once: the next offset per partition the offsets table holds once this writer's last
+    /// transaction commits (`None`: no row), as far as this writer knows; cleared after any failure.
+    pub stored: HashMap<(String, i32), Option<i64>>,
+}
+
+/// A PostgreSQL transaction whose COMMIT was sent and is not confirmed yet, with what it wrote.
+pub struct PendingCommit {
+    handle: tokio::task::JoinHandle<Result<(), ConnectError>>,
+    replay: Replay,
+}
+
+/// What a PostgreSQL transaction sent, to send it again if its COMMIT fails (the COPY data is shared, not copied).
+#[derive(Default)]
+pub struct Replay {
+    steps: Vec<Step>,
+    /// Exactly-once: the stored next offset per partition when the transaction read it (`None`: no row).
+    read: Vec<((String, i32), Option<i64>)>,
+    /// Exactly-once: the next offsets it stored.
+    ends: Vec<((String, i32), i64)>,
+}
+
+enum Step {
+    Sql(String),
+    Copy(String, Vec<Bytes>),
+}
+
+/// A pooled PostgreSQL connection inside a transaction (`BEGIN` sent). Dropped without COMMIT or ROLLBACK (a put
+/// cancelled midway), the connection is closed rather than returned to the pool, so the server rolls back.
+struct TxConn {
+    conn: Option<deadpool_postgres::Object>,
+}
+
+impl TxConn {
+    async fn begin(pool: &Pool) -> Result<TxConn, ConnectError> {
+        let conn = pool.pg().await?;
+        conn.batch_execute("BEGIN").await.map_err(|e| pg_error("BEGIN", e))?;
+        Ok(TxConn { conn: Some(conn) })
+    }
+
+    fn client(&self) -> &tokio_postgres::Client {
+        self.conn.as_ref().expect("open")
+    }
+
+    async fn commit(mut self) -> Result<(), ConnectError> {
+        let conn = self.conn.take().expect("open");
+        match conn.batch_execute("COMMIT").await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                drop(deadpool_postgres::Object::take(conn));
+                Err(pg_error("COMMIT", e))
+            }
+        }
+    }
+
+    async fn rollback(&mut self) {
+        if let Some(conn) = self.conn.take()
+            && conn.batch_execute("ROLLBACK").await.is_err()
+        {
+            drop(deadpool_postgres::Object::take(conn));
+        }
+    }
+}
+
+impl Drop for TxConn {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            drop(deadpool_postgres::Object::take(conn));
+        }
+    }
 }
 
 fn field_value<'a>(schema: &'a Schema, values: &'a [Value], name: &str) -> Option<(&'a Schema, &'a Value)> {
@@ -298,6 +371,8 @@ impl Writer {
     }
 
     pub async fn put(&mut self, records: &[SinkRecord]) -> Result<(), ConnectError> {
+        // A batch acknowledged earlier whose COMMIT failed comes first.
+        self.redo_failed().await?;
         // Extract rows (a bad record fails the batch as Data: the runtime isolates it).
         let mut rows = Vec::with_capacity(records.len());
         let mut partitions: BTreeMap<(&str, i32), (i64, i64)> = BTreeMap::new();
@@ -330,7 +405,11 @@ impl Writer {
             self.offsets_table_ready = true;
         }
         match self.dialect() {
-            Dialect::Postgres => self.put_pg(records, rows, &partitions).await,
+            Dialect::Postgres => {
+                let written = self.put_pg(records, rows, &partitions).await;
+                let (conn, replay) = written.inspect_err(|_| self.stored.clear())?;
+                self.commit_pg(conn, replay).await.inspect_err(|_| self.stored.clear())
+            }
             Dialect::MySql => self.put_mysql(records, rows, &partitions).await,
         }
     }
@@ -565,144 +644,338 @@ impl Writer {
         }
     }
 
+    /// Writes the rows in a new transaction; returns it open, with what it sent.
     async fn put_pg(
         &self,
         records: &[SinkRecord],
         rows: Vec<(usize, Row<'_>)>,
         partitions: &BTreeMap<(&str, i32), (i64, i64)>,
+    ) -> Result<(TxConn, Replay), ConnectError> {
+        let mut conn = TxConn::begin(&self.pool).await?;
+        let mut replay = Replay::default();
+        match self.write_pg(conn.client(), records, rows, partitions, &mut replay).await {
+            Ok(()) => Ok((conn, replay)),
+            Err(e) => {
+                conn.rollback().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Commits a put's transaction after the previous one's COMMIT succeeded (puts stay in order; one whose COMMIT
+    /// failed is redone first, and this batch is then put again by the runtime, as after any retriable failure).
+    /// The COMMIT itself (and its WAL flush) goes on while the next batch is prepared and copied on another
+    /// connection; [`Writer::settle`], from the runtime's flush, waits for it before any offset goes to Kafka.
+    async fn commit_pg(&mut self, mut conn: TxConn, replay: Replay) -> Result<(), ConnectError> {
+        if let Err(e) = self.wait_pending().await {
+            conn.rollback().await;
+            self.redo_failed().await?;
+            return Err(ConnectError::retriable("the previous batch's COMMIT failed (it was written again)", e));
+        }
+        let handle = tokio::spawn(conn.commit());
+        self.expect_stored(&replay);
+        self.pending = Some(PendingCommit { handle, replay });
+        Ok(())
+    }
+
+    /// Writes the rows in the open transaction of `client`, recording what was sent in `replay`.
+    async fn write_pg(
+        &self,
+        client: &tokio_postgres::Client,
+        records: &[SinkRecord],
+        rows: Vec<(usize, Row<'_>)>,
+        partitions: &BTreeMap<(&str, i32), (i64, i64)>,
+        replay: &mut Replay,
     ) -> Result<(), ConnectError> {
-        let mut conn = self.pool.pg().await?;
-        let tx = conn.transaction().await.map_err(|e| pg_error("BEGIN", e))?;
-        let result: Result<(), ConnectError> = async {
-            // Exactly-once: what this connector already wrote, locked for this transaction.
-            let mut stored: HashMap<(String, i32), i64> = HashMap::new();
-            if let Some(t) = &self.settings.offsets_table {
-                let sql = format!(
-                    "SELECT next_offset FROM {t} WHERE connector = $1 AND topic = $2 AND kafka_partition = $3 FOR UPDATE"
-                );
-                for (topic, partition) in partitions.keys() {
-                    let r = tx.query_opt(&sql, &[&self.connector, topic, partition]).await.map_err(|e| pg_error("reading stored offsets", e))?;
-                    if let Some(r) = r {
-                        stored.insert((topic.to_string(), *partition), r.get::<_, i64>(0));
+        // Exactly-once: what this connector already wrote. When this writer knows it (its own last transaction
+        // stored it, and that transaction's COMMIT may still be in flight), it is checked under lock at the end
+        // rather than read and locked here, which would wait for that COMMIT; otherwise read and locked now.
+        let mut stored: HashMap<(String, i32), i64> = HashMap::new();
+        let optimistic = self.settings.offsets_table.is_some()
+            && partitions.keys().all(|(t, p)| self.stored.contains_key(&(t.to_string(), *p)));
+        if let Some(t) = &self.settings.offsets_table {
+            let sql = format!(
+                "SELECT next_offset FROM {t} WHERE connector = $1 AND topic = $2 AND kafka_partition = $3 FOR UPDATE"
+            );
+            for (topic, partition) in partitions.keys() {
+                let tp = (topic.to_string(), *partition);
+                let next = match self.stored.get(&tp) {
+                    Some(known) if optimistic => *known,
+                    _ => client
+                        .query_opt(&sql, &[&self.connector, topic, partition])
+                        .await
+                        .map_err(|e| pg_error("reading stored offsets", e))?
+                        .map(|r| r.get::<_, i64>(0)),
+                };
+                if let Some(next) = next {
+                    stored.insert(tp.clone(), next);
+                }
+                replay.read.push((tp, next));
+            }
+        }
+        let skip = |i: usize| {
+            let r = &records[i];
+            stored.get(&(r.topic.clone(), r.partition)).is_some_and(|next| r.offset < *next)
+        };
+        let runs = self.runs(rows, &skip)?;
+        let mut scratch = String::new();
+        let zones = self.settings.time_zones();
+        let mut buf: Vec<u8> = Vec::with_capacity(COPY_CHUNK + COPY_CHUNK / 4);
+        for (n, run) in runs.iter().enumerate() {
+            let first = &run.rows[0];
+            let table = self.table_sql(&first.table);
+            let cols = if first.delete { &first.cols[..first.nkey] } else { &first.cols[..] };
+            let direct = !first.delete && self.settings.insert_mode == InsertMode::Insert;
+            let stage = format!("sluice_stage_{n}");
+            let target = if direct {
+                table.clone()
+            } else {
+                let mut sql = format!("CREATE TEMP TABLE {stage} ON COMMIT DROP AS SELECT ");
+                self.col_list(&mut sql, cols, None);
+                sql.push_str(&format!(" FROM {table} WITH NO DATA"));
+                client.batch_execute(&sql).await.map_err(|e| pg_error("creating the staging table", e))?;
+                replay.steps.push(Step::Sql(sql));
+                stage.clone()
+            };
+            let mut copy = format!("COPY {target} (");
+            self.col_list(&mut copy, cols, None);
+            copy.push_str(") FROM STDIN");
+            let sink = client.copy_in(&copy).await.map_err(|e| pg_error("COPY", e))?;
+            futures::pin_mut!(sink);
+            let mut chunks = Vec::new();
+            buf.clear();
+            for row in &run.rows {
+                let cols = if row.delete { &row.cols[..row.nkey] } else { &row.cols[..] };
+                for (j, c) in cols.iter().enumerate() {
+                    if j > 0 {
+                        buf.push(b'\t');
                     }
+                    match render_cell(&mut scratch, Dialect::Postgres, &zones, c)? {
+                        Rendered::Null => buf.extend_from_slice(b"\\N"),
+                        _ => types::push_copy_escaped(&mut buf, &scratch),
+                    }
+                }
+                buf.push(b'\n');
+                // Small chunks: the server parses one while the next is rendered.
+                if buf.len() >= COPY_CHUNK {
+                    let chunk = Bytes::from(std::mem::take(&mut buf));
+                    chunks.push(chunk.clone());
+                    sink.send(chunk).await.map_err(|e| pg_error("COPY", e))?;
+                    buf.reserve(COPY_CHUNK + COPY_CHUNK / 4);
                 }
             }
-            let skip = |i: usize| {
-                let r = &records[i];
-                stored.get(&(r.topic.clone(), r.partition)).is_some_and(|next| r.offset < *next)
-            };
-            let runs = self.runs(rows, &skip)?;
-            let mut scratch = String::new();
-            let zones = self.settings.time_zones();
-            let mut buf: Vec<u8> = Vec::with_capacity(COPY_CHUNK + COPY_CHUNK / 4);
-            for (n, run) in runs.iter().enumerate() {
-                let first = &run.rows[0];
-                let table = self.table_sql(&first.table);
-                let cols = if first.delete { &first.cols[..first.nkey] } else { &first.cols[..] };
-                let direct = !first.delete && self.settings.insert_mode == InsertMode::Insert;
-                let stage = format!("sluice_stage_{n}");
-                let target = if direct {
-                    table.clone()
-                } else {
-                    let mut sql = format!("CREATE TEMP TABLE {stage} ON COMMIT DROP AS SELECT ");
-                    self.col_list(&mut sql, cols, None);
-                    sql.push_str(&format!(" FROM {table} WITH NO DATA"));
-                    tx.batch_execute(&sql).await.map_err(|e| pg_error("creating the staging table", e))?;
-                    stage.clone()
-                };
-                let mut copy = format!("COPY {target} (");
-                self.col_list(&mut copy, cols, None);
-                copy.push_str(") FROM STDIN");
-                let sink = tx.copy_in(&copy).await.map_err(|e| pg_error("COPY", e))?;
-                futures::pin_mut!(sink);
-                buf.clear();
-                for row in &run.rows {
-                    let cols = if row.delete { &row.cols[..row.nkey] } else { &row.cols[..] };
-                    for (j, c) in cols.iter().enumerate() {
-                        if j > 0 {
-                            buf.push(b'\t');
-                        }
-                        match render_cell(&mut scratch, Dialect::Postgres, &zones, c)? {
-                            Rendered::Null => buf.extend_from_slice(b"\\N"),
-                            _ => types::push_copy_escaped(&mut buf, &scratch),
-                        }
-                    }
-                    buf.push(b'\n');
-                    // Small chunks: the server parses one while the next is rendered.
-                    if buf.len() >= COPY_CHUNK {
-                        sink.send(Bytes::from(std::mem::take(&mut buf))).await.map_err(|e| pg_error("COPY", e))?;
-                        buf.reserve(COPY_CHUNK + COPY_CHUNK / 4);
-                    }
-                }
-                if !buf.is_empty() {
-                    sink.send(Bytes::from(std::mem::take(&mut buf))).await.map_err(|e| pg_error("COPY", e))?;
-                }
-                sink.finish().await.map_err(|e| pg_error(&format!("COPY into {target}"), e))?;
-                if direct {
+            if !buf.is_empty() {
+                let chunk = Bytes::from(std::mem::take(&mut buf));
+                chunks.push(chunk.clone());
+                sink.send(chunk).await.map_err(|e| pg_error("COPY", e))?;
+            }
+            sink.finish().await.map_err(|e| pg_error(&format!("COPY into {target}"), e))?;
+            replay.steps.push(Step::Copy(copy, chunks));
+            if direct {
+                continue;
+            }
+            let keys = &first.cols[..first.nkey];
+            let rest = &first.cols[first.nkey..];
+            let sql = if first.delete {
+                let mut s = format!("DELETE FROM {table} AS d USING {stage} AS s WHERE ");
+                self.key_match(&mut s, keys);
+                s
+            } else if self.settings.insert_mode == InsertMode::Update {
+                if rest.is_empty() {
                     continue;
                 }
-                let keys = &first.cols[..first.nkey];
-                let rest = &first.cols[first.nkey..];
-                let sql = if first.delete {
-                    let mut s = format!("DELETE FROM {table} AS d USING {stage} AS s WHERE ");
-                    self.key_match(&mut s, keys);
-                    s
-                } else if self.settings.insert_mode == InsertMode::Update {
-                    if rest.is_empty() {
-                        continue;
+                let mut s = format!("UPDATE {table} AS d SET ");
+                for (i, c) in rest.iter().enumerate() {
+                    if i > 0 {
+                        s.push_str(", ");
                     }
-                    let mut s = format!("UPDATE {table} AS d SET ");
+                    self.ident(&mut s, c.name);
+                    s.push_str(" = s.");
+                    self.ident(&mut s, c.name);
+                }
+                s.push_str(&format!(" FROM {stage} AS s WHERE "));
+                self.key_match(&mut s, keys);
+                s
+            } else {
+                let mut s = format!("INSERT INTO {table} (");
+                self.col_list(&mut s, cols, None);
+                s.push_str(") SELECT ");
+                self.col_list(&mut s, cols, None);
+                s.push_str(&format!(" FROM {stage} ON CONFLICT ("));
+                self.col_list(&mut s, keys, None);
+                if rest.is_empty() {
+                    s.push_str(") DO NOTHING");
+                } else {
+                    s.push_str(") DO UPDATE SET ");
                     for (i, c) in rest.iter().enumerate() {
                         if i > 0 {
                             s.push_str(", ");
                         }
                         self.ident(&mut s, c.name);
-                        s.push_str(" = s.");
+                        s.push_str(" = EXCLUDED.");
                         self.ident(&mut s, c.name);
                     }
-                    s.push_str(&format!(" FROM {stage} AS s WHERE "));
-                    self.key_match(&mut s, keys);
-                    s
-                } else {
-                    let mut s = format!("INSERT INTO {table} (");
-                    self.col_list(&mut s, cols, None);
-                    s.push_str(") SELECT ");
-                    self.col_list(&mut s, cols, None);
-                    s.push_str(&format!(" FROM {stage} ON CONFLICT ("));
-                    self.col_list(&mut s, keys, None);
-                    if rest.is_empty() {
-                        s.push_str(") DO NOTHING");
-                    } else {
-                        s.push_str(") DO UPDATE SET ");
-                        for (i, c) in rest.iter().enumerate() {
-                            if i > 0 {
-                                s.push_str(", ");
-                            }
-                            self.ident(&mut s, c.name);
-                            s.push_str(" = EXCLUDED.");
-                            self.ident(&mut s, c.name);
-                        }
-                    }
-                    s
-                };
-                tx.batch_execute(&sql).await.map_err(|e| pg_error(&format!("writing to {table}"), e))?;
-            }
-            if let Some(t) = &self.settings.offsets_table {
+                }
+                s
+            };
+            client.batch_execute(&sql).await.map_err(|e| pg_error(&format!("writing to {table}"), e))?;
+            replay.steps.push(Step::Sql(sql));
+        }
+        if let Some(t) = &self.settings.offsets_table {
+            if optimistic {
+                // Locked from here to COMMIT: unchanged since the rows were chosen, it is as if read and locked
+                // at the start.
                 let sql = format!(
-                    "INSERT INTO {t} (connector, topic, kafka_partition, next_offset) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (connector, topic, kafka_partition) DO UPDATE SET next_offset = GREATEST({t}.next_offset, EXCLUDED.next_offset)"
+                    "SELECT next_offset FROM {t} WHERE connector = $1 AND topic = $2 AND kafka_partition = $3 FOR UPDATE"
                 );
-                for ((topic, partition), (_, last)) in partitions {
-                    tx.execute(&sql, &[&self.connector, topic, partition, &(last + 1)]).await.map_err(|e| pg_error("storing offsets", e))?;
+                for ((topic, partition), expected) in &replay.read {
+                    let now = client
+                        .query_opt(&sql, &[&self.connector, topic, partition])
+                        .await
+                        .map_err(|e| pg_error("reading stored offsets", e))?
+                        .map(|r| r.get::<_, i64>(0));
+                    if now != *expected {
+                        return Err(ConnectError::retriable(
+                            "checking stored offsets",
+                            std::io::Error::other(format!(
+                                "{t} holds {now:?} for {topic}-{partition}, {expected:?} was expected (the previous \
+                                 batch's COMMIT failed, or another writer)"
+                            )),
+                        ));
+                    }
                 }
             }
-            Ok(())
+            replay.ends = partitions.iter().map(|((t, p), (_, last))| ((t.to_string(), *p), last + 1)).collect();
+            self.store_offsets(client, &replay.ends).await?;
+        }
+        Ok(())
+    }
+
+    /// What the offsets table holds once a transaction that read `read` and stored `ends` commits.
+    fn expect_stored(&mut self, replay: &Replay) {
+        for ((tp, read), (_, end)) in replay.read.iter().zip(&replay.ends) {
+            self.stored.insert(tp.clone(), Some(read.map_or(*end, |r| r.max(*end))));
+        }
+    }
+
+    /// Exactly-once: the next offsets per partition, in the transaction of `client`.
+    async fn store_offsets(
+        &self,
+        client: &tokio_postgres::Client,
+        ends: &[((String, i32), i64)],
+    ) -> Result<(), ConnectError> {
+        let Some(t) = &self.settings.offsets_table else { return Ok(()) };
+        let sql = format!(
+            "INSERT INTO {t} (connector, topic, kafka_partition, next_offset) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (connector, topic, kafka_partition) DO UPDATE SET next_offset = GREATEST({t}.next_offset, EXCLUDED.next_offset)"
+        );
+        for ((topic, partition), next) in ends {
+            client
+                .execute(&sql, &[&self.connector, topic, partition, next])
+                .await
+                .map_err(|e| pg_error("storing offsets", e))?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the COMMIT of the previous put, if one is in flight, and redoes a transaction whose COMMIT
+    /// failed (its records are the runtime's no more): afterwards everything put so far is durable. The error is
+    /// never [`ConnectError::Data`].
+    pub async fn settle(&mut self) -> Result<(), ConnectError> {
+        // A failure is kept in `failed` (and logged), then redone.
+        let _ = self.wait_pending().await;
+        self.redo_failed().await
+    }
+
+    /// Waits for the in-flight COMMIT; when it failed, its transaction is kept in `failed`.
+    async fn wait_pending(&mut self) -> Result<(), ConnectError> {
+        let Some(pending) = self.pending.take() else { return Ok(()) };
+        let outcome = match pending.handle.await {
+            Ok(outcome) => outcome,
+            Err(e) => Err(ConnectError::retriable("the COMMIT of the previous batch did not finish", e)),
+        };
+        if let Err(e) = &outcome {
+            tracing::warn!(error = %e.trace(), "the COMMIT of the previous batch failed; redoing that transaction");
+            self.failed = Some(pending.replay);
+        }
+        outcome
+    }
+
+    /// Redoes the transaction whose COMMIT failed, if any.
+    async fn redo_failed(&mut self) -> Result<(), ConnectError> {
+        let Some(replay) = &self.failed else { return Ok(()) };
+        let redone = self.redo(replay).await;
+        if redone.is_err() {
+            self.stored.clear();
+        }
+        redone.map_err(|e| match e {
+            ConnectError::Data(message) => ConnectError::Other(format!(
+                "a batch whose COMMIT failed could not be written again (its records were acknowledged): {message}"
+            )),
+            other => other,
+        })?;
+        self.failed = None;
+        tracing::info!("the batch whose COMMIT failed was written again");
+        Ok(())
+    }
+
+    /// Redoes a transaction whose COMMIT failed, waiting for its COMMIT. Exactly-once: only when the offsets table
+    /// still holds what the transaction read (a COMMIT whose answer was lost may have succeeded: then the stored
+    /// offsets are its own and nothing is redone).
+    async fn redo(&self, replay: &Replay) -> Result<(), ConnectError> {
+        let mut conn = TxConn::begin(&self.pool).await?;
+        let result: Result<bool, ConnectError> = async {
+            let client = conn.client();
+            if let Some(t) = &self.settings.offsets_table {
+                let sql = format!(
+                    "SELECT next_offset FROM {t} WHERE connector = $1 AND topic = $2 AND kafka_partition = $3 FOR UPDATE"
+                );
+                let (mut same, mut done) = (true, true);
+                for ((topic, partition), read) in &replay.read {
+                    let r = client
+                        .query_opt(&sql, &[&self.connector, topic, partition])
+                        .await
+                        .map_err(|e| pg_error("reading stored offsets", e))?;
+                    let now = r.map(|r| r.get::<_, i64>(0));
+                    same &= now == *read;
+                    let end = replay.ends.iter().find(|(tp, _)| tp.0 == *topic && tp.1 == *partition).map(|e| e.1);
+                    done &= matches!((now, end), (Some(now), Some(end)) if now >= end);
+                }
+                if done {
+                    return Ok(false);
+                }
+                if !same {
+                    return Err(ConnectError::Other(format!(
+                        "the offsets in {t} changed while a batch's COMMIT failed: another writer for connector {}?",
+                        self.connector
+                    )));
+                }
+            }
+            for step in &replay.steps {
+                match step {
+                    Step::Sql(sql) => client.batch_execute(sql).await.map_err(|e| pg_error("redoing a batch", e))?,
+                    Step::Copy(copy, chunks) => {
+                        let sink = client.copy_in(copy).await.map_err(|e| pg_error("COPY", e))?;
+                        futures::pin_mut!(sink);
+                        for chunk in chunks {
+                            sink.send(chunk.clone()).await.map_err(|e| pg_error("COPY", e))?;
+                        }
+                        sink.finish().await.map_err(|e| pg_error("COPY", e))?;
+                    }
+                }
+            }
+            self.store_offsets(client, &replay.ends).await?;
+            Ok(true)
         }
         .await;
         match result {
-            Ok(()) => tx.commit().await.map_err(|e| pg_error("COMMIT", e)),
+            Ok(true) => conn.commit().await,
+            Ok(false) => {
+                conn.rollback().await;
+                Ok(())
+            }
             Err(e) => {
-                let _ = tx.rollback().await;
+                conn.rollback().await;
                 Err(e)
             }
         }
@@ -878,5 +1151,180 @@ impl Writer {
                 Err(e)
             }
         }
+    }
+}
+
+/// The pipelined COMMIT against the real PostgreSQL of `deploy/local/postgres` (`SLUICE_TEST_PG`, exported by
+/// deploy/test): a COMMIT that fails after its put returned is redone before anything else, exactly once.
+#[cfg(test)]
+mod pipelined_commit_tests {
+    use std::sync::Arc;
+
+    use sluice_connect_api::config::ConfigMap;
+    use sluice_connect_api::record::Field;
+
+    use super::*;
+    use crate::connection::ConnectionParams;
+
+    fn pg() -> Option<(String, String, String)> {
+        let url = std::env::var("SLUICE_TEST_PG").ok()?;
+        let (cred, hostdb) = url.split_once("://")?.1.rsplit_once('@')?;
+        let (user, password) = cred.split_once(':')?;
+        Some((format!("jdbc:postgresql://{hostdb}"), user.into(), password.into()))
+    }
+
+    fn writer(name: &str, extra: &[(&str, &str)]) -> Option<Writer> {
+        let (jdbc, user, password) = pg()?;
+        let mut config = ConfigMap::new();
+        for (k, v) in
+            [("connection.url", jdbc.as_str()), ("connection.user", &user), ("connection.password", &password)]
+                .into_iter()
+                .chain([("auto.create", "true")])
+                .chain(extra.iter().copied())
+        {
+            config.insert(k.into(), v.into());
+        }
+        let params = ConnectionParams::from_config(&config).unwrap();
+        Some(Writer {
+            settings: SinkSettings::from_config(&config, Flavor::Confluent).unwrap(),
+            pool: Pool::connect(&params).unwrap(),
+            connector: name.into(),
+            tables: HashMap::new(),
+            retries: 0,
+            offsets_table_ready: false,
+            pending: None,
+            failed: None,
+            stored: HashMap::new(),
+        })
+    }
+
+    fn records(topic: &str, offsets: std::ops::Range<i64>) -> Vec<SinkRecord> {
+        let mut schema = Schema::primitive(SchemaType::Struct, false);
+        schema.fields = vec![Field { name: "id".into(), index: 0, schema: Arc::new(INT64_SCHEMA.clone()) }];
+        let schema = Arc::new(schema);
+        offsets
+            .map(|offset| SinkRecord {
+                topic: topic.into(),
+                partition: 0,
+                offset,
+                key_schema: None,
+                key: Value::Null,
+                value_schema: Some(schema.clone()),
+                value: Value::Struct(vec![Value::Int64(offset)]),
+                timestamp: None,
+                headers: Vec::new(),
+            })
+            .collect()
+    }
+
+    /// Writes `recs` as a put does, then ends the transaction (COMMIT when `committed`, else ROLLBACK) and leaves
+    /// it pending as a COMMIT whose answer was an error (a connection lost during COMMIT: it may or may not have
+    /// happened).
+    async fn put_with_failed_commit(w: &mut Writer, recs: &[SinkRecord], committed: bool) {
+        w.settle().await.unwrap();
+        let mut partitions: BTreeMap<(&str, i32), (i64, i64)> = BTreeMap::new();
+        for r in recs {
+            let e = partitions.entry((r.topic.as_str(), r.partition)).or_insert((r.offset, r.offset));
+            e.1 = e.1.max(r.offset);
+        }
+        let rows = recs.iter().enumerate().map(|(i, r)| (i, extract(&w.settings, r).unwrap().unwrap())).collect();
+        let (mut conn, replay) = w.put_pg(recs, rows, &partitions).await.unwrap();
+        if committed {
+            conn.commit().await.unwrap();
+        } else {
+            conn.rollback().await;
+        }
+        w.expect_stored(&replay);
+        let handle =
+            tokio::spawn(async { Err(ConnectError::retriable("COMMIT", std::io::Error::other("connection lost"))) });
+        w.pending = Some(PendingCommit { handle, replay });
+    }
+
+    /// Puts until it succeeds, as the runtime does after retriable failures; returns the failed attempts.
+    async fn put_until_ok(w: &mut Writer, recs: &[SinkRecord]) -> usize {
+        for attempt in 0..5 {
+            match w.put(recs).await {
+                Ok(()) => return attempt,
+                Err(e) => assert!(e.is_retriable(), "{e:?}"),
+            }
+        }
+        panic!("put kept failing");
+    }
+
+    async fn count(w: &Writer, table: &str) -> (i64, i64, i64) {
+        let client = w.pool.pg().await.unwrap();
+        let r = client
+            .query_one(&format!("SELECT COUNT(*), COUNT(DISTINCT id), COALESCE(MAX(id), -1) FROM \"{table}\""), &[])
+            .await
+            .unwrap();
+        (r.get(0), r.get(1), r.get(2))
+    }
+
+    async fn stored_offset(w: &Writer, topic: &str) -> Option<i64> {
+        let client = w.pool.pg().await.unwrap();
+        let t = w.settings.offsets_table.as_deref().unwrap();
+        client
+            .query_opt(
+                &format!("SELECT next_offset FROM {t} WHERE connector = $1 AND topic = $2"),
+                &[&w.connector, &topic],
+            )
+            .await
+            .unwrap()
+            .map(|r| r.get(0))
+    }
+
+    fn unique(prefix: &str) -> String {
+        let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        format!("{prefix}_{}_{}", std::process::id(), n % 1_000_000_000)
+    }
+
+    #[tokio::test]
+    async fn exactly_once_redoes_a_failed_commit_once() {
+        let topic = unique("jdbc_pipe_eo");
+        let Some(mut w) = writer(&topic, &[]) else {
+            eprintln!("SLUICE_TEST_PG unset: skipped");
+            return;
+        };
+        w.put(&records(&topic, 0..10)).await.unwrap();
+        // Rolled back: the next put finds the offsets it expected missing, and the batch is redone first.
+        put_with_failed_commit(&mut w, &records(&topic, 10..20), false).await;
+        assert!(put_until_ok(&mut w, &records(&topic, 20..30)).await > 0);
+        w.settle().await.unwrap();
+        assert_eq!(count(&w, &topic).await, (30, 30, 29));
+        assert_eq!(stored_offset(&w, &topic).await, Some(30));
+        // Committed although the answer was an error: not written twice.
+        put_with_failed_commit(&mut w, &records(&topic, 30..40), true).await;
+        assert!(put_until_ok(&mut w, &records(&topic, 40..50)).await > 0);
+        w.settle().await.unwrap();
+        assert_eq!(count(&w, &topic).await, (50, 50, 49));
+        // A flush after a failed COMMIT redoes it too.
+        put_with_failed_commit(&mut w, &records(&topic, 50..60), false).await;
+        w.settle().await.unwrap();
+        assert_eq!(count(&w, &topic).await, (60, 60, 59));
+        assert_eq!(stored_offset(&w, &topic).await, Some(60));
+        // Redelivered records (a restart from older Kafka offsets) are skipped, also by a fresh writer.
+        w.put(&records(&topic, 55..70)).await.unwrap();
+        w.settle().await.unwrap();
+        let mut fresh = writer(&topic, &[]).unwrap();
+        fresh.put(&records(&topic, 65..75)).await.unwrap();
+        fresh.settle().await.unwrap();
+        assert_eq!(count(&w, &topic).await, (75, 75, 74));
+        w.pool.close().await;
+        fresh.pool.close().await;
+    }
+
+    #[tokio::test]
+    async fn at_least_once_redoes_a_failed_commit() {
+        let topic = unique("jdbc_pipe_alo");
+        let Some(mut w) = writer(&topic, &[("sluice.offsets.table", "")]) else {
+            eprintln!("SLUICE_TEST_PG unset: skipped");
+            return;
+        };
+        w.put(&records(&topic, 0..10)).await.unwrap();
+        put_with_failed_commit(&mut w, &records(&topic, 10..20), false).await;
+        assert_eq!(put_until_ok(&mut w, &records(&topic, 20..30)).await, 1, "redone, then this batch again");
+        w.settle().await.unwrap();
+        assert_eq!(count(&w, &topic).await, (30, 30, 29));
+        w.pool.close().await;
     }
 }
