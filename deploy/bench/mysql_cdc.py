@@ -3,7 +3,9 @@
 Both run as standalone workers with JsonConverter (schemas on), one at a time, against the same MariaDB
 (MYSQL_HOST / MYSQL_TCP_PORT / MYSQL_USER / MYSQL_PWD, as `deploy/local/mysql env` prints them).
 - streaming: snapshot.mode=no_data, then N rows (~100 B each) are committed as N/1000 transactions of 1,000 rows;
-  measured from the first commit until the topic holds N records: events/s, worker CPU seconds, peak RSS;
+  measured from the first commit until the topic holds N records: events/s, worker CPU seconds, peak RSS, and the
+  per-event lag from the binlog event's time (`source.ts_ms`, whole seconds in MariaDB's binlog) to the topic's
+  LogAppendTime (p50/p99);
 - snapshot: a table of N rows, snapshot.mode=initial: time until the topic holds N records.
 The Debezium jars come from deploy/compat/plugins/debezium-mariadb.
 """
@@ -12,6 +14,8 @@ import os
 import subprocess
 import threading
 import time
+
+from postgres_cdc import commit_lag_ms
 
 JSON = "org.apache.kafka.connect.json.JsonConverter"
 
@@ -64,6 +68,13 @@ def measure(run, env, w, db, system, count, phase):
     cfg = connector_config(db, prefix, database, 30000 + int(time.time()) % 10000,
                            "initial" if phase == "snapshot" else "no_data")
     cfg["schema.history.internal.kafka.bootstrap.servers"] = env.bootstrap
+    if phase == "streaming":
+        # LogAppendTime: each record carries the time the broker appended it, for the commit -> Kafka lag.
+        r = env.kafka_tool("org.apache.kafka.tools.TopicCommand", "--bootstrap-server", env.bootstrap, "--create",
+                           "--topic", topic, "--partitions", "1", "--replication-factor", "1",
+                           "--config", "message.timestamp.type=LogAppendTime", timeout=120)
+        if r.returncode != 0:
+            raise run.BenchError(f"creating {topic}: {r.stderr.strip()[-500:]}")
     name = env.uniq("cdc")
     samples = []
     stop = threading.Event()
@@ -95,12 +106,20 @@ def measure(run, env, w, db, system, count, phase):
         stop.set()
         th.join()
     run.delete_connector(w.base, name)
+    lag = commit_lag_ms(env, topic) if phase == "streaming" else None
+    # 1,000,000 events with schemas are ~3 GB: free the disk before the next run.
+    env.kafka_tool("org.apache.kafka.tools.TopicCommand", "--bootstrap-server", env.bootstrap, "--delete",
+                   "--topic", topic, timeout=120)
     sql(db, f"DROP DATABASE {database}")
     res = {"seconds": elapsed, "events_per_s": count / elapsed, "cpu_s": cpu,
            "events_per_cpu_s": count / cpu if cpu else None,
            "peak_rss_mb": max(samples) / 1024 if samples else None}
     if phase == "streaming":
         res["commit_s"] = commit_s
+        if lag:
+            res["lag_p50_ms"] = run.percentile(lag, 0.50)
+            res["lag_p99_ms"] = run.percentile(lag, 0.99)
+            res["lag_max_ms"] = lag[-1]
     return res
 
 
@@ -127,9 +146,14 @@ def scenario(run, env):
                     r = measure(run, env, w, db, system, count, phase)
                 finally:
                     w.stop()
+                lag = (f" lag p50 {r['lag_p50_ms']:.0f} ms p99 {r['lag_p99_ms']:.0f} ms"
+                       if r.get("lag_p50_ms") is not None else "")
                 run.log(f"cdc-mysql {phase} {count} rep {rep + 1} {run.NAMES[system]}: {r['seconds']:.2f}s "
-                        f"{r['events_per_s']:,.0f} ev/s cpu {r['cpu_s']:.1f}s peak {r['peak_rss_mb'] or 0:.0f} MB")
+                        f"{r['events_per_s']:,.0f} ev/s cpu {r['cpu_s']:.1f}s peak {r['peak_rss_mb'] or 0:.0f} MB{lag}")
                 runs[system].append(r)
-        out[phase] = run.per_system(runs, {"events_per_s": "events/s", "seconds": "s", "cpu_s": "CPU s",
-                                           "events_per_cpu_s": "events per CPU s", "peak_rss_mb": "MB"})
+        metrics = {"events_per_s": "events/s", "seconds": "s", "cpu_s": "CPU s",
+                   "events_per_cpu_s": "events per CPU s", "peak_rss_mb": "MB"}
+        if phase == "streaming":
+            metrics.update({"lag_p50_ms": "ms", "lag_p99_ms": "ms", "lag_max_ms": "ms"})
+        out[phase] = run.per_system(runs, metrics)
     return out
