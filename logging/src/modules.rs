@@ -4,6 +4,7 @@
 /// (crate, module) of every module of the workspace's library crates.
 pub const MODULES: &[(&str, &str)] = &[
     ("sluice_agent", "sluice_agent"),
+    ("sluice_agent", "sluice_agent::allocator"),
     ("sluice_agent", "sluice_agent::fence"),
     ("sluice_agent", "sluice_agent::instance_lock"),
     ("sluice_agent", "sluice_agent::lease"),
@@ -41,8 +42,10 @@ pub const MODULES: &[(&str, &str)] = &[
     ("sluice_connector_jdbc", "sluice_connector_jdbc::source"),
     ("sluice_connector_jdbc", "sluice_connector_jdbc::source::db"),
     ("sluice_connector_jdbc", "sluice_connector_jdbc::source::values"),
+    ("sluice_connector_jdbc", "sluice_connector_jdbc::zone"),
     ("sluice_connector_mysql_cdc", "sluice_connector_mysql_cdc"),
     ("sluice_connector_mysql_cdc", "sluice_connector_mysql_cdc::config"),
+    ("sluice_connector_mysql_cdc", "sluice_connector_mysql_cdc::ddl"),
     ("sluice_connector_mysql_cdc", "sluice_connector_mysql_cdc::envelope"),
     ("sluice_connector_mysql_cdc", "sluice_connector_mysql_cdc::history"),
     ("sluice_connector_mysql_cdc", "sluice_connector_mysql_cdc::schema_change"),
