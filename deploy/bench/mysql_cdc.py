@@ -15,7 +15,7 @@ import subprocess
 import threading
 import time
 
-from postgres_cdc import commit_lag_ms
+from postgres_cdc import commit_lag_ms, create_lag_topic, delete_topic
 
 JSON = "org.apache.kafka.connect.json.JsonConverter"
 
@@ -69,12 +69,7 @@ def measure(run, env, w, db, system, count, phase):
                            "initial" if phase == "snapshot" else "no_data")
     cfg["schema.history.internal.kafka.bootstrap.servers"] = env.bootstrap
     if phase == "streaming":
-        # LogAppendTime: each record carries the time the broker appended it, for the commit -> Kafka lag.
-        r = env.kafka_tool("org.apache.kafka.tools.TopicCommand", "--bootstrap-server", env.bootstrap, "--create",
-                           "--topic", topic, "--partitions", "1", "--replication-factor", "1",
-                           "--config", "message.timestamp.type=LogAppendTime", timeout=120)
-        if r.returncode != 0:
-            raise run.BenchError(f"creating {topic}: {r.stderr.strip()[-500:]}")
+        create_lag_topic(run, env, topic)
     name = env.uniq("cdc")
     samples = []
     stop = threading.Event()
@@ -107,9 +102,7 @@ def measure(run, env, w, db, system, count, phase):
         th.join()
     run.delete_connector(w.base, name)
     lag = commit_lag_ms(env, topic) if phase == "streaming" else None
-    # 1,000,000 events with schemas are ~3 GB: free the disk before the next run.
-    env.kafka_tool("org.apache.kafka.tools.TopicCommand", "--bootstrap-server", env.bootstrap, "--delete",
-                   "--topic", topic, timeout=120)
+    delete_topic(env, topic)
     sql(db, f"DROP DATABASE {database}")
     res = {"seconds": elapsed, "events_per_s": count / elapsed, "cpu_s": cpu,
            "events_per_cpu_s": count / cpu if cpu else None,

@@ -76,12 +76,7 @@ def measure(run, env, w, db, system, count, phase):
     topic = f"{prefix}.public.{table}"
     cfg = connector_config(db, prefix, table, "initial" if phase == "snapshot" else "no_data")
     if phase == "streaming":
-        # LogAppendTime: each record carries the time the broker appended it, for the commit -> Kafka lag.
-        r = env.kafka_tool("org.apache.kafka.tools.TopicCommand", "--bootstrap-server", env.bootstrap, "--create",
-                           "--topic", topic, "--partitions", "1", "--replication-factor", "1",
-                           "--config", "message.timestamp.type=LogAppendTime", timeout=120)
-        if r.returncode != 0:
-            raise run.BenchError(f"creating {topic}: {r.stderr.strip()[-500:]}")
+        create_lag_topic(run, env, topic)
     name = env.uniq("cdc")
     samples = []
     stop = threading.Event()
@@ -118,9 +113,7 @@ def measure(run, env, w, db, system, count, phase):
         th.join()
     run.delete_connector(w.base, name)
     lag = commit_lag_ms(env, topic) if phase == "streaming" else None
-    # 1,000,000 events with schemas are ~3 GB: free the disk before the next run.
-    env.kafka_tool("org.apache.kafka.tools.TopicCommand", "--bootstrap-server", env.bootstrap, "--delete",
-                   "--topic", topic, timeout=120)
+    delete_topic(env, topic)
     cleanup(db, prefix, table)
     res = {"seconds": elapsed, "events_per_s": count / elapsed, "cpu_s": cpu,
            "events_per_cpu_s": count / cpu if cpu else None,
@@ -132,6 +125,22 @@ def measure(run, env, w, db, system, count, phase):
             res["lag_p99_ms"] = run.percentile(lag, 0.99)
             res["lag_max_ms"] = lag[-1]
     return res
+
+
+def create_lag_topic(run, env, topic):
+    """The change topic, created with LogAppendTime: each record carries the time the broker appended it, for the
+    commit -> Kafka lag."""
+    r = env.kafka_tool("org.apache.kafka.tools.TopicCommand", "--bootstrap-server", env.bootstrap, "--create",
+                       "--topic", topic, "--partitions", "1", "--replication-factor", "1",
+                       "--config", "message.timestamp.type=LogAppendTime", timeout=120)
+    if r.returncode != 0:
+        raise run.BenchError(f"creating {topic}: {r.stderr.strip()[-500:]}")
+
+
+def delete_topic(env, topic):
+    """1,000,000 events with schemas are ~3 GB: free the disk before the next run."""
+    env.kafka_tool("org.apache.kafka.tools.TopicCommand", "--bootstrap-server", env.bootstrap, "--delete",
+                   "--topic", topic, timeout=120)
 
 
 SOURCE_TS = re.compile(rb'"ts_ms":(\d+)')

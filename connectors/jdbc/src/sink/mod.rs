@@ -14,7 +14,7 @@ mod config;
 mod types;
 mod write;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -126,17 +126,7 @@ impl SinkTask for JdbcSinkTask {
         let pool = Pool::connect(&params)?;
         tracing::info!(connector = %context.connector, task = context.task, dialect = params.dialect.name(),
             host = %params.host, port = params.port, database = %params.database, "JDBC sink task starting");
-        self.state = Some(write::Writer {
-            settings,
-            pool,
-            connector: context.connector,
-            tables: HashMap::new(),
-            retries: 0,
-            offsets_table_ready: false,
-            pending: None,
-            failed: None,
-            stored: HashMap::new(),
-        });
+        self.state = Some(write::Writer::new(settings, pool, context.connector));
         Ok(())
     }
 

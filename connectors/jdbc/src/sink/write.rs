@@ -344,6 +344,21 @@ fn same_shape(a: &Row<'_>, b: &Row<'_>) -> bool {
 }
 
 impl Writer {
+    /// A writer with nothing written yet: no tables known, no COMMIT in flight.
+    pub fn new(settings: SinkSettings, pool: Pool, connector: String) -> Self {
+        Writer {
+            settings,
+            pool,
+            connector,
+            tables: HashMap::new(),
+            retries: 0,
+            offsets_table_ready: false,
+            pending: None,
+            failed: None,
+            stored: HashMap::new(),
+        }
+    }
+
     fn dialect(&self) -> Dialect {
         self.pool.dialect()
     }
@@ -1185,17 +1200,11 @@ mod pipelined_commit_tests {
             config.insert(k.into(), v.into());
         }
         let params = ConnectionParams::from_config(&config).unwrap();
-        Some(Writer {
-            settings: SinkSettings::from_config(&config, Flavor::Confluent).unwrap(),
-            pool: Pool::connect(&params).unwrap(),
-            connector: name.into(),
-            tables: HashMap::new(),
-            retries: 0,
-            offsets_table_ready: false,
-            pending: None,
-            failed: None,
-            stored: HashMap::new(),
-        })
+        Some(Writer::new(
+            SinkSettings::from_config(&config, Flavor::Confluent).unwrap(),
+            Pool::connect(&params).unwrap(),
+            name.into(),
+        ))
     }
 
     fn records(topic: &str, offsets: std::ops::Range<i64>) -> Vec<SinkRecord> {
