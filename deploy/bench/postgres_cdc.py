@@ -72,7 +72,7 @@ def measure(run, env, w, db, system, count, phase):
     prefix = env.uniq(f"cdc{system}").replace("-", "_")
     sql(db, f"DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (id bigint PRIMARY KEY, payload varchar(100) NOT NULL);")
     if phase == "snapshot":
-        fill(db, table, 1, count)
+        fill(db, table, 1, count, per_tx=50_000)  # not timed: larger transactions fill a 10M-row table sooner
     topic = f"{prefix}.public.{table}"
     cfg = connector_config(db, prefix, table, "initial" if phase == "snapshot" else "no_data")
     if phase == "streaming":
@@ -175,20 +175,21 @@ def scenario(run, env):
         os.symlink(plugin, os.path.join(plugins, "debezium-postgres"))
     count = env.args.cdc_records
     extra = {"key.converter": JSON, "value.converter": JSON, "plugin.path": plugins}
-    out = {"records": count, "record_bytes": 100}
-    for phase in ("streaming", "snapshot"):
+    out = {"records": count, "snapshot_records": env.args.cdc_snapshot_records, "record_bytes": 100}
+    for phase in env.args.cdc_phases:
+        n = env.args.cdc_snapshot_records if phase == "snapshot" else count
         runs = {run.SLUICE: [], run.CONNECT: []}
         for rep in range(env.args.reps):
             for system in run.order(rep):
                 w = run.Worker(env, system, f"cdc-pg-{phase}", extra=extra).start()
                 try:
                     w.wait_rest()
-                    r = measure(run, env, w, db, system, count, phase)
+                    r = measure(run, env, w, db, system, n, phase)
                 finally:
                     w.stop()
                 lag = (f" lag p50 {r['lag_p50_ms']:.0f} ms p99 {r['lag_p99_ms']:.0f} ms"
                        if r.get("lag_p50_ms") is not None else "")
-                run.log(f"cdc-postgres {phase} {count} rep {rep + 1} {run.NAMES[system]}: {r['seconds']:.2f}s "
+                run.log(f"cdc-postgres {phase} {n} rep {rep + 1} {run.NAMES[system]}: {r['seconds']:.2f}s "
                         f"{r['events_per_s']:,.0f} ev/s cpu {r['cpu_s']:.1f}s peak {r['peak_rss_mb'] or 0:.0f} MB{lag}")
                 runs[system].append(r)
         metrics = {"events_per_s": "events/s", "seconds": "s", "cpu_s": "CPU s",
