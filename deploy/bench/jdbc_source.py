@@ -1,5 +1,6 @@
 """Benchmark scenario `jdbc-source`: Sluice's JDBC source (io.confluent.connect.jdbc.JdbcSourceConnector,
-mode=incrementing, JsonConverter with schemas, defaults otherwise: batch.max.rows=100) reading a PostgreSQL table of
+mode=incrementing, JsonConverter with schemas, defaults otherwise: batch.max.rows=100; and again with
+batch.max.rows=10000) reading a PostgreSQL table of
 1,000,000 rows (~100 B each) into Kafka, in a Sluice standalone worker. Time from POST /connectors until the topic's
 end offset reaches the row count; worker CPU and peak RSS.
 
@@ -56,9 +57,11 @@ def scenario_jdbc_source(env, run):
     _psql(url, f"INSERT INTO {table} (name, amount, ts, payload) SELECT 'name-' || g, g % 100000 + 0.25, "
                f"'2024-01-01'::timestamp + g * interval '1 ms', repeat('x', 40) FROM generate_series(1, {count}) g")
     _psql(url, f"VACUUM ANALYZE {table}")
-    runs = []
+    variants = {"defaults": {}, "batch.max.rows=10000": {"batch.max.rows": "10000"}}
+    all_runs = {v: [] for v in variants}
     try:
-        for rep in range(env.args.reps):
+        for rep, (variant, extra) in ((r, v) for r in range(env.args.reps) for v in variants.items()):
+            runs = all_runs[variant]
             w = run.Worker(env, run.SLUICE, "jdbc-source").start()
             try:
                 w.wait_rest()
@@ -86,6 +89,7 @@ def scenario_jdbc_source(env, run):
                     "topic.prefix": prefix,
                     "value.converter": "org.apache.kafka.connect.json.JsonConverter",
                     "value.converter.schemas.enable": "true",
+                    **extra,
                 })
                 run.wait_until(f"{count} records in {topic}", lambda: env.offsets.end_offset(topic) >= count,
                                env.args.timeout, interval=0.05, proc=w.proc)
@@ -95,14 +99,18 @@ def scenario_jdbc_source(env, run):
                 th.join()
                 r = {"seconds": elapsed, "records_per_s": count / elapsed, "cpu_s_per_m_records": cpu / count * 1e6,
                      "rss_peak_mib": max(samples) / 1024 if samples else None}
-                run.log(f"jdbc-source rep {rep + 1}: {count:,} rows in {elapsed:.1f}s = {count / elapsed:,.0f} rows/s, "
+                run.log(f"jdbc-source {variant} rep {rep + 1}: {count:,} rows in {elapsed:.1f}s = {count / elapsed:,.0f} rows/s, "
                         f"CPU {cpu:.1f}s, peak RSS {r['rss_peak_mib']:.0f} MiB")
                 runs.append(r)
                 run.delete_connector(w.base, name)
+                env.kafka_tool("org.apache.kafka.tools.TopicCommand", "--bootstrap-server", env.bootstrap, "--delete",
+                               "--topic", topic, timeout=120)
             finally:
                 w.stop()
     finally:
         _psql(url, f"DROP TABLE IF EXISTS {table}")
-    med = {k: statistics.median([r[k] for r in runs]) for k in runs[0]}
-    return {"rows": count, "sluice": {"runs": runs, "median": med},
-            "kafka_connect_reference": DEBEZIUM_SNAPSHOT_1M}
+    out = {"rows": count, "kafka_connect_reference": DEBEZIUM_SNAPSHOT_1M}
+    for variant, runs in all_runs.items():
+        med = {k: statistics.median([r[k] for r in runs]) for k in runs[0]}
+        out["sluice" if variant == "defaults" else f"sluice {variant}"] = {"runs": runs, "median": med}
+    return out
