@@ -131,6 +131,7 @@ pub(crate) async fn run(ctx: &TaskContext, mut control: watch::Receiver<Control>
         task: ctx.id.task,
         config: ctx.task_config(),
         offsets: Arc::new(offsets),
+        shared: ctx.shared.clone(),
     };
     if let Err(err) = task.start(start_context).await {
         release_producer(producer).await;

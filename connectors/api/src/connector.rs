@@ -61,6 +61,8 @@ pub struct SourceTaskContext {
     pub config: ConfigMap,
     /// Committed offsets keyed by the JSON of the source partition (canonical, keys sorted).
     pub offsets: Arc<BTreeMap<String, serde_json::Value>>,
+    /// State shared with the connector's other tasks, on whichever agents they run (see [`crate::shared`]).
+    pub shared: crate::shared::SharedState,
 }
 
 impl SourceTaskContext {
