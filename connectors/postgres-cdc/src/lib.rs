@@ -18,6 +18,7 @@ pub mod message;
 pub mod pgoutput;
 pub mod repl;
 pub mod snapshot;
+pub mod split;
 pub mod task;
 pub mod types;
 
@@ -32,9 +33,37 @@ pub const PLUGINS: &[ConnectorPlugin] = &[ConnectorPlugin {
     build: || Arc::new(PostgresConnector),
 }];
 
-/// Debezium's PostgreSQL connector: one task (as Debezium's).
+/// Debezium's PostgreSQL connector. Debezium runs one task; Sluice runs `tasks.max` tasks when the connector may
+/// take a snapshot, the extra ones only to read parts of the initial snapshot (see [`split`]). Task 0 does
+/// everything Debezium's task does.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PostgresConnector;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> ConfigMap {
+        let mut c: ConfigMap =
+            [("topic.prefix", "p"), ("database.hostname", "h"), ("database.user", "u"), ("database.dbname", "d")]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        c.extend(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        c
+    }
+
+    #[test]
+    fn extra_tasks_only_for_snapshots() {
+        let one = PostgresConnector.task_configs(&config(&[]), 1).unwrap();
+        assert_eq!(one.len(), 1);
+        assert!(!one[0].contains_key(split::TASKS_KEY));
+        let three = PostgresConnector.task_configs(&config(&[]), 3).unwrap();
+        assert_eq!(three.len(), 3);
+        assert!(three.iter().all(|t| t.get(split::TASKS_KEY).map(String::as_str) == Some("3")));
+        assert_eq!(PostgresConnector.task_configs(&config(&[("snapshot.mode", "no_data")]), 3).unwrap().len(), 1);
+    }
+}
 
 impl Connector for PostgresConnector {
     fn class_name(&self) -> &'static str {
@@ -56,11 +85,16 @@ impl Connector for PostgresConnector {
             Err(e) => vec![("topic.prefix".to_string(), e.to_string())],
         }
     }
-    fn task_configs(&self, config: &ConfigMap, _max_tasks: usize) -> Result<Vec<ConfigMap>, ConnectError> {
-        config::PgSettings::from_config(config)?;
+    fn task_configs(&self, config: &ConfigMap, max_tasks: usize) -> Result<Vec<ConfigMap>, ConnectError> {
+        let settings = config::PgSettings::from_config(config)?;
         let mut task = config.clone();
         task.insert("task.class".into(), "io.debezium.connector.postgresql.PostgresConnectorTask".into());
-        Ok(vec![task])
+        // Extra tasks only ever read snapshot shares: none for a connector that never snapshots.
+        let tasks = if settings.snapshot_mode == config::SnapshotMode::NoData { 1 } else { max_tasks.max(1) };
+        if tasks > 1 {
+            task.insert(split::TASKS_KEY.into(), tasks.to_string());
+        }
+        Ok(vec![task; tasks])
     }
     fn create_source_task(&self) -> Option<Box<dyn SourceTask>> {
         Some(Box::new(task::PostgresCdcTask::default()))
