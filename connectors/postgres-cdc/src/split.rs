@@ -12,6 +12,10 @@
 //! complete) until every share is done, then sends it and streams: no change event can reach Kafka before a
 //! snapshot read of the same key that is older, and the snapshot only counts as complete once every row is in.
 //!
+//! Before task 0 reads its own share, every other task says it follows the new generation (after Kafka
+//! acknowledged whatever it had read for an older one): a stale read of an abandoned generation cannot land after
+//! a read of the new one.
+//!
 //! Failures: a task other than 0 that restarts mid-snapshot imports the snapshot again and reads its whole share
 //! again (duplicated snapshot reads, as Debezium repeats a snapshot interrupted by a crash). If task 0 restarts
 //! before its snapshot completed, it takes a new snapshot under a new generation and the others follow the new
@@ -29,6 +33,21 @@ use crate::snapshot::Chunk;
 pub const TASKS_KEY: &str = "sluice.snapshot.tasks";
 /// Shared-state key of the current plan.
 pub const PLAN_KEY: &str = "snapshot.plan";
+
+/// Shared-state key where task `task` says it follows a generation: everything it read for an older one is
+/// acknowledged by Kafka, so none of it can land after a newer read of the same row.
+pub fn started_key(task: u32) -> String {
+    format!("snapshot.started.{task}")
+}
+
+/// The tasks (other than 0) that do not follow `generation` yet.
+pub fn not_started(values: &SharedValues, generation: &str, tasks: usize) -> Vec<u32> {
+    (1..tasks as u32)
+        .filter(|&t| {
+            values.get(&started_key(t)).and_then(|v| v.get("generation")).and_then(|g| g.as_str()) != Some(generation)
+        })
+        .collect()
+}
 
 /// Shared-state key where task `task` marks its share of a generation done.
 pub fn done_key(task: u32) -> String {

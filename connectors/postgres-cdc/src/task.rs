@@ -780,6 +780,14 @@ impl Reader {
                 let value = serde_json::to_value(&plan).map_err(|e| fatal(format!("snapshot plan: {e}")))?;
                 split.shared.put(split::PLAN_KEY, value);
                 tracing::info!(generation = %plan.generation, tasks, "snapshot plan published for the other tasks");
+                wait_for_tasks(
+                    &split.shared,
+                    &plan.generation,
+                    tasks,
+                    "to follow the snapshot plan",
+                    split::not_started,
+                )
+                .await?;
                 Some(plan.generation)
             }
             None => None,
@@ -846,7 +854,8 @@ impl Reader {
         let last = emitted?;
         while workers.join_next().await.is_some() {}
         if let (Some(generation), Some(split)) = (&generation, &self.split) {
-            wait_for_shares(&split.shared, generation, tasks).await?;
+            wait_for_tasks(&split.shared, generation, tasks, "to finish their snapshot shares", split::pending_shares)
+                .await?;
             if let Some(last) = last {
                 self.send_all(vec![last]).await?;
             }
@@ -975,6 +984,18 @@ impl Reader {
         task: u32,
         acked: &mut watch::Receiver<(String, u64)>,
     ) -> Result<u64, ConnectError> {
+        // What this task read for an older generation must be in Kafka before task 0 reads the new one.
+        let previous = self.last_sent.lock().ok().and_then(|l| l.clone());
+        if let Some(previous) = previous
+            && let (Some(generation), Some(records)) =
+                (previous.get("generation").and_then(|g| g.as_str()), previous.get("records").and_then(|n| n.as_u64()))
+            && generation != plan.generation
+        {
+            acked.wait_for(|(g, n)| g == generation && *n >= records).await.map_err(|_| fatal("task stopped"))?;
+        }
+        if let Some(split) = &self.split {
+            split.shared.put(&split::started_key(task), json!({"generation": plan.generation}));
+        }
         let chunks = plan.chunks.get(&task).cloned().unwrap_or_default();
         tracing::info!(task, generation = %plan.generation, chunks = chunks.len(), "reading a snapshot share");
         if chunks.is_empty() {
@@ -1502,19 +1523,25 @@ impl Reader {
     }
 }
 
-/// Waits until every task other than 0 marked its share of `generation` done, saying now and then which are late.
-async fn wait_for_shares(shared: &SharedState, generation: &str, tasks: usize) -> Result<(), ConnectError> {
+/// Waits until `pending` names no task for `generation`, saying now and then which ones it waits for.
+async fn wait_for_tasks(
+    shared: &SharedState,
+    generation: &str,
+    tasks: usize,
+    what: &str,
+    pending: fn(&sluice_connect_api::shared::SharedValues, &str, usize) -> Vec<u32>,
+) -> Result<(), ConnectError> {
     let mut values = shared.watch();
     let mut last_log = tokio::time::Instant::now();
     loop {
-        let pending = values.borrow_and_update().as_deref().map(|v| split::pending_shares(v, generation, tasks));
+        let pending = values.borrow_and_update().as_deref().map(|v| pending(v, generation, tasks));
         match pending {
             Some(p) if p.is_empty() => {
-                tracing::info!(generation, tasks, "every snapshot share is done");
+                tracing::info!(generation, tasks, "every other task is ready ({what})");
                 return Ok(());
             }
             Some(p) if last_log.elapsed() >= Duration::from_secs(30) => {
-                tracing::info!(generation, tasks = ?p, "waiting for the snapshot shares of other tasks");
+                tracing::info!(generation, tasks = ?p, "waiting for other tasks {what}");
                 last_log = tokio::time::Instant::now();
             }
             _ => {}
