@@ -293,6 +293,7 @@ pub(crate) struct Predecessor {
 /// only after the old one exited (or after the graceful timeout), so two copies never poll side by side for long,
 /// and a source starts from the offsets the old one reached (reporting them again under its own epoch, which the
 /// control plane accepts), not from those the assignment carried when it was pushed.
+#[allow(clippy::too_many_arguments)] // each is one of the agent's shared parts a task needs; both callers are in the supervisor
 pub(crate) fn spawn_task(
     assignment: TaskAssignment,
     initial: Control,

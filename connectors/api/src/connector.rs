@@ -86,6 +86,12 @@ pub trait SourceTask: Send {
     async fn commit(&mut self, _committed: &CommittedOffsets) -> Result<(), ConnectError> {
         Ok(())
     }
+    /// True while the task waits on [`SourceTask::commit`] to go on (a CDC task handing its part of a snapshot
+    /// over to another task): the runtime then reports acknowledged offsets and calls `commit` as soon as there are
+    /// new ones, not only every `offset.flush.interval.ms`. Kafka Connect has `commitRecord` for this.
+    fn commit_requested(&self) -> bool {
+        false
+    }
     async fn stop(&mut self) -> Result<(), ConnectError>;
 }
 

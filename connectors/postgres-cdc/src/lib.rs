@@ -39,32 +39,6 @@ pub const PLUGINS: &[ConnectorPlugin] = &[ConnectorPlugin {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PostgresConnector;
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn config(pairs: &[(&str, &str)]) -> ConfigMap {
-        let mut c: ConfigMap =
-            [("topic.prefix", "p"), ("database.hostname", "h"), ("database.user", "u"), ("database.dbname", "d")]
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
-        c.extend(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        c
-    }
-
-    #[test]
-    fn extra_tasks_only_for_snapshots() {
-        let one = PostgresConnector.task_configs(&config(&[]), 1).unwrap();
-        assert_eq!(one.len(), 1);
-        assert!(!one[0].contains_key(split::TASKS_KEY));
-        let three = PostgresConnector.task_configs(&config(&[]), 3).unwrap();
-        assert_eq!(three.len(), 3);
-        assert!(three.iter().all(|t| t.get(split::TASKS_KEY).map(String::as_str) == Some("3")));
-        assert_eq!(PostgresConnector.task_configs(&config(&[("snapshot.mode", "no_data")]), 3).unwrap().len(), 1);
-    }
-}
-
 impl Connector for PostgresConnector {
     fn class_name(&self) -> &'static str {
         CLASS
@@ -98,5 +72,31 @@ impl Connector for PostgresConnector {
     }
     fn create_source_task(&self) -> Option<Box<dyn SourceTask>> {
         Some(Box::new(task::PostgresCdcTask::default()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> ConfigMap {
+        let mut c: ConfigMap =
+            [("topic.prefix", "p"), ("database.hostname", "h"), ("database.user", "u"), ("database.dbname", "d")]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        c.extend(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        c
+    }
+
+    #[test]
+    fn extra_tasks_only_for_snapshots() {
+        let one = PostgresConnector.task_configs(&config(&[]), 1).unwrap();
+        assert_eq!(one.len(), 1);
+        assert!(!one[0].contains_key(split::TASKS_KEY));
+        let three = PostgresConnector.task_configs(&config(&[]), 3).unwrap();
+        assert_eq!(three.len(), 3);
+        assert!(three.iter().all(|t| t.get(split::TASKS_KEY).map(String::as_str) == Some("3")));
+        assert_eq!(PostgresConnector.task_configs(&config(&[("snapshot.mode", "no_data")]), 3).unwrap().len(), 1);
     }
 }

@@ -42,6 +42,8 @@ pub struct PostgresCdcTask {
     ack: Option<watch::Sender<u64>>,
     /// A task other than 0 of a split snapshot: (generation, records) of its share Kafka acknowledged.
     share_ack: Option<watch::Sender<(String, u64)>>,
+    /// Set while a share waits for Kafka's acknowledgements (see [`SourceTask::commit_requested`]).
+    share_waiting: Arc<std::sync::atomic::AtomicBool>,
     reader: Option<tokio::task::JoinHandle<()>>,
     settings: Option<PgSettings>,
     partition_key: String,
@@ -74,7 +76,7 @@ impl SourceTask for PostgresCdcTask {
         if helper {
             let (share_tx, share_rx) = watch::channel((String::new(), 0u64));
             self.share_ack = Some(share_tx);
-            self.reader = Some(tokio::spawn(reader.read_shares(share_rx)));
+            self.reader = Some(tokio::spawn(reader.read_shares(share_rx, self.share_waiting.clone())));
         } else {
             self.reader = Some(tokio::spawn(reader.run()));
         }
@@ -124,6 +126,10 @@ impl SourceTask for PostgresCdcTask {
             });
         }
         Ok(())
+    }
+
+    fn commit_requested(&self) -> bool {
+        self.share_waiting.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     async fn stop(&mut self) -> Result<(), ConnectError> {
@@ -906,7 +912,7 @@ impl Reader {
     /// A task other than 0 of a split snapshot: reads its share of every plan task 0 publishes (one not done yet),
     /// marks it done once Kafka acknowledged every record of it, and otherwise idles. A new plan (task 0 started
     /// over) abandons the share being read.
-    async fn read_shares(self, mut acked: watch::Receiver<(String, u64)>) {
+    async fn read_shares(self, mut acked: watch::Receiver<(String, u64)>, waiting: Arc<std::sync::atomic::AtomicBool>) {
         let Some(split) = self.split.clone() else { return };
         let mut values = split.shared.watch();
         let mut backoff = Duration::from_millis(500);
@@ -937,7 +943,7 @@ impl Reader {
                 }
             };
             let read = tokio::select! {
-                r = self.read_share(&plan, split.task, &mut acked) => r,
+                r = self.read_share(&plan, split.task, &mut acked, &waiting) => r,
                 () = superseded => {
                     tracing::info!(task = split.task, generation = %plan.generation, "snapshot plan replaced; following the new one");
                     continue;
@@ -983,7 +989,16 @@ impl Reader {
         plan: &SnapshotPlan,
         task: u32,
         acked: &mut watch::Receiver<(String, u64)>,
+        waiting: &std::sync::atomic::AtomicBool,
     ) -> Result<u64, ConnectError> {
+        // Whatever this returns with (done, failed, superseded), nothing waits on acknowledgements any more.
+        struct Waiting<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        let _reset = Waiting(waiting);
         // What this task read for an older generation must be in Kafka before task 0 reads the new one.
         let previous = self.last_sent.lock().ok().and_then(|l| l.clone());
         if let Some(previous) = previous
@@ -991,6 +1006,7 @@ impl Reader {
                 (previous.get("generation").and_then(|g| g.as_str()), previous.get("records").and_then(|n| n.as_u64()))
             && generation != plan.generation
         {
+            waiting.store(true, std::sync::atomic::Ordering::Relaxed);
             acked.wait_for(|(g, n)| g == generation && *n >= records).await.map_err(|_| fatal("task stopped"))?;
         }
         if let Some(split) = &self.split {
@@ -1066,6 +1082,7 @@ impl Reader {
         client.batch_execute("COMMIT").await.map_err(|e| pg_err("ending the snapshot", e))?;
         if records > 0 {
             tracing::info!(task, records, "snapshot share read; waiting for Kafka to acknowledge it");
+            waiting.store(true, std::sync::atomic::Ordering::Relaxed);
             acked
                 .wait_for(|(generation, n)| *generation == plan.generation && *n >= records)
                 .await
@@ -1546,9 +1563,9 @@ async fn wait_for_tasks(
             }
             _ => {}
         }
-        match tokio::time::timeout(Duration::from_secs(30), values.changed()).await {
-            Ok(Err(_)) => return Err(fatal("the connector's shared state was closed")),
-            Ok(Ok(())) | Err(_) => {}
+        // Woken by a change, or every 30 s to say what it still waits for.
+        if let Ok(Err(_)) = tokio::time::timeout(Duration::from_secs(30), values.changed()).await {
+            return Err(fatal("the connector's shared state was closed"));
         }
     }
 }
