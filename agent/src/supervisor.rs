@@ -784,6 +784,47 @@ mod tests {
         }
     }
 
+    /// A task's shared-state writes go up once per session until a `SharedState` from the control plane shows
+    /// them; a new session sends the unconfirmed ones again; a write of another incarnation is dropped; tasks see
+    /// the values the control plane pushed.
+    #[tokio::test]
+    async fn shared_state_writes_go_up_until_the_control_plane_shows_them() {
+        let worker = Arc::new(WorkerConfig::from_properties(Default::default()).expect("valid"));
+        let (events, _events) = mpsc::unbounded_channel();
+        let mut supervisor =
+            Supervisor::new(worker, Arc::new(Metrics::default()), events.clone(), Arc::new(LeaseFence::default()));
+        let state = |values: &[(&str, &str)]| SharedState {
+            connector: "c".into(),
+            values: values.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        };
+        supervisor.shared_state(state(&[]));
+        supervisor.apply(Assignment {
+            revision: 1,
+            tasks: vec![assigned("c", 0, 5, TargetState::Running)],
+            revoked: vec![],
+        });
+        let handle = supervisor.shared.handle(&key("c", 0), 5, events);
+        assert_eq!(handle.current().map(|v| v.len()), Some(0));
+        let put = |epoch: u64, value: &str| TaskEvent {
+            id: key("c", 0),
+            epoch,
+            kind: TaskEventKind::SharedPut { key: "k".into(), value_json: value.into() },
+        };
+        supervisor.on_event(put(5, "1"));
+        supervisor.on_event(put(4, "2"));
+        let sent = supervisor.take_shared_puts();
+        assert_eq!(sent.len(), 1);
+        assert_eq!((sent[0].epoch, sent[0].value_json.as_str()), (5, "1"));
+        assert!(supervisor.take_shared_puts().is_empty(), "sent once per session");
+        supervisor.resend_shared_puts();
+        assert_eq!(supervisor.take_shared_puts().len(), 1, "again on a new session");
+        supervisor.shared_state(state(&[("k", "1")]));
+        assert_eq!(handle.get("k"), Some(serde_json::json!(1)));
+        supervisor.resend_shared_puts();
+        assert!(supervisor.take_shared_puts().is_empty(), "confirmed: not sent again");
+        supervisor.stop_all(StopMode::Fenced);
+    }
+
     fn running(epoch: u64) -> CurrentTask {
         CurrentTask { epoch, paused: false, failed: false }
     }
