@@ -339,3 +339,131 @@ async fn run(env: &TestEnv, db: &Postgres, fault: Fault) -> anyhow::Result<()> {
     drop(agents);
     Ok(())
 }
+
+/// Standalone mode: both tasks in the one process, coordinating through the embedded store's shared state. Every
+/// row once, read by both tasks; a row inserted after the snapshot is streamed; a restart reads nothing again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn standalone_postgres_cdc_split() {
+    let Some(db) = Postgres::from_env() else {
+        eprintln!("PGHOST is not set (eval \"$(deploy/local/postgres env)\"): skipped");
+        return;
+    };
+    let env = TestEnv::new("standalone_postgres_cdc_split").await;
+    env.finish(run_standalone(&env, &db).await);
+}
+
+async fn run_standalone(env: &TestEnv, db: &Postgres) -> anyhow::Result<()> {
+    let kafka = env.services.kafka.as_str();
+    let name = env.unique("pgsa").replace(['-', '.'], "_").to_lowercase();
+    let prefix = format!("p{name}");
+    let big = format!("{name}_big");
+    db.script(&format!(
+        "CREATE TABLE {big} (id int PRIMARY KEY, v int NOT NULL);
+         INSERT INTO {big} SELECT g, 0 FROM generate_series(1, 50000) g;
+         ANALYZE {big};"
+    ))?;
+    let port = free_port();
+    let listeners = format!("http://127.0.0.1:{port}");
+    let offsets = env.path("standalone.offsets").display().to_string();
+    let worker = write_properties(
+        &env.path("worker.properties"),
+        &[
+            ("bootstrap.servers", kafka),
+            ("key.converter", "org.apache.kafka.connect.json.JsonConverter"),
+            ("value.converter", "org.apache.kafka.connect.json.JsonConverter"),
+            ("key.converter.schemas.enable", "false"),
+            ("value.converter.schemas.enable", "false"),
+            ("offset.flush.interval.ms", "500"),
+            ("listeners", &listeners),
+            ("offset.storage.file.filename", &offsets),
+        ],
+    )?;
+    let keys = db.connector_keys();
+    let key = |k: &str| keys[k].as_str().unwrap_or_default().to_string();
+    let (host, pg_port, user, password, dbname) = (
+        key("database.hostname"),
+        key("database.port"),
+        key("database.user"),
+        key("database.password"),
+        key("database.dbname"),
+    );
+    let table_filter = format!("public\\\\.{name}_.*");
+    let connector = write_properties(
+        &env.path("pg.properties"),
+        &[
+            ("name", "pgsa"),
+            ("connector.class", "io.debezium.connector.postgresql.PostgresConnector"),
+            ("tasks.max", "2"),
+            ("database.hostname", &host),
+            ("database.port", &pg_port),
+            ("database.user", &user),
+            ("database.password", &password),
+            ("database.dbname", &dbname),
+            ("topic.prefix", &prefix),
+            ("plugin.name", "pgoutput"),
+            ("slot.name", &prefix),
+            ("publication.name", &format!("{prefix}_pub")),
+            ("publication.autocreate.mode", "filtered"),
+            ("table.include.list", &table_filter),
+            ("snapshot.max.threads", "2"),
+            ("snapshot.fetch.size", "2000"),
+        ],
+    )?;
+    let topic = format!("{prefix}.public.{big}");
+    let reads_of = |records: &[sluice_integration_tests::postgres::TopicRecord]| -> anyhow::Result<(BTreeMap<i64, usize>, BTreeSet<String>, usize)> {
+        let mut reads = BTreeMap::new();
+        let mut tasks = BTreeSet::new();
+        let mut changes = 0;
+        for r in records {
+            let Some(v) = &r.value else { continue };
+            let p: Value = serde_json::from_str(v)?;
+            if p["op"] == "r" {
+                *reads.entry(p["after"]["id"].as_i64().context("id")?).or_default() += 1;
+                tasks.insert(header(r, "__debezium.context.taskId").unwrap_or("?").to_string());
+            } else {
+                changes += 1;
+            }
+        }
+        Ok((reads, tasks, changes))
+    };
+    let mut standalone = Standalone::start(env, "standalone", port, &worker, std::slice::from_ref(&connector)).await?;
+    wait_until(Duration::from_secs(120), "the snapshot", || async {
+        let records = read_topic(kafka, &topic).await?;
+        Ok((records.len() >= 50_000).then_some(()))
+    })
+    .await?;
+    db.sql(&format!("INSERT INTO {big} VALUES (999999, 1)"))?;
+    wait_until(Duration::from_secs(60), "the streamed row", || async {
+        let records = read_topic(kafka, &topic).await?;
+        Ok(records
+            .iter()
+            .any(|r| r.value.as_deref().is_some_and(|v| v.contains("999999") && v.contains("\"op\":\"c\"")))
+            .then_some(()))
+    })
+    .await?;
+    let (reads, tasks, changes) = reads_of(&read_topic(kafka, &topic).await?)?;
+    env.note(format!("standalone: {} rows read, by tasks {tasks:?}, {changes} change events", reads.len()));
+    ensure!(reads.len() == 50_000 && reads.values().all(|n| *n == 1), "every row once");
+    ensure!(tasks.contains("0") && tasks.contains("1"), "both tasks read: {tasks:?}");
+
+    // A restart (same offsets file) reads nothing again and keeps streaming.
+    let status = standalone.process.terminate(Duration::from_secs(30)).await?;
+    ensure!(status.success(), "a graceful stop should exit with 0, got {status}");
+    let mut standalone = Standalone::start(env, "standalone-restarted", port, &worker, &[connector]).await?;
+    standalone.rest.wait_for_status("pgsa", "RUNNING", Duration::from_secs(60)).await?;
+    db.sql(&format!("INSERT INTO {big} VALUES (1000000, 1)"))?;
+    wait_until(Duration::from_secs(60), "the row streamed after the restart", || async {
+        let records = read_topic(kafka, &topic).await?;
+        Ok(records.iter().any(|r| r.value.as_deref().is_some_and(|v| v.contains("1000000"))).then_some(()))
+    })
+    .await?;
+    let (reads, _, changes) = reads_of(&read_topic(kafka, &topic).await?)?;
+    ensure!(
+        reads.values().all(|n| *n == 1) && changes == 2,
+        "nothing read again after the restart ({changes} changes)"
+    );
+    let _ = standalone.process.terminate(Duration::from_secs(30)).await;
+    db.drop_slot(&prefix);
+    let _ = db.script(&format!("DROP PUBLICATION IF EXISTS {prefix}_pub; DROP TABLE {big};"));
+    Ok(())
+}
