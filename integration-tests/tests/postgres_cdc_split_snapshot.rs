@@ -20,6 +20,10 @@ use sluice_integration_tests::*;
 
 const ROWS: i64 = 200_000;
 
+/// One test of this file at a time: they time kills against the snapshot's progress, and each one's snapshot and
+/// writes would slow the others' down.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Fault {
     None,
@@ -49,6 +53,7 @@ async fn run_test(name: &str, fault: Fault) {
         eprintln!("PGHOST is not set (eval \"$(deploy/local/postgres env)\"): skipped");
         return;
     };
+    let _serial = SERIAL.lock().await;
     let env = TestEnv::new(name).await;
     env.finish(run(&env, &db, fault).await);
 }
@@ -140,7 +145,7 @@ async fn run(env: &TestEnv, db: &Postgres, fault: Fault) -> anyhow::Result<()> {
     if fault != Fault::None {
         // Mid-snapshot: task 1 is reading its share (and task 0 waits for it or reads its own).
         let victim = if fault == Fault::KillTask1Agent { agent1 } else { agent0 };
-        wait_until(Duration::from_secs(60), "task 1 to read its share", || {
+        wait_until(Duration::from_secs(180), "task 1 to read its share", || {
             let log = agents[agent1].process.log_text();
             async move {
                 Ok(log.lines().any(|l| l.contains("reading a snapshot share") && !l.contains("chunks=0")).then_some(()))
@@ -312,7 +317,8 @@ async fn run(env: &TestEnv, db: &Postgres, fault: Fault) -> anyhow::Result<()> {
             + agents[victim].process.log_text().matches("snapshot plan published").count();
         env.note(format!("snapshot plans published: {plans}"));
         if fault == Fault::KillTask0Agent {
-            ensure!(plans == 2, "task 0 should have started the snapshot over once: {plans} plans");
+            // Once for the kill; more if the survivor fenced itself meanwhile (a loaded machine), which is fine.
+            ensure!(plans >= 2, "task 0 should have started the snapshot over: {plans} plans");
         }
     }
 
@@ -348,6 +354,7 @@ async fn standalone_postgres_cdc_split() {
         eprintln!("PGHOST is not set (eval \"$(deploy/local/postgres env)\"): skipped");
         return;
     };
+    let _serial = SERIAL.lock().await;
     let env = TestEnv::new("standalone_postgres_cdc_split").await;
     env.finish(run_standalone(&env, &db).await);
 }
