@@ -53,16 +53,25 @@ impl Connector for PostgresConnector {
         config::config_def()
     }
     fn validate_extra(&self, config: &ConfigMap) -> Vec<(String, String)> {
-        match config::PgSettings::from_config(config) {
+        let mut problems = match config::PgSettings::from_config(config) {
             Ok(_) => Vec::new(),
             Err(ConnectError::Config { key, message }) => vec![(key, message)],
             Err(e) => vec![("topic.prefix".to_string(), e.to_string())],
+        };
+        if config.contains_key(split::TASKS_KEY) {
+            problems.push((
+                split::TASKS_KEY.to_string(),
+                "is set by the connector for its tasks; set tasks.max to split the initial snapshot across tasks"
+                    .to_string(),
+            ));
         }
+        problems
     }
     fn task_configs(&self, config: &ConfigMap, max_tasks: usize) -> Result<Vec<ConfigMap>, ConnectError> {
         let settings = config::PgSettings::from_config(config)?;
         let mut task = config.clone();
         task.insert("task.class".into(), "io.debezium.connector.postgresql.PostgresConnectorTask".into());
+        task.remove(split::TASKS_KEY);
         // Extra tasks only ever read snapshot shares: none for a connector that never snapshots.
         let tasks = if settings.snapshot_mode == config::SnapshotMode::NoData { 1 } else { max_tasks.max(1) };
         if tasks > 1 {
@@ -98,5 +107,10 @@ mod tests {
         assert_eq!(three.len(), 3);
         assert!(three.iter().all(|t| t.get(split::TASKS_KEY).map(String::as_str) == Some("3")));
         assert_eq!(PostgresConnector.task_configs(&config(&[("snapshot.mode", "no_data")]), 3).unwrap().len(), 1);
+        // The tasks' own key is the connector's to set.
+        let sneaky = config(&[(split::TASKS_KEY, "4")]);
+        assert!(!PostgresConnector.task_configs(&sneaky, 1).unwrap()[0].contains_key(split::TASKS_KEY));
+        assert_eq!(PostgresConnector.validate_extra(&sneaky)[0].0, split::TASKS_KEY);
+        assert!(PostgresConnector.validate_extra(&config(&[])).is_empty());
     }
 }
