@@ -452,6 +452,7 @@ impl Agent {
                 self.supervisor.apply(assignment);
                 if !*synced {
                     *synced = true;
+                    self.supervisor.resend_shared_puts();
                     // Statuses produced while disconnected were never sent: report the current state of each task.
                     for status in self.supervisor.current_statuses() {
                         send(outbox, Up::TaskStatus(status))?;
@@ -463,6 +464,10 @@ impl Agent {
                 if let Some(id) = reject.id.as_ref() {
                     self.supervisor.reject(id, reject.epoch, &reject.reason);
                 }
+            }
+            Some(Down::SharedState(state)) => {
+                debug!(connector = %state.connector, values = state.values.len(), "shared state received");
+                self.supervisor.shared_state(state);
             }
             Some(Down::Welcome(_)) => debug!("ignoring a repeated Welcome"),
             None => debug!("ignoring an empty control message"),
@@ -476,6 +481,9 @@ impl Agent {
         }
         for topics in self.supervisor.take_topics_used() {
             send(outbox, Up::TopicsUsed(topics))?;
+        }
+        for put in self.supervisor.take_shared_puts() {
+            send(outbox, Up::SharedStatePut(put))?;
         }
         Ok(())
     }

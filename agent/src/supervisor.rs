@@ -17,7 +17,8 @@ use std::time::Duration;
 use rand::Rng;
 
 use sluice_proto::agent::{
-    Assignment, OffsetCommit, SourceOffset, TargetState, TaskAssignment, TaskId, TaskState, TaskStatus, TopicsUsed,
+    Assignment, OffsetCommit, SharedState, SharedStatePut, SourceOffset, TargetState, TaskAssignment, TaskId,
+    TaskState, TaskStatus, TopicsUsed,
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -28,7 +29,7 @@ use crate::fence::LeaseFence;
 use crate::metrics::Metrics;
 use crate::runtime::{
     Control, Predecessor, Progress, StopMode, TaskEvent, TaskEventKind, TaskHandle, TaskKey, WorkerConfig,
-    progress_offsets, spawn_task,
+    progress_offsets, shared::SharedStates, spawn_task,
 };
 
 /// What the table knows about one task, as far as planning is concerned.
@@ -236,6 +237,11 @@ pub(crate) struct Supervisor {
     /// it tells the control plane the task is released, so a task being moved to another agent starts there from
     /// these offsets at once.
     final_commits: Vec<OffsetCommit>,
+    /// The shared state of the connectors this agent runs tasks of, as the control plane last pushed it.
+    shared: SharedStates,
+    /// Shared-state writes of tasks, latest per (task, key), with the epoch they were written under: `false` not sent
+    /// on this session yet, `true` sent but not yet seen in a `SharedState` (sent again on the next session).
+    shared_puts: BTreeMap<(TaskKey, String), (u64, String, bool)>,
 }
 
 impl Supervisor {
@@ -257,6 +263,8 @@ impl Supervisor {
             fenced_progress: BTreeMap::new(),
             pending_topics: Vec::new(),
             final_commits: Vec::new(),
+            shared: SharedStates::default(),
+            shared_puts: BTreeMap::new(),
         }
     }
 
@@ -274,6 +282,9 @@ impl Supervisor {
             info!(connector = %revoked.connector, task = revoked.task, "task revoked");
         }
         self.restarts_allowed = true;
+        let connectors: std::collections::BTreeSet<&str> =
+            assignment.tasks.iter().filter_map(|a| a.id.as_ref().map(|id| id.connector.as_str())).collect();
+        self.shared.retain(|name| connectors.contains(name));
         let actions = plan(&self.current(), &assignment.tasks);
         let by_key: BTreeMap<TaskKey, &TaskAssignment> =
             assignment.tasks.iter().filter_map(|a| a.id.as_ref().map(|id| (task_key(id), a))).collect();
@@ -361,6 +372,7 @@ impl Supervisor {
             self.metrics.clone(),
             self.fence.ticket(),
             predecessor,
+            &self.shared,
         );
         self.tasks.insert(
             key,
@@ -430,6 +442,7 @@ impl Supervisor {
             self.metrics.clone(),
             self.fence.ticket(),
             None,
+            &self.shared,
         );
         entry.handle = Some(handle);
         self.metrics.task_restarted();
@@ -544,6 +557,10 @@ impl Supervisor {
                 pending.1.extend(offsets.into_iter().map(|o| (o.partition_json, o.offset_json)));
                 None
             }
+            TaskEventKind::SharedPut { key, value_json } => {
+                self.shared_puts.insert((event.id, key), (event.epoch, value_json, false));
+                None
+            }
             TaskEventKind::TopicUsed(topic) => {
                 let id = TaskId { connector: event.id.connector.clone(), task: event.id.task };
                 self.pending_topics.push(TopicsUsed { id: Some(id), epoch: event.epoch, topics: vec![topic] });
@@ -621,6 +638,45 @@ impl Supervisor {
             .collect();
         commits.extend(finals);
         commits
+    }
+
+    /// The shared state of a connector, as the control plane pushed it. Writes it shows are done with.
+    pub fn shared_state(&mut self, state: SharedState) {
+        self.shared_puts.retain(|(id, key), (_, value, sent)| {
+            let seen = id.connector == state.connector
+                && match state.values.get(key) {
+                    Some(current) => current == value,
+                    None => value.is_empty(),
+                };
+            !(*sent && seen)
+        });
+        self.shared.update(&state.connector, state.values);
+    }
+
+    /// Shared-state writes to send now: those not sent on this session, of tasks still running with that epoch.
+    pub fn take_shared_puts(&mut self) -> Vec<SharedStatePut> {
+        let tasks = &self.tasks;
+        self.shared_puts.retain(|(id, _), (epoch, _, _)| tasks.get(id).is_some_and(|e| e.epoch == *epoch));
+        let mut out = Vec::new();
+        for ((id, key), (epoch, value_json, sent)) in self.shared_puts.iter_mut() {
+            if !*sent {
+                *sent = true;
+                out.push(SharedStatePut {
+                    id: Some(TaskId { connector: id.connector.clone(), task: id.task }),
+                    epoch: *epoch,
+                    key: key.clone(),
+                    value_json: value_json.clone(),
+                });
+            }
+        }
+        out
+    }
+
+    /// A new session: writes sent on the previous one may never have arrived, so they go again.
+    pub fn resend_shared_puts(&mut self) {
+        for (_, _, sent) in self.shared_puts.values_mut() {
+            *sent = false;
+        }
     }
 
     /// The current state of every task that reported one, for a new session.
@@ -726,6 +782,47 @@ mod tests {
             target_state: target as i32,
             ..Default::default()
         }
+    }
+
+    /// A task's shared-state writes go up once per session until a `SharedState` from the control plane shows
+    /// them; a new session sends the unconfirmed ones again; a write of another incarnation is dropped; tasks see
+    /// the values the control plane pushed.
+    #[tokio::test]
+    async fn shared_state_writes_go_up_until_the_control_plane_shows_them() {
+        let worker = Arc::new(WorkerConfig::from_properties(Default::default()).expect("valid"));
+        let (events, _events) = mpsc::unbounded_channel();
+        let mut supervisor =
+            Supervisor::new(worker, Arc::new(Metrics::default()), events.clone(), Arc::new(LeaseFence::default()));
+        let state = |values: &[(&str, &str)]| SharedState {
+            connector: "c".into(),
+            values: values.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        };
+        supervisor.shared_state(state(&[]));
+        supervisor.apply(Assignment {
+            revision: 1,
+            tasks: vec![assigned("c", 0, 5, TargetState::Running)],
+            revoked: vec![],
+        });
+        let handle = supervisor.shared.handle(&key("c", 0), 5, events);
+        assert_eq!(handle.current().map(|v| v.len()), Some(0));
+        let put = |epoch: u64, value: &str| TaskEvent {
+            id: key("c", 0),
+            epoch,
+            kind: TaskEventKind::SharedPut { key: "k".into(), value_json: value.into() },
+        };
+        supervisor.on_event(put(5, "1"));
+        supervisor.on_event(put(4, "2"));
+        let sent = supervisor.take_shared_puts();
+        assert_eq!(sent.len(), 1);
+        assert_eq!((sent[0].epoch, sent[0].value_json.as_str()), (5, "1"));
+        assert!(supervisor.take_shared_puts().is_empty(), "sent once per session");
+        supervisor.resend_shared_puts();
+        assert_eq!(supervisor.take_shared_puts().len(), 1, "again on a new session");
+        supervisor.shared_state(state(&[("k", "1")]));
+        assert_eq!(handle.get("k"), Some(serde_json::json!(1)));
+        supervisor.resend_shared_puts();
+        assert!(supervisor.take_shared_puts().is_empty(), "confirmed: not sent again");
+        supervisor.stop_all(StopMode::Fenced);
     }
 
     fn running(epoch: u64) -> CurrentTask {

@@ -61,6 +61,14 @@ impl Keys {
     pub fn offsets_generation(&self, name: &str) -> String {
         format!("{}offsets-generation", self.connector(name))
     }
+    /// `connectors/<name>/shared/`: the state the connector's tasks share (`SharedStatePut`), one key per entry.
+    /// Under the connector, so deleting it deletes them.
+    pub fn shared_prefix(&self, name: &str) -> String {
+        format!("{}shared/", self.connector(name))
+    }
+    pub fn shared(&self, name: &str, key: &str) -> String {
+        format!("{}{}", self.shared_prefix(name), escape(key))
+    }
     /// Legacy layout (one key per task), still read; written configs go to [`Keys::task_configs`].
     pub fn task(&self, name: &str, task: u32) -> String {
         format!("{}tasks/{}", self.connector(name), task)
@@ -242,6 +250,9 @@ pub struct ClusterState {
     pub restarts: BTreeSet<(String, u32)>,
     /// Source tasks being handed over from a live agent (see [`HandoverRecord`]).
     pub handovers: BTreeMap<(String, u32), HandoverRecord>,
+    /// Per connector, the state its tasks share: key -> JSON (see [`Keys::shared`]). A connector without any
+    /// shared key has no entry.
+    pub shared: BTreeMap<String, Arc<BTreeMap<String, String>>>,
     pub leader: Option<String>,
     /// Grows whenever a connector that was already there changes or goes away (not when one is added): a reader
     /// whose connectors all existed last time and whose assignment key did not change has nothing new while this
@@ -334,6 +345,11 @@ impl ClusterStateBuilder {
                     let record: HandoverRecord = serde_json::from_slice(&kv.value).map_err(|e| e.to_string())?;
                     self.state.handovers.insert((unescape(name), n), record);
                 }
+                ["connectors", name, "shared", key] => {
+                    let value = String::from_utf8(kv.value.clone()).map_err(|e| e.to_string())?;
+                    let values = self.state.shared.entry(unescape(name)).or_default();
+                    Arc::make_mut(values).insert(unescape(key), value);
+                }
                 ["leader"] => self.state.leader = Some(String::from_utf8_lossy(&kv.value).into_owned()),
                 _ => {}
             }
@@ -389,6 +405,15 @@ impl ClusterStateBuilder {
             ["handovers", name, n] => {
                 if let Ok(n) = n.parse::<u32>() {
                     self.state.handovers.remove(&(unescape(name), n));
+                }
+            }
+            ["connectors", name, "shared", key] => {
+                let name = unescape(name);
+                if let Some(values) = self.state.shared.get_mut(&name) {
+                    Arc::make_mut(values).remove(&unescape(key));
+                    if values.is_empty() {
+                        self.state.shared.remove(&name);
+                    }
                 }
             }
             ["leader"] => self.state.leader = None,

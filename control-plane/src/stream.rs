@@ -15,7 +15,8 @@ use sluice_proto::agent::agent_service_server::AgentService;
 use sluice_proto::agent::control_message::Kind as Down;
 use sluice_proto::agent::{
     AgentMessage, Assignment, ClusterLoggerLevel, ControlMessage, HeartbeatAck, Hello, LoggerLevels, OffsetCommit,
-    Reject, SourceOffset, TaskAssignment, TaskId, TaskState, TaskStatus, TopicsUsed, Welcome,
+    Reject, SharedState, SharedStatePut, SourceOffset, TaskAssignment, TaskId, TaskState, TaskStatus, TopicsUsed,
+    Welcome,
 };
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -33,6 +34,10 @@ const MAX_BATCH: usize = 256;
 
 /// Most statuses written in one transaction (etcd's `--max-txn-ops` is 128 by default).
 const MAX_STATUS_TXN: usize = 100;
+
+/// Largest value of a connector's shared state: it is coordination data (a plan, a flag), pushed to every agent
+/// that runs one of the connector's tasks on every change.
+const MAX_SHARED_VALUE: usize = 256 * 1024;
 
 /// Timing the agents must honour.
 #[derive(Debug, Clone)]
@@ -132,6 +137,7 @@ impl AgentService for AgentStreamService {
             sent: None,
             pushed_from: None,
             sent_levels: None,
+            sent_shared: BTreeMap::new(),
             _counted: crate::metrics::global().agent_session(),
         };
         tokio::spawn(session.run(inbound));
@@ -265,6 +271,8 @@ struct Session {
     pushed_from: Option<(i64, u64)>,
     /// The cluster-scope log levels last sent; `None` until the first (the agent's baseline) went out.
     sent_levels: Option<Vec<ClusterLoggerLevel>>,
+    /// The shared state last sent per connector the agent runs tasks of (see [`Session::push_shared`]).
+    sent_shared: BTreeMap<String, Arc<BTreeMap<String, String>>>,
     /// Counts this stream in `sluice_control_plane_agent_sessions` while it lives.
     _counted: crate::metrics::SessionGuard,
 }
@@ -300,6 +308,8 @@ impl Session {
                 changed = view.changed() => {
                     if changed.is_err() { break }
                     let state = view.borrow_and_update().clone();
+                    // Before the assignment: a task starts with its connector's shared state already there.
+                    self.push_shared(&state).await;
                     if let Err(e) = self.push_assignment(&state).await {
                         tracing::warn!(agent = %agent, error = %e, "cannot push assignment");
                         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -414,6 +424,7 @@ impl Session {
             Some(Up::TaskStatus(status)) => self.record_statuses(vec![status]).await,
             Some(Up::OffsetCommit(commit)) => self.record_offsets(commit).await,
             Some(Up::TopicsUsed(used)) => self.record_topics(used).await,
+            Some(Up::SharedStatePut(put)) => self.record_shared(put).await,
             Some(Up::Goodbye(bye)) => {
                 tracing::info!(agent = %agent, reason = %bye.reason, "agent said goodbye");
                 // Releasing the lease deletes agents/<id> at once, so the leader moves the tasks without waiting.
@@ -642,6 +653,95 @@ impl Session {
                 "final offsets of a stopped task committed");
         }
         Ok(written.succeeded)
+    }
+
+    /// Writes a value of a connector's shared state, only while the task has the put's epoch in this agent's
+    /// assignment and the connector exists (both checked in the write's transaction): a zombie's write, or a late
+    /// one after the connector was deleted (a new connector of the same name must start empty), is dropped.
+    async fn record_shared(&self, put: SharedStatePut) {
+        let Some(id) = put.id else { return };
+        let agent = &self.hello.agent_id;
+        let key = self.shared.keys.shared(&id.connector, &put.key);
+        let op = if put.value_json.is_empty() {
+            Op::delete(key)
+        } else if put.value_json.len() > MAX_SHARED_VALUE
+            || serde_json::from_str::<serde_json::Value>(&put.value_json).is_err()
+        {
+            tracing::warn!(agent = %agent, connector = %id.connector, task = id.task, key = %put.key,
+                size = put.value_json.len(), "ignoring a shared-state value that is not JSON or too large");
+            return;
+        } else {
+            Op::put(key, put.value_json.into_bytes())
+        };
+        for _ in 0..3 {
+            let written: Result<Option<bool>, StoreError> = async {
+                let Some((record, revision)) = self.current_assignment().await? else { return Ok(None) };
+                let Some(assigned) = record
+                    .tasks
+                    .iter()
+                    .find(|t| t.connector == id.connector && t.task == id.task && t.epoch == put.epoch)
+                else {
+                    return Ok(None);
+                };
+                // The task config this epoch runs with must still be the connector's: a connector deleted and
+                // created again under the same name has new ones, even while the old epoch is still assigned.
+                let keys = &self.shared.keys;
+                let mut task_config = self.shared.store.get(&keys.task_configs(&id.connector)).await?;
+                if task_config.is_none() {
+                    task_config = self.shared.store.get(&keys.task(&id.connector, id.task)).await?;
+                }
+                let Some(task_config) = task_config.filter(|kv| kv.mod_revision == assigned.config_revision) else {
+                    return Ok(None);
+                };
+                let compares = vec![
+                    Compare::ModRevision(keys.assignment(agent), revision),
+                    Compare::ModRevision(task_config.key, task_config.mod_revision),
+                ];
+                Ok(Some(self.shared.store.txn(compares, vec![op.clone()]).await?.succeeded))
+            }
+            .await;
+            match written {
+                Ok(Some(true)) => {
+                    tracing::debug!(agent = %agent, connector = %id.connector, task = id.task, key = %put.key,
+                        "shared state written");
+                    return;
+                }
+                Ok(Some(false)) => continue,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot write shared state");
+                    return;
+                }
+            }
+        }
+        tracing::info!(agent = %agent, connector = %id.connector, task = id.task, epoch = put.epoch, key = %put.key,
+            "dropping a shared-state write of a task that is not current (stale epoch or deleted connector)");
+    }
+
+    /// Sends the agent the shared state of every connector it runs a task of, where it changed since last sent (all
+    /// of them on a new session), and forgets connectors it no longer runs.
+    async fn push_shared(&mut self, state: &ClusterState) {
+        if state.revision == 0 {
+            return;
+        }
+        let connectors: std::collections::BTreeSet<&String> = state
+            .assignments
+            .get(&self.hello.agent_id)
+            .map(|(record, _)| record.tasks.iter().map(|t| &t.connector).collect())
+            .unwrap_or_default();
+        self.sent_shared.retain(|name, _| connectors.contains(name));
+        for name in connectors {
+            let current = state.shared.get(name).cloned().unwrap_or_default();
+            if self.sent_shared.get(name).is_some_and(|sent| Arc::ptr_eq(sent, &current) || **sent == *current) {
+                continue;
+            }
+            let message = SharedState {
+                connector: name.clone(),
+                values: current.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            };
+            let _ = self.tx.send(Ok(ControlMessage { kind: Some(Down::SharedState(message)) })).await;
+            self.sent_shared.insert(name.clone(), current);
+        }
     }
 
     /// Records the topics a source task produced to. Not fenced: a topic a zombie wrote to was used all the same.

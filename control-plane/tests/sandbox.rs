@@ -364,3 +364,137 @@ async fn a_replica_without_agent_authentication_refuses_every_stream() {
     }
     shutdown.cancel();
 }
+
+/// The next message of the stream that `pick` accepts (others are skipped), within 10 s.
+async fn next_down<T>(agent: &mut FakeAgentStream, mut pick: impl FnMut(Down) -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let message = tokio::time::timeout_at(deadline, agent.down.message()).await.expect("nothing in time");
+        if let Some(kind) = message.unwrap().unwrap().kind
+            && let Some(out) = pick(kind)
+        {
+            return out;
+        }
+    }
+}
+
+fn shared_put(id: &TaskId, epoch: u64, key: &str, value_json: &str) -> AgentMessage {
+    AgentMessage {
+        kind: Some(Up::SharedStatePut(sluice_proto::agent::SharedStatePut {
+            id: Some(id.clone()),
+            epoch,
+            key: key.into(),
+            value_json: value_json.into(),
+        })),
+    }
+}
+
+fn sink_config(name: &str) -> BTreeMap<String, String> {
+    [
+        ("name", name),
+        ("connector.class", "FileStreamSink"),
+        ("tasks.max", "2"),
+        ("file", "/tmp/sluice-sandbox-output.txt"),
+        ("topics", "sandbox-topic"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// The connector's shared state: every agent running one of its tasks gets all of it before the assignment that
+/// gives it the task, and again on every change and every new session; only current incarnations write; a new
+/// connector of the same name starts empty.
+#[tokio::test(flavor = "multi_thread")]
+async fn shared_state_reaches_every_agent_of_the_connector() {
+    let shutdown = CancellationToken::new();
+    let replica = replica(&shutdown).await;
+    let api = replica.api.clone();
+    let mut a = FakeAgentStream::connect(&replica, "agent-a").await;
+    let mut b = FakeAgentStream::connect(&replica, "agent-b").await;
+    let create =
+        || CreateConnector { name: "co".into(), config: sink_config("co"), initial_state: TargetState::Running };
+    api.create_connector(create()).await.unwrap();
+
+    // Before the assignment with a task of the connector: its (empty) shared state.
+    let mut tasks = Vec::new();
+    for agent in [&mut a, &mut b] {
+        let mut seen_state = false;
+        let assignment = next_down(agent, |kind| match kind {
+            Down::SharedState(s) => {
+                assert_eq!(s.connector, "co");
+                assert!(s.values.is_empty(), "{:?}", s.values);
+                seen_state = true;
+                None
+            }
+            Down::Assignment(a) if !a.tasks.is_empty() => Some(a),
+            _ => None,
+        })
+        .await;
+        assert!(seen_state, "no shared state before the assignment");
+        assert_eq!(assignment.tasks.len(), 1, "one task per agent");
+        tasks.push(assignment.tasks[0].clone());
+    }
+    let (task_a, task_b) = (tasks[0].clone(), tasks[1].clone());
+    let id_a = task_a.id.clone().unwrap();
+
+    // A stale epoch is not taken; the current one is, and both agents see it.
+    a.up.send(shared_put(&id_a, task_a.epoch - 1, "plan", r#"{"zombie":true}"#)).await.unwrap();
+    a.up.send(shared_put(&id_a, task_a.epoch, "plan", r#"{"generation":"g1"}"#)).await.unwrap();
+    for agent in [&mut a, &mut b] {
+        let values = next_down(agent, |kind| match kind {
+            Down::SharedState(s) => Some(s.values),
+            _ => None,
+        })
+        .await;
+        assert_eq!(values, [("plan".to_string(), r#"{"generation":"g1"}"#.to_string())].into());
+    }
+    // Not JSON: refused.
+    let id_b = task_b.id.clone().unwrap();
+    b.up.send(shared_put(&id_b, task_b.epoch, "bad", "{not json")).await.unwrap();
+    b.up.send(shared_put(&id_b, task_b.epoch, "done.1", r#"{"generation":"g1"}"#)).await.unwrap();
+    let values = next_down(&mut a, |kind| match kind {
+        Down::SharedState(s) => Some(s.values),
+        _ => None,
+    })
+    .await;
+    assert_eq!(values.len(), 2, "{values:?}");
+    assert_eq!(values["done.1"], r#"{"generation":"g1"}"#);
+
+    // A new session gets the current values before its assignment.
+    drop(b);
+    let mut b = FakeAgentStream::connect(&replica, "agent-b").await;
+    let mut values = None;
+    next_down(&mut b, |kind| match kind {
+        Down::SharedState(s) => {
+            values = Some(s.values);
+            None
+        }
+        Down::Assignment(a) if !a.tasks.is_empty() => Some(()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(values.map(|v| v.len()), Some(2));
+
+    // An empty value removes a key.
+    a.up.send(shared_put(&id_a, task_a.epoch, "plan", "")).await.unwrap();
+    let values = next_down(&mut b, |kind| match kind {
+        Down::SharedState(s) => Some(s.values),
+        _ => None,
+    })
+    .await;
+    assert_eq!(values.keys().collect::<Vec<_>>(), vec!["done.1"]);
+    next_down(&mut a, |kind| matches!(kind, Down::SharedState(_)).then_some(())).await;
+
+    // Deleted with the connector: a new one of the same name starts empty, and the old tasks cannot write.
+    api.delete_connector("co").await.unwrap();
+    a.up.send(shared_put(&id_a, task_a.epoch, "late", r#"1"#)).await.unwrap();
+    api.create_connector(create()).await.unwrap();
+    let values = next_down(&mut a, |kind| match kind {
+        Down::SharedState(s) => Some(s.values),
+        _ => None,
+    })
+    .await;
+    assert!(values.is_empty(), "{values:?}");
+    shutdown.cancel();
+}

@@ -427,7 +427,9 @@ async fn session(
                             }
                         }
                     }
-                    Some(Down::HeartbeatAck(_)) | Some(Down::Welcome(_)) | Some(Down::LoggerLevels(_)) | None => {}
+                    Some(Down::HeartbeatAck(_)) | Some(Down::Welcome(_)) | Some(Down::LoggerLevels(_))
+                    | Some(Down::SharedState(_))
+                    | None => {}
                 }
             }
         }

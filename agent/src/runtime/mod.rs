@@ -9,6 +9,7 @@ mod fetch;
 pub(crate) mod headers;
 pub(crate) mod offsets;
 mod producer;
+pub(crate) mod shared;
 pub(crate) mod sink;
 pub(crate) mod source;
 pub(crate) mod topics;
@@ -111,6 +112,11 @@ pub(crate) enum TaskEventKind {
     Exited,
     /// The backoff before restarting a failed task is over (sent by the supervisor's own timer).
     RestartDue,
+    /// The task wrote a value of its connector's shared state (`value_json` empty: removed it).
+    SharedPut {
+        key: String,
+        value_json: String,
+    },
 }
 
 /// The session's side of a running task.
@@ -138,6 +144,8 @@ pub(crate) struct TaskContext {
     /// The lease fence as of this task's start: asked right before every batch produced or put and every commit.
     pub fence: FenceTicket,
     pub progress: Progress,
+    /// The connector's shared state, writing as this incarnation.
+    pub shared: sluice_connectors::shared::SharedState,
 }
 
 impl TaskContext {
@@ -285,6 +293,7 @@ pub(crate) struct Predecessor {
 /// only after the old one exited (or after the graceful timeout), so two copies never poll side by side for long,
 /// and a source starts from the offsets the old one reached (reporting them again under its own epoch, which the
 /// control plane accepts), not from those the assignment carried when it was pushed.
+#[allow(clippy::too_many_arguments)] // each is one of the agent's shared parts a task needs; both callers are in the supervisor
 pub(crate) fn spawn_task(
     assignment: TaskAssignment,
     initial: Control,
@@ -293,6 +302,7 @@ pub(crate) fn spawn_task(
     metrics: Arc<Metrics>,
     fence: FenceTicket,
     predecessor: Option<Predecessor>,
+    shared: &shared::SharedStates,
 ) -> TaskHandle {
     let id = TaskKey {
         connector: assignment.id.as_ref().map(|t| t.connector.clone()).unwrap_or_default(),
@@ -303,7 +313,8 @@ pub(crate) fn spawn_task(
     let span = info_span!("task", connector = %id.connector, task = id.task, epoch);
     metrics.task_startup_attempt(&id);
     let progress = Progress::default();
-    let ctx = TaskContext { id, epoch, assignment, worker, events, metrics, fence, progress: progress.clone() };
+    let shared = shared.handle(&id, epoch, events.clone());
+    let ctx = TaskContext { id, epoch, assignment, worker, events, metrics, fence, progress: progress.clone(), shared };
     let join = tokio::spawn(
         async move {
             let mut ctx = ctx;

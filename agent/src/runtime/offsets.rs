@@ -75,6 +75,11 @@ impl SourceOffsetTracker {
         }
     }
 
+    /// Whether acknowledged offsets wait to be taken.
+    pub fn has_committable(&self) -> bool {
+        !self.committable.is_empty()
+    }
+
     /// Records produced but not yet acknowledged (including acknowledged ones stuck behind an unacknowledged one).
     pub fn in_flight(&self) -> usize {
         self.pending.len()

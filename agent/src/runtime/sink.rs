@@ -989,6 +989,7 @@ mod tests {
             metrics: Arc::new(crate::metrics::Metrics::default()),
             fence: crate::fence::FenceTicket::unfenced(),
             progress: Default::default(),
+            shared: Default::default(),
         };
         let counters = ctx.metrics.task(&ctx.id);
         let policy = ErrorPolicy::from_config(&connector_config, true).expect("valid");

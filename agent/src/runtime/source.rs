@@ -131,6 +131,7 @@ pub(crate) async fn run(ctx: &TaskContext, mut control: watch::Receiver<Control>
         task: ctx.id.task,
         config: ctx.task_config(),
         offsets: Arc::new(offsets),
+        shared: ctx.shared.clone(),
     };
     if let Err(err) = task.start(start_context).await {
         release_producer(producer).await;
@@ -399,7 +400,9 @@ impl SourcePipeline<'_> {
             }
             self.drain_deliveries().await?;
             self.counters.set_active_records(self.tracker.in_flight());
-            if Instant::now() >= next_flush {
+            // A task that waits on its commits gets them as soon as Kafka acknowledged something new.
+            let asked = self.transactions.is_none() && self.tracker.has_committable() && task.commit_requested();
+            if asked || Instant::now() >= next_flush {
                 // With exactly-once, offsets are reported when their transaction commits instead.
                 if self.transactions.is_none() {
                     self.commit(task).await;

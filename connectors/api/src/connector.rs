@@ -61,6 +61,8 @@ pub struct SourceTaskContext {
     pub config: ConfigMap,
     /// Committed offsets keyed by the JSON of the source partition (canonical, keys sorted).
     pub offsets: Arc<BTreeMap<String, serde_json::Value>>,
+    /// State shared with the connector's other tasks, on whichever agents they run (see [`crate::shared`]).
+    pub shared: crate::shared::SharedState,
 }
 
 impl SourceTaskContext {
@@ -83,6 +85,12 @@ pub trait SourceTask: Send {
     /// what its `commitRecord` calls told; a CDC task advances its replication position here (never further).
     async fn commit(&mut self, _committed: &CommittedOffsets) -> Result<(), ConnectError> {
         Ok(())
+    }
+    /// True while the task waits on [`SourceTask::commit`] to go on (a CDC task handing its part of a snapshot
+    /// over to another task): the runtime then reports acknowledged offsets and calls `commit` as soon as there are
+    /// new ones, not only every `offset.flush.interval.ms`. Kafka Connect has `commitRecord` for this.
+    fn commit_requested(&self) -> bool {
+        false
     }
     async fn stop(&mut self) -> Result<(), ConnectError>;
 }

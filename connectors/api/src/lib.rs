@@ -12,6 +12,7 @@ pub mod date_format;
 pub mod error;
 pub mod plugin;
 pub mod record;
+pub mod shared;
 pub mod values;
 
 pub use config::{ConfigDef, ConfigInfos, ConfigKey, ConfigMap, ConfigType, Importance};
@@ -22,3 +23,4 @@ pub use connector::{
 pub use error::ConnectError;
 pub use plugin::{ConnectorPlugin, KAFKA_CONNECT_VERSION, PLUGIN_VERSION};
 pub use record::{Field, Schema, SchemaType, SinkRecord, SourceRecord, Value};
+pub use shared::{SharedState, SharedStateWriter, SharedValues};

@@ -583,7 +583,13 @@ mod tests {
                 serde_json::json!({"position": position}),
             );
         }
-        SourceTaskContext { connector: "src".into(), task: 0, config, offsets: Arc::new(committed) }
+        SourceTaskContext {
+            shared: Default::default(),
+            connector: "src".into(),
+            task: 0,
+            config,
+            offsets: Arc::new(committed),
+        }
     }
 
     fn append(path: &std::path::Path, data: &[u8]) {

@@ -110,6 +110,7 @@ async fn start(config: &ConfigMap, offsets: BTreeMap<String, serde_json::Value>)
     let task_config = JdbcSourceConnector.task_configs(config, 1).expect("task configs").remove(0);
     let mut task = JdbcSourceConnector.create_source_task().unwrap();
     task.start(SourceTaskContext {
+        shared: Default::default(),
         connector: "test".into(),
         task: 0,
         config: task_config,

@@ -95,9 +95,15 @@ async fn collect(task: &mut MySqlSourceTask, n: usize, within: Duration) -> Vec<
 
 async fn start(config: ConfigMap, offsets: BTreeMap<String, serde_json::Value>) -> MySqlSourceTask {
     let mut task = MySqlSourceTask::new(Flavor::MariaDb);
-    task.start(SourceTaskContext { connector: "c".into(), task: 0, config, offsets: Arc::new(offsets) })
-        .await
-        .expect("start");
+    task.start(SourceTaskContext {
+        shared: Default::default(),
+        connector: "c".into(),
+        task: 0,
+        config,
+        offsets: Arc::new(offsets),
+    })
+    .await
+    .expect("start");
     task
 }
 

@@ -11,7 +11,7 @@
 pub mod registry;
 pub mod topic_creation;
 
-pub use sluice_connect_api::{config, connector, date_format, error, plugin, record, values};
+pub use sluice_connect_api::{config, connector, date_format, error, plugin, record, shared, values};
 pub use sluice_converters::{converter, header_converter, primitive_converter};
 pub use sluice_transforms as transforms;
 

@@ -99,9 +99,15 @@ async fn main() {
                 let cpu0 = cpu_seconds();
                 let started = Instant::now();
                 let mut task = PostgresCdcTask::default();
-                task.start(SourceTaskContext { connector: name.clone(), task: 0, config, offsets: Arc::default() })
-                    .await
-                    .expect("start");
+                task.start(SourceTaskContext {
+                    shared: Default::default(),
+                    connector: name.clone(),
+                    task: 0,
+                    config,
+                    offsets: Arc::default(),
+                })
+                .await
+                .expect("start");
                 let mut n = 0u64;
                 let deadline = started + Duration::from_secs(1800);
                 'poll: while Instant::now() < deadline {

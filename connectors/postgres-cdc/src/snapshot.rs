@@ -29,7 +29,8 @@ const RECORDS_PER_MESSAGE: usize = 1024;
 
 /// Which rows of a table a chunk reads. Both ends of a split table are open, so the chunks of a table cover every
 /// row whatever the key or block boundaries were estimated from, and no row falls in two chunks.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RowRange {
     All,
     /// `column >= lo AND column < hi` on a single integer primary key (`None`: open end).
@@ -99,10 +100,10 @@ pub fn block_ranges(blocks: u64, k: usize) -> Vec<RowRange> {
 }
 
 /// One unit of work: a range of one table (an index into the snapshot's table list).
-#[derive(Debug, Clone)]
-pub(crate) struct Chunk {
-    pub(crate) table: usize,
-    pub(crate) range: RowRange,
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Chunk {
+    pub table: usize,
+    pub range: RowRange,
 }
 
 /// The chunks still to read, taken in order (table by table) by whichever connection is free.

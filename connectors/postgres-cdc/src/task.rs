@@ -11,6 +11,7 @@ use serde_json::json;
 use sluice_connect_api::connector::{CommittedOffsets, SourceTask, SourceTaskContext};
 use sluice_connect_api::error::ConnectError;
 use sluice_connect_api::record::{Schema, SourceRecord, Value, partition_key};
+use sluice_connect_api::shared::SharedState;
 use sluice_debezium::envelope::{Envelope, Op, ProcessingTime, tombstone};
 use sluice_debezium::source::{CommonSource, SnapshotMarker, source_schema_builder};
 use sluice_debezium::transaction::TransactionCounter;
@@ -27,6 +28,7 @@ use crate::snapshot::{
     Chunk, ChunkQueue, MarkerAssigner, ReaderMessage, RowRange, SnapshotContext, block_ranges, chunk_count, key_ranges,
     read_chunks, set_marker,
 };
+use crate::split::{self, ShareDone, SnapshotPlan};
 use crate::types::{self, ColumnInfo, Conv};
 
 pub const VERSION: &str = "3.6.1.Final";
@@ -38,6 +40,10 @@ type Item = Result<SourceRecord, ConnectError>;
 pub struct PostgresCdcTask {
     rx: Option<mpsc::Receiver<Item>>,
     ack: Option<watch::Sender<u64>>,
+    /// A task other than 0 of a split snapshot: (generation, records) of its share Kafka acknowledged.
+    share_ack: Option<watch::Sender<(String, u64)>>,
+    /// Set while a share waits for Kafka's acknowledgements (see [`SourceTask::commit_requested`]).
+    share_waiting: Arc<std::sync::atomic::AtomicBool>,
     reader: Option<tokio::task::JoinHandle<()>>,
     settings: Option<PgSettings>,
     partition_key: String,
@@ -47,7 +53,14 @@ pub struct PostgresCdcTask {
 impl SourceTask for PostgresCdcTask {
     async fn start(&mut self, context: SourceTaskContext) -> Result<(), ConnectError> {
         let settings = PgSettings::from_config(&context.config)?;
-        let partition = Arc::new(json!({"server": settings.topic_prefix}).as_object().cloned().unwrap_or_default());
+        let tasks = context.config.get(split::TASKS_KEY).and_then(|v| v.trim().parse::<usize>().ok()).unwrap_or(1);
+        let split = (tasks > 1).then(|| Split { tasks, task: context.task, shared: context.shared.clone() });
+        let partition = match &split {
+            // A snapshot share's records must not overwrite task 0's (Debezium's) offsets.
+            Some(split) if split.task > 0 => json!({"server": settings.topic_prefix, "snapshot_task": split.task}),
+            _ => json!({"server": settings.topic_prefix}),
+        };
+        let partition = Arc::new(partition.as_object().cloned().unwrap_or_default());
         self.partition_key = partition_key(&partition);
         let offset = context.offset(&partition).cloned();
         let (tx, rx) = mpsc::channel(settings.max_queue_size);
@@ -58,8 +71,15 @@ impl SourceTask for PostgresCdcTask {
         } else {
             Vec::new()
         };
-        let reader = Reader::new(settings.clone(), partition, headers, tx, ack_rx, offset);
-        self.reader = Some(tokio::spawn(reader.run()));
+        let helper = split.as_ref().is_some_and(|s| s.task > 0);
+        let reader = Reader::new(settings.clone(), partition, headers, tx, ack_rx, offset, split);
+        if helper {
+            let (share_tx, share_rx) = watch::channel((String::new(), 0u64));
+            self.share_ack = Some(share_tx);
+            self.reader = Some(tokio::spawn(reader.read_shares(share_rx, self.share_waiting.clone())));
+        } else {
+            self.reader = Some(tokio::spawn(reader.run()));
+        }
         self.rx = Some(rx);
         self.ack = Some(ack_tx);
         self.settings = Some(settings);
@@ -87,6 +107,12 @@ impl SourceTask for PostgresCdcTask {
     }
 
     async fn commit(&mut self, committed: &CommittedOffsets) -> Result<(), ConnectError> {
+        if let (Some(offset), Some(ack)) = (committed.get(&self.partition_key), self.share_ack.as_ref()) {
+            let generation = offset.get("generation").and_then(|v| v.as_str()).unwrap_or_default().to_string();
+            let records = offset.get("records").and_then(|v| v.as_u64()).unwrap_or(0);
+            ack.send_replace((generation, records));
+            return Ok(());
+        }
         if let (Some(offset), Some(ack)) = (committed.get(&self.partition_key), self.ack.as_ref())
             && let Some(lsn) = offset.get("lsn_commit").and_then(|v| v.as_u64())
         {
@@ -100,6 +126,10 @@ impl SourceTask for PostgresCdcTask {
             });
         }
         Ok(())
+    }
+
+    fn commit_requested(&self) -> bool {
+        self.share_waiting.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     async fn stop(&mut self) -> Result<(), ConnectError> {
@@ -197,8 +227,17 @@ struct Resume {
     after_message: bool,
 }
 
+/// This task's part in a snapshot split across `tasks` tasks (see [`crate::split`]).
+#[derive(Clone)]
+struct Split {
+    tasks: usize,
+    task: u32,
+    shared: SharedState,
+}
+
 struct Reader {
     s: PgSettings,
+    split: Option<Split>,
     partition: Arc<serde_json::Map<String, serde_json::Value>>,
     headers: Vec<(String, Option<Bytes>)>,
     tx: mpsc::Sender<Item>,
@@ -274,10 +313,12 @@ impl Reader {
         tx: mpsc::Sender<Item>,
         ack: watch::Receiver<u64>,
         offset: Option<serde_json::Value>,
+        split: Option<Split>,
     ) -> Self {
         let messages = MessageSchemas::new(pg_source_schema(), s.modes.binary);
         Reader {
             s,
+            split,
             partition,
             headers,
             tx,
@@ -700,7 +741,8 @@ impl Reader {
     async fn snapshot(&mut self, client: &Client, exported: Option<&str>, lsn: u64) -> Result<(), ConnectError> {
         let tables = self.list_tables(client).await?;
         let threads = self.s.snapshot_max_threads;
-        tracing::info!(tables = tables.len(), threads, lsn = %repl::format_lsn(lsn), "snapshot starting");
+        let tasks = self.split.as_ref().map_or(1, |s| s.tasks);
+        tracing::info!(tables = tables.len(), threads, tasks, lsn = %repl::format_lsn(lsn), "snapshot starting");
         let mut sql = String::from("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;");
         if let Some(name) = exported {
             sql.push_str(&format!("SET TRANSACTION SNAPSHOT {};", quote_literal(name)));
@@ -716,16 +758,45 @@ impl Reader {
         for (schema, table) in &tables {
             states.push(Arc::new(self.table_state(client, schema, table, None).await?));
         }
-        let chunks = self.plan_chunks(client, &states).await?;
+        let mut shares = split::deal(self.plan_chunks(client, &states).await?, tasks).into_iter();
+        let chunks = shares.next().unwrap_or_default();
         let readers = threads.min(chunks.len()).max(1);
         let snapshot_name = match exported {
             Some(name) => name.to_string(),
-            None if readers > 1 => client
+            None if readers > 1 || tasks > 1 => client
                 .query_one("SELECT pg_export_snapshot()", &[])
                 .await
                 .map_err(|e| pg_err("exporting the snapshot", e))?
                 .get(0),
             None => String::new(),
+        };
+        // The other tasks' shares, for them to read in the same snapshot while this transaction (or the slot's
+        // exporting one) stays open: until they are done (see `crate::split`).
+        let generation = match &self.split {
+            Some(split) => {
+                let plan = SnapshotPlan {
+                    generation: headers::uuid_v7(),
+                    snapshot: snapshot_name.clone(),
+                    xid,
+                    lsn,
+                    started_us,
+                    tables: tables.clone(),
+                    chunks: shares.enumerate().map(|(i, c)| (i as u32 + 1, c)).collect(),
+                };
+                let value = serde_json::to_value(&plan).map_err(|e| fatal(format!("snapshot plan: {e}")))?;
+                split.shared.put(split::PLAN_KEY, value);
+                tracing::info!(generation = %plan.generation, tasks, "snapshot plan published for the other tasks");
+                wait_for_tasks(
+                    &split.shared,
+                    &plan.generation,
+                    tasks,
+                    "to follow the snapshot plan",
+                    split::not_started,
+                )
+                .await?;
+                Some(plan.generation)
+            }
+            None => None,
         };
         let mut chunks_left = vec![0usize; states.len()];
         for c in &chunks {
@@ -746,9 +817,72 @@ impl Reader {
         let queue: ChunkQueue = Arc::new(std::sync::Mutex::new(chunks.into()));
         // Bounded: a reader that is ahead waits; with the task's queue (max.queue.size) this bounds memory.
         let (tx, mut rx) = mpsc::channel::<ReaderMessage>(readers * 2);
+        let mut workers = self.spawn_readers(readers - 1, &ctx, &queue, &tx, &snapshot_name);
+        let this: &Reader = self;
+        let ctx_ref = &ctx;
+        let queue_ref = &queue;
+        let inline = async move {
+            if let Err(e) = read_chunks(client, ctx_ref, queue_ref, &tx).await {
+                let _ = tx.send(ReaderMessage::Failed(e)).await;
+            }
+        };
+        let split_snapshot = generation.is_some();
+        let emit = async move {
+            let mut markers = MarkerAssigner::default();
+            while let Some(m) = rx.recv().await {
+                match m {
+                    ReaderMessage::Rows { table, records } => {
+                        this.send_all(with_markers(markers.push(table, records))).await?;
+                    }
+                    ReaderMessage::ChunkDone { table } => {
+                        chunks_left[table] -= 1;
+                        if chunks_left[table] == 0 {
+                            markers.table_done(table);
+                        }
+                    }
+                    ReaderMessage::Failed(e) => return Err(e),
+                }
+            }
+            if chunks_left.iter().any(|&n| n > 0) {
+                return Err(ConnectError::retriable(
+                    "snapshot",
+                    std::io::Error::other("a snapshot reader stopped before reading its chunks"),
+                ));
+            }
+            let mut rest = with_markers(markers.finish());
+            // Split: the record marked `last` (its offset says the snapshot is complete) waits for the other shares.
+            let last = if split_snapshot { rest.pop() } else { None };
+            this.send_all(rest).await?;
+            Ok(last)
+        };
+        // An error ends the snapshot: dropping the join set aborts the other readers.
+        let ((), emitted) = tokio::join!(inline, emit);
+        let last = emitted?;
+        while workers.join_next().await.is_some() {}
+        if let (Some(generation), Some(split)) = (&generation, &self.split) {
+            wait_for_tasks(&split.shared, generation, tasks, "to finish their snapshot shares", split::pending_shares)
+                .await?;
+            if let Some(last) = last {
+                self.send_all(vec![last]).await?;
+            }
+        }
+        client.batch_execute("COMMIT").await.map_err(|e| pg_err("ending the snapshot", e))?;
+        tracing::info!("snapshot done");
+        Ok(())
+    }
+
+    /// `n` more connections that import `snapshot_name` and read chunks from `queue` until it is empty.
+    fn spawn_readers(
+        &self,
+        n: usize,
+        ctx: &Arc<SnapshotContext>,
+        queue: &ChunkQueue,
+        tx: &mpsc::Sender<ReaderMessage>,
+        snapshot_name: &str,
+    ) -> tokio::task::JoinSet<()> {
         let mut workers = tokio::task::JoinSet::new();
-        for _ in 1..readers {
-            let (ctx, queue, tx, name) = (ctx.clone(), queue.clone(), tx.clone(), snapshot_name.clone());
+        for _ in 0..n {
+            let (ctx, queue, tx, name) = (ctx.clone(), queue.clone(), tx.clone(), snapshot_name.to_string());
             let connect = self.catalog_config();
             workers.spawn(async move {
                 let read = async {
@@ -772,51 +906,200 @@ impl Reader {
                 }
             });
         }
-        let this: &Reader = self;
-        let ctx_ref = &ctx;
-        let queue_ref = &queue;
+        workers
+    }
+
+    /// A task other than 0 of a split snapshot: reads its share of every plan task 0 publishes (one not done yet),
+    /// marks it done once Kafka acknowledged every record of it, and otherwise idles. A new plan (task 0 started
+    /// over) abandons the share being read.
+    async fn read_shares(self, mut acked: watch::Receiver<(String, u64)>, waiting: Arc<std::sync::atomic::AtomicBool>) {
+        let Some(split) = self.split.clone() else { return };
+        let mut values = split.shared.watch();
+        let mut backoff = Duration::from_millis(500);
+        loop {
+            let plan = {
+                let current = values.borrow_and_update().clone();
+                current.and_then(|v| split::share_to_read(&v, split.task))
+            };
+            let Some(plan) = plan else {
+                if values.changed().await.is_err() {
+                    return;
+                }
+                continue;
+            };
+            let generation = plan.generation.clone();
+            let superseded = {
+                let mut values = values.clone();
+                async move {
+                    loop {
+                        if values.changed().await.is_err() {
+                            return std::future::pending().await;
+                        }
+                        let newer = values.borrow_and_update().as_deref().and_then(split::plan);
+                        if newer.is_some_and(|p| p.generation != generation) {
+                            return;
+                        }
+                    }
+                }
+            };
+            let read = tokio::select! {
+                r = self.read_share(&plan, split.task, &mut acked, &waiting) => r,
+                () = superseded => {
+                    tracing::info!(task = split.task, generation = %plan.generation, "snapshot plan replaced; following the new one");
+                    continue;
+                }
+            };
+            match read {
+                Ok(records) => {
+                    tracing::info!(task = split.task, generation = %plan.generation, records, "snapshot share done");
+                    let done = ShareDone { generation: plan.generation.clone(), records };
+                    split.shared.put(&split::done_key(split.task), serde_json::to_value(done).unwrap_or_default());
+                    backoff = Duration::from_millis(500);
+                    // Wait for the write to show (or a new plan) before looking again.
+                    let mut values = values.clone();
+                    let task = split.task;
+                    let _ = split
+                        .shared
+                        .wait_for(|v| {
+                            (split::share_to_read(v, task).is_none()
+                                || split::plan(v).is_some_and(|p| p.generation != plan.generation))
+                            .then_some(())
+                        })
+                        .await;
+                    values.mark_changed();
+                }
+                Err(e) if e.is_retriable() => {
+                    tracing::warn!(task = split.task, generation = %plan.generation, error = %e.trace(),
+                        "reading the snapshot share failed (is task 0 still exporting this snapshot?); retrying in {:?}", backoff);
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+                Err(e) => {
+                    let _ = self.tx.send(Err(e)).await;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Reads this task's share of `plan` in its snapshot and waits until Kafka acknowledged all of it. Returns
+    /// how many records it holds.
+    async fn read_share(
+        &self,
+        plan: &SnapshotPlan,
+        task: u32,
+        acked: &mut watch::Receiver<(String, u64)>,
+        waiting: &std::sync::atomic::AtomicBool,
+    ) -> Result<u64, ConnectError> {
+        // Whatever this returns with (done, failed, superseded), nothing waits on acknowledgements any more.
+        struct Waiting<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        let _reset = Waiting(waiting);
+        // What this task read for an older generation must be in Kafka before task 0 reads the new one.
+        let previous = self.last_sent.lock().ok().and_then(|l| l.clone());
+        if let Some(previous) = previous
+            && let (Some(generation), Some(records)) =
+                (previous.get("generation").and_then(|g| g.as_str()), previous.get("records").and_then(|n| n.as_u64()))
+            && generation != plan.generation
+        {
+            waiting.store(true, std::sync::atomic::Ordering::Relaxed);
+            acked.wait_for(|(g, n)| g == generation && *n >= records).await.map_err(|_| fatal("task stopped"))?;
+        }
+        if let Some(split) = &self.split {
+            split.shared.put(&split::started_key(task), json!({"generation": plan.generation}));
+        }
+        let chunks = plan.chunks.get(&task).cloned().unwrap_or_default();
+        tracing::info!(task, generation = %plan.generation, chunks = chunks.len(), "reading a snapshot share");
+        if chunks.is_empty() {
+            return Ok(0);
+        }
+        let client = self.catalog().await?;
+        client
+            .batch_execute(&format!(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT {}",
+                quote_literal(&plan.snapshot)
+            ))
+            .await
+            .map_err(|e| pg_err("importing the snapshot of task 0", e))?;
+        let mut states = Vec::with_capacity(plan.tables.len());
+        for (schema, table) in &plan.tables {
+            states.push(Arc::new(self.table_state(&client, schema, table, None).await?));
+        }
+        let mut chunks_left = chunks.len();
+        let readers = self.s.snapshot_max_threads.min(chunks.len()).max(1);
+        let ctx = Arc::new(SnapshotContext {
+            tables: states,
+            topic_prefix: self.s.topic_prefix.clone(),
+            dbname: self.s.dbname.clone(),
+            partition: self.partition.clone(),
+            headers: self.headers.clone(),
+            xid: plan.xid,
+            lsn: plan.lsn,
+            started_us: plan.started_us,
+            fetch_size: self.s.snapshot_fetch_size,
+        });
+        let queue: ChunkQueue = Arc::new(std::sync::Mutex::new(chunks.into()));
+        let (tx, mut rx) = mpsc::channel::<ReaderMessage>(readers * 2);
+        let mut workers = self.spawn_readers(readers - 1, &ctx, &queue, &tx, &plan.snapshot);
+        let (ctx_ref, queue_ref, client_ref) = (&ctx, &queue, &client);
         let inline = async move {
-            if let Err(e) = read_chunks(client, ctx_ref, queue_ref, &tx).await {
+            if let Err(e) = read_chunks(client_ref, ctx_ref, queue_ref, &tx).await {
                 let _ = tx.send(ReaderMessage::Failed(e)).await;
             }
         };
-        let emit = async move {
-            let mut markers = MarkerAssigner::default();
+        let emit = async {
+            // Records of a share are all `source.snapshot=true`; the offset counts them, so `commit` tells when Kafka
+            // has every one.
+            let mut records = 0u64;
             while let Some(m) = rx.recv().await {
                 match m {
-                    ReaderMessage::Rows { table, records } => {
-                        this.send_all(with_markers(markers.push(table, records))).await?;
-                    }
-                    ReaderMessage::ChunkDone { table } => {
-                        chunks_left[table] -= 1;
-                        if chunks_left[table] == 0 {
-                            markers.table_done(table);
+                    ReaderMessage::Rows { records: mut batch, .. } => {
+                        for r in batch.iter_mut() {
+                            records += 1;
+                            r.source_offset = json!({"generation": plan.generation, "records": records});
                         }
+                        self.send_all(batch).await?;
                     }
+                    ReaderMessage::ChunkDone { .. } => chunks_left -= 1,
                     ReaderMessage::Failed(e) => return Err(e),
                 }
             }
-            if chunks_left.iter().any(|&n| n > 0) {
+            if chunks_left > 0 {
                 return Err(ConnectError::retriable(
-                    "snapshot",
+                    "snapshot share",
                     std::io::Error::other("a snapshot reader stopped before reading its chunks"),
                 ));
             }
-            this.send_all(with_markers(markers.finish())).await
+            Ok(records)
         };
-        // An error ends the snapshot: dropping the join set aborts the other readers.
         let ((), emitted) = tokio::join!(inline, emit);
-        emitted?;
+        let records = emitted?;
         while workers.join_next().await.is_some() {}
         client.batch_execute("COMMIT").await.map_err(|e| pg_err("ending the snapshot", e))?;
-        tracing::info!("snapshot done");
-        Ok(())
+        if records > 0 {
+            tracing::info!(task, records, "snapshot share read; waiting for Kafka to acknowledge it");
+            waiting.store(true, std::sync::atomic::Ordering::Relaxed);
+            acked
+                .wait_for(|(generation, n)| *generation == plan.generation && *n >= records)
+                .await
+                .map_err(|_| fatal("task stopped"))?;
+        }
+        Ok(records)
+    }
+
+    /// Connections reading the snapshot, over every task that shares it: what large tables are split for.
+    fn snapshot_connections(&self) -> usize {
+        self.s.snapshot_max_threads * self.split.as_ref().map_or(1, |s| s.tasks)
     }
 
     /// The chunks to read, table by table: whole tables with one thread; with more, each large table in ranges
     /// of its single integer primary key or, without one, of its heap blocks.
     async fn plan_chunks(&self, client: &Client, states: &[Arc<TableState>]) -> Result<Vec<Chunk>, ConnectError> {
-        let threads = self.s.snapshot_max_threads;
+        let threads = self.snapshot_connections();
         let mut chunks = Vec::new();
         let version: i32 = if threads > 1 {
             client
@@ -851,7 +1134,7 @@ impl Reader {
             .and_then(|j| serde_json::from_str::<serde_json::Value>(&j).ok())
             .and_then(|j| j[0]["Plan"]["Plan Rows"].as_f64())
             .unwrap_or(0.0);
-        let k = chunk_count(estimated.max(0.0) as u64, self.s.snapshot_max_threads, self.s.snapshot_fetch_size);
+        let k = chunk_count(estimated.max(0.0) as u64, self.snapshot_connections(), self.s.snapshot_fetch_size);
         if k <= 1 {
             return Ok(vec![RowRange::All]);
         }
@@ -1254,6 +1537,36 @@ impl Reader {
         let mut b = counter.next(&format!("{}.{}", t.schema, t.table));
         b.id = format!("{}:{}", counter.id, self.last_commit.unwrap_or(0));
         Some(b)
+    }
+}
+
+/// Waits until `pending` names no task for `generation`, saying now and then which ones it waits for.
+async fn wait_for_tasks(
+    shared: &SharedState,
+    generation: &str,
+    tasks: usize,
+    what: &str,
+    pending: fn(&sluice_connect_api::shared::SharedValues, &str, usize) -> Vec<u32>,
+) -> Result<(), ConnectError> {
+    let mut values = shared.watch();
+    let mut last_log = tokio::time::Instant::now();
+    loop {
+        let pending = values.borrow_and_update().as_deref().map(|v| pending(v, generation, tasks));
+        match pending {
+            Some(p) if p.is_empty() => {
+                tracing::info!(generation, tasks, "every other task is ready ({what})");
+                return Ok(());
+            }
+            Some(p) if last_log.elapsed() >= Duration::from_secs(30) => {
+                tracing::info!(generation, tasks = ?p, "waiting for other tasks {what}");
+                last_log = tokio::time::Instant::now();
+            }
+            _ => {}
+        }
+        // Woken by a change, or every 30 s to say what it still waits for.
+        if let Ok(Err(_)) = tokio::time::timeout(Duration::from_secs(30), values.changed()).await {
+            return Err(fatal("the connector's shared state was closed"));
+        }
     }
 }
 

@@ -115,9 +115,15 @@ async fn snapshot_stream_commit_restart() {
 
     let cfg = config(&name, &[]);
     let mut task = PostgresCdcTask::default();
-    task.start(SourceTaskContext { connector: name.clone(), task: 0, config: cfg.clone(), offsets: Arc::default() })
-        .await
-        .unwrap();
+    task.start(SourceTaskContext {
+        shared: Default::default(),
+        connector: name.clone(),
+        task: 0,
+        config: cfg.clone(),
+        offsets: Arc::default(),
+    })
+    .await
+    .unwrap();
     let snap = poll_n(&mut task, 1, Duration::from_secs(30)).await;
     assert_eq!(snap.len(), 1, "snapshot row");
     let (k, v) = json(&snap[0]);
@@ -182,9 +188,15 @@ async fn snapshot_stream_commit_restart() {
     let mut offsets = BTreeMap::new();
     offsets.insert(pkey, last);
     let mut task = PostgresCdcTask::default();
-    task.start(SourceTaskContext { connector: name.clone(), task: 0, config: cfg, offsets: Arc::new(offsets) })
-        .await
-        .unwrap();
+    task.start(SourceTaskContext {
+        shared: Default::default(),
+        connector: name.clone(),
+        task: 0,
+        config: cfg,
+        offsets: Arc::new(offsets),
+    })
+    .await
+    .unwrap();
     let recs = poll_n(&mut task, 2, Duration::from_secs(10)).await;
     assert_eq!(
         recs.len(),
@@ -243,6 +255,7 @@ async fn dropped_slot_and_missing_privileges_fail_with_advice() {
     );
     let mut task = PostgresCdcTask::default();
     task.start(SourceTaskContext {
+        shared: Default::default(),
         connector: name.clone(),
         task: 0,
         config: config(&name, &[]),
@@ -267,9 +280,15 @@ async fn dropped_slot_and_missing_privileges_fail_with_advice() {
         &[("database.user", role.as_str()), ("database.password", "pw"), ("publication.autocreate.mode", "disabled")],
     );
     // The publication exists (created by the first part).
-    task.start(SourceTaskContext { connector: name.clone(), task: 0, config: cfg, offsets: Arc::default() })
-        .await
-        .unwrap();
+    task.start(SourceTaskContext {
+        shared: Default::default(),
+        connector: name.clone(),
+        task: 0,
+        config: cfg,
+        offsets: Arc::default(),
+    })
+    .await
+    .unwrap();
     let e = first_error(&mut task).await;
     assert!(e.contains("REPLICATION"), "{e}");
     task.stop().await.unwrap();
@@ -323,9 +342,15 @@ async fn parallel_snapshot_under_writes() {
     let cfg =
         config(&name, &[("snapshot.max.threads", "4"), ("snapshot.fetch.size", "2000"), ("max.queue.size", "512")]);
     let mut task = PostgresCdcTask::default();
-    task.start(SourceTaskContext { connector: name.clone(), task: 0, config: cfg, offsets: Arc::default() })
-        .await
-        .unwrap();
+    task.start(SourceTaskContext {
+        shared: Default::default(),
+        connector: name.clone(),
+        task: 0,
+        config: cfg,
+        offsets: Arc::default(),
+    })
+    .await
+    .unwrap();
     let started = Instant::now();
     let mut snapshot_time = None;
     let mut records = Vec::new();
@@ -449,9 +474,15 @@ async fn parallel_snapshot_interrupted_runs_again() {
     let cfg =
         config(&name, &[("snapshot.max.threads", "4"), ("snapshot.fetch.size", "1000"), ("max.queue.size", "100")]);
     let mut task = PostgresCdcTask::default();
-    task.start(SourceTaskContext { connector: name.clone(), task: 0, config: cfg.clone(), offsets: Arc::default() })
-        .await
-        .unwrap();
+    task.start(SourceTaskContext {
+        shared: Default::default(),
+        connector: name.clone(),
+        task: 0,
+        config: cfg.clone(),
+        offsets: Arc::default(),
+    })
+    .await
+    .unwrap();
     let first = poll_n(&mut task, 3000, Duration::from_secs(60)).await;
     task.stop().await.unwrap();
     assert!(first.len() >= 3000 && first.len() < 30000, "stopped mid-snapshot: {}", first.len());
@@ -463,9 +494,15 @@ async fn parallel_snapshot_interrupted_runs_again() {
     let mut offsets = BTreeMap::new();
     offsets.insert(partition_key(&first[0].source_partition), last);
     let mut task = PostgresCdcTask::default();
-    task.start(SourceTaskContext { connector: name.clone(), task: 0, config: cfg, offsets: Arc::new(offsets) })
-        .await
-        .unwrap();
+    task.start(SourceTaskContext {
+        shared: Default::default(),
+        connector: name.clone(),
+        task: 0,
+        config: cfg,
+        offsets: Arc::new(offsets),
+    })
+    .await
+    .unwrap();
     let again = poll_n(&mut task, 30001, Duration::from_secs(120)).await;
     assert_eq!(again.len(), 30001, "the whole snapshot again, with the row inserted meanwhile");
     assert_eq!(again.last().unwrap().source_offset["snapshot_completed"], true);
@@ -505,6 +542,7 @@ async fn parallel_snapshot_with_an_existing_slot() {
     .unwrap();
     let mut task = PostgresCdcTask::default();
     task.start(SourceTaskContext {
+        shared: Default::default(),
         connector: name.clone(),
         task: 0,
         config: config(&name, &[]),
@@ -525,9 +563,15 @@ async fn parallel_snapshot_with_an_existing_slot() {
     let cfg =
         config(&name, &[("snapshot.mode", "always"), ("snapshot.max.threads", "4"), ("snapshot.fetch.size", "1000")]);
     let mut task = PostgresCdcTask::default();
-    task.start(SourceTaskContext { connector: name.clone(), task: 0, config: cfg, offsets: Arc::new(offsets) })
-        .await
-        .unwrap();
+    task.start(SourceTaskContext {
+        shared: Default::default(),
+        connector: name.clone(),
+        task: 0,
+        config: cfg,
+        offsets: Arc::new(offsets),
+    })
+    .await
+    .unwrap();
     let again = poll_n(&mut task, 30001, Duration::from_secs(120)).await;
     task.stop().await.unwrap();
     assert_eq!(again.len(), 30001);
@@ -574,6 +618,7 @@ async fn column_defaults_in_snapshot_and_after_alter() {
     .unwrap();
     let mut task = PostgresCdcTask::default();
     task.start(SourceTaskContext {
+        shared: Default::default(),
         connector: name.clone(),
         task: 0,
         config: config(&name, &[]),
@@ -640,9 +685,15 @@ async fn hstore_as_json_and_as_map() {
         .unwrap();
         let mut task = PostgresCdcTask::default();
         let cfg = config(&name, &[("hstore.handling.mode", mode)]);
-        task.start(SourceTaskContext { connector: name.clone(), task: 0, config: cfg, offsets: Arc::default() })
-            .await
-            .unwrap();
+        task.start(SourceTaskContext {
+            shared: Default::default(),
+            connector: name.clone(),
+            task: 0,
+            config: cfg,
+            offsets: Arc::default(),
+        })
+        .await
+        .unwrap();
         let snap = poll_n(&mut task, 1, Duration::from_secs(30)).await;
         assert_eq!(snap.len(), 1);
         // Debezium iterates a java.util.HashMap: "aa" (bucket 0) before "b" (bucket 2).
@@ -669,9 +720,15 @@ async fn logical_messages_filtered_and_resumed() {
     db.batch_execute(&format!("CREATE TABLE {name}_orders (id int PRIMARY KEY)")).await.unwrap();
     let cfg = config(&name, &[("message.prefix.include.list", &format!("{name}_.*"))]);
     let mut task = PostgresCdcTask::default();
-    task.start(SourceTaskContext { connector: name.clone(), task: 0, config: cfg.clone(), offsets: Arc::default() })
-        .await
-        .unwrap();
+    task.start(SourceTaskContext {
+        shared: Default::default(),
+        connector: name.clone(),
+        task: 0,
+        config: cfg.clone(),
+        offsets: Arc::default(),
+    })
+    .await
+    .unwrap();
     // Messages are decoded from the slot's position on: wait until the task streams.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -719,9 +776,15 @@ async fn logical_messages_filtered_and_resumed() {
     offsets.insert(partition_key(&recs[0].source_partition), recs[0].source_offset.clone());
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut task = PostgresCdcTask::default();
-    task.start(SourceTaskContext { connector: name.clone(), task: 0, config: cfg, offsets: Arc::new(offsets) })
-        .await
-        .unwrap();
+    task.start(SourceTaskContext {
+        shared: Default::default(),
+        connector: name.clone(),
+        task: 0,
+        config: cfg,
+        offsets: Arc::new(offsets),
+    })
+    .await
+    .unwrap();
     let again = poll_n(&mut task, 3, Duration::from_secs(10)).await;
     let topics: Vec<&str> = again.iter().map(|r| r.topic.as_str()).collect();
     assert_eq!(topics, [orders_topic.as_str(), msg_topic.as_str()], "the insert and the second message only");
