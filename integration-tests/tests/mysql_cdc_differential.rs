@@ -227,7 +227,7 @@ async fn run(env: &TestEnv, db: &MariaDb, libs: &std::path::Path) -> anyhow::Res
         env.note(format!("{n}: {status}"));
     }
     // bdefs: a binary column's default, which SHOW CREATE TABLE sends as raw bytes (not UTF-8).
-    let tables = ["types", "orders", "nopk", "later", "bdefs", "typed"];
+    let tables = ["types", "orders", "nopk", "later", "bdefs", "typed", "aliased"];
     let count = |prefix: String| {
         let name = name.clone();
         async move {
@@ -275,7 +275,15 @@ async fn run(env: &TestEnv, db: &MariaDb, libs: &std::path::Path) -> anyhow::Res
          CREATE TABLE `typed` (id INT(11) NOT NULL AUTO_INCREMENT, s SMALLINT(6) DEFAULT NULL, \
            e ENUM('x','y') DEFAULT 'x', t TIMESTAMP(6) NULL, c CHAR(2) CHARACTER SET latin1, dc DECIMAL, \
            PRIMARY KEY (id)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
-         INSERT INTO typed (s, t, c, dc) VALUES (1, '2024-01-02 03:04:05.123456', 'ab', 12);"
+         INSERT INTO typed (s, t, c, dc) VALUES (1, '2024-01-02 03:04:05.123456', 'ab', 12);
+         CREATE TABLE aliased (id INTEGER PRIMARY KEY, b BOOLEAN, b2 BOOL DEFAULT TRUE, n NUMERIC(6,2), nd NUMERIC, \
+           r REAL, i1 INT1, i2 INT2, i3 INT3, i4 INT4, i8 INT8, mi MIDDLEINT, ch CHARACTER(2), nc NCHAR(2), \
+           nv NVARCHAR(5), fx FIXED(5,1), fl FLOAT(30), fl2 FLOAT(10), dp DOUBLE PRECISION, dc DEC(4,1));
+         INSERT INTO aliased VALUES (1, TRUE, FALSE, 1234.5, 7, 1.5, -1, -2, -3, -4, -8, 5, 'ab', 'cd', 'efg', 12.3, \
+           0.25, 0.5, 2.5, 123.4), (2, NULL, DEFAULT, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
+           NULL, NULL, NULL, NULL, NULL, NULL);
+         ALTER TABLE aliased ADD COLUMN added BOOLEAN NOT NULL DEFAULT FALSE, MODIFY COLUMN b2 INTEGER;
+         INSERT INTO aliased (id, b, added, b2) VALUES (3, FALSE, TRUE, 9);"
     ))?;
     // Settle: both sides reach the same count and stay there.
     let mut last = (0, 0);

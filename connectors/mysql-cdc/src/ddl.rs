@@ -411,9 +411,15 @@ fn column_definition(p: &mut Parser<'_>, table_charset: Option<&str>, mariadb: b
     let name = p.ident()?;
     let raw = p.ident().map_err(|_| format!("column {name}: expected a type"))?.to_ascii_lowercase();
     let mut raw = raw;
+    // The names Debezium's parser keeps as written (typeName), where the server's name differs.
+    let mut declared_type = match raw.as_str() {
+        "integer" | "bool" | "boolean" | "numeric" | "dec" | "fixed" | "real" | "int1" | "int2" | "int3" | "int4"
+        | "int8" | "middleint" | "character" | "nchar" | "nvarchar" => Some(raw.to_ascii_uppercase()),
+        _ => None,
+    };
     // two-word type names
-    if raw == "double" {
-        p.eat_kw("PRECISION");
+    if raw == "double" && p.eat_kw("PRECISION") {
+        declared_type = Some("DOUBLE PRECISION".into());
     }
     if raw == "national" {
         raw = format!("n{}", p.ident()?.to_ascii_lowercase());
@@ -445,6 +451,12 @@ fn column_definition(p: &mut Parser<'_>, table_charset: Option<&str>, mariadb: b
         }
     }
     let num = |k: usize| args.get(k).and_then(|a| a.parse::<u32>().ok());
+    let mut declared_length = None;
+    if raw == "float" && args.len() == 1 {
+        // FLOAT(p): the server keeps float or double, Debezium's parser FLOAT with length p
+        declared_type = Some("FLOAT".into());
+        declared_length = num(0);
+    }
     let mut charset: Option<String> = None;
     let (mut data_type, mut precision, mut scale, mut dt_precision) = (raw.clone(), None, None, None);
     let mut width: Option<String> = args.first().cloned();
@@ -631,6 +643,8 @@ fn column_definition(p: &mut Parser<'_>, table_charset: Option<&str>, mariadb: b
     col.precision = precision;
     col.scale = scale;
     col.datetime_precision = dt_precision;
+    col.declared_type = declared_type;
+    col.declared_length = declared_length;
     Ok((col, primary))
 }
 
@@ -1339,6 +1353,41 @@ mod tests {
         assert_eq!(types, ["int", "int(11)", "bigint(20) unsigned zerofill", "smallint"]);
         assert!(t.columns.iter().all(|c| c.nullable));
         assert_eq!(t.charset, None, "left to the database's");
+    }
+
+    /// Aliases keep the name Debezium's parser reports (checked side by side in mysql_cdc_differential); BOOLEAN
+    /// and REAL also change the Connect type, FLOAT(p) the length.
+    #[test]
+    fn declared_type_names() {
+        use crate::types::Kind;
+        let mut k = Known::new();
+        run(
+            &mut k,
+            "create table t (a INTEGER, b BOOLEAN default TRUE, c numeric(6,2), d REAL, e double precision, \
+             f float(30), g float(10), h nchar(2), i int, j tinyint(1))",
+        );
+        let t = table(&k, "t");
+        let c = |n: &str| t.columns.iter().find(|c| c.name == n).unwrap();
+        let declared: Vec<Option<&str>> = t.columns.iter().map(|c| c.declared_type.as_deref()).collect();
+        assert_eq!(
+            declared,
+            [
+                Some("INTEGER"),
+                Some("BOOLEAN"),
+                Some("NUMERIC"),
+                Some("REAL"),
+                Some("DOUBLE PRECISION"),
+                Some("FLOAT"),
+                Some("FLOAT"),
+                Some("NCHAR"),
+                None,
+                None
+            ]
+        );
+        assert_eq!((c("b").kind(), c("j").kind()), (Kind::Bool, Kind::Int16));
+        assert_eq!((c("d").kind(), c("f").kind(), c("g").kind()), (Kind::Float32, Kind::Float64, Kind::Float32));
+        assert_eq!((c("f").declared_length, c("g").declared_length), (Some(30), Some(10)));
+        assert_eq!(c("a").kind(), Kind::Int32);
     }
 
     #[test]

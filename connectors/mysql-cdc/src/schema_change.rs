@@ -203,6 +203,15 @@ fn table_value(t: &TableStructure) -> Value {
 
 /// `java.sql.Types` of a column, as Debezium's MySQL type resolver picks it.
 fn jdbc_type(c: &ColumnInfo) -> i32 {
+    match c.declared_type.as_deref() {
+        Some("BOOL" | "BOOLEAN") => return 16,
+        Some("NUMERIC") => return 2,
+        Some("REAL") => return 7,
+        Some("FLOAT") => return 6,
+        Some("NCHAR") => return -15,
+        Some("NVARCHAR") => return -9,
+        _ => {}
+    }
     match c.data_type.as_str() {
         "bit" => -7,
         "tinyint" | "smallint" => 5,
@@ -234,7 +243,7 @@ fn type_length(column_type: &str) -> Option<i32> {
 }
 
 fn column_value(c: &ColumnInfo, position: i32) -> Value {
-    let mut type_name = c.data_type.to_ascii_uppercase();
+    let mut type_name = c.declared_type.clone().unwrap_or_else(|| c.data_type.to_ascii_uppercase());
     if c.column_type.to_ascii_lowercase().contains("unsigned") {
         type_name.push_str(" UNSIGNED");
     }
@@ -243,7 +252,14 @@ fn column_value(c: &ColumnInfo, position: i32) -> Value {
         // Debezium's DDL parser: an ENUM holds one value, a SET at most all of them joined with commas
         "enum" => Some(1),
         "set" => enum_values.as_ref().map(|v| v.iter().map(|s| s.len() as i32).sum::<i32>() + v.len() as i32 - 1),
+        _ if c.declared_boolean() => None,
+        _ if c.declared_length.is_some() => c.declared_length.map(|l| l as i32),
         _ => type_length(&c.column_type),
+    };
+    // Debezium's parser names the national character set `utf8` (the server says utf8mb3)
+    let charset = match c.declared_type.as_deref() {
+        Some("NCHAR" | "NVARCHAR") => Some("utf8"),
+        _ => c.charset.as_deref(),
     };
     let scale = match c.data_type.as_str() {
         "decimal" | "numeric" => c.scale.map(|s| s as i32),
@@ -258,7 +274,7 @@ fn column_value(c: &ColumnInfo, position: i32) -> Value {
         Value::Null,
         Value::String(type_name.clone()),
         Value::String(type_name),
-        opt_string(c.charset.as_deref()),
+        opt_string(charset),
         length.map(Value::Int32).unwrap_or(Value::Null),
         scale.map(Value::Int32).unwrap_or(Value::Null),
         Value::Int32(position),

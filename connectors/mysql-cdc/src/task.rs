@@ -97,6 +97,7 @@ impl SourceTask for MySqlSourceTask {
             structures: HashMap::new(),
             meta: None,
             gtids: BTreeMap::new(),
+            last_row: 0,
             resume: None,
             history: SchemaHistory::in_memory(),
             s: settings.clone(),
@@ -277,6 +278,10 @@ struct Worker {
     gtids: BTreeMap<u32, (u32, u64)>,
     resume: Option<Resume>,
     history: SchemaHistory,
+    /// Debezium's `source.row` outside row events: its source info keeps the row number of the last row it
+    /// emitted (a truncate sets 0; a new binlog file resets it), so a schema change event after a multi-row event
+    /// carries that row's number (compared side by side in mysql_cdc_differential).
+    last_row: i32,
 }
 
 fn now_ms() -> i64 {
@@ -881,6 +886,7 @@ impl Worker {
                         name = &name[..name.len() - 4];
                     }
                     file = String::from_utf8_lossy(name).into_owned();
+                    self.last_row = 0;
                     if !r.is_fake() || r.position() > 4 {
                         txn_start = r.position();
                     }
@@ -912,6 +918,7 @@ impl Worker {
                         && !self.s.skipped_operations.contains(&'t')
                         && let Some(t) = self.table(&tdb, &tname).await?
                     {
+                        self.last_row = 0;
                         let source = SourceInfo {
                             ts_ms: ts as i64 * 1000,
                             db: tdb.clone(),
@@ -1047,6 +1054,7 @@ impl Worker {
                             row: row_index as i32,
                             ..Default::default()
                         };
+                        self.last_row = row_index as i32;
                         let source_value = source.value(self.flavor, &self.s.topic_prefix, DEBEZIUM_VERSION);
                         let conv = |v: &Option<Vec<My>>| -> Result<(Value, Value), StreamError> {
                             match v {
@@ -1264,6 +1272,7 @@ impl Worker {
             gtid: ddl.gtid.clone(),
             file: ddl.at.file.clone(),
             pos: ddl.at.pos as i64,
+            row: self.last_row,
             ..Default::default()
         };
         let table_changes: Vec<_> = changes
@@ -1538,6 +1547,7 @@ async fn read_structure(conn: &mut Conn, db: &str, table: &str) -> Result<Option
             charset: r.take::<Option<String>, _>(8).flatten(),
             extra: r.take::<Option<String>, _>(9).flatten().unwrap_or_default(),
             comment: r.take::<Option<String>, _>(10).flatten().unwrap_or_default(),
+            ..Default::default()
         })
         .collect::<Vec<ColumnInfo>>();
     let mut columns = columns;

@@ -76,6 +76,15 @@ pub struct ColumnInfo {
     pub extra: String,
     /// `COLUMN_COMMENT`.
     pub comment: String,
+    /// The type name as a DDL statement wrote it, where Debezium's DDL parser keeps that name and it differs from
+    /// `data_type` (`BOOLEAN`, `INTEGER`, `NUMERIC`, `REAL`, `DOUBLE PRECISION`, `FLOAT` with a precision, ...):
+    /// `typeName` in `tableChanges`, and for `BOOL`/`BOOLEAN` and `REAL` also the Connect type (boolean, float32).
+    /// `None` for a column read from `information_schema`, which only knows the canonical names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub declared_type: Option<String>,
+    /// The length Debezium's parser reports for a declared type whose canonical form drops it (`FLOAT(30)`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub declared_length: Option<u32>,
 }
 
 /// How a column is converted.
@@ -111,8 +120,20 @@ impl ColumnInfo {
         self.column_type.to_ascii_lowercase().contains("unsigned")
     }
 
+    /// Declared `BOOL` or `BOOLEAN` (a `tinyint(1)` to the server): Debezium's parser makes it a Connect boolean.
+    pub fn declared_boolean(&self) -> bool {
+        matches!(self.declared_type.as_deref(), Some("BOOL" | "BOOLEAN"))
+    }
+
     pub fn kind(&self) -> Kind {
         let unsigned = self.unsigned();
+        if self.declared_boolean() {
+            return Kind::Bool;
+        }
+        if self.declared_type.as_deref() == Some("REAL") {
+            // java.sql.Types.REAL, which Debezium converts to a float32 (the server stores a double)
+            return Kind::Float32;
+        }
         match self.data_type.as_str() {
             "tinyint" => Kind::Int16,
             "smallint" if unsigned => Kind::Int32,
@@ -228,6 +249,16 @@ fn literal_default(col: &ColumnInfo, settings: &TypeSettings) -> Option<Value> {
     let raw = col.default.as_deref()?.trim();
     if raw.eq_ignore_ascii_case("NULL") {
         return None;
+    }
+    if col.declared_boolean() {
+        let raw = raw.trim_matches('\'');
+        return if raw.eq_ignore_ascii_case("TRUE") {
+            Some(Value::Boolean(true))
+        } else if raw.eq_ignore_ascii_case("FALSE") {
+            Some(Value::Boolean(false))
+        } else {
+            raw.parse::<i64>().ok().map(|n| Value::Boolean(n != 0))
+        };
     }
     let text = if let Some(inner) = raw.strip_prefix('\'').and_then(|r| r.strip_suffix('\'')) {
         inner.replace("''", "'").replace("\\\\", "\\")
