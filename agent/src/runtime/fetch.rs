@@ -13,13 +13,15 @@
 //! timeout down to a non-blocking poll and spins there, about 1% of a core per idle consumer.
 //!
 //! Records are copied out of librdkafka's buffers into one arena per batch: a few allocations per batch instead of
-//! several per record, and the buffers go back to librdkafka at once.
+//! several per record, and the buffers go back to librdkafka at once. The thread reads through one message stream
+//! for its whole life (`StreamConsumer::recv` registers and unregisters a waker slot, two lock round trips, per
+//! message), and each batch's topic names are shared by its records (`SinkRecord::topic`).
 
 use std::ops::Range;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use futures::FutureExt;
+use futures::{FutureExt, StreamExt};
 use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
@@ -36,21 +38,29 @@ pub(crate) type Fetched = Result<Polled, KafkaError>;
 /// A consumed record converted to Connect data, or the stage that failed and why.
 pub(crate) type Converted = Result<SinkRecord, (Stage, ConnectError)>;
 
-/// Converts consumed records (key, value and headers); run by the consumer thread.
-pub(crate) type Convert = Arc<dyn Fn(&ConsumedRecord<'_>) -> Converted + Send + Sync>;
+/// Converts a consumed record (key, value and headers) whose topic name is `topic`; run by the consumer thread.
+pub(crate) type Convert = Arc<dyn Fn(&ConsumedRecord<'_>, &Arc<str>) -> Converted + Send + Sync>;
+
+/// A batch as the consumer thread converted it: the records that converted, in order, and the ones that did not.
+#[derive(Default)]
+pub(crate) struct ConvertedBatch {
+    pub records: Vec<SinkRecord>,
+    /// By batch index, ascending; every index of the batch is in `records` or here, once.
+    pub failures: Vec<(usize, (Stage, ConnectError))>,
+}
 
 /// Records polled in one go, in consumption order, with their bytes in one arena.
 #[derive(Default)]
 pub(crate) struct Polled {
-    /// Index-aligned with `records` once the consumer thread converted the batch; taken by the sink loop.
-    converted: Vec<Option<Converted>>,
+    /// Set once the consumer thread converted the batch; taken by the sink loop.
+    converted: Option<ConvertedBatch>,
     arena: Vec<u8>,
     /// Header keys of all records, concatenated (`PolledHeader::key` ranges into it).
     header_keys: String,
     records: Vec<PolledRecord>,
     headers: Vec<PolledHeader>,
     /// The distinct topics of the batch (usually one); `PolledRecord::topic` indexes it.
-    topics: Vec<String>,
+    topics: Vec<Arc<str>>,
 }
 
 struct PolledRecord {
@@ -88,10 +98,10 @@ impl Polled {
     }
 
     fn push(&mut self, message: &BorrowedMessage<'_>) {
-        let topic = match self.topics.iter().position(|t| t == message.topic()) {
+        let topic = match self.topics.iter().position(|t| **t == *message.topic()) {
             Some(index) => index,
             None => {
-                self.topics.push(message.topic().to_string());
+                self.topics.push(Arc::from(message.topic()));
                 self.topics.len() - 1
             }
         };
@@ -136,9 +146,26 @@ impl Polled {
         }
     }
 
-    /// The records as the consumer thread converted them, index-aligned (empty if it did not).
-    pub fn take_converted(&mut self) -> Vec<Option<Converted>> {
-        std::mem::take(&mut self.converted)
+    /// The shared topic name of record `index` (`index < len()`).
+    pub fn topic(&self, index: usize) -> &Arc<str> {
+        &self.topics[self.records[index].topic]
+    }
+
+    /// Converts every record of the batch with `convert`.
+    fn convert(&mut self, convert: &Convert) {
+        let mut converted = ConvertedBatch { records: Vec::with_capacity(self.len()), failures: Vec::new() };
+        for index in 0..self.len() {
+            match convert(&self.record(index), self.topic(index)) {
+                Ok(record) => converted.records.push(record),
+                Err(failure) => converted.failures.push((index, failure)),
+            }
+        }
+        self.converted = Some(converted);
+    }
+
+    /// The records as the consumer thread converted them (`None` if it did not).
+    pub fn take_converted(&mut self) -> Option<ConvertedBatch> {
+        self.converted.take()
     }
 
     /// The next offset to consume per topic and partition after this batch.
@@ -150,7 +177,7 @@ impl Polled {
                 None => next.push((r.topic, r.partition, r.offset + 1)),
             }
         }
-        next.into_iter().map(|(t, p, o)| (self.topics[t].as_str(), p, o))
+        next.into_iter().map(|(t, p, o)| (&*self.topics[t], p, o))
     }
 }
 
@@ -198,11 +225,13 @@ async fn fetch_loop<C: ConsumerContext + 'static>(
     convert: &Convert,
 ) {
     let mut expected_bytes = 0;
+    // One stream for the thread's life: `recv` would register and drop a waker slot (two locks) per message.
+    let mut messages = consumer.stream();
     loop {
         // Wait for the first record only; then take what is already there, like Kafka Connect's `poll`.
         let first = futures::select_biased! {
             _ = tx.closed().fuse() => return,
-            received = consumer.recv().fuse() => received,
+            received = messages.next().fuse() => received.expect("kafka streams never terminate"),
         };
         let mut batch = Polled::with_capacity(max_batch, expected_bytes);
         let mut next = Some(first);
@@ -221,13 +250,13 @@ async fn fetch_loop<C: ConsumerContext + 'static>(
             if batch.len() >= max_batch {
                 break;
             }
-            next = consumer.recv().now_or_never();
+            next = messages.next().now_or_never().flatten();
         }
         if batch.is_empty() {
             continue;
         }
         expected_bytes = batch.arena.len();
-        batch.converted = (0..batch.len()).map(|index| Some(convert(&batch.record(index)))).collect();
+        batch.convert(convert);
         if tx.send(Ok(batch)).await.is_err() {
             return;
         }
@@ -250,7 +279,7 @@ mod tests {
 
     #[test]
     fn next_offsets_are_per_topic_and_partition() {
-        let mut polled = Polled { topics: vec!["a".into(), "b".into()], ..Default::default() };
+        let mut polled = Polled { topics: vec![Arc::from("a"), Arc::from("b")], ..Default::default() };
         for (topic, partition, offset) in [(0, 0, 5), (1, 0, 7), (0, 0, 6), (0, 1, 2)] {
             let value = Some(polled.copy(b"v"));
             polled.records.push(PolledRecord {

@@ -21,7 +21,7 @@ use super::errors::{
     ConsumedRecord, DeadLetterQueue, ErrorPolicy, FailedRecord, RecordErrorHandler, RecordFailure, Stage,
     converter_index, converter_side,
 };
-use super::fetch::{Convert, Converted, Fetched, Fetcher, Polled};
+use super::fetch::{Convert, Converted, ConvertedBatch, Fetched, Fetcher, Polled};
 use super::headers::HeaderConversion;
 use super::{Control, StopMode, TaskContext, TaskError, control_changed, current_control, stop_requested};
 use crate::metrics::{TaskCounters, TaskInfo};
@@ -476,6 +476,10 @@ impl SinkPipeline<'_> {
         while batch.records.len() < self.sizes.put {
             match self.polled.try_recv() {
                 Ok(Ok(more)) if batch.records.len() + more.len() <= self.sizes.put => {
+                    // Room for the whole merged put at once, rather than doubling (and copying) batch by batch.
+                    if batch.records.capacity() < self.sizes.put {
+                        batch.records.reserve_exact(self.sizes.put - batch.records.len());
+                    }
                     self.accept(more, batch).await?;
                 }
                 Ok(other) => {
@@ -564,26 +568,53 @@ impl SinkPipeline<'_> {
     async fn accept(&self, mut polled: Polled, batch: &mut Batch) -> Result<(), TaskError> {
         self.counters.sink_records_read(polled.len() as u64);
         self.counters.add_active_records(polled.len());
-        batch.records.reserve(polled.len());
         let keep_raw = self.errors.dlq().is_some();
-        let mut converted = polled.take_converted();
-        for index in 0..polled.len() {
-            let consumed = polled.record(index);
-            if !self.skip_below.is_empty() {
-                let tp = TopicPartition { topic: consumed.topic.to_string(), partition: consumed.partition };
-                if self.skip_below.get(&tp).is_some_and(|below| consumed.offset < *below) {
-                    continue;
+        let converted = match polled.take_converted() {
+            Some(converted) => converted,
+            None => {
+                let mut converted = ConvertedBatch::default();
+                for index in 0..polled.len() {
+                    match self.conversion.convert(&polled.record(index), polled.topic(index)) {
+                        Ok(record) => converted.records.push(record),
+                        Err(failure) => converted.failures.push((index, failure)),
+                    }
                 }
+                converted
             }
-            let converted = match converted.get_mut(index).and_then(Option::take) {
-                Some(converted) => converted,
-                None => self.conversion.convert(&consumed),
-            };
-            if let Some(record) = self.convert_and_transform(converted, &consumed, || polled.record(index)).await? {
-                if keep_raw {
-                    batch.raw.push(raw_record(&consumed));
+        };
+        if converted.failures.is_empty() && self.transforms.is_empty() && self.skip_below.is_empty() && !keep_raw {
+            // The usual case: every record converted, nothing to transform, skip or keep: the batch as it is.
+            if batch.records.is_empty() {
+                batch.records = converted.records;
+            } else {
+                batch.records.extend(converted.records);
+            }
+        } else {
+            batch.records.reserve(converted.records.len());
+            let mut records = converted.records.into_iter();
+            let mut failures = converted.failures.into_iter().peekable();
+            for index in 0..polled.len() {
+                let consumed = polled.record(index);
+                // Every index is in one of the two, in order (the second arm only if that were ever broken).
+                let converted = match failures.next_if(|(failed, _)| *failed == index) {
+                    Some((_, failure)) => Err(failure),
+                    None => match records.next() {
+                        Some(record) => Ok(record),
+                        None => self.conversion.convert(&consumed, polled.topic(index)),
+                    },
+                };
+                if !self.skip_below.is_empty() {
+                    let tp = TopicPartition { topic: consumed.topic.to_string(), partition: consumed.partition };
+                    if self.skip_below.get(&tp).is_some_and(|below| consumed.offset < *below) {
+                        continue;
+                    }
                 }
-                batch.records.push(record);
+                if let Some(record) = self.convert_and_transform(converted, &consumed, || polled.record(index)).await? {
+                    if keep_raw {
+                        batch.raw.push(raw_record(&consumed));
+                    }
+                    batch.records.push(record);
+                }
             }
         }
         for (topic, partition, next) in polled.next_offsets() {
@@ -729,7 +760,7 @@ impl SinkPipeline<'_> {
         // `raw` is index-aligned with the batch when a DLQ is configured, empty otherwise.
         let record = match raw.get(index) {
             Some(raw) => FailedRecord::Consumed(raw.consumed()),
-            None => FailedRecord::TopicOnly { topic: records.get(index).map_or("", |r| r.topic.as_str()) },
+            None => FailedRecord::TopicOnly { topic: records.get(index).map_or("", |r| &*r.topic) },
         };
         let failure = RecordFailure { stage: Stage::TaskPut, class: self.connector_class, error: &error, record };
         self.errors.record_failed(failure, fail_with).await
@@ -868,10 +899,11 @@ impl RecordConversion {
     /// For the consumer thread.
     fn on_thread(self: &Arc<Self>) -> Convert {
         let conversion = self.clone();
-        Arc::new(move |message| conversion.convert(message))
+        Arc::new(move |message, topic| conversion.convert(message, topic))
     }
 
-    fn convert(&self, message: &ConsumedRecord<'_>) -> Converted {
+    /// `topic` is `message.topic`, shared.
+    fn convert(&self, message: &ConsumedRecord<'_>, topic_name: &Arc<str>) -> Converted {
         let topic = message.topic;
         let (key_schema, key) = self.key.to_connect(topic, message.key).map_err(|e| (Stage::KeyConverter, e))?;
         let (value_schema, value) =
@@ -882,7 +914,7 @@ impl RecordConversion {
             headers.push((key.to_string(), value));
         }
         Ok(SinkRecord {
-            topic: topic.to_string(),
+            topic: topic_name.clone(),
             partition: message.partition,
             offset: message.offset,
             key_schema,
@@ -957,7 +989,7 @@ mod tests {
 
     fn record(offset: i64, value: &str) -> SinkRecord {
         SinkRecord {
-            topic: "t".into(),
+            topic: Arc::from("t"),
             partition: 0,
             offset,
             key_schema: None,

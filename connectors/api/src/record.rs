@@ -143,7 +143,8 @@ pub struct SourceRecord {
 /// A record consumed from Kafka for a sink task.
 #[derive(Debug, Clone)]
 pub struct SinkRecord {
-    pub topic: String,
+    /// Shared by the records of a consumed batch (one allocation per batch and topic, not one per record).
+    pub topic: Arc<str>,
     pub partition: i32,
     pub offset: i64,
     pub key_schema: Option<Arc<Schema>>,

@@ -576,8 +576,19 @@ fn write_json_string(out: &mut Vec<u8>, s: &str) {
     }
     out.push(b'"');
     let bytes = s.as_bytes();
+    // `bytes[start..i]` is written as it is once a byte that needs escaping (or the end) is reached.
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    let mut i = 0;
+    while i < bytes.len() {
+        // Eight bytes at a time while none of them needs a look (most text: a few word operations per 8 bytes).
+        if let Some(word) = bytes.get(i..i + 8) {
+            let word = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+            if !may_need_escape(word) {
+                i += 8;
+                continue;
+            }
+        }
+        let b = bytes[i];
         let escape: &[u8] = match b {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
@@ -596,9 +607,13 @@ fn write_json_string(out: &mut Vec<u8>, s: &str) {
                     unicode_escape(out, *unit);
                 }
                 start = i + c.len_utf8();
+                i = start;
                 continue;
             }
-            _ => continue,
+            _ => {
+                i += 1;
+                continue;
+            }
         };
         out.extend_from_slice(&bytes[start..i]);
         if escape.is_empty() {
@@ -606,10 +621,26 @@ fn write_json_string(out: &mut Vec<u8>, s: &str) {
         } else {
             out.extend_from_slice(escape);
         }
-        start = i + 1;
+        i += 1;
+        start = i;
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
+}
+
+/// Whether any of the 8 bytes of `word` may need escaping in a JSON string: a control character (< 0x20), `"`, `\`
+/// or the first byte of a 4-byte UTF-8 sequence (0xF0 and above). Never false when one does (it may be true when
+/// none does: the caller then looks at each byte).
+fn may_need_escape(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS != 0;
+    let below_0x20 = word.wrapping_sub(ONES * 0x20) & !word & HIGHS != 0;
+    let top_nibble_f = word & (word << 1) & (word << 2) & (word << 3) & HIGHS != 0;
+    below_0x20
+        || has_zero(word ^ (ONES * u64::from(b'"')))
+        || has_zero(word ^ (ONES * u64::from(b'\\')))
+        || top_nibble_f
 }
 
 /// Parses a JSON schema of the envelope (Kafka Connect's `asConnectSchema`).
@@ -871,6 +902,59 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
+    /// Jackson's escaping, one character at a time: the reference for `write_json_string`'s word-at-a-time scan.
+    fn escaped_char_by_char(s: &str) -> String {
+        let mut out = String::from("\"");
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '\u{8}' => out.push_str("\\b"),
+                '\u{c}' => out.push_str("\\f"),
+                c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04X}", c as u32)),
+                c if (c as u32) > 0xffff => {
+                    let mut units = [0u16; 2];
+                    for unit in c.encode_utf16(&mut units) {
+                        out.push_str(&format!("\\u{unit:04X}"));
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    #[test]
+    fn json_strings_are_escaped_like_jackson_at_every_position() {
+        let specials =
+            ["\"", "\\", "\n", "\r", "\t", "\u{8}", "\u{c}", "\u{1}", "\u{1f}", "😀", "é", "€", "\u{7f}", "x"];
+        for special in specials {
+            for before in 0..18 {
+                for after in [0, 1, 7, 8, 9, 17] {
+                    let text = format!("{}{special}{}", "a".repeat(before), "b".repeat(after));
+                    let mut out = Vec::new();
+                    write_json_string(&mut out, &text);
+                    assert_eq!(String::from_utf8(out).expect("utf-8"), escaped_char_by_char(&text), "{text:?}");
+                }
+            }
+        }
+        let mixed = "plain text of some length, then \"quotes\", a tab\there, 😀😀 and ümlauts\u{0} 0123456789";
+        let mut out = Vec::new();
+        write_json_string(&mut out, mixed);
+        assert_eq!(String::from_utf8(out).expect("utf-8"), escaped_char_by_char(mixed));
+        for byte in 0u8..=0x7f {
+            let word = u64::from_le_bytes([b'a', b'a', b'a', byte, b'a', b'a', b'a', b'a']);
+            let needs = byte < 0x20 || byte == b'"' || byte == b'\\';
+            assert!(!needs || may_need_escape(word), "{byte:#x}");
+        }
+        assert!(may_need_escape(u64::from_le_bytes(*b"aaaaaa\xf0a")));
+        assert!(!may_need_escape(u64::from_le_bytes(*b"abcdefgh")));
+    }
+
     use super::*;
 
     fn to_json(conv: &JsonConverter, schema: Option<&Schema>, value: &Value) -> String {

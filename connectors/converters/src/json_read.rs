@@ -224,10 +224,33 @@ impl<'de> Visitor<'de> for Typed<'_> {
         if schema.schema_type != SchemaType::Struct {
             return Err(give_up());
         }
-        let mut values: Vec<Option<Value>> = vec![None; schema.fields.len()];
-        // Fields usually come in schema order: look at the next one first.
-        let mut next = 0;
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+        // Fields usually come in schema order, each once: read straight into place.
+        let mut fields = Vec::with_capacity(schema.fields.len());
+        let mut key = map.next_key::<std::borrow::Cow<'de, str>>()?;
+        while let Some(name) = &key {
+            match schema.fields.get(fields.len()) {
+                Some(field) if field.name == **name => {
+                    fields.push(map.next_value_seed(Typed(&field.schema))?);
+                    key = map.next_key()?;
+                }
+                _ => break,
+            }
+        }
+        if key.is_none() && fields.len() == schema.fields.len() {
+            return Ok(Value::Struct(fields));
+        }
+        // Anything else (another order, unknown, repeated or missing keys): by field index.
+        let mut next = fields.len();
+        let mut values: Vec<Option<Value>> = fields.into_iter().map(Some).collect();
+        values.resize(schema.fields.len(), None);
+        loop {
+            let key = match key.take() {
+                Some(key) => key,
+                None => match map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    Some(key) => key,
+                    None => break,
+                },
+            };
             let index = match schema.fields.get(next) {
                 Some(f) if f.name == *key => Some(next),
                 _ => schema.fields.iter().position(|f| f.name == *key),

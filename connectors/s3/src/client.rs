@@ -278,7 +278,7 @@ impl S3Client {
         key: Option<&str>,
         query: &[(&str, &str)],
         extra: &[(String, String)],
-        body: Vec<u8>,
+        body: impl Into<bytes::Bytes>,
     ) -> Result<(reqwest::header::HeaderMap, String), S3Error> {
         let (headers, body) = self.request_bytes(method, key, query, extra, body).await?;
         Ok((headers, String::from_utf8_lossy(&body).into_owned()))
@@ -291,8 +291,10 @@ impl S3Client {
         key: Option<&str>,
         query: &[(&str, &str)],
         extra: &[(String, String)],
-        body: Vec<u8>,
+        body: impl Into<bytes::Bytes>,
     ) -> Result<(reqwest::header::HeaderMap, bytes::Bytes), S3Error> {
+        // `Bytes`: the caller may keep the body for a retry without copying it (objects are megabytes).
+        let body: bytes::Bytes = body.into();
         let path = match key {
             Some(k) => format!("/{}/{}", uri_encode(&self.bucket, false), uri_encode(k, true)),
             None => format!("/{}", uri_encode(&self.bucket, false)),
@@ -374,7 +376,7 @@ impl S3Client {
         self.request(reqwest::Method::HEAD, None, &[], &[], Vec::new()).await.map(|_| ())
     }
 
-    pub async fn put_object(&self, key: &str, body: Vec<u8>) -> Result<(), S3Error> {
+    pub async fn put_object(&self, key: &str, body: impl Into<bytes::Bytes>) -> Result<(), S3Error> {
         let extra = self.put_headers.clone();
         self.request(reqwest::Method::PUT, Some(key), &[], &extra, body).await.map(|_| ())
     }
@@ -421,7 +423,13 @@ impl S3Client {
     }
 
     /// Uploads a part; returns its ETag.
-    pub async fn upload_part(&self, key: &str, upload_id: &str, number: u32, body: Vec<u8>) -> Result<String, S3Error> {
+    pub async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+        body: impl Into<bytes::Bytes>,
+    ) -> Result<String, S3Error> {
         let n = number.to_string();
         let (headers, _) = self
             .request(reqwest::Method::PUT, Some(key), &[("partNumber", &n), ("uploadId", upload_id)], &[], body)

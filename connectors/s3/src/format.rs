@@ -385,6 +385,18 @@ impl ObjectWriter {
         Ok(())
     }
 
+    /// Takes `spare` (an empty buffer with capacity) as the output buffer, if this writer writes plain lines and
+    /// has nothing yet; otherwise leaves it.
+    pub fn adopt_buffer(&mut self, spare: &mut Vec<u8>) {
+        if let ObjectWriter::Lines(LineOutput::Plain(buffer)) = self
+            && buffer.is_empty()
+            && buffer.capacity() < spare.capacity()
+        {
+            spare.clear();
+            std::mem::swap(buffer, spare);
+        }
+    }
+
     /// Bytes ready to upload (taken by the uploader).
     pub fn ready(&mut self) -> &mut Vec<u8> {
         match self {

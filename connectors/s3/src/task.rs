@@ -2,11 +2,13 @@
 //! multipart parts once a buffer reaches `s3.part.size`, committed (object completed) at rotation; `pre_commit`
 //! hands back, per partition, only offsets whose records are in completed objects.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use bytes::Bytes;
+use rustc_hash::FxHashMap;
 
 use sluice_connect_api::connector::{SinkTask, SinkTaskContext, TopicPartition};
 use sluice_connect_api::error::ConnectError;
@@ -61,7 +63,7 @@ struct PartitionState {
     current_encoded: Option<String>,
     /// Per encoded partition, the value schema (and key schema when keys go to a one-schema format) of its open
     /// file: a change rotates, as Confluent's `schema.compatibility=NONE`.
-    schemas: HashMap<String, Vec<Option<Arc<Schema>>>>,
+    schemas: FxHashMap<String, Vec<Option<Arc<Schema>>>>,
     /// The offset after the last record taken.
     next: Option<i64>,
     /// The offset after the last record in a completed object (this task's view).
@@ -85,13 +87,24 @@ impl PartitionState {
 pub struct S3SinkTask {
     settings: Option<Arc<S3Settings>>,
     client: Option<S3Client>,
-    partitions: HashMap<TopicPartition, PartitionState>,
+    /// Looked up several times per record: FxHash, not SipHash (the keys are ours, not an attacker's).
+    partitions: FxHashMap<TopicPartition, PartitionState>,
     /// Buffers of the per-record path, kept from record to record: the encoded partition, the encoded views
     /// (one per view of `settings.views`) and the schemas that rotate a file when they change.
     scratch_partition: String,
     scratch_views: Vec<Encoded>,
     scratch_schemas: Vec<Option<Arc<Schema>>>,
     scratch_view_schemas: Vec<Option<Arc<Schema>>>,
+    /// The buffer of the last object uploaded in one PUT, emptied, for the next file: an object of megabytes is
+    /// then written without growing a new buffer from nothing (copies and fresh pages). At most one per task.
+    spare: Vec<u8>,
+}
+
+/// The buffer of a body that went up, back as an empty `Vec` (only if nothing else holds it: never a copy).
+fn reclaim(body: Bytes) -> Option<Vec<u8>> {
+    let mut buffer = Vec::from(body.try_into_mut().ok()?);
+    buffer.clear();
+    Some(buffer)
 }
 
 /// Whether two lists of schemas are the same (the same `Arc`s nearly always: a pointer comparison first).
@@ -210,30 +223,39 @@ impl S3SinkTask {
             o.upload_id = Some(id);
         }
         let id = o.upload_id.clone().unwrap_or_default();
-        let body = std::mem::take(o.writer.ready());
+        // Kept (shared, not copied) for a retry.
+        let body = Bytes::from(std::mem::take(o.writer.ready()));
         match client.upload_part(&o.key, &id, o.etags.len() as u32 + 1, body.clone()).await {
             Ok(etag) => {
                 o.etags.push(etag);
                 Ok(())
             }
             Err(e) => {
-                *o.writer.ready() = body;
+                *o.writer.ready() = Vec::from(body);
                 Err(s3_error(client, &format!("uploading part {} of {}", o.etags.len() + 1, o.key), e))
             }
         }
     }
 
-    /// Completes one object (single PUT if no part went up yet).
-    async fn complete_object(client: &S3Client, o: &mut OpenObject, part_size: usize) -> Result<(), ConnectError> {
+    /// Completes one object (single PUT if no part went up yet). After a single PUT, its buffer for reuse.
+    async fn complete_object(
+        client: &S3Client,
+        o: &mut OpenObject,
+        part_size: usize,
+    ) -> Result<Option<Vec<u8>>, ConnectError> {
         if o.done {
-            return Ok(());
+            return Ok(None);
         }
         o.writer.finish()?;
+        let mut spare = None;
         if o.upload_id.is_none() {
-            client
-                .put_object(&o.key, o.writer.ready().clone())
-                .await
-                .map_err(|e| s3_error(client, &format!("writing {}", o.key), e))?;
+            // Kept (shared, not copied) in case the PUT fails: then the object is whole again for the retry.
+            let body = Bytes::from(std::mem::take(o.writer.ready()));
+            if let Err(e) = client.put_object(&o.key, body.clone()).await {
+                *o.writer.ready() = Vec::from(body);
+                return Err(s3_error(client, &format!("writing {}", o.key), e));
+            }
+            spare = reclaim(body);
         } else {
             if !o.writer.ready().is_empty() {
                 Self::upload_part(client, o, part_size, true).await?;
@@ -246,7 +268,7 @@ impl S3SinkTask {
         }
         o.writer.ready().clear();
         o.done = true;
-        Ok(())
+        Ok(spare)
     }
 
     /// Completes every open file of a partition (rotation). Files done are removed; on failure the rest stay.
@@ -260,7 +282,11 @@ impl S3SinkTask {
         for enc in keys {
             let f = state.files.get_mut(&enc).expect("present");
             for o in &mut f.objects {
-                Self::complete_object(&client, o, part_size).await?;
+                if let Some(buffer) = Self::complete_object(&client, o, part_size).await?
+                    && buffer.capacity() > self.spare.capacity()
+                {
+                    self.spare = buffer;
+                }
             }
             if tagging {
                 // As TopicPartitionWriter.tagFile: startOffset, endOffset, recordCount.
@@ -447,7 +473,8 @@ impl S3SinkTask {
                     r.offset,
                     &ext,
                 );
-                let writer = format.writer(s.compression, schema.as_deref(), &key)?;
+                let mut writer = format.writer(s.compression, schema.as_deref(), &key)?;
+                writer.adopt_buffer(&mut self.spare);
                 objects.push(OpenObject { key, writer, upload_id: None, etags: Vec::new(), done: false });
             }
             st.files
@@ -561,8 +588,8 @@ impl SinkTask for S3SinkTask {
         // The partition of a run of records is built once (records come in runs of one partition).
         let mut tp: Option<TopicPartition> = None;
         for r in records {
-            if !tp.as_ref().is_some_and(|t| t.partition == r.partition && t.topic == r.topic) {
-                tp = Some(TopicPartition { topic: r.topic.clone(), partition: r.partition });
+            if !tp.as_ref().is_some_and(|t| t.partition == r.partition && *t.topic == *r.topic) {
+                tp = Some(TopicPartition { topic: r.topic.to_string(), partition: r.partition });
             }
             self.put_one(tp.as_ref().expect("set"), r).await?;
         }

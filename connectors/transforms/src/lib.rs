@@ -95,7 +95,7 @@ impl From<SourceRecord> for ConnectRecord {
 impl From<SinkRecord> for ConnectRecord {
     fn from(r: SinkRecord) -> Self {
         ConnectRecord {
-            topic: r.topic,
+            topic: r.topic.to_string(),
             partition: Some(r.partition),
             offset: Some(r.offset),
             key_schema: r.key_schema,
@@ -134,17 +134,27 @@ impl From<ConnectRecord> for SourceRecord {
 impl From<ConnectRecord> for SinkRecord {
     /// A record without a partition or offset (never the case for one that came from a sink) gets 0 and -1.
     fn from(r: ConnectRecord) -> Self {
-        SinkRecord {
-            topic: r.topic,
-            partition: r.partition.unwrap_or(0),
-            offset: r.offset.unwrap_or(-1),
-            key_schema: r.key_schema,
-            key: r.key,
-            value_schema: r.value_schema,
-            value: r.value,
-            timestamp: r.timestamp,
-            headers: r.headers,
-        }
+        sink_record(r, None)
+    }
+}
+
+/// `shared` is the topic name the record had before the transforms: kept (not allocated again) when they did not
+/// change the topic.
+fn sink_record(r: ConnectRecord, shared: Option<&Arc<str>>) -> SinkRecord {
+    let topic = match shared {
+        Some(shared) if **shared == *r.topic => shared.clone(),
+        _ => Arc::from(r.topic),
+    };
+    SinkRecord {
+        topic,
+        partition: r.partition.unwrap_or(0),
+        offset: r.offset.unwrap_or(-1),
+        key_schema: r.key_schema,
+        key: r.key,
+        value_schema: r.value_schema,
+        value: r.value,
+        timestamp: r.timestamp,
+        headers: r.headers,
     }
 }
 
@@ -576,7 +586,8 @@ impl TransformChain {
         if self.is_empty() {
             return Ok(Some(record));
         }
-        Ok(self.apply_traced(record.into())?.map(SinkRecord::from))
+        let topic = record.topic.clone();
+        Ok(self.apply_traced(record.into())?.map(|r| sink_record(r, Some(&topic))))
     }
 
     /// [`apply`](Self::apply) for a source record; an empty chain returns the record as it is, without conversion.
@@ -592,7 +603,8 @@ impl TransformChain {
         if self.is_empty() {
             return Ok(Some(record));
         }
-        Ok(self.apply(record.into())?.map(SinkRecord::from))
+        let topic = record.topic.clone();
+        Ok(self.apply(record.into())?.map(|r| sink_record(r, Some(&topic))))
     }
 }
 

@@ -147,8 +147,9 @@ fn is_envelope(schema: &Schema) -> bool {
 
 fn table_name(settings: &SinkSettings, record: &SinkRecord, source: Option<(&Schema, &[Value])>) -> String {
     let topic = match settings.flavor {
-        Flavor::Confluent => std::borrow::Cow::Borrowed(record.topic.as_str()),
-        Flavor::Debezium => std::borrow::Cow::Owned(record.topic.replace('.', "_")),
+        Flavor::Confluent => std::borrow::Cow::Borrowed(&*record.topic),
+        Flavor::Debezium if record.topic.contains('.') => std::borrow::Cow::Owned(record.topic.replace('.', "_")),
+        Flavor::Debezium => std::borrow::Cow::Borrowed(&*record.topic),
     };
     let mut name = settings.table_format.replace("${topic}", &topic);
     if let Some((schema, values)) = source {
@@ -335,6 +336,12 @@ struct Run<'a> {
     rows: Vec<Row<'a>>,
 }
 
+/// Exactly-once: the record is below what the offsets table holds for its partition (already written). A put has
+/// few partitions: a scan, rather than a key allocated and hashed per record.
+fn below_stored(stored: &HashMap<(String, i32), i64>, r: &SinkRecord) -> bool {
+    stored.iter().any(|((topic, partition), next)| *partition == r.partition && **topic == *r.topic && r.offset < *next)
+}
+
 fn same_shape(a: &Row<'_>, b: &Row<'_>) -> bool {
     a.table == b.table
         && a.delete == b.delete
@@ -392,7 +399,7 @@ impl Writer {
         let mut rows = Vec::with_capacity(records.len());
         let mut partitions: BTreeMap<(&str, i32), (i64, i64)> = BTreeMap::new();
         for r in records {
-            let e = partitions.entry((r.topic.as_str(), r.partition)).or_insert((r.offset, r.offset));
+            let e = partitions.entry((&*r.topic, r.partition)).or_insert((r.offset, r.offset));
             e.0 = e.0.min(r.offset);
             e.1 = e.1.max(r.offset);
         }
@@ -728,10 +735,7 @@ impl Writer {
                 replay.read.push((tp, next));
             }
         }
-        let skip = |i: usize| {
-            let r = &records[i];
-            stored.get(&(r.topic.clone(), r.partition)).is_some_and(|next| r.offset < *next)
-        };
+        let skip = |i: usize| below_stored(&stored, &records[i]);
         let runs = self.runs(rows, &skip)?;
         let mut scratch = String::new();
         let zones = self.settings.time_zones();
@@ -1053,10 +1057,7 @@ impl Writer {
                     }
                 }
             }
-            let skip = |i: usize| {
-                let r = &records[i];
-                stored.get(&(r.topic.clone(), r.partition)).is_some_and(|next| r.offset < *next)
-            };
+            let skip = |i: usize| below_stored(&stored, &records[i]);
             let runs = self.runs(rows, &skip)?;
             let mut scratch = String::new();
             let zones = self.settings.time_zones();
@@ -1233,7 +1234,7 @@ mod pipelined_commit_tests {
         w.settle().await.unwrap();
         let mut partitions: BTreeMap<(&str, i32), (i64, i64)> = BTreeMap::new();
         for r in recs {
-            let e = partitions.entry((r.topic.as_str(), r.partition)).or_insert((r.offset, r.offset));
+            let e = partitions.entry((&*r.topic, r.partition)).or_insert((r.offset, r.offset));
             e.1 = e.1.max(r.offset);
         }
         let rows = recs.iter().enumerate().map(|(i, r)| (i, extract(&w.settings, r).unwrap().unwrap())).collect();
