@@ -13,46 +13,15 @@ use sluice_connect_api::shared::SharedState;
 use sluice_connector_postgres_cdc::split;
 use sluice_connector_postgres_cdc::task::PostgresCdcTask;
 use sluice_converters::converter::{Converter, JsonConverter};
-use tokio_postgres::NoTls;
+mod common;
 
-fn pg_url() -> Option<String> {
-    std::env::var("SLUICE_TEST_PG").ok().filter(|s| !s.is_empty())
-}
+use common::{admin, pg_url};
 
-async fn admin(url: &str) -> tokio_postgres::Client {
-    let (c, conn) = tokio_postgres::connect(url, NoTls).await.expect("connect");
-    tokio::spawn(conn);
-    c
-}
-
-fn pg_port() -> String {
-    let url = pg_url().unwrap_or_default();
-    let host_port = url.rsplit('@').next().unwrap_or("").split('/').next().unwrap_or("");
-    host_port.rsplit_once(':').map(|(_, p)| p.to_string()).unwrap_or_else(|| "5432".into())
-}
-
+/// The shared test config, polled every 50 ms.
 fn config(name: &str, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
-    let port = pg_port();
-    let mut c: BTreeMap<String, String> = [
-        ("connector.class", "io.debezium.connector.postgresql.PostgresConnector"),
-        ("database.hostname", "127.0.0.1"),
-        ("database.port", port.as_str()),
-        ("database.user", "sluice"),
-        ("database.password", "sluice"),
-        ("database.dbname", "sluice"),
-        ("plugin.name", "pgoutput"),
-        ("publication.autocreate.mode", "filtered"),
-        ("poll.interval.ms", "50"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    c.insert("topic.prefix".into(), name.into());
-    c.insert("slot.name".into(), name.into());
-    c.insert("publication.name".into(), format!("{name}_pub"));
-    c.insert("table.include.list".into(), format!("public\\.{name}_.*"));
-    for (k, v) in extra {
-        c.insert(k.to_string(), v.to_string());
+    let mut c = common::config(name, extra);
+    if !extra.iter().any(|(k, _)| *k == "poll.interval.ms") {
+        c.insert("poll.interval.ms".into(), "50".into());
     }
     c
 }
