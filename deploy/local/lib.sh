@@ -107,8 +107,8 @@ start_bg() {
   printf '\n===== %s: starting %s\n' "$(date -Is)" "$*" >>"$logfile"
   # The inner shell writes its own pid and then exec's the command, so the pid file names the real process.
   # shellcheck disable=SC2016
-  # fd 9 is take_lock's: closed, or the service would hold the lock for its whole life.
-  setsid nohup bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@" >>"$logfile" 2>&1 </dev/null 9>&- &
+  # fds 9 and 8 are take_lock's and cache_lock's: closed, or the service would hold the lock for its whole life.
+  setsid nohup bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@" >>"$logfile" 2>&1 </dev/null 9>&- 8>&- &
   local i
   for ((i = 0; i < 50; i++)); do
     [[ -s "$pidfile" ]] && return 0
@@ -134,6 +134,17 @@ take_lock() {
   exec 9>"$1/.lock"
   if command -v flock >/dev/null 2>&1; then
     flock -w "${2:-600}" 9 || die "timed out waiting for $1/.lock (another up/down still running?)"
+  fi
+}
+
+# cache_lock NAME: serialize an install into the shared cache ($SLUICE_CACHE: Kafka's jars, venvs) between
+# concurrent callers (a CI run beside a developer's tests, two test runs): held on fd 8 until the script exits.
+# Check again after taking it whether another caller installed meanwhile.
+cache_lock() {
+  mkdir -p "$SLUICE_CACHE"
+  exec 8>"$SLUICE_CACHE/.$1.lock"
+  if command -v flock >/dev/null 2>&1; then
+    flock -w 1800 8 || die "timed out waiting for $SLUICE_CACHE/.$1.lock (another install still running?)"
   fi
 }
 

@@ -88,6 +88,13 @@ impl Store {
     }
 }
 
+/// Waits for the task's uploads in the background: objects are in the store once a commit point passed
+/// (`pre_commit`, here with no offsets to hand back).
+async fn settle(task: &mut Box<dyn SinkTask>) -> anyhow::Result<()> {
+    task.pre_commit(&BTreeMap::new()).await?;
+    Ok(())
+}
+
 async fn start(config: &ConfigMap) -> anyhow::Result<Box<dyn SinkTask>> {
     let mut task = S3SinkConnector.create_sink_task().context("a sink task")?;
     task.start(SinkTaskContext { connector: "s3-sink".into(), task: 0, config: config.clone() }).await?;
@@ -174,6 +181,7 @@ async fn bytearray_format_topics_dir_delimiters_and_padding() -> anyhow::Result<
     r2.offset = 41;
     r2.value = Value::Bytes(bytes::Bytes::from_static(b"two"));
     task.put(&[r, r2]).await?;
+    settle(&mut task).await?;
     let k = keys(&client).await?;
     ensure!(k == ["raw/t/partition=3/t_3_0040.bin"], "keys {k:?}");
     let body = client.get_object(&k[0]).await?;
@@ -210,6 +218,7 @@ async fn field_partitioner_paths_and_struct_json() -> anyhow::Result<()> {
         })
         .collect();
     task.put(&batch).await?;
+    settle(&mut task).await?;
     let k = keys(&client).await?;
     ensure!(
         k == ["topics/t/region=eu/n=7/t+0+0000000000.json", "topics/t/region=us/n=7/t+0+0000000001.json"],
@@ -274,6 +283,7 @@ async fn hourly_daily_and_time_based_partitioners_with_record_time_rotation() ->
         let mut late = rec("t", 0, 4000, "late");
         late.timestamp = Some(1_700_000_000_000 + 86_400_000 * 3);
         task.put(&[late]).await?;
+        settle(&mut task).await?;
         let k: Vec<String> = keys(&client).await?;
         ensure!(k == expected, "{class}: keys {k:?}");
         let safe = task.pre_commit(&[(tp("t", 0), 4001)].into_iter().collect()).await?;
@@ -363,6 +373,7 @@ async fn retried_and_rewound_batches_are_written_once() -> anyhow::Result<()> {
     task.put(&recs("t", 0, 3..8)).await?;
     // A rewind (rebalance, seek) to the committed offset 0: the partition's buffer restarts there.
     task.put(&recs("t", 0, 0..12)).await?;
+    settle(&mut task).await?;
     let k = keys(&client).await?;
     ensure!(k == ["topics/t/partition=0/t+0+0000000000.json"], "keys {k:?}");
     let body = client.get_object(&k[0]).await?;
@@ -370,6 +381,7 @@ async fn retried_and_rewound_batches_are_written_once() -> anyhow::Result<()> {
     // A batch put again that spans a rotation already done: the written part is skipped, the next file starts at
     // the same offset as before.
     task.put(&recs("t", 0, 5..25)).await?;
+    settle(&mut task).await?;
     let k = keys(&client).await?;
     ensure!(
         k == ["topics/t/partition=0/t+0+0000000000.json", "topics/t/partition=0/t+0+0000000010.json"],
@@ -377,6 +389,21 @@ async fn retried_and_rewound_batches_are_written_once() -> anyhow::Result<()> {
     );
     let body = client.get_object(&k[1]).await?;
     ensure!(body == json_lines((10..20).map(|o| format!("t-0-{o}"))), "contents {body:?}");
+    // Put again while a rotation's upload still runs in the background: once more the retried part (within the
+    // upload) is skipped, and a rewind to its start waits for it and skips what it completed.
+    task.put(&recs("t", 0, 25..32)).await?;
+    task.put(&recs("t", 0, 22..33)).await?;
+    task.put(&recs("t", 0, 20..34)).await?;
+    settle(&mut task).await?;
+    task.put(&recs("t", 0, 34..40)).await?;
+    settle(&mut task).await?;
+    let k = keys(&client).await?;
+    ensure!(k.len() == 4, "keys {k:?}");
+    for (i, first) in [0, 10, 20, 30].into_iter().enumerate() {
+        ensure!(k[i] == format!("topics/t/partition=0/t+0+{first:010}.json"), "keys {k:?}");
+        let body = client.get_object(&k[i]).await?;
+        ensure!(body == json_lines((first..first + 10).map(|o| format!("t-0-{o}"))), "{}: {body:?}", k[i]);
+    }
     Ok(())
 }
 
@@ -492,6 +519,7 @@ async fn null_values_fail_by_default_and_are_skipped_with_ignore() -> anyhow::Re
     let mut task =
         start(&config(&server, &bucket, &[("flush.size", "1"), ("behavior.on.null.values", "ignore")])).await?;
     task.put(&[null.clone(), rec("t", 0, 1, "v")]).await?;
+    settle(&mut task).await?;
     ensure!(keys(&client).await? == ["topics/t/partition=0/t+0+0000000001.json"], "null skipped");
     // With an errant record reporter (a DLQ topic) and report.null.values.to.dlq (default true), an ignored null
     // goes to Kafka Connect's error handling as a bad record (DataException "Skipping null value record.").
@@ -643,6 +671,7 @@ async fn gzip_json_and_bytearray_objects_read_back_with_gzip_and_python() -> any
     r2.offset = 1;
     r2.value = Value::Bytes(bytes::Bytes::from_static(b"two"));
     task.put(&[r, r2]).await?;
+    settle(&mut task).await?;
     let key = "raw/b/partition=0/b+0+0000000000.bin.gz";
     ensure!(keys(&client).await?.contains(&key.to_string()), "keys {:?}", keys(&client).await?);
     let raw = client.client.get_object_bytes(&format!("{}{key}", client.prefix)).await?;
@@ -663,6 +692,7 @@ async fn gzip_json_and_bytearray_objects_read_back_with_gzip_and_python() -> any
     task.put(&batch[..30]).await?;
     ensure!(client.list_multipart("big/").await?.len() == 1, "a multipart upload of the gzip stream is in flight");
     task.put(&batch[30..]).await?;
+    settle(&mut task).await?;
     let key = "big/m/partition=0/m+0+0000000000.json.gz";
     let raw = client.client.get_object_bytes(&format!("{}{key}", client.prefix)).await?;
     let text = String::from_utf8(gunzip(&raw)?)?;
@@ -752,8 +782,10 @@ async fn keys_and_headers_side_objects_stay_aligned_across_rotation_and_replay()
     // Task B replays from the committed offset 3 (and a second time from 0, as after a lost commit).
     let mut b = start(&c).await?;
     b.put(&(3..9).map(|o| keyed("t", o)).collect::<Vec<_>>()).await?;
+    settle(&mut b).await?;
     let mut again = start(&c).await?;
     again.put(&(0..3).map(|o| keyed("t", o)).collect::<Vec<_>>()).await?;
+    settle(&mut again).await?;
     let k = keys(&store).await?;
     ensure!(k.len() == 9, "three files of three objects: {k:?}");
     for (start, range) in [(0, 0..3), (3, 3..6), (6, 6..9)] {
@@ -955,6 +987,7 @@ async fn avro_objects_read_back_with_fastavro() -> anyhow::Result<()> {
         );
         let mut task = start(&c).await?;
         task.put(&records.iter().map(|(r, _)| r.clone()).collect::<Vec<_>>()).await?;
+        settle(&mut task).await?;
         let dir = format!("{codec}/o/partition=0/");
         let k: Vec<String> = keys(&store).await?.into_iter().filter(|k| k.starts_with(&dir)).collect();
         let names: Vec<&str> = k.iter().map(|k| &k[dir.len()..]).collect();
@@ -1003,6 +1036,7 @@ async fn avro_objects_read_back_with_fastavro() -> anyhow::Result<()> {
         let first = store.client.get_object_bytes(&format!("{}{dir}o+0+0000000000.avro", store.prefix)).await?;
         let mut again = start(&c).await?;
         again.put(&records[..500].iter().map(|(r, _)| r.clone()).collect::<Vec<_>>()).await?;
+        settle(&mut again).await?;
         let second = store.client.get_object_bytes(&format!("{}{dir}o+0+0000000000.avro", store.prefix)).await?;
         ensure!(first == second, "{codec}: a replay wrote other bytes");
         println!("{codec}: 500 records in {} bytes", first.len());
@@ -1111,6 +1145,7 @@ async fn parquet_objects_read_back_with_pyarrow() -> anyhow::Result<()> {
         );
         let mut task = start(&c).await?;
         task.put(&records.iter().map(|(r, _)| r.clone()).collect::<Vec<_>>()).await?;
+        settle(&mut task).await?;
         let dir = format!("{codec}/p/partition=0/");
         let k: Vec<String> = keys(&store).await?.into_iter().filter(|k| k.starts_with(&dir)).collect();
         let names: Vec<String> = k.iter().map(|k| k[dir.len()..].to_string()).collect();
@@ -1147,6 +1182,7 @@ async fn parquet_objects_read_back_with_pyarrow() -> anyhow::Result<()> {
         let first = store.client.get_object_bytes(&format!("{}{dir}p+0+0000000000{ext}", store.prefix)).await?;
         let mut again = start(&c).await?;
         again.put(&records[..500].iter().map(|(r, _)| r.clone()).collect::<Vec<_>>()).await?;
+        settle(&mut again).await?;
         let second = store.client.get_object_bytes(&format!("{}{dir}p+0+0000000000{ext}", store.prefix)).await?;
         ensure!(first == second, "{codec}: a replay wrote other bytes");
         println!("{codec}: 500 records in {} bytes", first.len());
@@ -1186,6 +1222,7 @@ async fn parquet_objects_read_back_with_pyarrow() -> anyhow::Result<()> {
     task.put(&batch[..3000]).await?;
     ensure!(store.list_multipart("bigparquet/").await?.len() == 1, "the first row group went up as a part");
     task.put(&batch[3000..]).await?;
+    settle(&mut task).await?;
     let raw = store
         .client
         .get_object_bytes(&format!("{}bigparquet/b/partition=0/b+0+0000000000.parquet", store.prefix))

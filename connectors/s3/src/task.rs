@@ -1,6 +1,12 @@
 //! The sink task: per Kafka partition, open files (one per encoded partition) buffered in memory, streamed as
 //! multipart parts once a buffer reaches `s3.part.size`, committed (object completed) at rotation; `pre_commit`
 //! hands back, per partition, only offsets whose records are in completed objects.
+//!
+//! A rotation does not stop the partition: its files are handed to an upload in the background (one per
+//! partition at a time, in order) while the next records are encoded into new files. The next rotation of the
+//! partition, `pre_commit` and the buffer budget wait for it; a failed upload is kept whole and retried before
+//! anything newer of the partition is completed, so a partition's objects complete in offset order and the
+//! offsets handed back never pass an object that is not in the store.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -40,6 +46,8 @@ struct OpenFile {
     end_offset: i64,
     count: u64,
     objects: Vec<OpenObject>,
+    /// Tagged after its objects completed (`s3.object.tagging`): a retried upload does not tag it again.
+    tagged: bool,
 }
 
 impl OpenFile {
@@ -49,6 +57,33 @@ impl OpenFile {
     fn key(&self) -> &str {
         self.objects.first().map_or("", |o| o.key.as_str())
     }
+}
+
+/// The files of one rotation of a partition, completed in the background.
+#[derive(Debug)]
+struct Upload {
+    /// The lowest start offset of its files: `pre_commit` does not pass it until the upload completed.
+    start: i64,
+    /// The partition's next offset when it rotated: its `written` once the upload completed.
+    next: Option<i64>,
+    /// Bytes buffered in its files, counted against the task's buffer budget until it completed.
+    bytes: usize,
+    state: UploadState,
+}
+
+#[derive(Debug)]
+enum UploadState {
+    Running(tokio::task::JoinHandle<Uploaded>),
+    /// Failed: the files as they are (objects already completed are not written again), retried next.
+    Failed(Vec<OpenFile>),
+}
+
+/// What an upload hands back: its files, the buffer of a single-PUT object for reuse, and how it went.
+#[derive(Debug)]
+struct Uploaded {
+    files: Vec<OpenFile>,
+    spare: Option<Vec<u8>>,
+    result: Result<(), ConnectError>,
 }
 
 #[derive(Debug, Default)]
@@ -70,16 +105,29 @@ struct PartitionState {
     written: Option<i64>,
     /// Stale multipart uploads of this partition were aborted.
     cleaned: bool,
-    /// A rotation was decided but its upload has not succeeded yet: retried before anything else is appended.
+    /// The previous rotation, while its upload runs or after it failed.
+    upload: Option<Upload>,
+    /// A rotation was decided but could not start (the previous upload failed): done before anything else is
+    /// appended, so every object holds exactly what it would have held without the failure.
     rotation_pending: bool,
 }
 
 impl PartitionState {
+    /// Bytes in the open files.
     fn buffered(&self) -> usize {
         self.files.values().map(OpenFile::buffered).sum()
     }
+    /// Bytes in the open files and in the upload not completed yet.
+    fn held(&self) -> usize {
+        self.buffered() + self.upload.as_ref().map_or(0, |u| u.bytes)
+    }
+    /// The first offset not in a completed object, if records were taken past `written`.
     fn min_start(&self) -> Option<i64> {
-        self.files.values().map(|f| f.start_offset).min()
+        let open = self.files.values().map(|f| f.start_offset).min();
+        match (open, self.upload.as_ref().map(|u| u.start)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 }
 
@@ -189,11 +237,19 @@ impl S3SinkTask {
         Ok(())
     }
 
-    /// Drops a partition's open files (aborting their multipart uploads): after a rewind.
+    /// Drops a partition's open files and a failed upload (aborting their multipart uploads): after a rewind.
     async fn reset(&mut self, tp: &TopicPartition) {
         let client = self.client.clone().expect("started");
         if let Some(state) = self.partitions.get_mut(tp) {
-            for o in state.files.values().flat_map(|f| f.objects.iter()).filter(|o| !o.done) {
+            let failed = match state.upload.take().map(|u| u.state) {
+                Some(UploadState::Failed(files)) => files,
+                Some(UploadState::Running(handle)) => {
+                    handle.abort();
+                    Vec::new()
+                }
+                None => Vec::new(),
+            };
+            for o in state.files.values().chain(&failed).flat_map(|f| f.objects.iter()).filter(|o| !o.done) {
                 if let Some(id) = &o.upload_id
                     && let Err(e) = client.abort_multipart(&o.key, id).await
                 {
@@ -271,24 +327,23 @@ impl S3SinkTask {
         Ok(spare)
     }
 
-    /// Completes every open file of a partition (rotation). Files done are removed; on failure the rest stay.
-    async fn commit_partition(&mut self, tp: &TopicPartition) -> Result<(), ConnectError> {
-        let client = self.client.clone().expect("started");
-        let part_size = self.s().part_size;
-        let tagging = self.s().tagging;
-        let Some(state) = self.partitions.get_mut(tp) else { return Ok(()) };
-        state.rotation_pending = true;
-        let keys: Vec<String> = state.files.keys().cloned().collect();
-        for enc in keys {
-            let f = state.files.get_mut(&enc).expect("present");
+    /// Completes the objects of a rotation's files, in order, and tags them (`s3.object.tagging`). Runs in the
+    /// background; hands the files back (a failure keeps them for the retry) with a buffer to reuse.
+    async fn upload_files(client: S3Client, mut files: Vec<OpenFile>, part_size: usize, tagging: bool) -> Uploaded {
+        let mut spare: Option<Vec<u8>> = None;
+        for f in &mut files {
             for o in &mut f.objects {
-                if let Some(buffer) = Self::complete_object(&client, o, part_size).await?
-                    && buffer.capacity() > self.spare.capacity()
-                {
-                    self.spare = buffer;
+                match Self::complete_object(&client, o, part_size).await {
+                    Ok(Some(buffer)) => {
+                        if spare.as_ref().is_none_or(|s| buffer.capacity() > s.capacity()) {
+                            spare = Some(buffer);
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => return Uploaded { files, spare, result: Err(e) },
                 }
             }
-            if tagging {
+            if tagging && !f.tagged {
                 // As TopicPartitionWriter.tagFile: startOffset, endOffset, recordCount.
                 let tags = [
                     ("startOffset", f.start_offset.to_string()),
@@ -299,11 +354,91 @@ impl S3SinkTask {
                     // Confluent logs tagging failures and goes on (the object is written).
                     tracing::warn!(key = f.key(), error = %e, "could not tag the object");
                 }
+                f.tagged = true;
             }
             tracing::debug!(key = f.key(), records = f.count, "object written");
-            state.files.remove(&enc);
         }
-        state.written = state.next;
+        Uploaded { files, spare, result: Ok(()) }
+    }
+
+    /// Waits for the partition's upload, if one runs or failed (a failed one is retried here, its completed
+    /// objects not written again). Once it completed, the partition's `written` moves past it.
+    async fn settle(&mut self, tp: &TopicPartition) -> Result<(), ConnectError> {
+        let client = self.client.clone().expect("started");
+        let (part_size, tagging) = (self.s().part_size, self.s().tagging);
+        let Some(state) = self.partitions.get_mut(tp) else { return Ok(()) };
+        let Some(upload) = state.upload.as_mut() else { return Ok(()) };
+        let done = match &mut upload.state {
+            UploadState::Running(handle) => match handle.await {
+                Ok(done) => done,
+                Err(e) => {
+                    // The upload panicked or was aborted: its files are gone, so the partition starts again from
+                    // what is committed (the runtime rewinds it on the task's restart).
+                    state.upload = None;
+                    return Err(ConnectError::Other(format!(
+                        "S3 sink: the upload of {}-{} failed: {e}",
+                        tp.topic, tp.partition
+                    )));
+                }
+            },
+            UploadState::Failed(files) => {
+                tracing::info!(topic = tp.topic, partition = tp.partition, "retrying a failed upload");
+                Self::upload_files(client, std::mem::take(files), part_size, tagging).await
+            }
+        };
+        if let Some(buffer) = done.spare
+            && buffer.capacity() > self.spare.capacity()
+        {
+            self.spare = buffer;
+        }
+        match done.result {
+            Ok(()) => {
+                let next = state.upload.take().and_then(|u| u.next);
+                if next.is_some() {
+                    state.written = next;
+                }
+                Ok(())
+            }
+            Err(e) => {
+                upload.state = UploadState::Failed(done.files);
+                Err(e)
+            }
+        }
+    }
+
+    /// Settles every upload that has finished, without waiting for the others (errors come out here).
+    async fn reap(&mut self) -> Result<(), ConnectError> {
+        let finished: Vec<TopicPartition> = self
+            .partitions
+            .iter()
+            .filter(
+                |(_, st)| matches!(&st.upload, Some(Upload { state: UploadState::Running(h), .. }) if h.is_finished()),
+            )
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        for tp in finished {
+            self.settle(&tp).await?;
+        }
+        Ok(())
+    }
+
+    /// Rotation: the partition's open files are handed to an upload in the background, after its previous upload
+    /// completed (so objects complete in offset order, and at most one upload per partition holds memory).
+    async fn rotate(&mut self, tp: &TopicPartition) -> Result<(), ConnectError> {
+        if let Some(state) = self.partitions.get_mut(tp) {
+            state.rotation_pending = true;
+        }
+        self.settle(tp).await?;
+        let client = self.client.clone().expect("started");
+        let (part_size, tagging) = (self.s().part_size, self.s().tagging);
+        let Some(state) = self.partitions.get_mut(tp) else { return Ok(()) };
+        if !state.files.is_empty() {
+            let files: Vec<OpenFile> = std::mem::take(&mut state.files).into_values().collect();
+            let start = files.iter().map(|f| f.start_offset).min().unwrap_or_default();
+            let bytes = files.iter().map(OpenFile::buffered).sum();
+            let handle = tokio::spawn(Self::upload_files(client, files, part_size, tagging));
+            state.upload = Some(Upload { start, next: state.next, bytes, state: UploadState::Running(handle) });
+        }
         state.count = 0;
         state.base_ts = None;
         state.opened = None;
@@ -339,6 +474,16 @@ impl S3SinkTask {
         }
         let (cleaned, rotation_pending) = (state.cleaned, state.rotation_pending);
         if rewind {
+            // An upload still running may complete what is asked for again: then it is skipped as written.
+            if matches!(&state.upload, Some(Upload { state: UploadState::Running(_), .. })) {
+                if let Err(e) = self.settle(tp).await {
+                    tracing::warn!(error = %e.trace(), "an upload failed before a rewind; its records are taken again");
+                }
+                let state = &self.partitions[tp];
+                if state.written.is_some_and(|w| r.offset < w) {
+                    return Ok(());
+                }
+            }
             tracing::info!(
                 topic = tp.topic,
                 partition = tp.partition,
@@ -351,8 +496,8 @@ impl S3SinkTask {
             self.clean_stale(tp).await?;
             self.partitions.get_mut(tp).expect("present").cleaned = true;
         }
-        if rotation_pending {
-            self.commit_partition(tp).await?;
+        if rotation_pending && !rewind {
+            self.rotate(tp).await?;
         }
         let tombstone = matches!(r.value, Value::Null);
         if tombstone {
@@ -446,7 +591,7 @@ impl S3SinkTask {
             if schema_changed {
                 tracing::debug!(topic = tp.topic, partition = tp.partition, encoded, "schema change: rotation");
             }
-            self.commit_partition(tp).await?;
+            self.rotate(tp).await?;
         }
         let client = self.client.as_ref().expect("started");
         let st = self.partitions.get_mut(tp).expect("present");
@@ -477,8 +622,8 @@ impl S3SinkTask {
                 writer.adopt_buffer(&mut self.spare);
                 objects.push(OpenObject { key, writer, upload_id: None, etags: Vec::new(), done: false });
             }
-            st.files
-                .insert(encoded.clone(), OpenFile { start_offset: r.offset, end_offset: r.offset, count: 0, objects });
+            let file = OpenFile { start_offset: r.offset, end_offset: r.offset, count: 0, objects, tagged: false };
+            st.files.insert(encoded.clone(), file);
         }
         let f = st.files.get_mut(encoded.as_str()).expect("present");
         let written = s.views.iter().zip(&slots).filter(|((view, _), _)| active(*view));
@@ -503,24 +648,35 @@ impl S3SinkTask {
         self.scratch_schemas = schemas;
         self.scratch_view_schemas = view_schemas;
         if full {
-            self.commit_partition(tp).await?;
+            self.rotate(tp).await?;
         }
         Ok(())
     }
 
-    /// Past the task's buffer budget, uploads the partitions holding the most bytes early.
+    /// Past the task's buffer budget (open files and uploads not completed), waits for the largest upload, or
+    /// uploads the partition holding the most bytes early.
     async fn enforce_budget(&mut self) -> Result<(), ConnectError> {
         let budget = self.s().buffer_budget;
         loop {
-            let total: usize = self.partitions.values().map(PartitionState::buffered).sum();
+            let total: usize = self.partitions.values().map(PartitionState::held).sum();
             if total <= budget {
                 return Ok(());
+            }
+            let uploading = self
+                .partitions
+                .iter()
+                .filter_map(|(tp, st)| st.upload.as_ref().map(|u| (tp, u.bytes)))
+                .max_by_key(|(_, bytes)| *bytes)
+                .map(|(tp, _)| tp.clone());
+            if let Some(tp) = uploading {
+                self.settle(&tp).await?;
+                continue;
             }
             let Some(tp) = self.partitions.iter().max_by_key(|(_, st)| st.buffered()).map(|(tp, _)| tp.clone()) else {
                 return Ok(());
             };
             tracing::debug!(total, budget, topic = tp.topic, partition = tp.partition, "buffer budget: early rotation");
-            self.commit_partition(&tp).await?;
+            self.rotate(&tp).await?;
         }
     }
 
@@ -538,7 +694,7 @@ impl S3SinkTask {
             .map(|(tp, _)| tp.clone())
             .collect();
         for tp in due {
-            self.commit_partition(&tp).await?;
+            self.rotate(&tp).await?;
         }
         Ok(())
     }
@@ -593,6 +749,7 @@ impl SinkTask for S3SinkTask {
             }
             self.put_one(tp.as_ref().expect("set"), r).await?;
         }
+        self.reap().await?;
         self.enforce_budget().await?;
         self.scheduled_rotation().await
     }
@@ -607,10 +764,18 @@ impl SinkTask for S3SinkTask {
         offsets: &BTreeMap<TopicPartition, i64>,
     ) -> Result<BTreeMap<TopicPartition, i64>, ConnectError> {
         self.scheduled_rotation().await?;
-        let pending: Vec<TopicPartition> =
-            self.partitions.iter().filter(|(_, st)| st.rotation_pending).map(|(tp, _)| tp.clone()).collect();
-        for tp in pending {
-            self.commit_partition(&tp).await?;
+        // Offsets are handed back only for objects in the store: every upload is waited for (a failed one retried).
+        let waiting: Vec<TopicPartition> = self
+            .partitions
+            .iter()
+            .filter(|(_, st)| st.upload.is_some() || st.rotation_pending)
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        for tp in waiting {
+            if self.partitions[&tp].rotation_pending {
+                self.rotate(&tp).await?;
+            }
+            self.settle(&tp).await?;
         }
         let mut out = BTreeMap::new();
         for (tp, offset) in offsets {
