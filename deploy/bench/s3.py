@@ -96,7 +96,7 @@ def _parquet(env, h, aws, bucket, size, count):
         h.create_connector(w.base, env.uniq("s3-sink-pq"), config)
         h.wait_until(f"{want_objects} objects under {prefix}",
                      lambda: len(_objects(aws, bucket, prefix + "/")) >= want_objects,
-                     env.args.timeout, interval=0.2, proc=w.proc)
+                     env.args.timeout, interval=0.05, proc=w.proc)
         elapsed = time.monotonic() - t0
         cpu = h.cpu_s(w.proc.pid) - cpu0
         with open(f"/proc/{w.proc.pid}/status") as f:
@@ -144,7 +144,7 @@ def scenario_s3_sink(env, sizes, h):
             h.create_connector(w.base, env.uniq("s3-sink"), config)
             h.wait_until(f"{want_objects} objects under {prefix}",
                          lambda: len(_objects(aws, bucket, prefix + "/")) >= want_objects,
-                         env.args.timeout, interval=0.2, proc=w.proc)
+                         env.args.timeout, interval=0.05, proc=w.proc)
             elapsed = time.monotonic() - t0
             cpu = h.cpu_s(w.proc.pid) - cpu0
             with open(f"/proc/{w.proc.pid}/status") as f:

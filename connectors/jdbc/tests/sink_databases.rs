@@ -711,6 +711,163 @@ async fn sink_short_zone_id_fails_the_task() {
     assert!(err.contains("Unknown time-zone ID: PST"), "{err}");
 }
 
+/// PostgreSQL's binary COPY (used when every cell's binary form is exact): edge values of every plain type, widened
+/// integers and floats, a null taking the field's default, varchar's length check, the upsert's staging table, and
+/// a column the binary form does not cover (int4 from an int64 field) falling back to the text COPY.
+async fn binary_copy(d: &Db) {
+    let topic = unique("jdbc_binary");
+    pg_rows(
+        d,
+        &format!(
+            "CREATE TABLE \"{topic}\" (id int4 PRIMARY KEY, a int2, b int8, c float4, d float8, w float8, e bool, f text, \
+             g varchar(5), h bytea, i int4, j int8)"
+        ),
+    )
+    .await;
+    let mut with_default = prim(SchemaType::Int32, true);
+    with_default.default = Some(Box::new(Value::Int32(7)));
+    let schema = structure(vec![
+        field("id", 0, prim(SchemaType::Int32, false)),
+        field("a", 1, prim(SchemaType::Int8, true)),
+        field("b", 2, prim(SchemaType::Int32, true)),
+        field("c", 3, prim(SchemaType::Float32, true)),
+        field("d", 4, prim(SchemaType::Float64, true)),
+        field("w", 5, prim(SchemaType::Float32, true)),
+        field("e", 6, prim(SchemaType::Boolean, true)),
+        field("f", 7, prim(SchemaType::String, true)),
+        field("g", 8, prim(SchemaType::String, true)),
+        field("h", 9, prim(SchemaType::Bytes, true)),
+        field("i", 10, with_default),
+        field("j", 11, prim(SchemaType::Int64, true)),
+    ]);
+    let row = |id: i32, c: f32, d: f64, f: &str, g: Option<&str>, h: &'static [u8], i: Option<i32>, j: i64| {
+        Value::Struct(vec![
+            Value::Int32(id),
+            Value::Int8(-128),
+            Value::Int32(i32::MIN),
+            Value::Float32(c),
+            Value::Float64(d),
+            Value::Float32(1.1),
+            Value::Boolean(id % 2 == 0),
+            Value::String(f.into()),
+            g.map_or(Value::Null, |g| Value::String(g.into())),
+            Value::Bytes(Bytes::from_static(h)),
+            i.map_or(Value::Null, Value::Int32),
+            Value::Int64(j),
+        ])
+    };
+    let recs = vec![
+        record(
+            &topic,
+            0,
+            None,
+            Some(schema.clone()),
+            row(1, 1.1, f64::NAN, "", Some("héllo"), &[0, 255], None, i64::MIN),
+        ),
+        record(
+            &topic,
+            1,
+            None,
+            Some(schema.clone()),
+            row(2, -0.0, f64::INFINITY, "tab\t\\ \n\r end", None, &[], Some(5), i64::MAX),
+        ),
+        record(
+            &topic,
+            2,
+            None,
+            Some(schema.clone()),
+            row(3, f32::MAX, f64::NEG_INFINITY, "ünïcødé ✓", Some(""), b"\\x", Some(0), 0),
+        ),
+    ];
+    let mut t = task(Flavor::Confluent, d, &[("auto.create", "false")], &topic).await;
+    t.put(&recs).await.expect("put");
+    t.flush(&Default::default()).await.expect("flush");
+    let select = format!("SELECT id, a, b, c, d, w, e, f, g, encode(h, 'hex'), i, j FROM \"{topic}\" ORDER BY id");
+    let got = pg_rows(d, &select).await;
+    let want = vec![
+        s(&[
+            "1",
+            "-128",
+            "-2147483648",
+            "1.1",
+            "NaN",
+            "1.100000023841858",
+            "f",
+            "",
+            "héllo",
+            "00ff",
+            "7",
+            "-9223372036854775808",
+        ]),
+        s(&[
+            "2",
+            "-128",
+            "-2147483648",
+            "-0",
+            "Infinity",
+            "1.100000023841858",
+            "t",
+            "tab\t\\ \n\r end",
+            "NULL",
+            "",
+            "5",
+            "9223372036854775807",
+        ]),
+        s(&[
+            "3",
+            "-128",
+            "-2147483648",
+            "3.4028235e+38",
+            "-Infinity",
+            "1.100000023841858",
+            "f",
+            "ünïcødé ✓",
+            "",
+            "5c78",
+            "0",
+            "0",
+        ]),
+    ];
+    assert_eq!(got, want);
+    // varchar(5)'s length is checked as with the text COPY.
+    let long = record(&topic, 3, None, Some(schema.clone()), row(4, 0.0, 0.0, "", Some("toolong"), &[], None, 0));
+    let err = t.put(&[long]).await.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("too long"), "{err}");
+    t.stop().await.unwrap();
+    // Upsert: through the staging table (same column types), binary as well.
+    let mut t = task(
+        Flavor::Confluent,
+        d,
+        &[("auto.create", "false"), ("insert.mode", "upsert"), ("pk.mode", "record_value"), ("pk.fields", "id")],
+        &topic,
+    )
+    .await;
+    let update = record(&topic, 4, None, Some(schema.clone()), row(1, 2.5, 0.5, "new", Some("x"), &[1], Some(9), 42));
+    t.put(&[update]).await.expect("upsert");
+    t.flush(&Default::default()).await.expect("flush");
+    let got = pg_rows(d, &select).await;
+    assert_eq!(
+        got[0],
+        s(&["1", "-128", "-2147483648", "2.5", "0.5", "1.100000023841858", "f", "new", "x", "01", "9", "42"])
+    );
+    assert_eq!(got.len(), 3);
+    t.stop().await.unwrap();
+    // An int64 field into an int4 column: not the binary form's (it would need a range check), the text COPY's.
+    let narrow = unique("jdbc_binary_narrow");
+    pg_rows(d, &format!("CREATE TABLE \"{narrow}\" (id int4, n int4)")).await;
+    let schema =
+        structure(vec![field("id", 0, prim(SchemaType::Int32, false)), field("n", 1, prim(SchemaType::Int64, false))]);
+    let mut t = task(Flavor::Confluent, d, &[("auto.create", "false")], &narrow).await;
+    let ok = record(&narrow, 0, None, Some(schema.clone()), Value::Struct(vec![Value::Int32(1), Value::Int64(123)]));
+    t.put(&[ok]).await.expect("put");
+    t.flush(&Default::default()).await.expect("flush");
+    assert_eq!(pg_rows(d, &format!("SELECT id, n FROM \"{narrow}\"")).await, vec![s(&["1", "123"])]);
+    let big = record(&narrow, 1, None, Some(schema), Value::Struct(vec![Value::Int32(2), Value::Int64(1 << 40)]));
+    let err = t.put(&[big]).await.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("out of range"), "{err}");
+    t.stop().await.unwrap();
+}
+
 #[tokio::test]
 async fn postgres_sink() {
     let Some(d) = db("SLUICE_TEST_PG", "postgresql") else {
@@ -723,6 +880,7 @@ async fn postgres_sink() {
     debezium_envelopes(true, &d).await;
     column_defaults(true, &d).await;
     time_zones(true, &d).await;
+    binary_copy(&d).await;
 }
 
 #[tokio::test]

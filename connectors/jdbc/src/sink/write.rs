@@ -47,10 +47,133 @@ struct Row<'a> {
     nkey: usize,
 }
 
-/// Known columns of a table (normalized names).
+/// Known columns of a table (normalized names), with their PostgreSQL type where the binary COPY writes it.
 pub struct TableInfo {
-    columns: HashSet<String>,
+    columns: HashMap<String, PgType>,
 }
+
+/// A PostgreSQL column type as the binary COPY sees it: the types whose binary form Connect's plain values map to
+/// exactly; a table with any other column in a run is written with the text COPY.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PgType {
+    Bool,
+    Int2,
+    Int4,
+    Int8,
+    Float4,
+    Float8,
+    /// `text` and `varchar` (whose binary input checks the length as the text input does).
+    Text,
+    Bytea,
+    Other,
+}
+
+impl PgType {
+    fn of_udt(udt: &str) -> PgType {
+        match udt {
+            "bool" => PgType::Bool,
+            "int2" => PgType::Int2,
+            "int4" => PgType::Int4,
+            "int8" => PgType::Int8,
+            "float4" => PgType::Float4,
+            "float8" => PgType::Float8,
+            "text" | "varchar" => PgType::Text,
+            "bytea" => PgType::Bytea,
+            _ => PgType::Other,
+        }
+    }
+}
+
+/// The value a cell writes: a null takes the schema's default, as the text rendering does.
+fn effective<'v>(schema: &'v Schema, v: &'v Value) -> &'v Value {
+    match v {
+        Value::Null => schema.default.as_deref().unwrap_or(v),
+        v => v,
+    }
+}
+
+/// Whether the binary COPY writes this cell into a column of type `t` with exactly the value the text COPY would
+/// store: plain values (no logical type) into their own type or a wider integer one; anything else is text.
+fn binary_fits(t: PgType, col: &Col<'_>) -> bool {
+    let v = match col.cell {
+        Cell::Str(_) => return t == PgType::Text,
+        Cell::I64(v) => {
+            return match t {
+                PgType::Int8 => true,
+                PgType::Int4 => i32::try_from(v).is_ok(),
+                PgType::Int2 => i16::try_from(v).is_ok(),
+                _ => false,
+            };
+        }
+        Cell::V(v) => v,
+    };
+    if col.schema.name.is_some() {
+        return false;
+    }
+    use PgType::*;
+    matches!(
+        (effective(col.schema, v), t),
+        (Value::Null, _)
+            | (Value::Boolean(_), Bool)
+            | (Value::Int8(_) | Value::Int16(_), Int2 | Int4 | Int8)
+            | (Value::Int32(_), Int4 | Int8)
+            | (Value::Int64(_), Int8)
+            // The text path writes a float32 as the float64 it widens to: the same value either way.
+            | (Value::Float32(_), Float4 | Float8)
+            | (Value::Float64(_), Float8)
+            | (Value::String(_), Text)
+            | (Value::Bytes(_), Bytea)
+    )
+}
+
+/// Appends a cell in PostgreSQL's binary COPY format (length, then the value in network order); the cell was
+/// checked with [`binary_fits`].
+fn push_binary(buf: &mut Vec<u8>, t: PgType, col: &Col<'_>) {
+    fn int(buf: &mut Vec<u8>, t: PgType, v: i64) {
+        match t {
+            PgType::Int2 => {
+                buf.extend_from_slice(&2i32.to_be_bytes());
+                buf.extend_from_slice(&(v as i16).to_be_bytes());
+            }
+            PgType::Int4 => {
+                buf.extend_from_slice(&4i32.to_be_bytes());
+                buf.extend_from_slice(&(v as i32).to_be_bytes());
+            }
+            _ => {
+                buf.extend_from_slice(&8i32.to_be_bytes());
+                buf.extend_from_slice(&v.to_be_bytes());
+            }
+        }
+    }
+    fn bytes(buf: &mut Vec<u8>, b: &[u8]) {
+        buf.extend_from_slice(&(b.len() as i32).to_be_bytes());
+        buf.extend_from_slice(b);
+    }
+    let v = match col.cell {
+        Cell::Str(s) => return bytes(buf, s.as_bytes()),
+        Cell::I64(v) => return int(buf, t, v),
+        Cell::V(v) => effective(col.schema, v),
+    };
+    match v {
+        Value::Boolean(b) => {
+            buf.extend_from_slice(&1i32.to_be_bytes());
+            buf.push(*b as u8);
+        }
+        Value::Int8(v) => int(buf, t, *v as i64),
+        Value::Int16(v) => int(buf, t, *v as i64),
+        Value::Int32(v) => int(buf, t, *v as i64),
+        Value::Int64(v) => int(buf, t, *v),
+        Value::Float32(v) if t == PgType::Float4 => bytes(buf, &v.to_bits().to_be_bytes()),
+        Value::Float32(v) => bytes(buf, &(*v as f64).to_bits().to_be_bytes()),
+        Value::Float64(v) => bytes(buf, &v.to_bits().to_be_bytes()),
+        Value::String(s) => bytes(buf, s.as_bytes()),
+        Value::Bytes(b) => bytes(buf, b),
+        _ => buf.extend_from_slice(&(-1i32).to_be_bytes()),
+    }
+}
+
+/// The binary COPY's signature, flags and header extension length.
+const BINARY_COPY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 
 pub struct Writer {
     pub settings: SinkSettings,
@@ -414,7 +537,7 @@ impl Writer {
                 continue;
             }
             let known = match self.tables.get(&row.table) {
-                Some(info) => row.cols.iter().all(|c| info.columns.contains(&self.norm(c.name))),
+                Some(info) => row.cols.iter().all(|c| info.columns.contains_key(&self.norm(c.name))),
                 None => false,
             };
             if !known {
@@ -532,7 +655,8 @@ impl Writer {
             sql.push(')');
             ddl.push(sql);
         } else {
-            let missing: Vec<&Col<'_>> = row.cols.iter().filter(|c| !existing.contains(&self.norm(c.name))).collect();
+            let missing: Vec<&Col<'_>> =
+                row.cols.iter().filter(|c| !existing.contains_key(&self.norm(c.name))).collect();
             if !missing.is_empty() {
                 if !self.settings.auto_evolve {
                     let names: Vec<&str> = missing.iter().map(|c| c.name).collect();
@@ -595,8 +719,8 @@ impl Writer {
         Ok(())
     }
 
-    /// The table's columns (normalized), empty when it does not exist.
-    async fn read_columns(&self, table: &str) -> Result<HashSet<String>, ConnectError> {
+    /// The table's columns (normalized) with their PostgreSQL types, empty when it does not exist.
+    async fn read_columns(&self, table: &str) -> Result<HashMap<String, PgType>, ConnectError> {
         let (schema, name) = match table.rsplit_once('.') {
             Some((s, t)) => (Some(s.to_string()), t.to_string()),
             None => (None, table.to_string()),
@@ -604,31 +728,48 @@ impl Writer {
         let fold =
             |s: String| if self.dialect() == Dialect::Postgres && !self.settings.quote { s.to_lowercase() } else { s };
         let (schema, name) = (schema.map(fold), fold(name));
-        let names: Vec<String> = match &self.pool {
+        let columns: Vec<(String, PgType)> = match &self.pool {
             Pool::Postgres(_) => {
                 let conn = self.pool.pg().await?;
                 let rows = conn
                     .query(
-                        "SELECT column_name::text FROM information_schema.columns \
+                        "SELECT column_name::text, udt_name::text FROM information_schema.columns \
                          WHERE table_schema = COALESCE($1, current_schema()) AND table_name = $2",
                         &[&schema, &name],
                     )
                     .await
                     .map_err(|e| pg_error("reading table metadata", e))?;
-                rows.iter().map(|r| r.get::<_, String>(0)).collect()
+                rows.iter().map(|r| (r.get::<_, String>(0), PgType::of_udt(r.get::<_, &str>(1)))).collect()
             }
             Pool::MySql(_) => {
                 let mut conn = self.pool.mysql().await?;
-                conn.exec(
-                    "SELECT CAST(column_name AS CHAR) FROM information_schema.columns \
-                     WHERE table_schema = COALESCE(?, DATABASE()) AND table_name = ?",
-                    (schema, name),
-                )
-                .await
-                .map_err(|e| mysql_error("reading table metadata", e))?
+                let names: Vec<String> = conn
+                    .exec(
+                        "SELECT CAST(column_name AS CHAR) FROM information_schema.columns \
+                         WHERE table_schema = COALESCE(?, DATABASE()) AND table_name = ?",
+                        (schema, name),
+                    )
+                    .await
+                    .map_err(|e| mysql_error("reading table metadata", e))?;
+                names.into_iter().map(|n| (n, PgType::Other)).collect()
             }
         };
-        Ok(names.into_iter().map(|n| self.norm(&n)).collect())
+        Ok(columns.into_iter().map(|(n, t)| (self.norm(&n), t)).collect())
+    }
+
+    /// The column types of a run if the binary COPY can write every cell of it exactly (see [`binary_fits`]).
+    fn binary_types(&self, run: &Run<'_>, ncols: usize) -> Option<Vec<PgType>> {
+        let first = &run.rows[0];
+        let info = self.tables.get(&first.table)?;
+        let types: Vec<PgType> = first.cols[..ncols]
+            .iter()
+            .map(|c| info.columns.get(&self.norm(c.name)).copied().unwrap_or(PgType::Other))
+            .collect();
+        if types.contains(&PgType::Other) {
+            return None;
+        }
+        let fits = run.rows.iter().all(|row| row.cols[..ncols].iter().zip(&types).all(|(c, t)| binary_fits(*t, c)));
+        fits.then_some(types)
     }
 
     async fn create_offsets_table(&self) -> Result<(), ConnectError> {
@@ -756,25 +897,38 @@ impl Writer {
                 replay.steps.push(Step::Sql(sql));
                 stage.clone()
             };
+            // The binary COPY where every cell's binary form is exact (PostgreSQL then parses no text: no number
+            // or escape parsing); otherwise the text COPY.
+            let binary = self.binary_types(run, cols.len());
             let mut copy = format!("COPY {target} (");
             self.col_list(&mut copy, cols, None);
-            copy.push_str(") FROM STDIN");
+            copy.push_str(if binary.is_some() { ") FROM STDIN (FORMAT binary)" } else { ") FROM STDIN" });
             let sink = client.copy_in(&copy).await.map_err(|e| pg_error("COPY", e))?;
             futures::pin_mut!(sink);
             let mut chunks = Vec::new();
             buf.clear();
+            if binary.is_some() {
+                buf.extend_from_slice(BINARY_COPY_HEADER);
+            }
             for row in &run.rows {
                 let cols = if row.delete { &row.cols[..row.nkey] } else { &row.cols[..] };
-                for (j, c) in cols.iter().enumerate() {
-                    if j > 0 {
-                        buf.push(b'\t');
+                if let Some(types) = &binary {
+                    buf.extend_from_slice(&(cols.len() as i16).to_be_bytes());
+                    for (c, t) in cols.iter().zip(types) {
+                        push_binary(&mut buf, *t, c);
                     }
-                    match render_cell(&mut scratch, Dialect::Postgres, &zones, c)? {
-                        Rendered::Null => buf.extend_from_slice(b"\\N"),
-                        _ => types::push_copy_escaped(&mut buf, &scratch),
+                } else {
+                    for (j, c) in cols.iter().enumerate() {
+                        if j > 0 {
+                            buf.push(b'\t');
+                        }
+                        match render_cell(&mut scratch, Dialect::Postgres, &zones, c)? {
+                            Rendered::Null => buf.extend_from_slice(b"\\N"),
+                            _ => types::push_copy_escaped(&mut buf, &scratch),
+                        }
                     }
+                    buf.push(b'\n');
                 }
-                buf.push(b'\n');
                 // Small chunks: the server parses one while the next is rendered.
                 if buf.len() >= COPY_CHUNK {
                     let chunk = Bytes::from(std::mem::take(&mut buf));
@@ -782,6 +936,9 @@ impl Writer {
                     sink.send(chunk).await.map_err(|e| pg_error("COPY", e))?;
                     buf.reserve(COPY_CHUNK + COPY_CHUNK / 4);
                 }
+            }
+            if binary.is_some() {
+                buf.extend_from_slice(&(-1i16).to_be_bytes());
             }
             if !buf.is_empty() {
                 let chunk = Bytes::from(std::mem::take(&mut buf));
@@ -1336,5 +1493,55 @@ mod pipelined_commit_tests {
         w.settle().await.unwrap();
         assert_eq!(count(&w, &topic).await, (30, 30, 29));
         w.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn col<'a>(schema: &'a Schema, cell: Cell<'a>) -> Col<'a> {
+        Col { name: "c", schema, cell }
+    }
+
+    #[test]
+    fn binary_copy_only_where_exact() {
+        let int64 = Schema::primitive(SchemaType::Int64, true);
+        let float32 = Schema::primitive(SchemaType::Float32, true);
+        let mut date = Schema::primitive(SchemaType::Int32, true);
+        date.name = Some("org.apache.kafka.connect.data.Date".into());
+        let big = Value::Int64(1 << 40);
+        let f = Value::Float32(1.5);
+        assert!(binary_fits(PgType::Int8, &col(&int64, Cell::V(&big))));
+        // narrowing needs the server's range check: text
+        assert!(!binary_fits(PgType::Int4, &col(&int64, Cell::V(&big))));
+        assert!(binary_fits(PgType::Float8, &col(&float32, Cell::V(&f))));
+        assert!(!binary_fits(PgType::Text, &col(&float32, Cell::V(&f))));
+        // logical types are rendered as text
+        let d = Value::Int32(19_723);
+        assert!(!binary_fits(PgType::Int4, &col(&date, Cell::V(&d))));
+        assert!(binary_fits(PgType::Int4, &col(&int64, Cell::I64(7))));
+        assert!(!binary_fits(PgType::Int2, &col(&int64, Cell::I64(1 << 20))));
+        assert!(binary_fits(PgType::Bool, &col(&int64, Cell::V(&Value::Null))));
+    }
+
+    #[test]
+    fn binary_cells_are_length_and_network_order() {
+        let mut buf = Vec::new();
+        let int8 = Schema::primitive(SchemaType::Int8, true);
+        push_binary(&mut buf, PgType::Int4, &col(&int8, Cell::V(&Value::Int8(-2))));
+        assert_eq!(buf, [0, 0, 0, 4, 0xff, 0xff, 0xff, 0xfe]);
+        buf.clear();
+        let mut defaulted = Schema::primitive(SchemaType::Int8, true);
+        defaulted.default = Some(Box::new(Value::Int8(3)));
+        push_binary(&mut buf, PgType::Int2, &col(&defaulted, Cell::V(&Value::Null)));
+        assert_eq!(buf, [0, 0, 0, 2, 0, 3]);
+        buf.clear();
+        push_binary(&mut buf, PgType::Int2, &col(&int8, Cell::V(&Value::Null)));
+        assert_eq!(buf, [0xff, 0xff, 0xff, 0xff]);
+        buf.clear();
+        push_binary(&mut buf, PgType::Text, &col(&int8, Cell::Str("ab")));
+        assert_eq!(buf, [0, 0, 0, 2, b'a', b'b']);
+        assert_eq!(BINARY_COPY_HEADER.len(), 19);
     }
 }
