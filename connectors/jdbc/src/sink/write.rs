@@ -2,7 +2,7 @@
 //! creation/evolution, and the per-dialect batch writers.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use bytes::Bytes;
 use futures::SinkExt;
@@ -40,7 +40,7 @@ struct Col<'a> {
 }
 
 struct Row<'a> {
-    table: String,
+    table: Arc<str>,
     delete: bool,
     /// Key columns first (`nkey` of them), then the others.
     cols: Vec<Col<'a>>,
@@ -268,6 +268,29 @@ fn is_envelope(schema: &Schema) -> bool {
         && schema.field("after").is_some_and(|f| f.schema.schema_type == SchemaType::Struct)
 }
 
+/// The table of the last topic seen: the records of a consumed batch share their topic, so unless the name takes
+/// `${source.*}` fields it is built once per run of a topic, not per record.
+#[derive(Default)]
+struct TableNames {
+    last: Option<(Arc<str>, Arc<str>)>,
+}
+
+impl TableNames {
+    fn get(&mut self, settings: &SinkSettings, record: &SinkRecord, source: Option<(&Schema, &[Value])>) -> Arc<str> {
+        if source.is_some() && settings.table_format.contains("${source.") {
+            return table_name(settings, record, source).into();
+        }
+        match &self.last {
+            Some((topic, table)) if **topic == *record.topic => table.clone(),
+            _ => {
+                let table: Arc<str> = table_name(settings, record, None).into();
+                self.last = Some((record.topic.clone(), table.clone()));
+                table
+            }
+        }
+    }
+}
+
 fn table_name(settings: &SinkSettings, record: &SinkRecord, source: Option<(&Schema, &[Value])>) -> String {
     let topic = match settings.flavor {
         Flavor::Confluent => std::borrow::Cow::Borrowed(&*record.topic),
@@ -290,7 +313,11 @@ fn table_name(settings: &SinkSettings, record: &SinkRecord, source: Option<(&Sch
 }
 
 /// Kafka Connect JDBC's record-to-row logic. `None`: nothing to write for this record.
-fn extract<'a>(s: &'a SinkSettings, record: &'a SinkRecord) -> Result<Option<Row<'a>>, ConnectError> {
+fn extract<'a>(
+    s: &'a SinkSettings,
+    names: &mut TableNames,
+    record: &'a SinkRecord,
+) -> Result<Option<Row<'a>>, ConnectError> {
     let mut delete = false;
     let mut source = None;
     let mut value: Option<(&'a Schema, &'a [Value])> = None;
@@ -340,7 +367,7 @@ fn extract<'a>(s: &'a SinkSettings, record: &'a SinkRecord) -> Result<Option<Row
             )));
         }
     }
-    let table = table_name(s, record, source);
+    let table = names.get(s, record, source);
     let mut cols: Vec<Col<'a>> = Vec::with_capacity(value.map(|(sc, _)| sc.fields.len()).unwrap_or(0) + 3);
     match s.pk_mode {
         PkMode::None => {}
@@ -526,8 +553,9 @@ impl Writer {
             e.0 = e.0.min(r.offset);
             e.1 = e.1.max(r.offset);
         }
+        let mut names = TableNames::default();
         for (i, r) in records.iter().enumerate() {
-            if let Some(row) = extract(&self.settings, r)? {
+            if let Some(row) = extract(&self.settings, &mut names, r)? {
                 rows.push((i, row));
             }
         }
@@ -536,13 +564,13 @@ impl Writer {
             if n > 0 && same_shape(&rows[n - 1].1, row) {
                 continue;
             }
-            let known = match self.tables.get(&row.table) {
+            let known = match self.tables.get(&*row.table) {
                 Some(info) => row.cols.iter().all(|c| info.columns.contains_key(&self.norm(c.name))),
                 None => false,
             };
             if !known {
                 let info = self.ensure_table(row).await?;
-                self.tables.insert(row.table.clone(), info);
+                self.tables.insert(row.table.to_string(), info);
             }
         }
         if self.settings.offsets_table.is_some() && !self.offsets_table_ready {
@@ -760,7 +788,7 @@ impl Writer {
     /// The column types of a run if the binary COPY can write every cell of it exactly (see [`binary_fits`]).
     fn binary_types(&self, run: &Run<'_>, ncols: usize) -> Option<Vec<PgType>> {
         let first = &run.rows[0];
-        let info = self.tables.get(&first.table)?;
+        let info = self.tables.get(&*first.table)?;
         let types: Vec<PgType> = first.cols[..ncols]
             .iter()
             .map(|c| info.columns.get(&self.norm(c.name)).copied().unwrap_or(PgType::Other))
@@ -1394,7 +1422,11 @@ mod pipelined_commit_tests {
             let e = partitions.entry((&*r.topic, r.partition)).or_insert((r.offset, r.offset));
             e.1 = e.1.max(r.offset);
         }
-        let rows = recs.iter().enumerate().map(|(i, r)| (i, extract(&w.settings, r).unwrap().unwrap())).collect();
+        let rows = recs
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (i, extract(&w.settings, &mut TableNames::default(), r).unwrap().unwrap()))
+            .collect();
         let (mut conn, replay) = w.put_pg(recs, rows, &partitions).await.unwrap();
         if committed {
             conn.commit().await.unwrap();
