@@ -186,3 +186,35 @@ impl Connector for MySqlCdcConnector {
         Some(Box::new(task::MySqlSourceTask::new(self.flavor)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> ConfigMap {
+        let mut c: ConfigMap =
+            [("topic.prefix", "p"), ("database.hostname", "h"), ("database.user", "u"), ("database.server.id", "5")]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        c.extend(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        c
+    }
+
+    #[test]
+    fn extra_tasks_only_for_snapshots() {
+        let c = MySqlCdcConnector { flavor: Flavor::MariaDb };
+        let one = c.task_configs(&config(&[]), 1).unwrap();
+        assert_eq!(one, vec![config(&[])]);
+        let three = c.task_configs(&config(&[]), 3).unwrap();
+        assert_eq!(three.len(), 3);
+        assert!(three.iter().all(|t| t.get(split::TASKS_KEY).map(String::as_str) == Some("3")));
+        assert_eq!(c.task_configs(&config(&[("snapshot.mode", "no_data")]), 3).unwrap().len(), 1);
+        // the tasks' own key is the connector's to set
+        let sneaky = config(&[(split::TASKS_KEY, "4")]);
+        assert!(!c.task_configs(&sneaky, 1).unwrap()[0].contains_key(split::TASKS_KEY));
+        assert_eq!(c.validate_extra(&sneaky)[0].0, split::TASKS_KEY);
+        assert!(c.validate_extra(&config(&[])).is_empty());
+        assert_eq!(c.validate_extra(&config(&[("snapshot.max.threads", "0")]))[0].0, "snapshot.max.threads");
+    }
+}

@@ -70,7 +70,7 @@ impl Db {
 }
 
 fn unique() -> u32 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() / 1000
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_micros()
 }
 
 fn payload(r: &SourceRecord) -> Option<serde_json::Value> {
