@@ -19,7 +19,7 @@ use sluice_integration_tests::mariadb::{KeyedRecord, MariaDb, read_keyed};
 use sluice_integration_tests::*;
 
 const ROWS: i64 = 200_000;
-const WRITES: i64 = 1500;
+const WRITES: i64 = 3000;
 
 /// One test of this file at a time: they time kills against the snapshot's progress, and each one's global read
 /// lock and writes would slow the others down.
@@ -67,11 +67,11 @@ fn writer(db: &MariaDb, big: &str, tiny: &str) -> std::thread::JoinHandle<anyhow
     for i in 0..WRITES {
         script.push_str(&match i % 3 {
             0 => format!("INSERT INTO {big} VALUES ({}, 0);\n", 1_000_000 + i),
-            1 => format!("UPDATE {big} SET v = v + 1 WHERE id = {};\n", 1 + i * 131),
-            _ => format!("DELETE FROM {big} WHERE id = {};\n", 2 + i * 131),
+            1 => format!("UPDATE {big} SET v = v + 1 WHERE id = {};\n", 1 + i * 61),
+            _ => format!("DELETE FROM {big} WHERE id = {};\n", 2 + i * 61),
         });
         if i % 10 == 0 {
-            script.push_str("DO SLEEP(0.02);\n");
+            script.push_str("DO SLEEP(0.03);\n");
         }
     }
     script.push_str(&format!("INSERT INTO {tiny} VALUES (999);\n"));
@@ -248,7 +248,7 @@ async fn run(env: &TestEnv, db: &MariaDb, fault: Fault) -> anyhow::Result<()> {
         .collect::<anyhow::Result<_>>()?;
     // After task 0's crash the snapshot starts over: rows read by the abandoned one and deleted before the new one
     // stay in the topic with no delete event (as after a Debezium snapshot that a crash interrupted). Only those.
-    let deleted_by_writer = |id: &i64| (0..WRITES).any(|i| i % 3 == 2 && *id == 2 + i * 131);
+    let deleted_by_writer = |id: &i64| (0..WRITES).any(|i| i % 3 == 2 && *id == 2 + i * 61);
     let ghosts: Vec<i64> = state.keys().filter(|k| !want.contains_key(k)).copied().collect();
     if fault == Fault::KillTask0Agent && !ghosts.is_empty() && ghosts.iter().all(deleted_by_writer) {
         env.note(format!(
