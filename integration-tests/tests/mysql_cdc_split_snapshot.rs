@@ -63,8 +63,13 @@ async fn run_test(name: &str, fault: Fault) {
 /// row in `tiny` that says the writes are over.
 fn writer(db: &MariaDb, big: &str, tiny: &str) -> std::thread::JoinHandle<anyhow::Result<String>> {
     let db = db.clone();
-    let mut script = String::new();
+    // several client runs: one command line holds at most 128 KiB
+    let mut scripts = vec![String::new()];
     for i in 0..WRITES {
+        if i % 500 == 499 {
+            scripts.push(String::new());
+        }
+        let script = scripts.last_mut().expect("one script at least");
         script.push_str(&match i % 3 {
             0 => format!("INSERT INTO {big} VALUES ({}, 0);\n", 1_000_000 + i),
             1 => format!("UPDATE {big} SET v = v + 1 WHERE id = {};\n", 1 + i * 61),
@@ -74,8 +79,13 @@ fn writer(db: &MariaDb, big: &str, tiny: &str) -> std::thread::JoinHandle<anyhow
             script.push_str("DO SLEEP(0.03);\n");
         }
     }
-    script.push_str(&format!("INSERT INTO {tiny} VALUES (999);\n"));
-    std::thread::spawn(move || db.sql(&script))
+    scripts.push(format!("INSERT INTO {tiny} VALUES (999);\n"));
+    std::thread::spawn(move || {
+        for script in &scripts {
+            db.sql(script)?;
+        }
+        Ok(String::new())
+    })
 }
 
 fn header<'a>(r: &'a KeyedRecord, name: &str) -> Option<&'a str> {
