@@ -971,7 +971,9 @@ impl Worker {
                 let _ = tx.send(ReaderMessage::Failed(e)).await;
             }
         };
-        let emit = async {
+        // `move`: an emitter that fails drops the receiver, which stops the readers (else they would wait on a
+        // full channel forever)
+        let emit = async move {
             let mut markers = MarkerAssigner::default();
             let mut sent = 0u64;
             while let Some(m) = rx.recv().await {
@@ -996,9 +998,10 @@ impl Worker {
                                 sent += 1;
                                 r.source_offset = json!({"generation": generation, "records": sent});
                                 self.send(r).await?;
-                            }
-                            if let Ok(mut s) = self.share_sent.lock() {
-                                *s = Some((generation.clone(), sent));
+                                // exactly what is in the queue: what a wait for Kafka's acknowledgements waits for
+                                if let Ok(mut s) = self.share_sent.lock() {
+                                    *s = Some((generation.clone(), sent));
+                                }
                             }
                         }
                     },
