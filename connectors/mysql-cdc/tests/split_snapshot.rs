@@ -139,8 +139,12 @@ async fn create(db: &Db, name: &str, keyed_rows: u32) {
 }
 
 /// Snapshot records of one task run with `threads` connections until the one marked `last`.
-async fn snapshot_with(db: &Db, name: &str, threads: &str) -> Vec<SourceRecord> {
-    let cfg = db.config(name, name, &[("snapshot.max.threads", threads), ("snapshot.mode", "initial_only")]);
+async fn snapshot_with(db: &Db, name: &str, threads: &str, locking: &str) -> Vec<SourceRecord> {
+    let cfg = db.config(
+        name,
+        name,
+        &[("snapshot.max.threads", threads), ("snapshot.mode", "initial_only"), ("snapshot.locking.mode", locking)],
+    );
     let mut task = start(0, &SharedState::in_memory(), &cfg).await;
     let mut out = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(180);
@@ -191,10 +195,10 @@ async fn four_threads_read_what_one_thread_reads() {
     let mut c = db.conn().await;
     c.query_drop(format!("ANALYZE TABLE {name}.keyed")).await.unwrap();
     let started = Instant::now();
-    let one = snapshot_with(&db, &name, "1").await;
+    let one = snapshot_with(&db, &name, "1", "minimal").await;
     let one_took = started.elapsed();
     let started = Instant::now();
-    let four = snapshot_with(&db, &name, "4").await;
+    let four = snapshot_with(&db, &name, "4", "minimal").await;
     let four_took = started.elapsed();
     let (mut rows1, markers1) = comparable(&one);
     let (mut rows4, markers4) = comparable(&four);
@@ -242,13 +246,20 @@ async fn four_threads_read_what_one_thread_reads() {
         }
     }
     assert!(edges.values().all(|(s, e)| *s <= 1 && *e == 1), "table edges: {edges:?}");
+    // Without the lock (MariaDB): the connections agree on the binlog position when nothing is written meanwhile.
+    let unlocked = snapshot_with(&db, &name, "4", "none").await;
+    let (mut rows_unlocked, markers_unlocked) = comparable(&unlocked);
+    rows_unlocked.sort();
+    assert!(rows1 == rows_unlocked, "the 4-thread snapshot without the lock differs from the 1-thread one");
+    assert_eq!(count(&markers1), count(&markers_unlocked));
+    assert!(!ids(&unlocked).is_sorted(), "4 threads without the lock read the keyed table in one range");
     eprintln!("snapshot of {} rows: 1 thread {one_took:?}, 4 threads {four_took:?}", rows1.len());
     c.query_drop(format!("DROP DATABASE {name}")).await.unwrap();
 }
 
 /// Runs task 0 and task 1 of a split snapshot while `writes` go on, until a sentinel insert streams; with
 /// `restart_helper`, task 1 is stopped once it sent some records and a fresh one takes its place.
-async fn split_run(restart_helper: bool) {
+async fn split_run(restart_helper: bool, locking: &str) {
     let Some(db) = db() else {
         eprintln!("MYSQL_HOST not set: skipped (run deploy/local/mysql up and export its env)");
         return;
@@ -276,7 +287,13 @@ async fn split_run(restart_helper: bool) {
     let cfg = db.config(
         &name,
         &name,
-        &[(split::TASKS_KEY, "2"), ("snapshot.max.threads", "2"), ("max.queue.size", "512"), ("max.batch.size", "256")],
+        &[
+            (split::TASKS_KEY, "2"),
+            ("snapshot.max.threads", "2"),
+            ("max.queue.size", "512"),
+            ("max.batch.size", "256"),
+            ("snapshot.locking.mode", locking),
+        ],
     );
     let shared = SharedState::in_memory();
     // Task 1 first: it waits for the join request.
@@ -362,7 +379,8 @@ async fn split_run(restart_helper: bool) {
     if !restart_helper {
         assert_eq!(duplicates, 0, "rows read twice");
     }
-    assert!(per_task[0] > 0 && per_task[1] > 0, "both tasks read: {per_task:?}");
+    // without the lock task 1 joins only if nothing was written between task 0's snapshot and its own
+    assert!(per_task[0] > 0 && (per_task[1] > 0 || locking == "none"), "both tasks read: {per_task:?}");
     // task 1 may read before task 0's first record: one `first` somewhere, one `last` after everything
     assert_eq!(markers.iter().filter(|m| *m == "first").count(), 1);
     assert_eq!(markers.last().map(String::as_str), Some("last"), "task 0's last record comes after task 1's");
@@ -370,10 +388,12 @@ async fn split_run(restart_helper: bool) {
     let rows: Vec<(i64, i64)> = c.query(format!("SELECT id, v FROM {name}.keyed")).await.unwrap();
     let want: BTreeMap<i64, i64> = rows.into_iter().collect();
     assert!(keyed == want, "replayed events differ from the table ({} vs {} rows)", keyed.len(), want.len());
-    let done = shared.get(&split::done_key(1)).expect("task 1 marked its share done");
-    assert_eq!(done["handed_back"].as_bool().unwrap_or(false), restart_helper);
+    if per_task[1] > 0 {
+        let done = shared.get(&split::done_key(1)).expect("task 1 marked its share done");
+        assert_eq!(done["handed_back"].as_bool().unwrap_or(false), restart_helper);
+    }
     eprintln!(
-        "split snapshot (restart of task 1: {restart_helper}): task 0 read {}, task 1 read {}, {duplicates} keyed rows read twice, {} records in all",
+        "split snapshot (restart of task 1: {restart_helper}, locking {locking}): task 0 read {}, task 1 read {}, {duplicates} keyed rows read twice, {} records in all",
         per_task[0],
         per_task[1],
         records.len()
@@ -383,10 +403,15 @@ async fn split_run(restart_helper: bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_tasks_share_the_snapshot_under_writes() {
-    split_run(false).await;
+    split_run(false, "minimal").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_task_hands_its_share_back() {
-    split_run(true).await;
+    split_run(true, "minimal").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_tasks_without_the_lock() {
+    split_run(false, "none").await;
 }
