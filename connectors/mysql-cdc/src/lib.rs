@@ -73,7 +73,8 @@ pub const PLUGINS: &[ConnectorPlugin] = &[
     },
 ];
 
-/// Debezium's MySQL or MariaDB source connector (one task).
+/// Debezium's MySQL or MariaDB source connector: one task reads the binlog; with `tasks.max` > 1 the others only
+/// read shares of the initial snapshot ([`split`]).
 pub struct MySqlCdcConnector {
     pub flavor: Flavor,
 }
