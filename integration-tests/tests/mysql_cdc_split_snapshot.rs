@@ -8,7 +8,8 @@
 //! same snapshot again and hands its share back to task 0, which reads it in its own transactions) and of the agent
 //! running task 0 (its connection and lock die with it; the snapshot starts over under a new generation and task 1
 //! follows it). Then rows may be read twice, as Debezium reads them again after a crash, but only by the snapshot,
-//! all before the first change event; none is missing. Skipped with a message without MYSQL_HOST.
+//! all before the first change event; none is missing. And standalone mode: both tasks in one process through the
+//! embedded store's shared state; a restart reads nothing again. Skipped with a message without MYSQL_HOST.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -356,5 +357,120 @@ async fn run(env: &TestEnv, db: &MariaDb, fault: Fault) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let _ = db.sql(&format!("DROP DATABASE {name}"));
     drop(agents);
+    Ok(())
+}
+
+/// Standalone mode: both tasks in the one process, coordinating through the embedded store's shared state. Every
+/// row once, read by both tasks; a row inserted after the snapshot is streamed; a restart reads nothing again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn standalone_mysql_cdc_split() {
+    let Some(db) = MariaDb::from_env() else {
+        eprintln!("MYSQL_HOST is not set: skipped (deploy/local/mysql up, then export `deploy/local/mysql env`)");
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    let env = TestEnv::new("standalone_mysql_cdc_split").await;
+    env.finish(run_standalone(&env, &db).await);
+}
+
+async fn run_standalone(env: &TestEnv, db: &MariaDb) -> anyhow::Result<()> {
+    let kafka = env.services.kafka.as_str();
+    let name = env.unique("mysa").replace(['-', '.'], "_").to_lowercase();
+    let prefix = format!("m{name}");
+    db.sql(&format!(
+        "DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name};
+         CREATE TABLE {name}.big (id INT PRIMARY KEY, v INT NOT NULL);
+         INSERT INTO {name}.big SELECT seq, 0 FROM {name}.seq_1_to_50000;
+         ANALYZE TABLE {name}.big;"
+    ))?;
+    let port = free_port();
+    let listeners = format!("http://127.0.0.1:{port}");
+    let offsets = env.path("standalone.offsets").display().to_string();
+    let worker = write_properties(
+        &env.path("worker.properties"),
+        &[
+            ("bootstrap.servers", kafka),
+            ("key.converter", "org.apache.kafka.connect.json.JsonConverter"),
+            ("value.converter", "org.apache.kafka.connect.json.JsonConverter"),
+            ("key.converter.schemas.enable", "false"),
+            ("value.converter.schemas.enable", "false"),
+            ("offset.flush.interval.ms", "500"),
+            ("listeners", &listeners),
+            ("offset.storage.file.filename", &offsets),
+        ],
+    )?;
+    let server_id = (std::process::id() % 100000 + 30000).to_string();
+    let db_port = db.port.to_string();
+    let connector = write_properties(
+        &env.path("mariadb.properties"),
+        &[
+            ("name", "mysa"),
+            ("connector.class", "io.debezium.connector.mariadb.MariaDbConnector"),
+            ("tasks.max", "2"),
+            ("database.hostname", &db.host),
+            ("database.port", &db_port),
+            ("database.user", &db.user),
+            ("database.password", &db.password),
+            ("database.server.id", &server_id),
+            ("topic.prefix", &prefix),
+            ("database.include.list", &name),
+            ("snapshot.max.threads", "2"),
+        ],
+    )?;
+    let topic = format!("{prefix}.{name}.big");
+    let reads_of = |records: &[KeyedRecord]| -> anyhow::Result<(BTreeMap<i64, usize>, BTreeSet<String>, usize)> {
+        let mut reads = BTreeMap::new();
+        let mut tasks = BTreeSet::new();
+        let mut changes = 0;
+        for r in records {
+            let Some(v) = &r.value else { continue };
+            let p: Value = serde_json::from_str(v)?;
+            if p["op"] == "r" {
+                *reads.entry(p["after"]["id"].as_i64().context("id")?).or_default() += 1;
+                tasks.insert(header(r, "__debezium.context.taskId").unwrap_or("?").to_string());
+            } else {
+                changes += 1;
+            }
+        }
+        Ok((reads, tasks, changes))
+    };
+    let mut standalone = Standalone::start(env, "standalone", port, &worker, std::slice::from_ref(&connector)).await?;
+    wait_until(Duration::from_secs(120), "the snapshot", || async {
+        let records = read_keyed(kafka, &topic).await?;
+        Ok((records.len() >= 50_000).then_some(()))
+    })
+    .await?;
+    db.sql(&format!("INSERT INTO {name}.big VALUES (999999, 1)"))?;
+    wait_until(Duration::from_secs(60), "the streamed row", || async {
+        let records = read_keyed(kafka, &topic).await?;
+        Ok(records
+            .iter()
+            .any(|r| r.value.as_deref().is_some_and(|v| v.contains("999999") && v.contains("\"op\":\"c\"")))
+            .then_some(()))
+    })
+    .await?;
+    let (reads, tasks, changes) = reads_of(&read_keyed(kafka, &topic).await?)?;
+    env.note(format!("standalone: {} rows read, by tasks {tasks:?}, {changes} change events", reads.len()));
+    ensure!(reads.len() == 50_000 && reads.values().all(|n| *n == 1), "every row once");
+    ensure!(tasks.contains("0") && tasks.contains("1"), "both tasks read: {tasks:?}");
+
+    // A restart (same offsets file) reads nothing again and keeps streaming.
+    let status = standalone.process.terminate(Duration::from_secs(30)).await?;
+    ensure!(status.success(), "a graceful stop should exit with 0, got {status}");
+    let mut standalone = Standalone::start(env, "standalone-restarted", port, &worker, &[connector]).await?;
+    standalone.rest.wait_for_status("mysa", "RUNNING", Duration::from_secs(60)).await?;
+    db.sql(&format!("INSERT INTO {name}.big VALUES (1000000, 1)"))?;
+    wait_until(Duration::from_secs(60), "the row streamed after the restart", || async {
+        let records = read_keyed(kafka, &topic).await?;
+        Ok(records.iter().any(|r| r.value.as_deref().is_some_and(|v| v.contains("1000000"))).then_some(()))
+    })
+    .await?;
+    let (reads, _, changes) = reads_of(&read_keyed(kafka, &topic).await?)?;
+    ensure!(
+        reads.values().all(|n| *n == 1) && changes == 2,
+        "nothing read again after the restart ({changes} changes)"
+    );
+    let _ = standalone.process.terminate(Duration::from_secs(30)).await;
+    let _ = db.sql(&format!("DROP DATABASE {name}"));
     Ok(())
 }
