@@ -124,6 +124,11 @@ pub struct MySqlSettings {
     pub poll_interval: Duration,
     pub connect_timeout: Duration,
     pub extended_headers: bool,
+    /// `snapshot.max.threads`: connections reading the initial snapshot (1 = Debezium's default).
+    pub snapshot_max_threads: usize,
+    /// `sluice.snapshot.join.timeout.ms`: how long task 0 holds the global read lock waiting for the other tasks to
+    /// open their snapshot transactions (`tasks.max` > 1).
+    pub snapshot_join_timeout: Duration,
 }
 
 fn get<'a>(config: &'a ConfigMap, key: &str) -> Option<&'a str> {
@@ -313,6 +318,11 @@ impl MySqlSettings {
             poll_interval: Duration::from_millis(number(config, "poll.interval.ms", 500)?),
             connect_timeout: Duration::from_millis(number(config, "connect.timeout.ms", 30000)?),
             extended_headers: boolean(config, "extended.headers.enabled", true)?,
+            snapshot_max_threads: match number(config, "snapshot.max.threads", 1usize)? {
+                0 => return Err(ConnectError::config("snapshot.max.threads", "must be at least 1")),
+                n => n,
+            },
+            snapshot_join_timeout: Duration::from_millis(number(config, "sluice.snapshot.join.timeout.ms", 30000)?),
         })
     }
 

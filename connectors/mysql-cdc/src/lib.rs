@@ -25,7 +25,11 @@
 //!
 //! Not done yet: MySQL's own GTID events (`source.gtid` is filled from MariaDB GTIDs; on MySQL it stays null and
 //! resuming uses file/pos), `snapshot.locking.mode=extended` (behaves as `minimal`), `include.query`,
-//! `message.key.columns`, parallel key-range snapshots.
+//! `message.key.columns`.
+//!
+//! **Snapshot across connections and tasks.** `snapshot.max.threads` connections read the initial snapshot in
+//! primary-key ranges ([`snapshot`]); with `tasks.max` > 1 the other tasks (on any agent) read shares of it in
+//! transactions they open while task 0 holds the global read lock ([`split`]).
 
 use std::sync::Arc;
 
@@ -39,6 +43,8 @@ pub mod ddl;
 pub mod envelope;
 pub mod history;
 pub mod schema_change;
+pub mod snapshot;
+pub mod split;
 pub mod task;
 pub mod types;
 
@@ -67,7 +73,8 @@ pub const PLUGINS: &[ConnectorPlugin] = &[
     },
 ];
 
-/// Debezium's MySQL or MariaDB source connector (one task).
+/// Debezium's MySQL or MariaDB source connector: one task reads the binlog; with `tasks.max` > 1 the others only
+/// read shares of the initial snapshot ([`split`]).
 pub struct MySqlCdcConnector {
     pub flavor: Flavor,
 }
@@ -123,6 +130,8 @@ impl Connector for MySqlCdcConnector {
             .define(key("column.exclude.list", List, DefaultValue::Null, Medium, "Regular expressions matching columns to exclude from change events"))
             .define(key("snapshot.mode", String, value("initial"), Low, "The criteria for running a snapshot upon startup of the connector. Select one of the following snapshot options: 'when_needed', 'initial' (default), 'initial_only', 'no_data' ('never', 'schema_only'), 'always', 'recovery' ('schema_only_recovery')."))
             .define(key("snapshot.locking.mode", String, value("minimal"), Low, "Controls how long the connector holds onto the global read lock while it is performing a snapshot: 'minimal' (default), 'extended', 'none'."))
+            .define(key("snapshot.max.threads", Int, value("1"), Medium, "The maximum number of threads used to perform the snapshot. Sluice opens this many connections with START TRANSACTION WITH CONSISTENT SNAPSHOT while the global read lock is held (so all see the state at the one binlog position), then reads a large table's primary-key ranges on them, and several tables at once."))
+            .define(key("sluice.snapshot.join.timeout.ms", Long, value("30000"), Low, "Sluice only, with tasks.max > 1: how long task 0 holds the global read lock while the other tasks open their snapshot transactions. A task that has not joined by then is left out of the snapshot and task 0 reads its share."))
             .define(key("include.schema.changes", Boolean, value("true"), Medium, "Whether the connector should publish changes in the database schema to a Kafka topic with the same name as the database server ID."))
             .define(key("schema.history.internal.kafka.topic", String, DefaultValue::Null, High, "The name of the topic for the database schema history"))
             .define(key("schema.history.internal.kafka.bootstrap.servers", String, DefaultValue::Null, High, "A list of host/port pairs that the connector will use for establishing the initial connection to the Kafka cluster for retrieving database schema history previously stored by the connector."))
@@ -146,6 +155,12 @@ impl Connector for MySqlCdcConnector {
     }
 
     fn validate_extra(&self, config: &ConfigMap) -> Vec<(String, String)> {
+        if config.contains_key(split::TASKS_KEY) {
+            return vec![(
+                split::TASKS_KEY.to_string(),
+                "set by the connector for its tasks (from tasks.max), not by the user".to_string(),
+            )];
+        }
         match MySqlSettings::from_config(config, self.flavor) {
             Ok(_) => Vec::new(),
             Err(ConnectError::Config { key, message }) => vec![(key, message)],
@@ -153,12 +168,54 @@ impl Connector for MySqlCdcConnector {
         }
     }
 
-    fn task_configs(&self, config: &ConfigMap, _max_tasks: usize) -> Result<Vec<ConfigMap>, ConnectError> {
-        // One binlog reader per server, as Debezium.
-        Ok(vec![config.clone()])
+    fn task_configs(&self, config: &ConfigMap, max_tasks: usize) -> Result<Vec<ConfigMap>, ConnectError> {
+        // One binlog reader per server, as Debezium: task 0. Extra tasks only ever read snapshot shares
+        // ([`split`]): none for a connector that never snapshots.
+        let settings = MySqlSettings::from_config(config, self.flavor)?;
+        let mut task = config.clone();
+        task.remove(split::TASKS_KEY);
+        let snapshots =
+            !matches!(settings.snapshot_mode, config::SnapshotMode::NoData | config::SnapshotMode::Recovery);
+        let tasks = if snapshots { max_tasks.max(1) } else { 1 };
+        if tasks > 1 {
+            task.insert(split::TASKS_KEY.into(), tasks.to_string());
+        }
+        Ok(vec![task; tasks])
     }
 
     fn create_source_task(&self) -> Option<Box<dyn SourceTask>> {
         Some(Box::new(task::MySqlSourceTask::new(self.flavor)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> ConfigMap {
+        let mut c: ConfigMap =
+            [("topic.prefix", "p"), ("database.hostname", "h"), ("database.user", "u"), ("database.server.id", "5")]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        c.extend(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        c
+    }
+
+    #[test]
+    fn extra_tasks_only_for_snapshots() {
+        let c = MySqlCdcConnector { flavor: Flavor::MariaDb };
+        let one = c.task_configs(&config(&[]), 1).unwrap();
+        assert_eq!(one, vec![config(&[])]);
+        let three = c.task_configs(&config(&[]), 3).unwrap();
+        assert_eq!(three.len(), 3);
+        assert!(three.iter().all(|t| t.get(split::TASKS_KEY).map(String::as_str) == Some("3")));
+        assert_eq!(c.task_configs(&config(&[("snapshot.mode", "no_data")]), 3).unwrap().len(), 1);
+        // the tasks' own key is the connector's to set
+        let sneaky = config(&[(split::TASKS_KEY, "4")]);
+        assert!(!c.task_configs(&sneaky, 1).unwrap()[0].contains_key(split::TASKS_KEY));
+        assert_eq!(c.validate_extra(&sneaky)[0].0, split::TASKS_KEY);
+        assert!(c.validate_extra(&config(&[])).is_empty());
+        assert_eq!(c.validate_extra(&config(&[("snapshot.max.threads", "0")]))[0].0, "snapshot.max.threads");
     }
 }

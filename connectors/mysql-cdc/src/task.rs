@@ -15,7 +15,8 @@ use serde_json::json;
 use sluice_connect_api::connector::{CommittedOffsets, SourceTask, SourceTaskContext};
 use sluice_connect_api::error::ConnectError;
 use sluice_connect_api::record::{Schema, SchemaType, SourceRecord, Value, partition_key};
-use tokio::sync::mpsc;
+use sluice_connect_api::shared::{SharedState, SharedValues};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::DEBEZIUM_VERSION;
@@ -24,6 +25,11 @@ use crate::ddl;
 use crate::envelope::{self, SourceInfo};
 use crate::history::{HistoryEntry, Position, SchemaHistory, TableEntry};
 use crate::schema_change::{self, ChangeType, TableStructure};
+use crate::snapshot::{
+    Chunk, ChunkQueue, MarkerAssigner, ReaderMessage, RowRange, SnapshotContext, SnapshotPoint, begin_snapshot,
+    binlog_snapshot, chunk_count, key_ranges, read_chunks, spawn_readers,
+};
+use crate::split::{self, JoinRequest, Joined, ShareDone, SnapshotPlan};
 use crate::types::{self, ColumnInfo, Kind};
 
 /// What the worker hands to `poll`.
@@ -40,6 +46,10 @@ pub struct MySqlSourceTask {
     settings: Option<MySqlSettings>,
     acknowledged: Arc<Mutex<Option<serde_json::Value>>>,
     partition_key: String,
+    /// A task other than 0 of a split snapshot: (generation, records) of its share Kafka acknowledged.
+    share_ack: Option<watch::Sender<(String, u64)>>,
+    /// Set while a share waits for Kafka's acknowledgements (see [`SourceTask::commit_requested`]).
+    share_waiting: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl MySqlSourceTask {
@@ -51,6 +61,8 @@ impl MySqlSourceTask {
             settings: None,
             acknowledged: Arc::new(Mutex::new(None)),
             partition_key: String::new(),
+            share_ack: None,
+            share_waiting: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         }
     }
 
@@ -81,13 +93,27 @@ impl MySqlSourceTask {
 impl SourceTask for MySqlSourceTask {
     async fn start(&mut self, context: SourceTaskContext) -> Result<(), ConnectError> {
         let settings = MySqlSettings::from_config(&context.config, self.flavor)?;
+        let tasks = context.config.get(split::TASKS_KEY).and_then(|v| v.trim().parse::<usize>().ok()).unwrap_or(1);
+        let split = (tasks > 1).then(|| Split { tasks, task: context.task, shared: context.shared.clone() });
+        let helper = split.as_ref().is_some_and(|s| s.task > 0);
         let mut partition = serde_json::Map::new();
         partition.insert("server".into(), json!(settings.topic_prefix));
+        if helper {
+            // a snapshot share's records must not overwrite task 0's (Debezium's) offsets
+            partition.insert("snapshot_task".into(), json!(context.task));
+        }
         self.partition_key = partition_key(&partition);
         let offset = context.offset(&partition).cloned();
         let (tx, rx) = mpsc::channel(settings.max_queue_size);
         let run_id = envelope::run_id();
+        let (share_tx, share_rx) = watch::channel((String::new(), 0u64));
         let worker = Worker {
+            split,
+            share_ack: helper.then_some(share_rx),
+            share_waiting: self.share_waiting.clone(),
+            share_sent: Mutex::new(None),
+            joined: None,
+            reported: None,
             headers: envelope::context_headers(&settings.topic_prefix, context.task, self.flavor, &run_id),
             flavor: self.flavor,
             partition: Arc::new(partition),
@@ -104,7 +130,12 @@ impl SourceTask for MySqlSourceTask {
         };
         self.settings = Some(settings);
         self.rx = Some(rx);
-        self.worker = Some(tokio::spawn(worker.run(offset)));
+        if helper {
+            self.share_ack = Some(share_tx);
+            self.worker = Some(tokio::spawn(worker.read_shares()));
+        } else {
+            self.worker = Some(tokio::spawn(worker.run(offset)));
+        }
         Ok(())
     }
 
@@ -142,6 +173,12 @@ impl SourceTask for MySqlSourceTask {
     async fn commit(&mut self, committed: &CommittedOffsets) -> Result<(), ConnectError> {
         // MySQL keeps no replication state for a binlog client (unlike a PostgreSQL slot): the acknowledged position
         // is what a restart resumes from, through the offset store.
+        if let (Some(offset), Some(ack)) = (committed.get(&self.partition_key), self.share_ack.as_ref()) {
+            let generation = offset.get("generation").and_then(|v| v.as_str()).unwrap_or_default().to_string();
+            let records = offset.get("records").and_then(|v| v.as_u64()).unwrap_or(0);
+            ack.send_replace((generation, records));
+            return Ok(());
+        }
         if let Some(offset) = committed.get(&self.partition_key) {
             tracing::debug!(offset = %offset, "binlog position acknowledged by Kafka");
             if let Ok(mut a) = self.acknowledged.lock() {
@@ -149,6 +186,10 @@ impl SourceTask for MySqlSourceTask {
             }
         }
         Ok(())
+    }
+
+    fn commit_requested(&self) -> bool {
+        self.share_waiting.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     async fn stop(&mut self) -> Result<(), ConnectError> {
@@ -172,20 +213,20 @@ fn opts(s: &MySqlSettings) -> Opts {
 }
 
 /// A captured table: its columns and schemas.
-struct TableInfo {
-    db: String,
-    table: String,
-    topic: String,
-    columns: Vec<ColumnInfo>,
+pub(crate) struct TableInfo {
+    pub(crate) db: String,
+    pub(crate) table: String,
+    pub(crate) topic: String,
+    pub(crate) columns: Vec<ColumnInfo>,
     kinds: Vec<Kind>,
     keep: Vec<bool>,
-    key_columns: Vec<usize>,
-    key_schema: Option<Arc<Schema>>,
-    envelope: Arc<Schema>,
+    pub(crate) key_columns: Vec<usize>,
+    pub(crate) key_schema: Option<Arc<Schema>>,
+    pub(crate) envelope: Arc<Schema>,
 }
 
 impl TableInfo {
-    fn row(&self, values: &[My], s: &MySqlSettings, binlog: bool) -> Result<Value, ConnectError> {
+    pub(crate) fn row(&self, values: &[My], s: &MySqlSettings, binlog: bool) -> Result<Value, ConnectError> {
         let mut out = Vec::new();
         for (i, col) in self.columns.iter().enumerate() {
             if !self.keep[i] {
@@ -197,7 +238,7 @@ impl TableInfo {
         Ok(Value::Struct(out))
     }
 
-    fn key(&self, values: &[My], s: &MySqlSettings, binlog: bool) -> Result<Value, ConnectError> {
+    pub(crate) fn key(&self, values: &[My], s: &MySqlSettings, binlog: bool) -> Result<Value, ConnectError> {
         if self.key_schema.is_none() {
             return Ok(Value::Null);
         }
@@ -221,8 +262,8 @@ struct Resume {
     skip_rows: u64,
 }
 
-/// Why streaming stopped.
-enum StreamError {
+/// Why streaming (or the snapshot) stopped.
+pub(crate) enum StreamError {
     /// The connection broke: reconnect and resume.
     Transient(String),
     /// Stop the task with this error.
@@ -282,13 +323,22 @@ struct Worker {
     /// emitted (a truncate sets 0; a new binlog file resets it), so a schema change event after a multi-row event
     /// carries that row's number (compared side by side in mysql_cdc_differential).
     last_row: i32,
+    /// This task's part in a snapshot split across tasks, if any.
+    split: Option<Split>,
+    /// A task other than 0: what Kafka acknowledged of its share (from `commit`), what it sent, whether it waits.
+    share_ack: Option<watch::Receiver<(String, u64)>>,
+    share_sent: Mutex<Option<(String, u64)>>,
+    share_waiting: Arc<std::sync::atomic::AtomicBool>,
+    /// A task other than 0: the snapshot transactions it opened, and the generation it last reported for.
+    joined: Option<JoinedSnapshot>,
+    reported: Option<String>,
 }
 
 fn now_ms() -> i64 {
     envelope::now_ns() / 1_000_000
 }
 
-fn quote(name: &str) -> String {
+pub(crate) fn quote(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
 }
 
@@ -544,8 +594,9 @@ impl Worker {
         Ok(rows.into_iter().any(|mut r| r.take::<String, _>(0).as_deref() == Some(file)))
     }
 
-    /// A consistent snapshot: lock, open a consistent-snapshot transaction, read the binlog position and the
-    /// schemas, unlock, read the rows; streaming then starts at that position.
+    /// A consistent snapshot: lock, open `snapshot.max.threads` consistent-snapshot transactions (and, split across
+    /// tasks, let the other tasks open theirs: [`crate::split`]), read the binlog position and the schemas, unlock,
+    /// read the rows in chunks ([`crate::snapshot`]); streaming then starts at that position.
     async fn snapshot(&mut self) -> Result<(), StreamError> {
         let mut conn = self.connect().await?;
         conn.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ").await?;
@@ -566,18 +617,7 @@ impl Worker {
                 }
             }
         };
-        conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT").await?;
-        let (mut file, mut pos) = master_status(&mut conn).await?;
-        if self.flavor == Flavor::MariaDb {
-            let rows: Vec<(String, String)> = conn.query("SHOW STATUS LIKE 'binlog_snapshot_%'").await?;
-            for (k, v) in rows {
-                match k.to_ascii_lowercase().as_str() {
-                    "binlog_snapshot_file" if !v.is_empty() => file = v,
-                    "binlog_snapshot_position" => pos = v.parse().unwrap_or(pos),
-                    _ => {}
-                }
-            }
-        }
+        let (extra, file, pos) = self.open_snapshot(&mut conn, self.s.snapshot_max_threads - 1, locked).await?;
         let gtids = gtid_pos(&mut conn, self.flavor).await?;
         if let Some(g) = &gtids {
             self.gtids = parse_gtids(g);
@@ -611,24 +651,17 @@ impl Worker {
         }
         let schema_events =
             if self.s.include_schema_changes { snapshot_ddl(&mut conn, &structures).await? } else { Vec::new() };
+        let point = SnapshotPoint { file: file.clone(), pos, gtids: gtids.clone(), ts_sec: now_ms() / 1000 };
+        // split across tasks: the others open their transactions now, while the lock holds the state still
+        let split = self.split.clone();
+        let join = match &split {
+            Some(split) => Some(self.gather(split, &point, locked, &tables).await?),
+            None => None,
+        };
         if locked {
             conn.query_drop("UNLOCK TABLES").await?;
         }
-        tracing::info!(%file, pos, tables = tables.len(), "snapshot at binlog position");
-        let ts_sec = now_ms() / 1000;
-        let offset = |last: bool| {
-            let mut o = serde_json::Map::new();
-            o.insert("ts_sec".into(), json!(ts_sec));
-            o.insert("file".into(), json!(file));
-            o.insert("pos".into(), json!(pos));
-            if let Some(g) = &gtids {
-                o.insert("gtids".into(), json!(g));
-            }
-            if !last {
-                o.insert("snapshot".into(), json!("INITIAL"));
-            }
-            serde_json::Value::Object(o)
-        };
+        tracing::info!(%file, pos, tables = tables.len(), connections = 1 + extra.len(), "snapshot at binlog position");
         // the schema history starts with the captured tables' structures at the snapshot position
         let entry = HistoryEntry {
             position: Position { file: file.clone(), pos },
@@ -638,7 +671,7 @@ impl Worker {
                 .map(|(_, t)| TableEntry { db: t.db.clone(), table: t.table.clone(), structure: Some(t.clone()) })
                 .collect(),
         };
-        self.history.record(entry, &offset(false), "", "").await.map_err(StreamError::Fatal)?;
+        self.history.record(entry, &point.offset(false), "", "").await.map_err(StreamError::Fatal)?;
         for (db, table, ddl, change) in schema_events {
             let source = SourceInfo {
                 ts_ms: now_ms(),
@@ -666,68 +699,356 @@ impl Worker {
                 schema_change::key(&db),
                 Some(schema_change::value_schema(self.flavor)),
                 value,
-                offset(false),
+                point.offset(false),
             );
             self.send(rec).await?;
         }
-        let mut pending: Option<(SourceRecord, usize, bool)> = None;
-        let mut total = 0u64;
-        for (ti, t) in tables.iter().enumerate() {
-            let cols: Vec<String> = t.columns.iter().map(|c| quote(&c.name)).collect();
-            let sql = format!("SELECT {} FROM {}.{}", cols.join(", "), quote(&t.db), quote(&t.table));
-            let mut result = conn.exec_iter(sql, ()).await?;
-            let mut first_in_table = true;
-            while let Some(row) = result.next().await? {
-                let values: Vec<My> = row.unwrap();
-                let key = t.key(&values, &self.s, false).map_err(StreamError::Fatal)?;
-                let after = t.row(&values, &self.s, false).map_err(StreamError::Fatal)?;
-                let source = SourceInfo {
-                    ts_ms: now_ms(),
-                    snapshot: Some("true"),
-                    db: t.db.clone(),
-                    table: Some(t.table.clone()),
-                    server_id: 0,
-                    file: file.clone(),
-                    pos: pos as i64,
-                    ..Default::default()
-                };
-                let value = envelope::envelope_value(
-                    Value::Null,
-                    after,
-                    source.value(self.flavor, &self.s.topic_prefix, DEBEZIUM_VERSION),
-                    Value::Null,
-                    "r",
-                );
-                let rec =
-                    self.record(&t.topic, t.key_schema.clone(), key, Some(t.envelope.clone()), value, offset(false));
-                if let Some((prev, pti, pfirst)) = pending.take() {
-                    let marker = if total == 1 {
-                        "first"
-                    } else if pti != ti {
-                        // a table's only row is its last before its first, as Debezium's setSnapshotMarker
-                        "last_in_data_collection"
-                    } else if pfirst {
-                        "first_in_data_collection"
-                    } else {
-                        "true"
-                    };
-                    self.send(mark(prev, marker)).await?;
-                }
-                total += 1;
-                pending = Some((rec, ti, first_in_table));
-                first_in_table = false;
+        // who reads what: task 0 and the tasks that joined, round robin over the chunks
+        let members: BTreeMap<u32, Joined> = join.as_ref().map(|(_, m)| m.clone()).unwrap_or_default();
+        if let (Some(split), Some((generation, _))) = (&split, &join) {
+            // every task says it follows this generation only once Kafka has what it read for an older one
+            wait_for_tasks(&split.shared, "to report for the new snapshot", |v| {
+                split::not_reported(v, generation, split.tasks)
+            })
+            .await?;
+        }
+        let connections = 1 + extra.len() + members.values().map(|j| j.connections).sum::<usize>();
+        let chunks = self.plan_chunks(&mut conn, &tables, connections).await?;
+        let mut order = vec![0u32];
+        order.extend(members.keys().copied());
+        let mut shares = split::deal(chunks, &order);
+        let own = shares.remove(&0).unwrap_or_default();
+        let plan = join.map(|(generation, members)| SnapshotPlan {
+            generation,
+            members: members.into_iter().map(|(t, j)| (t, j.id)).collect(),
+            chunks: shares,
+        });
+        if let (Some(split), Some(plan)) = (&split, &plan) {
+            let value = serde_json::to_value(plan)
+                .map_err(|e| StreamError::Fatal(ConnectError::Other(format!("snapshot plan: {e}"))))?;
+            split.shared.put(split::PLAN_KEY, value);
+            tracing::info!(generation = %plan.generation, members = ?plan.members.keys().collect::<Vec<_>>(),
+                chunks = own.len() + plan.chunks.values().map(Vec::len).sum::<usize>(), "snapshot plan published");
+        }
+        let ctx = Arc::new(SnapshotContext {
+            tables,
+            settings: self.s.clone(),
+            flavor: self.flavor,
+            partition: self.partition.clone(),
+            headers: self.headers.clone(),
+            point,
+        });
+        let hold_last = plan.is_some();
+        let (mut extra, total, last) =
+            self.read_and_emit(&mut conn, extra, own, &ctx, EmitMode::Markers { hold_last }).await?;
+        if let (Some(split), Some(plan)) = (&split, &plan) {
+            self.await_shares(split, plan, &mut conn, &mut extra, &ctx).await?;
+            if let Some(last) = last {
+                self.send(last).await?;
             }
         }
-        if let Some((mut prev, _, _)) = pending.take() {
-            prev.source_offset = offset(true);
-            // Debezium's completeSnapshot marks the final record `last`, whatever it was (even a lone first).
-            self.send(mark(prev, "last")).await?;
+        for mut c in extra {
+            let _ = c.query_drop("COMMIT").await;
+            let _ = c.disconnect().await;
         }
         conn.query_drop("COMMIT").await?;
         let _ = conn.disconnect().await;
         tracing::info!(rows = total, "snapshot completed");
         self.resume = Some(Resume { file, pos, skip_events: 0, skip_rows: 0 });
         Ok(())
+    }
+
+    /// Opens the snapshot transaction on `conn` and on `more` new connections, and returns those and the binlog
+    /// position the snapshot is at. Under the global read lock every transaction sees the locked state. Without
+    /// it (MariaDB), they are used only if their `binlog_snapshot_file/position` all agree; after a few attempts
+    /// the snapshot is read on `conn` alone (MySQL tells no such position: one connection at once).
+    async fn open_snapshot(
+        &self,
+        conn: &mut Conn,
+        more: usize,
+        locked: bool,
+    ) -> Result<(Vec<Conn>, String, u64), StreamError> {
+        const ATTEMPTS: usize = 5;
+        let mut extra = Vec::with_capacity(more);
+        if more > 0 && !locked && self.flavor == Flavor::MySql {
+            tracing::warn!(
+                threads = more + 1,
+                "without the global read lock MySQL tells no connection's snapshot position: reading the snapshot on one connection"
+            );
+        } else {
+            for _ in 0..more {
+                let mut c = self.connect().await?;
+                c.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ").await?;
+                c.query_drop("SET SESSION time_zone = '+00:00'").await?;
+                extra.push(c);
+            }
+        }
+        let mut attempt = 0;
+        loop {
+            conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT").await?;
+            for c in extra.iter_mut() {
+                c.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT").await?;
+            }
+            let (mut file, mut pos) = master_status(conn).await?;
+            if self.flavor == Flavor::MariaDb
+                && let Some((f, p)) = binlog_snapshot(conn).await?
+            {
+                (file, pos) = (f, p);
+            }
+            if locked || extra.is_empty() {
+                return Ok((extra, file, pos));
+            }
+            let mut agree = true;
+            for c in extra.iter_mut() {
+                if binlog_snapshot(c).await?.as_ref() != Some(&(file.clone(), pos)) {
+                    agree = false;
+                    break;
+                }
+            }
+            if agree {
+                tracing::info!(connections = extra.len() + 1, %file, pos, "snapshot connections agree on the binlog position (no lock)");
+                return Ok((extra, file, pos));
+            }
+            attempt += 1;
+            conn.query_drop("ROLLBACK").await?;
+            for c in extra.iter_mut() {
+                c.query_drop("ROLLBACK").await?;
+            }
+            if attempt >= ATTEMPTS {
+                tracing::warn!(
+                    threads = extra.len() + 1,
+                    attempts = attempt,
+                    "without the global read lock the snapshot connections saw different binlog positions (writes \
+                     in between) {attempt} times: reading the snapshot on one connection"
+                );
+                for c in extra.drain(..) {
+                    let _ = c.disconnect().await;
+                }
+            }
+        }
+    }
+
+    /// Task 0 of a split snapshot, holding the lock (if any): publishes the join request and waits (at most
+    /// `sluice.snapshot.join.timeout.ms`) for the other tasks to report. Returns the generation and the tasks that
+    /// joined.
+    async fn gather(
+        &self,
+        split: &Split,
+        point: &SnapshotPoint,
+        locked: bool,
+        tables: &[Arc<TableInfo>],
+    ) -> Result<(String, BTreeMap<u32, Joined>), StreamError> {
+        let generation = envelope::run_id();
+        let request = JoinRequest {
+            generation: generation.clone(),
+            point: point.clone(),
+            locked,
+            tables: tables.iter().map(|t| (t.db.clone(), t.table.clone())).collect(),
+        };
+        let value = serde_json::to_value(&request)
+            .map_err(|e| StreamError::Fatal(ConnectError::Other(format!("snapshot join request: {e}"))))?;
+        split.shared.put(split::JOIN_KEY, value);
+        tracing::info!(%generation, tasks = split.tasks, locked, "snapshot join request published");
+        let deadline = tokio::time::Instant::now() + self.s.snapshot_join_timeout;
+        let mut values = split.shared.watch();
+        let current = loop {
+            let current = values.borrow_and_update().clone().unwrap_or_default();
+            let missing = split::not_reported(&current, &generation, split.tasks);
+            if missing.is_empty() {
+                break current;
+            }
+            match tokio::time::timeout_at(deadline, values.changed()).await {
+                Err(_) => {
+                    tracing::warn!(%generation, tasks = ?missing, timeout = ?self.s.snapshot_join_timeout,
+                        "tasks did not join the snapshot within sluice.snapshot.join.timeout.ms: the others read their part");
+                    break current;
+                }
+                Ok(Err(_)) => {
+                    return Err(StreamError::Fatal(ConnectError::Other(
+                        "the connector's shared state was closed".into(),
+                    )));
+                }
+                Ok(Ok(())) => {}
+            }
+        };
+        let members: BTreeMap<u32, Joined> = (1..split.tasks as u32)
+            .filter_map(|t| split::joined(&current, t).map(|j| (t, j)))
+            .filter(|(_, j)| j.generation == generation && j.connections > 0)
+            .collect();
+        tracing::info!(%generation, members = ?members.keys().collect::<Vec<_>>(), "tasks joined the snapshot");
+        Ok((generation, members))
+    }
+
+    /// Task 0 of a split snapshot: waits until every member's share is done, reading the shares handed back
+    /// (their transactions were lost) on its own connections, which see the same state.
+    async fn await_shares(
+        &self,
+        split: &Split,
+        plan: &SnapshotPlan,
+        conn: &mut Conn,
+        extra: &mut Vec<Conn>,
+        ctx: &Arc<SnapshotContext>,
+    ) -> Result<(), StreamError> {
+        let mut reread = std::collections::BTreeSet::new();
+        let mut values = split.shared.watch();
+        let mut last_log = tokio::time::Instant::now();
+        loop {
+            let current = values.borrow_and_update().clone().unwrap_or_default();
+            let handed: Vec<u32> =
+                split::handed_back(&current, plan).into_iter().filter(|t| !reread.contains(t)).collect();
+            for &t in &handed {
+                let chunks = plan.chunks.get(&t).cloned().unwrap_or_default();
+                tracing::warn!(
+                    task = t,
+                    chunks = chunks.len(),
+                    "a task handed its snapshot share back: reading it here"
+                );
+                let (conns, records, _) =
+                    self.read_and_emit(conn, std::mem::take(extra), chunks, ctx, EmitMode::Plain).await?;
+                *extra = conns;
+                tracing::info!(task = t, records, "snapshot share handed back was read");
+                reread.insert(t);
+            }
+            if !handed.is_empty() {
+                continue;
+            }
+            let pending = split::pending_shares(&current, plan);
+            if pending.is_empty() {
+                tracing::info!(generation = %plan.generation, "every snapshot share is done");
+                return Ok(());
+            }
+            if last_log.elapsed() >= Duration::from_secs(30) {
+                tracing::info!(tasks = ?pending, "waiting for other tasks to finish their snapshot shares");
+                last_log = tokio::time::Instant::now();
+            }
+            if let Ok(Err(_)) = tokio::time::timeout(Duration::from_secs(30), values.changed()).await {
+                return Err(StreamError::Fatal(ConnectError::Other("the connector's shared state was closed".into())));
+            }
+        }
+    }
+
+    /// The chunks to read, table by table: whole tables on one connection; with more, each large table in ranges
+    /// of its single integer primary key (a table without one is read whole by one connection).
+    async fn plan_chunks(
+        &self,
+        conn: &mut Conn,
+        tables: &[Arc<TableInfo>],
+        connections: usize,
+    ) -> Result<Vec<Chunk>, StreamError> {
+        let mut chunks = Vec::new();
+        for (table, t) in tables.iter().enumerate() {
+            let ranges = if connections > 1 { split_table(conn, t, connections).await? } else { vec![RowRange::All] };
+            chunks.extend(ranges.into_iter().map(|range| Chunk { table, range }));
+        }
+        Ok(chunks)
+    }
+
+    /// Reads `chunks` on `conn` and the `extra` connections and hands the records to the task's queue; returns the
+    /// extra connections (for more reading in the same transactions), how many records it sent and, with
+    /// `hold_last`, the record marked `last`, not sent.
+    async fn read_and_emit(
+        &self,
+        conn: &mut Conn,
+        mut extra: Vec<Conn>,
+        chunks: Vec<Chunk>,
+        ctx: &Arc<SnapshotContext>,
+        mode: EmitMode,
+    ) -> Result<(Vec<Conn>, u64, Option<SourceRecord>), StreamError> {
+        let mut chunks_left = vec![0usize; ctx.tables.len()];
+        for c in &chunks {
+            chunks_left[c.table] += 1;
+        }
+        let readers = (extra.len() + 1).min(chunks.len()).max(1);
+        let spare = extra.split_off(readers - 1);
+        tracing::info!(chunks = chunks.len(), readers, "reading snapshot chunks");
+        let queue: ChunkQueue = Arc::new(std::sync::Mutex::new(chunks.into()));
+        // Bounded: a reader that is ahead waits; with the task's queue (max.queue.size) this bounds memory.
+        let (tx, mut rx) = mpsc::channel::<ReaderMessage>(readers * 2);
+        let mut workers = spawn_readers(extra, ctx, &queue, &tx);
+        let (ctx_ref, queue_ref) = (&**ctx, &queue);
+        let inline = async move {
+            if let Err(e) = read_chunks(conn, ctx_ref, queue_ref, &tx).await {
+                let _ = tx.send(ReaderMessage::Failed(e)).await;
+            }
+        };
+        // `move`: an emitter that fails drops the receiver, which stops the readers (else they would wait on a
+        // full channel forever)
+        let emit = async move {
+            let mut markers = MarkerAssigner::default();
+            let mut sent = 0u64;
+            while let Some(m) = rx.recv().await {
+                match m {
+                    ReaderMessage::Rows { table, records } => match &mode {
+                        EmitMode::Markers { .. } => {
+                            for (r, marker) in markers.push(table, records) {
+                                self.send(mark(r, marker)).await?;
+                                sent += 1;
+                            }
+                        }
+                        EmitMode::Plain => {
+                            for r in records {
+                                self.send(r).await?;
+                                sent += 1;
+                            }
+                        }
+                        EmitMode::Share { generation } => {
+                            // a share's records are all `source.snapshot=true`; the offset counts them, so `commit`
+                            // tells when Kafka has every one
+                            for mut r in records {
+                                sent += 1;
+                                r.source_offset = json!({"generation": generation, "records": sent});
+                                self.send(r).await?;
+                                // exactly what is in the queue: what a wait for Kafka's acknowledgements waits for
+                                if let Ok(mut s) = self.share_sent.lock() {
+                                    *s = Some((generation.clone(), sent));
+                                }
+                            }
+                        }
+                    },
+                    ReaderMessage::ChunkDone { table } => {
+                        chunks_left[table] -= 1;
+                        if chunks_left[table] == 0 {
+                            markers.table_done(table);
+                        }
+                    }
+                    ReaderMessage::Failed(e) => return Err(e),
+                }
+            }
+            if chunks_left.iter().any(|&n| n > 0) {
+                return Err(StreamError::Transient("a snapshot reader stopped before reading its chunks".into()));
+            }
+            let mut last = None;
+            if let EmitMode::Markers { hold_last } = mode {
+                let mut rest = markers.finish();
+                if let Some((r, marker)) = rest.pop() {
+                    for (r, marker) in rest {
+                        self.send(mark(r, marker)).await?;
+                        sent += 1;
+                    }
+                    let mut r = mark(r, marker);
+                    // Debezium's completeSnapshot marks the final record `last`, whatever it was (even a lone
+                    // first); its offset says the snapshot is complete
+                    r.source_offset = ctx.point.offset(true);
+                    sent += 1;
+                    if hold_last {
+                        last = Some(r);
+                    } else {
+                        self.send(r).await?;
+                    }
+                }
+            }
+            Ok(last.map_or((sent, None), |l| (sent, Some(l))))
+        };
+        // An error ends the snapshot: dropping the join set aborts the other readers.
+        let ((), emitted) = tokio::join!(inline, emit);
+        let (sent, last) = emitted?;
+        let mut conns = spare;
+        while let Some(done) = workers.join_next().await {
+            if let Ok(c) = done {
+                conns.push(c);
+            }
+        }
+        Ok((conns, sent, last))
     }
 
     fn stream_offset(&self, ts_sec: i64, resume: &Resume, gtids: &str, server_id: u32) -> serde_json::Value {
@@ -1376,6 +1697,330 @@ impl Worker {
     }
 }
 
+/// How a reader's records are handed over.
+enum EmitMode {
+    /// Task 0's snapshot: Debezium's markers; with `hold_last` the record marked `last` is returned, not sent.
+    Markers { hold_last: bool },
+    /// Task 0 reading a share handed back: `source.snapshot=true`, snapshot offsets.
+    Plain,
+    /// A share of another task: offsets count the records of the generation.
+    Share { generation: String },
+}
+
+/// This task's part in a snapshot split across `tasks` tasks (see [`crate::split`]).
+#[derive(Clone)]
+struct Split {
+    tasks: usize,
+    task: u32,
+    shared: SharedState,
+}
+
+/// The transactions a task other than 0 opened for a snapshot of task 0's, and what it read while the lock held.
+struct JoinedSnapshot {
+    generation: String,
+    id: String,
+    conns: Vec<Conn>,
+    tables: Vec<Arc<TableInfo>>,
+    point: SnapshotPoint,
+}
+
+/// A table's key ranges for `connections` connections: by its single integer primary key, if it has one and is
+/// large enough (information_schema's row estimate) to be worth splitting.
+async fn split_table(conn: &mut Conn, t: &TableInfo, connections: usize) -> Result<Vec<RowRange>, StreamError> {
+    let [key] = t.key_columns.as_slice() else { return Ok(vec![RowRange::All]) };
+    let col = &t.columns[*key];
+    if !matches!(col.data_type.as_str(), "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint") {
+        return Ok(vec![RowRange::All]);
+    }
+    let estimated: Option<Option<u64>> = conn
+        .exec_first(
+            "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+            (&t.db, &t.table),
+        )
+        .await?;
+    let k = chunk_count(estimated.flatten().unwrap_or(0), connections);
+    if k <= 1 {
+        return Ok(vec![RowRange::All]);
+    }
+    let q = quote(&col.name);
+    let bounds: Option<(My, My)> =
+        conn.query_first(format!("SELECT MIN({q}), MAX({q}) FROM {}.{}", quote(&t.db), quote(&t.table))).await?;
+    let int = |v: &My| match v {
+        My::Int(i) => Some(*i),
+        My::UInt(u) => i64::try_from(*u).ok(),
+        My::Bytes(b) => std::str::from_utf8(b).ok().and_then(|s| s.parse().ok()),
+        _ => None,
+    };
+    Ok(match bounds {
+        Some((min, max)) => match (int(&min), int(&max)) {
+            (Some(min), Some(max)) => key_ranges(&col.name, min, max, k),
+            _ => vec![RowRange::All],
+        },
+        None => vec![RowRange::All],
+    })
+}
+
+/// Waits until `pending` names no task, saying every 30 s which ones it waits for.
+async fn wait_for_tasks(
+    shared: &SharedState,
+    what: &str,
+    pending: impl Fn(&SharedValues) -> Vec<u32>,
+) -> Result<(), StreamError> {
+    let mut values = shared.watch();
+    let mut last_log = tokio::time::Instant::now();
+    loop {
+        let p = pending(&values.borrow_and_update().clone().unwrap_or_default());
+        if p.is_empty() {
+            tracing::info!("every other task is ready ({what})");
+            return Ok(());
+        }
+        if last_log.elapsed() >= Duration::from_secs(30) {
+            tracing::info!(tasks = ?p, "waiting for other tasks {what}");
+            last_log = tokio::time::Instant::now();
+        }
+        if let Ok(Err(_)) = tokio::time::timeout(Duration::from_secs(30), values.changed()).await {
+            return Err(StreamError::Fatal(ConnectError::Other("the connector's shared state was closed".into())));
+        }
+    }
+}
+
+type SharedWatch = tokio::sync::watch::Receiver<Option<Arc<SharedValues>>>;
+
+impl Worker {
+    /// A task other than 0 of a split snapshot ([`crate::split`]): joins each snapshot task 0 starts, reads its
+    /// share, marks it done once Kafka acknowledged all of it (or hands it back), and otherwise idles.
+    async fn read_shares(mut self) {
+        let Some(split) = self.split.clone() else { return };
+        let mut values = split.shared.watch();
+        let mut backoff = Duration::from_millis(500);
+        loop {
+            match self.share_step(&split, &mut values).await {
+                Ok(()) => backoff = Duration::from_millis(500),
+                Err(StreamError::Closed) => return,
+                Err(StreamError::Fatal(e)) => {
+                    tracing::error!(task = split.task, error = %e, "snapshot share failed");
+                    let _ = self.tx.send(Item::Failed(e)).await;
+                    return;
+                }
+                Err(StreamError::Transient(why)) => {
+                    tracing::warn!(task = split.task, error = %why, retry_in = ?backoff, "snapshot share step failed");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    }
+
+    /// One step of [`Worker::read_shares`]: acts on the shared state as it is now, or waits for it to change.
+    async fn share_step(&mut self, split: &Split, values: &mut SharedWatch) -> Result<(), StreamError> {
+        let task = split.task;
+        let current = values.borrow_and_update().clone().unwrap_or_default();
+        let closed = || StreamError::Fatal(ConnectError::Other("the connector's shared state was closed".into()));
+        let Some(request) = split::join_request(&current) else {
+            return values.changed().await.map_err(|_| closed());
+        };
+        let generation = request.generation.clone();
+        if self.joined.as_ref().is_some_and(|j| j.generation != generation) {
+            // a new snapshot: the old transactions are of no use
+            self.joined = None;
+        }
+        if self.reported.as_deref() != Some(generation.as_str()) {
+            // what this task read for an older snapshot must be in Kafka before task 0 reads the new one
+            self.wait_acked(Some(&generation)).await?;
+            let too_late = split::plan(&current).is_some_and(|p| p.generation == generation);
+            let connections = if too_late {
+                0
+            } else {
+                match self.join(&request).await {
+                    Ok(Some(j)) => {
+                        let n = j.conns.len();
+                        self.joined = Some(j);
+                        n
+                    }
+                    Ok(None) => 0,
+                    Err(StreamError::Closed) => return Err(StreamError::Closed),
+                    Err(StreamError::Fatal(e)) => {
+                        tracing::warn!(task, error = %e, "could not join the snapshot");
+                        0
+                    }
+                    Err(StreamError::Transient(why)) => {
+                        tracing::warn!(task, error = %why, "could not join the snapshot");
+                        0
+                    }
+                }
+            };
+            let id = self.joined.as_ref().map(|j| j.id.clone()).unwrap_or_default();
+            let report = Joined { generation: generation.clone(), id, connections };
+            split.shared.put(&split::joined_key(task), serde_json::to_value(&report).unwrap_or_default());
+            self.reported = Some(generation.clone());
+            tracing::info!(task, %generation, connections, "reported for the snapshot");
+            split
+                .shared
+                .wait_for(|v| {
+                    (split::joined(v, task).is_some_and(|j| j.generation == generation)
+                        || split::join_request(v).is_some_and(|r| r.generation != generation))
+                    .then_some(())
+                })
+                .await
+                .map_err(StreamError::Fatal)?;
+            return Ok(());
+        }
+        let plan = split::plan(&current).filter(|p| p.generation == generation);
+        let done = split::done(&current, task).is_some_and(|d| d.generation == generation);
+        let (Some(plan), false) = (plan, done) else {
+            return values.changed().await.map_err(|_| closed());
+        };
+        let Some(chunks) = plan.chunks.get(&task).cloned() else {
+            // not a member of this snapshot: nothing to read
+            self.joined = None;
+            return values.changed().await.map_err(|_| closed());
+        };
+        let member = plan.members.get(&task);
+        let joined = self.joined.take().filter(|j| j.generation == generation && Some(&j.id) == member);
+        let (records, handed_back) = match joined {
+            Some(j) => {
+                let mut watch = values.clone();
+                let superseded = async {
+                    loop {
+                        if watch.changed().await.is_err() {
+                            return std::future::pending::<()>().await;
+                        }
+                        let newer = watch.borrow_and_update().as_deref().and_then(split::join_request);
+                        if newer.is_some_and(|r| r.generation != generation) {
+                            return;
+                        }
+                    }
+                };
+                tokio::select! {
+                    read = self.read_share(j, chunks, &generation) => match read {
+                        Ok(n) => (n, false),
+                        Err(StreamError::Closed) => return Err(StreamError::Closed),
+                        Err(StreamError::Fatal(e)) => {
+                            tracing::warn!(task, error = %e, "reading the snapshot share failed: handing it back to task 0");
+                            (0, true)
+                        }
+                        Err(StreamError::Transient(why)) => {
+                            tracing::warn!(task, error = %why, "reading the snapshot share failed: handing it back to task 0");
+                            (0, true)
+                        }
+                    },
+                    () = superseded => {
+                        tracing::info!(task, %generation, "task 0 started a new snapshot: abandoning this one");
+                        return Ok(());
+                    }
+                }
+            }
+            None => {
+                tracing::warn!(task, %generation, "this task's snapshot transactions are gone (restarted?): handing its share back to task 0");
+                (0, true)
+            }
+        };
+        if handed_back {
+            // what it sent of the share must be in Kafka before task 0 can stream
+            self.wait_acked(None).await?;
+        }
+        let done = ShareDone { generation: generation.clone(), records, handed_back };
+        split.shared.put(&split::done_key(task), serde_json::to_value(&done).unwrap_or_default());
+        tracing::info!(task, %generation, records, handed_back, "snapshot share done");
+        split
+            .shared
+            .wait_for(|v| {
+                (split::done(v, task).is_some_and(|d| d.generation == generation)
+                    || split::join_request(v).is_some_and(|r| r.generation != generation))
+                .then_some(())
+            })
+            .await
+            .map_err(StreamError::Fatal)?;
+        Ok(())
+    }
+
+    /// Waits until Kafka acknowledged every share record this task sent (of a generation other than `except`).
+    async fn wait_acked(&self, except: Option<&str>) -> Result<(), StreamError> {
+        let sent = self.share_sent.lock().ok().and_then(|s| s.clone());
+        let Some((generation, records)) = sent else { return Ok(()) };
+        if records == 0 || except == Some(generation.as_str()) {
+            return Ok(());
+        }
+        let Some(mut acked) = self.share_ack.clone() else { return Ok(()) };
+        self.share_waiting.store(true, std::sync::atomic::Ordering::Relaxed);
+        let r = acked.wait_for(|(g, n)| *g == generation && *n >= records).await.map(|_| ());
+        self.share_waiting.store(false, std::sync::atomic::Ordering::Relaxed);
+        r.map_err(|_| StreamError::Closed)
+    }
+
+    /// Opens `snapshot.max.threads` consistent-snapshot transactions for task 0's snapshot and reads the tables'
+    /// structures in them. `None` if none could join (without the lock: the binlog moved on since task 0's).
+    async fn join(&self, request: &JoinRequest) -> Result<Option<JoinedSnapshot>, StreamError> {
+        let mut conns: Vec<Conn> = Vec::new();
+        for _ in 0..self.s.snapshot_max_threads {
+            let mut c = self.connect().await?;
+            begin_snapshot(&mut c).await?;
+            if !request.locked {
+                let at = binlog_snapshot(&mut c).await?;
+                if at.as_ref() != Some(&(request.point.file.clone(), request.point.pos)) {
+                    tracing::info!(?at, file = %request.point.file, pos = request.point.pos,
+                        "the binlog moved on since task 0 opened its snapshot (no global read lock): not joining with this connection");
+                    let _ = c.disconnect().await;
+                    break;
+                }
+            }
+            conns.push(c);
+        }
+        let Some(first) = conns.first_mut() else { return Ok(None) };
+        let mut tables = Vec::with_capacity(request.tables.len());
+        for (db, table) in &request.tables {
+            match read_structure(first, db, table).await? {
+                Some(structure) => tables.push(Arc::new(self.table_info(&structure))),
+                None => {
+                    tracing::warn!(db = %db, table = %table, "a table of the snapshot is gone: not joining");
+                    return Ok(None);
+                }
+            }
+        }
+        Ok(Some(JoinedSnapshot {
+            generation: request.generation.clone(),
+            id: envelope::run_id(),
+            conns,
+            tables,
+            point: request.point.clone(),
+        }))
+    }
+
+    /// Reads this task's share in the transactions it joined with and waits until Kafka acknowledged all of it.
+    /// Returns how many records it holds.
+    async fn read_share(&self, j: JoinedSnapshot, chunks: Vec<Chunk>, generation: &str) -> Result<u64, StreamError> {
+        tracing::info!(generation, chunks = chunks.len(), connections = j.conns.len(), "reading a snapshot share");
+        let ctx = Arc::new(SnapshotContext {
+            tables: j.tables,
+            settings: self.s.clone(),
+            flavor: self.flavor,
+            partition: self.partition.clone(),
+            headers: self.headers.clone(),
+            point: j.point,
+        });
+        let mut conns = j.conns;
+        if conns.is_empty() {
+            return Err(StreamError::Transient("no snapshot connection".into()));
+        }
+        let mut first = conns.remove(0);
+        if let Ok(mut s) = self.share_sent.lock() {
+            *s = Some((generation.to_string(), 0));
+        }
+        let (rest, records, _) = self
+            .read_and_emit(&mut first, conns, chunks, &ctx, EmitMode::Share { generation: generation.to_string() })
+            .await?;
+        for mut c in rest.into_iter().chain(std::iter::once(first)) {
+            let _ = c.query_drop("COMMIT").await;
+            let _ = c.disconnect().await;
+        }
+        if records > 0 {
+            tracing::info!(generation, records, "snapshot share read; waiting for Kafka to acknowledge it");
+            self.wait_acked(None).await?;
+        }
+        Ok(records)
+    }
+}
+
 /// A DDL statement read from the binlog.
 struct DdlEvent<'a> {
     sql: &'a str,
@@ -1470,7 +2115,7 @@ fn key_header(key: &Value, t: &TableInfo) -> String {
 }
 
 /// Sets `source.snapshot` of a snapshot record.
-fn mark(mut rec: SourceRecord, marker: &'static str) -> SourceRecord {
+pub(crate) fn mark(mut rec: SourceRecord, marker: &'static str) -> SourceRecord {
     if let Value::Struct(fields) = &mut rec.value
         && let Some(Value::Struct(source)) = fields.get_mut(2)
     {

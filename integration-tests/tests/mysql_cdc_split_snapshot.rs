@@ -1,0 +1,476 @@
+//! The MariaDB CDC connector's initial snapshot split across tasks on different agents (`tasks.max=2`, each task
+//! reading with `snapshot.max.threads=2`), through the real binaries, MariaDB and Kafka: a 200,000-row table
+//! snapshotted while rows are inserted, updated and deleted. Every row is read once by the snapshot (by both tasks,
+//! on two agents) or streamed after it, snapshot reads come before every change event, and the events replayed give
+//! the table as the database has it.
+//!
+//! The same with `kill -9` of an agent mid-snapshot: of the agent running task 1 (its task moves, cannot open the
+//! same snapshot again and hands its share back to task 0, which reads it in its own transactions) and of the agent
+//! running task 0 (its connection and lock die with it; the snapshot starts over under a new generation and task 1
+//! follows it). Then rows may be read twice, as Debezium reads them again after a crash, but only by the snapshot,
+//! all before the first change event; none is missing. And standalone mode: both tasks in one process through the
+//! embedded store's shared state; a restart reads nothing again. Skipped with a message without MYSQL_HOST.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use serde_json::{Value, json};
+use sluice_integration_tests::mariadb::{KeyedRecord, MariaDb, read_keyed};
+use sluice_integration_tests::*;
+
+const ROWS: i64 = 200_000;
+const WRITES: i64 = 3000;
+
+/// One test of this file at a time: they time kills against the snapshot's progress, and each one's global read
+/// lock and writes would slow the others down.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Fault {
+    None,
+    /// kill -9 of the agent running task 1, while it reads its share.
+    KillTask1Agent,
+    /// kill -9 of the agent running task 0, while the tasks read the snapshot.
+    KillTask0Agent,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mysql_cdc_split_snapshot() {
+    run_test("mysql_cdc_split_snapshot", Fault::None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mysql_cdc_split_snapshot_kill9_task1_agent() {
+    run_test("mysql_cdc_split_snapshot_kill9_task1_agent", Fault::KillTask1Agent).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mysql_cdc_split_snapshot_kill9_task0_agent() {
+    run_test("mysql_cdc_split_snapshot_kill9_task0_agent", Fault::KillTask0Agent).await;
+}
+
+async fn run_test(name: &str, fault: Fault) {
+    let Some(db) = MariaDb::from_env() else {
+        eprintln!("MYSQL_HOST is not set: skipped (deploy/local/mysql up, then export `deploy/local/mysql env`)");
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    let env = TestEnv::new(name).await;
+    env.finish(run(&env, &db, fault).await);
+}
+
+/// Inserts, updates and deletes on `big`, one transaction each, in a background mariadb client; then a sentinel
+/// row in `tiny` that says the writes are over.
+fn writer(db: &MariaDb, big: &str, tiny: &str) -> std::thread::JoinHandle<anyhow::Result<String>> {
+    let db = db.clone();
+    // several client runs: one command line holds at most 128 KiB
+    let mut scripts = vec![String::new()];
+    for i in 0..WRITES {
+        if i % 500 == 499 {
+            scripts.push(String::new());
+        }
+        let script = scripts.last_mut().expect("one script at least");
+        script.push_str(&match i % 3 {
+            0 => format!("INSERT INTO {big} VALUES ({}, 0);\n", 1_000_000 + i),
+            1 => format!("UPDATE {big} SET v = v + 1 WHERE id = {};\n", 1 + i * 61),
+            _ => format!("DELETE FROM {big} WHERE id = {};\n", 2 + i * 61),
+        });
+        if i % 10 == 0 {
+            script.push_str("DO SLEEP(0.03);\n");
+        }
+    }
+    scripts.push(format!("INSERT INTO {tiny} VALUES (999);\n"));
+    std::thread::spawn(move || {
+        for script in &scripts {
+            db.sql(script)?;
+        }
+        Ok(String::new())
+    })
+}
+
+fn header<'a>(r: &'a KeyedRecord, name: &str) -> Option<&'a str> {
+    r.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+async fn run(env: &TestEnv, db: &MariaDb, fault: Fault) -> anyhow::Result<()> {
+    let kafka = env.services.kafka.as_str();
+    let name = env.unique("mysplit").replace(['-', '.'], "_").to_lowercase();
+    let prefix = format!("m{name}");
+    let (big, tiny) = (format!("{name}.big"), format!("{name}.tiny"));
+    db.sql(&format!(
+        "DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name};
+         CREATE TABLE {big} (id INT PRIMARY KEY, v INT NOT NULL);
+         INSERT INTO {big} SELECT seq, 0 FROM {name}.seq_1_to_{ROWS};
+         CREATE TABLE {tiny} (id INT PRIMARY KEY);
+         INSERT INTO {tiny} VALUES (1);
+         ANALYZE TABLE {big};"
+    ))?;
+    let cp = ControlPlane::start(env, &env.unique("mysplit"), &env.services.etcd).await?;
+    let mut agents = vec![
+        Agent::start(env, &[cp.grpc_endpoint()], &env.unique("agent-a"), kafka).await?,
+        Agent::start(env, &[cp.grpc_endpoint()], &env.unique("agent-b"), kafka).await?,
+    ];
+    // Both agents connected before the connector exists: its two tasks are spread over them.
+    wait_until(Duration::from_secs(30), "both agents to be connected", || {
+        let connected = agents.iter().all(|a| a.process.log_text().contains("session established"));
+        async move { Ok(connected.then_some(())) }
+    })
+    .await?;
+
+    let mut config = db.connector_keys();
+    for (k, v) in [
+        ("connector.class", "io.debezium.connector.mariadb.MariaDbConnector".to_string()),
+        ("tasks.max", "2".into()),
+        ("topic.prefix", prefix.clone()),
+        ("database.include.list", name.clone()),
+        ("database.server.id", (std::process::id() % 100000 + 20000).to_string()),
+        ("snapshot.max.threads", "2".into()),
+        ("key.converter", "org.apache.kafka.connect.json.JsonConverter".into()),
+        ("value.converter", "org.apache.kafka.connect.json.JsonConverter".into()),
+        ("key.converter.schemas.enable", "false".into()),
+        ("value.converter.schemas.enable", "false".into()),
+    ] {
+        config.insert(k.into(), json!(v));
+    }
+    let connector = "mysplit";
+    let w = writer(db, &big, &tiny);
+    let started = Instant::now();
+    cp.rest.create_connector(connector, &Value::Object(config)).await?;
+    let both_running =
+        |s: &Value| task_state(s, 0).as_deref() == Some("RUNNING") && task_state(s, 1).as_deref() == Some("RUNNING");
+    let status = cp
+        .rest
+        .wait_for_status_matching(connector, "both tasks RUNNING", Duration::from_secs(60), both_running)
+        .await?;
+    let (worker0, worker1) = (task_worker(&status, 0), task_worker(&status, 1));
+    env.note(format!("task 0 on {worker0:?}, task 1 on {worker1:?}"));
+    ensure!(worker0.is_some() && worker0 != worker1, "the two tasks should run on two agents: {status}");
+    let agent_of = |worker: &Option<String>| agents.iter().position(|a| Some(&a.id) == worker.as_ref());
+    let (agent0, agent1) =
+        (agent_of(&worker0).context("task 0's agent")?, agent_of(&worker1).context("task 1's agent")?);
+
+    let mut killed = None;
+    if fault != Fault::None {
+        // Mid-snapshot: task 1 is reading its share (and task 0 its own, or waits for task 1's).
+        let victim = if fault == Fault::KillTask1Agent { agent1 } else { agent0 };
+        wait_until(Duration::from_secs(180), "task 1 to read its share", || {
+            let log = agents[agent1].process.log_text();
+            async move {
+                Ok(log.lines().any(|l| l.contains("reading a snapshot share") && !l.contains("chunks=0")).then_some(()))
+            }
+        })
+        .await?;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let done_before = agents[agent1].process.log_text().contains("snapshot share done");
+        let complete_before = agents[agent0].process.log_text().contains("every snapshot share is done");
+        env.note(format!(
+            "kill -9 of {} ({fault:?}) {:?} after the connector was created; share done before: {done_before}, task 0 \
+             past the wait: {complete_before}",
+            agents[victim].id,
+            started.elapsed()
+        ));
+        ensure!(!complete_before, "the snapshot was over before the kill: the test did not hit mid-snapshot");
+        agents[victim].process.kill9();
+        let survivor = agents[1 - victim].id.clone();
+        let on_survivor = |s: &Value| {
+            both_running(s)
+                && task_worker(s, 0).as_deref() == Some(survivor.as_str())
+                && task_worker(s, 1).as_deref() == Some(survivor.as_str())
+        };
+        let status = cp
+            .rest
+            .wait_for_status_matching(
+                connector,
+                "both tasks RUNNING on the survivor",
+                Duration::from_secs(60),
+                on_survivor,
+            )
+            .await?;
+        env.note(format!("both tasks on the survivor {survivor} {:?} after the kill: {status}", started.elapsed()));
+        killed = Some(victim);
+    }
+
+    w.join().map_err(|_| anyhow::anyhow!("writer panicked"))??;
+    let topic = |t: &str| format!("{prefix}.{name}.{t}");
+    wait_until(Duration::from_secs(300), "the sentinel row after the writes", || async {
+        let rows = read_keyed(kafka, &topic("tiny")).await?;
+        Ok(rows.iter().any(|r| r.value.as_deref().is_some_and(|v| v.contains("\"id\":999"))).then_some(()))
+    })
+    .await?;
+    let elapsed = started.elapsed();
+
+    let records = read_keyed(kafka, &topic("big")).await?;
+    let mut reads: BTreeMap<i64, usize> = BTreeMap::new();
+    let mut state: BTreeMap<i64, i64> = BTreeMap::new();
+    let mut by_task: BTreeMap<String, usize> = BTreeMap::new();
+    let mut markers: BTreeMap<String, usize> = BTreeMap::new();
+    let mut last_marker_at = None;
+    let mut last_read_at = 0;
+    let mut changes = 0;
+    let mut streaming = false;
+    for (i, r) in records.iter().enumerate() {
+        let Some(v) = &r.value else { continue };
+        let p: Value = serde_json::from_str(v)?;
+        let op = p["op"].as_str().unwrap_or("");
+        let row = if op == "d" { &p["before"] } else { &p["after"] };
+        let id = row["id"].as_i64().context("no id")?;
+        match op {
+            "r" => {
+                ensure!(!streaming, "snapshot read of row {id} after a change event");
+                let n = reads.entry(id).or_default();
+                *n += 1;
+                ensure!(*n == 1 || fault != Fault::None, "row {id} read twice without a fault");
+                state.insert(id, row["v"].as_i64().context("v")?);
+                *by_task.entry(header(r, "__debezium.context.taskId").unwrap_or("?").to_string()).or_default() += 1;
+                let marker = p["source"]["snapshot"].as_str().unwrap_or("").to_string();
+                if marker == "last" {
+                    last_marker_at = Some(i);
+                }
+                *markers.entry(marker).or_default() += 1;
+                last_read_at = i;
+            }
+            "c" => {
+                streaming = true;
+                changes += 1;
+                ensure!(
+                    state.insert(id, row["v"].as_i64().context("v")?).is_none(),
+                    "row {id} created but already seen"
+                );
+            }
+            "u" => {
+                streaming = true;
+                changes += 1;
+                ensure!(state.insert(id, row["v"].as_i64().context("v")?).is_some(), "update of row {id} never seen");
+            }
+            "d" => {
+                streaming = true;
+                changes += 1;
+                ensure!(state.remove(&id).is_some(), "delete of row {id} never seen");
+            }
+            other => bail!("unexpected op {other:?}"),
+        }
+    }
+    let rows = db.sql(&format!("SELECT id, v FROM {big} ORDER BY 1"))?;
+    let want: BTreeMap<i64, i64> = rows
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(a, b)| Ok((a.parse()?, b.parse()?)))
+        .collect::<anyhow::Result<_>>()?;
+    // After task 0's crash the snapshot starts over: rows read by the abandoned one and deleted before the new one
+    // stay in the topic with no delete event (as after a Debezium snapshot that a crash interrupted). Only those.
+    let deleted_by_writer = |id: &i64| (0..WRITES).any(|i| i % 3 == 2 && *id == 2 + i * 61);
+    let ghosts: Vec<i64> = state.keys().filter(|k| !want.contains_key(k)).copied().collect();
+    if fault == Fault::KillTask0Agent && !ghosts.is_empty() && ghosts.iter().all(deleted_by_writer) {
+        env.note(format!(
+            "{} rows deleted between the abandoned snapshot and the new one stay as read by the abandoned one: {:?}",
+            ghosts.len(),
+            &ghosts[..ghosts.len().min(10)]
+        ));
+        for id in &ghosts {
+            state.remove(id);
+        }
+    }
+    if state != want {
+        let missing: Vec<_> = want.keys().filter(|k| !state.contains_key(k)).take(5).collect();
+        let extra: Vec<_> = state.keys().filter(|k| !want.contains_key(k)).take(5).collect();
+        let differ: Vec<_> = want.iter().filter(|(k, v)| state.get(k).is_some_and(|s| s != *v)).take(5).collect();
+        bail!(
+            "{} rows replayed, {} in the table; missing {missing:?}, extra {extra:?}, different {differ:?}",
+            state.len(),
+            want.len()
+        );
+    }
+    let doubled = reads.values().filter(|n| **n > 1).count();
+    env.note(format!(
+        "RESULT {fault:?}: {} snapshot reads of {} rows ({doubled} rows read more than once), {changes} change events, \
+         {} rows in the table; reads by task {by_task:?}; markers {markers:?}; in {elapsed:?}",
+        reads.values().sum::<usize>(),
+        reads.len(),
+        want.len()
+    ));
+    ensure!(
+        by_task.get("0").is_some_and(|n| *n > 0) && by_task.get("1").is_some_and(|n| *n > 0),
+        "both tasks read: {by_task:?}"
+    );
+    // Debezium's markers across both tables: one `last` (task 0's held-back record, after task 1's share), the final
+    // snapshot read of its topic; one `first` unless the snapshot started over.
+    let mut tiny_markers: BTreeMap<String, usize> = BTreeMap::new();
+    let mut tiny_last = (None, 0);
+    for (i, r) in read_keyed(kafka, &topic("tiny")).await?.iter().enumerate() {
+        let Some(v) = &r.value else { continue };
+        let p: Value = serde_json::from_str(v)?;
+        if p["op"] == "r" {
+            let marker = p["source"]["snapshot"].as_str().unwrap_or("").to_string();
+            if marker == "last" {
+                tiny_last.0 = Some(i);
+            }
+            tiny_last.1 = i;
+            *tiny_markers.entry(marker).or_default() += 1;
+        }
+    }
+    env.note(format!("markers of {tiny}: {tiny_markers:?}"));
+    let count = |m: &str| markers.get(m).copied().unwrap_or(0) + tiny_markers.get(m).copied().unwrap_or(0);
+    ensure!(count("last") >= 1, "a `last`: {markers:?} {tiny_markers:?}");
+    ensure!(
+        last_marker_at.is_none_or(|at| at == last_read_at) && tiny_last.0.is_none_or(|at| at == tiny_last.1),
+        "the `last` record is the last snapshot read of its table"
+    );
+    if fault == Fault::None {
+        ensure!(doubled == 0, "rows read twice");
+        ensure!(count("first") == 1, "one `first`: {markers:?} {tiny_markers:?}");
+        ensure!(count("last") == 1, "one `last`: {markers:?} {tiny_markers:?}");
+    }
+    if let Some(victim) = killed {
+        let survivor_log = agents[1 - victim].process.log_text();
+        let plans = survivor_log.matches("snapshot plan published").count()
+            + agents[victim].process.log_text().matches("snapshot plan published").count();
+        let handed_back = survivor_log.matches("handing its share back").count();
+        env.note(format!("snapshot plans published: {plans}; shares handed back: {handed_back}"));
+        if fault == Fault::KillTask0Agent {
+            // Once for the kill; more if the survivor fenced itself meanwhile (a loaded machine), which is fine.
+            ensure!(plans >= 2, "task 0 should have started the snapshot over: {plans} plans");
+        }
+    }
+
+    // Task 0's offsets are Debezium's (snapshot complete, then streaming); task 1's are under a partition of its own.
+    // (A share handed back after a kill may have left no committed offset of task 1.)
+    let want_partitions = if fault == Fault::KillTask1Agent { 1 } else { 2 };
+    let offsets = wait_until(Duration::from_secs(30), "committed offsets of both tasks", || async {
+        let v = cp.rest.get(&format!("/connectors/{connector}/offsets")).await?.json()?.clone();
+        let n = v["offsets"].as_array().map_or(0, Vec::len);
+        Ok((n >= want_partitions).then_some(v))
+    })
+    .await?;
+    let partitions: BTreeSet<String> =
+        offsets["offsets"].as_array().into_iter().flatten().map(|o| o["partition"].to_string()).collect();
+    env.note(format!("offsets: {offsets}"));
+    let task1 = json!({"server": prefix, "snapshot_task": 1}).to_string();
+    ensure!(
+        partitions.contains(&json!({"server": prefix}).to_string())
+            && (partitions.contains(&task1) || fault == Fault::KillTask1Agent)
+            && partitions.len() <= 2,
+        "unexpected partitions: {partitions:?}"
+    );
+
+    let _ = cp.rest.delete(&format!("/connectors/{connector}")).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let _ = db.sql(&format!("DROP DATABASE {name}"));
+    drop(agents);
+    Ok(())
+}
+
+/// Standalone mode: both tasks in the one process, coordinating through the embedded store's shared state. Every
+/// row once, read by both tasks; a row inserted after the snapshot is streamed; a restart reads nothing again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn standalone_mysql_cdc_split() {
+    let Some(db) = MariaDb::from_env() else {
+        eprintln!("MYSQL_HOST is not set: skipped (deploy/local/mysql up, then export `deploy/local/mysql env`)");
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    let env = TestEnv::new("standalone_mysql_cdc_split").await;
+    env.finish(run_standalone(&env, &db).await);
+}
+
+async fn run_standalone(env: &TestEnv, db: &MariaDb) -> anyhow::Result<()> {
+    let kafka = env.services.kafka.as_str();
+    let name = env.unique("mysa").replace(['-', '.'], "_").to_lowercase();
+    let prefix = format!("m{name}");
+    db.sql(&format!(
+        "DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name};
+         CREATE TABLE {name}.big (id INT PRIMARY KEY, v INT NOT NULL);
+         INSERT INTO {name}.big SELECT seq, 0 FROM {name}.seq_1_to_50000;
+         ANALYZE TABLE {name}.big;"
+    ))?;
+    let port = free_port();
+    let listeners = format!("http://127.0.0.1:{port}");
+    let offsets = env.path("standalone.offsets").display().to_string();
+    let worker = write_properties(
+        &env.path("worker.properties"),
+        &[
+            ("bootstrap.servers", kafka),
+            ("key.converter", "org.apache.kafka.connect.json.JsonConverter"),
+            ("value.converter", "org.apache.kafka.connect.json.JsonConverter"),
+            ("key.converter.schemas.enable", "false"),
+            ("value.converter.schemas.enable", "false"),
+            ("offset.flush.interval.ms", "500"),
+            ("listeners", &listeners),
+            ("offset.storage.file.filename", &offsets),
+        ],
+    )?;
+    let server_id = (std::process::id() % 100000 + 30000).to_string();
+    let db_port = db.port.to_string();
+    let connector = write_properties(
+        &env.path("mariadb.properties"),
+        &[
+            ("name", "mysa"),
+            ("connector.class", "io.debezium.connector.mariadb.MariaDbConnector"),
+            ("tasks.max", "2"),
+            ("database.hostname", &db.host),
+            ("database.port", &db_port),
+            ("database.user", &db.user),
+            ("database.password", &db.password),
+            ("database.server.id", &server_id),
+            ("topic.prefix", &prefix),
+            ("database.include.list", &name),
+            ("snapshot.max.threads", "2"),
+        ],
+    )?;
+    let topic = format!("{prefix}.{name}.big");
+    let reads_of = |records: &[KeyedRecord]| -> anyhow::Result<(BTreeMap<i64, usize>, BTreeSet<String>, usize)> {
+        let mut reads = BTreeMap::new();
+        let mut tasks = BTreeSet::new();
+        let mut changes = 0;
+        for r in records {
+            let Some(v) = &r.value else { continue };
+            let p: Value = serde_json::from_str(v)?;
+            if p["op"] == "r" {
+                *reads.entry(p["after"]["id"].as_i64().context("id")?).or_default() += 1;
+                tasks.insert(header(r, "__debezium.context.taskId").unwrap_or("?").to_string());
+            } else {
+                changes += 1;
+            }
+        }
+        Ok((reads, tasks, changes))
+    };
+    let mut standalone = Standalone::start(env, "standalone", port, &worker, std::slice::from_ref(&connector)).await?;
+    wait_until(Duration::from_secs(120), "the snapshot", || async {
+        let records = read_keyed(kafka, &topic).await?;
+        Ok((records.len() >= 50_000).then_some(()))
+    })
+    .await?;
+    db.sql(&format!("INSERT INTO {name}.big VALUES (999999, 1)"))?;
+    wait_until(Duration::from_secs(60), "the streamed row", || async {
+        let records = read_keyed(kafka, &topic).await?;
+        Ok(records
+            .iter()
+            .any(|r| r.value.as_deref().is_some_and(|v| v.contains("999999") && v.contains("\"op\":\"c\"")))
+            .then_some(()))
+    })
+    .await?;
+    let (reads, tasks, changes) = reads_of(&read_keyed(kafka, &topic).await?)?;
+    env.note(format!("standalone: {} rows read, by tasks {tasks:?}, {changes} change events", reads.len()));
+    ensure!(reads.len() == 50_000 && reads.values().all(|n| *n == 1), "every row once");
+    ensure!(tasks.contains("0") && tasks.contains("1"), "both tasks read: {tasks:?}");
+
+    // A restart (same offsets file) reads nothing again and keeps streaming.
+    let status = standalone.process.terminate(Duration::from_secs(30)).await?;
+    ensure!(status.success(), "a graceful stop should exit with 0, got {status}");
+    let mut standalone = Standalone::start(env, "standalone-restarted", port, &worker, &[connector]).await?;
+    standalone.rest.wait_for_status("mysa", "RUNNING", Duration::from_secs(60)).await?;
+    db.sql(&format!("INSERT INTO {name}.big VALUES (1000000, 1)"))?;
+    wait_until(Duration::from_secs(60), "the row streamed after the restart", || async {
+        let records = read_keyed(kafka, &topic).await?;
+        Ok(records.iter().any(|r| r.value.as_deref().is_some_and(|v| v.contains("1000000"))).then_some(()))
+    })
+    .await?;
+    let (reads, _, changes) = reads_of(&read_keyed(kafka, &topic).await?)?;
+    ensure!(
+        reads.values().all(|n| *n == 1) && changes == 2,
+        "nothing read again after the restart ({changes} changes)"
+    );
+    let _ = standalone.process.terminate(Duration::from_secs(30)).await;
+    let _ = db.sql(&format!("DROP DATABASE {name}"));
+    Ok(())
+}
