@@ -51,6 +51,8 @@ pub const MODULES: &[(&str, &str)] = &[
     ("sluice_connector_mysql_cdc", "sluice_connector_mysql_cdc::envelope"),
     ("sluice_connector_mysql_cdc", "sluice_connector_mysql_cdc::history"),
     ("sluice_connector_mysql_cdc", "sluice_connector_mysql_cdc::schema_change"),
+    ("sluice_connector_mysql_cdc", "sluice_connector_mysql_cdc::snapshot"),
+    ("sluice_connector_mysql_cdc", "sluice_connector_mysql_cdc::split"),
     ("sluice_connector_mysql_cdc", "sluice_connector_mysql_cdc::task"),
     ("sluice_connector_mysql_cdc", "sluice_connector_mysql_cdc::types"),
     ("sluice_connector_postgres_cdc", "sluice_connector_postgres_cdc"),
