@@ -15,6 +15,7 @@
 //! that restarts etcd runs a private etcd.
 
 pub mod bins;
+pub mod cdc_split;
 pub mod cluster;
 pub mod connectors;
 pub mod env;

@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, ensure};
 use serde_json::{Value, json};
 use sluice_integration_tests::postgres::{Postgres, read_topic};
 use sluice_integration_tests::*;
@@ -184,64 +184,9 @@ async fn run(env: &TestEnv, db: &Postgres, fault: Fault) -> anyhow::Result<()> {
 
     w.join().map_err(|_| anyhow::anyhow!("writer panicked"))??;
     let topic = |t: &str| format!("{prefix}.public.{t}");
-    wait_until(Duration::from_secs(300), "the sentinel row after the writes", || async {
-        let rows = read_topic(kafka, &topic(&tiny)).await?;
-        Ok(rows.iter().any(|r| r.value.as_deref().is_some_and(|v| v.contains("\"id\":999"))).then_some(()))
-    })
-    .await?;
+    cdc_split::wait_for_end(kafka, &topic(&big), &topic(&tiny), Duration::from_secs(300)).await?;
     let elapsed = started.elapsed();
 
-    let records = read_topic(kafka, &topic(&big)).await?;
-    let mut reads: BTreeMap<i64, usize> = BTreeMap::new();
-    let mut state: BTreeMap<i64, i64> = BTreeMap::new();
-    let mut by_task: BTreeMap<String, usize> = BTreeMap::new();
-    let mut markers: BTreeMap<String, usize> = BTreeMap::new();
-    let mut last_marker_at = None;
-    let mut last_read_at = 0;
-    let mut changes = 0;
-    let mut streaming = false;
-    for (i, r) in records.iter().enumerate() {
-        let Some(v) = &r.value else { continue };
-        let p: Value = serde_json::from_str(v)?;
-        let op = p["op"].as_str().unwrap_or("");
-        let row = if op == "d" { &p["before"] } else { &p["after"] };
-        let id = row["id"].as_i64().context("no id")?;
-        match op {
-            "r" => {
-                ensure!(!streaming, "snapshot read of row {id} after a change event");
-                let n = reads.entry(id).or_default();
-                *n += 1;
-                ensure!(*n == 1 || fault != Fault::None, "row {id} read twice without a fault");
-                state.insert(id, row["v"].as_i64().context("v")?);
-                *by_task.entry(header(r, "__debezium.context.taskId").unwrap_or("?").to_string()).or_default() += 1;
-                let marker = p["source"]["snapshot"].as_str().unwrap_or("").to_string();
-                if marker == "last" {
-                    last_marker_at = Some(i);
-                }
-                *markers.entry(marker).or_default() += 1;
-                last_read_at = i;
-            }
-            "c" => {
-                streaming = true;
-                changes += 1;
-                ensure!(
-                    state.insert(id, row["v"].as_i64().context("v")?).is_none(),
-                    "row {id} created but already seen"
-                );
-            }
-            "u" => {
-                streaming = true;
-                changes += 1;
-                ensure!(state.insert(id, row["v"].as_i64().context("v")?).is_some(), "update of row {id} never seen");
-            }
-            "d" => {
-                streaming = true;
-                changes += 1;
-                ensure!(state.remove(&id).is_some(), "delete of row {id} never seen");
-            }
-            other => bail!("unexpected op {other:?}"),
-        }
-    }
     let rows = db.sql(&format!("SELECT id, v FROM {big} ORDER BY 1"))?;
     let want: BTreeMap<i64, i64> = rows
         .lines()
@@ -250,29 +195,26 @@ async fn run(env: &TestEnv, db: &Postgres, fault: Fault) -> anyhow::Result<()> {
         .collect::<anyhow::Result<_>>()?;
     // After task 0's crash the snapshot starts over: rows read by the abandoned one and deleted before the new one
     // stay in the topic with no delete event (as after a Debezium snapshot that a crash interrupted). Only those.
-    let deleted_by_writer = |id: &i64| (0..1500i64).any(|i| i % 3 == 2 && *id == 2 + i * 131);
-    let ghosts: Vec<i64> = state.keys().filter(|k| !want.contains_key(k)).copied().collect();
-    if fault == Fault::KillTask0Agent && !ghosts.is_empty() && ghosts.iter().all(deleted_by_writer) {
+    let deleted_by_writer =
+        |id: &i64| fault == Fault::KillTask0Agent && (0..1500i64).any(|i| i % 3 == 2 && *id == 2 + i * 131);
+    let (replay, ghosts) = cdc_split::wait_for_replay(
+        kafka,
+        &topic(&big),
+        fault != Fault::None,
+        &want,
+        deleted_by_writer,
+        Duration::from_secs(60),
+    )
+    .await?;
+    if !ghosts.is_empty() {
         env.note(format!(
             "{} rows deleted between the abandoned snapshot and the new one stay as read by the abandoned one: {:?}",
             ghosts.len(),
             &ghosts[..ghosts.len().min(10)]
         ));
-        for id in &ghosts {
-            state.remove(id);
-        }
     }
-    if state != want {
-        let missing: Vec<_> = want.keys().filter(|k| !state.contains_key(k)).take(5).collect();
-        let extra: Vec<_> = state.keys().filter(|k| !want.contains_key(k)).take(5).collect();
-        let differ: Vec<_> = want.iter().filter(|(k, v)| state.get(k).is_some_and(|s| s != *v)).take(5).collect();
-        bail!(
-            "{} rows replayed, {} in the table; missing {missing:?}, extra {extra:?}, different {differ:?}",
-            state.len(),
-            want.len()
-        );
-    }
-    let doubled = reads.values().filter(|n| **n > 1).count();
+    let cdc_split::Replay { reads, by_task, markers, changes, .. } = &replay;
+    let doubled = replay.doubled();
     env.note(format!(
         "{fault:?}: {} snapshot reads of {} rows ({doubled} rows read more than once), {changes} change events, \
          {} rows in the table; reads by task {by_task:?}; markers {markers:?}; in {elapsed:?}",
@@ -286,27 +228,11 @@ async fn run(env: &TestEnv, db: &Postgres, fault: Fault) -> anyhow::Result<()> {
     );
     // Debezium's markers across both tables: one `last` (task 0's held-back record, after task 1's share), the final
     // snapshot read of its topic; one `first` unless the snapshot started over.
-    let mut tiny_markers: BTreeMap<String, usize> = BTreeMap::new();
-    let mut tiny_last = (None, 0);
-    for (i, r) in read_topic(kafka, &topic(&tiny)).await?.iter().enumerate() {
-        let Some(v) = &r.value else { continue };
-        let p: Value = serde_json::from_str(v)?;
-        if p["op"] == "r" {
-            let marker = p["source"]["snapshot"].as_str().unwrap_or("").to_string();
-            if marker == "last" {
-                tiny_last.0 = Some(i);
-            }
-            tiny_last.1 = i;
-            *tiny_markers.entry(marker).or_default() += 1;
-        }
-    }
+    let (tiny_markers, tiny_last_is_final) = cdc_split::tiny_markers(kafka, &topic(&tiny)).await?;
     env.note(format!("markers of {tiny}: {tiny_markers:?}"));
     let count = |m: &str| markers.get(m).copied().unwrap_or(0) + tiny_markers.get(m).copied().unwrap_or(0);
     ensure!(count("last") == 1, "one `last`: {markers:?} {tiny_markers:?}");
-    ensure!(
-        last_marker_at.is_none_or(|at| at == last_read_at) && tiny_last.0.is_none_or(|at| at == tiny_last.1),
-        "the `last` record is the last snapshot read of its table"
-    );
+    ensure!(replay.last_is_final() && tiny_last_is_final, "the `last` record is the last snapshot read of its table");
     if fault == Fault::None {
         ensure!(doubled == 0, "rows read twice");
         ensure!(count("first") == 1, "one `first`: {markers:?} {tiny_markers:?}");
