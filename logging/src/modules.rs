@@ -112,6 +112,7 @@ pub const MODULES: &[(&str, &str)] = &[
     ("sluice_debezium", "sluice_debezium::headers"),
     ("sluice_debezium", "sluice_debezium::heartbeat"),
     ("sluice_debezium", "sluice_debezium::schema"),
+    ("sluice_debezium", "sluice_debezium::snapshot"),
     ("sluice_debezium", "sluice_debezium::source"),
     ("sluice_debezium", "sluice_debezium::transaction"),
     ("sluice_debezium", "sluice_debezium::values"),

@@ -20,6 +20,7 @@ pub mod filters;
 pub mod headers;
 pub mod heartbeat;
 pub mod schema;
+pub mod snapshot;
 pub mod source;
 pub mod transaction;
 pub mod values;

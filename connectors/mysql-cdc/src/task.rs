@@ -16,6 +16,8 @@ use sluice_connect_api::connector::{CommittedOffsets, SourceTask, SourceTaskCont
 use sluice_connect_api::error::ConnectError;
 use sluice_connect_api::record::{Schema, SchemaType, SourceRecord, Value, partition_key};
 use sluice_connect_api::shared::{SharedState, SharedValues};
+use sluice_debezium::snapshot::MarkerAssigner;
+use sluice_debezium::source::SnapshotMarker;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -26,8 +28,8 @@ use crate::envelope::{self, SourceInfo};
 use crate::history::{HistoryEntry, Position, SchemaHistory, TableEntry};
 use crate::schema_change::{self, ChangeType, TableStructure};
 use crate::snapshot::{
-    Chunk, ChunkQueue, MarkerAssigner, ReaderMessage, RowRange, SnapshotContext, SnapshotPoint, begin_snapshot,
-    binlog_snapshot, chunk_count, key_ranges, read_chunks, spawn_readers,
+    Chunk, ChunkQueue, ReaderMessage, RowRange, SnapshotContext, SnapshotPoint, begin_snapshot, binlog_snapshot,
+    chunk_count, key_ranges, read_chunks, spawn_readers,
 };
 use crate::split::{self, JoinRequest, Joined, ShareDone, SnapshotPlan};
 use crate::types::{self, ColumnInfo, Kind};
@@ -2115,11 +2117,11 @@ fn key_header(key: &Value, t: &TableInfo) -> String {
 }
 
 /// Sets `source.snapshot` of a snapshot record.
-pub(crate) fn mark(mut rec: SourceRecord, marker: &'static str) -> SourceRecord {
+pub(crate) fn mark(mut rec: SourceRecord, marker: SnapshotMarker) -> SourceRecord {
     if let Value::Struct(fields) = &mut rec.value
         && let Some(Value::Struct(source)) = fields.get_mut(2)
     {
-        source[4] = Value::String(marker.to_string());
+        source[4] = Value::String(marker.as_str().to_string());
     }
     rec
 }

@@ -13,6 +13,7 @@ use sluice_connect_api::error::ConnectError;
 use sluice_connect_api::record::{Schema, SourceRecord, Value, partition_key};
 use sluice_connect_api::shared::SharedState;
 use sluice_debezium::envelope::{Envelope, Op, ProcessingTime, tombstone};
+use sluice_debezium::snapshot::MarkerAssigner;
 use sluice_debezium::source::{CommonSource, SnapshotMarker, source_schema_builder};
 use sluice_debezium::transaction::TransactionCounter;
 use sluice_debezium::{SchemaBuilder, headers, heartbeat, transaction};
@@ -25,8 +26,8 @@ use crate::message::{self, MessageSchemas};
 use crate::pgoutput::{self, PgOutput, TupleValue};
 use crate::repl::{self, ConnParams, ReplConnection, ReplError, ReplMessage, quote_ident, quote_literal};
 use crate::snapshot::{
-    Chunk, ChunkQueue, MarkerAssigner, ReaderMessage, RowRange, SnapshotContext, block_ranges, chunk_count, key_ranges,
-    read_chunks, set_marker,
+    Chunk, ChunkQueue, ReaderMessage, RowRange, SnapshotContext, block_ranges, chunk_count, key_ranges, read_chunks,
+    set_marker,
 };
 use crate::split::{self, ShareDone, SnapshotPlan};
 use crate::types::{self, ColumnInfo, Conv};
