@@ -1,7 +1,7 @@
 //! The parallel initial snapshot: `snapshot.max.threads` connections (and, with `tasks.max` > 1, the other tasks'
 //! connections, [`crate::split`]) each hold a `START TRANSACTION WITH CONSISTENT SNAPSHOT` opened while the global
 //! read lock was held, so every one of them sees the state at the one binlog position. They read the captured tables
-//! in chunks — a large table split into ranges of its single integer primary key — while one emitter hands the
+//! in chunks — a large table split into ranges of its primary key's leading integer column — while one emitter hands the
 //! records to the task's queue and gives them Debezium's `source.snapshot` markers in the order they reach it.
 //!
 //! Without the lock (`snapshot.locking.mode=none` on MariaDB, or FLUSH TABLES WITH READ LOCK refused) a connection
@@ -36,7 +36,7 @@ const RECORDS_PER_MESSAGE: usize = 1024;
 #[serde(rename_all = "snake_case")]
 pub enum RowRange {
     All,
-    /// `column >= lo AND column < hi` on a single integer primary key (`None`: open end).
+    /// `column >= lo AND column < hi` on the primary key's leading integer column (`None`: open end).
     Key {
         column: String,
         lo: Option<i64>,

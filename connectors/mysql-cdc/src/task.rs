@@ -1726,10 +1726,12 @@ struct JoinedSnapshot {
     point: SnapshotPoint,
 }
 
-/// A table's key ranges for `connections` connections: by its single integer primary key, if it has one and is
-/// large enough (information_schema's row estimate) to be worth splitting.
+/// A table's key ranges for `connections` connections: by the first column of its primary key, if that column is
+/// an integer (a single-column key or the leading column of a composite one: InnoDB keeps rows in primary key
+/// order, so a range of the leading column is a range scan) and the table is large enough (information_schema's
+/// row estimate) to be worth splitting. Others are read whole by one connection.
 async fn split_table(conn: &mut Conn, t: &TableInfo, connections: usize) -> Result<Vec<RowRange>, StreamError> {
-    let [key] = t.key_columns.as_slice() else { return Ok(vec![RowRange::All]) };
+    let Some(key) = t.key_columns.first() else { return Ok(vec![RowRange::All]) };
     let col = &t.columns[*key];
     if !matches!(col.data_type.as_str(), "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint") {
         return Ok(vec![RowRange::All]);

@@ -133,6 +133,19 @@ async fn create(db: &Db, name: &str, keyed_rows: u32) {
     c.query_drop(format!("INSERT INTO {name}.heap SELECT seq, REPEAT('x', seq % 7) FROM {name}.seq_1_to_30000"))
         .await
         .unwrap();
+    // a composite key with a leading integer column: split by that column (two rows per value, so a range
+    // boundary falls between rows of the same leading value only if both sides hold it, which they cannot)
+    c.query_drop(format!("CREATE TABLE {name}.pair (a INT, b VARCHAR(8), v INT, PRIMARY KEY (a, b))")).await.unwrap();
+    c.query_drop(format!(
+        "INSERT INTO {name}.pair SELECT seq DIV 2, IF(seq % 2 = 0, 'even', 'odd'), seq FROM {name}.seq_1_to_30000"
+    ))
+    .await
+    .unwrap();
+    // a composite key led by a string: read whole by one connection
+    c.query_drop(format!("CREATE TABLE {name}.named (n VARCHAR(12), k INT, PRIMARY KEY (n, k))")).await.unwrap();
+    c.query_drop(format!("INSERT INTO {name}.named SELECT CONCAT('n', seq), seq FROM {name}.seq_1_to_25000"))
+        .await
+        .unwrap();
     c.query_drop(format!("CREATE TABLE {name}.small (id BIGINT PRIMARY KEY, n VARCHAR(5))")).await.unwrap();
     c.query_drop(format!("INSERT INTO {name}.small VALUES (1, 'a'), (2, 'b'), (3, NULL)")).await.unwrap();
     c.query_drop(format!("CREATE TABLE {name}.empty (id INT PRIMARY KEY)")).await.unwrap();
@@ -193,7 +206,7 @@ async fn four_threads_read_what_one_thread_reads() {
     let name = format!("msplit_t_{}", unique());
     create(&db, &name, 60_000).await;
     let mut c = db.conn().await;
-    c.query_drop(format!("ANALYZE TABLE {name}.keyed")).await.unwrap();
+    c.query_drop(format!("ANALYZE TABLE {name}.keyed, {name}.pair, {name}.named")).await.unwrap();
     let started = Instant::now();
     let one = snapshot_with(&db, &name, "1", "minimal").await;
     let one_took = started.elapsed();
@@ -202,7 +215,7 @@ async fn four_threads_read_what_one_thread_reads() {
     let four_took = started.elapsed();
     let (mut rows1, markers1) = comparable(&one);
     let (mut rows4, markers4) = comparable(&four);
-    assert_eq!(rows1.len(), 60_000 + 30_000 + 3);
+    assert_eq!(rows1.len(), 60_000 + 30_000 + 30_000 + 25_000 + 3);
     // the keyed table was read in key ranges on several connections: its records interleave
     let ids = |records: &[SourceRecord]| -> Vec<i64> {
         records
@@ -213,6 +226,15 @@ async fn four_threads_read_what_one_thread_reads() {
     };
     assert!(ids(&one).is_sorted());
     assert!(!ids(&four).is_sorted(), "4 threads read the keyed table in one range");
+    let leading = |records: &[SourceRecord]| -> Vec<i64> {
+        records
+            .iter()
+            .filter(|r| r.topic.ends_with(".pair"))
+            .map(|r| payload(r).unwrap()["after"]["a"].as_i64().unwrap())
+            .collect()
+    };
+    assert!(leading(&one).is_sorted());
+    assert!(!leading(&four).is_sorted(), "4 threads read the composite-key table in one range");
     // The one-thread snapshot is read table by table, as Debezium's.
     assert_eq!(markers1.first().map(String::as_str), Some("first"));
     assert_eq!(markers1.last().map(String::as_str), Some("last"));
@@ -267,7 +289,7 @@ async fn split_run(restart_helper: bool, locking: &str) {
     let name = format!("msplit_s_{}", unique());
     create(&db, &name, 60_000).await;
     let mut c = db.conn().await;
-    c.query_drop(format!("ANALYZE TABLE {name}.keyed")).await.unwrap();
+    c.query_drop(format!("ANALYZE TABLE {name}.keyed, {name}.pair, {name}.named")).await.unwrap();
     let writer = {
         let name = name.clone();
         let mut w = db.conn().await;
