@@ -115,6 +115,23 @@ def _parquet(env, h, aws, bucket, size, count):
             pass
 
 
+def _server_cpu(h):
+    """CPU seconds the S3 server's processes (SeaweedFS, `weed`) have used so far: the sink and the plain upload share
+    the cores with it, so the figures say how much of each run's CPU was the server's."""
+    total = 0.0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                if f.read().strip() != "weed":
+                    continue
+        except OSError:
+            continue
+        total += h.cpu_s(int(pid)) or 0.0
+    return total
+
+
 def scenario_s3_sink(env, sizes, h):
     script, aws = _s3_env(h)
     os.environ.update(aws)  # the workers inherit the standard AWS variables (no store.url in the config)
@@ -139,14 +156,14 @@ def scenario_s3_sink(env, sizes, h):
             config = {"connector.class": "io.confluent.connect.s3.S3SinkConnector", "tasks.max": "1",
                       "topics": topic, "s3.bucket.name": bucket, "s3.region": aws.get("AWS_REGION", "us-east-1"),
                       "topics.dir": prefix, "flush.size": str(_flush_size(count))}
-            cpu0 = h.cpu_s(w.proc.pid)
+            cpu0, server0 = h.cpu_s(w.proc.pid), _server_cpu(h)
             t0 = time.monotonic()
             h.create_connector(w.base, env.uniq("s3-sink"), config)
             h.wait_until(f"{want_objects} objects under {prefix}",
                          lambda: len(_objects(aws, bucket, prefix + "/")) >= want_objects,
                          env.args.timeout, interval=0.05, proc=w.proc)
             elapsed = time.monotonic() - t0
-            cpu = h.cpu_s(w.proc.pid) - cpu0
+            cpu, server_cpu = h.cpu_s(w.proc.pid) - cpu0, _server_cpu(h) - server0
             with open(f"/proc/{w.proc.pid}/status") as f:
                 hwm = next(int(l.split()[1]) for l in f if l.startswith("VmHWM:"))
             objs = _objects(aws, bucket, prefix + "/")
@@ -154,7 +171,8 @@ def scenario_s3_sink(env, sizes, h):
             res["json"] = {"seconds": elapsed, "payload_mb_per_s": count * size / elapsed / 1e6,
                            "object_mb_per_s": total / elapsed / 1e6, "cpu_s": cpu,
                            "object_mb_per_cpu_s": total / 1e6 / cpu if cpu else None,
-                           "peak_rss_mb": hwm / 1024, "objects": len(objs), "object_bytes": total}
+                           "peak_rss_mb": hwm / 1024, "objects": len(objs), "object_bytes": total,
+                           "s3_server_cpu_s": server_cpu}
         finally:
             w.stop()
         res["parquet"] = _parquet(env, h, aws, bucket, size, count)
@@ -162,13 +180,15 @@ def scenario_s3_sink(env, sizes, h):
             blob = os.path.join(env.data, f"s3-ceiling-{size}.json")
             with open(blob, "wb") as f:
                 f.write(b"x" * res["json"]["object_bytes"])
+            server0 = _server_cpu(h)
             r = subprocess.run([venv_python, "-c", CEILING_PY, bucket, env.uniq(f"ceiling-{size}"), blob,
                                 str(max(want_objects, 1))], check=True, capture_output=True, text=True,
                                timeout=1800, env=os.environ)
+            server_cpu = _server_cpu(h) - server0
             el, cpu, maxrss = (float(x) for x in r.stdout.split())
             os.remove(blob)
             res["ceiling_boto3"] = {"seconds": el, "object_mb_per_s": res["json"]["object_bytes"] / el / 1e6,
-                                    "cpu_s": cpu, "peak_rss_mb": maxrss / 1024}
+                                    "cpu_s": cpu, "peak_rss_mb": maxrss / 1024, "s3_server_cpu_s": server_cpu}
             res["json"]["fraction_of_ceiling"] = res["json"]["object_mb_per_s"] / res["ceiling_boto3"]["object_mb_per_s"]
         out[f"{size}B"] = res
         h.log(f"s3-sink {size} B: {res}")

@@ -14,6 +14,7 @@ first and the last output appeared (S3: each object as seen by listing every 50 
 CPU seconds (/proc/PID/task). Several `--bin` dirs are alternated (A/B). `--perf` records `perf record -g` of the
 worker into ~/perfwork. The broker is H_BOOT (default 127.0.0.1:39092: start one with SLUICE_RUN_DIR=<dir>
 SLUICE_KAFKA_PORT=39092 SLUICE_KAFKA_CONTROLLER_PORT=39093 deploy/local/kafka up); the topics are filled once (kcat).
+H_EXTRA='{"key": "value", ...}' adds connector config keys (e.g. consumer.override.* for an experiment).
 """
 import argparse
 import datetime
@@ -42,6 +43,33 @@ def cpu(pid):
     with open(f"/proc/{pid}/stat") as f:
         x = f.read().rsplit(")", 1)[1].split()
     return (int(x[11]) + int(x[12])) / CLK
+
+
+def others_cpu():
+    """CPU seconds so far of the processes the run shares the cores with, per process: the broker (its command line
+    names BOOT's port in its run dir or config), SeaweedFS and PostgreSQL's server processes."""
+    out = {}
+    port = BOOT.rsplit(":", 1)[-1]
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                comm = f.read().strip()
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+            if comm == "postgres":
+                kind = "postgres"
+            elif "weed" in comm and " server" in cmd:
+                kind = "seaweedfs"
+            elif comm == "java" and "kafka.Kafka" in cmd and (port in cmd or "steady-run" in cmd):
+                kind = "kafka"
+            else:
+                continue
+            out[(pid, kind)] = cpu(pid)
+        except (OSError, ValueError, IndexError):
+            pass
+    return out
 
 
 def threads(pid):
@@ -160,8 +188,9 @@ def run_one(args, kind, topic, n, tag):
             table = tag.replace("-", "_")
             J.create_table(db, table, keyed=False)
             cfg = J.connector_config(db, topic, table, "insert")
+        cfg.update(json.loads(os.environ.get("H_EXTRA", "{}")))
         perf = None
-        c0, th0 = cpu(p.pid), threads(p.pid)
+        c0, th0, o0 = cpu(p.pid), threads(p.pid), others_cpu()
         if args.perf:
             perf = subprocess.Popen(["perf", "record", "-F", "999", "-g", "-p", str(p.pid), "-o",
                                      os.path.join(WORK, f"perf-{tag}.data")], stdout=subprocess.DEVNULL,
@@ -190,11 +219,16 @@ def run_one(args, kind, topic, n, tag):
             if time.monotonic() - t0 > 90:
                 raise SystemExit("timeout")
         wall = time.monotonic() - t0
-        c1, th1 = cpu(p.pid), threads(p.pid)
+        c1, th1, o1 = cpu(p.pid), threads(p.pid), others_cpu()
         if perf:
             perf.send_signal(signal.SIGINT)
             perf.wait()
         res = {"tag": tag, "wall_polled": round(wall, 3), "cpu": round(c1 - c0, 2)}
+        others = {}
+        for (pid, what), c in o1.items():
+            others[what] = others.get(what, 0.0) + c - o0.get((pid, what), 0.0)
+        # the other processes on the same cores during the run (ended processes are not counted)
+        res["others_cpu"] = {k: round(v, 2) for k, v in sorted(others.items())}
         if kind == "s3":
             ts = sorted(seen.values())
             res.update(first_obj=round(ts[0], 3), last_obj=round(ts[-1], 3),
