@@ -214,6 +214,8 @@ async fn run(env: &TestEnv, db: &MariaDb, libs: &std::path::Path) -> anyhow::Res
             ("value.converter", "org.apache.kafka.connect.json.JsonConverter".into()),
             ("provide.transaction.metadata", "true".into()),
             ("heartbeat.interval.ms", "1000".into()),
+            // a key for the table without a primary key, and another one for `orders` (changed by an update below)
+            ("message.key.columns", format!("{name}.nopk:a;{name}\\.ORDERS:item,id")),
         ] {
             c.insert(k.into(), json!(v));
         }
@@ -263,6 +265,7 @@ async fn run(env: &TestEnv, db: &MariaDb, libs: &std::path::Path) -> anyhow::Res
          ALTER TABLE orders ADD COLUMN qty INT NOT NULL DEFAULT 5 AFTER item;
          INSERT INTO orders (id, item, amount) VALUES (4, 'fig', 4.5);
          UPDATE orders SET qty = 6 WHERE id = 4;
+         UPDATE orders SET item = 'fig2' WHERE id = 4;
          CREATE TABLE later (k VARCHAR(10) PRIMARY KEY, v DOUBLE);
          INSERT INTO later VALUES ('a', 0.5), ('b', NULL);
          TRUNCATE TABLE nopk;

@@ -233,7 +233,12 @@ async fn run(env: &TestEnv, db: &Postgres, libs: &std::path::Path) -> anyhow::Re
         ("binary.handling.mode", "hex".to_string()),
         ("message.prefix.exclude.list", ".*_excluded".to_string()),
     ];
-    let main = [("message.prefix.include.list", format!("{name}_.*"))];
+    // message.key.columns: a key for the table without a primary key, and another key (in another order than the
+    // table's columns) for one with a primary key; updating `v` of the latter changes the key.
+    let main = [
+        ("message.prefix.include.list", format!("{name}_.*")),
+        ("message.key.columns", format!("public.{name}_nopk:a;(.*)\\.{name}_FULL:v,id")),
+    ];
     connect.create_connector("dbz", &config(&dbz, &main)).await.context("creating the Debezium connector")?;
     cp.rest.create_connector("sl", &config(&sl, &main)).await?;
     connect.create_connector("dbzm", &config(&dbzm, &map_mode)).await.context("creating the Debezium connector")?;

@@ -49,6 +49,72 @@ pub fn split_list(list: &str) -> Vec<String> {
     out.into_iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
 }
 
+/// `message.key.columns`: `<table regex>:<column>,<column>;...`, the columns that form the message key of the
+/// tables they match instead of the primary key (Debezium's `Key.CustomKeyMapper`). Each `table:column` becomes one
+/// anchored, case-insensitive regex `table.column`, tested against a column's fully-qualified name
+/// (`<schema>.<table>.<column>` on PostgreSQL, `<database>.<table>.<column>` on MySQL/MariaDB). A table's key is the
+/// columns the regexes match, in the order of the regexes (and of the table's columns within one regex); a table
+/// no regex matches keeps its primary key.
+#[derive(Debug, Clone, Default)]
+pub struct MessageKeyColumns {
+    patterns: Vec<Regex>,
+}
+
+/// Debezium's `MSG_KEY_COLUMNS_PATTERN`, which every `;`-separated part must match.
+const MSG_KEY_COLUMNS_PATTERN: &str = r"^\s*([^\s:]+):([^:\s]+)\s*$";
+
+impl MessageKeyColumns {
+    /// Parses the setting; the error is Debezium's validation message.
+    pub fn parse(value: Option<&str>) -> Result<Self, String> {
+        let Some(value) = value else { return Ok(Self::default()) };
+        if value.is_empty() {
+            return Err("Must not be empty".into());
+        }
+        let shape = Regex::new(MSG_KEY_COLUMNS_PATTERN).expect("valid");
+        let mut patterns = Vec::new();
+        // Java's String/Pattern.split drops trailing empty parts.
+        let mut parts: Vec<&str> = value.split(';').collect();
+        while parts.last() == Some(&"") {
+            parts.pop();
+        }
+        for part in parts {
+            if !shape.is_match(part) {
+                return Err(format!("{part} has an invalid format (expecting '{MSG_KEY_COLUMNS_PATTERN}')"));
+            }
+            // As CustomKeyMapper splits (no trimming: surrounding blanks stay in the regex).
+            let (table, columns) = part.split_once(':').expect("matched the pattern");
+            for column in columns.split(',').filter(|c| !c.is_empty()) {
+                let re = format!("(?i)^(?:{table}.{column})$");
+                patterns.push(Regex::new(&re).map_err(|e| format!("{part}: invalid regex {table}.{column}: {e}"))?);
+            }
+        }
+        Ok(MessageKeyColumns { patterns })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.patterns.is_empty()
+    }
+
+    /// The key columns of table `table_id` (`schema.table` or `database.table`) among `columns` (names, in table
+    /// order), as indexes into `columns`; `None` when no regex matches (the primary key applies). A column matched
+    /// by several regexes is taken once.
+    pub fn key_columns<'a>(&self, table_id: &str, columns: impl IntoIterator<Item = &'a str>) -> Option<Vec<usize>> {
+        if self.patterns.is_empty() {
+            return None;
+        }
+        let names: Vec<String> = columns.into_iter().map(|c| format!("{table_id}.{c}")).collect();
+        let mut out = Vec::new();
+        for p in &self.patterns {
+            for (i, n) in names.iter().enumerate() {
+                if p.is_match(n) && !out.contains(&i) {
+                    out.push(i);
+                }
+            }
+        }
+        (!out.is_empty()).then_some(out)
+    }
+}
+
 /// An include list and an exclude list (only one may be set, as Debezium validates).
 #[derive(Debug, Clone, Default)]
 pub struct IncludeExclude {
@@ -124,5 +190,26 @@ mod tests {
         let s = SkippedOperations::parse(Some("none")).unwrap();
         assert!(!s.skips(Op::Truncate));
         assert!(SkippedOperations::default().skips(Op::Truncate));
+    }
+
+    #[test]
+    fn message_key_columns_as_debeziums_custom_key_mapper() {
+        let k = MessageKeyColumns::parse(Some("inventory.customers:pk1,pk2;(.*).purchaseorders:pk3")).unwrap();
+        let cols = ["pk2", "x", "PK1"];
+        // regex order first, then table order; case-insensitive, whole name
+        assert_eq!(k.key_columns("inventory.customers", cols), Some(vec![2, 0]));
+        assert_eq!(k.key_columns("inventory.customers2", cols), None);
+        assert_eq!(k.key_columns("other.purchaseorders", ["a", "pk3"]), Some(vec![1]));
+        assert_eq!(k.key_columns("other.orders", ["pk3"]), None);
+        assert!(MessageKeyColumns::parse(None).unwrap().key_columns("a.b", ["c"]).is_none());
+        assert_eq!(MessageKeyColumns::parse(Some("")).unwrap_err(), "Must not be empty");
+        assert_eq!(
+            MessageKeyColumns::parse(Some("a.b:c;nocolon")).unwrap_err(),
+            r"nocolon has an invalid format (expecting '^\s*([^\s:]+):([^:\s]+)\s*$')"
+        );
+        assert!(MessageKeyColumns::parse(Some("a.b:c;")).is_ok());
+        // a column matched twice is taken once
+        let k = MessageKeyColumns::parse(Some("s.t:a;s.t:a,b")).unwrap();
+        assert_eq!(k.key_columns("s.t", ["b", "a"]), Some(vec![1, 0]));
     }
 }

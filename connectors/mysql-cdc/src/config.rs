@@ -106,6 +106,8 @@ pub struct MySqlSettings {
     pub databases: Filter,
     pub tables: Filter,
     pub columns: Filter,
+    /// `message.key.columns`: the columns of the message key, per table (else the primary key).
+    pub key_columns: sluice_debezium::filters::MessageKeyColumns,
     pub snapshot_mode: SnapshotMode,
     pub locking_mode: LockingMode,
     pub include_schema_changes: bool,
@@ -292,6 +294,10 @@ impl MySqlSettings {
             databases: Filter::parse(config, "database.include.list", "database.exclude.list")?,
             tables: Filter::parse(config, "table.include.list", "table.exclude.list")?,
             columns: Filter::parse(config, "column.include.list", "column.exclude.list")?,
+            key_columns: sluice_debezium::filters::MessageKeyColumns::parse(
+                config.get("message.key.columns").map(|s| s.as_str()),
+            )
+            .map_err(|e| ConnectError::config("message.key.columns", e))?,
             snapshot_mode,
             locking_mode,
             include_schema_changes: boolean(config, "include.schema.changes", true)?,

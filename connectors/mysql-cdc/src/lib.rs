@@ -24,8 +24,7 @@
 //! committed offset, and a lost connection is resumed (with backoff) from the last record handed to the runtime.
 //!
 //! Not done yet: MySQL's own GTID events (`source.gtid` is filled from MariaDB GTIDs; on MySQL it stays null and
-//! resuming uses file/pos), `snapshot.locking.mode=extended` (behaves as `minimal`), `include.query`,
-//! `message.key.columns`.
+//! resuming uses file/pos), `snapshot.locking.mode=extended` (behaves as `minimal`), `include.query`.
 //!
 //! **Snapshot across connections and tasks.** `snapshot.max.threads` connections read the initial snapshot in
 //! primary-key ranges ([`snapshot`]); with `tasks.max` > 1 the other tasks (on any agent) read shares of it in
@@ -128,6 +127,7 @@ impl Connector for MySqlCdcConnector {
             .define(key("table.exclude.list", List, DefaultValue::Null, High, "A comma-separated list of regular expressions that match the fully-qualified names of tables to be excluded from monitoring"))
             .define(key("column.include.list", List, DefaultValue::Null, Medium, "Regular expressions matching columns to include in change events"))
             .define(key("column.exclude.list", List, DefaultValue::Null, Medium, "Regular expressions matching columns to exclude from change events"))
+            .define(key("message.key.columns", ConfigType::String, DefaultValue::Null, Medium, "A semicolon-separated list of expressions that match fully-qualified tables and column(s) to be used as message key. Each expression must match the pattern '<fully-qualified table name>:<key columns>', where the table names could be defined as (DB_NAME.TABLE_NAME) or (SCHEMA_NAME.TABLE_NAME), depending on the specific connector, and the key columns are a comma-separated list of columns representing the custom key. For any table without an explicit key configuration the table's primary key column(s) will be used as message key. Example: dbserver1.inventory.orderlines:orderId,orderLineId;dbserver1.inventory.orders:id"))
             .define(key("snapshot.mode", String, value("initial"), Low, "The criteria for running a snapshot upon startup of the connector. Select one of the following snapshot options: 'when_needed', 'initial' (default), 'initial_only', 'no_data' ('never', 'schema_only'), 'always', 'recovery' ('schema_only_recovery')."))
             .define(key("snapshot.locking.mode", String, value("minimal"), Low, "Controls how long the connector holds onto the global read lock while it is performing a snapshot: 'minimal' (default), 'extended', 'none'."))
             .define(key("snapshot.max.threads", Int, value("1"), Medium, "The maximum number of threads used to perform the snapshot. Sluice opens this many connections with START TRANSACTION WITH CONSISTENT SNAPSHOT while the global read lock is held (so all see the state at the one binlog position), then reads a large table's primary-key ranges on them, and several tables at once."))

@@ -222,7 +222,10 @@ pub(crate) struct TableInfo {
     pub(crate) columns: Vec<ColumnInfo>,
     kinds: Vec<Kind>,
     keep: Vec<bool>,
+    /// The message key's columns: `message.key.columns`' for this table, else the primary key's.
     pub(crate) key_columns: Vec<usize>,
+    /// The primary key's columns, in key order (the snapshot splits by its first).
+    pub(crate) pk_columns: Vec<usize>,
     pub(crate) key_schema: Option<Arc<Schema>>,
     pub(crate) envelope: Arc<Schema>,
 }
@@ -455,7 +458,12 @@ impl Worker {
             .map(|(i, c)| (c.name.clone(), schemas[i].clone()))
             .collect();
         let row_schema = Arc::new(types::struct_schema(&format!("{topic}.Value"), true, row_fields));
-        let key_columns: Vec<usize> = keys.iter().filter_map(|k| columns.iter().position(|c| &c.name == k)).collect();
+        let pk_columns: Vec<usize> = keys.iter().filter_map(|k| columns.iter().position(|c| &c.name == k)).collect();
+        let key_columns = self
+            .s
+            .key_columns
+            .key_columns(&format!("{db}.{table}"), columns.iter().map(|c| c.name.as_str()))
+            .unwrap_or_else(|| pk_columns.clone());
         let key_schema = (!key_columns.is_empty()).then(|| {
             Arc::new(types::struct_schema(
                 &format!("{topic}.Key"),
@@ -472,6 +480,7 @@ impl Worker {
             kinds,
             keep,
             key_columns,
+            pk_columns,
             key_schema,
         }
     }
@@ -1731,7 +1740,7 @@ struct JoinedSnapshot {
 /// order, so a range of the leading column is a range scan) and the table is large enough (information_schema's
 /// row estimate) to be worth splitting. Others are read whole by one connection.
 async fn split_table(conn: &mut Conn, t: &TableInfo, connections: usize) -> Result<Vec<RowRange>, StreamError> {
-    let Some(key) = t.key_columns.first() else { return Ok(vec![RowRange::All]) };
+    let Some(key) = t.pk_columns.first() else { return Ok(vec![RowRange::All]) };
     let col = &t.columns[*key];
     if !matches!(col.data_type.as_str(), "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint") {
         return Ok(vec![RowRange::All]);

@@ -2,7 +2,7 @@
 
 use sluice_connect_api::config::{ConfigDef, ConfigKey, ConfigMap, ConfigType, DefaultValue, Importance, Validator};
 use sluice_connect_api::error::ConnectError;
-use sluice_debezium::filters::{IncludeExclude, SkippedOperations};
+use sluice_debezium::filters::{IncludeExclude, MessageKeyColumns, SkippedOperations};
 use sluice_debezium::schema::{BinaryHandlingMode, ColumnModes, DecimalHandlingMode, TimePrecisionMode};
 
 use crate::types::HstoreMode;
@@ -35,6 +35,8 @@ pub struct PgSettings {
     pub schemas: IncludeExclude,
     pub tables: IncludeExclude,
     pub columns: IncludeExclude,
+    /// `message.key.columns`: the columns of the message key, per table (else the primary key).
+    pub key_columns: MessageKeyColumns,
     pub slot_name: String,
     pub publication_name: String,
     pub autocreate: AutocreateMode,
@@ -174,6 +176,8 @@ impl PgSettings {
             schemas: filter("schema.include.list", "schema.exclude.list")?,
             tables: filter("table.include.list", "table.exclude.list")?,
             columns: filter("column.include.list", "column.exclude.list")?,
+            key_columns: MessageKeyColumns::parse(c.get("message.key.columns").map(|s| s.as_str()))
+                .map_err(|e| ConnectError::config("message.key.columns", e))?,
             slot_name: get(c, "slot.name").unwrap_or("debezium").to_string(),
             publication_name: get(c, "publication.name").unwrap_or("dbz_publication").to_string(),
             autocreate,
@@ -241,6 +245,7 @@ pub fn config_def() -> ConfigDef {
         .define(key("table.exclude.list", T::List, DefaultValue::Null, I::Medium, "A comma-separated list of regular expressions that match the fully-qualified names of tables to be excluded from monitoring"))
         .define(key("column.include.list", T::List, DefaultValue::Null, I::Medium, "Regular expressions matching columns to include in change events"))
         .define(key("column.exclude.list", T::List, DefaultValue::Null, I::Medium, "Regular expressions matching columns to exclude from change events"))
+        .define(key("message.key.columns", T::String, DefaultValue::Null, I::Medium, "A semicolon-separated list of expressions that match fully-qualified tables and column(s) to be used as message key. Each expression must match the pattern '<fully-qualified table name>:<key columns>', where the table names could be defined as (DB_NAME.TABLE_NAME) or (SCHEMA_NAME.TABLE_NAME), depending on the specific connector, and the key columns are a comma-separated list of columns representing the custom key. For any table without an explicit key configuration the table's primary key column(s) will be used as message key. Example: dbserver1.inventory.orderlines:orderId,orderLineId;dbserver1.inventory.orders:id"))
         .define(key("snapshot.mode", T::String, val("initial"), I::Low, "The criteria for running a snapshot upon startup of the connector: initial, no_data (never), when_needed, initial_only, always."))
         .define(key("snapshot.fetch.size", T::Int, val("10240"), I::Medium, "The maximum number of records that should be loaded into memory while performing a snapshot."))
         .define(key("snapshot.max.threads", T::Int, val("1"), I::Medium, "The maximum number of threads used to perform the snapshot. Sluice reads a large table's key (or block) ranges on this many connections that share the snapshot, and several tables at once."))

@@ -669,6 +669,16 @@ impl Reader {
             Some(c) => c.to_vec(),
             None => catalog.iter().map(|(c, _)| c.name.clone()).collect(),
         };
+        // `message.key.columns`: the key's columns for this table, in the setting's order (else the primary key's).
+        let custom_key: Option<Vec<&str>> = self
+            .s
+            .key_columns
+            .key_columns(&format!("{schema}.{table}"), catalog.iter().map(|(c, _)| c.name.as_str()))
+            .map(|idx| idx.into_iter().map(|i| catalog[i].0.name.as_str()).collect());
+        let key_rank = |name: &str, pk: bool| match &custom_key {
+            Some(cols) => cols.iter().position(|c| *c == name),
+            None => pk.then_some(0),
+        };
         let mut row_fields = Vec::new();
         let mut key_fields = Vec::new();
         let mut key_idx = Vec::new();
@@ -678,7 +688,9 @@ impl Reader {
                 columns.push(None);
                 continue;
             };
-            if !self.s.columns.accepts(&format!("{schema}.{table}.{name}")) && !pk {
+            let key_rank = key_rank(name, *pk);
+            // Key columns stay in the value whatever the column filters say (Debezium keeps them in the key only).
+            if !self.s.columns.accepts(&format!("{schema}.{table}.{name}")) && key_rank.is_none() {
                 columns.push(None);
                 continue;
             }
@@ -697,9 +709,9 @@ impl Reader {
                         None => schema,
                     };
                     let idx = row_fields.len();
-                    if *pk {
-                        key_fields.push((name.clone(), schema.clone()));
-                        key_idx.push(idx);
+                    if let Some(rank) = key_rank {
+                        key_fields.push((rank, name.clone(), schema.clone()));
+                        key_idx.push((rank, idx));
                     }
                     row_fields.push((name.clone(), schema));
                     columns.push(Some((idx, conv)));
@@ -707,6 +719,11 @@ impl Reader {
                 None => columns.push(None),
             }
         }
+        // Primary key columns in table order (all rank 0, a stable sort); custom ones in the setting's order.
+        key_fields.sort_by_key(|(rank, ..)| *rank);
+        key_idx.sort_by_key(|(rank, _)| *rank);
+        let key_fields = key_fields.into_iter().map(|(_, name, schema)| (name, schema)).collect();
+        let key_idx = key_idx.into_iter().map(|(_, idx)| idx).collect();
         let envelope = Envelope::new(&topic, key_fields, row_fields, self.source_schema.clone());
         Ok(TableState {
             schema: schema.to_string(),
