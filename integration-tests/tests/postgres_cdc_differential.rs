@@ -238,6 +238,12 @@ async fn run(env: &TestEnv, db: &Postgres, libs: &std::path::Path) -> anyhow::Re
     let main = [
         ("message.prefix.include.list", format!("{name}_.*")),
         ("message.key.columns", format!("public.{name}_nopk:a;(.*)\\.{name}_FULL:v,id")),
+        // column mappers: a truncation, a mask (of a column that is null in one row), a v1 hash of a varchar(20)
+        // (cut to 20) and a v2 hash of a text column (null in one row)
+        ("column.truncate.to.3.chars", format!("public\\.{name}_orders\\.item")),
+        ("column.mask.with.5.chars", format!("public\\.{name}_types\\.ch")),
+        ("column.mask.hash.SHA-256.with.salt.pepper", format!("public\\.{name}_types\\.vc")),
+        ("column.mask.hash.v2.MD5.with.salt.salt", format!("public\\.{name}_types\\.t")),
     ];
     connect.create_connector("dbz", &config(&dbz, &main)).await.context("creating the Debezium connector")?;
     cp.rest.create_connector("sl", &config(&sl, &main)).await?;

@@ -111,6 +111,7 @@ pub const MODULES: &[(&str, &str)] = &[
     ("sluice_debezium", "sluice_debezium::filters"),
     ("sluice_debezium", "sluice_debezium::headers"),
     ("sluice_debezium", "sluice_debezium::heartbeat"),
+    ("sluice_debezium", "sluice_debezium::mapping"),
     ("sluice_debezium", "sluice_debezium::schema"),
     ("sluice_debezium", "sluice_debezium::snapshot"),
     ("sluice_debezium", "sluice_debezium::source"),

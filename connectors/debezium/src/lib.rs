@@ -19,6 +19,7 @@ pub mod envelope;
 pub mod filters;
 pub mod headers;
 pub mod heartbeat;
+pub mod mapping;
 pub mod schema;
 pub mod snapshot;
 pub mod source;

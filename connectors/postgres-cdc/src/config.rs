@@ -37,6 +37,8 @@ pub struct PgSettings {
     pub columns: IncludeExclude,
     /// `message.key.columns`: the columns of the message key, per table (else the primary key).
     pub key_columns: MessageKeyColumns,
+    /// `column.truncate.to.*`, `column.mask.with.*`, `column.mask.hash.*`: what happens to character columns' values.
+    pub mappers: sluice_debezium::mapping::ColumnMappers,
     pub slot_name: String,
     pub publication_name: String,
     pub autocreate: AutocreateMode,
@@ -176,6 +178,8 @@ impl PgSettings {
             schemas: filter("schema.include.list", "schema.exclude.list")?,
             tables: filter("table.include.list", "table.exclude.list")?,
             columns: filter("column.include.list", "column.exclude.list")?,
+            mappers: sluice_debezium::mapping::ColumnMappers::parse(c.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .map_err(|(k, e)| ConnectError::config(&k, e))?,
             key_columns: MessageKeyColumns::parse(c.get("message.key.columns").map(|s| s.as_str()))
                 .map_err(|e| ConnectError::config("message.key.columns", e))?,
             slot_name: get(c, "slot.name").unwrap_or("debezium").to_string(),

@@ -151,6 +151,8 @@ impl SnapshotContext {
             None,
         );
         let key = t.key(&row);
+        let mut row = row;
+        t.map_values(&mut row);
         let value = t.envelope.value(Value::Null, row, source, None, Op::Read, ProcessingTime::now());
         crate::task::record(&self.partition, &self.headers, t, key, value, offset)
     }

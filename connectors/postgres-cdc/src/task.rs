@@ -13,6 +13,7 @@ use sluice_connect_api::error::ConnectError;
 use sluice_connect_api::record::{Schema, SourceRecord, Value, partition_key};
 use sluice_connect_api::shared::SharedState;
 use sluice_debezium::envelope::{Envelope, Op, ProcessingTime, tombstone};
+use sluice_debezium::mapping::Mapper;
 use sluice_debezium::snapshot::MarkerAssigner;
 use sluice_debezium::source::{CommonSource, SnapshotMarker, source_schema_builder};
 use sluice_debezium::transaction::TransactionCounter;
@@ -153,10 +154,32 @@ pub(crate) struct TableState {
     pub(crate) columns: Vec<Option<(usize, Conv)>>,
     /// Row struct field index -> key struct field index.
     key_fields: Vec<usize>,
+    /// Column mappers of character columns (`column.mask.*`, `column.truncate.*`): row field index, mapper, the
+    /// column's declared length.
+    mappers: Vec<(usize, Mapper, Option<usize>)>,
     captured: bool,
 }
 
 impl TableState {
+    /// Applies the column mappers to a `before` or `after` row (after its key was taken from it).
+    pub(crate) fn map_values(&self, row: &mut Value) {
+        if self.mappers.is_empty() {
+            return;
+        }
+        let Value::Struct(fields) = row else { return };
+        for (idx, mapper, length) in &self.mappers {
+            let Some(v) = fields.get_mut(*idx) else { continue };
+            let text = match v {
+                Value::String(s) => Some(s.as_str()),
+                _ => None,
+            };
+            *v = match mapper.apply(text, *length) {
+                Some(s) => Value::String(s),
+                None => Value::Null,
+            };
+        }
+    }
+
     fn row(&self, tuple: &[TupleValue], placeholder: &str, key_only: bool) -> Result<Value, ConnectError> {
         let fields = &self.envelope.row_schema.fields;
         let mut row = vec![Value::Null; fields.len()];
@@ -679,10 +702,12 @@ impl Reader {
             Some(cols) => cols.iter().position(|c| *c == name),
             None => pk.then_some(0),
         };
+        let schema_name = schema;
         let mut row_fields = Vec::new();
         let mut key_fields = Vec::new();
         let mut key_idx = Vec::new();
         let mut columns = Vec::new();
+        let mut mappers = Vec::new();
         for name in &names {
             let Some((info, pk)) = catalog.iter().find(|(c, _)| &c.name == name) else {
                 columns.push(None);
@@ -713,6 +738,22 @@ impl Reader {
                         key_fields.push((rank, name.clone(), schema.clone()));
                         key_idx.push((rank, idx));
                     }
+                    // Debezium's column mappers act on character columns (JDBC CHAR/VARCHAR) only.
+                    let mapper = matches!(info.type_name.as_str(), "varchar" | "bpchar" | "text" | "name")
+                        .then(|| self.s.mappers.mapper_for(&format!("{schema_name}.{table}.{name}")))
+                        .flatten();
+                    let schema = match mapper {
+                        Some(m) => {
+                            let length = (matches!(info.type_name.as_str(), "varchar" | "bpchar")
+                                && info.type_modifier > 4)
+                                .then(|| (info.type_modifier - 4) as usize);
+                            mappers.push((idx, m.clone(), length));
+                            let mut s = (*schema).clone();
+                            s.parameters.get_or_insert_with(Vec::new).push(m.schema_parameter());
+                            Arc::new(s)
+                        }
+                        None => schema,
+                    };
                     row_fields.push((name.clone(), schema));
                     columns.push(Some((idx, conv)));
                 }
@@ -732,6 +773,7 @@ impl Reader {
             envelope,
             columns,
             key_fields: key_idx,
+            mappers,
             captured,
         })
     }
@@ -1495,7 +1537,7 @@ impl Reader {
             _ => "DELETE",
         };
         let offset = self.tx_offset(lsn, xid, ts, kind);
-        let (before, after) = match &m {
+        let (mut before, mut after) = match &m {
             PgOutput::Insert { new, .. } => (Value::Null, t.row(new, &placeholder, false)?),
             PgOutput::Update { old, new, .. } => {
                 let before = match old {
@@ -1509,33 +1551,33 @@ impl Reader {
         };
         let now = ProcessingTime::now();
         let source = self.source_value(t, ts, SnapshotMarker::False, Some(xid as u64), lsn, self.last_commit);
+        // The keys come from the rows as read, the values through the column mappers.
+        let (old_key, new_key) = (t.key(&before), t.key(&after));
+        t.map_values(&mut before);
+        t.map_values(&mut after);
         // A primary key change: delete (+ tombstone) of the old key, then create of the new one.
-        if op == Op::Update && before != Value::Null && t.envelope.key_schema.is_some() {
-            let old_key = t.key(&before);
-            let new_key = t.key(&after);
-            if old_key != new_key {
-                let tb = self.tx_block(counter, t);
-                let del = t.envelope.value(before.clone(), Value::Null, source.clone(), tb.as_ref(), Op::Delete, now);
-                let mut r = self.record(t, old_key.clone(), del, offset.clone());
-                let nk = key_json(&new_key, t);
-                let ok = key_json(&old_key, t);
-                r.headers.insert(0, (headers::NEW_KEY.to_string(), Some(Bytes::from(nk))));
-                let tomb = self.s.tombstones_on_delete.then(|| tombstone(&r));
-                self.send(r).await?;
-                if let Some(tomb) = tomb {
-                    self.send(tomb).await?;
-                }
-                let tb = self.tx_block(counter, t);
-                let t = &self.tables[&relation];
-                let c = t.envelope.value(Value::Null, after, source, tb.as_ref(), Op::Create, now);
-                let mut r = self.record(t, new_key, c, offset);
-                r.headers.insert(0, (headers::OLD_KEY.to_string(), Some(Bytes::from(ok))));
-                return self.send(r).await;
+        if op == Op::Update && before != Value::Null && t.envelope.key_schema.is_some() && old_key != new_key {
+            let tb = self.tx_block(counter, t);
+            let del = t.envelope.value(before.clone(), Value::Null, source.clone(), tb.as_ref(), Op::Delete, now);
+            let mut r = self.record(t, old_key.clone(), del, offset.clone());
+            let nk = key_json(&new_key, t);
+            let ok = key_json(&old_key, t);
+            r.headers.insert(0, (headers::NEW_KEY.to_string(), Some(Bytes::from(nk))));
+            let tomb = self.s.tombstones_on_delete.then(|| tombstone(&r));
+            self.send(r).await?;
+            if let Some(tomb) = tomb {
+                self.send(tomb).await?;
             }
+            let tb = self.tx_block(counter, t);
+            let t = &self.tables[&relation];
+            let c = t.envelope.value(Value::Null, after, source, tb.as_ref(), Op::Create, now);
+            let mut r = self.record(t, new_key, c, offset);
+            r.headers.insert(0, (headers::OLD_KEY.to_string(), Some(Bytes::from(ok))));
+            return self.send(r).await;
         }
         let key = match op {
-            Op::Delete => t.key(&before),
-            _ => t.key(&after),
+            Op::Delete => old_key,
+            _ => new_key,
         };
         let tb = self.tx_block(counter, t);
         let value = t.envelope.value(before, after, source, tb.as_ref(), op, now);
