@@ -216,6 +216,12 @@ async fn run(env: &TestEnv, db: &MariaDb, libs: &std::path::Path) -> anyhow::Res
             ("heartbeat.interval.ms", "1000".into()),
             // a key for the table without a primary key, and another one for `orders` (changed by an update below)
             ("message.key.columns", format!("{name}.nopk:a;{name}\\.ORDERS:item,id")),
+            // column mappers: a truncation (of a key column too), a mask (null in one row), a v1 hash of a
+            // VARCHAR(20) (cut to 20) and a v2 hash of a TEXT column (null in one row)
+            ("column.truncate.to.3.chars", format!("{name}\\.orders\\.item")),
+            ("column.mask.with.5.chars", format!("{name}\\.types\\.ch")),
+            ("column.mask.hash.SHA-256.with.salt.pepper", format!("{name}\\.types\\.vc")),
+            ("column.mask.hash.v2.MD5.with.salt.salt", format!("{name}\\.types\\.tx")),
         ] {
             c.insert(k.into(), json!(v));
         }

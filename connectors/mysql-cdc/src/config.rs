@@ -108,6 +108,8 @@ pub struct MySqlSettings {
     pub columns: Filter,
     /// `message.key.columns`: the columns of the message key, per table (else the primary key).
     pub key_columns: sluice_debezium::filters::MessageKeyColumns,
+    /// `column.truncate.to.*`, `column.mask.with.*`, `column.mask.hash.*`.
+    pub mappers: sluice_debezium::mapping::ColumnMappers,
     pub snapshot_mode: SnapshotMode,
     pub locking_mode: LockingMode,
     pub include_schema_changes: bool,
@@ -294,6 +296,10 @@ impl MySqlSettings {
             databases: Filter::parse(config, "database.include.list", "database.exclude.list")?,
             tables: Filter::parse(config, "table.include.list", "table.exclude.list")?,
             columns: Filter::parse(config, "column.include.list", "column.exclude.list")?,
+            mappers: sluice_debezium::mapping::ColumnMappers::parse(
+                config.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            )
+            .map_err(|(k, e)| ConnectError::config(&k, e))?,
             key_columns: sluice_debezium::filters::MessageKeyColumns::parse(
                 config.get("message.key.columns").map(|s| s.as_str()),
             )

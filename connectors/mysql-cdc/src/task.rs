@@ -227,6 +227,8 @@ pub(crate) struct TableInfo {
     /// The primary key's columns, in key order (the snapshot splits by its first).
     pub(crate) pk_columns: Vec<usize>,
     pub(crate) key_schema: Option<Arc<Schema>>,
+    /// Column mappers: row field index, mapper, the column's declared length.
+    mappers: Vec<(usize, sluice_debezium::mapping::Mapper, Option<usize>)>,
     pub(crate) envelope: Arc<Schema>,
 }
 
@@ -239,6 +241,16 @@ impl TableInfo {
             }
             let v = values.get(i).unwrap_or(&My::NULL);
             out.push(types::convert(col, &self.kinds[i], v, &s.types, binlog).map_err(ConnectError::Data)?);
+        }
+        for (field, mapper, length) in &self.mappers {
+            let text = match &out[*field] {
+                Value::String(s) => Some(s.as_str()),
+                _ => None,
+            };
+            out[*field] = match mapper.apply(text, *length) {
+                Some(s) => Value::String(s),
+                None => Value::Null,
+            };
         }
         Ok(Value::Struct(out))
     }
@@ -451,11 +463,30 @@ impl Worker {
             columns.iter().map(|c| keys.contains(&c.name) || self.s.keeps_column(db, table, &c.name)).collect();
         let schemas: Vec<Arc<Schema>> =
             columns.iter().map(|c| Arc::new(types::column_schema(c, &self.s.types))).collect();
+        // Debezium's column mappers (`column.truncate.*`, `column.mask.*`), on character columns only; their fields
+        // get the mapper's schema parameter.
+        let mut mappers = Vec::new();
         let row_fields: Vec<(String, Arc<Schema>)> = columns
             .iter()
             .enumerate()
             .filter(|(i, _)| keep[*i])
-            .map(|(i, c)| (c.name.clone(), schemas[i].clone()))
+            .enumerate()
+            .map(|(field, (i, c))| {
+                let text = matches!(
+                    c.data_type.as_str(),
+                    "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext"
+                );
+                let mapper = text.then(|| self.s.mappers.mapper_for(&format!("{db}.{table}.{}", c.name))).flatten();
+                let Some(m) = mapper else { return (c.name.clone(), schemas[i].clone()) };
+                let length = matches!(c.data_type.as_str(), "char" | "varchar")
+                    .then(|| c.column_type.split_once('(').and_then(|(_, r)| r.split_once(')')))
+                    .flatten()
+                    .and_then(|(n, _)| n.trim().parse::<usize>().ok());
+                mappers.push((field, m.clone(), length));
+                let mut schema = (*schemas[i]).clone();
+                schema.parameters.get_or_insert_with(Vec::new).push(m.schema_parameter());
+                (c.name.clone(), Arc::new(schema))
+            })
             .collect();
         let row_schema = Arc::new(types::struct_schema(&format!("{topic}.Value"), true, row_fields));
         let pk_columns: Vec<usize> = keys.iter().filter_map(|k| columns.iter().position(|c| &c.name == k)).collect();
@@ -482,6 +513,7 @@ impl Worker {
             key_columns,
             pk_columns,
             key_schema,
+            mappers,
         }
     }
 
