@@ -120,6 +120,8 @@ pub struct MySqlSettings {
     pub skipped_operations: HashSet<char>,
     pub types: TypeSettings,
     pub heartbeat_interval: Option<Duration>,
+    /// `heartbeat.action.query`: run on the database at every heartbeat.
+    pub heartbeat_action_query: Option<String>,
     pub heartbeat_topic: String,
     pub provide_transaction_metadata: bool,
     pub transaction_topic: String,
@@ -313,6 +315,7 @@ impl MySqlSettings {
             skipped_operations,
             types: TypeSettings { decimal, time, binary, bigint_precise },
             heartbeat_interval: (heartbeat_ms > 0).then(|| Duration::from_millis(heartbeat_ms)),
+            heartbeat_action_query: get(config, "heartbeat.action.query").map(str::to_string),
             heartbeat_topic: format!(
                 "{}.{}",
                 get(config, "topic.heartbeat.prefix").unwrap_or("__debezium-heartbeat"),

@@ -145,6 +145,7 @@ impl Connector for MySqlCdcConnector {
             .define(key("bigint.unsigned.handling.mode", String, value("long"), Medium, "Specify how BIGINT UNSIGNED columns should be represented in change events, including: 'precise' uses java.math.BigDecimal to represent values, which are encoded in the change events using a binary representation and Kafka Connect's 'org.apache.kafka.connect.data.Decimal' type; 'long' (the default) represents values using Java's 'long', which may not offer the precision but will be far easier to use in consumers."))
             .define(key("heartbeat.interval.ms", Int, value("0"), Medium, "Length of an interval in milli-seconds in in which the connector periodically sends heartbeat messages to a heartbeat topic. Use 0 to disable heartbeat messages. Disabled by default."))
             .define(key("topic.heartbeat.prefix", String, value("__debezium-heartbeat"), Low, "The prefix that is used to name heartbeat topics."))
+            .define(key("heartbeat.action.query", String, DefaultValue::Null, Low, "The query executed with every heartbeat."))
             .define(key("provide.transaction.metadata", Boolean, value("false"), Low, "Enables transaction metadata extraction together with event counting"))
             .define(key("topic.transaction", String, value("transaction"), Low, "The suffix of the transaction metadata topic."))
             .define(key("max.batch.size", Int, value("2048"), Medium, "Maximum size of each batch of source records. Defaults to 2048."))

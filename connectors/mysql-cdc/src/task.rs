@@ -1199,6 +1199,19 @@ impl Worker {
                         && tokio::time::Instant::now() >= due
                         && !in_txn
                     {
+                        // `heartbeat.action.query` (Debezium's DatabaseHeartbeatImpl): run on every beat.
+                        if let Some(q) = self.s.heartbeat_action_query.clone() {
+                            let conn = self.meta().await?;
+                            conn.query_drop(&q).await.map_err(|e| match e {
+                                // The server refused the statement: retrying will not help (Debezium fails too).
+                                mysql_async::Error::Server(se) => StreamError::Fatal(ConnectError::Other(format!(
+                                    "heartbeat.action.query {q:?} failed: MySQL error {}: {}; fix the statement or \
+                                     remove heartbeat.action.query",
+                                    se.code, se.message
+                                ))),
+                                other => StreamError::from(other),
+                            })?;
+                        }
                         self.heartbeat(last_ts, last_server_id).await?;
                         heartbeat_due = self.s.heartbeat_interval.map(|i| tokio::time::Instant::now() + i);
                     }

@@ -268,3 +268,47 @@ async fn heartbeats_while_idle_and_no_data_mode() {
     task.stop().await.unwrap();
     c.query_drop(format!("DROP DATABASE {name}")).await.unwrap();
 }
+
+/// `heartbeat.action.query`: run at every heartbeat (rows appear in a table of another database); a statement the
+/// server refuses fails the task with its message.
+#[tokio::test]
+async fn heartbeat_action_query_runs_and_a_bad_one_fails() {
+    let Some(db) = db() else {
+        eprintln!("MYSQL_HOST not set: skipped");
+        return;
+    };
+    let name = format!("mcdq_{}", rand_u16());
+    let mut c = db.conn().await;
+    c.query_drop(format!("DROP DATABASE IF EXISTS {name}")).await.unwrap();
+    c.query_drop(format!("CREATE DATABASE {name}")).await.unwrap();
+    c.query_drop(format!("CREATE TABLE {name}.t (id INT PRIMARY KEY)")).await.unwrap();
+    c.query_drop(format!("CREATE TABLE {name}.beats (id INT AUTO_INCREMENT PRIMARY KEY)")).await.unwrap();
+    let prefix = format!("p{name}");
+    let mut config = db.config(&prefix, &name);
+    config.insert("heartbeat.interval.ms".into(), "200".into());
+    config.insert("snapshot.mode".into(), "no_data".into());
+    config.insert("table.include.list".into(), format!("{name}\\.t"));
+    config.insert("heartbeat.action.query".into(), format!("INSERT INTO {name}.beats VALUES ()"));
+    let mut task = start(config.clone(), BTreeMap::new()).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (mut heartbeats, mut beats) = (0, 0u64);
+    while Instant::now() < deadline && (heartbeats < 3 || beats < 3) {
+        heartbeats += task.poll().await.unwrap().iter().filter(|r| r.topic.starts_with("__debezium-heartbeat")).count();
+        beats = c.query_first(format!("SELECT COUNT(*) FROM {name}.beats")).await.unwrap().unwrap_or(0);
+    }
+    assert!(beats >= 3 && heartbeats >= 3, "{beats} rows written by the action query, {heartbeats} heartbeats");
+    task.stop().await.unwrap();
+
+    config.insert("heartbeat.action.query".into(), "INSERT INTO no_such_table_at_all VALUES (1)".into());
+    let mut task = start(config, BTreeMap::new()).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let e = loop {
+        assert!(Instant::now() < deadline, "no error within 30 s");
+        if let Err(e) = task.poll().await {
+            break e.to_string();
+        }
+    };
+    assert!(e.contains("heartbeat.action.query") && e.contains("no_such_table_at_all"), "{e}");
+    task.stop().await.unwrap();
+    c.query_drop(format!("DROP DATABASE {name}")).await.unwrap();
+}

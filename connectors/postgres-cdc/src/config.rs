@@ -44,6 +44,8 @@ pub struct PgSettings {
     pub autocreate: AutocreateMode,
     pub snapshot_mode: SnapshotMode,
     pub heartbeat_interval_ms: u64,
+    /// `heartbeat.action.query`: run on the database at every heartbeat.
+    pub heartbeat_action_query: Option<String>,
     pub modes: ColumnModes,
     pub tombstones_on_delete: bool,
     pub include_unknown: bool,
@@ -187,6 +189,7 @@ impl PgSettings {
             autocreate,
             snapshot_mode,
             heartbeat_interval_ms: num(c, "heartbeat.interval.ms", 0u64)?,
+            heartbeat_action_query: get(c, "heartbeat.action.query").map(str::to_string),
             modes: ColumnModes { decimal, time, binary },
             tombstones_on_delete: boolean(c, "tombstones.on.delete", true)?,
             include_unknown: boolean(c, "include.unknown.datatypes", false)?,
@@ -254,6 +257,7 @@ pub fn config_def() -> ConfigDef {
         .define(key("snapshot.fetch.size", T::Int, val("10240"), I::Medium, "The maximum number of records that should be loaded into memory while performing a snapshot."))
         .define(key("snapshot.max.threads", T::Int, val("1"), I::Medium, "The maximum number of threads used to perform the snapshot. Sluice reads a large table's key (or block) ranges on this many connections that share the snapshot, and several tables at once."))
         .define(key("heartbeat.interval.ms", T::Int, val("0"), I::Medium, "Length of an interval in milli-seconds in in which the connector periodically sends heartbeat messages to a heartbeat topic. Use 0 to disable heartbeat messages. Disabled by default."))
+        .define(key("heartbeat.action.query", T::String, DefaultValue::Null, I::Low, "The query executed with every heartbeat."))
         .define(key("topic.heartbeat.prefix", T::String, val("__debezium-heartbeat"), I::Low, "The prefix that is used to name heartbeat topics."))
         .define(key("topic.delimiter", T::String, val("."), I::Low, "Specify the delimiter for topic name."))
         .define(key("topic.transaction", T::String, val("transaction"), I::Low, "The name of the transaction metadata topic."))

@@ -1252,6 +1252,21 @@ impl Reader {
                     continue;
                 }
                 _ = heartbeat_tick.tick(), if heartbeat_every.is_some() => {
+                    // `heartbeat.action.query` (Debezium's DatabaseHeartbeatImpl): a write to the captured
+                    // database on every beat, so its WAL moves and the slot can advance when only other
+                    // databases are written.
+                    if let Some(q) = &self.s.heartbeat_action_query {
+                        client.batch_execute(q).await.map_err(|e| match e.as_db_error() {
+                            // The database refused the statement: retrying will not help (Debezium fails too).
+                            Some(db) if db.code().code() != "42501" => fatal(format!(
+                                "heartbeat.action.query {q:?} failed: {} (SQLSTATE {}); fix the statement or remove \
+                                 heartbeat.action.query",
+                                db.message(),
+                                db.code().code()
+                            )),
+                            _ => pg_err("executing heartbeat.action.query", e),
+                        })?;
+                    }
                     if in_tx.is_none() {
                         let pos = wal_seen.max(self.last_commit.unwrap_or(0));
                         if pos > 0 {

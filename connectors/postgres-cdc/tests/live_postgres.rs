@@ -746,3 +746,74 @@ async fn logical_messages_filtered_and_resumed() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     cleanup(&db, &name).await;
 }
+
+/// `heartbeat.action.query`: run on the database at every heartbeat (rows appear in a heartbeat table, and the
+/// heartbeat records follow); a statement the database refuses fails the task with its message, not a retry loop.
+#[tokio::test]
+async fn heartbeat_action_query_runs_and_a_bad_one_fails() {
+    let Some(url) = pg_url() else {
+        eprintln!("SLUICE_TEST_PG not set: skipping");
+        return;
+    };
+    let name = format!("sl_cdchb_{}", std::process::id());
+    let db = admin(&url).await;
+    cleanup(&db, &name).await;
+    db.batch_execute(&format!(
+        "DROP TABLE IF EXISTS {name}_beats; CREATE TABLE {name}_orders (id int PRIMARY KEY); \
+         CREATE TABLE {name}_beats (at timestamptz NOT NULL DEFAULT now())"
+    ))
+    .await
+    .unwrap();
+    let query = format!("INSERT INTO {name}_beats DEFAULT VALUES");
+    let mut task = PostgresCdcTask::default();
+    let cfg = config(
+        &name,
+        &[
+            ("heartbeat.interval.ms", "200"),
+            ("heartbeat.action.query", query.as_str()),
+            ("table.include.list", &format!("public\\.{name}_orders")),
+        ],
+    );
+    task.start(SourceTaskContext {
+        shared: Default::default(),
+        connector: name.clone(),
+        task: 0,
+        config: cfg,
+        offsets: Arc::default(),
+    })
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut heartbeats = 0;
+    let mut beats = 0i64;
+    while Instant::now() < deadline && (heartbeats < 3 || beats < 3) {
+        heartbeats += task.poll().await.unwrap().iter().filter(|r| r.topic.starts_with("__debezium-heartbeat")).count();
+        beats = db.query_one(&format!("SELECT count(*) FROM {name}_beats"), &[]).await.unwrap().get(0);
+    }
+    assert!(beats >= 3 && heartbeats >= 3, "{beats} rows written by the action query, {heartbeats} heartbeats");
+    task.stop().await.unwrap();
+
+    let mut task = PostgresCdcTask::default();
+    let cfg = config(
+        &name,
+        &[
+            ("heartbeat.interval.ms", "200"),
+            ("heartbeat.action.query", "INSERT INTO no_such_table_at_all VALUES (1)"),
+            ("table.include.list", &format!("public\\.{name}_orders")),
+        ],
+    );
+    task.start(SourceTaskContext {
+        shared: Default::default(),
+        connector: name.clone(),
+        task: 0,
+        config: cfg,
+        offsets: Arc::default(),
+    })
+    .await
+    .unwrap();
+    let e = first_error(&mut task).await;
+    assert!(e.contains("heartbeat.action.query") && e.contains("no_such_table_at_all"), "{e}");
+    task.stop().await.unwrap();
+    let _ = db.batch_execute(&format!("DROP TABLE IF EXISTS {name}_beats")).await;
+    cleanup(&db, &name).await;
+}
