@@ -115,6 +115,26 @@ impl MessageKeyColumns {
     }
 }
 
+/// `snapshot.select.statement.overrides`: a comma-separated list of tables (`schema.table` or `database.table`, as
+/// written, not regexes), each with its statement in `snapshot.select.statement.overrides.<table>`; the snapshot
+/// reads that table with it instead of the whole table. A listed table without a statement keeps the default (as
+/// Debezium, which finds no statement for it). Returns table -> statement.
+pub fn snapshot_select_overrides<'a>(
+    get: impl Fn(&str) -> Option<&'a str>,
+) -> std::collections::HashMap<String, String> {
+    let mut out = std::collections::HashMap::new();
+    if let Some(list) = get("snapshot.select.statement.overrides") {
+        for table in split_list(list) {
+            if let Some(statement) =
+                get(&format!("snapshot.select.statement.overrides.{table}")).map(str::trim).filter(|s| !s.is_empty())
+            {
+                out.insert(table, statement.trim_end_matches(';').trim_end().to_string());
+            }
+        }
+    }
+    out
+}
+
 /// An include list and an exclude list (only one may be set, as Debezium validates).
 #[derive(Debug, Clone, Default)]
 pub struct IncludeExclude {
@@ -211,5 +231,20 @@ mod tests {
         // a column matched twice is taken once
         let k = MessageKeyColumns::parse(Some("s.t:a;s.t:a,b")).unwrap();
         assert_eq!(k.key_columns("s.t", ["b", "a"]), Some(vec![1, 0]));
+    }
+
+    #[test]
+    fn snapshot_select_overrides_by_table() {
+        let config: std::collections::HashMap<&str, &str> = [
+            ("snapshot.select.statement.overrides", "s.a, s.b,s.c"),
+            ("snapshot.select.statement.overrides.s.a", "SELECT * FROM s.a WHERE x > 1 ; "),
+            ("snapshot.select.statement.overrides.s.c", "  "),
+        ]
+        .into_iter()
+        .collect();
+        let o = snapshot_select_overrides(|k| config.get(k).copied());
+        assert_eq!(o.len(), 1, "{o:?}");
+        assert_eq!(o["s.a"], "SELECT * FROM s.a WHERE x > 1");
+        assert!(snapshot_select_overrides(|_| None).is_empty());
     }
 }

@@ -108,6 +108,8 @@ pub struct MySqlSettings {
     pub columns: Filter,
     /// `message.key.columns`: the columns of the message key, per table (else the primary key).
     pub key_columns: sluice_debezium::filters::MessageKeyColumns,
+    /// `snapshot.select.statement.overrides`: `database.table` -> the statement its snapshot reads.
+    pub snapshot_select: std::collections::HashMap<String, String>,
     /// `column.truncate.to.*`, `column.mask.with.*`, `column.mask.hash.*`.
     pub mappers: sluice_debezium::mapping::ColumnMappers,
     pub snapshot_mode: SnapshotMode,
@@ -302,6 +304,7 @@ impl MySqlSettings {
                 config.iter().map(|(k, v)| (k.as_str(), v.as_str())),
             )
             .map_err(|(k, e)| ConnectError::config(&k, e))?,
+            snapshot_select: sluice_debezium::filters::snapshot_select_overrides(|k| config.get(k).map(|s| s.as_str())),
             key_columns: sluice_debezium::filters::MessageKeyColumns::parse(
                 config.get("message.key.columns").map(|s| s.as_str()),
             )

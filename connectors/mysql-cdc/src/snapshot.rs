@@ -186,13 +186,13 @@ pub(crate) async fn read_chunks(
         let Some(chunk) = next else { return Ok(()) };
         let t = &ctx.tables[chunk.table];
         let cols: Vec<String> = t.columns.iter().map(|c| quote(&c.name)).collect();
-        let sql = format!(
-            "SELECT {} FROM {}.{}{}",
-            cols.join(", "),
-            quote(&t.db),
-            quote(&t.table),
-            chunk.range.where_clause()
-        );
+        // `snapshot.select.statement.overrides`: the user's statement as a derived table, its columns taken by name
+        // (as Debezium maps a result set's columns to the table's).
+        let from = match &t.snapshot_select {
+            Some(statement) => format!("({statement}) AS sluice_override"),
+            None => format!("{}.{}", quote(&t.db), quote(&t.table)),
+        };
+        let sql = format!("SELECT {} FROM {from}{}", cols.join(", "), chunk.range.where_clause());
         tracing::debug!(table = %t.table, range = ?chunk.range, "snapshot chunk");
         let mut records = Vec::with_capacity(RECORDS_PER_MESSAGE);
         {

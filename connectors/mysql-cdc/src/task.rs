@@ -229,6 +229,8 @@ pub(crate) struct TableInfo {
     pub(crate) key_schema: Option<Arc<Schema>>,
     /// Column mappers: row field index, mapper, the column's declared length.
     mappers: Vec<(usize, sluice_debezium::mapping::Mapper, Option<usize>)>,
+    /// `snapshot.select.statement.overrides.<database>.<table>`: what the snapshot reads instead of the table.
+    pub(crate) snapshot_select: Option<String>,
     pub(crate) envelope: Arc<Schema>,
 }
 
@@ -514,6 +516,7 @@ impl Worker {
             pk_columns,
             key_schema,
             mappers,
+            snapshot_select: self.s.snapshot_select.get(&format!("{db}.{table}")).cloned(),
         }
     }
 
@@ -1785,6 +1788,10 @@ struct JoinedSnapshot {
 /// order, so a range of the leading column is a range scan) and the table is large enough (information_schema's
 /// row estimate) to be worth splitting. Others are read whole by one connection.
 async fn split_table(conn: &mut Conn, t: &TableInfo, connections: usize) -> Result<Vec<RowRange>, StreamError> {
+    if t.snapshot_select.is_some() {
+        // The user's statement is read as it is, by one connection.
+        return Ok(vec![RowRange::All]);
+    }
     let Some(key) = t.pk_columns.first() else { return Ok(vec![RowRange::All]) };
     let col = &t.columns[*key];
     if !matches!(col.data_type.as_str(), "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint") {

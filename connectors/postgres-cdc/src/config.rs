@@ -37,6 +37,8 @@ pub struct PgSettings {
     pub columns: IncludeExclude,
     /// `message.key.columns`: the columns of the message key, per table (else the primary key).
     pub key_columns: MessageKeyColumns,
+    /// `snapshot.select.statement.overrides`: `schema.table` -> the statement its snapshot reads.
+    pub snapshot_select: std::collections::HashMap<String, String>,
     /// `column.truncate.to.*`, `column.mask.with.*`, `column.mask.hash.*`: what happens to character columns' values.
     pub mappers: sluice_debezium::mapping::ColumnMappers,
     pub slot_name: String,
@@ -182,6 +184,7 @@ impl PgSettings {
             columns: filter("column.include.list", "column.exclude.list")?,
             mappers: sluice_debezium::mapping::ColumnMappers::parse(c.iter().map(|(k, v)| (k.as_str(), v.as_str())))
                 .map_err(|(k, e)| ConnectError::config(&k, e))?,
+            snapshot_select: sluice_debezium::filters::snapshot_select_overrides(|k| c.get(k).map(|s| s.as_str())),
             key_columns: MessageKeyColumns::parse(c.get("message.key.columns").map(|s| s.as_str()))
                 .map_err(|e| ConnectError::config("message.key.columns", e))?,
             slot_name: get(c, "slot.name").unwrap_or("debezium").to_string(),
@@ -257,6 +260,7 @@ pub fn config_def() -> ConfigDef {
         .define(key("snapshot.fetch.size", T::Int, val("10240"), I::Medium, "The maximum number of records that should be loaded into memory while performing a snapshot."))
         .define(key("snapshot.max.threads", T::Int, val("1"), I::Medium, "The maximum number of threads used to perform the snapshot. Sluice reads a large table's key (or block) ranges on this many connections that share the snapshot, and several tables at once."))
         .define(key("heartbeat.interval.ms", T::Int, val("0"), I::Medium, "Length of an interval in milli-seconds in in which the connector periodically sends heartbeat messages to a heartbeat topic. Use 0 to disable heartbeat messages. Disabled by default."))
+        .define(key("snapshot.select.statement.overrides", T::String, DefaultValue::Null, I::Medium, "This property contains a comma-separated list of fully-qualified tables (DB_NAME.TABLE_NAME) or (SCHEMA_NAME.TABLE_NAME), depending on the specific connectors. Select statements for the individual tables are specified in further configuration properties, one for each table, identified by the id 'snapshot.select.statement.overrides.[DB_NAME].[TABLE_NAME]' or 'snapshot.select.statement.overrides.[SCHEMA_NAME].[TABLE_NAME]', respectively. The value of those properties is the select statement to use when retrieving data from the specific table during snapshotting. A possible use case for large append-only tables is setting a specific point where to start (resume) snapshotting, in case a previous snapshotting was interrupted."))
         .define(key("heartbeat.action.query", T::String, DefaultValue::Null, I::Low, "The query executed with every heartbeat."))
         .define(key("topic.heartbeat.prefix", T::String, val("__debezium-heartbeat"), I::Low, "The prefix that is used to name heartbeat topics."))
         .define(key("topic.delimiter", T::String, val("."), I::Low, "Specify the delimiter for topic name."))

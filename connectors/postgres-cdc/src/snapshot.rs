@@ -173,10 +173,14 @@ pub(crate) async fn read_chunks(
         let t = &ctx.tables[chunk.table];
         let cols: Vec<String> = t.envelope.row_schema.fields.iter().map(|f| quote_ident(&f.name)).collect();
         let select_list = if cols.is_empty() { "NULL".to_string() } else { cols.join(", ") };
+        // `snapshot.select.statement.overrides`: the user's statement as a derived table, its columns taken by name
+        // (as Debezium maps a result set's columns to the table's).
+        let from = match &t.snapshot_select {
+            Some(statement) => format!("({statement}) AS sluice_override"),
+            None => format!("{}.{}", quote_ident(&t.schema), quote_ident(&t.table)),
+        };
         let sql = format!(
-            "DECLARE sluice_snap NO SCROLL CURSOR FOR SELECT {select_list} FROM {}.{}{}",
-            quote_ident(&t.schema),
-            quote_ident(&t.table),
+            "DECLARE sluice_snap NO SCROLL CURSOR FOR SELECT {select_list} FROM {from}{}",
             chunk.range.where_clause()
         );
         tracing::debug!(table = %t.table, range = ?chunk.range, "snapshot chunk");

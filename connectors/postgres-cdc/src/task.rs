@@ -157,6 +157,8 @@ pub(crate) struct TableState {
     /// Column mappers of character columns (`column.mask.*`, `column.truncate.*`): row field index, mapper, the
     /// column's declared length.
     mappers: Vec<(usize, Mapper, Option<usize>)>,
+    /// `snapshot.select.statement.overrides.<schema>.<table>`: what the snapshot reads instead of the whole table.
+    pub(crate) snapshot_select: Option<String>,
     captured: bool,
 }
 
@@ -774,6 +776,7 @@ impl Reader {
             columns,
             key_fields: key_idx,
             mappers,
+            snapshot_select: self.s.snapshot_select.get(&format!("{schema_name}.{table}")).cloned(),
             captured,
         })
     }
@@ -1178,6 +1181,10 @@ impl Reader {
     }
 
     async fn split(&self, client: &Client, t: &TableState, version: i32) -> Result<Vec<RowRange>, ConnectError> {
+        if t.snapshot_select.is_some() {
+            // The user's statement is read as it is, by one connection.
+            return Ok(vec![RowRange::All]);
+        }
         let qualified = format!("{}.{}", quote_ident(&t.schema), quote_ident(&t.table));
         let plan = client
             .simple_query(&format!("EXPLAIN (FORMAT JSON) SELECT 1 FROM {qualified}"))
