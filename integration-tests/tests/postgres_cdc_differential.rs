@@ -132,7 +132,7 @@ async fn run(env: &TestEnv, db: &Postgres, libs: &std::path::Path) -> anyhow::Re
     let name = env.unique("pgdiff").replace(['-', '.'], "_").to_lowercase();
     let dbz = format!("dbz{name}");
     let sl = format!("sl{name}");
-    // A second pair with other settings: hstore.handling.mode=map, binary.handling.mode=hex (message content) and a
+    // A second pair with other settings: hstore.handling.mode=map, interval.handling.mode=string (on the types table too), binary.handling.mode=hex (message content) and a
     // message prefix exclude list (the first pair has an include list).
     let dbzm = format!("dbzm{name}");
     let slm = format!("slm{name}");
@@ -228,8 +228,9 @@ async fn run(env: &TestEnv, db: &Postgres, libs: &std::path::Path) -> anyhow::Re
         Value::Object(c)
     };
     let map_mode = [
-        ("table.include.list", format!("public\\.{name}_hstore")),
+        ("table.include.list", format!("public\\.{name}_(hstore|types)")),
         ("hstore.handling.mode", "map".to_string()),
+        ("interval.handling.mode", "string".to_string()),
         ("binary.handling.mode", "hex".to_string()),
         ("message.prefix.exclude.list", ".*_excluded".to_string()),
     ];
@@ -288,7 +289,7 @@ async fn run(env: &TestEnv, db: &Postgres, libs: &std::path::Path) -> anyhow::Re
     db.script(&format!(
         "INSERT INTO {name}_types VALUES (3, 32767, 9223372036854775807, -3.4e38, 1e-7, -0.01, 0, -1.25, false, '', '', \
            '', '\\x', '1969-12-31', '23:59:59.999999', '00:00:00', '1970-01-01 00:00:00.000001', '9999-12-31 23:59:59.999', \
-           '1970-01-01 00:00:01+00', '00:00:00-05', '-00:00:01', '00000000-0000-0000-0000-000000000000', '[]', '[]', \
+           '1970-01-01 00:00:01+00', '00:00:00-05', '-1 days 00:00:02.3', '00000000-0000-0000-0000-000000000000', '[]', '[]', \
            '{{}}', '{{}}', B'0', '::1', 'sad');
          UPDATE {name}_types SET t = 'changed', n1 = 99.99 WHERE id = 1;
          UPDATE {name}_types SET id = 10 WHERE id = 2;
@@ -372,6 +373,7 @@ async fn run(env: &TestEnv, db: &Postgres, libs: &std::path::Path) -> anyhow::Re
     let mut compare: Vec<(String, &str, &str, String)> =
         tables.iter().map(|t| (t.to_string(), dbz.as_str(), sl.as_str(), format!("public.{name}_{t}"))).collect();
     compare.push(("hstore-map".into(), &dbzm, &slm, format!("public.{name}_hstore")));
+    compare.push(("interval-string".into(), &dbzm, &slm, format!("public.{name}_types")));
     compare.push(("message".into(), &dbz, &sl, "message".into()));
     compare.push(("message-second".into(), &dbzm, &slm, "message".into()));
     for (t, dbz, sl, topic) in &compare {

@@ -316,6 +316,9 @@ pub struct ColumnModes {
     pub decimal: DecimalHandlingMode,
     pub time: TimePrecisionMode,
     pub binary: BinaryHandlingMode,
+    /// `interval.handling.mode=string` (PostgreSQL): `io.debezium.time.Interval` ISO 8601 strings instead of
+    /// `io.debezium.time.MicroDuration` numbers.
+    pub interval_string: bool,
 }
 
 /// What temporal kind a column is, for [`temporal_schema`].

@@ -157,6 +157,16 @@ impl PgSettings {
             v => BinaryHandlingMode::parse(v.unwrap_or(""))
                 .ok_or_else(|| mode("binary.handling.mode", v, BinaryHandlingMode::ALLOWED))?,
         };
+        let interval_string = match get(c, "interval.handling.mode").map(str::to_ascii_lowercase).as_deref() {
+            None | Some("numeric") => false,
+            Some("string") => true,
+            Some(other) => {
+                return Err(ConnectError::config(
+                    "interval.handling.mode",
+                    format!("{other:?} is not one of numeric, string"),
+                ));
+            }
+        };
         let hstore = match get(c, "hstore.handling.mode") {
             None => HstoreMode::Json,
             v => HstoreMode::parse(v.unwrap_or(""))
@@ -193,7 +203,7 @@ impl PgSettings {
             snapshot_mode,
             heartbeat_interval_ms: num(c, "heartbeat.interval.ms", 0u64)?,
             heartbeat_action_query: get(c, "heartbeat.action.query").map(str::to_string),
-            modes: ColumnModes { decimal, time, binary },
+            modes: ColumnModes { decimal, time, binary, interval_string },
             tombstones_on_delete: boolean(c, "tombstones.on.delete", true)?,
             include_unknown: boolean(c, "include.unknown.datatypes", false)?,
             max_batch_size: num(c, "max.batch.size", 2048usize)?.max(1),
@@ -267,6 +277,7 @@ pub fn config_def() -> ConfigDef {
         .define(key("topic.transaction", T::String, val("transaction"), I::Low, "The name of the transaction metadata topic."))
         .define(key("decimal.handling.mode", T::String, val("precise"), I::Medium, "Specify how DECIMAL and NUMERIC columns should be represented in change events: precise, string, double."))
         .define(key("time.precision.mode", T::String, val("adaptive"), I::Medium, "Time, date, and timestamps can be represented with different kinds of precisions: adaptive, adaptive_time_microseconds, connect, isostring, microseconds, nanoseconds."))
+        .define(key("interval.handling.mode", T::String, val("numeric"), I::Medium, "Specify how INTERVAL columns should be represented in change events, including: 'string' represents values as an exact ISO formatted string; 'numeric' (default) represents values using the inexact conversion into microseconds").with_validator(Validator::OneOf(vec!["numeric", "string"])))
         .define(key("binary.handling.mode", T::String, val("bytes"), I::Low, "Specify how binary (blob, binary, etc.) columns should be represented in change events: bytes, base64, base64-url-safe, hex."))
         .define(key("hstore.handling.mode", T::String, val("json"), I::Low, "Specify how HSTORE columns should be represented in change events, including: 'json' represents values as string-ified JSON (default); 'map' represents values as a key/value map").with_validator(Validator::OneOf(vec!["json", "map"])))
         .define(key("message.prefix.include.list", T::List, DefaultValue::Null, I::Medium, "A comma-separated list of regular expressions that match the logical decoding message prefixes to be monitored. All prefixes are monitored by default."))

@@ -96,6 +96,8 @@ pub enum Conv {
     },
     TimeTz,
     Interval,
+    /// `interval.handling.mode=string`.
+    IntervalString,
     Bit1,
     Bits,
     /// `hstore` (an extension type): a JSON object text or a map, per `hstore.handling.mode`.
@@ -188,6 +190,7 @@ fn scalar(
         }
         "timestamptz" => (dbz::zoned_timestamp(), Conv::TimestampTz { precision: precision_of(typmod, 6) }),
         "timetz" => (dbz::zoned_time(), Conv::TimeTz),
+        "interval" if modes.interval_string => (dbz::interval_string(), Conv::IntervalString),
         "interval" => (dbz::micro_duration(), Conv::Interval),
         "bit" if typmod <= 1 => (SchemaBuilder::boolean(), Conv::Bit1),
         "bit" | "varbit" => (dbz::bits(typmod.max(1) as u32), Conv::Bits),
@@ -299,6 +302,7 @@ pub fn convert(conv: &Conv, text: &str) -> Result<Value, String> {
             Value::String(format!("{}Z", java_local_time(utc)))
         }
         Conv::Interval => Value::Int64(parse_interval_micros(text).ok_or_else(bad)?),
+        Conv::IntervalString => Value::String(interval_iso(text).ok_or_else(bad)?),
         Conv::Bits => {
             // Debezium: BitSet of the bit string read right to left (bit 0 = last character), as bytes.
             let bits: Vec<bool> = text.chars().rev().map(|c| c == '1').collect();
@@ -519,6 +523,54 @@ pub fn parse_interval_micros(text: &str) -> Option<i64> {
     Some((total_days * 86_400_000_000f64).round() as i64 + micros)
 }
 
+/// An interval as `interval.handling.mode=string` gives it: Debezium's `Interval.toIsoString` of the components
+/// pgjdbc's `PGInterval` reads from the text (`postgres` IntervalStyle: `1 year 2 mons 3 days -04:05:06.5`), every
+/// component written (`P1Y2M3DT-4H-5M-6.5S`).
+pub fn interval_iso(text: &str) -> Option<String> {
+    let (mut years, mut months, mut days, mut hours, mut minutes) = (0i64, 0i64, 0i64, 0i64, 0i64);
+    let mut seconds = 0f64;
+    let parts: Vec<&str> = text.split_whitespace().collect();
+    let mut i = 0;
+    while i < parts.len() {
+        let p = parts[i];
+        if p.contains(':') {
+            let (neg, t) = match p.strip_prefix('-') {
+                Some(t) => (true, t),
+                None => (false, p.strip_prefix('+').unwrap_or(p)),
+            };
+            let mut f = t.split(':');
+            let h: i64 = f.next()?.parse().ok()?;
+            let m: i64 = f.next()?.parse().ok()?;
+            let s: f64 = f.next().unwrap_or("0").parse().ok()?;
+            let sign = if neg { -1 } else { 1 };
+            hours += sign * h;
+            minutes += sign * m;
+            seconds += sign as f64 * s;
+            i += 1;
+            continue;
+        }
+        let n: i64 = p.parse().ok()?;
+        match parts.get(i + 1)?.trim_end_matches('s') {
+            "year" => years += n,
+            "mon" => months += n,
+            "day" => days += n,
+            _ => return None,
+        }
+        i += 2;
+    }
+    Some(format!("P{years}Y{months}M{days}DT{hours}H{minutes}M{}S", java_big_decimal_seconds(seconds)))
+}
+
+/// The seconds as Debezium writes them: the double's shortest decimal form (`BigDecimal.valueOf`), cut to 9
+/// decimals, trailing zeros stripped, plain notation.
+fn java_big_decimal_seconds(d: f64) -> String {
+    let shortest = format!("{}", d.abs());
+    let (int, frac) = shortest.split_once('.').unwrap_or((&shortest, ""));
+    let frac = frac[..frac.len().min(9)].trim_end_matches('0');
+    let body = if frac.is_empty() { int.to_string() } else { format!("{int}.{frac}") };
+    if d < 0.0 && body != "0" { format!("-{body}") } else { body }
+}
+
 /// A one-dimensional PostgreSQL array literal (`{1,2,NULL,"a b","x\"y"}`).
 pub fn parse_array(text: &str) -> Option<Vec<Option<String>>> {
     let inner = text.strip_prefix('{')?.strip_suffix('}')?;
@@ -576,6 +628,12 @@ mod tests {
         assert_eq!(hstore_value(&pairs, HstoreMode::Json), Value::String(r#"{"aa":null,"b":"2"}"#.into()));
         assert_eq!(parse_interval_micros("1 mon"), Some((30.4375 * 86_400_000_000f64) as i64));
         assert_eq!(parse_interval_micros("04:05:06.5"), Some(14_706_500_000));
+        assert_eq!(interval_iso("1 year 2 mons 3 days 04:05:06.5").as_deref(), Some("P1Y2M3DT4H5M6.5S"));
+        assert_eq!(interval_iso("00:00:00").as_deref(), Some("P0Y0M0DT0H0M0S"));
+        assert_eq!(interval_iso("-1 years -2 mons +3 days -04:05:06.25").as_deref(), Some("P-1Y-2M3DT-4H-5M-6.25S"));
+        // the double's shortest form, as Debezium (2.3 is 2.2999999999999998... as a double)
+        assert_eq!(interval_iso("-1 days 00:00:02.3").as_deref(), Some("P0Y0M-1DT0H0M2.3S"));
+        assert_eq!(interval_iso("00:00:01.123456").as_deref(), Some("P0Y0M0DT0H0M1.123456S"));
         assert_eq!(convert(&Conv::TimeTz, "12:34:56+02").unwrap(), Value::String("10:34:56Z".into()));
         assert_eq!(
             convert(&Conv::TimestampTz { precision: 6 }, "2026-01-02 03:04:06+00").unwrap(),
