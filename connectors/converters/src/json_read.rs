@@ -197,7 +197,7 @@ impl<'de> Visitor<'de> for Typed<'_> {
 
     fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Value, E> {
         match self.0.schema_type {
-            SchemaType::Float64 => Ok(Value::Float64(v)),
+            SchemaType::Float64 => Ok(Value::Float64(crate::converter::kafka_float(v))),
             _ => {
                 let json = serde_json::Number::from_f64(v).map(serde_json::Value::Number).ok_or_else(give_up)?;
                 full(self.0, &json)
