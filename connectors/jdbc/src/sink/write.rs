@@ -985,7 +985,7 @@ impl Writer {
         for (n, run) in runs.iter().enumerate() {
             let first = &run.rows[0];
             let table = self.table_sql(&first.table);
-            let cols = if first.delete { &first.cols[..first.nkey] } else { &first.cols[..] };
+            let cols = if first.delete { &first.cols[..first.nkey] } else { first.cols };
             let direct = !first.delete && self.settings.insert_mode == InsertMode::Insert;
             let stage = format!("sluice_stage_{n}");
             let target = if direct {
@@ -1020,7 +1020,7 @@ impl Writer {
                 buf.extend_from_slice(BINARY_COPY_HEADER);
             }
             for row in &run.rows {
-                let cols = if row.delete { &row.cols[..row.nkey] } else { &row.cols[..] };
+                let cols = if row.delete { &row.cols[..row.nkey] } else { row.cols };
                 if let Some(types) = &binary {
                     buf.extend_from_slice(&(cols.len() as i16).to_be_bytes());
                     for (c, t) in cols.iter().zip(types) {
@@ -1394,7 +1394,7 @@ impl Writer {
                 let per_stmt = (MYSQL_MAX_PARAMS / ncols).max(1);
                 for chunk in run.rows.chunks(per_stmt) {
                     let mut sql = format!("INSERT INTO {table} (");
-                    self.col_list(&mut sql, &first.cols, None);
+                    self.col_list(&mut sql, first.cols, None);
                     sql.push_str(") VALUES ");
                     let mut p = Vec::with_capacity(chunk.len() * ncols);
                     for (i, row) in chunk.iter().enumerate() {
