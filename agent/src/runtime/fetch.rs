@@ -139,10 +139,15 @@ impl Polled {
             timestamp: r.timestamp,
             key: bytes(&r.key),
             value: bytes(&r.value),
-            headers: self.headers[r.headers.clone()]
-                .iter()
-                .map(|h| (&self.header_keys[h.key.clone()], bytes(&h.value)))
-                .collect(),
+            // Most records have no headers: no trip through `collect` for them (1% of a JDBC sink's profile).
+            headers: if r.headers.is_empty() {
+                Vec::new()
+            } else {
+                self.headers[r.headers.clone()]
+                    .iter()
+                    .map(|h| (&self.header_keys[h.key.clone()], bytes(&h.value)))
+                    .collect()
+            },
         }
     }
 

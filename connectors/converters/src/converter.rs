@@ -729,7 +729,7 @@ pub(crate) fn json_to_connect(schema: Option<&Schema>, json: &serde_json::Value)
             J::Bool(b) => Value::Boolean(*b),
             J::Number(n) => match n.as_i64() {
                 Some(i) => Value::Int64(i),
-                None => Value::Float64(n.as_f64().unwrap_or(f64::NAN)),
+                None => Value::Float64(kafka_float(n.as_f64().unwrap_or(f64::NAN))),
             },
             J::String(s) => Value::String(s.clone()),
             J::Array(items) => Value::Array(items.iter().map(|i| json_to_connect(None, i)).collect::<Result<_, _>>()?),
@@ -837,18 +837,26 @@ pub(crate) fn json_to_connect(schema: Option<&Schema>, json: &serde_json::Value)
     })
 }
 
-/// Jackson reads the quoted non-finite numbers back too.
+/// A JSON float as Kafka Connect's JsonConverter reads it for a FLOAT32/FLOAT64 schema: its Jackson reads floats as
+/// `BigDecimal` (`USE_BIG_DECIMAL_FOR_FLOATS`), which has no negative zero (`-0.0` arrives as `0.0`), and takes
+/// `doubleValue()` of any other node, which is `0.0` for the quoted non-finite numbers it writes itself (`"NaN"`,
+/// `"Infinity"`, `"-Infinity"`): a NaN does not survive a JsonConverter round trip in Kafka Connect either
+/// (checked against Kafka 4.1.2's JsonConverter, and by deploy/compat/jdbc-sink-compare). Other strings and other
+/// JSON types stay errors here (Kafka Connect would read them as `0.0` too).
 fn json_float(json: &serde_json::Value) -> Option<f64> {
     match json {
-        serde_json::Value::Number(n) => n.as_f64(),
+        serde_json::Value::Number(n) => n.as_f64().map(kafka_float),
         serde_json::Value::String(s) => match s.as_str() {
-            "NaN" => Some(f64::NAN),
-            "Infinity" => Some(f64::INFINITY),
-            "-Infinity" => Some(f64::NEG_INFINITY),
+            "NaN" | "Infinity" | "-Infinity" => Some(0.0),
             _ => None,
         },
         _ => None,
     }
+}
+
+/// A JSON number read as Kafka Connect's JsonConverter does (see [`json_float`]): `-0.0` is `0.0`.
+pub(crate) fn kafka_float(v: f64) -> f64 {
+    if v == 0.0 { 0.0 } else { v }
 }
 
 fn json_kind(json: &serde_json::Value) -> &'static str {
@@ -1089,6 +1097,39 @@ mod tests {
             base64_encode(input, &mut out);
             assert_eq!(base64_decode(std::str::from_utf8(&out).expect("ascii")).as_deref(), Some(input));
         }
+    }
+
+    #[test]
+    fn json_floats_read_like_kafka_connect() {
+        // Kafka 4.1.2's JsonConverter (Jackson with USE_BIG_DECIMAL_FOR_FLOATS, then doubleValue()/floatValue()):
+        // the quoted non-finite numbers it writes read back as 0.0, and -0.0 as 0.0.
+        let conv = JsonConverter::default();
+        let schema = r#"{"type":"struct","optional":false,"fields":[{"field":"f","type":"float","optional":true},{"field":"d","type":"double","optional":true}]}"#;
+        let cases = [
+            (r#"{"f":"NaN","d":"NaN"}"#, 0.0f32, 0.0f64),
+            (r#"{"f":"Infinity","d":"-Infinity"}"#, 0.0, 0.0),
+            (r#"{"f":-0.0,"d":-0.0}"#, 0.0, 0.0),
+            (r#"{"f":1e-45,"d":5e-324}"#, 1e-45, 5e-324),
+            (r#"{"f":-1.5,"d":-2}"#, -1.5, -2.0),
+        ];
+        for (payload, f, d) in cases {
+            // Twice: the second read takes the fast path with the schema compared, not parsed.
+            for _ in 0..2 {
+                let json = format!(r#"{{"schema":{schema},"payload":{payload}}}"#);
+                let (_, value) = conv.to_connect("t", Some(json.as_bytes())).expect("parses");
+                let Value::Struct(fields) = value else { panic!("{payload}: not a struct") };
+                match (&fields[0], &fields[1]) {
+                    (Value::Float32(a), Value::Float64(b)) => {
+                        assert_eq!((a.to_bits(), b.to_bits()), (f.to_bits(), d.to_bits()), "{payload}");
+                    }
+                    other => panic!("{payload}: {other:?}"),
+                }
+            }
+        }
+        // Without a schema too.
+        let (_, value) = JsonConverter::new(false).to_connect("t", Some(b"-0.0")).expect("parses");
+        assert_eq!(value, Value::Float64(0.0));
+        assert!(matches!(value, Value::Float64(v) if v.is_sign_positive()));
     }
 
     #[test]

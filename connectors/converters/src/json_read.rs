@@ -133,7 +133,10 @@ fn read_compact_with_last_schema(cache: &SchemaCache, bytes: &[u8]) -> Option<(O
     let rest = bytes.strip_prefix(b"{\"schema\":")?;
     let (len, schema) = cache.last_at_start_of(rest)?;
     let payload = rest[len..].strip_prefix(b",\"payload\":")?.trim_ascii_end().strip_suffix(b"}")?;
-    let mut de = serde_json::Deserializer::from_slice(payload);
+    // UTF-8 checked once for the whole payload, rather than string by string (keys included) as a reader of bytes
+    // does; invalid UTF-8 anywhere goes to the full reader, which reports it.
+    let payload = std::str::from_utf8(payload).ok()?;
+    let mut de = serde_json::Deserializer::from_str(payload);
     let value = Typed(&schema).deserialize(&mut de).ok()?;
     de.end().ok()?;
     Some((Some(schema), value))
@@ -178,7 +181,10 @@ impl<'de> Visitor<'de> for Typed<'_> {
     }
 
     fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Value, E> {
-        full(self.0, &serde_json::Value::Bool(v))
+        match self.0.schema_type {
+            SchemaType::Boolean => Ok(Value::Boolean(v)),
+            _ => full(self.0, &serde_json::Value::Bool(v)),
+        }
     }
 
     fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Value, E> {
@@ -197,7 +203,7 @@ impl<'de> Visitor<'de> for Typed<'_> {
 
     fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Value, E> {
         match self.0.schema_type {
-            SchemaType::Float64 => Ok(Value::Float64(v)),
+            SchemaType::Float64 => Ok(Value::Float64(crate::converter::kafka_float(v))),
             _ => {
                 let json = serde_json::Number::from_f64(v).map(serde_json::Value::Number).ok_or_else(give_up)?;
                 full(self.0, &json)

@@ -42,9 +42,27 @@ struct Col<'a> {
 struct Row<'a> {
     table: Arc<str>,
     delete: bool,
-    /// Key columns first (`nkey` of them), then the others.
-    cols: Vec<Col<'a>>,
+    /// Key columns first (`nkey` of them), then the others; a slice of the put's [`Cells`].
+    cols: &'a [Col<'a>],
     nkey: usize,
+}
+
+/// A row as [`extract`] leaves it: its columns are `cells[cols]` of the put's one cell vector (no vector per row).
+struct RowAt {
+    table: Arc<str>,
+    delete: bool,
+    cols: std::ops::Range<usize>,
+    nkey: usize,
+}
+
+/// The columns of every row of a put, one row after the other.
+type Cells<'a> = Vec<Col<'a>>;
+
+/// Rows of a put with their columns in `cells`: `(record index, row)`.
+fn rows_in<'c, 'a: 'c>(cells: &'c Cells<'a>, at: Vec<(usize, RowAt)>) -> Vec<(usize, Row<'c>)> {
+    at.into_iter()
+        .map(|(i, r)| (i, Row { table: r.table, delete: r.delete, cols: &cells[r.cols], nkey: r.nkey }))
+        .collect()
 }
 
 /// Known columns of a table (normalized names), with their PostgreSQL type where the binary COPY writes it.
@@ -225,7 +243,9 @@ impl TxConn {
         Ok(TxConn { conn: Some(conn) })
     }
 
-    fn client(&self) -> &tokio_postgres::Client {
+    /// The connection, with its cache of prepared statements (statements sent with every put are prepared once
+    /// per connection, not once per put: a round trip each).
+    fn client(&self) -> &deadpool_postgres::ClientWrapper {
         self.conn.as_ref().expect("open")
     }
 
@@ -312,12 +332,14 @@ fn table_name(settings: &SinkSettings, record: &SinkRecord, source: Option<(&Sch
     name
 }
 
-/// Kafka Connect JDBC's record-to-row logic. `None`: nothing to write for this record.
+/// Kafka Connect JDBC's record-to-row logic: the row's columns are appended to `cols`. `None`: nothing to write
+/// for this record (and nothing appended).
 fn extract<'a>(
     s: &'a SinkSettings,
     names: &mut TableNames,
     record: &'a SinkRecord,
-) -> Result<Option<Row<'a>>, ConnectError> {
+    cols: &mut Cells<'a>,
+) -> Result<Option<RowAt>, ConnectError> {
     let mut delete = false;
     let mut source = None;
     let mut value: Option<(&'a Schema, &'a [Value])> = None;
@@ -368,7 +390,23 @@ fn extract<'a>(
         }
     }
     let table = names.get(s, record, source);
-    let mut cols: Vec<Col<'a>> = Vec::with_capacity(value.map(|(sc, _)| sc.fields.len()).unwrap_or(0) + 3);
+    let start = cols.len();
+    let row = extract_cols(s, record, value, delete, cols);
+    if row.is_err() {
+        cols.truncate(start);
+    }
+    Ok(Some(RowAt { table, delete, cols: start..cols.len(), nkey: row? - start }))
+}
+
+/// The columns of [`extract`], appended to `cols`; returns where the key columns end in `cols`.
+fn extract_cols<'a>(
+    s: &'a SinkSettings,
+    record: &'a SinkRecord,
+    value: Option<(&'a Schema, &'a [Value])>,
+    delete: bool,
+    cols: &mut Cells<'a>,
+) -> Result<usize, ConnectError> {
+    let start = cols.len();
     match s.pk_mode {
         PkMode::None => {}
         PkMode::Kafka => {
@@ -427,7 +465,7 @@ fn extract<'a>(
     if let (false, Some((vs, vv))) = (delete, value) {
         {
             for f in &vs.fields {
-                if cols[..nkey].iter().any(|c| c.name == f.name) {
+                if cols[start..nkey].iter().any(|c| c.name == f.name) {
                     continue;
                 }
                 if !s.fields_include.is_empty() && !s.fields_include.iter().any(|p| p == &f.name) {
@@ -444,7 +482,7 @@ fn extract<'a>(
             }
         }
     }
-    Ok(Some(Row { table, delete, cols, nkey }))
+    Ok(nkey)
 }
 
 fn kind(v: &Value) -> &'static str {
@@ -486,6 +524,13 @@ struct Run<'a> {
     rows: Vec<Row<'a>>,
 }
 
+/// Widens the offset range of `record`'s partition in `partitions` by `range`.
+fn add_range<'r>(partitions: &mut BTreeMap<(&'r str, i32), (i64, i64)>, record: &'r SinkRecord, range: (i64, i64)) {
+    let e = partitions.entry((&*record.topic, record.partition)).or_insert(range);
+    e.0 = e.0.min(range.0);
+    e.1 = e.1.max(range.1);
+}
+
 /// Exactly-once: the record is below what the offsets table holds for its partition (already written). A put has
 /// few partitions: a scan, rather than a key allocated and hashed per record.
 fn below_stored(stored: &HashMap<(String, i32), i64>, r: &SinkRecord) -> bool {
@@ -497,7 +542,8 @@ fn same_shape(a: &Row<'_>, b: &Row<'_>) -> bool {
         && a.delete == b.delete
         && a.nkey == b.nkey
         && a.cols.len() == b.cols.len()
-        && a.cols.iter().zip(&b.cols).all(|(x, y)| x.name == y.name)
+        // Rows of one schema name their columns with the same strings: the pointers compare first.
+        && a.cols.iter().zip(b.cols).all(|(x, y)| std::ptr::eq(x.name, y.name) || x.name == y.name)
 }
 
 impl Writer {
@@ -546,19 +592,39 @@ impl Writer {
         // A batch acknowledged earlier whose COMMIT failed comes first.
         self.redo_failed().await?;
         // Extract rows (a bad record fails the batch as Data: the runtime isolates it).
-        let mut rows = Vec::with_capacity(records.len());
+        let mut at = Vec::with_capacity(records.len());
+        let mut cells = Cells::new();
         let mut partitions: BTreeMap<(&str, i32), (i64, i64)> = BTreeMap::new();
+        // Consecutive records mostly share their partition (and their topic's `Arc`): the map is touched once per
+        // change of partition, not per record.
+        let mut current: Option<(&SinkRecord, (i64, i64))> = None;
         for r in records {
-            let e = partitions.entry((&*r.topic, r.partition)).or_insert((r.offset, r.offset));
-            e.0 = e.0.min(r.offset);
-            e.1 = e.1.max(r.offset);
+            match &mut current {
+                Some((c, range)) if c.partition == r.partition && Arc::ptr_eq(&c.topic, &r.topic) => {
+                    range.0 = range.0.min(r.offset);
+                    range.1 = range.1.max(r.offset);
+                }
+                _ => {
+                    if let Some((c, range)) = current.replace((r, (r.offset, r.offset))) {
+                        add_range(&mut partitions, c, range);
+                    }
+                }
+            }
+        }
+        if let Some((c, range)) = current {
+            add_range(&mut partitions, c, range);
         }
         let mut names = TableNames::default();
         for (i, r) in records.iter().enumerate() {
-            if let Some(row) = extract(&self.settings, &mut names, r)? {
-                rows.push((i, row));
+            if let Some(row) = extract(&self.settings, &mut names, r, &mut cells)? {
+                if at.is_empty() {
+                    // The first row's width times the rest of the batch: one allocation when the rows are alike.
+                    cells.reserve(row.cols.len() * (records.len() - i - 1));
+                }
+                at.push((i, row));
             }
         }
+        let rows = rows_in(&cells, at);
         // DDL outside the data transaction. Consecutive rows of one shape are checked once.
         for (n, (_, row)) in rows.iter().enumerate() {
             if n > 0 && same_shape(&rows[n - 1].1, row) {
@@ -605,6 +671,7 @@ impl Writer {
             Dialect::Postgres => usize::MAX,
             Dialect::MySql => self.settings.batch_size,
         };
+        let total = rows.len();
         for (i, row) in rows {
             if skip(i) {
                 continue;
@@ -632,7 +699,9 @@ impl Writer {
             };
             if new_run {
                 keys.clear();
-                runs.push(Run { rows: Vec::new() });
+                // Most puts are one run: room for all of it at once.
+                let rows = if runs.is_empty() { Vec::with_capacity(total) } else { Vec::new() };
+                runs.push(Run { rows });
             }
             if let Some(k) = key {
                 keys.insert(k);
@@ -872,7 +941,7 @@ impl Writer {
     /// Writes the rows in the open transaction of `client`, recording what was sent in `replay`.
     async fn write_pg(
         &self,
-        client: &tokio_postgres::Client,
+        client: &deadpool_postgres::ClientWrapper,
         records: &[SinkRecord],
         rows: Vec<(usize, Row<'_>)>,
         partitions: &BTreeMap<(&str, i32), (i64, i64)>,
@@ -892,11 +961,15 @@ impl Writer {
                 let tp = (topic.to_string(), *partition);
                 let next = match self.stored.get(&tp) {
                     Some(known) if optimistic => *known,
-                    _ => client
-                        .query_opt(&sql, &[&self.connector, topic, partition])
-                        .await
-                        .map_err(|e| pg_error("reading stored offsets", e))?
-                        .map(|r| r.get::<_, i64>(0)),
+                    _ => {
+                        let select =
+                            client.prepare_cached(&sql).await.map_err(|e| pg_error("reading stored offsets", e))?;
+                        client
+                            .query_opt(&select, &[&self.connector, topic, partition])
+                            .await
+                            .map_err(|e| pg_error("reading stored offsets", e))?
+                            .map(|r| r.get::<_, i64>(0))
+                    }
                 };
                 if let Some(next) = next {
                     stored.insert(tp.clone(), next);
@@ -912,7 +985,7 @@ impl Writer {
         for (n, run) in runs.iter().enumerate() {
             let first = &run.rows[0];
             let table = self.table_sql(&first.table);
-            let cols = if first.delete { &first.cols[..first.nkey] } else { &first.cols[..] };
+            let cols = if first.delete { &first.cols[..first.nkey] } else { first.cols };
             let direct = !first.delete && self.settings.insert_mode == InsertMode::Insert;
             let stage = format!("sluice_stage_{n}");
             let target = if direct {
@@ -931,7 +1004,15 @@ impl Writer {
             let mut copy = format!("COPY {target} (");
             self.col_list(&mut copy, cols, None);
             copy.push_str(if binary.is_some() { ") FROM STDIN (FORMAT binary)" } else { ") FROM STDIN" });
-            let sink = client.copy_in(&copy).await.map_err(|e| pg_error("COPY", e))?;
+            // Into the table itself, the same statement every put: prepared once per connection. (A staging
+            // table is new in every transaction: its COPY is not kept.)
+            let sink = if direct {
+                let statement = client.prepare_cached(&copy).await.map_err(|e| pg_error("COPY", e))?;
+                client.copy_in(&statement).await
+            } else {
+                client.copy_in(&copy).await
+            };
+            let sink = sink.map_err(|e| pg_error("COPY", e))?;
             futures::pin_mut!(sink);
             let mut chunks = Vec::new();
             buf.clear();
@@ -939,7 +1020,7 @@ impl Writer {
                 buf.extend_from_slice(BINARY_COPY_HEADER);
             }
             for row in &run.rows {
-                let cols = if row.delete { &row.cols[..row.nkey] } else { &row.cols[..] };
+                let cols = if row.delete { &row.cols[..row.nkey] } else { row.cols };
                 if let Some(types) = &binary {
                     buf.extend_from_slice(&(cols.len() as i16).to_be_bytes());
                     for (c, t) in cols.iter().zip(types) {
@@ -1026,15 +1107,20 @@ impl Writer {
             replay.steps.push(Step::Sql(sql));
         }
         if let Some(t) = &self.settings.offsets_table {
-            if optimistic {
+            replay.ends = partitions.iter().map(|((t, p), (_, last))| ((t.to_string(), *p), last + 1)).collect();
+            let check = async {
+                if !optimistic {
+                    return Ok(());
+                }
                 // Locked from here to COMMIT: unchanged since the rows were chosen, it is as if read and locked
                 // at the start.
                 let sql = format!(
                     "SELECT next_offset FROM {t} WHERE connector = $1 AND topic = $2 AND kafka_partition = $3 FOR UPDATE"
                 );
+                let select = client.prepare_cached(&sql).await.map_err(|e| pg_error("reading stored offsets", e))?;
                 for ((topic, partition), expected) in &replay.read {
                     let now = client
-                        .query_opt(&sql, &[&self.connector, topic, partition])
+                        .query_opt(&select, &[&self.connector, topic, partition])
                         .await
                         .map_err(|e| pg_error("reading stored offsets", e))?
                         .map(|r| r.get::<_, i64>(0));
@@ -1048,9 +1134,20 @@ impl Writer {
                         ));
                     }
                 }
+                Ok(())
+            };
+            let store = self.store_offsets(client, &replay.ends);
+            if replay.read.len() == 1 {
+                // One partition (the usual case): the check and the new offset go out together, one round trip
+                // instead of two. The check is polled first, so its SELECT is sent (and run) before the update;
+                // when it fails, the transaction is rolled back with the update.
+                let (checked, stored) = futures::join!(check, store);
+                checked?;
+                stored?;
+            } else {
+                check.await?;
+                store.await?;
             }
-            replay.ends = partitions.iter().map(|((t, p), (_, last))| ((t.to_string(), *p), last + 1)).collect();
-            self.store_offsets(client, &replay.ends).await?;
         }
         Ok(())
     }
@@ -1065,7 +1162,7 @@ impl Writer {
     /// Exactly-once: the next offsets per partition, in the transaction of `client`.
     async fn store_offsets(
         &self,
-        client: &tokio_postgres::Client,
+        client: &deadpool_postgres::ClientWrapper,
         ends: &[((String, i32), i64)],
     ) -> Result<(), ConnectError> {
         let Some(t) = &self.settings.offsets_table else { return Ok(()) };
@@ -1073,9 +1170,10 @@ impl Writer {
             "INSERT INTO {t} (connector, topic, kafka_partition, next_offset) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (connector, topic, kafka_partition) DO UPDATE SET next_offset = GREATEST({t}.next_offset, EXCLUDED.next_offset)"
         );
+        let insert = client.prepare_cached(&sql).await.map_err(|e| pg_error("storing offsets", e))?;
         for ((topic, partition), next) in ends {
             client
-                .execute(&sql, &[&self.connector, topic, partition, next])
+                .execute(&insert, &[&self.connector, topic, partition, next])
                 .await
                 .map_err(|e| pg_error("storing offsets", e))?;
         }
@@ -1296,7 +1394,7 @@ impl Writer {
                 let per_stmt = (MYSQL_MAX_PARAMS / ncols).max(1);
                 for chunk in run.rows.chunks(per_stmt) {
                     let mut sql = format!("INSERT INTO {table} (");
-                    self.col_list(&mut sql, &first.cols, None);
+                    self.col_list(&mut sql, first.cols, None);
                     sql.push_str(") VALUES ");
                     let mut p = Vec::with_capacity(chunk.len() * ncols);
                     for (i, row) in chunk.iter().enumerate() {
@@ -1422,12 +1520,13 @@ mod pipelined_commit_tests {
             let e = partitions.entry((&*r.topic, r.partition)).or_insert((r.offset, r.offset));
             e.1 = e.1.max(r.offset);
         }
-        let rows = recs
+        let mut cells = Cells::new();
+        let at = recs
             .iter()
             .enumerate()
-            .map(|(i, r)| (i, extract(&w.settings, &mut TableNames::default(), r).unwrap().unwrap()))
+            .map(|(i, r)| (i, extract(&w.settings, &mut TableNames::default(), r, &mut cells).unwrap().unwrap()))
             .collect();
-        let (mut conn, replay) = w.put_pg(recs, rows, &partitions).await.unwrap();
+        let (mut conn, replay) = w.put_pg(recs, rows_in(&cells, at), &partitions).await.unwrap();
         if committed {
             conn.commit().await.unwrap();
         } else {
